@@ -1,0 +1,73 @@
+"""The portal: network, load balancer, web fleet, edge and observability, wired together."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.edge import Edge, EdgeArgs
+from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.network import Network, NetworkArgs
+from components.observability import Observability, ObservabilityArgs
+from components.web_fleet import WebFleet, WebFleetArgs
+from planning.settings import Settings
+
+
+class Portal(pulumi.ComponentResource):
+    """Everything on the request path except the waiting room and event pre-scaling."""
+
+    outputs: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, settings: Settings,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("floodgate:portal:Portal", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = settings.stack_tags
+
+        # CloudFront proves itself to the ALB with this header. It lives only in Pulumi state
+        # (encrypted as a secret); rotate with `pulumi up --replace <urn of this resource>`.
+        origin_secret = random.RandomPassword(f"{name}-origin-secret", length=48, special=False,
+                                              opts=child)
+        us_east_1 = aws.Provider(f"{name}-us-east-1", region="us-east-1",
+                                 default_tags={"tags": tags}, opts=child)
+
+        network = Network(name, NetworkArgs(settings=settings.network, region=settings.region,
+                                            tags=tags), opts=child)
+        lb = LoadBalancer(name, LoadBalancerArgs(
+            settings=settings.load_balancer, region=settings.region, vpc_id=network.vpc.id,
+            vpc_cidr=settings.network.vpc_cidr, public_subnet_ids=network.public_subnet_ids,
+            origin_secret=origin_secret.result, tags=tags), opts=child)
+        fleet = WebFleet(name, WebFleetArgs(
+            settings=settings.fleet, load_balancer=settings.load_balancer,
+            vpc_id=network.vpc.id, private_subnet_ids=network.private_subnet_ids,
+            alb_security_group_id=lb.security_group.id,
+            target_group_arn=lb.target_group.arn,
+            request_count_label=pulumi.Output.concat(lb.alb.arn_suffix, "/",
+                                                     lb.target_group.arn_suffix),
+            tags=tags), opts=child)
+        edge = Edge(name, EdgeArgs(
+            settings=settings.edge, waf=settings.waf,
+            origin_domain_name=settings.load_balancer.origin_domain_name,
+            origin_secret=origin_secret.result, us_east_1=us_east_1, tags=tags), opts=child)
+        observability = Observability(name, ObservabilityArgs(
+            settings=settings.alarms, region=settings.region, alb_arn_suffix=lb.alb.arn_suffix,
+            target_group_arn_suffix=lb.target_group.arn_suffix, group_name=fleet.group.name,
+            fleet_max_size=settings.fleet.max_size, distribution_id=edge.distribution.id,
+            us_east_1=us_east_1, tags=tags), opts=child)
+
+        # What scripts (pre-scale, PR preview) and operators read from the stack.
+        self.outputs = {
+            "cdn_domain_name": edge.distribution.domain_name,
+            "distribution_id": edge.distribution.id,
+            "web_acl_arn": edge.web_acl.arn,
+            "alb_dns_name": lb.alb.dns_name,
+            "alb_arn": lb.alb.arn,
+            "target_group_arn": lb.target_group.arn,
+            "asg_name": fleet.group.name,
+            "alarm_topic_arn": observability.topic.arn,
+            "edge_alarm_topic_arn": observability.edge_topic.arn,
+            "pages_bucket": edge.pages_bucket.bucket,
+            "vpc_id": network.vpc.id,
+        }
+        self.register_outputs(dict(self.outputs))

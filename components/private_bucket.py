@@ -1,0 +1,79 @@
+"""A private, encrypted S3 bucket: every bucket in Floodgate is one of these."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrivateBucketArgs:
+    tags: dict[str, str]
+    expire_after_days: int | None = None
+    """Delete objects after this many days (logs); None keeps them."""
+    acl_writers: bool = False
+    """CloudFront standard logs are written with ACLs, so that bucket keeps ObjectWriter
+    ownership; every other bucket enforces bucket-owner ownership and ignores ACLs."""
+    grants: Callable[[pulumi.Output[str]], pulumi.Input[Sequence[dict[str, Any]]]] | None = None
+    """Policy statements allowing the bucket's writers/readers, given the bucket ARN."""
+
+
+class PrivateBucket(pulumi.ComponentResource):
+    """Bucket with all public access blocked and SSE-S3 default encryption.
+
+    SSE-S3 rather than KMS: ALB access logs only support SSE-S3 (AWS ELB docs).
+    """
+
+    bucket: aws.s3.Bucket
+    policy: aws.s3.BucketPolicy
+
+    def __init__(self, name: str, args: PrivateBucketArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("floodgate:private_bucket:PrivateBucket", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.bucket = aws.s3.Bucket(name, force_destroy=False, tags=args.tags, opts=child)
+        aws.s3.BucketPublicAccessBlock(
+            name, bucket=self.bucket.id, block_public_acls=True, block_public_policy=True,
+            ignore_public_acls=True, restrict_public_buckets=True, opts=child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            name, bucket=self.bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
+                    "bucket_key_enabled": True}],
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            name, bucket=self.bucket.id,
+            rule={"object_ownership": "ObjectWriter" if args.acl_writers
+                  else "BucketOwnerEnforced"},
+            opts=child,
+        )
+        if args.expire_after_days is not None:
+            aws.s3.BucketLifecycleConfiguration(
+                name, bucket=self.bucket.id,
+                rules=[{"id": "expire", "status": "Enabled", "filter": {},
+                        "expiration": {"days": args.expire_after_days}}],
+                opts=child,
+            )
+        grants = args.grants(self.bucket.arn) if args.grants else []
+        self.policy = aws.s3.BucketPolicy(
+            name, bucket=self.bucket.id,
+            policy=pulumi.Output.all(self.bucket.arn, grants).apply(
+                lambda parts: json.dumps(_policy(parts[0], parts[1]))),
+            opts=child,
+        )
+        self.register_outputs({"bucket": self.bucket.bucket})
+
+
+def _policy(bucket_arn: str, grants: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    deny_plain_http = {
+        "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    return {"Version": "2012-10-17", "Statement": [*grants, deny_plain_http]}

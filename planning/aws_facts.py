@@ -1,0 +1,55 @@
+"""AWS facts the settings are validated against, kept in one place with their sources.
+
+Zone names are account-independent here because Floodgate pins zones by name in stack files;
+the table lists each supported region's zones as AWS publishes them (ca-central-1 has no "c").
+"""
+
+from __future__ import annotations
+
+# Regions Floodgate is tested for, with their Availability Zone names.
+REGION_ZONES: dict[str, tuple[str, ...]] = {
+    "ca-central-1": ("ca-central-1a", "ca-central-1b", "ca-central-1d"),
+    "ca-west-1": ("ca-west-1a", "ca-west-1b", "ca-west-1c"),
+    "us-east-1": tuple(f"us-east-1{z}" for z in "abcdef"),
+    "us-east-2": ("us-east-2a", "us-east-2b", "us-east-2c"),
+    "us-west-2": ("us-west-2a", "us-west-2b", "us-west-2c", "us-west-2d"),
+    "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
+}
+
+# Regions opened before August 2022 deliver ALB access logs as this Elastic Load Balancing
+# account; newer regions use the logdelivery.elasticloadbalancing.amazonaws.com principal.
+ELB_LOG_ACCOUNTS: dict[str, str] = {
+    "ca-central-1": "985666609251",
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-west-2": "797873946194",
+    "eu-west-1": "156460612806",
+}
+
+# ALB security policies that allow only TLS 1.2 and 1.3 with forward secrecy.
+ALLOWED_ALB_TLS_POLICIES: tuple[str, ...] = (
+    "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04",
+)
+
+# CloudFront fails over from an origin group only on these response codes.
+FAILOVER_STATUS_CODES: tuple[int, ...] = (403, 404, 500, 502, 503, 504)
+
+# WAFv2 rate-based rules: limit per evaluation window, minimum 10 (lowered from 100 in 2024).
+WAF_RATE_LIMIT_MIN = 10
+WAF_RATE_LIMIT_MAX = 2_000_000_000
+WAF_EVALUATION_WINDOWS_S: tuple[int, ...] = (60, 120, 300, 600)
+
+
+# CloudFront origin settings ranges (seconds / attempts) accepted by the API.
+CLOUDFRONT_CONNECTION_ATTEMPTS = (1, 3)
+CLOUDFRONT_CONNECTION_TIMEOUT_S = (1, 10)
+CLOUDFRONT_READ_TIMEOUT_S = (1, 60)
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip

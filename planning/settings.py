@@ -1,0 +1,506 @@
+"""The one settings model for a Floodgate stack.
+
+A stack file (`stacks/Pulumi.<stack>.yaml`) carries `aws:region` and one structured key,
+`floodgate:settings`. `__main__` reads both through `pulumi.Config`; scripts read the YAML file
+directly. Both hand the same mapping to `parse_stack_config`, so every default lives here once.
+
+Every validation error names the key (dotted path), the bad value and what is allowed, and is
+raised before any resource is declared.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from planning import aws_facts
+
+PROJECT = "floodgate"
+SETTINGS_KEY = f"{PROJECT}:settings"
+REGION_KEY = "aws:region"
+STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
+
+_INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*)\.(?P<size>[a-z0-9]+)$")
+# Graviton families carry a "g" right after the generation digit: t4g, m7g, c7gn, r8g.
+_ARM_FAMILY = re.compile(r"^[a-z]+\d+g[a-z]*$")
+_ACM_ARN = re.compile(r"^arn:aws:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
+_AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class SettingsError(ValueError):
+    """Invalid stack settings; the message lists every problem as `key: message (got value)`."""
+
+
+class _Model(BaseModel):
+    # Unknown keys are typos, not extensions: reject them so a misspelt limit is never ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class NetworkSettings(_Model):
+    """VPC layout. Subnets are carved as /20s (4,091 usable addresses each) from `vpc_cidr`."""
+
+    vpc_cidr: str = "10.40.0.0/16"
+    zones: list[str] = Field(min_length=2, max_length=6)
+    nat_gateways: Literal["one", "per_zone"] = "per_zone"
+    flow_log_retention_days: int = 90
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise ValueError(f"must be an IPv4 CIDR block such as 10.40.0.0/16 ({exc})") from exc
+        if not 16 <= net.prefixlen <= 20:
+            raise ValueError("prefix must be between /16 and /20 (AWS allows /16 to /28; "
+                             "Floodgate needs room for 2 subnets per zone)")
+        if not net.is_private:
+            raise ValueError("must be a private (RFC 1918) range")
+        return value
+
+    @field_validator("zones")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("zones must be distinct")
+        return value
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
+
+
+class LoadBalancerSettings(_Model):
+    """Application Load Balancer in front of the web fleet."""
+
+    origin_domain_name: str
+    """Name CloudFront uses to reach the ALB over HTTPS; the regional certificate must cover it."""
+    certificate_arn: str
+    """Regional ACM certificate (same region as the ALB) for `origin_domain_name`."""
+    hosted_zone_id: str | None = None
+    """When set, Floodgate writes the alias record for `origin_domain_name` in this zone."""
+    tls_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    app_port: Port = 8080
+    health_check_path: str = "/healthz"
+    idle_timeout_s: int = Field(default=60, ge=1, le=4000)
+    # Portal requests finish in seconds; 30 s lets them drain without slowing scale-in.
+    deregistration_delay_s: int = Field(default=30, ge=0, le=3600)
+    # New instances get a 60 s linear ramp so a cold JVM/cache is not hit with a full share.
+    slow_start_s: int = Field(default=60, ge=0, le=900)
+    minimum_capacity_units: int = Field(default=0, ge=0)
+    """Standing LCU reservation; 0 means none. Event-time raises are the pre-scale script's."""
+    deletion_protection: bool = True
+    access_log_retention_days: int = Field(default=90, ge=1)
+
+    @field_validator("tls_policy")
+    @classmethod
+    def _tls(cls, value: str) -> str:
+        if value not in aws_facts.ALLOWED_ALB_TLS_POLICIES:
+            raise ValueError(
+                f"must be one of {', '.join(aws_facts.ALLOWED_ALB_TLS_POLICIES)} "
+                "(TLS 1.2+ with forward secrecy)"
+            )
+        return value
+
+    @field_validator("origin_domain_name")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        return _check_domain(value)
+
+    @field_validator("health_check_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+
+class WarmPoolSettings(_Model):
+    """Pre-initialised stopped instances: ready in ~30-60 s instead of 3-5 min cold.
+
+    AWS attaches warm pools only to groups with one launch template and no Spot, so a fleet
+    with a warm pool has exactly one instance type and spot_pct 0.
+    """
+
+    min_size: int = Field(default=1, ge=0)
+    max_prepared: int | None = Field(default=None, ge=0)
+    """Upper bound of group + pool; None lets AWS use the group's max size."""
+    state: Literal["Stopped", "Hibernated", "Running"] = "Stopped"
+
+
+class ScalingSettings(_Model):
+    """Target tracking; both policies run, the one asking for more capacity wins."""
+
+    requests_per_target: int = Field(default=1000, ge=1)
+    """ALBRequestCountPerTarget target, requests per instance per minute."""
+    cpu_target_pct: float = Field(default=50.0, gt=0, le=90)
+
+
+class FleetSettings(_Model):
+    """Web autoscaling group."""
+
+    instance_types: list[str]
+    min_size: int = Field(ge=0)
+    max_size: int = Field(ge=1)
+    on_demand_base: int = Field(default=0, ge=0)
+    """Instances always on demand, before any spot share applies."""
+    spot_pct: int = Field(default=0, ge=0, le=100)
+    """Share of capacity above the base that may be spot."""
+    ami_id: str | None = None
+    """Fixed AMI; None resolves the latest Amazon Linux 2023 from the public SSM parameter."""
+    user_data: str | None = None
+    """Cloud-init script; None installs a minimal server answering the health check."""
+    root_volume_gb: int = Field(default=20, ge=8, le=16384)
+    default_warmup_s: int = Field(default=120, ge=0, le=3600)
+    health_check_grace_s: int = Field(default=180, ge=0)
+    requests_per_instance_per_s: float = Field(default=100.0, gt=0)
+    """Origin requests one instance serves at the scaling target; drives peak capacity checks."""
+    warm_pool: WarmPoolSettings | None = None
+    scaling: ScalingSettings = ScalingSettings()
+
+    @field_validator("instance_types")
+    @classmethod
+    def _types(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must list at least one instance type, e.g. [m7i.large]")
+        bad = [t for t in value if not _INSTANCE_TYPE.match(t)]
+        if bad:
+            raise ValueError(f"{bad} are not instance type names like m7i.large")
+        if len(set(value)) != len(value):
+            raise ValueError("instance types must be distinct")
+        if len({architecture(t) for t in value}) > 1:
+            raise ValueError(
+                "mixes arm64 (Graviton) and x86_64 types; one launch template has one AMI"
+            )
+        if len(value) > 40:
+            raise ValueError("AWS allows at most 40 instance type overrides")
+        return value
+
+    @field_validator("ami_id")
+    @classmethod
+    def _ami(cls, value: str | None) -> str | None:
+        if value is not None and not _AMI_ID.match(value):
+            raise ValueError("must look like ami-0123456789abcdef0, or be omitted for AL2023")
+        return value
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Self:
+        if self.max_size < self.min_size:
+            raise _at("max_size", self.max_size, f"must be >= min_size ({self.min_size})")
+        if self.on_demand_base > self.max_size:
+            raise _at("on_demand_base", self.on_demand_base,
+                      f"must be <= max_size ({self.max_size})")
+        pool = self.warm_pool
+        if pool is None:
+            return self
+        if len(self.instance_types) > 1:
+            raise _at("warm_pool", "set",
+                      f"needs exactly one instance type, got {self.instance_types}: AWS cannot "
+                      "attach a warm pool to a group with a mixed instances policy")
+        if self.spot_pct:
+            raise _at("warm_pool", "set",
+                      f"needs spot_pct 0, got {self.spot_pct}: AWS cannot attach a warm pool "
+                      "to a group that launches Spot Instances")
+        if pool.min_size > self.max_size:
+            raise _at("warm_pool.min_size", pool.min_size,
+                      f"must be <= max_size ({self.max_size})")
+        if pool.max_prepared is not None and pool.max_prepared > self.max_size:
+            raise _at("warm_pool.max_prepared", pool.max_prepared,
+                      f"must be <= max_size ({self.max_size}): group plus pool never exceeds it")
+        return self
+
+    @property
+    def architecture(self) -> Literal["arm64", "x86_64"]:
+        return architecture(self.instance_types[0])
+
+
+class EdgeSettings(_Model):
+    """CloudFront distribution and its failover."""
+
+    domain_names: list[str] = []
+    certificate_arn: str | None = None
+    """ACM certificate in us-east-1 (CloudFront only reads certificates from there)."""
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    static_path_patterns: list[str] = ["/assets/*", "/static/*"]
+    write_path_patterns: list[str] = ["/api/*", "/submit/*"]
+    """Paths that accept POST/PUT/DELETE. CloudFront cannot attach an origin group to a
+    behaviour that allows writes, so these go to the ALB directly; their 5xx still become the
+    high-demand page through the custom error responses."""
+    static_ttl_s: int = Field(default=86_400, ge=0, le=31_536_000)
+    error_caching_ttl_s: int = Field(default=10, ge=0, le=300)
+    """How long CloudFront serves the high-demand page before asking the origin again."""
+    failover_status_codes: list[int] = [500, 502, 503, 504]
+    origin_connection_attempts: int = 1
+    origin_connection_timeout_s: int = 3
+    origin_read_timeout_s: int = 30
+    log_retention_days: int = Field(default=90, ge=1)
+
+    @field_validator("domain_names")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        return [_check_domain(d) for d in value]
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = _ACM_ARN.match(value)
+        if not match:
+            raise ValueError("must be an ACM certificate ARN")
+        if match["region"] != "us-east-1":
+            raise ValueError(
+                f"is in {match['region']}; CloudFront only uses certificates from us-east-1"
+            )
+        return value
+
+    @field_validator("failover_status_codes")
+    @classmethod
+    def _codes(cls, value: list[int]) -> list[int]:
+        allowed = aws_facts.FAILOVER_STATUS_CODES
+        bad = sorted(set(value) - set(allowed))
+        if bad or not value:
+            raise ValueError(f"must be a non-empty subset of {list(allowed)}")
+        return sorted(set(value))
+
+    @field_validator("origin_connection_attempts")
+    @classmethod
+    def _attempts(cls, value: int) -> int:
+        return _check_range(value, aws_facts.CLOUDFRONT_CONNECTION_ATTEMPTS, "")
+
+    @field_validator("origin_connection_timeout_s")
+    @classmethod
+    def _connect(cls, value: int) -> int:
+        return _check_range(value, aws_facts.CLOUDFRONT_CONNECTION_TIMEOUT_S, " seconds")
+
+    @field_validator("origin_read_timeout_s")
+    @classmethod
+    def _read(cls, value: int) -> int:
+        return _check_range(value, aws_facts.CLOUDFRONT_READ_TIMEOUT_S, " seconds")
+
+    @model_validator(mode="after")
+    def _domain_needs_cert(self) -> Self:
+        if self.domain_names and self.certificate_arn is None:
+            raise _at("certificate_arn", None,
+                      "is required when domain_names are set (us-east-1 ACM certificate)")
+        return self
+
+
+class WafSettings(_Model):
+    """WAFv2 web ACL on the distribution."""
+
+    rate_limit: int = 2000
+    """Requests per client IP per evaluation window before WAF blocks it."""
+    evaluation_window_s: int = 300
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _limit(cls, value: int) -> int:
+        return _check_range(
+            value, (aws_facts.WAF_RATE_LIMIT_MIN, aws_facts.WAF_RATE_LIMIT_MAX),
+            " requests per window (AWS WAF minimum is 10)",
+        )
+
+    @field_validator("evaluation_window_s")
+    @classmethod
+    def _window(cls, value: int) -> int:
+        if value not in aws_facts.WAF_EVALUATION_WINDOWS_S:
+            raise ValueError(f"must be one of {list(aws_facts.WAF_EVALUATION_WINDOWS_S)} seconds")
+        return value
+
+
+class AlarmSettings(_Model):
+    """Alarm thresholds; all alarms notify the stack's SNS topic."""
+
+    email_subscriptions: list[str] = []
+    alb_5xx_rate_pct: float = Field(default=1.0, gt=0, le=100)
+    target_5xx_rate_pct: float = Field(default=2.0, gt=0, le=100)
+    cloudfront_5xx_rate_pct: float = Field(default=1.0, gt=0, le=100)
+    response_time_p95_s: float = Field(default=1.0, gt=0)
+    response_time_p99_s: float = Field(default=3.0, gt=0)
+    unhealthy_hosts: int = Field(default=1, ge=1)
+    evaluation_periods: int = Field(default=3, ge=1, le=60)
+    """One-minute periods a condition must hold before the alarm fires."""
+
+    @model_validator(mode="after")
+    def _percentiles(self) -> Self:
+        if self.response_time_p99_s < self.response_time_p95_s:
+            raise _at("response_time_p99_s", self.response_time_p99_s,
+                      f"must be >= response_time_p95_s ({self.response_time_p95_s})")
+        return self
+
+    @field_validator("email_subscriptions")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        bad = [e for e in value if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", e)]
+        if bad:
+            raise ValueError(f"{bad} are not e-mail addresses")
+        return value
+
+
+class CapacitySettings(_Model):
+    """What the stack must carry; used to check that the fleet's max holds the planned peak."""
+
+    baseline_users: int = Field(ge=1)
+    """Concurrent users on an ordinary evening."""
+    peak_multiple: float = Field(default=20.0, ge=1)
+    """Planned surge as a multiple of baseline (2016: 12x observed; plan for 20x)."""
+    requests_per_user_per_s: float = Field(default=0.05, gt=0)
+    """Requests one active user sends per second, page assets included."""
+    cdn_offload_pct: float = Field(default=60.0, ge=0, lt=100)
+    """Share of requests CloudFront answers from cache."""
+
+
+class Settings(_Model):
+    """Everything one stack configures."""
+
+    environment: Literal["dev", "staging", "prod", "pr"]
+    region: str
+    network: NetworkSettings
+    load_balancer: LoadBalancerSettings
+    fleet: FleetSettings
+    edge: EdgeSettings = EdgeSettings()
+    waf: WafSettings = WafSettings()
+    alarms: AlarmSettings = AlarmSettings()
+    capacity: CapacitySettings
+    tags: dict[str, str] = {}
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in aws_facts.REGION_ZONES:
+            raise ValueError(f"must be one of {sorted(aws_facts.REGION_ZONES)}")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, tag in value.items():
+            if key.lower().startswith("aws:") or not 1 <= len(key) <= 128 or len(tag) > 256:
+                raise ValueError(
+                    f"tag {key!r}: keys are 1-128 characters and may not start with 'aws:'; "
+                    "values at most 256 characters"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Self:
+        known = aws_facts.REGION_ZONES[self.region]
+        all_zones = {z for zones in aws_facts.REGION_ZONES.values() for z in zones}
+        for zone in self.network.zones:
+            if zone not in all_zones:
+                raise _at("network.zones", zone,
+                          f"is not a known Availability Zone; {self.region} has {list(known)}")
+            if zone not in known:
+                raise _at("network.zones", zone,
+                          f"is not in region {self.region}; allowed: {list(known)}")
+        cert = _ACM_ARN.match(self.load_balancer.certificate_arn)
+        if cert is None:
+            raise _at("load_balancer.certificate_arn", self.load_balancer.certificate_arn,
+                      "must be an ACM certificate ARN")
+        if cert["region"] != self.region:
+            raise _at("load_balancer.certificate_arn", self.load_balancer.certificate_arn,
+                      f"must be in the stack's region {self.region} (an ALB uses regional "
+                      "certificates)")
+        if self.environment == "prod":
+            if len(self.network.zones) < 3:
+                raise _at("network.zones", self.network.zones,
+                          "prod needs at least 3 zones to keep serving with one zone down")
+            if self.network.nat_gateways != "per_zone":
+                raise _at("network.nat_gateways", self.network.nat_gateways,
+                          "prod needs 'per_zone' so losing a zone does not cut egress")
+        return self
+
+    @property
+    def stack_tags(self) -> dict[str, str]:
+        """Tags for every taggable resource: the stack's own plus Floodgate's identifiers."""
+        return {"floodgate:environment": self.environment, "ManagedBy": "pulumi", **self.tags}
+
+
+def architecture(instance_type: str) -> Literal["arm64", "x86_64"]:
+    """CPU architecture of an EC2 instance type, from its family name."""
+    family = instance_type.split(".", 1)[0]
+    return "arm64" if _ARM_FAMILY.match(family) else "x86_64"
+
+
+def parse_stack_config(config: Mapping[str, Any]) -> Settings:
+    """Build Settings from a stack's `config:` mapping (`aws:region` + `floodgate:settings`).
+
+    Raises SettingsError naming every bad key, its value and what is allowed.
+    """
+    raw = config.get(SETTINGS_KEY)
+    if not isinstance(raw, Mapping):
+        raise SettingsError(f"{SETTINGS_KEY}: missing or not a mapping (got {raw!r})")
+    region = config.get(REGION_KEY)
+    if "region" in raw:
+        raise SettingsError(f"{SETTINGS_KEY}.region: set the region with {REGION_KEY} instead")
+    try:
+        return Settings.model_validate({**raw, "region": region})
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def load_stack_settings(stack: str, stacks_dir: Path = STACKS_DIR) -> Settings:
+    """Read and validate `stacks/Pulumi.<stack>.yaml` the way `pulumi up` would."""
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+        raise SettingsError(f"stack {stack!r}: no file {path} (stacks: {', '.join(known)})")
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return parse_stack_config(document.get("config") or {})
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if message.startswith("@"):  # raised by _at: "@key|value|message"
+            key, value, message = message[1:].split("|", 2)
+            loc = ".".join(filter(None, [loc, key]))
+            lines.append(f"{SETTINGS_KEY}.{loc}: {message} (got {value})")
+            continue
+        lines.append(f"{SETTINGS_KEY}.{loc}: {message} (got {error.get('input')!r})")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def _at(key: str, value: object, message: str) -> ValueError:
+    """A model-level error that reports against a nested key rather than the whole model."""
+    return ValueError(f"@{key}|{value!r}|{message}")
+
+
+def _check_range(value: int, bounds: tuple[int, int], unit: str) -> int:
+    low, high = bounds
+    if not low <= value <= high:
+        raise ValueError(f"must be between {low} and {high}{unit}")
+    return value
+
+
+def _check_retention(value: int) -> int:
+    if value not in aws_facts.LOG_RETENTION_DAYS:
+        raise ValueError(f"must be one of CloudWatch's retention periods {list(aws_facts.LOG_RETENTION_DAYS)}")
+    return value
+
+
+def _check_domain(value: str) -> str:
+    if not _DOMAIN.match(value):
+        raise ValueError("must be a lower-case DNS name such as portal.example.ca")
+    return value

@@ -1,0 +1,220 @@
+"""Run the Floodgate program with no engine, no credentials and no network.
+
+Pulumi's own mock monitor (`pulumi.runtime.set_mocks`) stands in for the engine; this module
+records every registration exactly as the engine would receive it, and answers the provider
+calls the program makes. Every mocked invoke result lives in `INVOKE_RESULTS` below, with where
+its shape and values come from; nothing else in the project invents cloud data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+
+from planning.settings import PROJECT, STACKS_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = ROOT / "__main__.py"
+SECRET = "[secret]"
+
+INVOKE_RESULTS: dict[str, dict[str, Any]] = {
+    # EC2 DescribeManagedPrefixLists for the CloudFront origin-facing list. AWS publishes one
+    # list per region under this name; pl-38a64351 is ca-central-1's (ids differ per region).
+    "aws:ec2/getManagedPrefixList:getManagedPrefixList": {
+        "id": "pl-38a64351", "name": "com.amazonaws.global.cloudfront.origin-facing",
+        "addressFamily": "IPv4", "maxEntries": 55, "ownerId": "AWS",
+        "arn": "arn:aws:ec2:ca-central-1:aws:prefix-list/pl-38a64351", "version": 42,
+        "entries": [{"cidr": "13.32.0.0/15", "description": ""},
+                    {"cidr": "52.46.0.0/18", "description": ""}],
+        "filters": [], "tags": {},
+    },
+    # SSM GetParameter on /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-*:
+    # a String parameter whose value is the current Amazon Linux 2023 AMI id in the region.
+    "aws:ssm/getParameter:getParameter": {
+        "id": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+        "arn": "arn:aws:ssm:ca-central-1::parameter/aws/service/ami-amazon-linux-latest/"
+               "al2023-ami-kernel-default-x86_64",
+        "type": "String", "value": "ami-0c9f0b5e1a2d3c4b5", "version": 87,
+        "insecureValue": "ami-0c9f0b5e1a2d3c4b5", "withDecryption": True,
+    },
+}
+
+ACCOUNT = "123456789012"
+
+
+def _suffix(*parts: str, length: int = 8) -> str:
+    """Stable pseudo-random suffix so ids and names are identical from run to run."""
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _computed(token: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Provider-computed outputs for the resource types Floodgate reads back."""
+    h = _suffix(token, name)
+    region = "us-east-1" if "cloudfront" in token or "wafv2" in token else "ca-central-1"
+    arn = f"arn:aws:{token.split(':')[1].split('/')[0]}:{region}:{ACCOUNT}:{name}"
+    out: dict[str, Any] = {"arn": arn}
+    match token:
+        case "aws:s3/bucket:Bucket":
+            bucket = f"{name}-{h}"
+            out |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
+                    "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+                    "bucketRegionalDomainName": f"{bucket}.s3.ca-central-1.amazonaws.com"}
+        case "aws:lb/loadBalancer:LoadBalancer":
+            suffix = f"app/{name[:20]}/{_suffix(name, length=16)}"
+            out |= {"arn": f"arn:aws:elasticloadbalancing:ca-central-1:{ACCOUNT}:"
+                           f"loadbalancer/{suffix}", "arnSuffix": suffix,
+                    "dnsName": f"{name[:20]}-{h}.ca-central-1.elb.amazonaws.com",
+                    "zoneId": "ZQSVJUPU6J1EY"}
+        case "aws:lb/targetGroup:TargetGroup":
+            suffix = f"targetgroup/{name[:20]}/{_suffix(name, length=16)}"
+            out |= {"arn": f"arn:aws:elasticloadbalancing:ca-central-1:{ACCOUNT}:{suffix}",
+                    "arnSuffix": suffix}
+        case "aws:ec2/launchTemplate:LaunchTemplate":
+            out |= {"latestVersion": 1, "defaultVersion": 1}
+        case "aws:autoscaling/group:Group":
+            out |= {"name": inputs.get("name") or f"{name}-{h}"}
+        case "aws:cloudfront/distribution:Distribution":
+            dist_id = "E" + _suffix(name, length=13).upper()
+            return dist_id, {"arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{dist_id}",
+                             "domainName": f"d{h}.cloudfront.net",
+                             "hostedZoneId": "Z2FDTNDATAQYW2"}
+        case "aws:iam/role:Role":
+            out |= {"name": inputs.get("name") or f"{name}-{h}",
+                    "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}-{h}"}
+        case "random:index/randomPassword:RandomPassword":
+            out = {"result": "offline-" + _suffix(name, length=40)}
+    return f"{name}-{h}", out
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One resource as the engine receives it: inputs keep their camelCase wire names."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent,
+                "inputs": _plain(self.inputs)}
+
+
+class OfflineCloud(Mocks):
+    """Pulumi mocks: provider-computed outputs for resources, INVOKE_RESULTS for calls."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        resource_id, outputs = _computed(args.typ, args.name, args.inputs)
+        return resource_id, {**args.inputs, **outputs}
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        try:
+            return dict(INVOKE_RESULTS[args.token]), []
+        except KeyError:
+            raise NotImplementedError(
+                f"no offline result for invoke {args.token}; add one to INVOKE_RESULTS"
+            ) from None
+
+
+class _RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: Mocks, stack_urn_suffix: str) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+        self._stack_urn_suffix = stack_urn_suffix
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            parent = request.parent or None
+            if parent is not None and parent.endswith(self._stack_urn_suffix):
+                parent = None  # top-level resources: the stack itself is not in the plan
+            self.registrations.append(Registration(
+                urn=response.urn, type=request.type, name=request.name, parent=parent,
+                custom=bool(request.custom), inputs=rpc.deserialize_properties(request.object)))
+        return response
+
+
+@dataclass
+class OfflineRun:
+    """What one offline evaluation registered and exported."""
+
+    stack: str
+    registrations: list[Registration] = field(default_factory=list)
+
+    def of_type(self, token: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == token]
+
+    def one(self, token: str) -> Registration:
+        found = self.of_type(token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {token}, found {len(found)}")
+        return found[0]
+
+    def children(self, urn: str | None) -> list[Registration]:
+        return [r for r in self.registrations if r.parent == urn]
+
+    def plan_document(self) -> dict[str, Any]:
+        return {"stack": self.stack, "project": PROJECT,
+                "resources": [r.to_json() for r in
+                              sorted(self.registrations, key=lambda r: r.urn)]}
+
+    def plan_json(self) -> str:
+        return json.dumps(self.plan_document(), indent=2, sort_keys=True) + "\n"
+
+
+def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
+    """The `config:` mapping of a stack file, as `pulumi config` would hold it."""
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}
+
+
+def run_offline(stack: str, config: Mapping[str, Any],
+                program: Callable[[], object] | None = None) -> OfflineRun:
+    """Evaluate `program` (default: `__main__.py`) under mocks with `config` set.
+
+    Config values that are mappings or lists are JSON-encoded, as the Pulumi CLI passes them.
+    Exceptions from the program (e.g. invalid settings) propagate unchanged.
+    """
+    monitor = _RecordingMonitor(OfflineCloud(), f"::pulumi:pulumi:Stack::{PROJECT}-{stack}")
+    pulumi.runtime.set_mocks(OfflineCloud(), project=PROJECT, stack=stack, preview=True,
+                             monitor=monitor)
+    pulumi.runtime.set_all_config({
+        key: value if isinstance(value, str) else json.dumps(value)
+        for key, value in config.items()})
+
+    @pulumi.runtime.test
+    def evaluate() -> None:
+        if program is None:
+            runpy.run_path(str(PROGRAM), run_name="__main__")
+        else:
+            program()
+
+    evaluate()
+    return OfflineRun(stack=stack, registrations=list(monitor.registrations))
+
+
+def _plain(value: Any) -> Any:
+    """Inputs as JSON: secrets masked, assets as repo-relative paths, keys sorted later."""
+    if rpc.is_rpc_secret(value):
+        return SECRET
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, pulumi.FileAsset):
+        return {"asset": Path(str(value.path)).resolve().relative_to(ROOT).as_posix()}
+    if isinstance(value, pulumi.StringAsset):
+        return {"asset": "text", "sha256": hashlib.sha256(str(value.text).encode()).hexdigest()}
+    return value
