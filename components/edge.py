@@ -46,8 +46,9 @@ class Edge(pulumi.ComponentResource):
     web_acl: aws.wafv2.WebAcl
     pages_bucket: aws.s3.Bucket
 
-    def __init__(self, name: str, args: EdgeArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("floodgate:edge:Edge", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         s, tags = args.settings, args.tags
@@ -55,137 +56,231 @@ class Edge(pulumi.ComponentResource):
         distribution_arn, resolve_distribution_arn = pulumi.deferred_output()
         pages = PrivateBucket(
             f"{name}-pages",
-            PrivateBucketArgs(tags=tags, grants=lambda bucket_arn: pulumi.Output.all(
-                bucket_arn, distribution_arn).apply(lambda a: [_cloudfront_read(a[0], a[1])])),
-            opts=child)
+            PrivateBucketArgs(
+                tags=tags,
+                grants=lambda bucket_arn: pulumi.Output.all(bucket_arn, distribution_arn).apply(
+                    lambda a: [_cloudfront_read(a[0], a[1])]
+                ),
+            ),
+            opts=child,
+        )
         self.pages_bucket = pages.bucket
         for path in sorted(p for p in PAGES_DIR.rglob("*") if p.is_file()):
             key = path.relative_to(PAGES_DIR).as_posix()
             aws.s3.BucketObjectv2(
-                f"{name}-page-{key.replace('/', '-')}", bucket=pages.bucket.id, key=key,
+                f"{name}-page-{key.replace('/', '-')}",
+                bucket=pages.bucket.id,
+                key=key,
                 source=pulumi.FileAsset(str(path)),
                 content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-                cache_control="max-age=60", tags=tags, opts=child,
+                cache_control="max-age=60",
+                tags=tags,
+                opts=child,
             )
-        logs = PrivateBucket(f"{name}-logs",
-                             PrivateBucketArgs(tags=tags, expire_after_days=s.log_retention_days,
-                                               acl_writers=True),
-                             opts=child)
+        logs = PrivateBucket(
+            f"{name}-logs",
+            PrivateBucketArgs(tags=tags, expire_after_days=s.log_retention_days, acl_writers=True),
+            opts=child,
+        )
 
         oac = aws.cloudfront.OriginAccessControl(
-            f"{name}-pages", description="CloudFront reads the high-demand pages",
-            origin_access_control_origin_type="s3", signing_behavior="always",
-            signing_protocol="sigv4", opts=child,
+            f"{name}-pages",
+            description="CloudFront reads the high-demand pages",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=child,
         )
         static = aws.cloudfront.CachePolicy(
-            f"{name}-static", comment="Long-lived static assets",
-            min_ttl=0, default_ttl=s.static_ttl_s, max_ttl=max(s.static_ttl_s, 31_536_000),
+            f"{name}-static",
+            comment="Long-lived static assets",
+            min_ttl=0,
+            default_ttl=s.static_ttl_s,
+            max_ttl=max(s.static_ttl_s, 31_536_000),
             parameters_in_cache_key_and_forwarded_to_origin={
                 "cookies_config": {"cookie_behavior": "none"},
                 "headers_config": {"header_behavior": "none"},
                 # Versioned asset URLs (?v=hash) must reach the cache key.
                 "query_strings_config": {"query_string_behavior": "all"},
-                "enable_accept_encoding_brotli": True, "enable_accept_encoding_gzip": True},
+                "enable_accept_encoding_brotli": True,
+                "enable_accept_encoding_gzip": True,
+            },
             opts=child,
         )
-        self.web_acl = _web_acl(name, args.waf, tags,
-                                pulumi.ResourceOptions(parent=self, provider=args.us_east_1))
+        self.web_acl = _web_acl(
+            name, args.waf, tags, pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
+        )
 
-        def behaviour(pattern: str, origin: str, methods: list[str], cache: pulumi.Input[str],
-                      forward_viewer: bool) -> aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict:
-            return {"path_pattern": pattern, "target_origin_id": origin,
-                    "allowed_methods": methods, "cached_methods": ["GET", "HEAD"],
-                    "viewer_protocol_policy": "redirect-to-https", "compress": True,
-                    "cache_policy_id": cache,
-                    "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST if forward_viewer
-                    else None,
-                    "response_headers_policy_id": SECURITY_HEADERS}
+        def behaviour(
+            pattern: str,
+            origin: str,
+            methods: list[str],
+            cache: pulumi.Input[str],
+            forward_viewer: bool,
+        ) -> aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict:
+            return {
+                "path_pattern": pattern,
+                "target_origin_id": origin,
+                "allowed_methods": methods,
+                "cached_methods": ["GET", "HEAD"],
+                "viewer_protocol_policy": "redirect-to-https",
+                "compress": True,
+                "cache_policy_id": cache,
+                "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST if forward_viewer else None,
+                "response_headers_policy_id": SECURITY_HEADERS,
+            }
 
         viewer_certificate: aws.cloudfront.DistributionViewerCertificateArgsDict = (
-            {"acm_certificate_arn": s.certificate_arn, "ssl_support_method": "sni-only",
-             "minimum_protocol_version": "TLSv1.2_2021"} if s.certificate_arn
+            {
+                "acm_certificate_arn": s.certificate_arn,
+                "ssl_support_method": "sni-only",
+                "minimum_protocol_version": "TLSv1.2_2021",
+            }
+            if s.certificate_arn
             # The default *.cloudfront.net certificate ignores minimum_protocol_version.
-            else {"cloudfront_default_certificate": True})
+            else {"cloudfront_default_certificate": True}
+        )
         self.distribution = aws.cloudfront.Distribution(
-            name, enabled=True, is_ipv6_enabled=True, http_version="http2and3",
-            price_class=s.price_class, aliases=s.domain_names, web_acl_id=self.web_acl.arn,
+            name,
+            enabled=True,
+            is_ipv6_enabled=True,
+            http_version="http2and3",
+            price_class=s.price_class,
+            aliases=s.domain_names,
+            web_acl_id=self.web_acl.arn,
             comment=f"{name}: portal behind Floodgate",
             origins=[
-                {"origin_id": ALB_ORIGIN, "domain_name": args.origin_domain_name,
-                 "connection_attempts": s.origin_connection_attempts,
-                 "connection_timeout": s.origin_connection_timeout_s,
-                 "custom_headers": [{"name": ORIGIN_SECRET_HEADER,
-                                     "value": args.origin_secret}],
-                 "custom_origin_config": {
-                     "http_port": 80, "https_port": 443, "origin_protocol_policy": "https-only",
-                     "origin_ssl_protocols": ["TLSv1.2"],
-                     "origin_read_timeout": s.origin_read_timeout_s,
-                     "origin_keepalive_timeout": 5}},
-                {"origin_id": PAGES_ORIGIN, "domain_name": pages.bucket.bucket_regional_domain_name,
-                 "origin_access_control_id": oac.id},
+                {
+                    "origin_id": ALB_ORIGIN,
+                    "domain_name": args.origin_domain_name,
+                    "connection_attempts": s.origin_connection_attempts,
+                    "connection_timeout": s.origin_connection_timeout_s,
+                    "custom_headers": [{"name": ORIGIN_SECRET_HEADER, "value": args.origin_secret}],
+                    "custom_origin_config": {
+                        "http_port": 80,
+                        "https_port": 443,
+                        "origin_protocol_policy": "https-only",
+                        "origin_ssl_protocols": ["TLSv1.2"],
+                        "origin_read_timeout": s.origin_read_timeout_s,
+                        "origin_keepalive_timeout": 5,
+                    },
+                },
+                {
+                    "origin_id": PAGES_ORIGIN,
+                    "domain_name": pages.bucket.bucket_regional_domain_name,
+                    "origin_access_control_id": oac.id,
+                },
             ],
-            origin_groups=[{"origin_id": PORTAL_GROUP,
-                            "failover_criteria": {"status_codes": s.failover_status_codes},
-                            "members": [{"origin_id": ALB_ORIGIN}, {"origin_id": PAGES_ORIGIN}]}],
+            origin_groups=[
+                {
+                    "origin_id": PORTAL_GROUP,
+                    "failover_criteria": {"status_codes": s.failover_status_codes},
+                    "members": [{"origin_id": ALB_ORIGIN}, {"origin_id": PAGES_ORIGIN}],
+                }
+            ],
             default_cache_behavior=cast(
                 aws.cloudfront.DistributionDefaultCacheBehaviorArgsDict,
-                {k: v for k, v in behaviour("*", PORTAL_GROUP, READ_METHODS, CACHING_DISABLED,
-                                            True).items() if k != "path_pattern"}),
+                {
+                    k: v
+                    for k, v in behaviour(
+                        "*", PORTAL_GROUP, READ_METHODS, CACHING_DISABLED, True
+                    ).items()
+                    if k != "path_pattern"
+                },
+            ),
             ordered_cache_behaviors=[
                 behaviour("/high-demand/*", PAGES_ORIGIN, READ_METHODS, static.id, False),
-                *(behaviour(p, PORTAL_GROUP, READ_METHODS, static.id, False)
-                  for p in s.static_path_patterns),
-                *(behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, True)
-                  for p in s.write_path_patterns),
+                *(
+                    behaviour(p, PORTAL_GROUP, READ_METHODS, static.id, False)
+                    for p in s.static_path_patterns
+                ),
+                *(
+                    behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, True)
+                    for p in s.write_path_patterns
+                ),
             ],
             # Whatever still fails (writes, both origins down) gets the page, never a raw 5xx;
             # a short TTL brings people back to the origin as soon as it recovers.
             custom_error_responses=[
-                {"error_code": code, "response_code": 503,
-                 "response_page_path": HIGH_DEMAND_PAGE,
-                 "error_caching_min_ttl": s.error_caching_ttl_s}
-                for code in s.failover_status_codes],
-            logging_config={"bucket": logs.bucket.bucket_domain_name, "prefix": "cloudfront/",
-                            "include_cookies": False},
+                {
+                    "error_code": code,
+                    "response_code": 503,
+                    "response_page_path": HIGH_DEMAND_PAGE,
+                    "error_caching_min_ttl": s.error_caching_ttl_s,
+                }
+                for code in s.failover_status_codes
+            ],
+            logging_config={
+                "bucket": logs.bucket.bucket_domain_name,
+                "prefix": "cloudfront/",
+                "include_cookies": False,
+            },
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=viewer_certificate,
-            tags=tags, opts=child,
+            tags=tags,
+            opts=child,
         )
         resolve_distribution_arn(self.distribution.arn)
-        self.register_outputs({"domain_name": self.distribution.domain_name,
-                               "distribution_id": self.distribution.id})
+        self.register_outputs(
+            {"domain_name": self.distribution.domain_name, "distribution_id": self.distribution.id}
+        )
 
 
 def _cloudfront_read(bucket_arn: str, distribution_arn: str) -> dict[str, Any]:
     """Origin access control: only this distribution may read the pages."""
-    return {"Sid": "CloudFrontReadsPages", "Effect": "Allow",
-            "Principal": {"Service": "cloudfront.amazonaws.com"},
-            "Action": "s3:GetObject", "Resource": f"{bucket_arn}/*",
-            "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}}}
+    return {
+        "Sid": "CloudFrontReadsPages",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "s3:GetObject",
+        "Resource": f"{bucket_arn}/*",
+        "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
+    }
 
 
-def _web_acl(name: str, waf: WafSettings, tags: dict[str, str],
-             opts: pulumi.ResourceOptions) -> aws.wafv2.WebAcl:
+def _web_acl(
+    name: str, waf: WafSettings, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.wafv2.WebAcl:
     def visibility(metric: str) -> aws.wafv2.WebAclVisibilityConfigArgsDict:
-        return {"cloudwatch_metrics_enabled": True, "metric_name": metric,
-                "sampled_requests_enabled": True}
+        return {
+            "cloudwatch_metrics_enabled": True,
+            "metric_name": metric,
+            "sampled_requests_enabled": True,
+        }
 
-    rules: list[aws.wafv2.WebAclRuleArgsDict] = [{
-        "name": "per-ip-rate-limit", "priority": 0,
-        "action": {"block": {"custom_response": {"response_code": 429}}},
-        "statement": {"rate_based_statement": {
-            "limit": waf.rate_limit, "aggregate_key_type": "IP",
-            "evaluation_window_sec": waf.evaluation_window_s}},
-        "visibility_config": visibility(f"{name}-rate-limit"),
-    }]
+    rules: list[aws.wafv2.WebAclRuleArgsDict] = [
+        {
+            "name": "per-ip-rate-limit",
+            "priority": 0,
+            "action": {"block": {"custom_response": {"response_code": 429}}},
+            "statement": {
+                "rate_based_statement": {
+                    "limit": waf.rate_limit,
+                    "aggregate_key_type": "IP",
+                    "evaluation_window_sec": waf.evaluation_window_s,
+                }
+            },
+            "visibility_config": visibility(f"{name}-rate-limit"),
+        }
+    ]
     for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1):
-        rules.append({
-            "name": group, "priority": priority, "override_action": {"none": {}},
-            "statement": {"managed_rule_group_statement": {"vendor_name": "AWS",
-                                                           "name": group}},
-            "visibility_config": visibility(f"{name}-{group}"),
-        })
+        rules.append(
+            {
+                "name": group,
+                "priority": priority,
+                "override_action": {"none": {}},
+                "statement": {
+                    "managed_rule_group_statement": {"vendor_name": "AWS", "name": group}
+                },
+                "visibility_config": visibility(f"{name}-{group}"),
+            }
+        )
     return aws.wafv2.WebAcl(
-        name, scope="CLOUDFRONT", default_action={"allow": {}}, rules=rules,
-        visibility_config=visibility(name), tags=tags, opts=opts,
+        name,
+        scope="CLOUDFRONT",
+        default_action={"allow": {}},
+        rules=rules,
+        visibility_config=visibility(name),
+        tags=tags,
+        opts=opts,
     )

@@ -36,89 +36,176 @@ class LoadBalancer(pulumi.ComponentResource):
     security_group: aws.ec2.SecurityGroup
     https_listener: aws.lb.Listener
 
-    def __init__(self, name: str, args: LoadBalancerArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("floodgate:load_balancer:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         s, tags = args.settings, args.tags
 
         logs = PrivateBucket(
             f"{name}-access-logs",
-            PrivateBucketArgs(tags=tags, expire_after_days=s.access_log_retention_days,
-                              grants=lambda arn: arn.apply(
-                                  lambda a: [_log_delivery_grant(a, args.region)])),
-            opts=child)
+            PrivateBucketArgs(
+                tags=tags,
+                expire_after_days=s.access_log_retention_days,
+                grants=lambda arn: arn.apply(lambda a: [_log_delivery_grant(a, args.region)]),
+            ),
+            opts=child,
+        )
 
         prefix_list = aws.ec2.get_managed_prefix_list_output(
-            name=CLOUDFRONT_ORIGIN_PREFIX_LIST, opts=pulumi.InvokeOutputOptions(parent=self))
+            name=CLOUDFRONT_ORIGIN_PREFIX_LIST, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
         self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-alb", vpc_id=args.vpc_id,
+            f"{name}-alb",
+            vpc_id=args.vpc_id,
             description="ALB: HTTPS from CloudFront origin-facing addresses only",
-            ingress=[{"protocol": "tcp", "from_port": 443, "to_port": 443,
-                      "prefix_list_ids": [prefix_list.id],
-                      "description": "CloudFront origin-facing"}],
-            egress=[{"protocol": "tcp", "from_port": s.app_port, "to_port": s.app_port,
-                     "cidr_blocks": [args.vpc_cidr], "description": "to targets in the VPC"}],
-            tags={**tags, "Name": f"{name}-alb"}, opts=child,
+            ingress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "prefix_list_ids": [prefix_list.id],
+                    "description": "CloudFront origin-facing",
+                }
+            ],
+            egress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": s.app_port,
+                    "to_port": s.app_port,
+                    "cidr_blocks": [args.vpc_cidr],
+                    "description": "to targets in the VPC",
+                }
+            ],
+            tags={**tags, "Name": f"{name}-alb"},
+            opts=child,
         )
         self.alb = aws.lb.LoadBalancer(
-            name, load_balancer_type="application", internal=False,
-            subnets=args.public_subnet_ids, security_groups=[self.security_group.id],
-            drop_invalid_header_fields=True, enable_deletion_protection=s.deletion_protection,
-            idle_timeout=s.idle_timeout_s, enable_http2=True,
+            name,
+            load_balancer_type="application",
+            internal=False,
+            subnets=args.public_subnet_ids,
+            security_groups=[self.security_group.id],
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=s.deletion_protection,
+            idle_timeout=s.idle_timeout_s,
+            enable_http2=True,
             desync_mitigation_mode="strictest",
             access_logs={"bucket": logs.bucket.bucket, "enabled": True, "prefix": "alb"},
             minimum_load_balancer_capacity=(
-                {"capacity_units": s.minimum_capacity_units} if s.minimum_capacity_units
-                else None),
-            tags=tags, opts=pulumi.ResourceOptions(parent=self, depends_on=[logs.policy]),
+                {"capacity_units": s.minimum_capacity_units} if s.minimum_capacity_units else None
+            ),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs.policy]),
         )
         self.target_group = aws.lb.TargetGroup(
-            name, vpc_id=args.vpc_id, port=s.app_port, protocol="HTTP", target_type="instance",
-            deregistration_delay=s.deregistration_delay_s, slow_start=s.slow_start_s,
+            name,
+            vpc_id=args.vpc_id,
+            port=s.app_port,
+            protocol="HTTP",
+            target_type="instance",
+            deregistration_delay=s.deregistration_delay_s,
+            slow_start=s.slow_start_s,
             load_balancing_algorithm_type="least_outstanding_requests",
-            health_check={"path": s.health_check_path, "protocol": "HTTP", "matcher": "200",
-                          "interval": 10, "timeout": 5, "healthy_threshold": 2,
-                          "unhealthy_threshold": 3},
-            tags=tags, opts=child,
+            health_check={
+                "path": s.health_check_path,
+                "protocol": "HTTP",
+                "matcher": "200",
+                "interval": 10,
+                "timeout": 5,
+                "healthy_threshold": 2,
+                "unhealthy_threshold": 3,
+            },
+            tags=tags,
+            opts=child,
         )
         aws.lb.Listener(
-            f"{name}-http", load_balancer_arn=self.alb.arn, port=80, protocol="HTTP",
-            default_actions=[{"type": "redirect", "redirect": {
-                "protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}],
-            tags=tags, opts=child,
+            f"{name}-http",
+            load_balancer_arn=self.alb.arn,
+            port=80,
+            protocol="HTTP",
+            default_actions=[
+                {
+                    "type": "redirect",
+                    "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"},
+                }
+            ],
+            tags=tags,
+            opts=child,
         )
         self.https_listener = aws.lb.Listener(
-            f"{name}-https", load_balancer_arn=self.alb.arn, port=443, protocol="HTTPS",
-            ssl_policy=s.tls_policy, certificate_arn=s.certificate_arn,
-            default_actions=[{"type": "fixed-response", "fixed_response": {
-                "status_code": "403", "content_type": "text/plain",
-                "message_body": "Forbidden"}}],
-            tags=tags, opts=child,
+            f"{name}-https",
+            load_balancer_arn=self.alb.arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=s.tls_policy,
+            certificate_arn=s.certificate_arn,
+            default_actions=[
+                {
+                    "type": "fixed-response",
+                    "fixed_response": {
+                        "status_code": "403",
+                        "content_type": "text/plain",
+                        "message_body": "Forbidden",
+                    },
+                }
+            ],
+            tags=tags,
+            opts=child,
         )
         aws.lb.ListenerRule(
-            f"{name}-from-cloudfront", listener_arn=self.https_listener.arn, priority=100,
-            conditions=[{"http_header": {"http_header_name": ORIGIN_SECRET_HEADER,
-                                         "values": [args.origin_secret]}}],
+            f"{name}-from-cloudfront",
+            listener_arn=self.https_listener.arn,
+            priority=100,
+            conditions=[
+                {
+                    "http_header": {
+                        "http_header_name": ORIGIN_SECRET_HEADER,
+                        "values": [args.origin_secret],
+                    }
+                }
+            ],
             actions=[{"type": "forward", "target_group_arn": self.target_group.arn}],
-            tags=tags, opts=child,
+            tags=tags,
+            opts=child,
         )
         if s.hosted_zone_id:
             aws.route53.Record(
-                f"{name}-origin", zone_id=s.hosted_zone_id, name=s.origin_domain_name,
-                type="A", aliases=[{"name": self.alb.dns_name, "zone_id": self.alb.zone_id,
-                                    "evaluate_target_health": True}],
+                f"{name}-origin",
+                zone_id=s.hosted_zone_id,
+                name=s.origin_domain_name,
+                type="A",
+                aliases=[
+                    {
+                        "name": self.alb.dns_name,
+                        "zone_id": self.alb.zone_id,
+                        "evaluate_target_health": True,
+                    }
+                ],
                 opts=child,
             )
-        self.register_outputs({"alb_arn": self.alb.arn, "alb_dns_name": self.alb.dns_name,
-                               "target_group_arn": self.target_group.arn})
+        self.register_outputs(
+            {
+                "alb_arn": self.alb.arn,
+                "alb_dns_name": self.alb.dns_name,
+                "target_group_arn": self.target_group.arn,
+            }
+        )
 
 
 def _log_delivery_grant(bucket_arn: str, region: str) -> dict[str, object]:
     """Who may write ALB access logs: the regional ELB account, or the log-delivery service."""
     account = aws_facts.ELB_LOG_ACCOUNTS.get(region)
     principal: dict[str, str] = (
-        {"AWS": f"arn:aws:iam::{account}:root"} if account
-        else {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"})
-    return {"Sid": "AlbAccessLogs", "Effect": "Allow", "Principal": principal,
-            "Action": "s3:PutObject", "Resource": f"{bucket_arn}/alb/*"}
+        {"AWS": f"arn:aws:iam::{account}:root"}
+        if account
+        else {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+    )
+    return {
+        "Sid": "AlbAccessLogs",
+        "Effect": "Allow",
+        "Principal": principal,
+        "Action": "s3:PutObject",
+        "Resource": f"{bucket_arn}/alb/*",
+    }

@@ -20,8 +20,10 @@ def subnet_cidrs(vpc_cidr: str, zone_count: int) -> tuple[list[str], list[str]]:
     """Public and private CIDR blocks, one of each per zone."""
     blocks = list(ipaddress.IPv4Network(vpc_cidr).subnets(prefixlen_diff=_SUBNET_BITS))
     half = len(blocks) // 2
-    return ([str(b) for b in blocks[:zone_count]],
-            [str(b) for b in blocks[half:half + zone_count]])
+    return (
+        [str(b) for b in blocks[:zone_count]],
+        [str(b) for b in blocks[half : half + zone_count]],
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,8 +40,9 @@ class Network(pulumi.ComponentResource):
     public_subnet_ids: list[pulumi.Output[str]]
     private_subnet_ids: list[pulumi.Output[str]]
 
-    def __init__(self, name: str, args: NetworkArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("floodgate:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         s, tags = args.settings, args.tags
@@ -47,25 +50,41 @@ class Network(pulumi.ComponentResource):
         def tagged(label: str) -> dict[str, str]:
             return {**tags, "Name": f"{name}-{label}"}
 
-        self.vpc = aws.ec2.Vpc(name, cidr_block=s.vpc_cidr, enable_dns_hostnames=True,
-                               enable_dns_support=True, tags=tagged("vpc"), opts=child)
+        self.vpc = aws.ec2.Vpc(
+            name,
+            cidr_block=s.vpc_cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags=tagged("vpc"),
+            opts=child,
+        )
         igw = aws.ec2.InternetGateway(name, vpc_id=self.vpc.id, tags=tagged("igw"), opts=child)
         public_rt = aws.ec2.RouteTable(
-            f"{name}-public", vpc_id=self.vpc.id,
+            f"{name}-public",
+            vpc_id=self.vpc.id,
             routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
-            tags=tagged("public"), opts=child,
+            tags=tagged("public"),
+            opts=child,
         )
         public_cidrs, private_cidrs = subnet_cidrs(s.vpc_cidr, len(s.zones))
         public: list[aws.ec2.Subnet] = []
         self.public_subnet_ids, self.private_subnet_ids = [], []
         for zone, cidr in zip(s.zones, public_cidrs, strict=True):
             subnet = aws.ec2.Subnet(
-                f"{name}-public-{zone}", vpc_id=self.vpc.id, cidr_block=cidr,
-                availability_zone=zone, map_public_ip_on_launch=False,
-                tags=tagged(f"public-{zone}"), opts=child,
+                f"{name}-public-{zone}",
+                vpc_id=self.vpc.id,
+                cidr_block=cidr,
+                availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags=tagged(f"public-{zone}"),
+                opts=child,
             )
-            aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=subnet.id,
-                                          route_table_id=public_rt.id, opts=child)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{zone}",
+                subnet_id=subnet.id,
+                route_table_id=public_rt.id,
+                opts=child,
+            )
             public.append(subnet)
             self.public_subnet_ids.append(subnet.id)
 
@@ -75,10 +94,13 @@ class Network(pulumi.ComponentResource):
         for zone, subnet in zip(s.zones, public, strict=True):
             if zone not in nat_zones:
                 continue
-            eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc",
-                              tags=tagged(f"nat-{zone}"), opts=child)
+            eip = aws.ec2.Eip(
+                f"{name}-nat-{zone}", domain="vpc", tags=tagged(f"nat-{zone}"), opts=child
+            )
             nats[zone] = aws.ec2.NatGateway(
-                f"{name}-{zone}", allocation_id=eip.id, subnet_id=subnet.id,
+                f"{name}-{zone}",
+                allocation_id=eip.id,
+                subnet_id=subnet.id,
                 tags=tagged(f"nat-{zone}"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
             )
@@ -87,52 +109,95 @@ class Network(pulumi.ComponentResource):
         for zone, cidr in zip(s.zones, private_cidrs, strict=True):
             nat = nats.get(zone) or nats[nat_zones[0]]
             rt = aws.ec2.RouteTable(
-                f"{name}-private-{zone}", vpc_id=self.vpc.id,
+                f"{name}-private-{zone}",
+                vpc_id=self.vpc.id,
                 routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
-                tags=tagged(f"private-{zone}"), opts=child,
+                tags=tagged(f"private-{zone}"),
+                opts=child,
             )
             subnet = aws.ec2.Subnet(
-                f"{name}-private-{zone}", vpc_id=self.vpc.id, cidr_block=cidr,
-                availability_zone=zone, map_public_ip_on_launch=False,
-                tags=tagged(f"private-{zone}"), opts=child,
+                f"{name}-private-{zone}",
+                vpc_id=self.vpc.id,
+                cidr_block=cidr,
+                availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags=tagged(f"private-{zone}"),
+                opts=child,
             )
-            aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=subnet.id,
-                                          route_table_id=rt.id, opts=child)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{zone}", subnet_id=subnet.id, route_table_id=rt.id, opts=child
+            )
             self.private_subnet_ids.append(subnet.id)
             private_rts.append(rt.id)
 
         # S3 traffic (AL2023 packages, logs) stays off the NAT: cheaper and one less hop.
         aws.ec2.VpcEndpoint(
-            f"{name}-s3", vpc_id=self.vpc.id, vpc_endpoint_type="Gateway",
+            f"{name}-s3",
+            vpc_id=self.vpc.id,
+            vpc_endpoint_type="Gateway",
             service_name=f"com.amazonaws.{args.region}.s3",
-            route_table_ids=private_rts, tags=tagged("s3"), opts=child,
+            route_table_ids=private_rts,
+            tags=tagged("s3"),
+            opts=child,
         )
 
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs", retention_in_days=s.flow_log_retention_days, tags=tags,
+            f"{name}-flow-logs",
+            retention_in_days=s.flow_log_retention_days,
+            tags=tags,
             opts=child,
         )
         role = aws.iam.Role(
             f"{name}-flow-logs",
-            assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Action": "sts:AssumeRole",
-                "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}}]}),
-            tags=tags, opts=child,
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "sts:AssumeRole",
+                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=child,
         )
         aws.iam.RolePolicy(
-            f"{name}-flow-logs", role=role.id,
-            policy=log_group.arn.apply(lambda arn: json.dumps({
-                "Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow",
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents",
-                               "logs:DescribeLogStreams"],
-                    "Resource": [arn, f"{arn}:*"]}]})),
+            f"{name}-flow-logs",
+            role=role.id,
+            policy=log_group.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": [
+                                    "logs:CreateLogStream",
+                                    "logs:PutLogEvents",
+                                    "logs:DescribeLogStreams",
+                                ],
+                                "Resource": [arn, f"{arn}:*"],
+                            }
+                        ],
+                    }
+                )
+            ),
             opts=child,
         )
         aws.ec2.FlowLog(
-            name, vpc_id=self.vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs",
-            log_destination=log_group.arn, iam_role_arn=role.arn,
-            max_aggregation_interval=60, tags=tags, opts=child,
+            name,
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=log_group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+            tags=tags,
+            opts=child,
         )
-        self.register_outputs({"vpc_id": self.vpc.id,
-                               "private_subnet_ids": self.private_subnet_ids})
+        self.register_outputs(
+            {"vpc_id": self.vpc.id, "private_subnet_ids": self.private_subnet_ids}
+        )

@@ -35,122 +35,285 @@ class Observability(pulumi.ComponentResource):
     edge_topic: aws.sns.Topic
     alarms: list[aws.cloudwatch.MetricAlarm]
 
-    def __init__(self, name: str, args: ObservabilityArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("floodgate:observability:Observability", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         edge_child = pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
         s, tags = args.settings, args.tags
 
-        self.topic = aws.sns.Topic(f"{name}-alarms", kms_master_key_id="alias/aws/sns",
-                                   tags=tags, opts=child)
-        self.edge_topic = aws.sns.Topic(f"{name}-edge-alarms", kms_master_key_id="alias/aws/sns",
-                                        tags=tags, opts=edge_child)
+        self.topic = aws.sns.Topic(
+            f"{name}-alarms", kms_master_key_id="alias/aws/sns", tags=tags, opts=child
+        )
+        self.edge_topic = aws.sns.Topic(
+            f"{name}-edge-alarms", kms_master_key_id="alias/aws/sns", tags=tags, opts=edge_child
+        )
         for i, email in enumerate(s.email_subscriptions):
             for topic, topic_opts in ((self.topic, child), (self.edge_topic, edge_child)):
-                aws.sns.TopicSubscription(f"{topic._name}-email-{i}", topic=topic.arn,
-                                          protocol="email", endpoint=email, opts=topic_opts)
+                aws.sns.TopicSubscription(
+                    f"{topic._name}-email-{i}",
+                    topic=topic.arn,
+                    protocol="email",
+                    endpoint=email,
+                    opts=topic_opts,
+                )
 
         alb = {"LoadBalancer": args.alb_arn_suffix}
         target = {"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix}
         group = {"AutoScalingGroupName": args.group_name}
         edge = {"DistributionId": args.distribution_id, "Region": "Global"}
 
-        def alarm(label: str, description: str, threshold: float, alarm_opts=child,
-                  topic: aws.sns.Topic | None = None, **metric: Any) -> aws.cloudwatch.MetricAlarm:
+        def alarm(
+            label: str,
+            description: str,
+            threshold: float,
+            alarm_opts=child,
+            topic: aws.sns.Topic | None = None,
+            **metric: Any,
+        ) -> aws.cloudwatch.MetricAlarm:
             actions = [(topic or self.topic).arn]
             return aws.cloudwatch.MetricAlarm(
-                f"{name}-{label}", alarm_description=description,
-                comparison_operator="GreaterThanOrEqualToThreshold", threshold=threshold,
-                evaluation_periods=s.evaluation_periods, datapoints_to_alarm=s.evaluation_periods,
-                treat_missing_data="notBreaching", alarm_actions=actions, ok_actions=actions,
-                tags=tags, opts=alarm_opts, **metric,
+                f"{name}-{label}",
+                alarm_description=description,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                threshold=threshold,
+                evaluation_periods=s.evaluation_periods,
+                datapoints_to_alarm=s.evaluation_periods,
+                treat_missing_data="notBreaching",
+                alarm_actions=actions,
+                ok_actions=actions,
+                tags=tags,
+                opts=alarm_opts,
+                **metric,
             )
 
         self.alarms = [
-            alarm("alb-5xx-rate", f"ALB's own 5xx above {s.alb_5xx_rate_pct}% of requests",
-                  s.alb_5xx_rate_pct, metric_queries=_rate_queries(
-                      "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "RequestCount", alb)),
-            alarm("target-5xx-rate", f"Targets' 5xx above {s.target_5xx_rate_pct}% of requests",
-                  s.target_5xx_rate_pct, metric_queries=_rate_queries(
-                      "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "RequestCount", target)),
-            *(alarm(f"response-time-{p}", f"Target {p} response time above {limit} s", limit,
-                    namespace="AWS/ApplicationELB", metric_name="TargetResponseTime",
-                    dimensions=target, extended_statistic=p, period=PERIOD_S)
-              for p, limit in (("p95", s.response_time_p95_s), ("p99", s.response_time_p99_s))),
-            alarm("unhealthy-hosts", f"{s.unhealthy_hosts}+ targets failing health checks",
-                  s.unhealthy_hosts, namespace="AWS/ApplicationELB",
-                  metric_name="UnHealthyHostCount", dimensions=target, statistic="Maximum",
-                  period=PERIOD_S),
-            alarm("fleet-at-max", f"Fleet at its max of {args.fleet_max_size}: no headroom left",
-                  args.fleet_max_size, namespace="AWS/AutoScaling",
-                  metric_name="GroupInServiceInstances", dimensions=group,
-                  statistic="Maximum", period=PERIOD_S),
-            alarm("cloudfront-5xx-rate", f"Viewers' 5xx above {s.cloudfront_5xx_rate_pct}%",
-                  s.cloudfront_5xx_rate_pct, alarm_opts=edge_child, topic=self.edge_topic,
-                  namespace="AWS/CloudFront", metric_name="5xxErrorRate", dimensions=edge,
-                  statistic="Average", period=PERIOD_S),
+            alarm(
+                "alb-5xx-rate",
+                f"ALB's own 5xx above {s.alb_5xx_rate_pct}% of requests",
+                s.alb_5xx_rate_pct,
+                metric_queries=_rate_queries(
+                    "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "RequestCount", alb
+                ),
+            ),
+            alarm(
+                "target-5xx-rate",
+                f"Targets' 5xx above {s.target_5xx_rate_pct}% of requests",
+                s.target_5xx_rate_pct,
+                metric_queries=_rate_queries(
+                    "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "RequestCount", target
+                ),
+            ),
+            *(
+                alarm(
+                    f"response-time-{p}",
+                    f"Target {p} response time above {limit} s",
+                    limit,
+                    namespace="AWS/ApplicationELB",
+                    metric_name="TargetResponseTime",
+                    dimensions=target,
+                    extended_statistic=p,
+                    period=PERIOD_S,
+                )
+                for p, limit in (("p95", s.response_time_p95_s), ("p99", s.response_time_p99_s))
+            ),
+            alarm(
+                "unhealthy-hosts",
+                f"{s.unhealthy_hosts}+ targets failing health checks",
+                s.unhealthy_hosts,
+                namespace="AWS/ApplicationELB",
+                metric_name="UnHealthyHostCount",
+                dimensions=target,
+                statistic="Maximum",
+                period=PERIOD_S,
+            ),
+            alarm(
+                "fleet-at-max",
+                f"Fleet at its max of {args.fleet_max_size}: no headroom left",
+                args.fleet_max_size,
+                namespace="AWS/AutoScaling",
+                metric_name="GroupInServiceInstances",
+                dimensions=group,
+                statistic="Maximum",
+                period=PERIOD_S,
+            ),
+            alarm(
+                "cloudfront-5xx-rate",
+                f"Viewers' 5xx above {s.cloudfront_5xx_rate_pct}%",
+                s.cloudfront_5xx_rate_pct,
+                alarm_opts=edge_child,
+                topic=self.edge_topic,
+                namespace="AWS/CloudFront",
+                metric_name="5xxErrorRate",
+                dimensions=edge,
+                statistic="Average",
+                period=PERIOD_S,
+            ),
         ]
 
         aws.cloudwatch.Dashboard(
             f"{name}-request-path",
             dashboard_name=f"{pulumi.get_project()}-{pulumi.get_stack()}-request-path",
             dashboard_body=pulumi.Output.all(
-                alb=args.alb_arn_suffix, tg=args.target_group_arn_suffix,
-                group=args.group_name, dist=args.distribution_id,
+                alb=args.alb_arn_suffix,
+                tg=args.target_group_arn_suffix,
+                group=args.group_name,
+                dist=args.distribution_id,
             ).apply(lambda ids: json.dumps(_dashboard(ids, args.region))),
             opts=child,
         )
         self.register_outputs({"alarm_topic_arn": self.topic.arn})
 
 
-def _rate_queries(namespace: str, errors: str, total: str,
-                  dimensions: dict[str, Any]) -> list[dict[str, Any]]:
+def _rate_queries(
+    namespace: str, errors: str, total: str, dimensions: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Metric math: errors as a percentage of requests over one minute."""
+
     def metric(query_id: str, metric_name: str) -> dict[str, Any]:
-        return {"id": query_id, "return_data": False, "metric": {
-            "namespace": namespace, "metric_name": metric_name, "dimensions": dimensions,
-            "period": PERIOD_S, "stat": "Sum"}}
-    return [metric("errors", errors), metric("requests", total),
-            {"id": "rate", "label": f"{errors} %", "return_data": True,
-             "expression": "IF(requests > 0, 100 * errors / requests, 0)"}]
+        return {
+            "id": query_id,
+            "return_data": False,
+            "metric": {
+                "namespace": namespace,
+                "metric_name": metric_name,
+                "dimensions": dimensions,
+                "period": PERIOD_S,
+                "stat": "Sum",
+            },
+        }
+
+    return [
+        metric("errors", errors),
+        metric("requests", total),
+        {
+            "id": "rate",
+            "label": f"{errors} %",
+            "return_data": True,
+            "expression": "IF(requests > 0, 100 * errors / requests, 0)",
+        },
+    ]
 
 
 def _dashboard(ids: dict[str, str], region: str) -> dict[str, Any]:
     """Left to right along the request path: edge, load balancer, fleet."""
     alb, tg, group, dist = ids["alb"], ids["tg"], ids["group"], ids["dist"]
 
-    def widget(x: int, y: int, title: str, metrics: list[list[Any]], widget_region: str,
-               stat: str = "Sum") -> dict[str, Any]:
-        return {"type": "metric", "x": x, "y": y, "width": 8, "height": 6, "properties": {
-            "title": title, "region": widget_region, "stat": stat, "period": PERIOD_S,
-            "view": "timeSeries", "metrics": metrics}}
+    def widget(
+        x: int, y: int, title: str, metrics: list[list[Any]], widget_region: str, stat: str = "Sum"
+    ) -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "x": x,
+            "y": y,
+            "width": 8,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "region": widget_region,
+                "stat": stat,
+                "period": PERIOD_S,
+                "view": "timeSeries",
+                "metrics": metrics,
+            },
+        }
 
-    return {"widgets": [
-        widget(0, 0, "1. CloudFront requests", [
-            ["AWS/CloudFront", "Requests", "DistributionId", dist, "Region", "Global"]],
-            "us-east-1"),
-        widget(0, 6, "1. CloudFront error rate %", [
-            ["AWS/CloudFront", "5xxErrorRate", "DistributionId", dist, "Region", "Global"],
-            ["AWS/CloudFront", "4xxErrorRate", "DistributionId", dist, "Region", "Global"]],
-            "us-east-1", stat="Average"),
-        widget(8, 0, "2. ALB requests and 5xx", [
-            ["AWS/ApplicationELB", "RequestCount", "LoadBalancer", alb],
-            ["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", alb],
-            ["AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "LoadBalancer", alb]], region),
-        widget(8, 6, "2. Target response time p95/p99 (s)", [
-            ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", alb, "TargetGroup", tg,
-             {"stat": "p95"}],
-            ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", alb, "TargetGroup", tg,
-             {"stat": "p99"}]], region, stat="p95"),
-        widget(16, 0, "3. Fleet: in service / desired / max", [
-            ["AWS/AutoScaling", "GroupInServiceInstances", "AutoScalingGroupName", group],
-            ["AWS/AutoScaling", "GroupDesiredCapacity", "AutoScalingGroupName", group],
-            ["AWS/AutoScaling", "GroupMaxSize", "AutoScalingGroupName", group],
-            ["AWS/AutoScaling", "WarmPoolWarmedCapacity", "AutoScalingGroupName", group]],
-            region, stat="Maximum"),
-        widget(16, 6, "3. Target health", [
-            ["AWS/ApplicationELB", "HealthyHostCount", "LoadBalancer", alb, "TargetGroup", tg],
-            ["AWS/ApplicationELB", "UnHealthyHostCount", "LoadBalancer", alb,
-             "TargetGroup", tg]], region, stat="Maximum"),
-    ]}
+    return {
+        "widgets": [
+            widget(
+                0,
+                0,
+                "1. CloudFront requests",
+                [["AWS/CloudFront", "Requests", "DistributionId", dist, "Region", "Global"]],
+                "us-east-1",
+            ),
+            widget(
+                0,
+                6,
+                "1. CloudFront error rate %",
+                [
+                    ["AWS/CloudFront", "5xxErrorRate", "DistributionId", dist, "Region", "Global"],
+                    ["AWS/CloudFront", "4xxErrorRate", "DistributionId", dist, "Region", "Global"],
+                ],
+                "us-east-1",
+                stat="Average",
+            ),
+            widget(
+                8,
+                0,
+                "2. ALB requests and 5xx",
+                [
+                    ["AWS/ApplicationELB", "RequestCount", "LoadBalancer", alb],
+                    ["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", alb],
+                    ["AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "LoadBalancer", alb],
+                ],
+                region,
+            ),
+            widget(
+                8,
+                6,
+                "2. Target response time p95/p99 (s)",
+                [
+                    [
+                        "AWS/ApplicationELB",
+                        "TargetResponseTime",
+                        "LoadBalancer",
+                        alb,
+                        "TargetGroup",
+                        tg,
+                        {"stat": "p95"},
+                    ],
+                    [
+                        "AWS/ApplicationELB",
+                        "TargetResponseTime",
+                        "LoadBalancer",
+                        alb,
+                        "TargetGroup",
+                        tg,
+                        {"stat": "p99"},
+                    ],
+                ],
+                region,
+                stat="p95",
+            ),
+            widget(
+                16,
+                0,
+                "3. Fleet: in service / desired / max",
+                [
+                    ["AWS/AutoScaling", "GroupInServiceInstances", "AutoScalingGroupName", group],
+                    ["AWS/AutoScaling", "GroupDesiredCapacity", "AutoScalingGroupName", group],
+                    ["AWS/AutoScaling", "GroupMaxSize", "AutoScalingGroupName", group],
+                    ["AWS/AutoScaling", "WarmPoolWarmedCapacity", "AutoScalingGroupName", group],
+                ],
+                region,
+                stat="Maximum",
+            ),
+            widget(
+                16,
+                6,
+                "3. Target health",
+                [
+                    [
+                        "AWS/ApplicationELB",
+                        "HealthyHostCount",
+                        "LoadBalancer",
+                        alb,
+                        "TargetGroup",
+                        tg,
+                    ],
+                    [
+                        "AWS/ApplicationELB",
+                        "UnHealthyHostCount",
+                        "LoadBalancer",
+                        alb,
+                        "TargetGroup",
+                        tg,
+                    ],
+                ],
+                region,
+                stat="Maximum",
+            ),
+        ]
+    }

@@ -19,42 +19,83 @@ class Portal(pulumi.ComponentResource):
 
     outputs: dict[str, pulumi.Output[str]]
 
-    def __init__(self, name: str, settings: Settings,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("floodgate:portal:Portal", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = settings.stack_tags
 
         # CloudFront proves itself to the ALB with this header. It lives only in Pulumi state
         # (encrypted as a secret); rotate with `pulumi up --replace <urn of this resource>`.
-        origin_secret = random.RandomPassword(f"{name}-origin-secret", length=48, special=False,
-                                              opts=child)
-        us_east_1 = aws.Provider(f"{name}-us-east-1", region="us-east-1",
-                                 default_tags={"tags": tags}, opts=child)
+        origin_secret = random.RandomPassword(
+            f"{name}-origin-secret", length=48, special=False, opts=child
+        )
+        us_east_1 = aws.Provider(
+            f"{name}-us-east-1", region="us-east-1", default_tags={"tags": tags}, opts=child
+        )
 
-        network = Network(name, NetworkArgs(settings=settings.network, region=settings.region,
-                                            tags=tags), opts=child)
-        lb = LoadBalancer(name, LoadBalancerArgs(
-            settings=settings.load_balancer, region=settings.region, vpc_id=network.vpc.id,
-            vpc_cidr=settings.network.vpc_cidr, public_subnet_ids=network.public_subnet_ids,
-            origin_secret=origin_secret.result, tags=tags), opts=child)
-        fleet = WebFleet(name, WebFleetArgs(
-            settings=settings.fleet, load_balancer=settings.load_balancer,
-            vpc_id=network.vpc.id, private_subnet_ids=network.private_subnet_ids,
-            alb_security_group_id=lb.security_group.id,
-            target_group_arn=lb.target_group.arn,
-            request_count_label=pulumi.Output.concat(lb.alb.arn_suffix, "/",
-                                                     lb.target_group.arn_suffix),
-            tags=tags), opts=child)
-        edge = Edge(name, EdgeArgs(
-            settings=settings.edge, waf=settings.waf,
-            origin_domain_name=settings.load_balancer.origin_domain_name,
-            origin_secret=origin_secret.result, us_east_1=us_east_1, tags=tags), opts=child)
-        observability = Observability(name, ObservabilityArgs(
-            settings=settings.alarms, region=settings.region, alb_arn_suffix=lb.alb.arn_suffix,
-            target_group_arn_suffix=lb.target_group.arn_suffix, group_name=fleet.group.name,
-            fleet_max_size=settings.fleet.max_size, distribution_id=edge.distribution.id,
-            us_east_1=us_east_1, tags=tags), opts=child)
+        network = Network(
+            name,
+            NetworkArgs(settings=settings.network, region=settings.region, tags=tags),
+            opts=child,
+        )
+        lb = LoadBalancer(
+            name,
+            LoadBalancerArgs(
+                settings=settings.load_balancer,
+                region=settings.region,
+                vpc_id=network.vpc.id,
+                vpc_cidr=settings.network.vpc_cidr,
+                public_subnet_ids=network.public_subnet_ids,
+                origin_secret=origin_secret.result,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        fleet = WebFleet(
+            name,
+            WebFleetArgs(
+                settings=settings.fleet,
+                load_balancer=settings.load_balancer,
+                vpc_id=network.vpc.id,
+                private_subnet_ids=network.private_subnet_ids,
+                alb_security_group_id=lb.security_group.id,
+                target_group_arn=lb.target_group.arn,
+                request_count_label=pulumi.Output.concat(
+                    lb.alb.arn_suffix, "/", lb.target_group.arn_suffix
+                ),
+                tags=tags,
+            ),
+            opts=child,
+        )
+        edge = Edge(
+            name,
+            EdgeArgs(
+                settings=settings.edge,
+                waf=settings.waf,
+                origin_domain_name=settings.load_balancer.origin_domain_name,
+                origin_secret=origin_secret.result,
+                us_east_1=us_east_1,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        observability = Observability(
+            name,
+            ObservabilityArgs(
+                settings=settings.alarms,
+                region=settings.region,
+                alb_arn_suffix=lb.alb.arn_suffix,
+                target_group_arn_suffix=lb.target_group.arn_suffix,
+                group_name=fleet.group.name,
+                fleet_max_size=settings.fleet.max_size,
+                distribution_id=edge.distribution.id,
+                us_east_1=us_east_1,
+                tags=tags,
+            ),
+            opts=child,
+        )
 
         # What scripts (pre-scale, PR preview) and operators read from the stack.
         self.outputs = {

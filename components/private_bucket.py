@@ -32,39 +32,61 @@ class PrivateBucket(pulumi.ComponentResource):
     bucket: aws.s3.Bucket
     policy: aws.s3.BucketPolicy
 
-    def __init__(self, name: str, args: PrivateBucketArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: PrivateBucketArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("floodgate:private_bucket:PrivateBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.bucket = aws.s3.Bucket(name, force_destroy=False, tags=args.tags, opts=child)
         aws.s3.BucketPublicAccessBlock(
-            name, bucket=self.bucket.id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=child,
+            name,
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
-            name, bucket=self.bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
-                    "bucket_key_enabled": True}],
+            name,
+            bucket=self.bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
+                    "bucket_key_enabled": True,
+                }
+            ],
             opts=child,
         )
         aws.s3.BucketOwnershipControls(
-            name, bucket=self.bucket.id,
-            rule={"object_ownership": "ObjectWriter" if args.acl_writers
-                  else "BucketOwnerEnforced"},
+            name,
+            bucket=self.bucket.id,
+            rule={
+                "object_ownership": "ObjectWriter" if args.acl_writers else "BucketOwnerEnforced"
+            },
             opts=child,
         )
         if args.expire_after_days is not None:
             aws.s3.BucketLifecycleConfiguration(
-                name, bucket=self.bucket.id,
-                rules=[{"id": "expire", "status": "Enabled", "filter": {},
-                        "expiration": {"days": args.expire_after_days}}],
+                name,
+                bucket=self.bucket.id,
+                rules=[
+                    {
+                        "id": "expire",
+                        "status": "Enabled",
+                        "filter": {},
+                        "expiration": {"days": args.expire_after_days},
+                    }
+                ],
                 opts=child,
             )
         grants = args.grants(self.bucket.arn) if args.grants else []
         self.policy = aws.s3.BucketPolicy(
-            name, bucket=self.bucket.id,
+            name,
+            bucket=self.bucket.id,
             policy=pulumi.Output.all(self.bucket.arn, grants).apply(
-                lambda parts: json.dumps(_policy(parts[0], parts[1]))),
+                lambda parts: json.dumps(_policy(parts[0], parts[1]))
+            ),
             opts=child,
         )
         self.register_outputs({"bucket": self.bucket.bucket})
@@ -72,7 +94,10 @@ class PrivateBucket(pulumi.ComponentResource):
 
 def _policy(bucket_arn: str, grants: Sequence[dict[str, Any]]) -> dict[str, Any]:
     deny_plain_http = {
-        "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
         "Resource": [bucket_arn, f"{bucket_arn}/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }

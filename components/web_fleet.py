@@ -19,10 +19,16 @@ AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-defau
 
 # Group metrics the alarms and dashboard read (1-minute granularity, no extra charge).
 _M = aws.autoscaling.Metric
-GROUP_METRICS = [_M.GROUP_MIN_SIZE, _M.GROUP_MAX_SIZE, _M.GROUP_DESIRED_CAPACITY,
-                 _M.GROUP_IN_SERVICE_INSTANCES, _M.GROUP_PENDING_INSTANCES,
-                 _M.GROUP_TOTAL_INSTANCES, _M.WARM_POOL_WARMED_CAPACITY,
-                 _M.WARM_POOL_PENDING_CAPACITY]
+GROUP_METRICS = [
+    _M.GROUP_MIN_SIZE,
+    _M.GROUP_MAX_SIZE,
+    _M.GROUP_DESIRED_CAPACITY,
+    _M.GROUP_IN_SERVICE_INSTANCES,
+    _M.GROUP_PENDING_INSTANCES,
+    _M.GROUP_TOTAL_INSTANCES,
+    _M.WARM_POOL_WARMED_CAPACITY,
+    _M.WARM_POOL_PENDING_CAPACITY,
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,122 +50,205 @@ class WebFleet(pulumi.ComponentResource):
     group: aws.autoscaling.Group
     launch_template: aws.ec2.LaunchTemplate
 
-    def __init__(self, name: str, args: WebFleetArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: WebFleetArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("floodgate:web_fleet:WebFleet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         s, tags = args.settings, args.tags
 
         role = aws.iam.Role(
             f"{name}-instance",
-            assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Action": "sts:AssumeRole",
-                "Principal": {"Service": "ec2.amazonaws.com"}}]}),
-            tags=tags, opts=child,
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "sts:AssumeRole",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=child,
         )
         # Session Manager only: no SSH keys, no other AWS access from the instance.
         aws.iam.RolePolicyAttachment(
-            f"{name}-ssm", role=role.name,
-            policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore", opts=child,
+            f"{name}-ssm",
+            role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            opts=child,
         )
-        profile = aws.iam.InstanceProfile(f"{name}-instance", role=role.name, tags=tags,
-                                          opts=child)
+        profile = aws.iam.InstanceProfile(f"{name}-instance", role=role.name, tags=tags, opts=child)
         security_group = aws.ec2.SecurityGroup(
-            f"{name}-instances", vpc_id=args.vpc_id,
+            f"{name}-instances",
+            vpc_id=args.vpc_id,
             description="Web instances: app port from the ALB only",
-            ingress=[{"protocol": "tcp", "from_port": args.load_balancer.app_port,
-                      "to_port": args.load_balancer.app_port,
-                      "security_groups": [args.alb_security_group_id],
-                      "description": "from the ALB"}],
-            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443,
-                     "cidr_blocks": ["0.0.0.0/0"],
-                     "description": "HTTPS out via NAT/endpoints (SSM, packages)"}],
-            tags={**tags, "Name": f"{name}-instances"}, opts=child,
+            ingress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": args.load_balancer.app_port,
+                    "to_port": args.load_balancer.app_port,
+                    "security_groups": [args.alb_security_group_id],
+                    "description": "from the ALB",
+                }
+            ],
+            egress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                    "description": "HTTPS out via NAT/endpoints (SSM, packages)",
+                }
+            ],
+            tags={**tags, "Name": f"{name}-instances"},
+            opts=child,
         )
 
-        image_id: pulumi.Input[str] = s.ami_id or aws.ssm.get_parameter_output(
-            name=AL2023_PARAMETER.format(arch=s.architecture),
-            opts=pulumi.InvokeOutputOptions(parent=self)).value
+        image_id: pulumi.Input[str] = (
+            s.ami_id
+            or aws.ssm.get_parameter_output(
+                name=AL2023_PARAMETER.format(arch=s.architecture),
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).value
+        )
         self.launch_template = aws.ec2.LaunchTemplate(
-            name, image_id=image_id, instance_type=s.instance_types[0],
+            name,
+            image_id=image_id,
+            instance_type=s.instance_types[0],
             update_default_version=True,
             iam_instance_profile={"arn": profile.arn},
-            metadata_options={"http_endpoint": "enabled", "http_tokens": "required",
-                              "http_put_response_hop_limit": 1,
-                              "instance_metadata_tags": "disabled"},
-            network_interfaces=[{"associate_public_ip_address": "false",
-                                 "delete_on_termination": "true",
-                                 "security_groups": [security_group.id]}],
-            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
-                "volume_type": "gp3", "volume_size": s.root_volume_gb, "encrypted": "true",
-                "delete_on_termination": "true"}}],
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+                "instance_metadata_tags": "disabled",
+            },
+            network_interfaces=[
+                {
+                    "associate_public_ip_address": "false",
+                    "delete_on_termination": "true",
+                    "security_groups": [security_group.id],
+                }
+            ],
+            block_device_mappings=[
+                {
+                    "device_name": "/dev/xvda",
+                    "ebs": {
+                        "volume_type": "gp3",
+                        "volume_size": s.root_volume_gb,
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
+                }
+            ],
             monitoring={"enabled": True},
             user_data=base64.b64encode(_user_data(s, args.load_balancer).encode()).decode(),
-            tag_specifications=[{"resource_type": kind, "tags": {**tags, "Name": name}}
-                                for kind in ("instance", "volume")],
-            tags=tags, opts=child,
+            tag_specifications=[
+                {"resource_type": kind, "tags": {**tags, "Name": name}}
+                for kind in ("instance", "volume")
+            ],
+            tags=tags,
+            opts=child,
         )
         # Pinning latest_version (not "$Latest") makes every template change a visible diff on
         # the group, which is what starts the instance refresh below.
-        template_ref = {"id": self.launch_template.id,
-                        "version": self.launch_template.latest_version.apply(str)}
+        template_ref = {
+            "id": self.launch_template.id,
+            "version": self.launch_template.latest_version.apply(str),
+        }
         launch: dict[str, Any]
         if s.warm_pool is not None:
-            launch = {"launch_template": template_ref, "warm_pool": {
-                "pool_state": s.warm_pool.state, "min_size": s.warm_pool.min_size,
-                "max_group_prepared_capacity": s.warm_pool.max_prepared,
-                "instance_reuse_policy": {"reuse_on_scale_in": True}}}
+            launch = {
+                "launch_template": template_ref,
+                "warm_pool": {
+                    "pool_state": s.warm_pool.state,
+                    "min_size": s.warm_pool.min_size,
+                    "max_group_prepared_capacity": s.warm_pool.max_prepared,
+                    "instance_reuse_policy": {"reuse_on_scale_in": True},
+                },
+            }
         else:
-            launch = {"mixed_instances_policy": {
-                "launch_template": {
-                    "launch_template_specification": {
-                        "launch_template_id": template_ref["id"],
-                        "version": template_ref["version"]},
-                    "overrides": [{"instance_type": t} for t in s.instance_types]},
-                "instances_distribution": {
-                    "on_demand_base_capacity": s.on_demand_base,
-                    "on_demand_percentage_above_base_capacity": 100 - s.spot_pct,
-                    "on_demand_allocation_strategy": "prioritized",
-                    "spot_allocation_strategy": "price-capacity-optimized"}},
-                "capacity_rebalance": s.spot_pct > 0}
+            launch = {
+                "mixed_instances_policy": {
+                    "launch_template": {
+                        "launch_template_specification": {
+                            "launch_template_id": template_ref["id"],
+                            "version": template_ref["version"],
+                        },
+                        "overrides": [{"instance_type": t} for t in s.instance_types],
+                    },
+                    "instances_distribution": {
+                        "on_demand_base_capacity": s.on_demand_base,
+                        "on_demand_percentage_above_base_capacity": 100 - s.spot_pct,
+                        "on_demand_allocation_strategy": "prioritized",
+                        "spot_allocation_strategy": "price-capacity-optimized",
+                    },
+                },
+                "capacity_rebalance": s.spot_pct > 0,
+            }
 
         self.group = aws.autoscaling.Group(
-            name, min_size=s.min_size, max_size=s.max_size, desired_capacity=s.min_size,
+            name,
+            min_size=s.min_size,
+            max_size=s.max_size,
+            desired_capacity=s.min_size,
             vpc_zone_identifiers=args.private_subnet_ids,
             target_group_arns=[args.target_group_arn],
-            health_check_type="ELB", health_check_grace_period=s.health_check_grace_s,
+            health_check_type="ELB",
+            health_check_grace_period=s.health_check_grace_s,
             default_instance_warmup=s.default_warmup_s,
             # Launch before terminating: a refresh or rebalance never dips below desired.
-            instance_maintenance_policy={"min_healthy_percentage": 100,
-                                         "max_healthy_percentage": 200},
-            instance_refresh={"strategy": "Rolling", "preferences": {
-                "min_healthy_percentage": 100, "max_healthy_percentage": 200,
-                "skip_matching": True, "auto_rollback": True}},
-            enabled_metrics=GROUP_METRICS, metrics_granularity="1Minute",
+            instance_maintenance_policy={
+                "min_healthy_percentage": 100,
+                "max_healthy_percentage": 200,
+            },
+            instance_refresh={
+                "strategy": "Rolling",
+                "preferences": {
+                    "min_healthy_percentage": 100,
+                    "max_healthy_percentage": 200,
+                    "skip_matching": True,
+                    "auto_rollback": True,
+                },
+            },
+            enabled_metrics=GROUP_METRICS,
+            metrics_granularity="1Minute",
             termination_policies=["OldestLaunchTemplate", "Default"],
-            tags=[{"key": k, "value": v, "propagate_at_launch": False}
-                  for k, v in sorted(tags.items())],
+            tags=[
+                {"key": k, "value": v, "propagate_at_launch": False}
+                for k, v in sorted(tags.items())
+            ],
             **launch,
             # Scaling policies, scheduled actions and the pre-scale script own desired capacity.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desired_capacity"]),
         )
         aws.autoscaling.Policy(
-            f"{name}-requests", autoscaling_group_name=self.group.name,
+            f"{name}-requests",
+            autoscaling_group_name=self.group.name,
             policy_type="TargetTrackingScaling",
             target_tracking_configuration={
                 "predefined_metric_specification": {
                     "predefined_metric_type": "ALBRequestCountPerTarget",
-                    "resource_label": args.request_count_label},
-                "target_value": s.scaling.requests_per_target},
+                    "resource_label": args.request_count_label,
+                },
+                "target_value": s.scaling.requests_per_target,
+            },
             opts=child,
         )
         aws.autoscaling.Policy(
-            f"{name}-cpu", autoscaling_group_name=self.group.name,
+            f"{name}-cpu",
+            autoscaling_group_name=self.group.name,
             policy_type="TargetTrackingScaling",
             target_tracking_configuration={
                 "predefined_metric_specification": {
-                    "predefined_metric_type": "ASGAverageCPUUtilization"},
-                "target_value": s.scaling.cpu_target_pct},
+                    "predefined_metric_type": "ASGAverageCPUUtilization"
+                },
+                "target_value": s.scaling.cpu_target_pct,
+            },
             opts=child,
         )
         self.register_outputs({"group_name": self.group.name})
@@ -169,4 +258,5 @@ def _user_data(fleet: FleetSettings, load_balancer: LoadBalancerSettings) -> str
     if fleet.user_data is not None:
         return fleet.user_data
     return Template(DEFAULT_USER_DATA.read_text(encoding="utf-8")).substitute(
-        app_port=load_balancer.app_port, health_check_path=load_balancer.health_check_path)
+        app_port=load_balancer.app_port, health_check_path=load_balancer.health_check_path
+    )

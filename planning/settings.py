@@ -69,8 +69,10 @@ class NetworkSettings(_Model):
         except ValueError as exc:
             raise ValueError(f"must be an IPv4 CIDR block such as 10.40.0.0/16 ({exc})") from exc
         if not 16 <= net.prefixlen <= 20:
-            raise ValueError("prefix must be between /16 and /20 (AWS allows /16 to /28; "
-                             "Floodgate needs room for 2 subnets per zone)")
+            raise ValueError(
+                "prefix must be between /16 and /20 (AWS allows /16 to /28; "
+                "Floodgate needs room for 2 subnets per zone)"
+            )
         if not net.is_private:
             raise ValueError("must be a private (RFC 1918) range")
         return value
@@ -206,25 +208,34 @@ class FleetSettings(_Model):
         if self.max_size < self.min_size:
             raise _at("max_size", self.max_size, f"must be >= min_size ({self.min_size})")
         if self.on_demand_base > self.max_size:
-            raise _at("on_demand_base", self.on_demand_base,
-                      f"must be <= max_size ({self.max_size})")
+            raise _at(
+                "on_demand_base", self.on_demand_base, f"must be <= max_size ({self.max_size})"
+            )
         pool = self.warm_pool
         if pool is None:
             return self
         if len(self.instance_types) > 1:
-            raise _at("warm_pool", "set",
-                      f"needs exactly one instance type, got {self.instance_types}: AWS cannot "
-                      "attach a warm pool to a group with a mixed instances policy")
+            raise _at(
+                "warm_pool",
+                "set",
+                f"needs exactly one instance type, got {self.instance_types}: AWS cannot "
+                "attach a warm pool to a group with a mixed instances policy",
+            )
         if self.spot_pct:
-            raise _at("warm_pool", "set",
-                      f"needs spot_pct 0, got {self.spot_pct}: AWS cannot attach a warm pool "
-                      "to a group that launches Spot Instances")
+            raise _at(
+                "warm_pool",
+                "set",
+                f"needs spot_pct 0, got {self.spot_pct}: AWS cannot attach a warm pool "
+                "to a group that launches Spot Instances",
+            )
         if pool.min_size > self.max_size:
-            raise _at("warm_pool.min_size", pool.min_size,
-                      f"must be <= max_size ({self.max_size})")
+            raise _at("warm_pool.min_size", pool.min_size, f"must be <= max_size ({self.max_size})")
         if pool.max_prepared is not None and pool.max_prepared > self.max_size:
-            raise _at("warm_pool.max_prepared", pool.max_prepared,
-                      f"must be <= max_size ({self.max_size}): group plus pool never exceeds it")
+            raise _at(
+                "warm_pool.max_prepared",
+                pool.max_prepared,
+                f"must be <= max_size ({self.max_size}): group plus pool never exceeds it",
+            )
         return self
 
     @property
@@ -299,8 +310,11 @@ class EdgeSettings(_Model):
     @model_validator(mode="after")
     def _domain_needs_cert(self) -> Self:
         if self.domain_names and self.certificate_arn is None:
-            raise _at("certificate_arn", None,
-                      "is required when domain_names are set (us-east-1 ACM certificate)")
+            raise _at(
+                "certificate_arn",
+                None,
+                "is required when domain_names are set (us-east-1 ACM certificate)",
+            )
         return self
 
 
@@ -315,7 +329,8 @@ class WafSettings(_Model):
     @classmethod
     def _limit(cls, value: int) -> int:
         return _check_range(
-            value, (aws_facts.WAF_RATE_LIMIT_MIN, aws_facts.WAF_RATE_LIMIT_MAX),
+            value,
+            (aws_facts.WAF_RATE_LIMIT_MIN, aws_facts.WAF_RATE_LIMIT_MAX),
             " requests per window (AWS WAF minimum is 10)",
         )
 
@@ -343,8 +358,11 @@ class AlarmSettings(_Model):
     @model_validator(mode="after")
     def _percentiles(self) -> Self:
         if self.response_time_p99_s < self.response_time_p95_s:
-            raise _at("response_time_p99_s", self.response_time_p99_s,
-                      f"must be >= response_time_p95_s ({self.response_time_p95_s})")
+            raise _at(
+                "response_time_p99_s",
+                self.response_time_p99_s,
+                f"must be >= response_time_p95_s ({self.response_time_p95_s})",
+            )
         return self
 
     @field_validator("email_subscriptions")
@@ -407,26 +425,41 @@ class Settings(_Model):
         all_zones = {z for zones in aws_facts.REGION_ZONES.values() for z in zones}
         for zone in self.network.zones:
             if zone not in all_zones:
-                raise _at("network.zones", zone,
-                          f"is not a known Availability Zone; {self.region} has {list(known)}")
+                raise _at(
+                    "network.zones",
+                    zone,
+                    f"is not a known Availability Zone; {self.region} has {list(known)}",
+                )
             if zone not in known:
-                raise _at("network.zones", zone,
-                          f"is not in region {self.region}; allowed: {list(known)}")
+                raise _at(
+                    "network.zones", zone, f"is not in region {self.region}; allowed: {list(known)}"
+                )
         cert = _ACM_ARN.match(self.load_balancer.certificate_arn)
         if cert is None:
-            raise _at("load_balancer.certificate_arn", self.load_balancer.certificate_arn,
-                      "must be an ACM certificate ARN")
+            raise _at(
+                "load_balancer.certificate_arn",
+                self.load_balancer.certificate_arn,
+                "must be an ACM certificate ARN",
+            )
         if cert["region"] != self.region:
-            raise _at("load_balancer.certificate_arn", self.load_balancer.certificate_arn,
-                      f"must be in the stack's region {self.region} (an ALB uses regional "
-                      "certificates)")
+            raise _at(
+                "load_balancer.certificate_arn",
+                self.load_balancer.certificate_arn,
+                f"must be in the stack's region {self.region} (an ALB uses regional certificates)",
+            )
         if self.environment == "prod":
             if len(self.network.zones) < 3:
-                raise _at("network.zones", self.network.zones,
-                          "prod needs at least 3 zones to keep serving with one zone down")
+                raise _at(
+                    "network.zones",
+                    self.network.zones,
+                    "prod needs at least 3 zones to keep serving with one zone down",
+                )
             if self.network.nat_gateways != "per_zone":
-                raise _at("network.nat_gateways", self.network.nat_gateways,
-                          "prod needs 'per_zone' so losing a zone does not cut egress")
+                raise _at(
+                    "network.nat_gateways",
+                    self.network.nat_gateways,
+                    "prod needs 'per_zone' so losing a zone does not cut egress",
+                )
         return self
 
     @property
@@ -462,7 +495,9 @@ def load_stack_settings(stack: str, stacks_dir: Path = STACKS_DIR) -> Settings:
     """Read and validate `stacks/Pulumi.<stack>.yaml` the way `pulumi up` would."""
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+        known = sorted(
+            p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml")
+        )
         raise SettingsError(f"stack {stack!r}: no file {path} (stacks: {', '.join(known)})")
     document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return parse_stack_config(document.get("config") or {})
@@ -496,7 +531,9 @@ def _check_range(value: int, bounds: tuple[int, int], unit: str) -> int:
 
 def _check_retention(value: int) -> int:
     if value not in aws_facts.LOG_RETENTION_DAYS:
-        raise ValueError(f"must be one of CloudWatch's retention periods {list(aws_facts.LOG_RETENTION_DAYS)}")
+        raise ValueError(
+            f"must be one of CloudWatch's retention periods {aws_facts.LOG_RETENTION_DAYS}"
+        )
     return value
 
 

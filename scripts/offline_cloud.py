@@ -31,21 +31,31 @@ INVOKE_RESULTS: dict[str, dict[str, Any]] = {
     # EC2 DescribeManagedPrefixLists for the CloudFront origin-facing list. AWS publishes one
     # list per region under this name; pl-38a64351 is ca-central-1's (ids differ per region).
     "aws:ec2/getManagedPrefixList:getManagedPrefixList": {
-        "id": "pl-38a64351", "name": "com.amazonaws.global.cloudfront.origin-facing",
-        "addressFamily": "IPv4", "maxEntries": 55, "ownerId": "AWS",
-        "arn": "arn:aws:ec2:ca-central-1:aws:prefix-list/pl-38a64351", "version": 42,
-        "entries": [{"cidr": "13.32.0.0/15", "description": ""},
-                    {"cidr": "52.46.0.0/18", "description": ""}],
-        "filters": [], "tags": {},
+        "id": "pl-38a64351",
+        "name": "com.amazonaws.global.cloudfront.origin-facing",
+        "addressFamily": "IPv4",
+        "maxEntries": 55,
+        "ownerId": "AWS",
+        "arn": "arn:aws:ec2:ca-central-1:aws:prefix-list/pl-38a64351",
+        "version": 42,
+        "entries": [
+            {"cidr": "13.32.0.0/15", "description": ""},
+            {"cidr": "52.46.0.0/18", "description": ""},
+        ],
+        "filters": [],
+        "tags": {},
     },
     # SSM GetParameter on /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-*:
     # a String parameter whose value is the current Amazon Linux 2023 AMI id in the region.
     "aws:ssm/getParameter:getParameter": {
         "id": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
         "arn": "arn:aws:ssm:ca-central-1::parameter/aws/service/ami-amazon-linux-latest/"
-               "al2023-ami-kernel-default-x86_64",
-        "type": "String", "value": "ami-0c9f0b5e1a2d3c4b5", "version": 87,
-        "insecureValue": "ami-0c9f0b5e1a2d3c4b5", "withDecryption": True,
+        "al2023-ami-kernel-default-x86_64",
+        "type": "String",
+        "value": "ami-0c9f0b5e1a2d3c4b5",
+        "version": 87,
+        "insecureValue": "ami-0c9f0b5e1a2d3c4b5",
+        "withDecryption": True,
     },
 }
 
@@ -61,38 +71,51 @@ def _computed(token: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, di
     """Provider-computed outputs for the resource types Floodgate reads back."""
     h = _suffix(token, name)
     region = "us-east-1" if "cloudfront" in token or "wafv2" in token else "ca-central-1"
-    arn = f"arn:aws:{token.split(':')[1].split('/')[0]}:{region}:{ACCOUNT}:{name}"
+    arn = f"arn:aws:{token.split(':')[1].split('/', maxsplit=1)[0]}:{region}:{ACCOUNT}:{name}"
     out: dict[str, Any] = {"arn": arn}
     match token:
         case "aws:s3/bucket:Bucket":
             bucket = f"{name}-{h}"
-            out |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
-                    "bucketDomainName": f"{bucket}.s3.amazonaws.com",
-                    "bucketRegionalDomainName": f"{bucket}.s3.ca-central-1.amazonaws.com"}
+            out |= {
+                "bucket": bucket,
+                "arn": f"arn:aws:s3:::{bucket}",
+                "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+                "bucketRegionalDomainName": f"{bucket}.s3.ca-central-1.amazonaws.com",
+            }
         case "aws:lb/loadBalancer:LoadBalancer":
             suffix = f"app/{name[:20]}/{_suffix(name, length=16)}"
-            out |= {"arn": f"arn:aws:elasticloadbalancing:ca-central-1:{ACCOUNT}:"
-                           f"loadbalancer/{suffix}", "arnSuffix": suffix,
-                    "dnsName": f"{name[:20]}-{h}.ca-central-1.elb.amazonaws.com",
-                    "zoneId": "ZQSVJUPU6J1EY"}
+            out |= {
+                "arn": f"arn:aws:elasticloadbalancing:ca-central-1:{ACCOUNT}:loadbalancer/{suffix}",
+                "arnSuffix": suffix,
+                "dnsName": f"{name[:20]}-{h}.ca-central-1.elb.amazonaws.com",
+                "zoneId": "ZQSVJUPU6J1EY",
+            }
         case "aws:lb/targetGroup:TargetGroup":
             suffix = f"targetgroup/{name[:20]}/{_suffix(name, length=16)}"
-            out |= {"arn": f"arn:aws:elasticloadbalancing:ca-central-1:{ACCOUNT}:{suffix}",
-                    "arnSuffix": suffix}
+            out |= {
+                "arn": f"arn:aws:elasticloadbalancing:ca-central-1:{ACCOUNT}:{suffix}",
+                "arnSuffix": suffix,
+            }
         case "aws:ec2/launchTemplate:LaunchTemplate":
             out |= {"latestVersion": 1, "defaultVersion": 1}
         case "aws:autoscaling/group:Group":
             out |= {"name": inputs.get("name") or f"{name}-{h}"}
         case "aws:cloudfront/distribution:Distribution":
             dist_id = "E" + _suffix(name, length=13).upper()
-            return dist_id, {"arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{dist_id}",
-                             "domainName": f"d{h}.cloudfront.net",
-                             "hostedZoneId": "Z2FDTNDATAQYW2"}
+            return dist_id, {
+                "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{dist_id}",
+                "domainName": f"d{h}.cloudfront.net",
+                "hostedZoneId": "Z2FDTNDATAQYW2",
+            }
         case "aws:iam/role:Role":
-            out |= {"name": inputs.get("name") or f"{name}-{h}",
-                    "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}-{h}"}
+            out |= {
+                "name": inputs.get("name") or f"{name}-{h}",
+                "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}-{h}",
+            }
         case "random:index/randomPassword:RandomPassword":
-            out = {"result": "offline-" + _suffix(name, length=40)}
+            # The real provider returns `result` as a secret output; so must the mock, or a
+            # leak of the value into a plain input would go unnoticed offline.
+            out = {"result": rpc.wrap_rpc_secret("offline-" + _suffix(name, length=40))}
     return f"{name}-{h}", out
 
 
@@ -107,9 +130,18 @@ class Registration:
     custom: bool
     inputs: dict[str, Any]
 
+    def revealed(self) -> dict[str, Any]:
+        """Inputs with secrets unwrapped, for tests that check what a secret carries."""
+        return _reveal(self.inputs)
+
     def to_json(self) -> dict[str, Any]:
-        return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent,
-                "inputs": _plain(self.inputs)}
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "inputs": _plain(self.inputs),
+        }
 
 
 class OfflineCloud(Mocks):
@@ -140,9 +172,16 @@ class _RecordingMonitor(MockMonitor):
             parent = request.parent or None
             if parent is not None and parent.endswith(self._stack_urn_suffix):
                 parent = None  # top-level resources: the stack itself is not in the plan
-            self.registrations.append(Registration(
-                urn=response.urn, type=request.type, name=request.name, parent=parent,
-                custom=bool(request.custom), inputs=rpc.deserialize_properties(request.object)))
+            self.registrations.append(
+                Registration(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=parent,
+                    custom=bool(request.custom),
+                    inputs=rpc.deserialize_properties(request.object),
+                )
+            )
         return response
 
 
@@ -166,9 +205,11 @@ class OfflineRun:
         return [r for r in self.registrations if r.parent == urn]
 
     def plan_document(self) -> dict[str, Any]:
-        return {"stack": self.stack, "project": PROJECT,
-                "resources": [r.to_json() for r in
-                              sorted(self.registrations, key=lambda r: r.urn)]}
+        return {
+            "stack": self.stack,
+            "project": PROJECT,
+            "resources": [r.to_json() for r in sorted(self.registrations, key=lambda r: r.urn)],
+        }
 
     def plan_json(self) -> str:
         return json.dumps(self.plan_document(), indent=2, sort_keys=True) + "\n"
@@ -180,19 +221,24 @@ def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
     return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}
 
 
-def run_offline(stack: str, config: Mapping[str, Any],
-                program: Callable[[], object] | None = None) -> OfflineRun:
+def run_offline(
+    stack: str, config: Mapping[str, Any], program: Callable[[], object] | None = None
+) -> OfflineRun:
     """Evaluate `program` (default: `__main__.py`) under mocks with `config` set.
 
     Config values that are mappings or lists are JSON-encoded, as the Pulumi CLI passes them.
     Exceptions from the program (e.g. invalid settings) propagate unchanged.
     """
     monitor = _RecordingMonitor(OfflineCloud(), f"::pulumi:pulumi:Stack::{PROJECT}-{stack}")
-    pulumi.runtime.set_mocks(OfflineCloud(), project=PROJECT, stack=stack, preview=True,
-                             monitor=monitor)
-    pulumi.runtime.set_all_config({
-        key: value if isinstance(value, str) else json.dumps(value)
-        for key, value in config.items()})
+    pulumi.runtime.set_mocks(
+        OfflineCloud(), project=PROJECT, stack=stack, preview=True, monitor=monitor
+    )
+    pulumi.runtime.set_all_config(
+        {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in config.items()
+        }
+    )
 
     @pulumi.runtime.test
     def evaluate() -> None:
@@ -217,4 +263,14 @@ def _plain(value: Any) -> Any:
         return {"asset": Path(str(value.path)).resolve().relative_to(ROOT).as_posix()}
     if isinstance(value, pulumi.StringAsset):
         return {"asset": "text", "sha256": hashlib.sha256(str(value.text).encode()).hexdigest()}
+    return value
+
+
+def _reveal(value: Any) -> Any:
+    if rpc.is_rpc_secret(value):
+        return _reveal(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reveal(v) for v in value]
     return value

@@ -1,0 +1,49 @@
+# Floodgate: everything from a fresh clone. `make test` builds .venv from requirements.lock
+# (exact pins of the ranges in pyproject.toml) the first time, then lints, type-checks, tests.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+STACK ?= prod
+export PYTHONPATH := $(CURDIR)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install lint types unit test plan bench lock clean
+
+$(STAMP): requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	$(BIN)/pyright
+
+unit: install
+	$(BIN)/pytest -q
+
+test: lint types unit
+
+# The main job, offline: evaluate the stack under Pulumi's mocks, print it, write build/.
+plan: install
+	$(BIN)/python -m scripts.plan --stack $(STACK)
+
+bench: install
+	$(BIN)/python -m tests.bench
+
+# Re-resolve pins after editing pyproject.toml ranges.
+lock:
+	rm -rf /tmp/floodgate-lock && $(PYTHON) -m venv /tmp/floodgate-lock
+	/tmp/floodgate-lock/bin/pip install --quiet ".[dev]"
+	/tmp/floodgate-lock/bin/pip freeze --exclude-editable | grep -v -e '^pip==' -e '^floodgate' > requirements.lock
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

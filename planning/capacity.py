@@ -1,0 +1,62 @@
+"""Peak-capacity arithmetic: can a stack's fleet carry its planned surge with a zone lost?
+
+Units: users are concurrent users; rates are requests per second (req/s); capacities are
+instances. Event-by-event planning builds on these functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from planning.settings import Settings
+
+
+@dataclass(frozen=True)
+class PeakCheck:
+    """The planned peak and what the fleet can do about it."""
+
+    peak_users: int
+    origin_requests_per_s: float
+    instances_needed: int
+    """Instances (at the scaling target) that serve the peak's origin requests."""
+    instances_with_zone_lost: int
+    """Instances the group can still run at max size with one zone out of service."""
+
+    @property
+    def holds(self) -> bool:
+        return self.instances_with_zone_lost >= self.instances_needed
+
+
+def origin_requests_per_s(
+    users: float, requests_per_user_per_s: float, cdn_offload_pct: float
+) -> float:
+    """Requests per second reaching the ALB: users x req/s per user x (1 - CDN offload)."""
+    return users * requests_per_user_per_s * (1 - cdn_offload_pct / 100)
+
+
+def instances_for(requests_per_s: float, requests_per_instance_per_s: float) -> int:
+    """Instances needed to serve `requests_per_s` at the per-instance rate (rounded up)."""
+    return math.ceil(requests_per_s / requests_per_instance_per_s)
+
+
+def max_with_zone_lost(max_size: int, zones: int) -> int:
+    """Instances the group can hold in the surviving zones: AWS rebalances up to max_size,
+    but a zone-sized share of launches may fail while capacity shifts, so plan for the
+    surviving fraction of max (floor)."""
+    return (max_size * (zones - 1)) // zones
+
+
+def peak_check(settings: Settings) -> PeakCheck:
+    """Planned peak (baseline x peak_multiple) against the fleet's max with one zone lost."""
+    c = settings.capacity
+    peak_users = math.ceil(c.baseline_users * c.peak_multiple)
+    rate = origin_requests_per_s(peak_users, c.requests_per_user_per_s, c.cdn_offload_pct)
+    return PeakCheck(
+        peak_users=peak_users,
+        origin_requests_per_s=rate,
+        instances_needed=instances_for(rate, settings.fleet.requests_per_instance_per_s),
+        instances_with_zone_lost=max_with_zone_lost(
+            settings.fleet.max_size, len(settings.network.zones)
+        ),
+    )

@@ -1,0 +1,94 @@
+"""Offline plan: evaluate a stack's program under Pulumi's mocks, print it, write JSON.
+
+Usage: python -m scripts.plan --stack prod [--out build]
+
+No Pulumi CLI, no credentials, no network. Prints the component tree with each component's
+resources and the stack's key settings, and writes build/plan-<stack>.json: every resource
+with its inputs as the engine receives them (camelCase), secrets shown as "[secret]", sorted
+by URN so that two plans diff cleanly. Exit codes: 0 planned, 2 invalid settings or stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from planning.capacity import peak_check
+from planning.settings import Settings, SettingsError, load_stack_settings
+from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
+
+
+def key_settings(settings: Settings) -> list[str]:
+    """The figures a reviewer checks first, one per line."""
+    f, lb, peak = settings.fleet, settings.load_balancer, peak_check(settings)
+    pool = (
+        f"{f.warm_pool.min_size} {f.warm_pool.state.lower()}"
+        if f.warm_pool
+        else "none (mixed instances)"
+    )
+    return [
+        f"region           {settings.region} ({', '.join(settings.network.zones)})",
+        f"fleet            min {f.min_size} / max {f.max_size}, warm pool {pool}, "
+        f"types {', '.join(f.instance_types)}, spot {f.spot_pct}%",
+        f"LCU reservation  {lb.minimum_capacity_units or 'none'}",
+        f"WAF rate limit   {settings.waf.rate_limit} req per IP per "
+        f"{settings.waf.evaluation_window_s} s",
+        f"failover codes   {', '.join(map(str, settings.edge.failover_status_codes))}",
+        f"planned peak     {peak.peak_users:,} users -> {peak.origin_requests_per_s:,.0f} "
+        f"origin req/s -> {peak.instances_needed} instances; "
+        f"{peak.instances_with_zone_lost} with a zone lost "
+        f"({'holds' if peak.holds else 'DOES NOT HOLD'})",
+    ]
+
+
+def render_tree(run: OfflineRun) -> list[str]:
+    """Components as a tree; each component's plain resources summarised by type."""
+    lines: list[str] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        children = run.children(parent)
+        indent = "  " * depth
+        for component in (c for c in children if not c.custom):
+            lines.append(f"{indent}{component.type.split(':')[-1]} {component.name}")
+            walk(component.urn, depth + 1)
+        counts = Counter(r.type for r in children if r.custom)
+        for token, count in sorted(counts.items()):
+            lines.append(f"{indent}  {count:>2} x {token}")
+
+    walk(None, 0)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "build",
+        help="directory for plan-<stack>.json (default: build/)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = load_stack_settings(args.stack)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run = run_offline(args.stack, stack_config(args.stack))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"plan-{args.stack}.json"
+    path.write_text(run.plan_json(), encoding="utf-8")
+
+    print(f"Floodgate offline plan: stack {args.stack}")
+    print("\n".join(f"  {line}" for line in key_settings(settings)))
+    print()
+    print("\n".join(render_tree(run)))
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"\n{len(run.registrations)} resources -> {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
