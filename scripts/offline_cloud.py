@@ -129,6 +129,10 @@ class Registration:
     parent: str | None
     custom: bool
     inputs: dict[str, Any]
+    id: str = ""
+    provider: str = ""
+    """Provider reference `<urn>::<id>`; empty for the default provider."""
+    ignore_changes: tuple[str, ...] = ()
 
     def revealed(self) -> dict[str, Any]:
         """Inputs with secrets unwrapped, for tests that check what a secret carries."""
@@ -180,6 +184,9 @@ class _RecordingMonitor(MockMonitor):
                     parent=parent,
                     custom=bool(request.custom),
                     inputs=rpc.deserialize_properties(request.object),
+                    id=response.id,
+                    provider=request.provider,
+                    ignore_changes=tuple(request.ignoreChanges),
                 )
             )
         return response

@@ -1,0 +1,70 @@
+"""Shared fixtures: the offline cloud (Pulumi mocks), stack files and valid settings."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import pulumi
+import pytest
+
+from planning.settings import STACKS_DIR, Settings, load_stack_settings, parse_stack_config
+from scripts.offline_cloud import OfflineCloud, OfflineRun, run_offline, stack_config
+
+STACKS = sorted(p.name.split(".")[1] for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+
+
+@cache
+def stack_run(stack: str) -> OfflineRun:
+    """The whole program for one stack, evaluated once per test session (about 1 s each)."""
+    return run_offline(stack, stack_config(stack))
+
+
+@pytest.fixture
+def evaluate() -> Callable[[Callable[[], object]], OfflineRun]:
+    """Evaluate one component alone under the offline cloud and return what it registered."""
+
+    def run(program: Callable[[], object]) -> OfflineRun:
+        return run_offline("test", {}, program)
+
+    return run
+
+
+@pytest.fixture
+def pulumi_mocks() -> None:
+    """Mocks for tests that assert on Outputs inside @pulumi.runtime.test."""
+    pulumi.runtime.set_mocks(OfflineCloud(), project="floodgate", stack="test", preview=True)
+
+
+@pytest.fixture
+def prod_config() -> dict[str, Any]:
+    """A deep copy of prod's stack config, free to break in a test."""
+    return copy.deepcopy(stack_config("prod"))
+
+
+@pytest.fixture
+def prod() -> Settings:
+    return load_stack_settings("prod")
+
+
+@pytest.fixture
+def dev() -> Settings:
+    return load_stack_settings("dev")
+
+
+def with_setting(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """Set `floodgate:settings.<dotted>` in a stack config (creating mappings on the way)."""
+    node = config["floodgate:settings"]
+    *path, last = dotted.split(".")
+    for key in path:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return config
+
+
+def settings_with(config: dict[str, Any], **changes: Any) -> Settings:
+    for dotted, value in changes.items():
+        with_setting(config, dotted.replace("__", "."), value)
+    return parse_stack_config(config)

@@ -1,0 +1,49 @@
+"""Peak arithmetic: units, rounding, and that more users never need fewer instances."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from planning.capacity import instances_for, max_with_zone_lost, origin_requests_per_s, peak_check
+
+
+def test_2016_night_in_origin_requests() -> None:
+    # 200,000 users x 0.05 req/s x 40 % reaching the origin = 4,000 req/s.
+    assert origin_requests_per_s(200_000, 0.05, 60) == 4000
+
+
+def test_instances_round_up() -> None:
+    assert instances_for(301, 150) == 3
+    assert instances_for(300, 150) == 2
+
+
+def test_zone_loss_keeps_the_surviving_share() -> None:
+    assert max_with_zone_lost(120, 3) == 80
+    assert max_with_zone_lost(4, 2) == 2
+
+
+def test_prod_carries_twenty_times_baseline_with_a_zone_lost(prod) -> None:
+    check = peak_check(prod)
+    assert check.peak_users == 340_000
+    assert check.holds, check
+
+
+@given(
+    users=st.integers(1, 10_000_000),
+    extra=st.integers(0, 1_000_000),
+    per_user=st.floats(0.001, 2),
+    offload=st.floats(0, 99),
+    per_instance=st.floats(1, 10_000),
+)
+def test_more_users_never_need_fewer_instances(users, extra, per_user, offload, per_instance):
+    fewer = instances_for(origin_requests_per_s(users, per_user, offload), per_instance)
+    more = instances_for(origin_requests_per_s(users + extra, per_user, offload), per_instance)
+    assert more >= fewer >= 1
+
+
+@given(max_size=st.integers(1, 5000), zones=st.integers(2, 6))
+def test_zone_loss_never_exceeds_max(max_size: int, zones: int) -> None:
+    survivors = max_with_zone_lost(max_size, zones)
+    assert 0 <= survivors <= max_size
+    assert survivors >= max_size // 2 - 1 or zones == 2

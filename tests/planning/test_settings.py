@@ -1,0 +1,212 @@
+"""Settings: every stack parses, and bad input fails naming the key, the value and the rule."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from planning.settings import (
+    SettingsError,
+    architecture,
+    load_stack_settings,
+    parse_stack_config,
+)
+from tests.conftest import STACKS, settings_with, with_setting
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_file_is_valid(stack: str) -> None:
+    assert load_stack_settings(stack).environment == stack
+
+
+def test_the_four_stacks_exist() -> None:
+    assert set(STACKS) == {"dev", "staging", "prod", "pr"}
+
+
+def test_prod_is_three_zones_in_ca_central_1(prod) -> None:
+    assert prod.region == "ca-central-1"
+    assert len(prod.network.zones) == 3
+    assert prod.network.nat_gateways == "per_zone"
+
+
+def test_dev_is_cheap(dev) -> None:
+    assert len(dev.network.zones) == 2
+    assert dev.network.nat_gateways == "one"
+    assert dev.fleet.max_size <= 4
+
+
+def test_defaults_fill_what_a_stack_leaves_out(prod_config) -> None:
+    del prod_config["floodgate:settings"]["waf"]
+    settings = parse_stack_config(prod_config)
+    assert settings.waf.rate_limit == 2000
+    assert settings.waf.evaluation_window_s == 300
+
+
+def test_yaml_and_config_object_paths_agree(prod_config) -> None:
+    """`__main__` gets the settings as Pulumi config (JSON text decoded to a dict); scripts read
+    the YAML file. Both must give the same model."""
+    import json
+
+    from_config = parse_stack_config(
+        {
+            "aws:region": prod_config["aws:region"],
+            "floodgate:settings": json.loads(json.dumps(prod_config["floodgate:settings"])),
+        }
+    )
+    assert from_config == load_stack_settings("prod")
+
+
+def test_missing_stack_file_lists_known_stacks() -> None:
+    with pytest.raises(SettingsError, match=r"stack 'nope'.*stacks: dev, pr, prod, staging"):
+        load_stack_settings("nope")
+
+
+def test_missing_settings_key_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.x.yaml").write_text(yaml.safe_dump({"config": {"aws:region": "x"}}))
+    with pytest.raises(SettingsError, match="floodgate:settings: missing or not a mapping"):
+        load_stack_settings("x", tmp_path)
+
+
+# Each case: dotted key, bad value, pattern the message must contain (key, value and rule).
+INVALID: list[tuple[str, Any, str]] = [
+    ("fleet.max_size", 2, r"fleet\.max_size: must be >= min_size \(6\) \(got 2\)"),
+    (
+        "network.zones",
+        ["ca-central-1a", "ca-central-1b", "ca-central-1z"],
+        r"network\.zones: is not a known Availability Zone.*\(got 'ca-central-1z'\)",
+    ),
+    (
+        "network.zones",
+        ["ca-central-1a", "ca-central-1b", "us-east-1a"],
+        r"network\.zones: is not in region ca-central-1; allowed: "
+        r"\['ca-central-1a', 'ca-central-1b', 'ca-central-1d'\] \(got 'us-east-1a'\)",
+    ),
+    (
+        "fleet.instance_types",
+        [],
+        r"fleet\.instance_types: must list at least one instance type.*\(got \[\]\)",
+    ),
+    (
+        "fleet.warm_pool.min_size",
+        500,
+        r"fleet\.warm_pool\.min_size: must be <= max_size \(120\) \(got 500\)",
+    ),
+    (
+        "waf.rate_limit",
+        5,
+        r"waf\.rate_limit: must be between 10 and 2000000000 requests per window "
+        r"\(AWS WAF minimum is 10\) \(got 5\)",
+    ),
+    (
+        "load_balancer.tls_policy",
+        "ELBSecurityPolicy-2016-08",
+        r"load_balancer\.tls_policy: must be one of ELBSecurityPolicy-TLS13-1-2-2021-06.*"
+        r"\(got 'ELBSecurityPolicy-2016-08'\)",
+    ),
+    (
+        "edge.certificate_arn",
+        "arn:aws:acm:ca-central-1:123456789012:certificate/66666666-7777-8888-9999-000000000000",
+        r"edge\.certificate_arn: is in ca-central-1; CloudFront only uses certificates from "
+        r"us-east-1",
+    ),
+    (
+        "load_balancer.certificate_arn",
+        "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555",
+        r"load_balancer\.certificate_arn: must be in the stack's region ca-central-1",
+    ),
+    (
+        "fleet.instance_types",
+        ["m7i.large", "m7g.large"],
+        r"fleet\.instance_types: mixes arm64 \(Graviton\) and x86_64",
+    ),
+    (
+        "fleet.instance_types",
+        ["m7i.large", "m6i.large"],
+        r"fleet\.warm_pool: needs exactly one instance type.*mixed instances policy",
+    ),
+    ("fleet.spot_pct", 30, r"fleet\.warm_pool: needs spot_pct 0, got 30.*Spot Instances"),
+    (
+        "edge.failover_status_codes",
+        [500, 501],
+        r"edge\.failover_status_codes: must be a non-empty subset of "
+        r"\[403, 404, 500, 502, 503, 504\] \(got \[500, 501\]\)",
+    ),
+    (
+        "edge.origin_connection_timeout_s",
+        30,
+        r"edge\.origin_connection_timeout_s: must be between 1 and 10 seconds \(got 30\)",
+    ),
+    (
+        "waf.evaluation_window_s",
+        90,
+        r"waf\.evaluation_window_s: must be one of \[60, 120, 300, 600\] seconds \(got 90\)",
+    ),
+    (
+        "network.flow_log_retention_days",
+        100,
+        r"network\.flow_log_retention_days: must be one of CloudWatch's retention periods",
+    ),
+    ("network.vpc_cidr", "8.8.0.0/16", r"network\.vpc_cidr: must be a private"),
+    ("network.nat_gateways", "one", r"network\.nat_gateways: prod needs 'per_zone'"),
+    (
+        "network.zones",
+        ["ca-central-1a", "ca-central-1b"],
+        r"network\.zones: prod needs at least 3 zones",
+    ),
+    ("fleet.instance_types", ["large"], r"fleet\.instance_types: \['large'\] are not instance"),
+    ("fleet.colour", "blue", r"fleet\.colour: Extra inputs are not permitted \(got 'blue'\)"),
+    (
+        "alarms.response_time_p99_s",
+        0.5,
+        r"alarms\.response_time_p99_s: must be >= response_time_p95_s \(1\.0\) \(got 0\.5\)",
+    ),
+    ("fleet.ami_id", "ubuntu", r"fleet\.ami_id: must look like ami-0123456789abcdef0"),
+    ("tags", {"aws:owner": "x"}, r"tags: tag 'aws:owner': keys are 1-128 characters"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_setting_names_key_value_and_rule(prod_config, key, value, message) -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings_with(prod_config, **{key.replace(".", "__"): value})
+    assert re.search(message, str(caught.value)), str(caught.value)
+
+
+def test_custom_domain_requires_a_certificate(prod_config) -> None:
+    del prod_config["floodgate:settings"]["edge"]["certificate_arn"]
+    with pytest.raises(SettingsError, match=r"edge\.certificate_arn: is required when domain"):
+        parse_stack_config(prod_config)
+
+
+def test_region_comes_from_aws_region_only(prod_config) -> None:
+    with_setting(prod_config, "region", "ca-central-1")
+    with pytest.raises(SettingsError, match="set the region with aws:region instead"):
+        parse_stack_config(prod_config)
+
+
+def test_unknown_region_lists_supported_ones(prod_config) -> None:
+    prod_config["aws:region"] = "mars-north-1"
+    with pytest.raises(SettingsError, match=r"region: must be one of \[.*'ca-central-1'"):
+        parse_stack_config(prod_config)
+
+
+def test_every_problem_is_reported_at_once(prod_config) -> None:
+    with_setting(prod_config, "waf.rate_limit", 1)
+    with_setting(prod_config, "edge.origin_read_timeout_s", 0)
+    with pytest.raises(SettingsError) as caught:
+        parse_stack_config(prod_config)
+    assert "waf.rate_limit" in str(caught.value)
+    assert "edge.origin_read_timeout_s" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "arch"),
+    [("m7g.large", "arm64"), ("c7gn.xlarge", "arm64"), ("t4g.small", "arm64"),
+     ("m7i.large", "x86_64"), ("t3a.medium", "x86_64"), ("g5.xlarge", "x86_64")],
+)  # fmt: skip
+def test_architecture_follows_the_family_name(instance_type: str, arch: str) -> None:
+    assert architecture(instance_type) == arch
