@@ -1,0 +1,105 @@
+"""Load balancer: reachable only from CloudFront, 403 without the origin secret."""
+
+from __future__ import annotations
+
+import json
+
+from components.load_balancer import ORIGIN_SECRET_HEADER, LoadBalancer, LoadBalancerArgs
+import pulumi
+from pulumi.runtime import rpc
+
+from planning import aws_facts
+from scripts.offline_cloud import INVOKE_RESULTS
+
+PREFIX_LIST = INVOKE_RESULTS["aws:ec2/getManagedPrefixList:getManagedPrefixList"]["id"]
+
+
+def build(evaluate, settings, secret: str = "s3cret"):
+    return evaluate(
+        lambda: LoadBalancer(
+            "lb",
+            LoadBalancerArgs(
+                settings=settings.load_balancer,
+                region=settings.region,
+                vpc_id="vpc-1",
+                vpc_cidr=settings.network.vpc_cidr,
+                public_subnet_ids=[pulumi.Output.from_input("subnet-a")],
+                origin_secret=pulumi.Output.secret(secret),
+                tags={},
+            ),
+        )
+    )
+
+
+def test_alb_accepts_443_only_from_the_cloudfront_prefix_list(evaluate, prod) -> None:
+    group = build(evaluate, prod).one("aws:ec2/securityGroup:SecurityGroup")
+    (rule,) = group.inputs["ingress"]
+    assert (rule["fromPort"], rule["toPort"], rule["protocol"]) == (443, 443, "tcp")
+    assert rule["prefixListIds"] == [PREFIX_LIST]
+    assert not rule.get("cidrBlocks") and not rule.get("ipv6CidrBlocks")
+
+
+def test_https_listener_answers_403_by_default(evaluate, prod) -> None:
+    https = next(
+        r for r in build(evaluate, prod).of_type("aws:lb/listener:Listener") if r.name == "lb-https"
+    )
+    assert https.inputs["sslPolicy"] == prod.load_balancer.tls_policy
+    (action,) = https.inputs["defaultActions"]
+    assert action["type"] == "fixed-response"
+    assert action["fixedResponse"]["statusCode"] == "403"
+
+
+def test_only_requests_with_the_secret_header_are_forwarded(evaluate, prod) -> None:
+    run = build(evaluate, prod, secret="from-cloudfront")
+    rule = run.one("aws:lb/listenerRule:ListenerRule")
+    assert rpc.is_rpc_secret(rule.inputs["conditions"]), "the secret must stay a Pulumi secret"
+    (condition,) = rule.revealed()["conditions"]
+    assert condition["httpHeader"] == {
+        "httpHeaderName": ORIGIN_SECRET_HEADER,
+        "values": ["from-cloudfront"],
+    }
+    (action,) = rule.revealed()["actions"]
+    assert action["type"] == "forward"
+    assert ":targetgroup/lb/" in action["targetGroupArn"]
+
+
+def test_http_redirects_to_https(evaluate, prod) -> None:
+    http = next(
+        r for r in build(evaluate, prod).of_type("aws:lb/listener:Listener") if r.name == "lb-http"
+    )
+    (action,) = http.inputs["defaultActions"]
+    assert action["redirect"] == {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
+
+
+def test_alb_hardening_and_reservation(evaluate, prod) -> None:
+    alb = build(evaluate, prod).one("aws:lb/loadBalancer:LoadBalancer").inputs
+    assert alb["dropInvalidHeaderFields"] is True
+    assert alb["enableDeletionProtection"] is True
+    assert alb["internal"] is False
+    assert alb["accessLogs"]["enabled"] is True
+    assert alb["minimumLoadBalancerCapacity"] == {"capacityUnits": 100}
+
+
+def test_dev_has_no_reservation_and_can_be_deleted(evaluate, dev) -> None:
+    alb = build(evaluate, dev).one("aws:lb/loadBalancer:LoadBalancer").inputs
+    assert "minimumLoadBalancerCapacity" not in alb
+    assert alb["enableDeletionProtection"] is False
+
+
+def test_target_group_drains_and_ramps_on_purpose(evaluate, prod) -> None:
+    group = build(evaluate, prod).one("aws:lb/targetGroup:TargetGroup").inputs
+    assert group["deregistrationDelay"] == 30
+    assert group["slowStart"] == 60
+    assert group["healthCheck"]["path"] == "/healthz"
+    assert group["port"] == prod.load_balancer.app_port
+
+
+def test_access_logs_are_writable_only_by_the_regional_elb_account(evaluate, prod) -> None:
+    policy = json.loads(
+        build(evaluate, prod).one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]
+    )
+    allow, deny = policy["Statement"]
+    account = aws_facts.ELB_LOG_ACCOUNTS["ca-central-1"]
+    assert allow["Principal"] == {"AWS": f"arn:aws:iam::{account}:root"}
+    assert allow["Action"] == "s3:PutObject"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

@@ -1,0 +1,48 @@
+"""Portal: composes the request path and exports what operators and scripts need."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.portal import Portal
+
+EXPECTED_OUTPUTS = {
+    "cdn_domain_name",
+    "distribution_id",
+    "web_acl_arn",
+    "alb_dns_name",
+    "alb_arn",
+    "target_group_arn",
+    "asg_name",
+    "alarm_topic_arn",
+    "edge_alarm_topic_arn",
+    "pages_bucket",
+    "vpc_id",
+}
+
+
+@pulumi.runtime.test
+def test_portal_exports_what_scripts_need(pulumi_mocks, prod):
+    portal = Portal("p", prod)
+    assert set(portal.outputs) == EXPECTED_OUTPUTS
+
+    def check(values: list[str]) -> None:
+        outputs = dict(zip(portal.outputs, values, strict=True))
+        assert outputs["cdn_domain_name"].endswith(".cloudfront.net")
+        assert outputs["alb_dns_name"].endswith(".elb.amazonaws.com")
+        assert outputs["alb_arn"].startswith("arn:aws:elasticloadbalancing:ca-central-1:")
+        assert outputs["asg_name"].startswith("p-")
+        assert all(outputs.values())
+
+    return pulumi.Output.all(*portal.outputs.values()).apply(check)
+
+
+@pulumi.runtime.test
+def test_origin_secret_never_leaves_state_in_plain_text(pulumi_mocks, prod):
+    portal = Portal("p", prod)
+    secret_flags = [pulumi.Output.is_secret(v) for v in portal.outputs.values()]
+
+    def check(flags: list[bool]) -> None:
+        assert not any(flags), "no exported output carries the origin secret"
+
+    return pulumi.Output.all(*[pulumi.Output.from_input(f) for f in secret_flags]).apply(check)

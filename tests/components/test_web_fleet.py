@@ -1,0 +1,136 @@
+"""Web fleet: private IMDSv2 instances, ELB health checks, scaling that Pulumi never fights."""
+
+from __future__ import annotations
+
+import base64
+
+import pulumi
+
+from components.web_fleet import WebFleet, WebFleetArgs
+from planning.settings import Settings
+from scripts.offline_cloud import INVOKE_RESULTS
+from tests.conftest import settings_with
+
+AL2023_AMI = INVOKE_RESULTS["aws:ssm/getParameter:getParameter"]["value"]
+
+
+def build(evaluate, settings: Settings):
+    return evaluate(
+        lambda: WebFleet(
+            "web",
+            WebFleetArgs(
+                settings=settings.fleet,
+                load_balancer=settings.load_balancer,
+                vpc_id="vpc-1",
+                private_subnet_ids=[pulumi.Output.from_input(f"subnet-{i}") for i in range(3)],
+                alb_security_group_id="sg-alb",
+                target_group_arn="arn:tg",
+                request_count_label="app/lb/1/targetgroup/tg/2",
+                tags={"team": "portal"},
+            ),
+        )
+    )
+
+
+def test_instances_require_imdsv2_and_get_no_public_ip(evaluate, prod) -> None:
+    template = build(evaluate, prod).one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert template["metadataOptions"]["httpTokens"] == "required"
+    assert template["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    (nic,) = template["networkInterfaces"]
+    assert nic["associatePublicIpAddress"] == "false"
+
+
+def test_root_volume_is_encrypted_gp3(evaluate, prod) -> None:
+    template = build(evaluate, prod).one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    (disk,) = template["blockDeviceMappings"]
+    assert disk["ebs"]["volumeType"] == "gp3"
+    assert disk["ebs"]["encrypted"] == "true"
+
+
+def test_ami_comes_from_the_al2023_parameter_unless_pinned(evaluate, prod, prod_config) -> None:
+    template = build(evaluate, prod).one("aws:ec2/launchTemplate:LaunchTemplate")
+    assert template.inputs["imageId"] == AL2023_AMI
+    pinned = settings_with(prod_config, fleet__ami_id="ami-0123456789abcdef0")
+    template = build(evaluate, pinned).one("aws:ec2/launchTemplate:LaunchTemplate")
+    assert template.inputs["imageId"] == "ami-0123456789abcdef0"
+
+
+def test_default_user_data_serves_the_health_check(evaluate, prod) -> None:
+    template = build(evaluate, prod).one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    script = base64.b64decode(template["userData"]).decode()
+    assert "/srv/portal/healthz" in script
+    assert "http.server 8080" in script
+    assert "$" not in script.replace("$(", ""), "every template placeholder is filled"
+
+
+def test_custom_user_data_is_used_verbatim(evaluate, prod_config) -> None:
+    settings = settings_with(prod_config, fleet__user_data="#!/bin/bash\necho portal\n")
+    template = build(evaluate, settings).one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert base64.b64decode(template["userData"]).decode() == "#!/bin/bash\necho portal\n"
+
+
+def test_instances_accept_traffic_only_from_the_alb(evaluate, prod) -> None:
+    group = build(evaluate, prod).one("aws:ec2/securityGroup:SecurityGroup").inputs
+    (rule,) = group["ingress"]
+    assert rule["securityGroups"] == ["sg-alb"]
+    assert not rule.get("cidrBlocks")
+    assert rule["fromPort"] == prod.load_balancer.app_port
+
+
+def test_instance_role_has_only_ssm(evaluate, prod) -> None:
+    run = build(evaluate, prod)
+    (attachment,) = run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert attachment.inputs["policyArn"].endswith("/AmazonSSMManagedInstanceCore")
+    assert not run.of_type("aws:iam/rolePolicy:RolePolicy")
+
+
+def test_group_uses_elb_health_checks_and_never_fights_scaling(evaluate, prod) -> None:
+    group = build(evaluate, prod).one("aws:autoscaling/group:Group")
+    assert group.inputs["healthCheckType"] == "ELB"
+    assert group.ignore_changes == ("desiredCapacity",)
+    assert group.inputs["vpcZoneIdentifiers"] == ["subnet-0", "subnet-1", "subnet-2"]
+    assert group.inputs["instanceMaintenancePolicy"]["minHealthyPercentage"] == 100
+    assert group.inputs["defaultInstanceWarmup"] == prod.fleet.default_warmup_s
+
+
+def test_template_changes_start_an_instance_refresh(evaluate, prod) -> None:
+    group = build(evaluate, prod).one("aws:autoscaling/group:Group").inputs
+    assert group["launchTemplate"]["version"] == "1", "pinned latest_version, not $Latest"
+    assert group["instanceRefresh"]["strategy"] == "Rolling"
+
+
+def test_prod_keeps_a_warm_pool_of_stopped_instances(evaluate, prod) -> None:
+    group = build(evaluate, prod).one("aws:autoscaling/group:Group").inputs
+    assert group["warmPool"]["minSize"] == 12
+    assert group["warmPool"]["poolState"] == "Stopped"
+    assert "mixedInstancesPolicy" not in group
+
+
+def test_dev_mixes_types_with_an_on_demand_base_and_spot(evaluate, dev) -> None:
+    group = build(evaluate, dev).one("aws:autoscaling/group:Group").inputs
+    policy = group["mixedInstancesPolicy"]
+    assert [o["instanceType"] for o in policy["launchTemplate"]["overrides"]] == [
+        "t3.medium",
+        "t3a.medium",
+    ]
+    assert policy["launchTemplate"]["launchTemplateSpecification"]["version"] == "1"
+    assert policy["instancesDistribution"]["onDemandBaseCapacity"] == 1
+    assert policy["instancesDistribution"]["onDemandPercentageAboveBaseCapacity"] == 0
+    assert group["capacityRebalance"] is True
+    assert "warmPool" not in group
+
+
+def test_scales_on_requests_per_target_and_cpu(evaluate, prod) -> None:
+    policies = build(evaluate, prod).of_type("aws:autoscaling/policy:Policy")
+    tracking = {
+        p.inputs["targetTrackingConfiguration"]["predefinedMetricSpecification"][
+            "predefinedMetricType"
+        ]: p.inputs["targetTrackingConfiguration"]
+        for p in policies
+    }
+    assert tracking["ALBRequestCountPerTarget"]["targetValue"] == 6000
+    assert (
+        tracking["ALBRequestCountPerTarget"]["predefinedMetricSpecification"]["resourceLabel"]
+        == "app/lb/1/targetgroup/tg/2"
+    )
+    assert tracking["ASGAverageCPUUtilization"]["targetValue"] == 50
