@@ -165,16 +165,24 @@ class OfflineCloud(Mocks):
 
 
 class _RecordingMonitor(MockMonitor):
-    def __init__(self, mocks: Mocks, stack_urn_suffix: str) -> None:
+    def __init__(self, mocks: Mocks) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
-        self._stack_urn_suffix = stack_urn_suffix
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """URNs as the engine makes them: the parent's whole qualified type, minus the stack
+        (Pulumi's mock keeps only the parent's last type), so that offline URNs match those of
+        a real `pulumi stack export`."""
+        qualified = _urn_qualified_type(parent) if parent else ""
+        if qualified and qualified != "pulumi:pulumi:Stack":
+            type_ = f"{qualified}${type_}"
+        return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{type_}::{name}"
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             parent = request.parent or None
-            if parent is not None and parent.endswith(self._stack_urn_suffix):
+            if parent is not None and _urn_qualified_type(parent) == "pulumi:pulumi:Stack":
                 parent = None  # top-level resources: the stack itself is not in the plan
             self.registrations.append(
                 Registration(
@@ -236,7 +244,7 @@ def run_offline(
     Config values that are mappings or lists are JSON-encoded, as the Pulumi CLI passes them.
     Exceptions from the program (e.g. invalid settings) propagate unchanged.
     """
-    monitor = _RecordingMonitor(OfflineCloud(), f"::pulumi:pulumi:Stack::{PROJECT}-{stack}")
+    monitor = _RecordingMonitor(OfflineCloud())
     pulumi.runtime.set_mocks(
         OfflineCloud(), project=PROJECT, stack=stack, preview=True, monitor=monitor
     )
@@ -281,3 +289,8 @@ def _reveal(value: Any) -> Any:
     if isinstance(value, list):
         return [_reveal(v) for v in value]
     return value
+
+
+def _urn_qualified_type(urn: str) -> str:
+    """`urn:pulumi:<stack>::<project>::<qualified type>::<name>` -> the qualified type."""
+    return urn.split("::")[2]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from components.load_balancer import ORIGIN_SECRET_HEADER, LoadBalancer, LoadBalancerArgs
 import pulumi
 from pulumi.runtime import rpc
 
+from components.load_balancer import ORIGIN_SECRET_HEADER, LoadBalancer, LoadBalancerArgs
 from planning import aws_facts
 from scripts.offline_cloud import INVOKE_RESULTS
 

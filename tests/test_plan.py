@@ -1,0 +1,65 @@
+"""The offline plan: tree and key settings on stdout, a diffable JSON document on disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from planning.settings import SettingsError
+from scripts import plan
+from scripts.offline_cloud import SECRET, run_offline, stack_config
+from tests.conftest import stack_run, with_setting
+
+
+def test_plan_prints_tree_and_key_settings(tmp_path, capsys) -> None:
+    assert plan.main(["--stack", "prod", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "fleet            min 6 / max 120, warm pool 12 stopped" in out
+    assert "LCU reservation  100" in out
+    assert "WAF rate limit   2000 req per IP per 300 s" in out
+    assert "failover codes   500, 502, 503, 504" in out
+    assert "Portal floodgate-prod" in out
+    assert "  Edge floodgate-prod" in out
+    assert "1 x aws:cloudfront/distribution:Distribution" in out
+    assert (tmp_path / "plan-prod.json").is_file()
+
+
+def test_plan_json_has_the_documented_shape(tmp_path) -> None:
+    plan.main(["--stack", "dev", "--out", str(tmp_path)])
+    document = json.loads((tmp_path / "plan-dev.json").read_text())
+    assert set(document) == {"stack", "project", "resources"}
+    assert (document["stack"], document["project"]) == ("dev", "floodgate")
+    urns = {r["urn"] for r in document["resources"]}
+    for resource in document["resources"]:
+        assert set(resource) == {"urn", "type", "name", "parent", "inputs"}
+        assert resource["parent"] is None or resource["parent"] in urns
+    assert [r["urn"] for r in document["resources"]] == sorted(urns)
+
+
+def test_inputs_use_engine_names_and_mask_secrets() -> None:
+    document = stack_run("prod").plan_document()
+    alb = next(r for r in document["resources"] if r["type"] == "aws:lb/loadBalancer:LoadBalancer")
+    assert "dropInvalidHeaderFields" in alb["inputs"]
+    rule = next(r for r in document["resources"] if r["type"] == "aws:lb/listenerRule:ListenerRule")
+    assert rule["inputs"]["conditions"] == SECRET
+    assert "offline-" not in json.dumps(document), "no secret value appears anywhere"
+
+
+def test_two_plans_are_byte_identical() -> None:
+    first = run_offline("prod", stack_config("prod")).plan_json()
+    second = run_offline("prod", stack_config("prod")).plan_json()
+    assert first == second
+
+
+def test_unknown_stack_exits_2_with_the_reason(tmp_path, capsys) -> None:
+    assert plan.main(["--stack", "nope", "--out", str(tmp_path)]) == 2
+    assert "stack 'nope'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_invalid_settings_fail_before_any_resource_is_declared(prod_config) -> None:
+    with_setting(prod_config, "fleet.max_size", 1)
+    with pytest.raises(SettingsError, match=r"fleet\.max_size"):
+        run = run_offline("prod", prod_config)
+        assert not run.registrations

@@ -1,0 +1,138 @@
+"""Properties every stack file must have, checked on the whole program as `pulumi up` runs it.
+
+Each stack is evaluated once (see conftest.stack_run); every test reads that registration list.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from planning.capacity import peak_check
+from planning.settings import load_stack_settings
+from scripts.offline_cloud import INVOKE_RESULTS, OfflineRun
+from tests.conftest import STACKS, stack_run
+
+CLOUDFRONT_PREFIX_LIST = INVOKE_RESULTS["aws:ec2/getManagedPrefixList:getManagedPrefixList"]["id"]
+
+
+@pytest.fixture(params=STACKS)
+def run(request) -> OfflineRun:
+    return stack_run(request.param)
+
+
+def test_instances_are_unreachable_from_the_internet(run) -> None:
+    template = run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert all(n["associatePublicIpAddress"] == "false" for n in template["networkInterfaces"])
+    private = {s.id for s in run.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name}
+    group = run.one("aws:autoscaling/group:Group").inputs
+    assert set(group["vpcZoneIdentifiers"]) == private
+    instance_sg = next(
+        g for g in run.of_type("aws:ec2/securityGroup:SecurityGroup") if "instances" in g.name
+    )
+    for rule in instance_sg.inputs["ingress"]:
+        assert not rule.get("cidrBlocks") and not rule.get("ipv6CidrBlocks")
+        assert not rule.get("prefixListIds")
+
+
+def test_private_subnets_route_out_only_through_nat(run) -> None:
+    for table in run.of_type("aws:ec2/routeTable:RouteTable"):
+        if "-private-" in table.name:
+            assert all("gatewayId" not in r for r in table.inputs["routes"])
+
+
+def test_imdsv2_is_required(run) -> None:
+    options = run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs["metadataOptions"]
+    assert options["httpTokens"] == "required"
+
+
+def test_alb_ingress_only_from_cloudfront(run) -> None:
+    alb_sg = next(
+        g for g in run.of_type("aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("-alb")
+    )
+    for rule in alb_sg.inputs["ingress"]:
+        assert rule["prefixListIds"] == [CLOUDFRONT_PREFIX_LIST]
+        assert not rule.get("cidrBlocks") and not rule.get("ipv6CidrBlocks")
+        assert rule["fromPort"] == rule["toPort"] == 443
+
+
+def test_every_bucket_is_private_encrypted_and_tls_only(run) -> None:
+    buckets = run.of_type("aws:s3/bucket:Bucket")
+    assert len(buckets) == 3
+    for bucket in buckets:
+
+        def for_bucket(token: str, bucket_id: str = bucket.id) -> dict:
+            (found,) = [r for r in run.of_type(token) if r.inputs["bucket"] == bucket_id]
+            return found.inputs
+
+        block = for_bucket("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+        assert all(
+            block[k]
+            for k in (
+                "blockPublicAcls",
+                "blockPublicPolicy",
+                "ignorePublicAcls",
+                "restrictPublicBuckets",
+            )
+        )
+        sse = for_bucket(
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+        )
+        assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+        policy = json.loads(for_bucket("aws:s3/bucketPolicy:BucketPolicy")["policy"])
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in policy["Statement"]
+        )
+        assert not any(
+            s.get("Principal") == "*" and s["Effect"] == "Allow" for s in policy["Statement"]
+        )
+
+
+def test_failover_is_configured(run) -> None:
+    distribution = run.one("aws:cloudfront/distribution:Distribution").inputs
+    (group,) = distribution["originGroups"]
+    assert group["failoverCriteria"]["statusCodes"]
+    assert len(group["members"]) == 2
+    assert distribution["customErrorResponses"]
+
+
+def test_waf_is_attached(run) -> None:
+    acl = run.one("aws:wafv2/webAcl:WebAcl")
+    distribution = run.one("aws:cloudfront/distribution:Distribution").inputs
+    assert distribution["webAclId"] == f"arn:aws:wafv2:us-east-1:123456789012:{acl.name}"
+
+
+def test_alarms_are_wired_to_the_topics(run) -> None:
+    topic_names = {t.name for t in run.of_type("aws:sns/topic:Topic")}
+    alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert len(alarms) == 7
+    for alarm in alarms:
+        assert alarm.inputs["alarmActions"]
+        assert all(a.rsplit(":", 1)[1] in topic_names for a in alarm.inputs["alarmActions"])
+
+
+def test_every_taggable_resource_is_tagged_with_the_environment(run) -> None:
+    tagged = [
+        r
+        for r in run.registrations
+        if "tags" in r.inputs and r.type != "aws:autoscaling/group:Group"
+    ]
+    assert tagged
+    env = run.stack
+    assert all(r.inputs["tags"].get("floodgate:environment") == env for r in tagged)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_fleet_carries_its_planned_peak_with_one_zone_lost(stack: str) -> None:
+    check = peak_check(load_stack_settings(stack))
+    assert check.holds, check
+
+
+def test_prod_spans_at_least_three_zones() -> None:
+    run = stack_run("prod")
+    zones = {s.inputs["availabilityZone"] for s in run.of_type("aws:ec2/subnet:Subnet")
+             if "-private-" in s.name}  # fmt: skip
+    assert len(zones) >= 3
+    assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == len(zones)
