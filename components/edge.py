@@ -96,7 +96,7 @@ class Edge(pulumi.ComponentResource):
             comment="Long-lived static assets",
             min_ttl=0,
             default_ttl=s.static_ttl_s,
-            max_ttl=max(s.static_ttl_s, 31_536_000),
+            max_ttl=31_536_000,  # one year, the CloudFront maximum
             parameters_in_cache_key_and_forwarded_to_origin={
                 "cookies_config": {"cookie_behavior": "none"},
                 "headers_config": {"header_behavior": "none"},

@@ -49,10 +49,12 @@ class Observability(pulumi.ComponentResource):
         self.edge_topic = aws.sns.Topic(
             f"{name}-edge-alarms", kms_master_key_id="alias/aws/sns", tags=tags, opts=edge_child
         )
+        topics = ((f"{name}-alarms", self.topic, child),
+                  (f"{name}-edge-alarms", self.edge_topic, edge_child))  # fmt: skip
         for i, email in enumerate(s.email_subscriptions):
-            for topic, topic_opts in ((self.topic, child), (self.edge_topic, edge_child)):
+            for topic_name, topic, topic_opts in topics:
                 aws.sns.TopicSubscription(
-                    f"{topic._name}-email-{i}",
+                    f"{topic_name}-email-{i}",
                     topic=topic.arn,
                     protocol="email",
                     endpoint=email,

@@ -165,9 +165,9 @@ class OfflineCloud(Mocks):
 
 
 class _RecordingMonitor(MockMonitor):
-    def __init__(self, mocks: Mocks) -> None:
+    def __init__(self, mocks: Mocks, registrations: list[Registration]) -> None:
         super().__init__(mocks)
-        self.registrations: list[Registration] = []
+        self.registrations = registrations
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """URNs as the engine makes them: the parent's whole qualified type, minus the stack
@@ -202,7 +202,7 @@ class _RecordingMonitor(MockMonitor):
 
 @dataclass
 class OfflineRun:
-    """What one offline evaluation registered and exported."""
+    """What one offline evaluation registered, in registration order."""
 
     stack: str
     registrations: list[Registration] = field(default_factory=list)
@@ -237,16 +237,25 @@ def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
 
 
 def run_offline(
-    stack: str, config: Mapping[str, Any], program: Callable[[], object] | None = None
+    stack: str,
+    config: Mapping[str, Any],
+    program: Callable[[], object] | None = None,
+    into: OfflineRun | None = None,
 ) -> OfflineRun:
     """Evaluate `program` (default: `__main__.py`) under mocks with `config` set.
 
     Config values that are mappings or lists are JSON-encoded, as the Pulumi CLI passes them.
-    Exceptions from the program (e.g. invalid settings) propagate unchanged.
+    Exceptions from the program (e.g. invalid settings) propagate unchanged; pass `into` to
+    keep what was registered before one was raised.
     """
-    monitor = _RecordingMonitor(OfflineCloud())
+    run = into if into is not None else OfflineRun(stack=stack)
+    mocks = OfflineCloud()
     pulumi.runtime.set_mocks(
-        OfflineCloud(), project=PROJECT, stack=stack, preview=True, monitor=monitor
+        mocks,
+        project=PROJECT,
+        stack=stack,
+        preview=True,
+        monitor=_RecordingMonitor(mocks, run.registrations),
     )
     pulumi.runtime.set_all_config(
         {
@@ -263,7 +272,7 @@ def run_offline(
             program()
 
     evaluate()
-    return OfflineRun(stack=stack, registrations=list(monitor.registrations))
+    return run
 
 
 def _plain(value: Any) -> Any:

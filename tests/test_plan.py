@@ -8,7 +8,7 @@ import pytest
 
 from planning.settings import SettingsError
 from scripts import plan
-from scripts.offline_cloud import SECRET, run_offline, stack_config
+from scripts.offline_cloud import SECRET, OfflineRun, run_offline, stack_config
 from tests.conftest import stack_run, with_setting
 
 
@@ -60,6 +60,7 @@ def test_unknown_stack_exits_2_with_the_reason(tmp_path, capsys) -> None:
 
 def test_invalid_settings_fail_before_any_resource_is_declared(prod_config) -> None:
     with_setting(prod_config, "fleet.max_size", 1)
+    partial = OfflineRun(stack="prod")
     with pytest.raises(SettingsError, match=r"fleet\.max_size"):
-        run = run_offline("prod", prod_config)
-        assert not run.registrations
+        run_offline("prod", prod_config, into=partial)
+    assert partial.registrations == []
