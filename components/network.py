@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.service_role import service_role
 from planning.settings import NetworkSettings
 
 # Subnets are /20s (4,091 usable addresses): public ones from the first half of the VPC block,
@@ -147,23 +148,7 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        role = aws.iam.Role(
-            f"{name}-flow-logs",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": "sts:AssumeRole",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                        }
-                    ],
-                }
-            ),
-            tags=tags,
-            opts=child,
-        )
+        role = service_role(f"{name}-flow-logs", "vpc-flow-logs.amazonaws.com", tags, child)
         aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -12,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.service_role import service_role
 from planning.settings import FleetSettings, LoadBalancerSettings
 
 DEFAULT_USER_DATA = Path(__file__).resolve().parent.parent / "functions/instance/user_data.sh"
@@ -57,23 +57,7 @@ class WebFleet(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         s, tags = args.settings, args.tags
 
-        role = aws.iam.Role(
-            f"{name}-instance",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": "sts:AssumeRole",
-                            "Principal": {"Service": "ec2.amazonaws.com"},
-                        }
-                    ],
-                }
-            ),
-            tags=tags,
-            opts=child,
-        )
+        role = service_role(f"{name}-instance", "ec2.amazonaws.com", tags, child)
         # Session Manager only: no SSH keys, no other AWS access from the instance.
         aws.iam.RolePolicyAttachment(
             f"{name}-ssm",
