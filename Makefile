@@ -33,8 +33,9 @@ unit: install
 test: lint types unit
 
 # The main job, offline: evaluate the stack under Pulumi's mocks, print it, write build/.
+# NOW=2028-10-01T00:00:00Z plans as of that instant (sets FLOODGATE_NOW).
 plan: install
-	$(BIN)/python -m scripts.plan --stack $(STACK)
+	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.plan --stack $(STACK)
 
 bench: install
 	$(BIN)/python -m tests.bench

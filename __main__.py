@@ -1,8 +1,11 @@
-"""Floodgate's Pulumi program: read settings, build the Portal, export its outputs."""
+"""Floodgate's Pulumi program: read settings and the event calendar, build the Portal, export."""
 
 import pulumi
 
 from components.portal import Portal
+from planning import clock
+from planning.calendar import load_calendar
+from planning.event_plan import plan_events
 from planning.settings import REGION_KEY, SETTINGS_KEY, parse_stack_config
 
 settings = parse_stack_config(
@@ -11,6 +14,8 @@ settings = parse_stack_config(
         SETTINGS_KEY: pulumi.Config().get_object("settings"),
     }
 )
-portal = Portal(f"{pulumi.get_project()}-{pulumi.get_stack()}", settings)
+now = clock.now()
+plans = plan_events(load_calendar(), settings, pulumi.get_stack(), now)
+portal = Portal(f"{pulumi.get_project()}-{pulumi.get_stack()}", settings, plans, now)
 for key, value in portal.outputs.items():
     pulumi.export(key, value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
@@ -10,17 +13,28 @@ from components.edge import Edge, EdgeArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
+from components.prescale import Prescale, PrescaleArgs
 from components.web_fleet import WebFleet, WebFleetArgs
+from planning.event_plan import EventPlan
 from planning.settings import Settings
 
 
 class Portal(pulumi.ComponentResource):
-    """Everything on the request path except the waiting room and event pre-scaling."""
+    """The request path plus event pre-scaling; the waiting room joins it later.
 
-    outputs: dict[str, pulumi.Output[str]]
+    `event_plans` are the events inside the horizon, soonest first; the warm pool is sized for
+    the first of them.
+    """
+
+    outputs: dict[str, pulumi.Output[Any]]
 
     def __init__(
-        self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        settings: Settings,
+        event_plans: list[EventPlan],
+        now: datetime,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("floodgate:portal:Portal", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -65,7 +79,15 @@ class Portal(pulumi.ComponentResource):
                 request_count_label=pulumi.Output.concat(
                     lb.alb.arn_suffix, "/", lb.target_group.arn_suffix
                 ),
+                warm_pool_min_size=event_plans[0].warm_pool if event_plans else None,
                 tags=tags,
+            ),
+            opts=child,
+        )
+        prescale = Prescale(
+            name,
+            PrescaleArgs(
+                plans=event_plans, fleet=settings.fleet, group_name=fleet.group.name, now=now
             ),
             opts=child,
         )
@@ -99,6 +121,7 @@ class Portal(pulumi.ComponentResource):
 
         # What scripts (pre-scale, PR preview) and operators read from the stack.
         self.outputs = {
+            "scheduled_actions": pulumi.Output.from_input(prescale.action_names),
             "cdn_domain_name": edge.distribution.domain_name,
             "distribution_id": edge.distribution.id,
             "web_acl_arn": edge.web_acl.arn,

@@ -40,6 +40,8 @@ class WebFleetArgs:
     alb_security_group_id: pulumi.Input[str]
     target_group_arn: pulumi.Input[str]
     request_count_label: pulumi.Input[str]
+    warm_pool_min_size: int | None = None
+    """Warm pool sized for the coming event; None keeps the settings' size."""
     """`<alb arn suffix>/<target group arn suffix>` for ALBRequestCountPerTarget."""
     tags: dict[str, str]
 
@@ -150,7 +152,7 @@ class WebFleet(pulumi.ComponentResource):
                 "launch_template": template_ref,
                 "warm_pool": {
                     "pool_state": s.warm_pool.state,
-                    "min_size": s.warm_pool.min_size,
+                    "min_size": args.warm_pool_min_size or s.warm_pool.min_size,
                     "max_group_prepared_capacity": s.warm_pool.max_prepared,
                     "instance_reuse_policy": {"reuse_on_scale_in": True},
                 },

@@ -387,6 +387,36 @@ class CapacitySettings(_Model):
     """Share of requests CloudFront answers from cache."""
 
 
+class PrescaleSettings(_Model):
+    """How known events become capacity in service before they start.
+
+    ALB LCU dimensions (per LCU-hour, EC2 targets): 25 new connections/s, 3,000 active
+    connections, 1 GB processed per hour, 1,000 rule evaluations/s (10 rules free per request).
+    """
+
+    horizon_days: int = Field(default=120, ge=1, le=400)
+    """Only events starting within this many days are declared (125 scheduled actions/ASG)."""
+    cold_launch_s: int = Field(default=300, ge=30, le=1800)
+    """Cold instance to serving (3-5 min with app start)."""
+    warm_launch_s: int = Field(default=60, ge=10, le=600)
+    """Warm-pool instance to serving (~30-60 s)."""
+    schedule_slip_s: int = Field(default=120, ge=0, le=900)
+    """Scheduled actions can run up to 2 minutes late."""
+    margin_s: int = Field(default=900, ge=0, le=86_400)
+    cooldown_s: int = Field(default=3600, ge=0, le=86_400)
+    """Capacity stays raised this long after an event ends, for the tail of the crowd."""
+    warm_pool_share_pct: float = Field(default=25, ge=0, le=100)
+    """Warm pool during an event, as a share of the event's desired capacity (surprise margin)."""
+    alb_reservation_lead_s: int = Field(default=86_400, ge=86_400, le=14 * 86_400)
+    """Reservations can take hours to provision: request them at least one day ahead."""
+    new_connections_per_request: float = Field(default=0.1, gt=0, le=1)
+    """Share of origin requests that open a new connection (keep-alive reuses the rest)."""
+    active_connections_per_user: float = Field(default=1.0, gt=0, le=10)
+    bytes_per_request: int = Field(default=20_000, gt=0)
+    """Average bytes per origin request, both directions (dynamic HTML and API responses)."""
+    rules_per_request: int = Field(default=1, ge=0, le=100)
+
+
 class Settings(_Model):
     """Everything one stack configures."""
 
@@ -399,6 +429,7 @@ class Settings(_Model):
     waf: WafSettings = WafSettings()
     alarms: AlarmSettings = AlarmSettings()
     capacity: CapacitySettings
+    prescale: PrescaleSettings = PrescaleSettings()
     tags: dict[str, str] = {}
 
     @field_validator("region")

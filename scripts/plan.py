@@ -15,7 +15,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from planning import clock
+from planning.calendar import CalendarError, load_calendar
 from planning.capacity import peak_check
+from planning.event_plan import EventPlan, PlanError, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
 from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
 
@@ -41,6 +44,33 @@ def key_settings(settings: Settings) -> list[str]:
         f"{peak.instances_with_zone_lost} with a zone lost "
         f"({'holds' if peak.holds else 'DOES NOT HOLD'})",
     ]
+
+
+def event_table(plans: list[EventPlan]) -> list[str]:
+    """Upcoming events and the capacity planned for each, one row per event (times UTC)."""
+    if not plans:
+        return ["no events inside the horizon"]
+    header = ("event", "local start", "raise (UTC)", "restore (UTC)", "peak users", "origin r/s",
+              "desired", "max", "warm", "LCU", "room")  # fmt: skip
+    rows = [header] + [
+        (
+            p.key,
+            f"{p.occurrence.local_start:%Y-%m-%d %H:%M %Z}",
+            f"{p.raise_at:%Y-%m-%d %H:%M}",
+            f"{p.restore_at:%Y-%m-%d %H:%M}",
+            f"{p.peak_users:,}",
+            f"{p.origin_requests_per_s:,.0f}",
+            f"{p.desired}{' (capped)' if p.capped else ''}",
+            str(p.max_size),
+            str(p.warm_pool),
+            str(p.capacity_units),
+            p.waiting_room,
+        )  # fmt: skip
+        for p in plans
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]  # fmt: skip
 
 
 def render_tree(run: OfflineRun) -> list[str]:
@@ -73,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_stack_settings(args.stack)
-    except SettingsError as exc:
+        now = clock.now()
+        plans = plan_events(load_calendar(), settings, args.stack, now)
+    except (SettingsError, CalendarError, PlanError, clock.ClockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     run = run_offline(args.stack, stack_config(args.stack))
@@ -83,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Floodgate offline plan: stack {args.stack}")
     print("\n".join(f"  {line}" for line in key_settings(settings)))
+    print(f"\nUpcoming events as of {now:%Y-%m-%d %H:%M}Z "
+          f"(horizon {settings.prescale.horizon_days} days):")  # fmt: skip
+    print("\n".join(f"  {line}" for line in event_table(plans)))
     print()
     print("\n".join(render_tree(run)))
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -12,6 +13,10 @@ import pytest
 
 from planning.settings import STACKS_DIR, Settings, load_stack_settings, parse_stack_config
 from scripts.offline_cloud import OfflineCloud, OfflineRun, run_offline, stack_config
+
+# Every evaluation of __main__ in the suite plans as of this instant (see planning/clock.py).
+TEST_NOW = "2028-10-01T00:00:00Z"
+os.environ["FLOODGATE_NOW"] = TEST_NOW
 
 STACKS = sorted(p.name.split(".")[1] for p in STACKS_DIR.glob("Pulumi.*.yaml"))
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pulumi
 
 from components.portal import Portal
+
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
 EXPECTED_OUTPUTS = {
     "cdn_domain_name",
@@ -18,28 +22,30 @@ EXPECTED_OUTPUTS = {
     "edge_alarm_topic_arn",
     "pages_bucket",
     "vpc_id",
+    "scheduled_actions",
 }
 
 
 @pulumi.runtime.test
 def test_portal_exports_what_scripts_need(pulumi_mocks, prod):
-    portal = Portal("p", prod)
+    portal = Portal("p", prod, [], NOW)
     assert set(portal.outputs) == EXPECTED_OUTPUTS
 
-    def check(values: list[str]) -> None:
+    def check(values: list) -> None:
         outputs = dict(zip(portal.outputs, values, strict=True))
         assert outputs["cdn_domain_name"].endswith(".cloudfront.net")
         assert outputs["alb_dns_name"].endswith(".elb.amazonaws.com")
         assert outputs["alb_arn"].startswith("arn:aws:elasticloadbalancing:ca-central-1:")
         assert outputs["asg_name"].startswith("p-")
-        assert all(outputs.values())
+        assert all(v for k, v in outputs.items() if k != "scheduled_actions")
+        assert outputs["scheduled_actions"] == []
 
     return pulumi.Output.all(*portal.outputs.values()).apply(check)
 
 
 @pulumi.runtime.test
 def test_origin_secret_never_leaves_state_in_plain_text(pulumi_mocks, prod):
-    portal = Portal("p", prod)
+    portal = Portal("p", prod, [], NOW)
     secret_flags = [pulumi.Output.is_secret(v) for v in portal.outputs.values()]
 
     def check(flags: list[bool]) -> None:

@@ -1,0 +1,297 @@
+"""Event calendar: known nights (elections, debates, announcements) as validated occurrences.
+
+Source: `stacks/events.yaml`, holding fixed events, RFC 5545 recurrence rules (python-dateutil)
+and iCalendar files to import (icalendar). Times are local wall-clock times in each event's IANA
+time zone and become UTC only after expansion, so DST is applied per occurrence: the 2028 US
+election (7 November) falls two days after clocks go back, and its 18:00 Eastern start is
+23:00 UTC, not 22:00 as in October.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import icalendar
+import yaml
+from dateutil.rrule import rrulestr
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from planning.settings import STACKS_DIR
+
+EVENTS_FILE = STACKS_DIR / "events.yaml"
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+MAX_PEAK_MULTIPLE = 1000  # 1,000x baseline is a typo, not a forecast
+RoomMode = Literal["armed", "queue", "off"]
+"""armed: the room queues by itself once the fleet is full; queue: everyone queues for the
+whole window; off: no waiting room for this event."""
+
+
+class CalendarError(ValueError):
+    """Invalid calendar; the message names the event, the key, the value and the rule."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Peak(_Model):
+    peak_multiple: float | None = Field(default=None, gt=1, le=MAX_PEAK_MULTIPLE)
+    """Expected peak concurrent users as a multiple of the stack's baseline users."""
+    peak_users: int | None = Field(default=None, gt=0)
+    """Expected peak concurrent users, absolute."""
+    waiting_room: RoomMode = "armed"
+    lead_time_s: int | None = Field(default=None, ge=0, le=7 * 86_400)
+    """Override of the planned lead time (seconds before start that capacity is in service)."""
+    stacks: list[str] | None = None
+    """Stacks the event applies to; None means every stack."""
+
+    @model_validator(mode="after")
+    def _one_peak(self) -> Self:
+        if (self.peak_multiple is None) == (self.peak_users is None):
+            raise ValueError(
+                "give exactly one of peak_multiple (x baseline) or peak_users (absolute)"
+            )
+        return self
+
+
+class EventSpec(_Peak):
+    """One event, fixed or recurring. `start` is the local start of the first occurrence."""
+
+    name: str
+    time_zone: str
+    start: datetime
+    end: datetime | None = None
+    duration_h: float | None = Field(default=None, gt=0, le=72)
+    rule: str | None = None
+    """RFC 5545 RRULE body, e.g. FREQ=YEARLY;INTERVAL=4;BYMONTH=11;BYDAY=TU;BYMONTHDAY=2,...,8"""
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("must be lower-case letters, digits and dashes (it names resources)")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            city = value.rsplit("/", maxsplit=1)[-1]
+            close = sorted(z for z in available_timezones() if z.endswith(city))
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ValueError(f"is not an IANA time zone such as America/Toronto{hint}") from None
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            raise ValueError("must be a local wall-clock time without offset; set time_zone")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        if (self.end is None) == (self.duration_h is None):
+            raise ValueError("give exactly one of end or duration_h")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end {self.end} is not after start {self.start}")
+        _localize(self.start, self.time_zone)  # rejects a start inside a DST gap
+        if self.rule is not None:
+            try:
+                rule = rrulestr(self.rule, dtstart=self.start)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"rule {self.rule!r} is not an RFC 5545 RRULE ({exc})") from None
+            if rule.after(self.start, inc=True) is None:
+                raise ValueError(f"rule {self.rule!r} never occurs on or after {self.start}")
+        return self
+
+    @property
+    def duration(self) -> timedelta:
+        if self.end is not None:
+            return self.end - self.start
+        return timedelta(hours=self.duration_h or 0)
+
+    def local_starts(self, until_local: datetime) -> list[datetime]:
+        """Local start times up to `until_local` (naive, in the event's zone)."""
+        if self.rule is None:
+            return [self.start] if self.start <= until_local else []
+        return list(rrulestr(self.rule, dtstart=self.start).between(
+            self.start, until_local, inc=True))  # fmt: skip
+
+
+class IcsSource(_Peak):
+    """An iCalendar file whose events all share these planning figures."""
+
+    path: str
+    """Relative to stacks/."""
+
+
+class CalendarFile(_Model):
+    events: list[EventSpec] = []
+    ics: list[IcsSource] = []
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One event night: times aware in UTC, plus the local start for people."""
+
+    name: str
+    start: datetime
+    end: datetime
+    time_zone: str
+    spec: _Peak
+
+    @property
+    def key(self) -> str:
+        """Stable identifier: event name and local start date, e.g. us-election-20281107."""
+        local = self.start.astimezone(ZoneInfo(self.time_zone))
+        return f"{self.name}-{local:%Y%m%d}"
+
+    @property
+    def local_start(self) -> datetime:
+        return self.start.astimezone(ZoneInfo(self.time_zone))
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Validated event specs (from YAML and imported .ics files)."""
+
+    events: tuple[EventSpec, ...]
+
+    def occurrences(self, stack: str, start: datetime, end: datetime) -> list[Occurrence]:
+        """Occurrences for `stack` overlapping [start, end), sorted; raises on overlaps."""
+        found: list[Occurrence] = []
+        for spec in self.events:
+            if spec.stacks is not None and stack not in spec.stacks:
+                continue
+            zone = ZoneInfo(spec.time_zone)
+            until_local = end.astimezone(zone).replace(tzinfo=None)
+            for local in spec.local_starts(until_local):
+                begins = _localize(local, spec.time_zone)
+                # Wall-clock duration: an 18:00-04:00 night stays 18:00-04:00 across DST.
+                finishes = _localize(local + spec.duration, spec.time_zone)
+                if finishes > start and begins < end:
+                    found.append(Occurrence(spec.name, begins, finishes, spec.time_zone, spec))
+        found.sort(key=lambda o: (o.start, o.name))
+        for before, after in itertools.pairwise(found):
+            if after.start < before.end:
+                raise CalendarError(
+                    f"events {before.key} ({before.start:%Y-%m-%d %H:%M}Z-"
+                    f"{before.end:%H:%M}Z) and {after.key} ({after.start:%Y-%m-%d %H:%M}Z) "
+                    f"overlap for stack {stack}: merge them into one event with the larger peak"
+                )
+        return found
+
+
+def load_calendar(path: Path = EVENTS_FILE) -> Calendar:
+    """Read events.yaml and the .ics files it names; raise CalendarError naming every problem."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise CalendarError(f"no calendar file {path}") from None
+    return parse_calendar(document, path.parent)
+
+
+def parse_calendar(document: object, base: Path = STACKS_DIR) -> Calendar:
+    try:
+        parsed = CalendarFile.model_validate(document)
+    except ValidationError as exc:
+        raise CalendarError(_describe(exc, document)) from None
+    events = list(parsed.events)
+    for source in parsed.ics:
+        events.extend(import_ics(base / source.path, source))
+    names = [e.name for e in events]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise CalendarError(f"event names must be unique; repeated: {duplicates}")
+    return Calendar(tuple(events))
+
+
+def import_ics(path: Path, source: IcsSource) -> list[EventSpec]:
+    """VEVENTs of an iCalendar file as EventSpecs (SUMMARY names the event)."""
+    try:
+        calendar = icalendar.Calendar.from_ical(path.read_bytes())
+    except FileNotFoundError:
+        raise CalendarError(f"ics.path: no file {path}") from None
+    except ValueError as exc:
+        raise CalendarError(f"ics.path: {path} is not iCalendar ({exc})") from None
+    specs = []
+    for vevent in calendar.walk("VEVENT"):
+        summary = str(vevent.get("SUMMARY", "")).strip()
+        name = re.sub(r"[^a-z0-9]+", "-", summary.lower()).strip("-")[:63]
+        begins = vevent.decoded("DTSTART")
+        if not isinstance(begins, datetime):
+            raise CalendarError(f"{path}: {summary!r} is an all-day event; give it a start time")
+        zone = _zone_name(begins)
+        local = begins.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+        if "DTEND" in vevent:
+            finishes = vevent.decoded("DTEND").astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+            shape: dict[str, object] = {"end": finishes}
+        elif "DURATION" in vevent:
+            shape = {"duration_h": vevent.decoded("DURATION").total_seconds() / 3600}
+        else:
+            raise CalendarError(f"{path}: {summary!r} has neither DTEND nor DURATION")
+        rule = vevent.get("RRULE")
+        try:
+            specs.append(
+                EventSpec.model_validate(
+                    {
+                        **source.model_dump(exclude={"path"}),
+                        "name": name,
+                        "time_zone": zone,
+                        "start": local,
+                        "rule": rule.to_ical().decode() if rule else None,
+                        **shape,
+                    }
+                )
+            )
+        except ValidationError as exc:
+            raise CalendarError(f"{path}: {summary!r}: {_describe(exc, None)}") from None
+    return specs
+
+
+def _zone_name(moment: datetime) -> str:
+    zone = moment.tzinfo
+    if zone is None or (zone.utcoffset(moment) == timedelta(0) and getattr(zone, "key", "UTC") in (
+        "UTC", "Etc/UTC")):  # fmt: skip
+        return "UTC"
+    key = getattr(zone, "key", None) or getattr(zone, "zone", None)
+    if not key:
+        raise CalendarError(f"time zone {zone!r} has no IANA name; use a TZID like America/Toronto")
+    return str(key)
+
+
+def _localize(local: datetime, zone_name: str) -> datetime:
+    """Local wall time -> aware UTC; a time that DST skips is an error, not a guess."""
+    zone = ZoneInfo(zone_name)
+    aware = local.replace(tzinfo=zone)
+    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
+        raise ValueError(f"{local} does not exist in {zone_name} (clocks skip it for DST)")
+    return aware.astimezone(UTC)
+
+
+def _describe(exc: ValidationError, document: object) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        label = ".".join(str(p) for p in loc)
+        if len(loc) >= 2 and loc[0] == "events" and isinstance(document, dict):
+            try:
+                name = document["events"][loc[1]].get("name", "?")
+                label = f"events[{name}]" + "".join(f".{p}" for p in loc[2:])
+            except (KeyError, IndexError, TypeError, AttributeError):
+                pass
+        message = error["msg"].removeprefix("Value error, ")
+        value = error.get("input")
+        # Model-level errors carry the whole event as input: the message already says enough.
+        lines.append(f"{label}: {message}" if isinstance(value, dict)
+                     else f"{label}: {message} (got {value!r})")  # fmt: skip
+    return "invalid calendar:\n  " + "\n  ".join(lines)

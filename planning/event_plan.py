@@ -1,0 +1,156 @@
+"""Capacity planner: an event's expected peak becomes capacity on every layer, in time.
+
+For each occurrence: peak users -> origin requests/s -> instances at the scaling target ->
+headroom so the peak holds with one zone lost -> ASG min/desired/max for the window, warm pool,
+ALB capacity units (LCUs), waiting-room mode, and when to raise and restore.
+Everything is capped by the stack's settings and AWS quotas, and a cap is reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from planning.calendar import Calendar, Occurrence, RoomMode
+from planning.capacity import instances_for, origin_requests_per_s
+from planning.settings import Settings
+
+OWNED_PREFIX = "floodgate-"
+"""Scheduled actions whose names start with this are Floodgate's; it never touches others."""
+SCHEDULED_ACTIONS_PER_ASG = 125
+"""AWS quota; each planned event uses two (raise and restore)."""
+
+# ALB LCU dimensions, per LCU (EC2 targets).
+LCU_NEW_CONNECTIONS_PER_S = 25
+LCU_ACTIVE_CONNECTIONS = 3000
+LCU_BYTES_PER_S = 1e9 / 3600  # 1 GB per hour
+LCU_RULE_EVALUATIONS_PER_S = 1000
+FREE_RULES_PER_REQUEST = 10
+
+
+class PlanError(ValueError):
+    """The calendar cannot be planned within AWS quotas."""
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    """Planned capacity for one occurrence. Times are aware UTC datetimes."""
+
+    occurrence: Occurrence
+    peak_users: int
+    origin_requests_per_s: float
+    instances_for_peak: int
+    """Instances that serve the peak at the scaling target, all zones up."""
+    desired: int
+    """Instances in service for the window: the peak with one zone lost, capped by max."""
+    max_size: int
+    warm_pool: int
+    capacity_units: int
+    """ALB LCU reservation for the window (0 when the peak needs less than one LCU)."""
+    lead: timedelta
+    raise_at: datetime
+    restore_at: datetime
+    reserve_alb_at: datetime
+    waiting_room: RoomMode
+    capped: bool
+    """True when settings' max_size cannot hold the peak with a zone lost: expect the room."""
+
+    @property
+    def key(self) -> str:
+        return self.occurrence.key
+
+    @property
+    def raise_action(self) -> str:
+        """Scheduled action name; the OWNED_PREFIX marks actions Floodgate may change."""
+        return f"{OWNED_PREFIX}{self.key}-raise"
+
+    @property
+    def restore_action(self) -> str:
+        return f"{OWNED_PREFIX}{self.key}-restore"
+
+    def active(self, moment: datetime) -> bool:
+        """Inside the window where capacity must not be lowered: raise_at..restore_at."""
+        return self.raise_at <= moment < self.restore_at
+
+
+def lead_time(settings: Settings, override_s: int | None = None) -> timedelta:
+    """Seconds before start that capacity must be asked for: launch + warmup + slip + margin.
+
+    Launch is the warm-pool time when the stack keeps a pool, else a cold launch.
+    """
+    if override_s is not None:
+        return timedelta(seconds=override_s)
+    p, fleet = settings.prescale, settings.fleet
+    launch = p.warm_launch_s if fleet.warm_pool is not None else p.cold_launch_s
+    return timedelta(seconds=launch + fleet.default_warmup_s + p.schedule_slip_s + p.margin_s)
+
+
+def with_zone_headroom(instances: int, zones: int) -> int:
+    """Instances so that `instances` remain after losing one of `zones` equal zones."""
+    return math.ceil(instances * zones / (zones - 1))
+
+
+def capacity_units(users: int, requests_per_s: float, settings: Settings) -> int:
+    """ALB LCUs for the peak: the largest of the four LCU dimensions, rounded up."""
+    p = settings.prescale
+    billable_rules = max(0, p.rules_per_request - FREE_RULES_PER_REQUEST)
+    dimensions = (
+        requests_per_s * p.new_connections_per_request / LCU_NEW_CONNECTIONS_PER_S,
+        users * p.active_connections_per_user / LCU_ACTIVE_CONNECTIONS,
+        requests_per_s * p.bytes_per_request / LCU_BYTES_PER_S,
+        requests_per_s * billable_rules / LCU_RULE_EVALUATIONS_PER_S,
+    )
+    return math.ceil(max(dimensions))
+
+
+def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
+    """Capacity for one occurrence on every layer."""
+    spec, fleet, cap = occurrence.spec, settings.fleet, settings.capacity
+    peak = spec.peak_users or math.ceil(cap.baseline_users * (spec.peak_multiple or 1))
+    rate = origin_requests_per_s(peak, cap.requests_per_user_per_s, cap.cdn_offload_pct)
+    for_peak = instances_for(rate, fleet.requests_per_instance_per_s)
+    wanted = max(fleet.min_size, with_zone_headroom(for_peak, len(settings.network.zones)))
+    desired = min(wanted, fleet.max_size)
+    pool_wanted = math.ceil(desired * settings.prescale.warm_pool_share_pct / 100)
+    warm_pool = min(pool_wanted, fleet.max_size - desired) if fleet.warm_pool else 0
+    lead = lead_time(settings, spec.lead_time_s)
+    return EventPlan(
+        occurrence=occurrence,
+        peak_users=peak,
+        origin_requests_per_s=rate,
+        instances_for_peak=for_peak,
+        desired=desired,
+        max_size=fleet.max_size,
+        warm_pool=max(warm_pool, fleet.warm_pool.min_size if fleet.warm_pool else 0),
+        capacity_units=max(
+            capacity_units(peak, rate, settings), settings.load_balancer.minimum_capacity_units
+        ),
+        lead=lead,
+        raise_at=occurrence.start - lead,
+        restore_at=occurrence.end + timedelta(seconds=settings.prescale.cooldown_s),
+        reserve_alb_at=occurrence.start
+        - timedelta(seconds=settings.prescale.alb_reservation_lead_s),
+        waiting_room=spec.waiting_room,
+        capped=wanted > fleet.max_size,
+    )
+
+
+def plan_events(
+    calendar: Calendar, settings: Settings, stack: str, now: datetime
+) -> list[EventPlan]:
+    """Plans for every occurrence that is not over and starts within the horizon."""
+    horizon_end = now + timedelta(days=settings.prescale.horizon_days)
+    plans = [
+        plan_event(o, settings)
+        for o in calendar.occurrences(stack, now, horizon_end)
+        if o.start < horizon_end
+    ]
+    plans = [p for p in plans if p.restore_at > now]
+    if 2 * len(plans) > SCHEDULED_ACTIONS_PER_ASG:
+        raise PlanError(
+            f"{len(plans)} events in the next {settings.prescale.horizon_days} days need "
+            f"{2 * len(plans)} scheduled actions; AWS allows {SCHEDULED_ACTIONS_PER_ASG} per "
+            "group: shorten prescale.horizon_days"
+        )
+    return plans
