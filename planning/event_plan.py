@@ -112,8 +112,12 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
     for_peak = instances_for(rate, fleet.requests_per_instance_per_s)
     wanted = max(fleet.min_size, with_zone_headroom(for_peak, len(settings.network.zones)))
     desired = min(wanted, fleet.max_size)
+    # The pool never holds more than can enter service: desired + pool <= max_size.
     pool_wanted = math.ceil(desired * settings.prescale.warm_pool_share_pct / 100)
-    warm_pool = min(pool_wanted, fleet.max_size - desired) if fleet.warm_pool else 0
+    pool_floor = fleet.warm_pool.min_size if fleet.warm_pool else 0
+    warm_pool = (
+        min(max(pool_wanted, pool_floor), fleet.max_size - desired) if fleet.warm_pool else 0
+    )
     lead = lead_time(settings, spec.lead_time_s)
     return EventPlan(
         occurrence=occurrence,
@@ -122,7 +126,7 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
         instances_for_peak=for_peak,
         desired=desired,
         max_size=fleet.max_size,
-        warm_pool=max(warm_pool, fleet.warm_pool.min_size if fleet.warm_pool else 0),
+        warm_pool=warm_pool,
         capacity_units=max(
             capacity_units(peak, rate, settings), settings.load_balancer.minimum_capacity_units
         ),

@@ -65,7 +65,7 @@ def event_table(plans: list[EventPlan]) -> list[str]:
             str(p.warm_pool),
             str(p.capacity_units),
             p.waiting_room,
-        )  # fmt: skip
+        )
         for p in plans
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

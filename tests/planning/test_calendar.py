@@ -1,0 +1,136 @@
+"""Calendar: rules expand to the right nights, DST is applied per occurrence, bad input is named."""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planning.calendar import CalendarError, load_calendar, parse_calendar
+
+ELECTION: dict[str, Any] = {
+    "name": "us-general-election",
+    "time_zone": "America/Toronto",
+    "start": "2024-11-05T18:00:00",
+    "duration_h": 10,
+    "rule": "FREQ=YEARLY;INTERVAL=4;BYMONTH=11;BYDAY=TU;BYMONTHDAY=2,3,4,5,6,7,8",
+    "peak_multiple": 20,
+}
+FROM, TO = datetime(2025, 1, 1, tzinfo=UTC), datetime(2036, 1, 1, tzinfo=UTC)
+
+
+def calendar_of(*events: dict[str, Any]):
+    return parse_calendar({"events": [copy.deepcopy(e) for e in events]})
+
+
+def test_elections_follow_the_tuesday_after_the_first_monday() -> None:
+    starts = [o.local_start.date().isoformat()
+              for o in calendar_of(ELECTION).occurrences("prod", FROM, TO)]  # fmt: skip
+    assert starts == ["2028-11-07", "2032-11-02"]
+
+
+def test_2028_election_is_two_days_after_clocks_go_back() -> None:
+    (night,) = [o for o in calendar_of(ELECTION).occurrences("prod", FROM, TO)
+                if o.start.year == 2028]  # fmt: skip
+    assert night.start == datetime(2028, 11, 7, 23, 0, tzinfo=UTC)  # 18:00 EST, UTC-5
+    assert night.end == datetime(2028, 11, 8, 9, 0, tzinfo=UTC)
+
+
+def test_2032_election_is_before_the_change_so_still_daylight_time() -> None:
+    (night,) = [o for o in calendar_of(ELECTION).occurrences("prod", FROM, TO)
+                if o.start.year == 2032]  # fmt: skip
+    assert night.start == datetime(2032, 11, 2, 22, 0, tzinfo=UTC)  # 18:00 EDT, UTC-4
+
+
+def test_a_night_across_the_dst_change_keeps_its_wall_clock_hours() -> None:
+    event = {**ELECTION, "rule": None, "start": "2028-11-04T20:00:00", "duration_h": 10}
+    (night,) = calendar_of(event).occurrences("prod", FROM, TO)
+    # 20:00 EDT (00:00Z) to 06:00 EST (11:00Z): eleven real hours for ten on the wall clock.
+    assert (night.start.hour, night.end.hour) == (0, 11)
+
+
+def test_event_for_other_stacks_is_skipped() -> None:
+    event = {**ELECTION, "stacks": ["prod"]}
+    assert calendar_of(event).occurrences("dev", FROM, TO) == []
+
+
+def test_shipped_calendar_loads_and_imports_the_debates() -> None:
+    calendar = load_calendar()
+    names = {e.name for e in calendar.events}
+    assert "us-presidential-debate-1-2028" in names
+    debates = [o for o in calendar.occurrences("prod", FROM, TO) if "debate" in o.name]
+    assert len(debates) == 3
+    first = min(debates, key=lambda o: o.start)
+    assert first.start == datetime(2028, 9, 27, 1, 0, tzinfo=UTC)  # 21:00 EDT
+    assert first.spec.peak_multiple == 5
+
+
+def test_ics_rrule_and_dtend_are_imported(tmp_path: Path) -> None:
+    (tmp_path / "x.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:a@t\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Budget Day\r\n"
+        "DTSTART;TZID=America/Vancouver:20270301T090000\r\n"
+        "DTEND;TZID=America/Vancouver:20270301T150000\r\n"
+        "RRULE:FREQ=YEARLY;COUNT=2\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    calendar = parse_calendar({"ics": [{"path": "x.ics", "peak_users": 5000}]}, tmp_path)
+    nights = calendar.occurrences("prod", FROM, TO)
+    assert [o.key for o in nights] == ["budget-day-20270301", "budget-day-20280301"]
+    assert nights[0].start == datetime(2027, 3, 1, 17, 0, tzinfo=UTC)
+    assert nights[0].end - nights[0].start == nights[1].end - nights[1].start
+
+
+INVALID: list[tuple[dict[str, Any], str]] = [
+    ({"time_zone": "America/Torontoo"}, r"events\[us-general-election\]\.time_zone: is not"),
+    ({"time_zone": "Toronto"}, r"did you mean America/Toronto\?"),
+    ({"rule": None, "duration_h": None, "end": "2024-11-05T17:00:00"},
+     r"end 2024-11-05 17:00:00 is not after start 2024-11-05 18:00:00"),
+    ({"rule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, r"never occurs on or after 2024-11-05"),
+    ({"rule": "FREQ=SOMETIMES"}, r"is not an RFC 5545 RRULE"),
+    ({"peak_multiple": 0.5}, r"peak_multiple: Input should be greater than 1 \(got 0\.5\)"),
+    ({"peak_multiple": 5000}, r"peak_multiple: Input should be less than or equal to 1000"),
+    ({"peak_users": 1000}, r"give exactly one of peak_multiple .* or peak_users"),
+    ({"peak_multiple": None}, r"give exactly one of peak_multiple .* or peak_users"),
+    ({"end": "2024-11-06T04:00:00"}, r"give exactly one of end or duration_h"),
+    ({"start": "2025-03-09T02:30:00", "rule": None},
+     r"2025-03-09 02:30:00 does not exist in America/Toronto \(clocks skip it for DST\)"),
+    ({"start": "2024-11-05T18:00:00+00:00"}, r"must be a local wall-clock time without offset"),
+    ({"name": "US Election"}, r"name: must be lower-case letters"),
+    ({"colour": "red"}, r"colour: Extra inputs are not permitted"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "message"), INVALID, ids=[m for _, m in INVALID])
+def test_invalid_event_is_named_with_its_problem(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(CalendarError) as caught:
+        calendar_of({**ELECTION, **change})
+    assert re.search(message, str(caught.value)), str(caught.value)
+
+
+def test_overlapping_events_for_a_stack_are_rejected() -> None:
+    debate = {**ELECTION, "name": "late-debate", "rule": None, "start": "2028-11-07T21:00:00",
+              "duration_h": 2, "peak_multiple": 5}  # fmt: skip
+    calendar = calendar_of(ELECTION, debate)
+    with pytest.raises(CalendarError, match=r"us-general-election-20281107 .* and "
+                       r"late-debate-20281107 .* overlap for stack prod"):  # fmt: skip
+        calendar.occurrences("prod", FROM, TO)
+
+
+def test_overlap_on_another_stack_only_is_fine() -> None:
+    debate = {**ELECTION, "name": "late-debate", "rule": None, "start": "2028-11-07T21:00:00",
+              "duration_h": 2, "peak_multiple": 5, "stacks": ["staging"]}  # fmt: skip
+    assert len(calendar_of(ELECTION, debate).occurrences("prod", FROM, TO)) == 2
+
+
+def test_duplicate_names_are_rejected() -> None:
+    with pytest.raises(CalendarError, match=r"repeated: \['us-general-election'\]"):
+        calendar_of(ELECTION, ELECTION)
+
+
+def test_missing_ics_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(CalendarError, match=r"ics.path: no file .*nope.ics"):
+        parse_calendar({"ics": [{"path": "nope.ics", "peak_multiple": 2}]}, tmp_path)

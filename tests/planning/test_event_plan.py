@@ -1,0 +1,125 @@
+"""Capacity planner: formulas, caps, quota, and properties that must hold for any peak."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planning.calendar import Occurrence, load_calendar, parse_calendar
+from planning.capacity import max_with_zone_lost
+from planning.event_plan import (
+    SCHEDULED_ACTIONS_PER_ASG,
+    PlanError,
+    capacity_units,
+    lead_time,
+    plan_event,
+    plan_events,
+)
+from planning.settings import load_stack_settings
+from tests.planning.test_calendar import ELECTION
+
+PROD = load_stack_settings("prod")
+NOW = datetime(2028, 10, 1, tzinfo=UTC)
+
+
+def occurrence(**peak) -> Occurrence:
+    spec = parse_calendar({"events": [{**ELECTION, **peak}]}).events[0]
+    start = datetime(2028, 11, 7, 23, tzinfo=UTC)
+    return Occurrence(spec.name, start, start + timedelta(hours=10), spec.time_zone, spec)
+
+
+def test_election_night_plan_for_prod() -> None:
+    plan = plan_event(occurrence(), PROD)
+    assert plan.peak_users == 340_000  # 17,000 x 20
+    assert plan.origin_requests_per_s == pytest.approx(6800)  # x 0.05 req/s x 40 % to origin
+    assert plan.instances_for_peak == 46  # / 150 req/s per instance
+    assert plan.desired == 69  # 46 x 3/2 so two zones still carry it
+    assert plan.raise_at == datetime(2028, 11, 7, 22, 40, tzinfo=UTC)  # 20 min lead, warm pool
+    assert plan.restore_at == datetime(2028, 11, 8, 10, tzinfo=UTC)  # end + 1 h cooldown
+    assert plan.reserve_alb_at == datetime(2028, 11, 6, 23, tzinfo=UTC)
+    assert not plan.capped
+
+
+def test_lead_is_launch_plus_warmup_plus_slip_plus_margin() -> None:
+    # warm pool launch 60 + warmup 120 + slip 120 + margin 900 seconds
+    assert lead_time(PROD) == timedelta(seconds=1200)
+    dev = load_stack_settings("dev")  # no warm pool: a cold launch of 300 s
+    assert lead_time(dev) == timedelta(seconds=300 + 120 + 120 + 900)
+
+
+def test_absolute_peak_users_are_used_as_given() -> None:
+    assert plan_event(occurrence(peak_multiple=None, peak_users=1234), PROD).peak_users == 1234
+
+
+def test_a_peak_beyond_max_is_capped_and_says_so() -> None:
+    plan = plan_event(occurrence(peak_multiple=200), PROD)
+    assert plan.desired == PROD.fleet.max_size
+    assert plan.capped
+
+
+def test_lcu_takes_the_largest_dimension() -> None:
+    # 340,000 users: active connections 340,000 / 3,000 = 114; bytes 6,800 x 20 kB / 277,778 = 490
+    assert capacity_units(340_000, 6800, PROD) == 490
+
+
+def test_only_events_inside_the_horizon_are_planned() -> None:
+    plans = plan_events(load_calendar(), PROD, "prod", NOW)
+    assert plans and all(p.occurrence.start < NOW + timedelta(days=120) for p in plans)
+    assert plans[0].key == "us-vice-presidential-debate-2028-20281003"
+
+
+def test_an_event_under_way_is_still_planned_until_restored() -> None:
+    during = datetime(2028, 11, 8, 3, tzinfo=UTC)
+    plans = plan_events(load_calendar(), PROD, "prod", during)
+    assert plans[0].key == "us-general-election-20281107"
+    assert plans[0].active(during)
+
+
+def test_too_many_events_for_the_scheduled_action_quota() -> None:
+    daily = {**ELECTION, "rule": "FREQ=DAILY", "duration_h": 1}
+    with pytest.raises(PlanError, match=rf"AWS allows {SCHEDULED_ACTIONS_PER_ASG} per group"):
+        plan_events(parse_calendar({"events": [daily]}), PROD, "prod", NOW)
+
+
+peaks = st.integers(min_value=2, max_value=400)
+
+
+@settings(max_examples=200, deadline=None)
+@given(low=peaks, extra=st.integers(0, 400))
+def test_capacity_never_decreases_as_peak_grows(low: int, extra: int) -> None:
+    small, large = (
+        plan_event(occurrence(peak_multiple=low), PROD),
+        plan_event(occurrence(peak_multiple=low + extra), PROD),
+    )
+    assert large.desired >= small.desired
+    assert large.capacity_units >= small.capacity_units
+    assert large.warm_pool + large.desired >= small.desired
+
+
+@settings(max_examples=200, deadline=None)
+@given(multiple=peaks)
+def test_one_zone_down_still_carries_the_peak_unless_capped(multiple: int) -> None:
+    plan = plan_event(occurrence(peak_multiple=multiple), PROD)
+    zones = len(PROD.network.zones)
+    survivors = plan.desired * (zones - 1) / zones
+    assert plan.capped or survivors >= plan.instances_for_peak
+    assert max_with_zone_lost(plan.desired, zones) <= plan.desired
+
+
+@settings(max_examples=200, deadline=None)
+@given(multiple=peaks)
+def test_never_exceeds_settings_max(multiple: int) -> None:
+    plan = plan_event(occurrence(peak_multiple=multiple), PROD)
+    assert PROD.fleet.min_size <= plan.desired <= plan.max_size == PROD.fleet.max_size
+    assert plan.desired + plan.warm_pool <= PROD.fleet.max_size
+
+
+@settings(max_examples=50, deadline=None)
+@given(multiple=peaks)
+def test_lead_covers_launch_and_warmup(multiple: int) -> None:
+    plan = plan_event(occurrence(peak_multiple=multiple, lead_time_s=None), PROD)
+    launch = PROD.prescale.warm_launch_s
+    assert plan.lead >= timedelta(seconds=launch + PROD.fleet.default_warmup_s)
