@@ -147,7 +147,7 @@ class Occurrence:
     start: datetime
     end: datetime
     time_zone: str
-    spec: _Peak
+    spec: EventSpec
 
     @property
     def key(self) -> str:
