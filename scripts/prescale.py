@@ -1,0 +1,368 @@
+"""Pre-scale job: make live capacity match the event plan before each known event.
+
+Reads the stack's settings, the event calendar and the stack outputs, then for every event
+inside the horizon:
+  1. scheduled actions it owns (names starting "floodgate-") exist and match the plan; stale
+     ones it owns are deleted; actions it does not own are never touched;
+  2. the ALB capacity reservation is requested a day ahead and released afterwards (at most two
+     decreases per day, as AWS allows);
+  3. the warm pool is sized for the coming event;
+  4. the waiting room is armed for the event window (when the stack has a room table);
+and, inside an active event window, raises the live group to the plan if it is below it.
+It never lowers min or desired capacity during an active event.
+
+Idempotent: a second run makes no write calls. Throttling is retried (botocore standard mode).
+Each change is logged as one JSON line on stdout; progress goes to stderr.
+
+Exit codes: 0 in sync, 1 changes applied (or pending, with --dry-run), 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from planning import clock
+from planning.calendar import CalendarError, load_calendar
+from planning.event_plan import OWNED_PREFIX, EventPlan, PlanError, plan_events
+from planning.settings import Settings, SettingsError, load_stack_settings
+
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
+READ_PREFIXES = ("Describe", "List", "Get")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the job acts on, from `pulumi stack output --json` or the command line."""
+
+    asg_name: str
+    alb_arn: str | None = None
+    room_table: str | None = None
+
+    @classmethod
+    def from_sources(cls, outputs_file: Path | None, overrides: dict[str, str | None]) -> Targets:
+        values: dict[str, Any] = {}
+        if outputs_file is not None:
+            try:
+                values = json.loads(outputs_file.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ValueError(f"--outputs {outputs_file}: unreadable JSON ({exc})") from None
+        values |= {k: v for k, v in overrides.items() if v}
+        if not values.get("asg_name"):
+            raise ValueError("asg_name missing: pass --outputs <stack outputs JSON> or --asg-name")
+        return cls(values["asg_name"], values.get("alb_arn"), values.get("room_table"))
+
+
+@dataclass
+class Clients:
+    """AWS clients, each counting the API calls it makes (for idempotency checks and bench)."""
+
+    autoscaling: Any
+    elbv2: Any
+    dynamodb: Any
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        for client in (self.autoscaling, self.elbv2, self.dynamodb):
+            client.meta.events.register("before-call.*.*", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[model.name] += 1
+
+    @property
+    def writes(self) -> int:
+        return sum(n for op, n in self.calls.items() if not op.startswith(READ_PREFIXES))
+
+    @classmethod
+    def for_region(cls, region: str) -> Clients:
+        session = boto3.Session(region_name=region)
+        return cls(
+            session.client("autoscaling", config=RETRIES),
+            session.client("elbv2", config=RETRIES),
+            session.client("dynamodb", config=RETRIES),
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write the job will make; `apply` performs it."""
+
+    layer: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+    apply: Callable[[], object]
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def schedule_changes(
+    clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
+) -> list[Change]:
+    """Owned scheduled actions to create, update or delete so they match the plan."""
+    asg = clients.autoscaling
+    wanted: dict[str, dict[str, Any]] = {}
+    for plan in plans:
+        if plan.raise_at > now:
+            wanted[plan.raise_action] = {"StartTime": _utc(plan.raise_at), "MinSize": plan.desired,
+                                         "MaxSize": plan.max_size, "DesiredCapacity": plan.desired,
+                                         "TimeZone": plan.occurrence.time_zone}  # fmt: skip
+        if plan.restore_at > now:
+            # No DesiredCapacity: the restore leaves desired alone for target tracking.
+            wanted[plan.restore_action] = {"StartTime": _utc(plan.restore_at),
+                                           "MinSize": settings.fleet.min_size,
+                                           "MaxSize": settings.fleet.max_size,
+                                           "TimeZone": plan.occurrence.time_zone}  # fmt: skip
+    existing: dict[str, dict[str, Any]] = {}
+    for page in asg.get_paginator("describe_scheduled_actions").paginate(
+        AutoScalingGroupName=targets.asg_name
+    ):
+        for action in page["ScheduledUpdateGroupActions"]:
+            if action["ScheduledActionName"].startswith(OWNED_PREFIX):
+                existing[action["ScheduledActionName"]] = action
+
+    changes = []
+    for name, spec in wanted.items():
+        current = existing.get(name)
+        if current is not None and _same_action(current, spec):
+            continue
+        kwargs = {"AutoScalingGroupName": targets.asg_name, "ScheduledActionName": name, **spec}
+        put = asg.put_scheduled_update_group_action
+        changes.append(Change("schedule", "update" if current else "create", name, spec,
+                              lambda put=put, kwargs=kwargs: put(**kwargs)))  # fmt: skip
+    for name in sorted(set(existing) - set(wanted)):
+        changes.append(Change("schedule", "delete", name, {"reason": "no longer planned"},
+                              lambda name=name: asg.delete_scheduled_action(
+                                  AutoScalingGroupName=targets.asg_name,
+                                  ScheduledActionName=name)))  # fmt: skip
+    return changes
+
+
+def _same_action(current: dict[str, Any], spec: dict[str, Any]) -> bool:
+    start = current.get("StartTime")
+    start_text = _utc(start) if isinstance(start, datetime) else start
+    return (
+        start_text == spec["StartTime"]
+        and current.get("MinSize") == spec["MinSize"]
+        and current.get("MaxSize") == spec["MaxSize"]
+        and current.get("DesiredCapacity") == spec.get("DesiredCapacity")
+    )
+
+
+class GroupNotFoundError(LookupError):
+    """The stack outputs name a group that does not exist in this account and region."""
+
+
+def describe_group(clients: Clients, targets: Targets) -> dict[str, Any]:
+    groups = clients.autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[targets.asg_name]
+    )["AutoScalingGroups"]
+    if not groups:
+        raise GroupNotFoundError(
+            f"autoscaling group {targets.asg_name!r} not found; check --outputs"
+        )
+    return groups[0]
+
+
+def group_changes(
+    clients: Clients, targets: Targets, group: dict[str, Any], plans: list[EventPlan],
+    now: datetime,
+) -> list[Change]:  # fmt: skip
+    """Inside an active window, raise the live group to the plan if an action was missed."""
+    active = [p for p in plans if p.active(now)]
+    if not active:
+        return []
+    want = max(p.desired for p in active)
+    min_size, desired, max_size = group["MinSize"], group["DesiredCapacity"], group["MaxSize"]
+    if min_size >= want and desired >= want:
+        return []
+    # Raise only: each figure is the larger of live and planned, so nothing ever goes down.
+    update = {"AutoScalingGroupName": targets.asg_name, "MinSize": max(min_size, want),
+              "DesiredCapacity": max(desired, want), "MaxSize": max(max_size, want)}  # fmt: skip
+    return [Change("group", "raise", targets.asg_name,
+                   {"from": [min_size, desired, max_size],
+                    "to": [update["MinSize"], update["DesiredCapacity"], update["MaxSize"]]},
+                   lambda: clients.autoscaling.update_auto_scaling_group(**update))]  # fmt: skip
+
+
+def reservation_changes(
+    clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
+) -> list[Change]:
+    """Reserve LCUs from a day before an event to its restore; fall back to the standing level."""
+    if not targets.alb_arn:
+        return []
+    elb, arn = clients.elbv2, targets.alb_arn
+    due = [p.capacity_units for p in plans if p.reserve_alb_at <= now < p.restore_at]
+    standing = settings.load_balancer.minimum_capacity_units
+    want = max(due, default=standing)
+    state = elb.describe_capacity_reservation(LoadBalancerArn=arn)
+    have = (state.get("MinimumLoadBalancerCapacity") or {}).get("CapacityUnits", 0)
+    if want == have:
+        return []
+    if any(z.get("State", {}).get("Code") == "pending"
+           for z in state.get("CapacityReservationState", [])):  # fmt: skip
+        return [_skipped("alb", arn, "previous reservation still pending; next run retries")]
+    if want < have:
+        if any(p.active(now) for p in plans):
+            return [_skipped("alb", arn, "an event is active; releasing waits until it ends")]
+        if state.get("DecreaseRequestsRemaining", 0) < 1:
+            return [_skipped("alb", arn, "AWS allows two decreases a day; none left today")]
+        if want == 0:
+            return [Change("alb", "release", arn, {"from": have, "to": 0},
+                           lambda: elb.modify_capacity_reservation(
+                               LoadBalancerArn=arn, ResetCapacityReservation=True))]  # fmt: skip
+    return [Change("alb", "reserve" if want > have else "lower", arn, {"from": have, "to": want},
+                   lambda: elb.modify_capacity_reservation(
+                       LoadBalancerArn=arn,
+                       MinimumLoadBalancerCapacity={"CapacityUnits": want}))]  # fmt: skip
+
+
+def _skipped(layer: str, target: str, reason: str) -> Change:
+    return Change(layer, "skip", target, {"reason": reason}, lambda: None)
+
+
+def warm_pool_changes(
+    clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
+) -> list[Change]:
+    """Size the warm pool for the coming (or current) event; settings' size when none."""
+    pool = settings.fleet.warm_pool
+    if pool is None:
+        return []
+    want = plans[0].warm_pool if plans else pool.min_size
+    current = clients.autoscaling.describe_warm_pool(AutoScalingGroupName=targets.asg_name)
+    have = (current.get("WarmPoolConfiguration") or {}).get("MinSize")
+    if have == want or (have is not None and want < have and any(p.active(now) for p in plans)):
+        return []
+    kwargs = {"AutoScalingGroupName": targets.asg_name, "MinSize": want,
+              "PoolState": pool.state, "InstanceReusePolicy": {"ReuseOnScaleIn": True}}  # fmt: skip
+    if pool.max_prepared is not None:
+        kwargs["MaxGroupPreparedCapacity"] = pool.max_prepared
+    return [Change("warm_pool", "resize", targets.asg_name, {"from": have, "to": want},
+                   lambda: clients.autoscaling.put_warm_pool(**kwargs))]  # fmt: skip
+
+
+def room_changes(clients: Clients, targets: Targets, plans: list[EventPlan]) -> list[Change]:
+    """Arm the waiting room for each event window: one item per event, keyed `event#<key>`."""
+    if not targets.room_table:
+        return []
+    changes = []
+    for plan in plans:
+        if plan.waiting_room == "off":
+            continue
+        item = {"pk": {"S": f"event#{plan.key}"}, "mode": {"S": plan.waiting_room},
+                "starts_at": {"S": _utc(plan.raise_at)}, "ends_at": {"S": _utc(plan.restore_at)},
+                "expires_at": {"N": str(int(plan.restore_at.timestamp()) + 86_400)}}  # fmt: skip
+        found = clients.dynamodb.get_item(TableName=targets.room_table, Key={"pk": item["pk"]})
+        if found.get("Item") == item:
+            continue
+        changes.append(Change("room", "arm", plan.key,
+                              {"mode": plan.waiting_room, "from": item["starts_at"]["S"],
+                               "until": item["ends_at"]["S"]},
+                              lambda item=item: clients.dynamodb.put_item(
+                                  TableName=targets.room_table, Item=item)))  # fmt: skip
+    return changes
+
+
+def planned_changes(
+    clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
+) -> list[Change]:
+    """Every change needed, reading live state only (no writes)."""
+    group = describe_group(clients, targets)
+    return [
+        *group_changes(clients, targets, group, plans, now),
+        *schedule_changes(clients, targets, plans, settings, now),
+        *warm_pool_changes(clients, targets, plans, settings, now),
+        *reservation_changes(clients, targets, plans, settings, now),
+        *room_changes(clients, targets, plans),
+    ]
+
+
+def table(changes: Iterable[Change]) -> str:
+    rows = [("layer", "action", "target", "detail")] + [
+        (c.layer, c.action, c.target, json.dumps(c.detail, sort_keys=True)) for c in changes
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join([*(r[i].ljust(widths[i]) for i in range(3)), r[3]]).rstrip() for r in rows
+    )
+
+
+def run(argv: list[str] | None = None, clients: Clients | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_stack_settings(args.stack)
+        now = clock.parse_instant(args.now) if args.now else clock.now()
+        plans = plan_events(load_calendar(), settings, args.stack, now)
+        targets = Targets.from_sources(
+            args.outputs,
+            {"asg_name": args.asg_name, "alb_arn": args.alb_arn, "room_table": args.room_table},
+        )
+    except (SettingsError, CalendarError, PlanError, clock.ClockError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    clients = clients or Clients.for_region(settings.region)
+    try:
+        changes = planned_changes(clients, targets, plans, settings, now)
+        writes = [c for c in changes if c.action != "skip"]
+        if args.dry_run:
+            print(table(changes) if changes else "in sync: no changes")
+        else:
+            for number, change in enumerate(changes, start=1):
+                print(f"[{number}/{len(changes)}] {change.layer} {change.action} {change.target}",
+                      file=sys.stderr)  # fmt: skip
+                change.apply()
+                _log(change, now, "skipped" if change.action == "skip" else "applied")
+    except GroupNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError) as exc:
+        print(f"error: AWS call failed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        summary = ", ".join(f"{op} {n}" for op, n in sorted(clients.calls.items()))
+        print(f"API calls: {summary or 'none'} (writes: {clients.writes})", file=sys.stderr)
+    return 1 if writes else 0
+
+
+def _log(change: Change, now: datetime, result: str) -> None:
+    print(json.dumps({"at": _utc(now), "layer": change.layer, "action": change.action,
+                      "target": change.target, "detail": change.detail, "result": result},
+                     sort_keys=True))  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.prescale",
+        description="Make live capacity match the event plan before known events "
+        "(scheduled actions, ALB reservation, warm pool, waiting room).",
+        epilog="Exit codes: 0 in sync, 1 changes applied (or pending with --dry-run), 2 error.",
+    )
+    parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
+    parser.add_argument("--outputs", type=Path,
+                        help="JSON from `pulumi stack output --json` (asg_name, alb_arn, "
+                        "room_table)")  # fmt: skip
+    parser.add_argument("--asg-name", help="web autoscaling group name (overrides --outputs)")
+    parser.add_argument("--alb-arn", help="load balancer ARN for LCU reservations")
+    parser.add_argument("--room-table", help="DynamoDB table of the waiting room, if any")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the planned changes as a table; change nothing")  # fmt: skip
+    parser.add_argument("--now", help="plan as of this ISO 8601 instant (default: "
+                        "FLOODGATE_NOW, else the current time)")  # fmt: skip
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,217 @@
+"""The pre-scale job against moto's server on 127.0.0.1 (ALB reservations via Stubber)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from botocore.stub import Stubber
+
+from planning.calendar import load_calendar
+from planning.event_plan import plan_events
+from planning.settings import load_stack_settings
+from scripts.prescale import run
+from tests.scripts.conftest import client
+
+BEFORE = "2028-10-01T00:00:00Z"  # debates and election ahead
+ELECTION_NIGHT = "2028-11-08T03:00:00Z"  # election under way
+ALB = "arn:aws:elasticloadbalancing:ca-central-1:123456789012:loadbalancer/app/web/0123456789abcdef"
+PROD = load_stack_settings("prod")
+
+
+def plans_at(now: str):
+    return plan_events(load_calendar(), PROD, "prod", datetime.fromisoformat(now))
+
+
+def owned_actions(clients, group: str) -> dict[str, dict]:
+    actions = clients.autoscaling.describe_scheduled_actions(AutoScalingGroupName=group)
+    return {a["ScheduledActionName"]: a for a in actions["ScheduledUpdateGroupActions"]
+            if a["ScheduledActionName"].startswith("floodgate-")}  # fmt: skip
+
+
+def args(*extra: str, now: str = BEFORE, group: str = "web-asg") -> list[str]:
+    return ["--stack", "prod", "--asg-name", group, "--now", now, *extra]
+
+
+def test_first_run_creates_every_planned_action(clients, web_group, capsys) -> None:
+    assert run(args(), clients) == 1
+    names = set(owned_actions(clients, web_group))
+    expected = {name for p in plans_at(BEFORE) for name in (p.raise_action, p.restore_action)}
+    assert names == expected
+    election = owned_actions(clients, web_group)["floodgate-us-general-election-20281107-raise"]
+    assert (election["MinSize"], election["DesiredCapacity"], election["MaxSize"]) == (69, 69, 120)
+    assert election["StartTime"] == datetime(2028, 11, 7, 22, 0, tzinfo=UTC)  # 1 h lead
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {line["layer"] for line in lines} == {"schedule"}
+    assert all(line["result"] == "applied" for line in lines)
+
+
+def test_second_run_makes_no_writes(clients, web_group) -> None:
+    assert run(args(), clients) == 1
+    clients.calls.clear()
+    assert run(args(), clients) == 0
+    assert clients.writes == 0
+    assert set(clients.calls) == {
+        "DescribeAutoScalingGroups", "DescribeScheduledActions", "DescribeWarmPool"}  # fmt: skip
+
+
+def test_dry_run_changes_nothing_and_prints_a_table(clients, web_group, capsys) -> None:
+    assert run(args("--dry-run"), clients) == 1
+    assert owned_actions(clients, web_group) == {}
+    assert clients.writes == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["layer", "action", "target", "detail"]
+    assert "floodgate-us-general-election-20281107-raise" in out
+
+
+def test_stale_owned_actions_go_and_foreign_ones_stay(clients, web_group) -> None:
+    for name in ("floodgate-cancelled-debate-20281020-raise", "team-nightly-batch"):
+        clients.autoscaling.put_scheduled_update_group_action(
+            AutoScalingGroupName=web_group, ScheduledActionName=name,
+            StartTime=datetime(2028, 10, 20, tzinfo=UTC), MinSize=8,
+        )  # fmt: skip
+    run(args(), clients)
+    actions = clients.autoscaling.describe_scheduled_actions(AutoScalingGroupName=web_group)
+    names = {a["ScheduledActionName"] for a in actions["ScheduledUpdateGroupActions"]}
+    assert "floodgate-cancelled-debate-20281020-raise" not in names
+    assert "team-nightly-batch" in names
+
+
+def test_a_drifted_action_is_put_back(clients, web_group) -> None:
+    run(args(), clients)
+    name = "floodgate-us-general-election-20281107-raise"
+    clients.autoscaling.put_scheduled_update_group_action(
+        AutoScalingGroupName=web_group, ScheduledActionName=name,
+        StartTime=datetime(2028, 11, 7, 22, 0, tzinfo=UTC), MinSize=10, MaxSize=120,
+        DesiredCapacity=10,
+    )  # fmt: skip
+    clients.calls.clear()
+    assert run(args(), clients) == 1
+    assert clients.calls["PutScheduledUpdateGroupAction"] == 1
+    assert owned_actions(clients, web_group)[name]["MinSize"] == 69
+
+
+def test_during_an_event_a_low_group_is_raised_to_the_plan(clients, web_group) -> None:
+    assert run(args(now=ELECTION_NIGHT), clients) == 1
+    (group,) = clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[web_group])[
+        "AutoScalingGroups"
+    ]
+    assert (group["MinSize"], group["DesiredCapacity"]) == (69, 69)
+
+
+def test_during_an_event_capacity_is_never_lowered(clients, web_group) -> None:
+    clients.autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=web_group, MinSize=90, DesiredCapacity=100
+    )
+    clients.autoscaling.put_warm_pool(AutoScalingGroupName=web_group, MinSize=30)  # plan: 18
+    run(args(now=ELECTION_NIGHT), clients)
+    (group,) = clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[web_group])[
+        "AutoScalingGroups"
+    ]
+    assert (group["MinSize"], group["DesiredCapacity"]) == (90, 100)
+    assert clients.calls["UpdateAutoScalingGroup"] == 1  # only the test's own call
+    pool = clients.autoscaling.describe_warm_pool(AutoScalingGroupName=web_group)
+    assert pool["WarmPoolConfiguration"]["MinSize"] == 30
+
+
+def test_warm_pool_is_sized_for_the_coming_event(clients, web_group) -> None:
+    before_election = "2028-10-20T00:00:00Z"  # debates over; the election is next
+    run(args(now=before_election), clients)
+    pool = clients.autoscaling.describe_warm_pool(AutoScalingGroupName=web_group)
+    assert pool["WarmPoolConfiguration"]["MinSize"] == plans_at(before_election)[0].warm_pool == 18
+
+
+def test_waiting_room_is_armed_once_per_event(clients, web_group, room_table) -> None:
+    run(args("--room-table", room_table), clients)
+    item = clients.dynamodb.get_item(
+        TableName=room_table, Key={"pk": {"S": "event#us-general-election-20281107"}}
+    )["Item"]
+    assert item["mode"] == {"S": "armed"}
+    assert (item["starts_at"]["S"], item["ends_at"]["S"]) == (
+        "2028-11-07T22:00:00Z", "2028-11-08T10:00:00Z")  # fmt: skip
+    clients.calls.clear()
+    assert run(args("--room-table", room_table), clients) == 0
+    assert clients.writes == 0
+
+
+def reservation(units: int, decreases: int = 2, code: str = "provisioned") -> dict:
+    return {"MinimumLoadBalancerCapacity": {"CapacityUnits": units},
+            "DecreaseRequestsRemaining": decreases,
+            "CapacityReservationState": [{"AvailabilityZone": "ca-central-1a",
+                                          "State": {"Code": code}}]}  # fmt: skip
+
+
+@pytest.fixture
+def alb(aws, clients):
+    clients.elbv2 = client("elbv2", aws)
+    stubber = Stubber(clients.elbv2)
+    clients.elbv2.meta.events.register("before-call.*.*", clients._count)
+    with stubber:
+        yield stubber
+    stubber.assert_no_pending_responses()
+
+
+def test_reservation_is_requested_a_day_ahead(clients, web_group, alb) -> None:
+    day_before = "2028-11-06T23:30:00Z"
+    alb.add_response("describe_capacity_reservation", reservation(100), {"LoadBalancerArn": ALB})
+    alb.add_response("modify_capacity_reservation", reservation(490),
+                     {"LoadBalancerArn": ALB,
+                      "MinimumLoadBalancerCapacity": {"CapacityUnits": 490}})  # fmt: skip
+    assert run(args("--alb-arn", ALB, now=day_before), clients) == 1
+
+
+def test_reservation_is_released_to_the_standing_level_after(clients, web_group, alb) -> None:
+    after = "2028-11-09T00:00:00Z"
+    alb.add_response("describe_capacity_reservation", reservation(490), {"LoadBalancerArn": ALB})
+    alb.add_response("modify_capacity_reservation", reservation(100),
+                     {"LoadBalancerArn": ALB,
+                      "MinimumLoadBalancerCapacity": {"CapacityUnits": 100}})  # fmt: skip
+    assert run(args("--alb-arn", ALB, now=after), clients) == 1
+
+
+def test_no_decrease_left_today_defers_the_release(clients, web_group, alb, capsys) -> None:
+    after = "2028-11-09T00:00:00Z"
+    alb.add_response("describe_capacity_reservation", reservation(490, decreases=0),
+                     {"LoadBalancerArn": ALB})  # fmt: skip
+    run(args("--alb-arn", ALB, now=after), clients)
+    assert "two decreases a day" in capsys.readouterr().out
+
+
+def test_no_reservation_change_while_one_is_pending(clients, web_group, alb, capsys) -> None:
+    alb.add_response("describe_capacity_reservation", reservation(100, code="pending"),
+                     {"LoadBalancerArn": ALB})  # fmt: skip
+    run(args("--alb-arn", ALB, now="2028-11-07T12:00:00Z"), clients)
+    assert "still pending" in capsys.readouterr().out
+
+
+def test_reservation_in_place_is_left_alone(clients, web_group, alb) -> None:
+    alb.add_response("describe_capacity_reservation", reservation(490), {"LoadBalancerArn": ALB})
+    run(args("--alb-arn", ALB, now=ELECTION_NIGHT), clients)
+
+
+def test_bad_outputs_file_exits_2(tmp_path, capsys) -> None:
+    (tmp_path / "out.json").write_text("{not json")
+    assert run(["--stack", "prod", "--outputs", str(tmp_path / "out.json")]) == 2
+    assert "unreadable JSON" in capsys.readouterr().err
+
+
+def test_missing_group_name_exits_2(tmp_path, capsys) -> None:
+    (tmp_path / "out.json").write_text(json.dumps({"alb_arn": ALB}))
+    assert run(["--stack", "prod", "--outputs", str(tmp_path / "out.json")]) == 2
+    assert "asg_name missing" in capsys.readouterr().err
+
+
+def test_unknown_group_exits_2_naming_it(clients, capsys) -> None:
+    assert run(args(group="nope"), clients) == 2
+    assert "autoscaling group 'nope' not found" in capsys.readouterr().err
+    assert clients.writes == 0
+
+
+def test_help_documents_every_option(capsys) -> None:
+    with pytest.raises(SystemExit):
+        run(["--help"])
+    out = capsys.readouterr().out
+    for option in ("--stack", "--outputs", "--asg-name", "--alb-arn", "--room-table",
+                   "--dry-run", "--now", "Exit codes"):  # fmt: skip
+        assert option in out
