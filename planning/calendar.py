@@ -135,6 +135,8 @@ class IcsSource(_Peak):
 
 
 class CalendarFile(_Model):
+    stacks: list[str] | None = None
+    """Stacks every event applies to unless it names its own; None means every stack."""
     events: list[EventSpec] = []
     ics: list[IcsSource] = []
 
@@ -208,6 +210,9 @@ def parse_calendar(document: object, base: Path = STACKS_DIR) -> Calendar:
     events = list(parsed.events)
     for source in parsed.ics:
         events.extend(import_ics(base / source.path, source))
+    if parsed.stacks is not None:
+        events = [e if e.stacks is not None else e.model_copy(update={"stacks": parsed.stacks})
+                  for e in events]  # fmt: skip
     names = [e.name for e in events]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

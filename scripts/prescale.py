@@ -33,6 +33,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+if not __package__:  # run as `python scripts/prescale.py`: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from planning import clock
 from planning.calendar import CalendarError, load_calendar
 from planning.event_plan import OWNED_PREFIX, EventPlan, PlanError, plan_events

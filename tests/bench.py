@@ -1,20 +1,34 @@
-"""`make bench`: how long the engine-free evaluation of a stack takes, and how big it is.
+"""`make bench`: figures for the offline program, the event planner and the pre-scale job.
 
-Prints figures; asserts nothing (speed belongs here, not in unit tests). Target from the
-foundation issue: prod evaluates in under 3 s median on a 2-core machine.
+Prints figures; asserts nothing (speed belongs here, not in unit tests). Targets: prod evaluates
+under mocks in < 3 s median; a year of events plans in < 1 s; a second pre-scale run makes zero
+writes and only the describe calls it needs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import statistics
 import time
+from collections.abc import Callable
 
+from moto.server import ThreadedMotoServer
+
+from planning import clock
+from planning.calendar import Calendar, load_calendar, parse_calendar
+from planning.event_plan import plan_events
+from planning.settings import load_stack_settings
 from scripts.offline_cloud import run_offline, stack_config
+from scripts.prescale import Clients, run
+from tests.scripts.conftest import _free_port, client
 
 RUNS = 7
+NOW = "2028-01-01T00:00:00Z"
 
 
-def main() -> None:
+def bench_program() -> None:
     print(f"{'stack':<8} {'resources':>9} {'first run s':>12} {'median s':>9} {'min s':>7}")
     for stack in ("prod", "staging", "dev", "pr"):
         config = stack_config(stack)
@@ -30,6 +44,75 @@ def main() -> None:
             f"{min(rest):>7.2f}"
         )
     print(f"(first run of prod includes importing pulumi-aws; median over {RUNS} later runs)")
+
+
+WEEKLY = {"events": [{"name": "weekly-briefing", "time_zone": "America/Toronto",
+                      "start": "2028-01-04T10:00:00", "duration_h": 2, "peak_multiple": 3,
+                      "rule": "FREQ=WEEKLY;COUNT=52"}]}  # fmt: skip
+
+
+def bench_planner() -> None:
+    settings = load_stack_settings("prod")
+    year = settings.model_copy(
+        update={"prescale": settings.prescale.model_copy(update={"horizon_days": 365})}
+    )
+    now = clock.parse_instant(NOW)
+    print(f"\nplanner: one year of prod events from {NOW} (parsing included)")
+    sources: list[tuple[str, Callable[[], Calendar]]] = [
+        ("shipped calendar (events.yaml + .ics)", load_calendar),
+        ("synthetic weekly calendar", lambda: parse_calendar(WEEKLY)),
+    ]
+    for label, load in sources:
+        timings, count = [], 0
+        for _ in range(RUNS):
+            start = time.perf_counter()
+            count = len(plan_events(load(), year, "prod", now))
+            timings.append(time.perf_counter() - start)
+        median_ms, max_ms = statistics.median(timings) * 1000, max(timings) * 1000
+        print(f"  {label:<38} {count:>3} events  median {median_ms:6.1f} ms  max {max_ms:6.1f} ms")
+
+
+def bench_prescale() -> None:
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ec2, autoscaling = client("ec2", url), client("autoscaling", url)
+        template = ec2.create_launch_template(
+            LaunchTemplateName="web", LaunchTemplateData={"ImageId": "ami-0c9f0b5e1a2d3c4b5"}
+        )["LaunchTemplate"]
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="web-asg", MinSize=6, MaxSize=120,
+            LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "1"},
+            AvailabilityZones=["ca-central-1a", "ca-central-1b", "ca-central-1d"],
+        )  # fmt: skip
+        autoscaling.put_warm_pool(AutoScalingGroupName="web-asg", MinSize=12)
+        clients = Clients(autoscaling, client("elbv2", url), client("dynamodb", url))
+        print("\npre-scale job against moto on 127.0.0.1 (prod, as of 2028-10-01):")
+        for label in ("first run", "second run"):
+            clients.calls.clear()
+            start = time.perf_counter()
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                code = run(["--stack", "prod", "--asg-name", "web-asg",
+                            "--now", "2028-10-01T00:00:00Z"], clients)  # fmt: skip
+            elapsed = time.perf_counter() - start
+            calls = ", ".join(f"{op} {n}" for op, n in sorted(clients.calls.items()))
+            print(f"  {label:<10} exit {code}  {elapsed * 1000:6.0f} ms  writes {clients.writes:>2}"
+                  f"  calls: {calls}")  # fmt: skip
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    os.environ[clock.NOW_VARIABLE] = "2028-10-01T00:00:00Z"  # same schedules every run
+    bench_program()
+    bench_planner()
+    bench_prescale()
 
 
 if __name__ == "__main__":

@@ -134,3 +134,17 @@ def test_duplicate_names_are_rejected() -> None:
 def test_missing_ics_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(CalendarError, match=r"ics.path: no file .*nope.ics"):
         parse_calendar({"ics": [{"path": "nope.ics", "peak_multiple": 2}]}, tmp_path)
+
+
+def test_calendar_wide_stacks_apply_unless_an_event_names_its_own() -> None:
+    own = {**ELECTION, "name": "dev-rehearsal", "rule": None, "start": "2028-06-01T10:00:00",
+           "stacks": ["dev"]}  # fmt: skip
+    calendar = parse_calendar({"stacks": ["prod"], "events": [ELECTION, own]})
+    assert [o.name for o in calendar.occurrences("dev", FROM, TO)] == ["dev-rehearsal"]
+    assert {o.name for o in calendar.occurrences("prod", FROM, TO)} == {"us-general-election"}
+
+
+def test_shipped_calendar_leaves_dev_and_pr_alone() -> None:
+    calendar = load_calendar()
+    assert calendar.occurrences("pr", FROM, TO) == []
+    assert calendar.occurrences("dev", FROM, TO) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from moto.server import ThreadedMotoServer
 from scripts.prescale import RETRIES, Clients
 
 REGION = "ca-central-1"
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
