@@ -54,7 +54,6 @@ def client(service: str, url: str) -> Any:
 
 @pytest.fixture
 def clients(aws: str) -> Clients:
-    # moto has no ALB capacity reservations: tests that need them stub elbv2 (Stubber).
     return Clients(client("autoscaling", aws), client("elbv2", aws), client("dynamodb", aws))
 
 

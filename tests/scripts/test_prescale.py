@@ -12,7 +12,6 @@ from planning.calendar import load_calendar
 from planning.event_plan import plan_events
 from planning.settings import load_stack_settings
 from scripts.prescale import run
-from tests.scripts.conftest import client
 
 BEFORE = "2028-10-01T00:00:00Z"  # debates and election ahead
 ELECTION_NIGHT = "2028-11-08T03:00:00Z"  # election under way
@@ -143,10 +142,9 @@ def reservation(units: int, decreases: int = 2, code: str = "provisioned") -> di
 
 
 @pytest.fixture
-def alb(aws, clients):
-    clients.elbv2 = client("elbv2", aws)
+def alb(clients):
+    """moto has no ALB capacity reservations: stub them on the (call-counting) elbv2 client."""
     stubber = Stubber(clients.elbv2)
-    clients.elbv2.meta.events.register("before-call.*.*", clients._count)
     with stubber:
         yield stubber
     stubber.assert_no_pending_responses()
@@ -174,20 +172,23 @@ def test_no_decrease_left_today_defers_the_release(clients, web_group, alb, caps
     after = "2028-11-09T00:00:00Z"
     alb.add_response("describe_capacity_reservation", reservation(490, decreases=0),
                      {"LoadBalancerArn": ALB})  # fmt: skip
-    run(args("--alb-arn", ALB, now=after), clients)
+    assert run(args("--alb-arn", ALB, now=after), clients) != 2  # schedules still get made
     assert "two decreases a day" in capsys.readouterr().out
+    assert clients.calls["ModifyCapacityReservation"] == 0
 
 
 def test_no_reservation_change_while_one_is_pending(clients, web_group, alb, capsys) -> None:
     alb.add_response("describe_capacity_reservation", reservation(100, code="pending"),
                      {"LoadBalancerArn": ALB})  # fmt: skip
-    run(args("--alb-arn", ALB, now="2028-11-07T12:00:00Z"), clients)
+    assert run(args("--alb-arn", ALB, now="2028-11-07T12:00:00Z"), clients) != 2
     assert "still pending" in capsys.readouterr().out
+    assert clients.calls["ModifyCapacityReservation"] == 0
 
 
 def test_reservation_in_place_is_left_alone(clients, web_group, alb) -> None:
     alb.add_response("describe_capacity_reservation", reservation(490), {"LoadBalancerArn": ALB})
-    run(args("--alb-arn", ALB, now=ELECTION_NIGHT), clients)
+    assert run(args("--alb-arn", ALB, now=ELECTION_NIGHT), clients) == 1  # the group is raised
+    assert clients.calls["ModifyCapacityReservation"] == 0
 
 
 def test_bad_outputs_file_exits_2(tmp_path, capsys) -> None:
