@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pulumi
 import pulumi_aws as aws
 
-from planning.event_plan import EventPlan
+from planning import clock
+from planning.event_plan import EventPlan, scheduled_actions
 from planning.settings import FleetSettings
 
 KEEP_DESIRED = -1
 """desired_capacity -1: the restore leaves desired alone and lets target tracking scale in."""
-
-
-def aws_time(moment: datetime) -> str:
-    """Scheduled-action start times are UTC, formatted YYYY-MM-DDThh:mm:ssZ."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,8 +22,7 @@ class PrescaleArgs:
     fleet: FleetSettings
     group_name: pulumi.Input[str]
     now: datetime
-    """Schedules whose time has passed are not declared: AWS rejects past start times on
-    update (pulumi-aws issue 2473), and a one-off action that ran is gone from AWS anyway."""
+    """Actions whose time has passed are not declared (see planning.event_plan)."""
 
 
 class Prescale(pulumi.ComponentResource):
@@ -40,34 +35,18 @@ class Prescale(pulumi.ComponentResource):
         self, name: str, args: PrescaleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("floodgate:prescale:Prescale", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        self.action_names = []
-        for plan in args.plans:
-            zone = plan.occurrence.time_zone
-            if plan.raise_at > args.now:
-                self.action_names.append(plan.raise_action)
-                aws.autoscaling.Schedule(
-                    plan.raise_action,
-                    scheduled_action_name=plan.raise_action,
-                    autoscaling_group_name=args.group_name,
-                    start_time=aws_time(plan.raise_at),
-                    time_zone=zone,
-                    min_size=plan.desired,
-                    desired_capacity=plan.desired,
-                    max_size=plan.max_size,
-                    opts=child,
-                )
-            if plan.restore_at > args.now:
-                self.action_names.append(plan.restore_action)
-                aws.autoscaling.Schedule(
-                    plan.restore_action,
-                    scheduled_action_name=plan.restore_action,
-                    autoscaling_group_name=args.group_name,
-                    start_time=aws_time(plan.restore_at),
-                    time_zone=zone,
-                    min_size=args.fleet.min_size,
-                    desired_capacity=KEEP_DESIRED,
-                    max_size=args.fleet.max_size,
-                    opts=child,
-                )
+        actions = scheduled_actions(args.plans, args.fleet, args.now)
+        for action in actions:
+            aws.autoscaling.Schedule(
+                action.name,
+                scheduled_action_name=action.name,
+                autoscaling_group_name=args.group_name,
+                start_time=clock.aws_timestamp(action.start),
+                time_zone=action.time_zone,
+                min_size=action.min_size,
+                max_size=action.max_size,
+                desired_capacity=KEEP_DESIRED if action.desired is None else action.desired,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.action_names = [a.name for a in actions]
         self.register_outputs({"scheduled_actions": self.action_names})

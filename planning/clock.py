@@ -30,3 +30,8 @@ def now() -> datetime:
     """Current instant (aware, UTC), or the pinned one from FLOODGATE_NOW."""
     pinned = os.environ.get(NOW_VARIABLE)
     return parse_instant(pinned) if pinned else datetime.now(UTC)
+
+
+def aws_timestamp(moment: datetime) -> str:
+    """`YYYY-MM-DDThh:mm:ssZ` in UTC: the form scheduled actions and the room table use."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

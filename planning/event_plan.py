@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from planning.calendar import Calendar, Occurrence, RoomMode
 from planning.capacity import instances_for, origin_requests_per_s
-from planning.settings import Settings
+from planning.settings import FleetSettings, Settings
 
 OWNED_PREFIX = "floodgate-"
 """Scheduled actions whose names start with this are Floodgate's; it never touches others."""
@@ -158,3 +158,34 @@ def plan_events(
             "group: shorten prescale.horizon_days"
         )
     return plans
+
+
+@dataclass(frozen=True)
+class ScheduledAction:
+    """One scheduled update of the web group, as Pulumi declares it and the job checks it."""
+
+    name: str
+    start: datetime
+    time_zone: str
+    min_size: int
+    max_size: int
+    desired: int | None
+    """None leaves desired capacity alone (the restore hands it back to target tracking)."""
+
+
+def scheduled_actions(
+    plans: list[EventPlan], fleet: FleetSettings, now: datetime
+) -> list[ScheduledAction]:
+    """Raise (start - lead) and restore (end + cooldown) per plan, leaving out any whose time
+    has passed: AWS rejects past start times (pulumi-aws issue 2473) and a one-off action that
+    ran is gone from AWS anyway."""
+    actions = []
+    for plan in plans:
+        zone = plan.occurrence.time_zone
+        if plan.raise_at > now:
+            actions.append(ScheduledAction(plan.raise_action, plan.raise_at, zone,
+                                           plan.desired, plan.max_size, plan.desired))  # fmt: skip
+        if plan.restore_at > now:
+            actions.append(ScheduledAction(plan.restore_action, plan.restore_at, zone,
+                                           fleet.min_size, fleet.max_size, None))  # fmt: skip
+    return actions

@@ -25,7 +25,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,13 @@ if not __package__:  # run as `python scripts/prescale.py`: make the project imp
 
 from planning import clock
 from planning.calendar import CalendarError, load_calendar
-from planning.event_plan import OWNED_PREFIX, EventPlan, PlanError, plan_events
+from planning.event_plan import (
+    OWNED_PREFIX,
+    EventPlan,
+    PlanError,
+    plan_events,
+    scheduled_actions,
+)
 from planning.settings import Settings, SettingsError, load_stack_settings
 
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
@@ -108,27 +114,18 @@ class Change:
     apply: Callable[[], object]
 
 
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def schedule_changes(
     clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
 ) -> list[Change]:
     """Owned scheduled actions to create, update or delete so they match the plan."""
     asg = clients.autoscaling
     wanted: dict[str, dict[str, Any]] = {}
-    for plan in plans:
-        if plan.raise_at > now:
-            wanted[plan.raise_action] = {"StartTime": _utc(plan.raise_at), "MinSize": plan.desired,
-                                         "MaxSize": plan.max_size, "DesiredCapacity": plan.desired,
-                                         "TimeZone": plan.occurrence.time_zone}  # fmt: skip
-        if plan.restore_at > now:
-            # No DesiredCapacity: the restore leaves desired alone for target tracking.
-            wanted[plan.restore_action] = {"StartTime": _utc(plan.restore_at),
-                                           "MinSize": settings.fleet.min_size,
-                                           "MaxSize": settings.fleet.max_size,
-                                           "TimeZone": plan.occurrence.time_zone}  # fmt: skip
+    for action in scheduled_actions(plans, settings.fleet, now):
+        spec = {"StartTime": clock.aws_timestamp(action.start), "MinSize": action.min_size,
+                "MaxSize": action.max_size, "TimeZone": action.time_zone}  # fmt: skip
+        if action.desired is not None:  # absent: AWS leaves desired capacity alone
+            spec["DesiredCapacity"] = action.desired
+        wanted[action.name] = spec
     existing: dict[str, dict[str, Any]] = {}
     for page in asg.get_paginator("describe_scheduled_actions").paginate(
         AutoScalingGroupName=targets.asg_name
@@ -156,7 +153,7 @@ def schedule_changes(
 
 def _same_action(current: dict[str, Any], spec: dict[str, Any]) -> bool:
     start = current.get("StartTime")
-    start_text = _utc(start) if isinstance(start, datetime) else start
+    start_text = clock.aws_timestamp(start) if isinstance(start, datetime) else start
     return (
         start_text == spec["StartTime"]
         and current.get("MinSize") == spec["MinSize"]
@@ -265,9 +262,13 @@ def room_changes(clients: Clients, targets: Targets, plans: list[EventPlan]) -> 
     for plan in plans:
         if plan.waiting_room == "off":
             continue
-        item = {"pk": {"S": f"event#{plan.key}"}, "mode": {"S": plan.waiting_room},
-                "starts_at": {"S": _utc(plan.raise_at)}, "ends_at": {"S": _utc(plan.restore_at)},
-                "expires_at": {"N": str(int(plan.restore_at.timestamp()) + 86_400)}}  # fmt: skip
+        item = {
+            "pk": {"S": f"event#{plan.key}"},
+            "mode": {"S": plan.waiting_room},
+            "starts_at": {"S": clock.aws_timestamp(plan.raise_at)},
+            "ends_at": {"S": clock.aws_timestamp(plan.restore_at)},
+            "expires_at": {"N": str(int(plan.restore_at.timestamp()) + 86_400)},  # TTL, epoch s
+        }
         found = clients.dynamodb.get_item(TableName=targets.room_table, Key={"pk": item["pk"]})
         if found.get("Item") == item:
             continue
@@ -341,9 +342,9 @@ def run(argv: list[str] | None = None, clients: Clients | None = None) -> int:
 
 
 def _log(change: Change, now: datetime, result: str) -> None:
-    print(json.dumps({"at": _utc(now), "layer": change.layer, "action": change.action,
-                      "target": change.target, "detail": change.detail, "result": result},
-                     sort_keys=True))  # fmt: skip
+    line = {"at": clock.aws_timestamp(now), "layer": change.layer, "action": change.action,
+            "target": change.target, "detail": change.detail, "result": result}  # fmt: skip
+    print(json.dumps(line, sort_keys=True))
 
 
 def _parser() -> argparse.ArgumentParser:
