@@ -29,6 +29,7 @@ types: install
 
 unit: install
 	$(BIN)/pytest -q
+	node --test tests/edge/
 
 test: lint types unit
 

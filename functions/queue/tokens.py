@@ -1,0 +1,40 @@
+"""Admission tokens, verified at the edge by functions/edge/gate.js.
+
+Format (cookie `fg_admit`): `v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256>`, the
+HMAC taken over everything before the last dot with the key named by `kid`. Room, visitor and
+kid are restricted to [A-Za-z0-9_-] so that the dot separator cannot be forged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+COOKIE = "fg_admit"
+VERSION = "v1"
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def sign(room: str, visitor: str, expires_at: int, kid: str, key_hex: str) -> str:
+    """Token for `visitor` in `room`, valid until `expires_at` (epoch seconds)."""
+    for label, value in (("room", room), ("visitor", visitor), ("kid", kid)):
+        if not _ID.match(value):
+            raise ValueError(f"{label} {value!r} must be 1-64 characters of [A-Za-z0-9_-]")
+    if expires_at <= 0:
+        raise ValueError(f"expires_at {expires_at} must be a positive epoch second")
+    signed = f"{VERSION}.{room}.{visitor}.{expires_at}.{kid}"
+    mac = hmac.new(bytes.fromhex(key_hex), signed.encode(), hashlib.sha256).hexdigest()
+    return f"{signed}.{mac}"
+
+
+def verify(token: str, room: str, now: float, keys: dict[str, str]) -> str | None:
+    """The visitor id if `token` is a valid, unexpired token for `room`; None otherwise."""
+    parts = token.split(".")
+    if len(parts) != 6 or parts[0] != VERSION or parts[1] != room:
+        return None
+    if not parts[3].isdigit() or int(parts[3]) <= now or parts[4] not in keys:
+        return None
+    signed = ".".join(parts[:5])
+    mac = hmac.new(bytes.fromhex(keys[parts[4]]), signed.encode(), hashlib.sha256).hexdigest()
+    return parts[2] if hmac.compare_digest(mac, parts[5]) else None

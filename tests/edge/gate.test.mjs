@@ -1,0 +1,145 @@
+// The edge gate under node with CloudFront Function event shapes and an in-memory KeyValueStore.
+import { test, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+const SOURCE = readFileSync(new URL('../../functions/edge/gate.js', import.meta.url), 'utf8');
+const V = JSON.parse(readFileSync(new URL('./vectors.json', import.meta.url), 'utf8'));
+
+// The runtime provides `cloudfront` and `require`; under node the harness supplies both.
+export function loadGate(store) {
+  const body = SOURCE.replace(/^import cf from 'cloudfront';$/m, '');
+  assert.notEqual(body, SOURCE, 'gate.js imports cloudfront as the runtime expects');
+  const cf = {
+    kvs: () => ({
+      get: async (key) => {
+        if (!(key in store)) throw new Error('KeyNotFound');
+        return store[key];
+      },
+      exists: async (key) => key in store,
+    }),
+  };
+  const requireModule = (name) => {
+    if (name !== 'crypto') throw new Error(`module ${name} is not available`);
+    return crypto;
+  };
+  return new Function('cf', 'require', 'Buffer', `${body}\nreturn handler;`)(cf, requireModule,
+    Buffer);
+}
+
+function store(state, extra = {}) {
+  const keys = Object.fromEntries(Object.entries(V.keys).map(([k, v]) => [`key.${k}`, v]));
+  return { room: JSON.stringify({ state, room: V.room }), ...keys, ...extra };
+}
+
+function event({ uri = '/apply', method = 'GET', cookie, accept = 'text/html', qs = {} } = {}) {
+  const headers = { host: { value: 'portal.example.ca' } };
+  if (accept) headers.accept = { value: accept };
+  return {
+    version: '1.0',
+    context: { distributionDomainName: 'd111111abcdef8.cloudfront.net',
+      distributionId: 'EDFDVBD6EXAMPLE', eventType: 'viewer-request', requestId: 'r-1' },
+    viewer: { ip: '198.51.100.11' },
+    request: { method, uri, querystring: qs, headers,
+      cookies: cookie === undefined ? {} : { fg_admit: { value: cookie } } },
+  };
+}
+
+const realNow = Date.now;
+beforeEach(() => { Date.now = () => V.now * 1000; });
+afterEach(() => { Date.now = realNow; });
+
+const passes = (result) => result.uri !== undefined && result.statusCode === undefined;
+
+test('open room lets everyone through', async () => {
+  const gate = loadGate(store('open'));
+  assert.ok(passes(await gate(event())));
+});
+
+test('valid tokens made by Python pass while queueing', async () => {
+  const gate = loadGate(store('queue'));
+  for (const token of V.valid) assert.ok(passes(await gate(event({ cookie: token }))), token);
+});
+
+for (const [why, token] of Object.entries(V.invalid)) {
+  test(`${why} token is sent to the waiting page`, async () => {
+    const gate = loadGate(store('queue'));
+    const result = await gate(event({ cookie: token }));
+    assert.equal(result.statusCode, 302);
+    assert.equal(result.headers.location.value, '/waiting-room/?return=%2Fapply');
+  });
+}
+
+test('missing cookie while queueing is sent to the waiting page', async () => {
+  const result = await loadGate(store('queue'))(event());
+  assert.equal(result.statusCode, 302);
+});
+
+test('missing or malformed cookie in an open room still passes', async () => {
+  const gate = loadGate(store('open'));
+  assert.ok(passes(await gate(event({ cookie: 'garbage' }))));
+  assert.ok(passes(await gate(event())));
+});
+
+test('closed room sends everyone, even admitted visitors, to the notice page', async () => {
+  const gate = loadGate(store('closed'));
+  for (const cookie of [undefined, V.valid[0], 'garbage']) {
+    const result = await gate(event({ cookie }));
+    assert.equal(result.statusCode, 302);
+    assert.equal(result.headers.location.value, '/waiting-room/closed.html');
+  }
+});
+
+test('revoked visitor is turned away although the token is valid', async () => {
+  const gate = loadGate(store('queue', { 'revoked.visitor-1': '1' }));
+  assert.equal((await gate(event({ cookie: V.valid[0] }))).statusCode, 302);
+  assert.ok(passes(await gate(event({ cookie: V.valid[1] }))), 'other visitors unaffected');
+});
+
+test('a rotated-out key stops verifying once removed from the store', async () => {
+  const gate = loadGate({ room: JSON.stringify({ state: 'queue', room: V.room }) });
+  assert.equal((await gate(event({ cookie: V.valid[0] }))).statusCode, 302);
+});
+
+test('bypass paths always pass, whatever the room state', async () => {
+  const gate = loadGate(store('closed'));
+  for (const uri of ['/waiting-room/', '/waiting-room/fr.html', '/queue/status', '/assets/app.css',
+    '/static/logo.svg', '/high-demand/index.html', '/favicon.ico']) {
+    assert.ok(passes(await gate(event({ uri }))), uri);
+  }
+});
+
+test('JSON clients get 429 with Retry-After and a JSON body', async () => {
+  const result = await loadGate(store('queue'))(event({ accept: 'application/json' }));
+  assert.equal(result.statusCode, 429);
+  assert.equal(result.headers['retry-after'].value, '10');
+  assert.deepEqual(JSON.parse(result.body), { status: 'queued', waitingRoom: '/waiting-room/' });
+});
+
+test('JSON clients get 503 when the room is closed', async () => {
+  const result = await loadGate(store('closed'))(event({ accept: 'application/json' }));
+  assert.equal(result.statusCode, 503);
+});
+
+test('the return address keeps the query string', async () => {
+  const qs = { lang: { value: 'fr' }, step: { value: '2', multiValue: [{ value: '2' }, { value: '3' }] } };
+  const result = await loadGate(store('queue'))(event({ uri: '/apply/form', qs }));
+  assert.equal(result.headers.location.value,
+    '/waiting-room/?return=' + encodeURIComponent('/apply/form?lang=fr&step=2&step=3'));
+});
+
+test('form posts without a token are redirected with 303', async () => {
+  const result = await loadGate(store('queue'))(event({ method: 'POST' }));
+  assert.equal(result.statusCode, 303);
+});
+
+test('unreadable room state fails open', async () => {
+  const gate = loadGate({ room: 'not json' });
+  assert.ok(passes(await gate(event())));
+  assert.ok(passes(await loadGate({})(event())));
+});
+
+test('function stays well under the 10 KB CloudFront Functions limit', () => {
+  assert.ok(Buffer.byteLength(SOURCE) < 7 * 1024, `${Buffer.byteLength(SOURCE)} bytes`);
+});

@@ -1,0 +1,43 @@
+"""Shared token vectors: made by the Python signer, checked by the edge gate under node.
+
+`python -m tests.edge.vectors > tests/edge/vectors.json` regenerates the committed file; a pytest
+test fails if the file and the signer disagree, so both sides always test the same tokens.
+"""
+
+from __future__ import annotations
+
+import json
+
+from functions.queue.tokens import sign
+
+KEY_ID, KEY_HEX = "k1", "8f" * 32
+OTHER_KEY_HEX = "11" * 32
+ROOM, NOW = "election-2028", 1_857_000_000  # 2028-11-05T...Z; tests pin Date.now to NOW
+
+
+def vectors() -> dict[str, object]:
+    good = sign(ROOM, "visitor-1", NOW + 600, KEY_ID, KEY_HEX)
+    head, mac = good.rsplit(".", 1)
+    flipped = mac[:-1] + ("0" if mac[-1] != "0" else "1")
+    return {
+        "room": ROOM,
+        "now": NOW,
+        "keys": {KEY_ID: KEY_HEX},
+        "valid": [good, sign(ROOM, "visitor-2", NOW + 1, KEY_ID, KEY_HEX)],
+        "invalid": {
+            "expired": sign(ROOM, "visitor-1", NOW - 1, KEY_ID, KEY_HEX),
+            "tampered payload": good.replace("visitor-1", "visitor-9"),
+            "tampered expiry": good.replace(str(NOW + 600), str(NOW + 6000)),
+            "tampered signature": f"{head}.{flipped}",
+            "unknown key id": sign(ROOM, "visitor-1", NOW + 600, "k9", KEY_HEX),
+            "wrong key": sign(ROOM, "visitor-1", NOW + 600, KEY_ID, OTHER_KEY_HEX),
+            "wrong room": sign("other-room", "visitor-1", NOW + 600, KEY_ID, KEY_HEX),
+            "truncated": good[:-10],
+            "not a token": "hello",
+            "empty": "",
+        },
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(vectors(), indent=2, sort_keys=True))
