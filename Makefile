@@ -40,6 +40,7 @@ plan: install
 
 bench: install
 	$(BIN)/python -m tests.bench
+	node tests/edge/bench.mjs
 
 # Re-resolve pins after editing pyproject.toml ranges.
 lock:

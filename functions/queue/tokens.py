@@ -1,8 +1,10 @@
 """Admission tokens, verified at the edge by functions/edge/gate.js.
 
 Format (cookie `fg_admit`): `v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256>`, the
-HMAC taken over everything before the last dot with the key named by `kid`. Room, visitor and
-kid are restricted to [A-Za-z0-9_-] so that the dot separator cannot be forged.
+HMAC taken over everything before the last dot with the key named by `kid`. A key is 64 hex
+characters (256 random bits) used as its ASCII bytes, exactly as the edge reads it from the
+KeyValueStore. Room, visitor and kid are restricted to [A-Za-z0-9_-] so that the dot separator
+cannot be forged.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def sign(room: str, visitor: str, expires_at: int, kid: str, key_hex: str) -> st
     if expires_at <= 0:
         raise ValueError(f"expires_at {expires_at} must be a positive epoch second")
     signed = f"{VERSION}.{room}.{visitor}.{expires_at}.{kid}"
-    mac = hmac.new(bytes.fromhex(key_hex), signed.encode(), hashlib.sha256).hexdigest()
+    mac = hmac.new(key_hex.encode(), signed.encode(), hashlib.sha256).hexdigest()
     return f"{signed}.{mac}"
 
 
@@ -36,5 +38,5 @@ def verify(token: str, room: str, now: float, keys: dict[str, str]) -> str | Non
     if not parts[3].isdigit() or int(parts[3]) <= now or parts[4] not in keys:
         return None
     signed = ".".join(parts[:5])
-    mac = hmac.new(bytes.fromhex(keys[parts[4]]), signed.encode(), hashlib.sha256).hexdigest()
+    mac = hmac.new(keys[parts[4]].encode(), signed.encode(), hashlib.sha256).hexdigest()
     return parts[2] if hmac.compare_digest(mac, parts[5]) else None

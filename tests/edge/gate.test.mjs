@@ -1,32 +1,7 @@
 // The edge gate under node with CloudFront Function event shapes and an in-memory KeyValueStore.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import { readFileSync } from 'node:fs';
-
-const SOURCE = readFileSync(new URL('../../functions/edge/gate.js', import.meta.url), 'utf8');
-const V = JSON.parse(readFileSync(new URL('./vectors.json', import.meta.url), 'utf8'));
-
-// The runtime provides `cloudfront` and `require`; under node the harness supplies both.
-export function loadGate(store) {
-  const body = SOURCE.replace(/^import cf from 'cloudfront';$/m, '');
-  assert.notEqual(body, SOURCE, 'gate.js imports cloudfront as the runtime expects');
-  const cf = {
-    kvs: () => ({
-      get: async (key) => {
-        if (!(key in store)) throw new Error('KeyNotFound');
-        return store[key];
-      },
-      exists: async (key) => key in store,
-    }),
-  };
-  const requireModule = (name) => {
-    if (name !== 'crypto') throw new Error(`module ${name} is not available`);
-    return crypto;
-  };
-  return new Function('cf', 'require', 'Buffer', `${body}\nreturn handler;`)(cf, requireModule,
-    Buffer);
-}
+import { loadGate, SOURCE, V } from './harness.mjs';
 
 function store(state, extra = {}) {
   const keys = Object.fromEntries(Object.entries(V.keys).map(([k, v]) => [`key.${k}`, v]));
