@@ -14,7 +14,9 @@ from components.load_balancer import ORIGIN_SECRET_HEADER
 from components.private_bucket import PrivateBucket, PrivateBucketArgs
 from planning.settings import EdgeSettings, WafSettings
 
-PAGES_DIR = Path(__file__).resolve().parent.parent / "functions/pages"
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+PAGES_DIR = FUNCTIONS_DIR / "pages"
+FAILOVER_PAGE_FUNCTION = FUNCTIONS_DIR / "edge/failover_page.js"
 HIGH_DEMAND_PAGE = "/high-demand/index.html"
 
 # AWS-managed policies (fixed ids, same in every account).
@@ -111,6 +113,18 @@ class Edge(pulumi.ComponentResource):
             name, args.waf, tags, pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
         )
 
+        # After a failover S3 is asked for the viewer's own path and answers 403; this viewer-
+        # response function turns that into a redirect to the page (see the function's header).
+        failover_page = aws.cloudfront.Function(
+            f"{name}-failover-page",
+            name=f"{name}-failover-page",
+            runtime="cloudfront-js-2.0",
+            code=FAILOVER_PAGE_FUNCTION.read_text(encoding="utf-8"),
+            comment="Redirect S3 403/404 after origin failover to the high-demand page",
+            publish=True,
+            opts=child,
+        )
+
         def behaviour(
             pattern: str,
             origin: str,
@@ -128,6 +142,11 @@ class Edge(pulumi.ComponentResource):
                 "cache_policy_id": cache,
                 "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST if forward_viewer else None,
                 "response_headers_policy_id": SECURITY_HEADERS,
+                "function_associations": [
+                    {"event_type": "viewer-response", "function_arn": failover_page.arn}
+                ]
+                if origin == PORTAL_GROUP
+                else [],
             }
 
         viewer_certificate: aws.cloudfront.DistributionViewerCertificateArgsDict = (

@@ -162,3 +162,19 @@ def test_high_demand_page_is_bilingual_and_self_contained() -> None:
     parser.feed(html)
     assert {"en", "fr"} <= parser.langs
     assert "<script" not in html and "http" not in html.replace("http-equiv", "")
+
+
+def test_every_failover_behaviour_redirects_s3_misses_to_the_page(run, distribution) -> None:
+    function = run.one("aws:cloudfront/function:Function")
+    assert function.inputs["runtime"] == "cloudfront-js-2.0"
+    assert "AmazonS3" in function.inputs["code"]
+    behaviours = [distribution.inputs["defaultCacheBehavior"],
+                  *distribution.inputs["orderedCacheBehaviors"]]  # fmt: skip
+    for behaviour in behaviours:
+        associations = behaviour.get("functionAssociations") or []
+        if behaviour["targetOriginId"] == PORTAL_GROUP:
+            (association,) = associations
+            assert association["eventType"] == "viewer-response"
+            assert association["functionArn"].endswith("edge-failover-page")
+        else:
+            assert associations == []
