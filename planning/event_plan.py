@@ -74,15 +74,18 @@ class EventPlan:
         return self.raise_at <= moment < self.restore_at
 
 
-def lead_time(settings: Settings, override_s: int | None = None) -> timedelta:
+def lead_time(
+    settings: Settings, override_s: int | None = None, *, from_warm_pool: bool = False
+) -> timedelta:
     """Seconds before start that capacity must be asked for: launch + warmup + slip + margin.
 
-    Launch is the warm-pool time when the stack keeps a pool, else a cold launch.
+    Launch is the warm-pool time only when the whole raise comes out of the pool; one cold
+    instance in the raise makes the raise as slow as a cold launch.
     """
     if override_s is not None:
         return timedelta(seconds=override_s)
     p, fleet = settings.prescale, settings.fleet
-    launch = p.warm_launch_s if fleet.warm_pool is not None else p.cold_launch_s
+    launch = p.warm_launch_s if from_warm_pool else p.cold_launch_s
     return timedelta(seconds=launch + fleet.default_warmup_s + p.schedule_slip_s + p.margin_s)
 
 
@@ -118,7 +121,9 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
     warm_pool = (
         min(max(pool_wanted, pool_floor), fleet.max_size - desired) if fleet.warm_pool else 0
     )
-    lead = lead_time(settings, spec.lead_time_s)
+    lead = lead_time(
+        settings, spec.lead_time_s, from_warm_pool=desired - fleet.min_size <= warm_pool
+    )
     return EventPlan(
         occurrence=occurrence,
         peak_users=peak,

@@ -37,17 +37,26 @@ def test_election_night_plan_for_prod() -> None:
     assert plan.origin_requests_per_s == pytest.approx(6800)  # x 0.05 req/s x 40 % to origin
     assert plan.instances_for_peak == 46  # / 150 req/s per instance
     assert plan.desired == 69  # 46 x 3/2 so two zones still carry it
-    assert plan.raise_at == datetime(2028, 11, 7, 22, 40, tzinfo=UTC)  # 20 min lead, warm pool
+    # 63 more instances than min, 18 in the pool: a cold raise, 24 min lead.
+    assert plan.raise_at == datetime(2028, 11, 7, 22, 36, tzinfo=UTC)
     assert plan.restore_at == datetime(2028, 11, 8, 10, tzinfo=UTC)  # end + 1 h cooldown
     assert plan.reserve_alb_at == datetime(2028, 11, 6, 23, tzinfo=UTC)
     assert not plan.capped
 
 
 def test_lead_is_launch_plus_warmup_plus_slip_plus_margin() -> None:
-    # warm pool launch 60 + warmup 120 + slip 120 + margin 900 seconds
-    assert lead_time(PROD) == timedelta(seconds=1200)
-    dev = load_stack_settings("dev")  # no warm pool: a cold launch of 300 s
-    assert lead_time(dev) == timedelta(seconds=300 + 120 + 120 + 900)
+    # cold launch 300 (or warm 60) + warmup 120 + slip 120 + margin 900 seconds
+    assert lead_time(PROD) == timedelta(seconds=300 + 120 + 120 + 900)
+    assert lead_time(PROD, from_warm_pool=True) == timedelta(seconds=60 + 120 + 120 + 900)
+
+
+def test_a_raise_the_warm_pool_covers_gets_the_short_lead() -> None:
+    small = plan_event(occurrence(peak_multiple=4), PROD)  # 68,000 users
+    assert small.desired - PROD.fleet.min_size <= small.warm_pool
+    assert small.lead == timedelta(seconds=1200)
+    big = plan_event(occurrence(), PROD)
+    assert big.desired - PROD.fleet.min_size > big.warm_pool
+    assert big.lead == timedelta(seconds=1440)
 
 
 def test_absolute_peak_users_are_used_as_given() -> None:
