@@ -264,14 +264,16 @@ def import_ics(path: Path, source: IcsSource) -> list[EventSpec]:
 
 
 def _zone_name(moment: datetime) -> str:
+    """IANA name of an .ics start's zone; a floating (zone-less) time is refused, not guessed."""
     zone = moment.tzinfo
-    if zone is None or (zone.utcoffset(moment) == timedelta(0) and getattr(zone, "key", "UTC") in (
-        "UTC", "Etc/UTC")):  # fmt: skip
+    if zone is None:
+        raise CalendarError(f"start {moment} has no time zone; give DTSTART a TZID")
+    key = getattr(zone, "key", None)
+    if key:
+        return str(key)
+    if zone.utcoffset(moment) == timedelta(0):
         return "UTC"
-    key = getattr(zone, "key", None) or getattr(zone, "zone", None)
-    if not key:
-        raise CalendarError(f"time zone {zone!r} has no IANA name; use a TZID like America/Toronto")
-    return str(key)
+    raise CalendarError(f"time zone {zone!r} has no IANA name; use a TZID like America/Toronto")
 
 
 def _localize(local: datetime, zone_name: str) -> datetime:

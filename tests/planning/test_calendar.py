@@ -148,3 +148,24 @@ def test_shipped_calendar_leaves_dev_and_pr_alone() -> None:
     calendar = load_calendar()
     assert calendar.occurrences("pr", FROM, TO) == []
     assert calendar.occurrences("dev", FROM, TO) == []
+
+
+def test_a_floating_ics_time_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "x.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:a@t\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Budget Day\r\n"
+        "DTSTART:20270301T090000\r\nDURATION:PT2H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    with pytest.raises(CalendarError, match="has no time zone; give DTSTART a TZID"):
+        parse_calendar({"ics": [{"path": "x.ics", "peak_users": 5000}]}, tmp_path)
+
+
+def test_a_utc_ics_time_is_kept_in_utc(tmp_path: Path) -> None:
+    (tmp_path / "x.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:a@t\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Budget Day\r\n"
+        "DTSTART:20270301T170000Z\r\nDURATION:PT2H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    (night,) = parse_calendar({"ics": [{"path": "x.ics", "peak_users": 5000}]},
+                              tmp_path).occurrences("prod", FROM, TO)  # fmt: skip
+    assert night.start == datetime(2027, 3, 1, 17, 0, tzinfo=UTC)
