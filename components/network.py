@@ -68,26 +68,33 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         public_cidrs, private_cidrs = subnet_cidrs(s.vpc_cidr, len(s.zones))
-        public: list[aws.ec2.Subnet] = []
-        self.public_subnet_ids, self.private_subnet_ids = [], []
-        for zone, cidr in zip(s.zones, public_cidrs, strict=True):
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{zone}",
+
+        def zone_subnet(
+            kind: str, zone: str, cidr: str, route_table_id: pulumi.Input[str]
+        ) -> aws.ec2.Subnet:
+            created = aws.ec2.Subnet(
+                f"{name}-{kind}-{zone}",
                 vpc_id=self.vpc.id,
                 cidr_block=cidr,
                 availability_zone=zone,
                 map_public_ip_on_launch=False,
-                tags=tagged(f"public-{zone}"),
+                tags=tagged(f"{kind}-{zone}"),
                 opts=child,
             )
             aws.ec2.RouteTableAssociation(
-                f"{name}-public-{zone}",
-                subnet_id=subnet.id,
-                route_table_id=public_rt.id,
+                f"{name}-{kind}-{zone}",
+                subnet_id=created.id,
+                route_table_id=route_table_id,
                 opts=child,
             )
-            public.append(subnet)
-            self.public_subnet_ids.append(subnet.id)
+            return created
+
+        public = [
+            zone_subnet("public", zone, cidr, public_rt.id)
+            for zone, cidr in zip(s.zones, public_cidrs, strict=True)
+        ]
+        self.public_subnet_ids = [p.id for p in public]
+        self.private_subnet_ids = []
 
         # One NAT per zone in prod: a zone outage must not cut the other zones' egress.
         nat_zones = s.zones if s.nat_gateways == "per_zone" else s.zones[:1]
@@ -116,19 +123,7 @@ class Network(pulumi.ComponentResource):
                 tags=tagged(f"private-{zone}"),
                 opts=child,
             )
-            subnet = aws.ec2.Subnet(
-                f"{name}-private-{zone}",
-                vpc_id=self.vpc.id,
-                cidr_block=cidr,
-                availability_zone=zone,
-                map_public_ip_on_launch=False,
-                tags=tagged(f"private-{zone}"),
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{zone}", subnet_id=subnet.id, route_table_id=rt.id, opts=child
-            )
-            self.private_subnet_ids.append(subnet.id)
+            self.private_subnet_ids.append(zone_subnet("private", zone, cidr, rt.id).id)
             private_rts.append(rt.id)
 
         # S3 traffic (AL2023 packages, logs) stays off the NAT: cheaper and one less hop.
