@@ -10,7 +10,7 @@ STACK ?= prod
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install lint types unit test plan bench lock clean
+.PHONY: install lint types unit test plan bench layer lock clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ plan: install
 bench: install
 	$(BIN)/python -m tests.bench
 	node tests/edge/bench.mjs
+
+# The waiting room's Lambda layer (awscrt for SigV4A), for the arm64 python3.12 runtime. Needed
+# before `pulumi preview` / `pulumi up` against a real account, not offline.
+layer: install
+	rm -rf build/layers/awscrt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--platform manylinux2014_aarch64 --implementation cp --python-version 3.12 \
+		--only-binary=:all: --target build/layers/awscrt/python -r functions/admission/layer.txt
 
 # Re-resolve pins after editing pyproject.toml ranges.
 lock:

@@ -10,6 +10,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_aws as aws
 
+from components.admission import EdgeWiring
 from components.load_balancer import ORIGIN_SECRET_HEADER
 from components.private_bucket import PrivateBucket, PrivateBucketArgs
 from planning.settings import EdgeSettings, WafSettings
@@ -17,6 +18,7 @@ from planning.settings import EdgeSettings, WafSettings
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 PAGES_DIR = FUNCTIONS_DIR / "pages"
 FAILOVER_PAGE_FUNCTION = FUNCTIONS_DIR / "edge/failover_page.js"
+GATE_FUNCTION = FUNCTIONS_DIR / "edge/gate.js"
 HIGH_DEMAND_PAGE = "/high-demand/index.html"
 
 # AWS-managed policies (fixed ids, same in every account).
@@ -25,6 +27,7 @@ ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"
 
 ALB_ORIGIN, PAGES_ORIGIN, PORTAL_GROUP = "alb", "high-demand-pages", "portal"
+QUEUE_ORIGIN = "queue-api"
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
 ALL_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
 MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
@@ -38,6 +41,8 @@ class EdgeArgs:
     origin_secret: pulumi.Input[str]
     us_east_1: aws.Provider
     """WAF for CloudFront (scope CLOUDFRONT) exists only in us-east-1."""
+    admission: EdgeWiring | None = None
+    """The waiting room: gate on the default behaviour, /queue/* to its API."""
     tags: dict[str, str]
 
 
@@ -125,6 +130,48 @@ class Edge(pulumi.ComponentResource):
             opts=child,
         )
 
+        gate = queue_cache = None
+        queue_origins: list[aws.cloudfront.DistributionOriginArgsDict] = []
+        queue_behaviours: list[aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict] = []
+        if args.admission is not None:
+            gate = aws.cloudfront.Function(
+                f"{name}-gate",
+                name=f"{name}-gate",
+                runtime="cloudfront-js-2.0",
+                code=GATE_FUNCTION.read_text(encoding="utf-8"),
+                comment="Waiting-room gate: admission token required while the room queues",
+                key_value_store_associations=[args.admission.kvs_arn],
+                publish=True,
+                opts=child,
+            )
+            queue_origins.append(
+                {
+                    "origin_id": QUEUE_ORIGIN,
+                    "domain_name": args.admission.api_domain,
+                    "custom_origin_config": {
+                        "http_port": 80,
+                        "https_port": 443,
+                        "origin_protocol_policy": "https-only",
+                        "origin_ssl_protocols": ["TLSv1.2"],
+                    },
+                }
+            )
+            # Honours the API's Cache-Control: /queue/room is public for 2 s, the rest private.
+            queue_cache = aws.cloudfront.CachePolicy(
+                f"{name}-queue",
+                comment="Queue API: origin Cache-Control, at most 5 s",
+                min_ttl=0,
+                default_ttl=0,
+                max_ttl=5,
+                parameters_in_cache_key_and_forwarded_to_origin={
+                    "cookies_config": {"cookie_behavior": "none"},
+                    "headers_config": {"header_behavior": "none"},
+                    "query_strings_config": {"query_string_behavior": "none"},
+                    "enable_accept_encoding_gzip": True,
+                },
+                opts=child,
+            )
+
         def behaviour(
             pattern: str,
             origin: str,
@@ -143,11 +190,24 @@ class Edge(pulumi.ComponentResource):
                 "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST if forward_viewer else None,
                 "response_headers_policy_id": SECURITY_HEADERS,
                 "function_associations": [
-                    {"event_type": "viewer-response", "function_arn": failover_page.arn}
-                ]
-                if origin == PORTAL_GROUP
-                else [],
+                    *(
+                        [{"event_type": "viewer-request", "function_arn": gate.arn}]
+                        if gate is not None and pattern == "*"
+                        else []
+                    ),
+                    *(
+                        [{"event_type": "viewer-response", "function_arn": failover_page.arn}]
+                        if origin == PORTAL_GROUP
+                        else []
+                    ),
+                ],
             }
+
+        if queue_cache is not None:
+            queue_behaviours = [
+                behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache.id, True),
+                behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, static.id, False),
+            ]
 
         viewer_certificate: aws.cloudfront.DistributionViewerCertificateArgsDict = (
             {
@@ -189,6 +249,7 @@ class Edge(pulumi.ComponentResource):
                     "domain_name": pages.bucket.bucket_regional_domain_name,
                     "origin_access_control_id": oac.id,
                 },
+                *queue_origins,
             ],
             origin_groups=[
                 {
@@ -208,6 +269,7 @@ class Edge(pulumi.ComponentResource):
                 },
             ),
             ordered_cache_behaviors=[
+                *queue_behaviours,
                 behaviour("/high-demand/*", PAGES_ORIGIN, READ_METHODS, static.id, False),
                 *(
                     behaviour(p, PORTAL_GROUP, READ_METHODS, static.id, False)

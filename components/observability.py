@@ -34,6 +34,8 @@ class Observability(pulumi.ComponentResource):
     topic: aws.sns.Topic
     edge_topic: aws.sns.Topic
     alarms: list[aws.cloudwatch.MetricAlarm]
+    origin_5xx_alarms: list[aws.cloudwatch.MetricAlarm]
+    """The ALB's and the targets' 5xx-rate alarms: the waiting room pauses admissions on them."""
 
     def __init__(
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
@@ -153,6 +155,7 @@ class Observability(pulumi.ComponentResource):
                 period=PERIOD_S,
             ),
         ]
+        self.origin_5xx_alarms = self.alarms[:2]
 
         aws.cloudwatch.Dashboard(
             f"{name}-request-path",

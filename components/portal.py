@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.admission import Admission, AdmissionArgs
 from components.edge import Edge, EdgeArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
@@ -20,7 +21,7 @@ from planning.settings import Settings
 
 
 class Portal(pulumi.ComponentResource):
-    """The request path plus event pre-scaling; the waiting room joins it later.
+    """The request path, event pre-scaling and the waiting room.
 
     `event_plans` are the events inside the horizon, soonest first; the warm pool is sized for
     the first of them.
@@ -91,6 +92,28 @@ class Portal(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # The room pauses on Observability's alarms, which watch the distribution, which routes
+        # to the room's API: the alarm names and topic are filled in once they exist.
+        pause_alarms, resolve_pause_alarms = pulumi.deferred_output()
+        topic_arn, resolve_topic_arn = pulumi.deferred_output()
+        admission = (
+            Admission(
+                name,
+                AdmissionArgs(
+                    settings=settings.admission,
+                    fleet=settings.fleet,
+                    asg_name=fleet.group.name,
+                    target_group_arn_suffix=lb.target_group.arn_suffix,
+                    pause_alarm_names=pause_alarms,
+                    alarm_topic_arn=topic_arn,
+                    deletion_protection=settings.environment == "prod",
+                    tags=tags,
+                ),
+                opts=child,
+            )
+            if settings.admission.enabled
+            else None
+        )
         edge = Edge(
             name,
             EdgeArgs(
@@ -99,6 +122,7 @@ class Portal(pulumi.ComponentResource):
                 origin_domain_name=settings.load_balancer.origin_domain_name,
                 origin_secret=origin_secret.result,
                 us_east_1=us_east_1,
+                admission=admission.edge if admission else None,
                 tags=tags,
             ),
             opts=child,
@@ -119,6 +143,9 @@ class Portal(pulumi.ComponentResource):
             opts=child,
         )
 
+        resolve_pause_alarms(pulumi.Output.all(*(a.name for a in observability.origin_5xx_alarms)))
+        resolve_topic_arn(observability.topic.arn)
+
         # What scripts (pre-scale, PR preview) and operators read from the stack.
         self.outputs = {
             "scheduled_actions": pulumi.Output.from_input(prescale.action_names),
@@ -134,4 +161,11 @@ class Portal(pulumi.ComponentResource):
             "pages_bucket": edge.pages_bucket.bucket,
             "vpc_id": network.vpc.id,
         }
+        if admission is not None:
+            self.outputs |= {
+                "room_table": admission.table.name,
+                "room_admin_function": admission.functions["admin"].name,
+                "room_kvs_arn": admission.kvs.arn,
+                "queue_api": admission.api.api_endpoint,
+            }
         self.register_outputs(dict(self.outputs))

@@ -417,6 +417,70 @@ class PrescaleSettings(_Model):
     rules_per_request: int = Field(default=1, ge=0, le=100)
 
 
+class AdmissionSettings(_Model):
+    """The waiting room (components/admission.py, functions/admission/).
+
+    Lambda limits: reserved concurrency comes out of the account's regional pool (1,000 by
+    default). HTTP API throttling: 10,000 requests/s and a 5,000 burst per account and region
+    by default. EventBridge Scheduler's finest rate is one minute, so the inlet steps inside a run.
+    """
+
+    enabled: bool = True
+    room_id: str = Field(default="portal", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """Signed into every token: a token from another room (stack) never passes."""
+    sessions_per_instance: int = Field(default=100, ge=1, le=100_000)
+    """People one in-service web instance serves at once."""
+    max_admit_per_s: int = Field(default=200, ge=1, le=2_000)
+    """Ceiling on admissions per second, whatever the free capacity."""
+    step_s: Literal[5, 6, 10, 12, 15, 20, 30, 60] = 10
+    """Inlet step inside each one-minute run (divides 60)."""
+    session_minutes: int = Field(default=20, ge=1, le=240)
+    """How long an admitted visitor typically stays: sessions count as active this long."""
+    token_ttl_minutes: int = Field(default=120, ge=5, le=1_440)
+    """Admission token (cookie) lifetime; also how long a rotated-out key keeps verifying."""
+    show_s: int = Field(default=120, ge=30, le=900)
+    """An admitted visitor not collecting their token within this is a no-show."""
+    abandon_after_s: int = Field(default=90, ge=30, le=3_600)
+    """A waiting visitor not polling for this long is skipped (the page polls every 5-30 s)."""
+    queue_at_load_pct: int = Field(default=85, ge=10, le=100)
+    """Switch open -> queue when origin load reaches this share of fleet capacity."""
+    open_below_load_pct: int = Field(default=60, ge=0, le=99)
+    calm_minutes: int = Field(default=10, ge=1, le=240)
+    """Switch queue -> open only after this long calm: below open_below_load_pct, none waiting."""
+    design_joins_per_s: int = Field(default=20_000, ge=100, le=100_000)
+    """Joins per second the table is pre-warmed for (3 writes each; see functions/admission)."""
+    join_concurrency: int = Field(default=100, ge=1, le=900)
+    status_concurrency: int = Field(default=200, ge=1, le=900)
+    api_rate_limit: int = Field(default=10_000, ge=1, le=10_000)
+    api_burst_limit: int = Field(default=5_000, ge=1, le=5_000)
+    log_retention_days: int = 30
+    waiting_alarm_threshold: int = Field(default=100_000, ge=1)
+    """Alarm when this many people are waiting: the fleet is too small for the night."""
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Self:
+        if self.open_below_load_pct >= self.queue_at_load_pct:
+            raise _at(
+                "open_below_load_pct",
+                self.open_below_load_pct,
+                f"must be below queue_at_load_pct ({self.queue_at_load_pct}) or the room flaps",
+            )
+        if self.show_s >= self.token_ttl_minutes * 60:
+            raise _at("show_s", self.show_s, "must be shorter than token_ttl_minutes")
+        if self.join_concurrency + self.status_concurrency + 3 > 1_000:
+            raise _at(
+                "status_concurrency",
+                self.status_concurrency,
+                "join + status + inlet + admin reserved concurrency must fit in 1,000",
+            )
+        return self
+
+
 class Settings(_Model):
     """Everything one stack configures."""
 
@@ -430,6 +494,7 @@ class Settings(_Model):
     alarms: AlarmSettings = AlarmSettings()
     capacity: CapacitySettings
     prescale: PrescaleSettings = PrescaleSettings()
+    admission: AdmissionSettings = AdmissionSettings()
     tags: dict[str, str] = {}
 
     @field_validator("region")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -112,6 +113,29 @@ def _computed(token: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, di
                 "name": inputs.get("name") or f"{name}-{h}",
                 "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}-{h}",
             }
+        case "aws:apigatewayv2/api:Api":
+            api_id = _suffix(name, length=10)
+            return api_id, {
+                "apiEndpoint": f"https://{api_id}.execute-api.ca-central-1.amazonaws.com",
+                "executionArn": f"arn:aws:execute-api:ca-central-1:{ACCOUNT}:{api_id}",
+                "arn": f"arn:aws:apigateway:ca-central-1::/apis/{api_id}",
+            }
+        case "aws:lambda/function:Function":
+            fn_arn = f"arn:aws:lambda:ca-central-1:{ACCOUNT}:function:{inputs.get('name', name)}"
+            out |= {
+                "arn": fn_arn,
+                "name": inputs.get("name") or f"{name}-{h}",
+                "invokeArn": "arn:aws:apigateway:ca-central-1:lambda:path/2015-03-31/functions/"
+                f"{fn_arn}/invocations",
+            }
+        case "aws:lambda/layerVersion:LayerVersion":
+            out |= {"arn": f"arn:aws:lambda:ca-central-1:{ACCOUNT}:layer:{name}:1"}
+        case "aws:cloudfront/keyValueStore:KeyValueStore":
+            out |= {"arn": f"arn:aws:cloudfront::{ACCOUNT}:key-value-store/{h}"}
+        case "aws:dynamodb/table:Table" | "aws:cloudwatch/metricAlarm:MetricAlarm":
+            out |= {"name": inputs.get("name") or f"{name}-{h}"}
+        case "random:index/randomId:RandomId":
+            out = {"hex": rpc.wrap_rpc_secret(_suffix(name, length=64))}
         case "random:index/randomPassword:RandomPassword":
             # The real provider returns `result` as a secret output; so must the mock, or a
             # leak of the value into a plain input would go unnoticed offline.
@@ -249,6 +273,8 @@ def run_offline(
     keep what was registered before one was raised.
     """
     run = into if into is not None else OfflineRun(stack=stack)
+    # Offline nothing is uploaded, so build artefacts (the awscrt layer) need not exist.
+    os.environ["FLOODGATE_OFFLINE"] = "1"
     mocks = OfflineCloud()
     pulumi.runtime.set_mocks(
         mocks,
@@ -285,6 +311,10 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, pulumi.FileAsset):
         return {"asset": Path(str(value.path)).resolve().relative_to(ROOT).as_posix()}
+    if isinstance(value, pulumi.FileArchive):
+        return {"archive": Path(str(value.path)).resolve().relative_to(ROOT).as_posix()}
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {k: _plain(v) for k, v in sorted(value.assets.items())}}
     if isinstance(value, pulumi.StringAsset):
         return {"asset": "text", "sha256": hashlib.sha256(str(value.text).encode()).hexdigest()}
     return value

@@ -7,7 +7,7 @@ inside the horizon:
   2. the ALB capacity reservation is requested a day ahead and released afterwards (at most two
      decreases per day, as AWS allows);
   3. the warm pool is sized for the coming event;
-  4. the waiting room is armed for the event window (when the stack has a room table);
+  4. the waiting room learns the event windows (the `calendar` item, when it has a room table);
 and, inside an active event window, raises the live group to the plan if it is below it.
 It never lowers min or desired capacity during an active event.
 
@@ -255,29 +255,31 @@ def warm_pool_changes(
 
 
 def room_changes(clients: Clients, targets: Targets, plans: list[EventPlan]) -> list[Change]:
-    """Arm the waiting room for each event window: one item per event, keyed `event#<key>`."""
+    """Tell the waiting room about the coming events: one `calendar` item the inlet reads.
+
+    Each event maps to its mode (`queue` forces the room to queue from raise to restore; `armed`
+    leaves it to the inlet's load hysteresis) and window. Events marked `off` are left out.
+    """
     if not targets.room_table:
         return []
-    changes = []
-    for plan in plans:
-        if plan.waiting_room == "off":
-            continue
-        item = {
-            "pk": {"S": f"event#{plan.key}"},
-            "mode": {"S": plan.waiting_room},
-            "starts_at": {"S": clock.aws_timestamp(plan.raise_at)},
-            "ends_at": {"S": clock.aws_timestamp(plan.restore_at)},
-            "expires_at": {"N": str(int(plan.restore_at.timestamp()) + 86_400)},  # TTL, epoch s
+    events = {
+        plan.key: {
+            "M": {
+                "mode": {"S": plan.waiting_room},
+                "starts_at": {"S": clock.aws_timestamp(plan.raise_at)},
+                "ends_at": {"S": clock.aws_timestamp(plan.restore_at)},
+            }
         }
-        found = clients.dynamodb.get_item(TableName=targets.room_table, Key={"pk": item["pk"]})
-        if found.get("Item") == item:
-            continue
-        changes.append(Change("room", "arm", plan.key,
-                              {"mode": plan.waiting_room, "from": item["starts_at"]["S"],
-                               "until": item["ends_at"]["S"]},
-                              lambda item=item: clients.dynamodb.put_item(
-                                  TableName=targets.room_table, Item=item)))  # fmt: skip
-    return changes
+        for plan in plans
+        if plan.waiting_room != "off"
+    }
+    item = {"pk": {"S": "calendar"}, "events": {"M": events}}
+    found = clients.dynamodb.get_item(TableName=targets.room_table, Key={"pk": item["pk"]})
+    if found.get("Item") == item:
+        return []
+    summary = {key: event["M"]["mode"]["S"] for key, event in events.items()}
+    put = lambda: clients.dynamodb.put_item(TableName=targets.room_table, Item=item)  # noqa: E731
+    return [Change("room", "calendar", "waiting room", summary, put)]
 
 
 def planned_changes(

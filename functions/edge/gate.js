@@ -13,7 +13,7 @@ const kvs = cf.kvs();
 const COOKIE = 'fg_admit';
 const BYPASS = ['/waiting-room/', '/queue/', '/high-demand/', '/assets/', '/static/',
   '/favicon.ico', '/robots.txt'];
-const WAITING_PAGE = '/waiting-room/';
+const WAITING_PAGE = '/waiting-room/index.html';
 const CLOSED_PAGE = '/waiting-room/closed.html';
 const RETRY_AFTER_S = '10';
 

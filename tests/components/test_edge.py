@@ -141,10 +141,14 @@ def test_access_logs_are_written(run, distribution) -> None:
     assert logging["bucket"].endswith(".s3.amazonaws.com")
 
 
-def test_high_demand_page_is_uploaded(run) -> None:
-    (page,) = run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
-    assert "/" + page.inputs["key"] == HIGH_DEMAND_PAGE
-    assert page.inputs["contentType"] == "text/html"
+def test_static_pages_are_uploaded(run) -> None:
+    pages = {p.inputs["key"]: p for p in run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")}
+    assert sorted(pages) == [
+        HIGH_DEMAND_PAGE[1:],
+        "waiting-room/closed.html",
+        "waiting-room/index.html",
+    ]
+    assert {p.inputs["contentType"] for p in pages.values()} == {"text/html"}
 
 
 class _Langs(HTMLParser):

@@ -23,6 +23,10 @@ EXPECTED_OUTPUTS = {
     "pages_bucket",
     "vpc_id",
     "scheduled_actions",
+    "room_table",
+    "room_admin_function",
+    "room_kvs_arn",
+    "queue_api",
 }
 
 

@@ -42,7 +42,7 @@ for (const [why, token] of Object.entries(V.invalid)) {
     const gate = loadGate(store('queue'));
     const result = await gate(event({ cookie: token }));
     assert.equal(result.statusCode, 302);
-    assert.equal(result.headers.location.value, '/waiting-room/?return=%2Fapply');
+    assert.equal(result.headers.location.value, '/waiting-room/index.html?return=%2Fapply');
   });
 }
 
@@ -89,7 +89,7 @@ test('JSON clients get 429 with Retry-After and a JSON body', async () => {
   const result = await loadGate(store('queue'))(event({ accept: 'application/json' }));
   assert.equal(result.statusCode, 429);
   assert.equal(result.headers['retry-after'].value, '10');
-  assert.deepEqual(JSON.parse(result.body), { status: 'queued', waitingRoom: '/waiting-room/' });
+  assert.deepEqual(JSON.parse(result.body), { status: 'queued', waitingRoom: '/waiting-room/index.html' });
 });
 
 test('JSON clients get 503 when the room is closed', async () => {
@@ -101,7 +101,7 @@ test('the return address keeps the query string', async () => {
   const qs = { lang: { value: 'fr' }, step: { value: '2', multiValue: [{ value: '2' }, { value: '3' }] } };
   const result = await loadGate(store('queue'))(event({ uri: '/apply/form', qs }));
   assert.equal(result.headers.location.value,
-    '/waiting-room/?return=' + encodeURIComponent('/apply/form?lang=fr&step=2&step=3'));
+    '/waiting-room/index.html?return=' + encodeURIComponent('/apply/form?lang=fr&step=2&step=3'));
 });
 
 test('form posts without a token are redirected with 303', async () => {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from functions.queue.tokens import sign
+from functions.admission.tokens import sign
 
 KEY_ID, KEY_HEX = "k1", "8f" * 32
 OTHER_KEY_HEX = "11" * 32

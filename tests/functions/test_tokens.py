@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from functions.queue.tokens import sign, verify
+from functions.admission.tokens import sign, verify
 from tests.edge.vectors import KEY_HEX, KEY_ID, NOW, ROOM, vectors
 
 VECTORS_FILE = Path(__file__).resolve().parent.parent / "edge" / "vectors.json"

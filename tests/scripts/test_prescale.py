@@ -121,13 +121,13 @@ def test_warm_pool_is_sized_for_the_coming_event(clients, web_group) -> None:
     assert pool["WarmPoolConfiguration"]["MinSize"] == plans_at(before_election)[0].warm_pool == 18
 
 
-def test_waiting_room_is_armed_once_per_event(clients, web_group, room_table) -> None:
+def test_waiting_room_calendar_is_written_once(clients, web_group, room_table) -> None:
     run(args("--room-table", room_table), clients)
-    item = clients.dynamodb.get_item(
-        TableName=room_table, Key={"pk": {"S": "event#us-general-election-20281107"}}
-    )["Item"]
-    assert item["mode"] == {"S": "armed"}
-    assert (item["starts_at"]["S"], item["ends_at"]["S"]) == (
+    events = clients.dynamodb.get_item(TableName=room_table, Key={"pk": {"S": "calendar"}})[
+        "Item"]["events"]["M"]  # fmt: skip
+    election = events["us-general-election-20281107"]["M"]
+    assert election["mode"] == {"S": "armed"}
+    assert (election["starts_at"]["S"], election["ends_at"]["S"]) == (
         "2028-11-07T22:00:00Z", "2028-11-08T10:00:00Z")  # fmt: skip
     clients.calls.clear()
     assert run(args("--room-table", room_table), clients) == 0

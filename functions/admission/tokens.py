@@ -18,10 +18,15 @@ VERSION = "v1"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
+def valid_id(value: str) -> bool:
+    """Room, visitor and key ids: 1-64 characters of [A-Za-z0-9_-]."""
+    return _ID.match(value) is not None
+
+
 def sign(room: str, visitor: str, expires_at: int, kid: str, key_hex: str) -> str:
     """Token for `visitor` in `room`, valid until `expires_at` (epoch seconds)."""
     for label, value in (("room", room), ("visitor", visitor), ("kid", kid)):
-        if not _ID.match(value):
+        if not valid_id(value):
             raise ValueError(f"{label} {value!r} must be 1-64 characters of [A-Za-z0-9_-]")
     if expires_at <= 0:
         raise ValueError(f"expires_at {expires_at} must be a positive epoch second")

@@ -1,0 +1,474 @@
+"""The waiting room: DynamoDB table, queue API (HTTP API -> Lambda), inlet schedule, KVS, alarms.
+
+The edge half (the gate function on the default behaviour and the `/queue/*` behaviour) is
+declared by components/edge.py from `Admission.edge`; the Lambda code is functions/admission/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.service_role import service_role
+from planning.settings import AdmissionSettings, FleetSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE_DIR = ROOT / "functions/admission"
+LAYER_DIR = ROOT / "build/layers/awscrt"
+"""Built by `make layer`: awscrt for SigV4A, which the KeyValueStore API requires."""
+RUNTIME, ARCH = "python3.12", "arm64"
+METRIC_NAMESPACE = "Floodgate/WaitingRoom"
+DDB_WRITES_PER_JOIN, DDB_READS_PER_STATUS = 3, 4
+# New on-demand tables start at 4,000 writes/s and 12,000 reads/s; warm throughput lifts that.
+DDB_MIN_WARM_WRITES, DDB_MIN_WARM_READS = 4_000, 12_000
+
+
+@dataclass(frozen=True)
+class EdgeWiring:
+    """What the distribution needs of the room."""
+
+    api_domain: pulumi.Output[str]
+    kvs_arn: pulumi.Output[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdmissionArgs:
+    settings: AdmissionSettings
+    fleet: FleetSettings
+    asg_name: pulumi.Input[str]
+    target_group_arn_suffix: pulumi.Input[str]
+    """`targetgroup/<name>/<id>`: the RequestCountPerTarget dimension (origin load)."""
+    pause_alarm_names: pulumi.Input[list[str]]
+    """Admissions pause while any of these (the origin 5xx alarms) is in ALARM."""
+    alarm_topic_arn: pulumi.Input[str]
+    deletion_protection: bool
+    tags: dict[str, str]
+
+
+class Admission(pulumi.ComponentResource):
+    """Queue-based admission: places, an inlet paced by the fleet, tokens checked at the edge."""
+
+    table: aws.dynamodb.Table
+    kvs: aws.cloudfront.KeyValueStore
+    api: aws.apigatewayv2.Api
+    functions: dict[str, aws.lambda_.Function]
+    edge: EdgeWiring
+
+    def __init__(
+        self, name: str, args: AdmissionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("floodgate:admission:Admission", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        s, tags = args.settings, args.tags
+        _require_layer()
+
+        self.table = aws.dynamodb.Table(
+            f"{name}-room",
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="pk",
+            attributes=[{"name": "pk", "type": "S"}],
+            ttl={"attribute_name": "expires_at", "enabled": True},
+            point_in_time_recovery={"enabled": True},
+            server_side_encryption={"enabled": True},
+            deletion_protection_enabled=args.deletion_protection,
+            warm_throughput={
+                "write_units_per_second": max(
+                    DDB_MIN_WARM_WRITES, s.design_joins_per_s * DDB_WRITES_PER_JOIN
+                ),
+                "read_units_per_second": max(
+                    DDB_MIN_WARM_READS, s.design_joins_per_s * DDB_READS_PER_STATUS
+                ),
+            },
+            tags=tags,
+            opts=child,
+        )
+
+        # The first signing key: 256 random bits, a secret in state, then owned by the admin
+        # function (rotations write new versions; Pulumi never reverts them).
+        first_key = random.RandomId(
+            f"{name}-signing-key",
+            byte_length=32,
+            opts=pulumi.ResourceOptions(
+                parent=self, additional_secret_outputs=["hex", "b64_std", "b64_url", "dec"]
+            ),
+        )
+        keys = aws.secretsmanager.Secret(
+            f"{name}-signing-keys",
+            description="Waiting-room token signing keys (current + retiring)",
+            recovery_window_in_days=7,
+            tags=tags,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-signing-keys",
+            secret_id=keys.id,
+            secret_string=pulumi.Output.secret(first_key.hex).apply(
+                lambda key: json.dumps({"current": "k0", "keys": {"k0": {"key": key}}})
+            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secret_string"]),
+        )
+        self.kvs = aws.cloudfront.KeyValueStore(
+            f"{name}-room", comment="Waiting-room state, signing keys, revocations", opts=child
+        )
+
+        layer = aws.lambda_.LayerVersion(
+            f"{name}-awscrt",
+            layer_name=f"{name}-awscrt",
+            description="awscrt: SigV4A signing for the CloudFront KeyValueStore API",
+            code=pulumi.FileArchive(str(LAYER_DIR)),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCH],
+            opts=child,
+        )
+        code = pulumi.AssetArchive(
+            {
+                f"admission/{path.name}": pulumi.FileAsset(str(path))
+                for path in sorted(CODE_DIR.glob("*.py"))
+            }
+        )
+        environment = {
+            "FG_TABLE": self.table.name,
+            "FG_ROOM_ID": s.room_id,
+            "FG_SECRET_ID": keys.arn,
+            "FG_KVS_ARN": self.kvs.arn,
+            "FG_SESSIONS_PER_INSTANCE": str(s.sessions_per_instance),
+            "FG_REQUESTS_PER_INSTANCE_PER_S": str(args.fleet.requests_per_instance_per_s),
+            "FG_MAX_ADMIT_PER_S": str(s.max_admit_per_s),
+            "FG_STEP_S": str(s.step_s),
+            "FG_SESSION_S": str(s.session_minutes * 60),
+            "FG_TOKEN_TTL_S": str(s.token_ttl_minutes * 60),
+            "FG_SHOW_S": str(s.show_s),
+            "FG_ABANDON_AFTER_S": str(s.abandon_after_s),
+            "FG_QUEUE_AT_LOAD": str(s.queue_at_load_pct / 100),
+            "FG_OPEN_BELOW_LOAD": str(s.open_below_load_pct / 100),
+            "FG_CALM_S": str(s.calm_minutes * 60),
+            "FG_ASG_NAME": args.asg_name,
+            "FG_TARGET_GROUP": args.target_group_arn_suffix,
+            "FG_ALARM_NAMES": pulumi.Output.from_input(args.pause_alarm_names).apply(",".join),
+            "FG_METRIC_NAMESPACE": METRIC_NAMESPACE,
+        }
+
+        table_arn = self.table.arn
+        ddb = [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:BatchGetItem",
+        ]
+        kvs_rw = [
+            "cloudfront-keyvaluestore:DescribeKeyValueStore",
+            "cloudfront-keyvaluestore:ListKeys",
+            "cloudfront-keyvaluestore:UpdateKeys",
+        ]
+        specs: dict[str, dict[str, Any]] = {
+            "join": {
+                "handler": "join",
+                "timeout": 10,
+                "memory": 512,
+                "concurrency": s.join_concurrency,
+                "grants": [(ddb, table_arn), (["secretsmanager:GetSecretValue"], keys.arn)],
+            },
+            "status": {
+                "handler": "status",
+                "timeout": 10,
+                "memory": 512,
+                "concurrency": s.status_concurrency,
+                "grants": [(ddb, table_arn), (["secretsmanager:GetSecretValue"], keys.arn)],
+            },
+            "inlet": {
+                "handler": "inlet",
+                "timeout": 75,  # six 10 s steps plus the reads; the schedule fires every 60 s
+                "memory": 512,
+                "concurrency": 1,  # one inlet at a time; the room item is versioned as well
+                "grants": [
+                    ([*ddb, "dynamodb:BatchWriteItem"], table_arn),
+                    (["secretsmanager:GetSecretValue"], keys.arn),
+                    (kvs_rw, self.kvs.arn),
+                    (
+                        [
+                            "autoscaling:DescribeAutoScalingGroups",
+                            "cloudwatch:DescribeAlarms",
+                            "cloudwatch:GetMetricStatistics",
+                        ],
+                        "*",
+                    ),  # no resource-level support
+                    (["cloudwatch:PutMetricData"], "*", METRIC_NAMESPACE),
+                ],
+            },
+            "admin": {
+                "handler": "admin",
+                "timeout": 30,
+                "memory": 256,
+                "concurrency": 2,
+                "grants": [
+                    (ddb, table_arn),
+                    (["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], keys.arn),
+                    (kvs_rw, self.kvs.arn),
+                ],
+            },
+        }
+        self.functions = {
+            label: self._function(name, label, spec, code, layer, environment, s, tags)
+            for label, spec in specs.items()
+        }
+
+        self.api = aws.apigatewayv2.Api(
+            f"{name}-queue",
+            protocol_type="HTTP",
+            description="Waiting-room queue API, served under /queue/* by CloudFront",
+            tags=tags,
+            opts=child,
+        )
+        access_logs = aws.cloudwatch.LogGroup(
+            f"{name}-queue-access",
+            name=f"/floodgate/{name}/queue-api",
+            retention_in_days=s.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        aws.apigatewayv2.Stage(
+            f"{name}-queue",
+            api_id=self.api.id,
+            name="$default",
+            auto_deploy=True,
+            default_route_settings={
+                "throttling_rate_limit": s.api_rate_limit,
+                "throttling_burst_limit": s.api_burst_limit,
+            },
+            access_log_settings={
+                "destination_arn": access_logs.arn,
+                "format": json.dumps(
+                    {
+                        "requestId": "$context.requestId",
+                        "route": "$context.routeKey",
+                        "status": "$context.status",
+                        "latencyMs": "$context.responseLatency",
+                        "error": "$context.integrationErrorMessage",
+                    }
+                ),
+            },
+            tags=tags,
+            opts=child,
+        )
+        for route, label in (
+            ("POST /queue/join", "join"),
+            ("GET /queue/status", "status"),
+            ("GET /queue/room", "status"),
+        ):
+            slug = route.split("/")[-1]
+            integration = aws.apigatewayv2.Integration(
+                f"{name}-queue-{slug}",
+                api_id=self.api.id,
+                integration_type="AWS_PROXY",
+                integration_uri=self.functions[label].invoke_arn,
+                payload_format_version="2.0",
+                timeout_milliseconds=10_000,
+                opts=child,
+            )
+            aws.apigatewayv2.Route(
+                f"{name}-queue-{slug}",
+                api_id=self.api.id,
+                route_key=route,
+                target=integration.id.apply(lambda i: f"integrations/{i}"),
+                opts=child,
+            )
+        for label in ("join", "status"):
+            aws.lambda_.Permission(
+                f"{name}-queue-{label}",
+                action="lambda:InvokeFunction",
+                function=self.functions[label].name,
+                principal="apigateway.amazonaws.com",
+                source_arn=self.api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
+                opts=child,
+            )
+
+        scheduler_role = service_role(
+            f"{name}-inlet-schedule", "scheduler.amazonaws.com", tags, child
+        )
+        aws.iam.RolePolicy(
+            f"{name}-inlet-schedule",
+            role=scheduler_role.id,
+            policy=_policy([(["lambda:InvokeFunction"], self.functions["inlet"].arn)]),
+            opts=child,
+        )
+        aws.scheduler.Schedule(
+            f"{name}-inlet",
+            description="Waiting-room inlet: admit what the fleet can serve",
+            schedule_expression="rate(1 minute)",  # Scheduler's finest rate
+            flexible_time_window={"mode": "OFF"},
+            target={
+                "arn": self.functions["inlet"].arn,
+                "role_arn": scheduler_role.arn,
+                # A late run is useless: the next one is a minute away.
+                "retry_policy": {"maximum_retry_attempts": 0, "maximum_event_age_in_seconds": 60},
+            },
+            opts=child,
+        )
+
+        self._alarms(name, s, args.alarm_topic_arn, tags, child)
+        self.edge = EdgeWiring(
+            api_domain=self.api.api_endpoint.apply(lambda url: url.removeprefix("https://")),
+            kvs_arn=self.kvs.arn,
+        )
+        self.register_outputs(
+            {
+                "room_table": self.table.name,
+                "kvs_arn": self.kvs.arn,
+                "queue_api": self.api.api_endpoint,
+                "admin_function": self.functions["admin"].name,
+            }
+        )
+
+    def _function(
+        self,
+        name: str,
+        label: str,
+        spec: dict[str, Any],
+        code: pulumi.Archive,
+        layer: aws.lambda_.LayerVersion,
+        environment: dict[str, pulumi.Input[str]],
+        s: AdmissionSettings,
+        tags: dict[str, str],
+    ) -> aws.lambda_.Function:
+        child = pulumi.ResourceOptions(parent=self)
+        function_name = f"{name}-room-{label}"
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-room-{label}",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=s.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        role = service_role(f"{name}-room-{label}", "lambda.amazonaws.com", tags, child)
+        grants = [
+            *spec["grants"],
+            (["logs:CreateLogStream", "logs:PutLogEvents"], logs.arn.apply(lambda a: f"{a}:*")),
+        ]
+        aws.iam.RolePolicy(f"{name}-room-{label}", role=role.id, policy=_policy(grants), opts=child)
+        return aws.lambda_.Function(
+            f"{name}-room-{label}",
+            name=function_name,
+            runtime=RUNTIME,
+            architectures=[ARCH],
+            handler=f"admission.handlers.{spec['handler']}",
+            code=code,
+            layers=[layer.arn],
+            role=role.arn,
+            timeout=spec["timeout"],
+            memory_size=spec["memory"],
+            reserved_concurrent_executions=spec["concurrency"],
+            environment={"variables": environment},
+            logging_config={"log_format": "JSON", "log_group": logs.name},
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
+        )
+
+    def _alarms(
+        self,
+        name: str,
+        s: AdmissionSettings,
+        topic_arn: pulumi.Input[str],
+        tags: dict[str, str],
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        def alarm(label: str, description: str, **metric: Any) -> None:
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-room-{label}",
+                alarm_description=description,
+                comparison_operator=metric.pop("comparison", "GreaterThanOrEqualToThreshold"),
+                evaluation_periods=metric.pop("periods", 1),
+                period=60,
+                alarm_actions=[topic_arn],
+                ok_actions=[topic_arn],
+                treat_missing_data=metric.pop("missing", "notBreaching"),
+                tags=tags,
+                opts=child,
+                **metric,
+            )
+
+        for label, function in self.functions.items():
+            fn = {"FunctionName": function.name}
+            alarm(
+                f"{label}-errors",
+                f"Waiting-room {label} function errors",
+                namespace="AWS/Lambda",
+                metric_name="Errors",
+                dimensions=fn,
+                statistic="Sum",
+                threshold=1 if label in ("inlet", "admin") else 10,
+            )
+            alarm(
+                f"{label}-throttles",
+                f"Waiting-room {label} function throttled",
+                namespace="AWS/Lambda",
+                metric_name="Throttles",
+                dimensions=fn,
+                statistic="Sum",
+                threshold=1,
+            )
+        alarm(
+            "inlet-stopped",
+            "The inlet has not run for 3 minutes: nobody is being admitted",
+            namespace="AWS/Lambda",
+            metric_name="Invocations",
+            dimensions={"FunctionName": self.functions["inlet"].name},
+            statistic="Sum",
+            threshold=1,
+            comparison="LessThanThreshold",
+            periods=3,
+            missing="breaching",
+        )
+        alarm(
+            "api-5xx",
+            "Queue API answered 5xx",
+            namespace="AWS/ApiGateway",
+            metric_name="5xx",
+            dimensions={"ApiId": self.api.id, "Stage": "$default"},
+            statistic="Sum",
+            threshold=10,
+        )
+        alarm(
+            "waiting",
+            f"More than {s.waiting_alarm_threshold} people waiting",
+            namespace=METRIC_NAMESPACE,
+            metric_name="Waiting",
+            dimensions={"Room": s.room_id},
+            statistic="Maximum",
+            threshold=s.waiting_alarm_threshold,
+            periods=5,
+        )
+
+
+def _policy(grants: list[tuple[Any, ...]]) -> pulumi.Output[str]:
+    """An IAM policy from (actions, resource[, CloudWatch namespace condition]) tuples."""
+
+    def statement(grant: tuple[Any, ...], resource: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"Effect": "Allow", "Action": grant[0], "Resource": resource}
+        if len(grant) > 2:
+            out["Condition"] = {"StringEquals": {"cloudwatch:namespace": grant[2]}}
+        return out
+
+    return pulumi.Output.all(*(g[1] for g in grants)).apply(
+        lambda resources: json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [statement(g, r) for g, r in zip(grants, resources, strict=True)],
+            }
+        )
+    )
+
+
+def _require_layer() -> None:
+    """A real preview or update uploads the layer: fail early, saying how to build it."""
+    if os.environ.get("FLOODGATE_OFFLINE") != "1" and not LAYER_DIR.is_dir():
+        raise RuntimeError(
+            f"{LAYER_DIR.relative_to(ROOT)} is missing: run `make layer` before `pulumi preview` "
+            "or `pulumi up` (it holds awscrt, which the KeyValueStore API's SigV4A needs)"
+        )

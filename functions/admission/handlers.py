@@ -1,0 +1,143 @@
+"""Lambda entry points: `join` and `status` behind the HTTP API, `inlet`, `admin`.
+
+HTTP API (payload format 2.0) routes: POST /queue/join, GET /queue/status, GET /queue/room.
+The visitor id travels in cookie `fg_visitor` (Path=/queue/, HttpOnly); the admission token in
+`fg_admit` (Path=/, Secure, HttpOnly, SameSite=Lax), scoped to the room by its signed room id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from . import admin as admin_actions
+from . import inlet as inlet_run
+from .kvs import BotoKeyValueStore
+from .room import Config, Room, RoomError, admission_rate
+from .tokens import COOKIE
+
+VISITOR_COOKIE = "fg_visitor"
+VISITOR_MAX_AGE_S = 2 * 86_400
+_cache: dict[str, Room] = {}
+
+
+def room() -> Room:
+    """One Room per container, its clients reused across invocations (standard retries)."""
+    if "room" not in _cache:
+        retries = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
+        config = Config.from_env(dict(os.environ))
+        kvs_arn = os.environ.get("FG_KVS_ARN")
+        _cache["room"] = Room(
+            config=config,
+            dynamodb=boto3.resource("dynamodb", config=retries),
+            secrets=boto3.client("secretsmanager", config=retries),
+            autoscaling=boto3.client("autoscaling", config=retries),
+            cloudwatch=boto3.client("cloudwatch", config=retries),
+            kvs=BotoKeyValueStore(
+                boto3.client("cloudfront-keyvaluestore", region_name="us-east-1", config=retries),
+                kvs_arn,
+            )
+            if kvs_arn
+            else None,
+        )
+    return _cache["room"]
+
+
+def join(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
+    """POST /queue/join: a place for this visitor (the same one if they joined before)."""
+    return _http(lambda r: r.join(_cookie(event, VISITOR_COOKIE), time.time()), the_room)
+
+
+def status(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
+    """GET /queue/status: place, people ahead, wait; the token cookie once admitted.
+
+    The same function answers GET /queue/room (see `summary`).
+    """
+    if event.get("routeKey") == "GET /queue/room":
+        return summary(event, context, the_room)
+    return _http(lambda r: r.status(_cookie(event, VISITOR_COOKIE), time.time()), the_room)
+
+
+def summary(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
+    """GET /queue/room: the room's state and pace, the same for everyone (cacheable 2 s)."""
+
+    def answer(r: Room) -> dict[str, Any]:
+        state = r.state()
+        rate = admission_rate(state["history"], time.time())
+        return {
+            "state": state["state"],
+            "admitted_up_to": state["cursor_place"],
+            "rate_per_min": round(rate * 60, 1),
+        }
+
+    return _http(answer, the_room, cache="public, max-age=2")
+
+
+def inlet(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    """EventBridge Scheduler, every minute."""
+    reports = inlet_run.run(room())
+    print(json.dumps({"inlet": reports}))
+    return {"steps": len(reports), "last": reports[-1]}
+
+
+def admin(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    """Direct invocation with IAM: see admin.handle for the actions."""
+    try:
+        result = admin_actions.handle(room(), event, time.time())
+    except RoomError as error:
+        return {"ok": False, "error": error.code, "message": str(error)}
+    print(json.dumps({"admin": event.get("action"), "result": result}, default=str))
+    return {"ok": True, **result}
+
+
+def _http(act: Any, the_room: Room | None, cache: str = "private, max-age=2") -> dict[str, Any]:
+    try:
+        body = act(the_room or room())
+    except RoomError as error:
+        return _response(error.status, {"error": error.code, "message": str(error)}, "no-store")
+    cookies = []
+    if body.get("visitor"):
+        cookies.append(
+            f"{VISITOR_COOKIE}={body['visitor']}; Path=/queue/; Max-Age={VISITOR_MAX_AGE_S}; "
+            "Secure; HttpOnly; SameSite=Lax"
+        )
+    token = body.pop("token", None)
+    if token:
+        max_age = max(int(body["token_expires_at"] - time.time()), 0)
+        cookies.append(
+            f"{COOKIE}={token}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
+        )
+        cache = "no-store"
+    if body.get("admitted") is False:
+        body["retry_after_s"] = retry_after(body.get("eta_s"))
+    return _response(200, body, cache, cookies)
+
+
+def retry_after(eta_s: int | None) -> int:
+    """How long the page waits before polling again: a tenth of the wait, 5-30 s."""
+    return 15 if eta_s is None else max(5, min(30, eta_s // 10))
+
+
+def _response(
+    code: int, body: dict[str, Any], cache: str, cookies: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "statusCode": code,
+        "headers": {"content-type": "application/json", "cache-control": cache},
+        "cookies": cookies or [],
+        "body": json.dumps(body),
+    }
+
+
+def _cookie(event: dict[str, Any], name: str) -> str | None:
+    """A cookie from an HTTP API v2 event (`cookies` is a list of `name=value`)."""
+    for cookie in event.get("cookies") or []:
+        key, _, value = cookie.strip().partition("=")
+        if key == name:
+            return value
+    return None

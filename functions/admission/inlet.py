@@ -1,0 +1,353 @@
+"""The inlet: every minute (EventBridge Scheduler), in steps of `step_s`, let people in.
+
+Each step seals finished seconds into tallies, reads the fleet (in-service instances, origin
+load, the origin 5xx alarm), admits up to what the fleet can serve by advancing the cursor past
+places (skipping holes and people who stopped polling), switches the room between `open` and
+`queue` with hysteresis unless an operator pinned it or a calendar event forces `queue`, and
+keeps the CloudFront KeyValueStore in line with the room. Runs with reserved concurrency 1, and
+the room item is written conditionally on its version, so two inlets never double-admit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .room import (
+    COLLECT_SHARDS,
+    RATE_WINDOW_S,
+    SEAL_GRACE_S,
+    SEAL_MAX_SECONDS,
+    SEQ_SPAN,
+    SHARDS,
+    Config,
+    Room,
+    State,
+    enter_queue,
+)
+
+KVS_PREFIXES = ("room", "key.", "revoked.")
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """What the inlet reads of the fleet for one step."""
+
+    in_service: int
+    load: float
+    """Origin requests per target per second, as a fraction of `requests_per_instance_per_s`."""
+    alarm: bool
+    """The origin 5xx alarm is in ALARM."""
+
+
+@dataclass(frozen=True)
+class Sessions:
+    collected_in_session: int
+    """Tokens collected in the last `session_s`."""
+    admitted_in_show: int
+    """Places admitted in the last `show_s` (their holders may still be on their way)."""
+    collected_in_show: int
+
+
+def admit_budget(config: Config, fleet: Fleet, sessions: Sessions) -> int:
+    """How many places this step may admit: never beyond free capacity or the rate cap."""
+    if fleet.alarm or fleet.in_service <= 0:
+        return 0
+    capacity = fleet.in_service * config.sessions_per_instance
+    pending = max(0, sessions.admitted_in_show - sessions.collected_in_show)
+    by_tokens = sessions.collected_in_session + pending
+    by_load = math.ceil(max(fleet.load, 0.0) * capacity)
+    free = capacity - max(by_tokens, by_load)
+    return max(0, min(free, config.max_admit_per_s * config.step_s))
+
+
+@dataclass(frozen=True)
+class Walk:
+    admitted: int
+    passed: int
+    """Places the cursor moved over: admitted + skipped + holes."""
+    skipped: list[int]
+    """Orders of people passed because they stopped polling."""
+    last_order: int | None
+
+
+def walk(
+    places: list[tuple[int, dict[str, Any] | None]],
+    budget: int,
+    now: float,
+    abandon_after_s: int,
+) -> Walk:
+    """Advance over `places` ((order, item or None for a hole), in line order).
+
+    Admits at most `budget`, in order; holes and people not seen for `abandon_after_s` are
+    passed without using the budget. Stops before the first person the budget cannot take.
+    """
+    admitted = passed = 0
+    skipped: list[int] = []
+    last: int | None = None
+    for order, item in places:
+        gone = item is None or item.get("skipped") or now - float(item["seen_at"]) > abandon_after_s
+        if not gone:
+            if admitted >= budget:
+                break
+            admitted += 1
+        elif item is not None and not item.get("skipped"):
+            skipped.append(order)
+        passed += 1
+        last = order
+    return Walk(admitted, passed, skipped, last)
+
+
+def next_state(
+    config: Config,
+    room: dict[str, Any],
+    fleet: Fleet,
+    waiting: int,
+    forced: bool,
+    now: float,
+) -> tuple[State, float | None]:
+    """The room's state after this step, and since when it has been calm (hysteresis)."""
+    if room.get("pinned"):
+        return room["pinned"], None
+    state: State = room["state"]
+    if forced:
+        return "queue", None
+    hot = fleet.alarm or fleet.load >= config.queue_at_load
+    if state != "queue":
+        return ("queue", None) if hot else ("open", None)
+    calm = not hot and waiting == 0 and fleet.load <= config.open_below_load
+    if not calm:
+        return "queue", None
+    since = room.get("calm_since") or now
+    return ("open", None) if now - since >= config.calm_s else ("queue", since)
+
+
+def read_fleet(room: Room, now: float) -> Fleet:
+    """In-service instances (Auto Scaling), origin load (CloudWatch), the origin 5xx alarm."""
+    cfg = room.config
+    groups = room.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[cfg.asg_name])
+    in_service = sum(
+        1
+        for group in groups["AutoScalingGroups"]
+        for i in group.get("Instances", [])
+        if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"
+    )
+    load = 0.0
+    if cfg.target_group:
+        points = room.cloudwatch.get_metric_statistics(
+            Namespace="AWS/ApplicationELB",
+            MetricName="RequestCountPerTarget",
+            Dimensions=[{"Name": "TargetGroup", "Value": cfg.target_group}],
+            StartTime=now - 180,
+            EndTime=now,
+            Period=60,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        if points:
+            latest = max(points, key=lambda p: p["Timestamp"])
+            load = float(latest["Sum"]) / 60 / cfg.requests_per_instance_per_s
+    alarm = False
+    names = [n for n in cfg.alarm_names.split(",") if n]
+    if names:
+        alarms = room.cloudwatch.describe_alarms(AlarmNames=names)
+        alarm = any(a["StateValue"] == "ALARM" for a in alarms.get("MetricAlarms", []))
+    return Fleet(in_service, load, alarm)
+
+
+def step(room: Room, now: float) -> dict[str, Any]:
+    """One inlet step; returns what it did (also logged and sent to CloudWatch)."""
+    cfg = room.config
+    r = room.state()
+    before = r["state"]
+    _seal(room, r, now)
+    fleet = read_fleet(room, now)
+    sessions = _sessions(room, r, now)
+    budget = admit_budget(cfg, fleet, sessions) if r["state"] == "queue" else 0
+    moved = Walk(0, 0, [], None)
+    if budget > 0 or r["state"] == "queue":
+        moved = _advance(room, r, budget, now)
+    waiting = int(r["total_places"]) - int(r["cursor_place"])
+    forced = _forced_by_calendar(room, now)
+    r["state"], r["calm_since"] = next_state(cfg, r, fleet, waiting, forced, now)
+    if r["state"] == "queue" and before != "queue":
+        enter_queue(r, now)
+    r["revoked"] = {v: until for v, until in r["revoked"].items() if float(until) > now}
+    keep = max(cfg.session_s, cfg.show_s, RATE_WINDOW_S)
+    r["history"] = [h for h in r["history"] if now - float(h[0]) <= keep]
+    if moved.admitted:
+        r["history"].append([int(now), moved.admitted])
+    room.save(r)
+    if r["state"] != before:
+        sync_kvs(room, now)
+    report = {
+        "state": r["state"],
+        "in_service": fleet.in_service,
+        "load": round(fleet.load, 3),
+        "alarm": fleet.alarm,
+        "budget": budget,
+        "admitted": moved.admitted,
+        "skipped": len(moved.skipped),
+        "cursor_place": r["cursor_place"],
+        "waiting": waiting,
+    }
+    _publish(room, report, now)
+    return report
+
+
+def run(
+    room: Room,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    steps: int | None = None,
+) -> list[dict[str, Any]]:
+    """One scheduled invocation: reconcile the KeyValueStore, then 60 / step_s steps."""
+    sync_kvs(room, clock())
+    count = steps if steps is not None else max(1, 60 // room.config.step_s)
+    reports = []
+    for i in range(count):
+        reports.append(step(room, clock()))
+        if i < count - 1:
+            sleep(room.config.step_s)
+    return reports
+
+
+def sync_kvs(room: Room, now: float) -> dict[str, int]:
+    """Make the KeyValueStore say what the room says: state, live keys, live revocations."""
+    if room.kvs is None:
+        return {"puts": 0, "deletes": 0}
+    r = room.state()
+    keys = room.signing_keys(now)
+    wanted = {"room": json.dumps({"state": r["state"], "room": room.config.room_id})}
+    for kid, entry in keys["keys"].items():
+        if entry.get("retire_at") is None or float(entry["retire_at"]) > now:
+            wanted[f"key.{kid}"] = entry["key"]
+    for visitor, until in r["revoked"].items():
+        if float(until) > now:
+            wanted[f"revoked.{visitor}"] = str(until)
+    have = {k: v for k, v in room.kvs.items().items() if k.startswith(KVS_PREFIXES)}
+    puts = {k: v for k, v in wanted.items() if have.get(k) != v}
+    deletes = sorted(k for k in have if k not in wanted)
+    if puts or deletes:
+        room.kvs.apply(puts, deletes)
+    return {"puts": len(puts), "deletes": len(deletes)}
+
+
+def _seal(room: Room, r: dict[str, Any], now: float) -> None:
+    """Write tallies for finished seconds, so places become dense numbers."""
+    last = int(now) - SEAL_GRACE_S
+    start = int(r["sealed_through"]) + 1
+    if r["state"] != "queue" or start == 1:
+        # No joins happen while open: fast-forward without reading.
+        r["sealed_through"] = max(int(r["sealed_through"]), last)
+        return
+    end = min(last, start + SEAL_MAX_SECONDS - 1)
+    if end < start:
+        return
+    seconds = list(range(start, end + 1))
+    keys = [f"count#{s}#{shard}" for s in seconds for shard in range(SHARDS)]
+    counts = room._batch_get(keys, consistent=True)
+    before = int(r["total_places"])
+    with room.table.batch_writer() as batch:
+        for s in seconds:
+            shards = [int(counts.get(f"count#{s}#{i}", {}).get("n", 0)) for i in range(SHARDS)]
+            batch.put_item(
+                Item={
+                    "pk": f"tally#{s}",
+                    "before": before,
+                    "shards": shards,
+                    "expires_at": s + 2 * 86_400,
+                }
+            )
+            before += sum(shards)
+    r["total_places"], r["sealed_through"] = before, end
+
+
+def _advance(room: Room, r: dict[str, Any], budget: int, now: float) -> Walk:
+    """Move the cursor over up to `budget` admissions (plus the holes and leavers between)."""
+    cfg = room.config
+    orders = _orders_after(room, r, limit=budget * 4 + 100)
+    items = room._batch_get([f"place#{o}" for o in orders])
+    moved = walk([(o, items.get(f"place#{o}")) for o in orders], budget, now, cfg.abandon_after_s)
+    for order in moved.skipped:
+        room.table.update_item(
+            Key={"pk": f"place#{order}"},
+            UpdateExpression="SET skipped = :t",
+            ExpressionAttributeValues={":t": True},
+        )
+    if moved.last_order is not None:
+        r["cursor_place"] = int(r["cursor_place"]) + moved.passed
+        r["cursor_order"] = moved.last_order
+    return moved
+
+
+def _orders_after(room: Room, r: dict[str, Any], limit: int) -> list[int]:
+    """The orders of the next `limit` places after the cursor, from the sealed tallies."""
+    cursor = int(r["cursor_order"])
+    sealed = int(r["sealed_through"])
+    if int(r["cursor_place"]) >= int(r["total_places"]):
+        return []
+    orders: list[int] = []
+    second = (cursor + 1) // SEQ_SPAN // SHARDS
+    while second <= sealed and len(orders) < limit:
+        chunk = list(range(second, min(sealed, second + 99) + 1))
+        tallies = room._batch_get([f"tally#{s}" for s in chunk], consistent=True)
+        for s in chunk:
+            tally = tallies.get(f"tally#{s}")
+            if tally is None:
+                continue
+            for shard, n in enumerate(tally["shards"]):
+                base = (s * SHARDS + shard) * SEQ_SPAN
+                for seq in range(int(n)):
+                    if base + seq > cursor:
+                        orders.append(base + seq)
+            if len(orders) >= limit:
+                break
+        second = chunk[-1] + 1
+    return orders[:limit]
+
+
+def _sessions(room: Room, r: dict[str, Any], now: float) -> Sessions:
+    cfg = room.config
+    minute = int(now) // 60
+    minutes = range(minute - cfg.session_s // 60, minute + 1)
+    keys = [f"collected#{m}#{s}" for m in minutes for s in range(COLLECT_SHARDS)]
+    counts = room._batch_get(keys)
+    show_from = (int(now) - cfg.show_s) // 60
+
+    def collected(since: int) -> int:
+        return sum(
+            int(counts.get(f"collected#{m}#{s}", {}).get("n", 0))
+            for m in minutes
+            if m >= since
+            for s in range(COLLECT_SHARDS)
+        )
+
+    admitted_in_show = sum(int(n) for at, n in r["history"] if now - float(at) <= cfg.show_s)
+    return Sessions(collected(minutes.start), admitted_in_show, collected(show_from))
+
+
+def _forced_by_calendar(room: Room, now: float) -> bool:
+    """True during an event the calendar marks `queue` (written by scripts/prescale.py)."""
+    item = room.table.get_item(Key={"pk": "calendar"}).get("Item") or {}
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    return any(
+        e.get("mode") == "queue" and e["starts_at"] <= stamp < e["ends_at"]
+        for e in (item.get("events") or {}).values()
+    )
+
+
+def _publish(room: Room, report: dict[str, Any], now: float) -> None:
+    dims = [{"Name": "Room", "Value": room.config.room_id}]
+    room.cloudwatch.put_metric_data(
+        Namespace=room.config.metric_namespace,
+        MetricData=[
+            {"MetricName": name, "Dimensions": dims, "Value": float(report[key]),
+             "Unit": "Count", "Timestamp": now}
+            for name, key in (("Waiting", "waiting"), ("Admitted", "admitted"),
+                              ("Skipped", "skipped"), ("Budget", "budget"))
+        ],
+    )  # fmt: skip

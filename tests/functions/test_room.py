@@ -1,0 +1,287 @@
+"""The queue handlers against moto: places, status, the inlet, admin actions, HTTP shapes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
+
+from functions.admission import admin, handlers, inlet, tokens
+from functions.admission.room import (
+    SEAL_GRACE_S,
+    SEQ_SPAN,
+    SHARDS,
+    Config,
+    Room,
+    RoomError,
+    _place,
+)
+from tests.functions.room_fixtures import KEY_HEX, create_cloud, items, make_room, set_alarm
+
+T0 = 1_857_000_000.0  # a whole minute; tests move the clock explicitly
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[None]:
+    with mock_aws():
+        create_cloud(instances=2)
+        yield
+
+
+@pytest.fixture
+def room(cloud, request) -> Room:
+    """A new room per test; 2 instances x 5 sessions: capacity 10 people at a time."""
+    r = make_room(name=request.node.name[:60], sessions_per_instance=5, max_admit_per_s=100)
+    r.autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=2)
+    set_alarm(r, "OK")
+    admin.pin(r, "queue", T0)
+    admin.pin(r, None, T0)  # queueing, but under the inlet's control
+    return r
+
+
+def join_many(room: Room, count: int, at: float = T0 + 1, every: float = 0.01) -> list[str]:
+    return [room.join(None, at + i * every)["visitor"] for i in range(count)]
+
+
+def places(room: Room, visitors: list[str], now: float) -> list[int]:
+    return [room.status(v, now)["place"] for v in visitors]
+
+
+def test_join_is_idempotent_and_places_are_dense_after_sealing(room) -> None:
+    visitors = join_many(room, 12)
+    again = room.join(visitors[3], T0 + 2)
+    assert again["visitor"] == visitors[3]
+    assert len(list(items(room, "place#"))) == 12, "a second join writes no new place"
+    assert room.status(visitors[0], T0 + 2)["place"] is None, "not sealed yet"
+    inlet.step(room, T0 + 1 + SEAL_GRACE_S + 1)
+    assert sorted(places(room, visitors, T0 + 8)) == list(range(1, 13))
+
+
+def test_concurrent_joins_never_share_a_place(room, monkeypatch) -> None:
+    # DynamoDB applies each write to an item atomically; moto's in-memory backend does not
+    # under threads, so give it the atomicity the real service has (and nothing more).
+    atomic = threading.Lock()
+    for method in ("update_item", "put_item"):
+        original = getattr(DynamoDBBackend, method)
+
+        def locked(self, *args, _original=original, **kwargs):
+            with atomic:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, method, locked)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        visitors = list(pool.map(lambda i: room.join(None, T0 + 1 + i / 120)["visitor"],
+                                 range(120)))  # fmt: skip
+    assert len(set(visitors)) == 120
+    orders = [int(i["pk"].split("#")[1]) for i in items(room, "place#")]
+    assert len(orders) == len(set(orders)) == 120
+    inlet.step(room, T0 + 10)
+    assert room.state()["total_places"] == 120
+    tallies = {int(i["pk"].split("#")[1]): i for i in items(room, "tally#")}
+    numbered = [_place(o, tallies[o // SEQ_SPAN // SHARDS]) or 0 for o in orders]
+    assert sorted(numbered) == list(range(1, 121)), "no place is given twice, none is missing"
+
+
+def test_status_reports_ahead_and_an_eta_from_the_admission_rate(room) -> None:
+    visitors = join_many(room, 30)
+    inlet.step(room, T0 + 10)  # seals, admits 10 (capacity)
+    answers = [room.status(v, T0 + 20) for v in visitors]
+    last = max(answers, key=lambda a: a["place"])
+    assert last["admitted"] is False and last["place"] == 30
+    assert last["admitted_up_to"] == 10
+    assert last["ahead"] == last["place"] - 11
+    assert last["rate_per_min"] == 10.0  # 10 admitted over the 60 s minimum window
+    assert last["eta_s"] == last["ahead"] * 6
+
+
+def test_inlet_admits_what_the_fleet_from_autoscaling_can_serve(room) -> None:
+    visitors = join_many(room, 30)
+    report = inlet.step(room, T0 + 10)
+    assert report["in_service"] == 2  # from moto's Auto Scaling group
+    assert (report["budget"], report["admitted"]) == (10, 10)
+    admitted = [v for v in visitors if room.status(v, T0 + 11).get("admitted")]
+    assert len(admitted) == 10
+    # All 10 collected their tokens: the fleet is full, nobody else gets in.
+    assert inlet.step(room, T0 + 20)["admitted"] == 0
+    room.autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=4)
+    assert inlet.step(room, T0 + 30)["admitted"] == 10, "two more instances, ten more people"
+
+
+def test_no_shows_stop_counting_after_the_show_window(room) -> None:
+    visitors = join_many(room, 30)
+    assert inlet.step(room, T0 + 10)["admitted"] == 10
+    assert inlet.step(room, T0 + 20)["admitted"] == 0, "admitted, may still be on their way"
+    later = T0 + 10 + room.config.show_s + 1
+    cursor = room.state()["cursor_order"]
+    for v in visitors:  # the twenty still waiting keep polling; the ten admitted never came
+        if room.table.get_item(Key={"pk": f"visitor#{v}"})["Item"]["order"] > cursor:
+            assert room.status(v, later - 5)["admitted"] is False
+    assert inlet.step(room, later)["admitted"] == 10, "nobody collected: no-shows compensated"
+
+
+def test_inlet_pauses_while_the_origin_alarm_is_in_alarm(room) -> None:
+    join_many(room, 5)
+    set_alarm(room, "ALARM")
+    report = inlet.step(room, T0 + 10)
+    assert (report["alarm"], report["budget"], report["admitted"]) == (True, 0, 0)
+    set_alarm(room, "OK")
+    assert inlet.step(room, T0 + 20)["admitted"] == 5
+
+
+def test_abandoned_places_are_skipped_and_the_holder_requeued(room) -> None:
+    visitors = join_many(room, 3)
+    inlet.step(room, T0 + 10)  # seals and admits all three? capacity 10: yes
+    more = join_many(room, 15, at=T0 + 11, every=1.0)  # one a second: a known order
+    for v in visitors:
+        room.status(v, T0 + 12)  # the first three collect: 7 seats left
+    stay = more[5:]
+    late = T0 + 11 + room.config.abandon_after_s + 5
+    for v in stay:
+        room.status(v, late - 1)  # still polling; more[:5] closed their tabs
+    report = inlet.step(room, late)
+    assert report["skipped"] == 5
+    assert report["admitted"] == 7
+    back = room.status(more[0], late + 1)
+    assert back["requeued"] is True and back["admitted"] is False
+
+
+def test_origin_load_switches_an_open_room_to_queue(room) -> None:
+    admin.pin(room, "open", T0)
+    admin.pin(room, None, T0)
+    target_group = "targetgroup/web/0123456789abcdef"
+    room.config = Config(**{**room.config.__dict__, "target_group": target_group})
+    assert inlet.step(room, T0 + 20)["state"] == "open"
+    room.cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {
+                "MetricName": "RequestCountPerTarget",
+                "Dimensions": [{"Name": "TargetGroup", "Value": target_group}],
+                "Value": 0.9 * 150 * 60,  # 90 % of 150 requests/s per instance, for a minute
+                "Timestamp": datetime.fromtimestamp(T0 + 25, UTC),
+            }
+        ],
+    )
+    report = inlet.step(room, T0 + 30)
+    assert (report["state"], report["load"]) == ("queue", 0.9)
+    assert json.loads(room.kvs.data["room"])["state"] == "queue", "the edge follows"
+
+
+def test_calm_room_opens_only_after_the_calm_period(room) -> None:
+    room.config = Config(**{**room.config.__dict__, "calm_s": 60})
+    assert inlet.step(room, T0 + 10)["state"] == "queue"  # nobody waiting, starts calm
+    assert inlet.step(room, T0 + 20 + room.config.calm_s - 20)["state"] == "queue"
+    assert inlet.step(room, T0 + 20 + room.config.calm_s)["state"] == "open"
+    assert json.loads(room.kvs.data["room"])["state"] == "open"
+
+
+def test_calendar_event_forces_the_queue(room) -> None:
+    admin.pin(room, "open", T0)
+    admin.pin(room, None, T0)
+    night = {
+        "mode": "queue",
+        "starts_at": "2028-11-06T00:00:00Z",
+        "ends_at": "2028-11-07T00:00:00Z",
+    }
+    room.table.put_item(Item={"pk": "calendar", "events": {"night": night}})
+    assert inlet.step(room, T0 + 10)["state"] == "open"  # T0 is 2028-11-05T01:20:00Z
+    during = 1_857_100_000.0  # 2028-11-06T05:06:40Z
+    assert inlet.step(room, during)["state"] == "queue"
+
+
+def test_pin_holds_the_state_against_the_inlet(room) -> None:
+    admin.pin(room, "closed", T0)
+    assert inlet.step(room, T0 + 10)["state"] == "closed"
+    assert json.loads(room.kvs.data["room"]) == {"state": "closed", "room": "election-2028"}
+    assert room.join(None, T0 + 11) == {"state": "closed"}
+    with pytest.raises(RoomError, match="state 'shut' is not one of"):
+        admin.handle(room, {"action": "pin", "state": "shut"}, T0)
+
+
+def test_rotation_keeps_old_tokens_valid_until_they_expire(room) -> None:
+    visitor = join_many(room, 1)[0]
+    inlet.step(room, T0 + 10)
+    old = room.status(visitor, T0 + 11)["token"]
+    rotated = admin.rotate(room, T0 + 12)
+    new_kid = rotated["current_key"]
+    keys = {k[4:]: v for k, v in room.kvs.data.items() if k.startswith("key.")}
+    assert set(keys) == {"k0", new_kid}
+    assert tokens.verify(old, "election-2028", T0 + 13, keys) == visitor
+    reissued = room.status(visitor, T0 + 13)["token"]
+    assert reissued.split(".")[:4] == old.split(".")[:4], "same visitor, same expiry"
+    second = join_many(room, 1, at=T0 + 14)[0]
+    inlet.step(room, T0 + 30)
+    fresh = room.status(second, T0 + 31)["token"]
+    assert f".{new_kid}." in fresh
+    after = T0 + 12 + room.config.token_ttl_s + 1
+    inlet.run(room, clock=lambda: after, sleep=lambda s: None, steps=1)
+    assert "key.k0" not in room.kvs.data, "retired key leaves the edge once its tokens expired"
+    assert tokens.verify(old, "election-2028", T0 + 13, {"k0": KEY_HEX}) == visitor
+
+
+def test_revocation_reaches_the_edge_and_stops_reissue(room) -> None:
+    visitor = join_many(room, 1)[0]
+    inlet.step(room, T0 + 10)
+    room.status(visitor, T0 + 11)
+    result = admin.handle(room, {"action": "revoke", "visitor": visitor}, T0 + 12)
+    assert result["known"] is True
+    assert f"revoked.{visitor}" in room.kvs.data
+    with pytest.raises(RoomError, match="revoked"):
+        room.status(visitor, T0 + 13)
+    with pytest.raises(RoomError, match="must be 1-64"):
+        admin.revoke(room, "bad visitor!", T0)
+
+
+def test_kvs_sync_is_idempotent(room) -> None:
+    writes = room.kvs.writes
+    assert inlet.sync_kvs(room, T0 + 5) == {"puts": 0, "deletes": 0}
+    assert room.kvs.writes == writes
+    room.kvs.data["key.stale"] = "x"
+    room.kvs.data["unmanaged"] = "kept"
+    assert inlet.sync_kvs(room, T0 + 5) == {"puts": 0, "deletes": 1}
+    assert "unmanaged" in room.kvs.data
+
+
+def test_http_join_and_status_set_cookies_and_cache_headers(room) -> None:
+    joined = handlers.join({"cookies": []}, None, room)
+    assert joined["statusCode"] == 200
+    visitor_cookie = joined["cookies"][0]
+    assert visitor_cookie.startswith("fg_visitor=") and "HttpOnly" in visitor_cookie
+    visitor = visitor_cookie.split(";")[0].split("=", 1)[1]
+    waiting = handlers.status({"cookies": [f"fg_visitor={visitor}"]}, None, room)
+    body = json.loads(waiting["body"])
+    assert waiting["headers"]["cache-control"] == "private, max-age=2"
+    assert body["admitted"] is False and 5 <= body["retry_after_s"] <= 30
+    missing = handlers.status({"cookies": []}, None, room)
+    assert (missing["statusCode"], missing["headers"]["cache-control"]) == (400, "no-store")
+    unknown = handlers.status({"cookies": ["fg_visitor=nobody"]}, None, room)
+    assert unknown["statusCode"] == 404
+    summary = handlers.status({"routeKey": "GET /queue/room"}, None, room)
+    assert summary["headers"]["cache-control"] == "public, max-age=2"
+    assert json.loads(summary["body"])["state"] == "queue"
+
+
+def test_http_status_issues_the_token_cookie_once_admitted(room, monkeypatch) -> None:
+    monkeypatch.setattr("functions.admission.handlers.time.time", lambda: T0 + 11)
+    monkeypatch.setattr("functions.admission.room.time.time", lambda: T0 + 11, raising=False)
+    visitor = join_many(room, 1)[0]
+    inlet.step(room, T0 + 10)
+    answer = handlers.status({"cookies": [f"fg_visitor={visitor}"]}, None, room)
+    admit = next(c for c in answer["cookies"] if c.startswith("fg_admit="))
+    for part in ("Path=/", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=7200"):
+        assert part in admit
+    assert answer["headers"]["cache-control"] == "no-store"
+    assert "token" not in json.loads(answer["body"])
+
+
+def test_config_from_env_reads_every_setting() -> None:
+    config = Config.from_env({"FG_TABLE": "t", "FG_STEP_S": "15", "FG_QUEUE_AT_LOAD": "0.7",
+                              "FG_ALARM_NAMES": "a,b"})  # fmt: skip
+    assert (config.table, config.step_s, config.queue_at_load) == ("t", 15, 0.7)
+    assert config.alarm_names == "a,b" and config.max_admit_per_s == 200
