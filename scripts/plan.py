@@ -43,7 +43,21 @@ def key_settings(settings: Settings) -> list[str]:
         f"origin req/s -> {peak.instances_needed} instances; "
         f"{peak.instances_with_zone_lost} with a zone lost "
         f"({'holds' if peak.holds else 'DOES NOT HOLD'})",
+        f"waiting room     {_room(settings)}",
     ]
+
+
+def _room(settings: Settings) -> str:
+    a = settings.admission
+    if not a.enabled:
+        return "off"
+    most = settings.fleet.max_size * a.sessions_per_instance
+    return (
+        f"room {a.room_id!r}: {a.sessions_per_instance} sessions/instance "
+        f"(up to {most:,} inside at max), admits <= {a.max_admit_per_s}/s every {a.step_s} s; "
+        f"queues at {a.queue_at_load_pct}% load, opens below {a.open_below_load_pct}% "
+        f"after {a.calm_minutes} min calm"
+    )
 
 
 def event_table(plans: list[EventPlan]) -> list[str]:

@@ -151,20 +151,7 @@ class Room:
 
     def state(self) -> dict[str, Any]:
         """The room item, with defaults for a room that has never run."""
-        item = self.table.get_item(Key=ROOM_KEY).get("Item") or {}
-        return {
-            "state": "open",
-            "pinned": None,
-            "sealed_through": 0,
-            "total_places": 0,
-            "cursor_place": 0,
-            "cursor_order": -1,
-            "calm_since": None,
-            "history": [],
-            "revoked": {},
-            "version": 0,
-            **_plain(item),
-        }
+        return _room_defaults(self.table.get_item(Key=ROOM_KEY).get("Item") or {})
 
     def save(self, room: dict[str, Any]) -> None:
         """Write the room item, only if nobody else wrote it since `room` was read."""
@@ -249,7 +236,7 @@ class Room:
         order = int(found["order"])
         second = order // SEQ_SPAN // SHARDS
         got = self._batch_get([f"place#{order}", "room", f"tally#{second}"])
-        room = {**self.state(), **got["room"]} if "room" in got else self.state()
+        room = _room_defaults(got.get("room", {}))
         if room["state"] != "queue":
             return {"state": room["state"], "visitor": visitor}
         place_item, tally = got.get(f"place#{order}"), got.get(f"tally#{second}")
@@ -348,6 +335,23 @@ class Room:
             else:
                 raise RoomError(503, "throttled", "DynamoDB kept keys unprocessed")
         return found
+
+
+def _room_defaults(item: dict[str, Any]) -> dict[str, Any]:
+    """The room item with defaults for a room that has never run."""
+    return {
+        "state": "open",
+        "pinned": None,
+        "sealed_through": 0,
+        "total_places": 0,
+        "cursor_place": 0,
+        "cursor_order": -1,
+        "calm_since": None,
+        "history": [],
+        "revoked": {},
+        "version": 0,
+        **_plain(item),
+    }
 
 
 def enter_queue(room: dict[str, Any], now: float) -> None:

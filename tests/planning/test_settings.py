@@ -166,6 +166,21 @@ INVALID: list[tuple[str, Any, str]] = [
     ),
     ("fleet.ami_id", "ubuntu", r"fleet\.ami_id: must look like ami-0123456789abcdef0"),
     ("tags", {"aws:owner": "x"}, r"tags: tag 'aws:owner': keys are 1-128 characters"),
+    (
+        "admission.open_below_load_pct",
+        90,
+        r"admission\.open_below_load_pct: must be below queue_at_load_pct \(85\) or the room "
+        r"flaps \(got 90\)",
+    ),
+    ("admission.step_s", 7, r"admission\.step_s: Input should be 5, 6, 10, 12, 15, 20, 30 or 60"),
+    ("admission.room_id", "our room", r"admission\.room_id: String should match pattern"),
+    ("admission.max_admit_per_s", 5000, r"admission\.max_admit_per_s: .*less than or equal"),
+    ("admission.log_retention_days", 10, r"admission\.log_retention_days: must be one of"),
+    (
+        "admission.status_concurrency",
+        900,
+        r"admission\.status_concurrency: join \+ status \+ inlet \+ admin reserved",
+    ),
 ]
 
 
