@@ -148,12 +148,7 @@ class Edge(pulumi.ComponentResource):
                 {
                     "origin_id": QUEUE_ORIGIN,
                     "domain_name": args.admission.api_domain,
-                    "custom_origin_config": {
-                        "http_port": 80,
-                        "https_port": 443,
-                        "origin_protocol_policy": "https-only",
-                        "origin_ssl_protocols": ["TLSv1.2"],
-                    },
+                    "custom_origin_config": _https_origin(),
                 }
             )
             # Honours the API's Cache-Control: /queue/room is public for 2 s, the rest private.
@@ -235,14 +230,9 @@ class Edge(pulumi.ComponentResource):
                     "connection_attempts": s.origin_connection_attempts,
                     "connection_timeout": s.origin_connection_timeout_s,
                     "custom_headers": [{"name": ORIGIN_SECRET_HEADER, "value": args.origin_secret}],
-                    "custom_origin_config": {
-                        "http_port": 80,
-                        "https_port": 443,
-                        "origin_protocol_policy": "https-only",
-                        "origin_ssl_protocols": ["TLSv1.2"],
-                        "origin_read_timeout": s.origin_read_timeout_s,
-                        "origin_keepalive_timeout": 5,
-                    },
+                    "custom_origin_config": _https_origin(
+                        origin_read_timeout=s.origin_read_timeout_s, origin_keepalive_timeout=5
+                    ),
                 },
                 {
                     "origin_id": PAGES_ORIGIN,
@@ -305,6 +295,18 @@ class Edge(pulumi.ComponentResource):
         self.register_outputs(
             {"domain_name": self.distribution.domain_name, "distribution_id": self.distribution.id}
         )
+
+
+def _https_origin(**extra: Any) -> aws.cloudfront.DistributionOriginCustomOriginConfigArgsDict:
+    """A custom origin reached over TLS 1.2 only; `extra` sets its timeouts (seconds)."""
+    config = {
+        "http_port": 80,
+        "https_port": 443,
+        "origin_protocol_policy": "https-only",
+        "origin_ssl_protocols": ["TLSv1.2"],
+        **extra,
+    }
+    return cast(aws.cloudfront.DistributionOriginCustomOriginConfigArgsDict, config)
 
 
 def _cloudfront_read(bucket_arn: str, distribution_arn: str) -> dict[str, Any]:

@@ -167,9 +167,8 @@ def step(room: Room, now: float) -> dict[str, Any]:
     fleet = read_fleet(room, now)
     sessions = _sessions(room, r, now)
     budget = admit_budget(cfg, fleet, sessions) if r["state"] == "queue" else 0
-    moved = Walk(0, 0, [], None)
-    if budget > 0 or r["state"] == "queue":
-        moved = _advance(room, r, budget, now)
+    # Even with no budget, holes and leavers at the head of the line are passed.
+    moved = _advance(room, r, budget, now) if r["state"] == "queue" else Walk(0, 0, [], None)
     waiting = int(r["total_places"]) - int(r["cursor_place"])
     forced = _forced_by_calendar(room, now)
     r["state"], r["calm_since"] = next_state(cfg, r, fleet, waiting, forced, now)

@@ -260,7 +260,7 @@ class Room:
             return {
                 **answer,
                 "admitted": True,
-                **self._token(visitor, order, place_item, now, room),
+                **self._token(visitor, order, place_item, now),
             }
         ahead = (place if place is not None else int(room["total_places"]) + 1) - cursor - 1
         if now - int(place_item.get("seen_at", 0)) >= SEEN_WRITE_S:
@@ -279,7 +279,6 @@ class Room:
         order: int,
         place_item: dict[str, Any],
         now: float,
-        room: dict[str, Any],
     ) -> dict[str, Any]:
         collected = place_item.get("collected_at")
         if collected is None:
@@ -304,7 +303,7 @@ class Room:
         keys = self.signing_keys(now)
         kid = keys["current"]
         token = tokens.sign(
-            str(room.get("room_id") or self.config.room_id),
+            self.config.room_id,
             visitor,
             expires_at,
             kid,
