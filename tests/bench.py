@@ -14,15 +14,14 @@ import statistics
 import time
 from collections.abc import Callable
 
-from moto.server import ThreadedMotoServer
-
 from planning import clock
 from planning.calendar import Calendar, load_calendar, parse_calendar
 from planning.event_plan import plan_events
 from planning.settings import load_stack_settings
 from scripts.offline_cloud import run_offline, stack_config
 from scripts.prescale import Clients, run
-from tests.scripts.conftest import _free_port, client
+from tests.moto_server import moto_thread
+from tests.scripts.conftest import client
 
 RUNS = 7
 NOW = "2028-01-01T00:00:00Z"
@@ -74,11 +73,7 @@ def bench_planner() -> None:
 
 def bench_prescale() -> None:
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with moto_thread() as url:
         ec2, autoscaling = client("ec2", url), client("autoscaling", url)
         template = ec2.create_launch_template(
             LaunchTemplateName="web", LaunchTemplateData={"ImageId": "ami-0c9f0b5e1a2d3c4b5"}
@@ -104,8 +99,6 @@ def bench_prescale() -> None:
             calls = ", ".join(f"{op} {n}" for op, n in sorted(clients.calls.items()))
             print(f"  {label:<10} exit {code}  {elapsed * 1000:6.0f} ms  writes {clients.writes:>2}"
                   f"  calls: {calls}")  # fmt: skip
-    finally:
-        server.stop()
 
 
 def bench_room(visitors: int = 300) -> None:

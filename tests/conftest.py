@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
 import pulumi
 import pytest
+import requests
 
 from planning.settings import STACKS_DIR, Settings, load_stack_settings, parse_stack_config
 from scripts.offline_cloud import OfflineCloud, OfflineRun, run_offline, stack_config
+from tests.moto_server import moto_thread
 
 # Every evaluation of __main__ in the suite plans as of this instant (see planning/clock.py).
 TEST_NOW = "2028-10-01T00:00:00Z"
@@ -75,3 +77,21 @@ def settings_with(config: dict[str, Any], **changes: Any) -> Settings:
     for dotted, value in changes.items():
         with_setting(config, dotted.replace("__", "."), value)
     return parse_stack_config(config)
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's server on 127.0.0.1, one per test session (tests that call AWS use `aws`)."""
+    with moto_thread() as url:
+        yield url
+
+
+@pytest.fixture
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A clean moto for each test; no real credentials can leak into the calls."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10)
+    yield moto_url

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -24,6 +25,8 @@ from .tokens import COOKIE
 VISITOR_COOKIE = "fg_visitor"
 VISITOR_MAX_AGE_S = 2 * 86_400
 _cache: dict[str, Room] = {}
+clock: Callable[[], float] = time.time
+"""Seconds since the epoch; tests replace it to move time."""
 
 
 def room() -> Room:
@@ -50,7 +53,7 @@ def room() -> Room:
 
 def join(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
     """POST /queue/join: a place for this visitor (the same one if they joined before)."""
-    return _http(lambda r: r.join(_cookie(event, VISITOR_COOKIE), time.time()), the_room)
+    return _http(lambda r: r.join(_cookie(event, VISITOR_COOKIE), clock()), the_room)
 
 
 def status(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
@@ -60,7 +63,7 @@ def status(event: dict[str, Any], context: object = None, the_room: Room | None 
     """
     if event.get("routeKey") == "GET /queue/room":
         return summary(event, context, the_room)
-    return _http(lambda r: r.status(_cookie(event, VISITOR_COOKIE), time.time()), the_room)
+    return _http(lambda r: r.status(_cookie(event, VISITOR_COOKIE), clock()), the_room)
 
 
 def summary(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
@@ -68,7 +71,7 @@ def summary(event: dict[str, Any], context: object = None, the_room: Room | None
 
     def answer(r: Room) -> dict[str, Any]:
         state = r.state()
-        rate = admission_rate(state["history"], time.time())
+        rate = admission_rate(state["history"], clock())
         return {
             "state": state["state"],
             "admitted_up_to": state["cursor_place"],
@@ -88,7 +91,7 @@ def inlet(event: dict[str, Any], context: object = None) -> dict[str, Any]:
 def admin(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     """Direct invocation with IAM: see admin.handle for the actions."""
     try:
-        result = admin_actions.handle(room(), event, time.time())
+        result = admin_actions.handle(room(), event, clock())
     except RoomError as error:
         return {"ok": False, "error": error.code, "message": str(error)}
     print(json.dumps({"admin": event.get("action"), "result": result}, default=str))
@@ -108,7 +111,7 @@ def _http(act: Any, the_room: Room | None, cache: str = "private, max-age=2") ->
         )
     token = body.pop("token", None)
     if token:
-        max_age = max(int(body["token_expires_at"] - time.time()), 0)
+        max_age = max(int(body["token_expires_at"] - clock()), 0)
         cookies.append(
             f"{COOKIE}={token}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
         )

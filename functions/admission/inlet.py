@@ -253,6 +253,8 @@ def _seal(room: Room, r: dict[str, Any], now: float) -> None:
     with room.table.batch_writer() as batch:
         for s in seconds:
             shards = [int(counts.get(f"count#{s}#{i}", {}).get("n", 0)) for i in range(SHARDS)]
+            if not any(shards):
+                continue  # nobody joined: no tally (status reads a sealed second without one)
             batch.put_item(
                 Item={
                     "pk": f"tally#{s}",
@@ -268,7 +270,9 @@ def _seal(room: Room, r: dict[str, Any], now: float) -> None:
 def _advance(room: Room, r: dict[str, Any], budget: int, now: float) -> Walk:
     """Move the cursor over up to `budget` admissions (plus the holes and leavers between)."""
     cfg = room.config
-    orders = _orders_after(room, r, limit=budget * 4 + 100)
+    # Room for a quarter of the budget (and 25 more) to be leavers or holes; if more are, the
+    # next step carries on from where this one stopped.
+    orders = _orders_after(room, r, limit=budget + budget // 4 + 25)
     items = room._batch_get([f"place#{o}" for o in orders])
     moved = walk([(o, items.get(f"place#{o}")) for o in orders], budget, now, cfg.abandon_after_s)
     for order in moved.skipped:

@@ -19,10 +19,11 @@ A single counter item takes at most 1,000 writes/s (DynamoDB's per-partition wri
 A visitor's ``order = (second * SHARDS + shard) * SEQ_SPAN + seq - 1``: unique, and FIFO to the
 second (everyone who joined in an earlier second is ahead of everyone who joined later; within a
 second, shard 0 goes first). Five seconds after a second ends (``SEAL_GRACE_S``) the inlet
-*seals* it: reads its 32 counters (one BatchGetItem) and writes ``tally#<second>`` = places
-before this second plus the per-shard counts, so ``place = before + sum(shards[:shard]) + seq``
-is a dense 1, 2, 3... line and "people ahead" is a subtraction. Sealing costs 60 reads and 60
-writes a minute whatever the join rate.
+*seals* it: reads its 32 counters and, if anyone joined in it, writes ``tally#<second>`` =
+places before this second plus the per-shard counts, so ``place = before + sum(shards[:shard])
++ seq`` is a dense 1, 2, 3... line and "people ahead" is a subtraction. Sealing reads 1,920
+counters a minute (20 BatchGetItem calls) whatever the join rate, and writes one tally per
+second that had joins; a sealed second without a tally had none.
 
 A join that fails half-way leaves a counted sequence with no ``place#`` item: a hole, passed
 by the inlet without admitting anyone. A visitor whose place was skipped (stopped polling) or
@@ -47,6 +48,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 from . import tokens
@@ -143,8 +145,9 @@ class Room:
     kvs: KeyValueStore | None = None
     _keys: tuple[float, dict[str, Any]] | None = field(default=None, repr=False)
 
-    @property
+    @cached_property
     def table(self) -> Any:
+        """The boto3 Table, made once: building one costs ~3 ms of CPU (resource factory)."""
         return self.dynamodb.Table(self.config.table)
 
     # -- reads ------------------------------------------------------------------------------
@@ -182,12 +185,21 @@ class Room:
                 return self.status(visitor, now)
         else:
             visitor = secrets.token_urlsafe(16)
-        self._take_place(visitor, room, now, previous=None)
-        return self.status(visitor, now)
+        return self._new_place(visitor, room, now, previous=None)
+
+    def _new_place(
+        self, visitor: str, room: dict[str, Any], now: float, previous: int | None
+    ) -> dict[str, Any]:
+        """Take a place and answer without reading it back: its second is not sealed yet."""
+        order = self._take_place(visitor, room, now, previous)
+        if order is None:  # a concurrent join for this visitor won: answer with theirs
+            return self.status(visitor, now)
+        return self._answer(visitor, order, room, {"seen_at": int(now)}, None, now)
 
     def _take_place(
         self, visitor: str, room: dict[str, Any], now: float, previous: int | None
-    ) -> int:
+    ) -> int | None:
+        """A join's three writes (module docstring); None if a concurrent join for `visitor` won."""
         # Never into a second the inlet has sealed: that place would be past its tally.
         second = max(int(now), int(room["sealed_through"]) + 1)
         shard = random.randrange(SHARDS)
@@ -212,9 +224,7 @@ class Room:
                 **({"ExpressionAttributeValues": values} if values else {}),
             )
         except self.dynamodb.meta.client.exceptions.ConditionalCheckFailedException:
-            # A concurrent join for the same visitor won; ours is a hole the inlet passes.
-            found = self.table.get_item(Key={"pk": f"visitor#{visitor}"}, ConsistentRead=True)
-            return int(found["Item"]["order"])
+            return None  # our counted sequence has no place: a hole the inlet passes
         self.table.put_item(
             Item={
                 "pk": f"place#{order}",
@@ -241,10 +251,22 @@ class Room:
             return {"state": room["state"], "visitor": visitor}
         place_item, tally = got.get(f"place#{order}"), got.get(f"tally#{second}")
         place = None if tally is None else _place(order, tally)
-        if place_item is None or place_item.get("skipped") or (tally is not None and place is None):
+        sealed = second <= int(room["sealed_through"])
+        if place_item is None or place_item.get("skipped") or (sealed and place is None):
             # Stopped polling and was passed, or a hole: back of the line, a fresh place.
-            self._take_place(visitor, room, now, previous=order)
-            return {**self.status(visitor, now), "requeued": True}
+            return {**self._new_place(visitor, room, now, previous=order), "requeued": True}
+        return self._answer(visitor, order, room, place_item, place, now)
+
+    def _answer(
+        self,
+        visitor: str,
+        order: int,
+        room: dict[str, Any],
+        place_item: dict[str, Any],
+        place: int | None,
+        now: float,
+    ) -> dict[str, Any]:
+        """The status answer for a visitor holding `order` (`place` None until sealed)."""
         cursor = int(room["cursor_place"])
         rate = admission_rate(room["history"], now)
         answer: dict[str, Any] = {

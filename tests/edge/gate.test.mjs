@@ -1,24 +1,11 @@
 // The edge gate under node with CloudFront Function event shapes and an in-memory KeyValueStore.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadGate, SOURCE, V } from './harness.mjs';
+import { event, loadGate, SOURCE, V } from './harness.mjs';
 
 function store(state, extra = {}) {
   const keys = Object.fromEntries(Object.entries(V.keys).map(([k, v]) => [`key.${k}`, v]));
   return { room: JSON.stringify({ state, room: V.room }), ...keys, ...extra };
-}
-
-function event({ uri = '/apply', method = 'GET', cookie, accept = 'text/html', qs = {} } = {}) {
-  const headers = { host: { value: 'portal.example.ca' } };
-  if (accept) headers.accept = { value: accept };
-  return {
-    version: '1.0',
-    context: { distributionDomainName: 'd111111abcdef8.cloudfront.net',
-      distributionId: 'EDFDVBD6EXAMPLE', eventType: 'viewer-request', requestId: 'r-1' },
-    viewer: { ip: '198.51.100.11' },
-    request: { method, uri, querystring: qs, headers,
-      cookies: cookie === undefined ? {} : { fg_admit: { value: cookie } } },
-  };
 }
 
 const realNow = Date.now;

@@ -27,3 +27,18 @@ export function loadGate(store) {
   return new Function('cf', 'require', 'Buffer', `${body}\nreturn handler;`)(cf, requireModule,
     Buffer);
 }
+
+// A viewer-request event as CloudFront passes it to the function.
+export function event({ uri = '/apply', method = 'GET', cookie, accept = 'text/html',
+  qs = {} } = {}) {
+  const headers = { host: { value: 'portal.example.ca' } };
+  if (accept) headers.accept = { value: accept };
+  return {
+    version: '1.0',
+    context: { distributionDomainName: 'd111111abcdef8.cloudfront.net',
+      distributionId: 'EDFDVBD6EXAMPLE', eventType: 'viewer-request', requestId: 'r-1' },
+    viewer: { ip: '198.51.100.11' },
+    request: { method, uri, querystring: qs, headers,
+      cookies: cookie === undefined ? {} : { fg_admit: { value: cookie } } },
+  };
+}

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
 from moto import mock_aws
-from moto.dynamodb.models import DynamoDBBackend
 
 from functions.admission import admin, handlers, inlet, tokens
 from functions.admission.room import (
@@ -22,7 +20,14 @@ from functions.admission.room import (
     RoomError,
     _place,
 )
-from tests.functions.room_fixtures import KEY_HEX, create_cloud, items, make_room, set_alarm
+from tests.functions.room_fixtures import (
+    KEY_HEX,
+    create_cloud,
+    items,
+    make_room,
+    set_alarm,
+)
+from tests.moto_server import atomic_item_writes
 
 T0 = 1_857_000_000.0  # a whole minute; tests move the clock explicitly
 
@@ -64,17 +69,7 @@ def test_join_is_idempotent_and_places_are_dense_after_sealing(room) -> None:
 
 
 def test_concurrent_joins_never_share_a_place(room, monkeypatch) -> None:
-    # DynamoDB applies each write to an item atomically; moto's in-memory backend does not
-    # under threads, so give it the atomicity the real service has (and nothing more).
-    atomic = threading.Lock()
-    for method in ("update_item", "put_item"):
-        original = getattr(DynamoDBBackend, method)
-
-        def locked(self, *args, _original=original, **kwargs):
-            with atomic:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, method, locked)
+    atomic_item_writes(monkeypatch.setattr)
     with ThreadPoolExecutor(max_workers=8) as pool:
         visitors = list(pool.map(lambda i: room.join(None, T0 + 1 + i / 120)["visitor"],
                                  range(120)))  # fmt: skip
@@ -268,8 +263,7 @@ def test_http_join_and_status_set_cookies_and_cache_headers(room) -> None:
 
 
 def test_http_status_issues_the_token_cookie_once_admitted(room, monkeypatch) -> None:
-    monkeypatch.setattr("functions.admission.handlers.time.time", lambda: T0 + 11)
-    monkeypatch.setattr("functions.admission.room.time.time", lambda: T0 + 11, raising=False)
+    monkeypatch.setattr(handlers, "clock", lambda: T0 + 11)
     visitor = join_many(room, 1)[0]
     inlet.step(room, T0 + 10)
     answer = handlers.status({"cookies": [f"fg_visitor={visitor}"]}, None, room)

@@ -1,50 +1,16 @@
-"""AWS for script tests: moto's server on 127.0.0.1 (one per session, reset per test)."""
+"""AWS for script tests: clients and resources in moto's server (`aws`, tests/conftest.py)."""
 
 from __future__ import annotations
 
-import logging
-import socket
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-import requests
-from moto.server import ThreadedMotoServer
 
 from scripts.prescale import RETRIES, Clients
 
 REGION = "ca-central-1"
-logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A clean moto for each test; no real credentials can leak into the calls."""
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    requests.post(f"{moto_url}/moto-api/reset", timeout=10)
-    yield moto_url
 
 
 def client(service: str, url: str) -> Any:

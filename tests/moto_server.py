@@ -1,0 +1,108 @@
+"""moto's server for tests, on 127.0.0.1 only: in this process, or in a process of its own.
+
+`python -m tests.moto_server PORT` serves until its standard input closes, so it never
+outlives the test that started it (see `moto_process`). In its own process moto uses the second
+core while the test drives it from this one.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import moto.backends
+from moto.dynamodb.models import DynamoDBBackend
+from moto.server import ThreadedMotoServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def atomic_item_writes(patch: Callable[[Any, str, Any], None] = setattr) -> None:
+    """Give moto's DynamoDB the per-item write atomicity the real service has (and no more):
+    its in-memory backend is not thread-safe, and its server runs each request in a thread.
+
+    `patch` is `setattr`, or a pytest `monkeypatch.setattr` to undo it after a test.
+    """
+    lock = threading.Lock()
+    for method in ("update_item", "put_item"):
+        original = getattr(DynamoDBBackend, method)
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        patch(DynamoDBBackend, method, locked)
+
+
+def cache_module_listing() -> Callable[[], None]:
+    """moto's server lists its package directory (a listdir, ~70 stats) on every request to
+    find the service; the list never changes while it runs, so list once (~10 % per call).
+    Returns the undo."""
+    listing = moto.backends.list_of_moto_modules
+    moto.backends.list_of_moto_modules = cache(lambda: tuple(listing()))
+
+    def undo() -> None:
+        moto.backends.list_of_moto_modules = listing
+
+    return undo
+
+
+@contextmanager
+def moto_thread(port: int | None = None) -> Iterator[str]:
+    """moto's server in a thread of this process (on a free port by default); yields its URL."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    undo = cache_module_listing()
+    port = port or free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        undo()
+
+
+@contextmanager
+def moto_process() -> Iterator[str]:
+    """moto's server in a child process with atomic item writes; yields its URL."""
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.moto_server", str(port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"moto's server did not start (exit {child.poll()})")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        child.stdin.close()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _serve(port: int) -> None:
+    atomic_item_writes()
+    with moto_thread(port):
+        print("ready", flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
