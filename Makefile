@@ -10,7 +10,7 @@ STACK ?= prod
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install lint types unit test plan bench layer lock clean
+.PHONY: install lint types unit test plan plan-diff bench layer lock clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ test: lint types unit
 # NOW=2028-10-01T00:00:00Z plans as of that instant (sets FLOODGATE_NOW).
 plan: install
 	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.plan --stack $(STACK)
+
+# What the working tree changes, against the plan at a git ref (a temporary worktree), as the
+# Markdown of a PR comment, also in build/plan-diff-<stack>.md. Succeeds whether or not anything
+# changed (the script itself exits 0 same, 1 changed); fails on an error.
+plan-diff: install
+	@test -n "$(BASE)" || { echo "usage: make plan-diff BASE=<git ref> [STACK=prod]" >&2; exit 2; }
+	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.plan_diff --stack $(STACK) \
+		--base $(BASE) || test $$? -eq 1
 
 bench: install
 	$(BIN)/python -m tests.bench

@@ -302,7 +302,8 @@ def run_offline(
 
 
 def _plain(value: Any) -> Any:
-    """Inputs as JSON: secrets masked, assets as repo-relative paths, keys sorted later."""
+    """Inputs as JSON: secrets masked, file assets as repo-relative path and content hash
+    (build archives, absent offline, by path only), keys sorted later."""
     if rpc.is_rpc_secret(value):
         return SECRET
     if isinstance(value, dict):
@@ -310,7 +311,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, pulumi.FileAsset):
-        return {"asset": Path(str(value.path)).resolve().relative_to(ROOT).as_posix()}
+        # The content hash is what makes a code change show in a plan diff, as it does in
+        # `pulumi preview`; the path alone would not change.
+        path = Path(str(value.path)).resolve()
+        return {
+            "asset": path.relative_to(ROOT).as_posix(),
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
     if isinstance(value, pulumi.FileArchive):
         return {"archive": Path(str(value.path)).resolve().relative_to(ROOT).as_posix()}
     if isinstance(value, pulumi.AssetArchive):

@@ -1,11 +1,15 @@
 """Offline plan: evaluate a stack's program under Pulumi's mocks, print it, write JSON.
 
-Usage: python -m scripts.plan --stack prod [--out build]
+Usage: python -m scripts.plan --stack prod [--out build] [--diff BASE.json]
 
 No Pulumi CLI, no credentials, no network. Prints the component tree with each component's
 resources and the stack's key settings, and writes build/plan-<stack>.json: every resource
 with its inputs as the engine receives them (camelCase), secrets shown as "[secret]", sorted
 by URN so that two plans diff cleanly. Exit codes: 0 planned, 2 invalid settings or stack.
+
+With `--diff BASE.json` it prints instead a Markdown summary of what the working tree changes
+relative to BASE.json (see scripts/plan_diff.py), also written to build/plan-diff-<stack>.md.
+Exit codes: 0 no change, 1 changes, 2 error.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from planning.capacity import peak_check
 from planning.event_plan import EventPlan, PlanError, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
 from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
+from scripts.plan_diff import PlanDiffError, compare, load_plan, to_markdown
 
 
 def key_settings(settings: Settings) -> list[str]:
@@ -114,18 +119,35 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "build",
         help="directory for plan-<stack>.json (default: build/)",
     )
+    parser.add_argument(
+        "--diff",
+        type=Path,
+        metavar="BASE.json",
+        help="compare with this plan and print a Markdown summary (exit 0 same, 1 changed)",
+    )
     args = parser.parse_args(argv)
     try:
+        base = load_plan(args.diff) if args.diff else None
         settings = load_stack_settings(args.stack)
         now = clock.now()
         plans = plan_events(load_calendar(), settings, args.stack, now)
-    except (SettingsError, CalendarError, PlanError, clock.ClockError) as exc:
+    except (SettingsError, CalendarError, PlanError, clock.ClockError, PlanDiffError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     run = run_offline(args.stack, stack_config(args.stack))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"plan-{args.stack}.json"
     path.write_text(run.plan_json(), encoding="utf-8")
+    if base is not None:
+        try:
+            diff = compare(base, run.plan_document())
+        except PlanDiffError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        summary = to_markdown(diff, f"`{args.diff.name}`")
+        (args.out / f"plan-diff-{args.stack}.md").write_text(summary, encoding="utf-8")
+        print(summary, end="")
+        return 1 if diff.has_changes else 0
 
     print(f"Floodgate offline plan: stack {args.stack}")
     print("\n".join(f"  {line}" for line in key_settings(settings)))

@@ -1,0 +1,240 @@
+"""The offline plan diff: what a reviewer reads in the PR comment, and its exit codes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts import plan, plan_diff
+from scripts.offline_cloud import ROOT, SECRET
+from scripts.plan_diff import ABSENT, Change, PlanDiffError, compare, to_markdown
+from tests.conftest import stack_run
+
+GOLDEN = Path(__file__).parent / "golden"
+STACK = "urn:pulumi:prod::floodgate::"
+
+
+def resource(name: str, token: str, parent: str = "", **inputs: Any) -> dict[str, Any]:
+    qualified = f"{parent}${token}" if parent else token
+    return {"urn": f"{STACK}{qualified}::{name}", "type": token, "name": name,
+            "parent": None, "inputs": inputs}  # fmt: skip
+
+
+def document(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"stack": "prod", "project": "floodgate",
+            "resources": sorted(resources, key=lambda r: r["urn"])}  # fmt: skip
+
+
+GROUP = "aws:autoscaling/group:Group"
+RULE = "aws:lb/listenerRule:ListenerRule"
+TABLE = "aws:dynamodb/table:Table"
+
+
+def inputs(plan: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(r["inputs"] for r in plan["resources"] if r["name"] == name)
+
+
+def base_plan() -> dict[str, Any]:
+    return document(
+        resource("web", GROUP, maxSize=120.0, tags=[{"key": "a", "value": "1"}]),
+        resource("verify", RULE, conditions=SECRET, priority=10.0),
+        resource("room", TABLE, billingMode="PAY_PER_REQUEST"),
+        resource("policy", "aws:iam/rolePolicy:RolePolicy",
+                 policy=json.dumps({"Statement": [{"Action": ["s3:GetObject"]}]})),
+    )  # fmt: skip
+
+
+def test_identical_plans_have_no_change_and_say_so() -> None:
+    diff = compare(base_plan(), base_plan())
+    assert not diff.has_changes
+    assert to_markdown(diff, "`main`").startswith("**No change** to stack `prod` (4 resources).")
+
+
+def test_added_resource_is_listed() -> None:
+    head = base_plan()
+    head["resources"].append(resource("extra", "aws:sns/topic:Topic"))
+    diff = compare(base_plan(), head)
+    assert [r.name for r in diff.added] == ["extra"]
+    assert "- `aws:sns/topic:Topic` `extra`" in to_markdown(diff, "`main`")
+
+
+def test_removed_table_warns_that_data_is_deleted() -> None:
+    head = base_plan()
+    head["resources"] = [r for r in head["resources"] if r["type"] != TABLE]
+    text = to_markdown(compare(base_plan(), head), "`main`")
+    assert text.splitlines()[0].endswith(":warning: **Deletes data:** DynamoDB table.")
+    assert "- `aws:dynamodb/table:Table` `room` :warning: holds data" in text
+
+
+def test_changed_scalar_shows_before_and_after() -> None:
+    head = base_plan()
+    inputs(head, "web")["maxSize"] = 140.0
+    diff = compare(base_plan(), head)
+    assert diff.changed[0].changes == [Change("maxSize", 120.0, 140.0)]
+    assert "  - `maxSize`: `120` → `140`" in to_markdown(diff, "`main`")
+
+
+def test_changed_nested_list_shows_the_path_into_it() -> None:
+    before = {"ingress": [{"port": 443.0, "cidrs": ["10.0.0.0/16"]}, {"port": 80.0}]}
+    after = {"ingress": [{"port": 443.0, "cidrs": ["10.0.0.0/16", "10.1.0.0/16"]}, {"port": 80.0}]}
+    assert list(plan_diff._changes(before, after, "")) == [
+        Change("ingress[0].cidrs[1]", ABSENT, "10.1.0.0/16")
+    ]
+
+
+def test_replaced_list_element_is_compared_field_by_field() -> None:
+    head = base_plan()
+    inputs(head, "web")["tags"] = [{"key": "a", "value": "2"}]
+    changes = compare(base_plan(), head).changed[0].changes
+    assert changes == [Change("tags[0].value", "1", "2")]
+
+
+def test_inserted_list_element_is_one_change() -> None:
+    before = {"rules": ["a", "b", "c"]}
+    after = {"rules": ["a", "x", "b", "c"]}
+    assert list(plan_diff._changes(before, after, "")) == [Change("rules[1]", ABSENT, "x")]
+
+
+def test_json_in_a_string_is_compared_inside() -> None:
+    head = base_plan()
+    inputs(head, "policy")["policy"] = json.dumps(
+        {"Statement": [{"Action": ["s3:GetObject", "s3:PutObject"]}]}
+    )
+    changes = compare(base_plan(), head).changed[0].changes
+    assert changes == [Change("policy » Statement[0].Action[1]", ABSENT, "s3:PutObject")]
+
+
+def test_secret_that_changed_is_never_shown() -> None:
+    base, head = base_plan(), base_plan()
+    # The secret's value changed (both plans mask it) along with a plain input.
+    inputs(head, "verify")["priority"] = 11.0
+    # An input that was plain and is now secret: its old value is not repeated either.
+    inputs(base, "verify")["actions"] = "hunter2-origin-header"
+    inputs(head, "verify")["actions"] = SECRET
+    text = to_markdown(compare(base, head), "`main`")
+    assert "hunter2" not in text
+    assert "  - `actions`: `[secret]` → `[secret]`" in text
+    assert "  - `priority`: `10` → `11`" in text
+    assert "conditions" not in text
+
+
+def test_moved_resource_is_flagged_for_an_alias() -> None:
+    head = base_plan()
+    moved = next(r for r in head["resources"] if r["name"] == "web")
+    moved["urn"] = f"{STACK}floodgate:fleet:Fleet${GROUP}::web"
+    diff = compare(base_plan(), head)
+    assert (diff.added, diff.removed, len(diff.moved)) == ([], [], 1)
+    assert "1 moved (replaced unless aliased)" in plan_diff.verdict(diff)
+
+
+def test_code_change_is_shown_as_a_line_diff() -> None:
+    base = {"code": "one\ntwo\nthree\n"}
+    head = {"code": "one\n2\nthree\n"}
+    (change,) = plan_diff._changes(base, head, "")
+    lines = plan_diff._change_lines(change)
+    assert lines[0] == "  - `code`: text, 3 → 3 lines"
+    assert "    -two" in lines and "    +2" in lines
+
+
+def test_summary_matches_the_golden_comment() -> None:
+    head = base_plan()
+    inputs(head, "web")["maxSize"] = 140.0
+    head["resources"] = [r for r in head["resources"] if r["type"] != TABLE]
+    head["resources"].append(resource("extra", "aws:sns/topic:Topic", displayName="alerts"))
+    text = to_markdown(compare(base_plan(), head), "`main` (0123456789)")
+    assert text == (GOLDEN / "plan_diff.md").read_text(encoding="utf-8")
+
+
+def test_long_summary_is_cut_below_githubs_comment_limit() -> None:
+    many = [resource(f"t{i:04}", "aws:sns/topic:Topic") for i in range(2000)]
+    text = to_markdown(compare(document(), document(*many)), "`main`", limit_chars=5000)
+    assert len(text) < 5000
+    assert text.rstrip().endswith("more entries not shown (comment size limit).")
+
+
+def test_plans_of_different_stacks_are_refused() -> None:
+    other = base_plan() | {"stack": "dev"}
+    with pytest.raises(PlanDiffError, match=r"floodgate/prod and the new plan of floodgate/dev"):
+        compare(base_plan(), other)
+
+
+def test_plan_exits_0_without_change_and_1_with_change(tmp_path, capsys) -> None:
+    base = tmp_path / "base.json"
+    base.write_text(stack_run("dev").plan_json())
+    out = tmp_path / "out"
+    assert plan.main(["--stack", "dev", "--out", str(out), "--diff", str(base)]) == 0
+    assert capsys.readouterr().out.startswith("**No change** to stack `dev`")
+
+    smaller = copy.deepcopy(stack_run("dev").plan_document())
+    dropped = smaller["resources"].pop()
+    base.write_text(json.dumps(smaller))
+    assert plan.main(["--stack", "dev", "--out", str(out), "--diff", str(base)]) == 1
+    summary = capsys.readouterr().out
+    assert f"`{dropped['name']}`" in summary.split("### Added (1)")[1]
+    assert (out / "plan-diff-dev.md").read_text() == summary
+
+
+def test_plan_diff_with_a_bad_base_exits_2_before_planning(tmp_path, capsys) -> None:
+    base = tmp_path / "base.json"
+    base.write_text('{"stack": "dev"}')
+    assert plan.main(["--stack", "dev", "--out", str(tmp_path / "out"), "--diff", str(base)]) == 2
+    assert "not a plan document" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.ca", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository holding this project's files, committed once."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    repo = tmp_path / "repo"
+    for name in listed:
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    _git(repo, "init", "--quiet")
+    _git(repo, "add", "--all")
+    _git(repo, "commit", "--quiet", "-m", "base")
+    return repo
+
+
+def test_plan_diff_compares_two_git_refs_in_a_worktree(repo: Path, capsys) -> None:
+    stack_file = repo / "stacks" / "Pulumi.dev.yaml"
+    text = stack_file.read_text()
+    assert "max_size: 4" in text
+    stack_file.write_text(text.replace("max_size: 4", "max_size: 5"))
+    _git(repo, "commit", "--quiet", "-am", "dev may grow to 5")
+
+    out = repo / "build"
+    assert plan_diff.main(["--repo", str(repo), "--base", "HEAD~1", "--stack", "dev"]) == 1
+    summary = capsys.readouterr().out
+    assert "  - `maxSize`: `4` → `5`" in summary
+    assert "`HEAD~1`" in summary.splitlines()[2]
+    assert (out / "plan-diff-dev.md").read_text() == summary
+    worktrees = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert len(worktrees.splitlines()) == 1, "the temporary worktree is removed"
+
+    assert plan_diff.main(["--repo", str(repo), "--base", "HEAD", "--stack", "dev"]) == 0
+
+
+def test_plan_diff_names_an_unknown_ref(repo: Path, capsys) -> None:
+    assert plan_diff.main(["--repo", str(repo), "--base", "no-such-branch"]) == 2
+    assert "unknown git ref 'no-such-branch'" in capsys.readouterr().err
