@@ -44,6 +44,8 @@ class EdgeArgs:
     admission: EdgeWiring | None = None
     """The waiting room: gate on the default behaviour, /queue/* to its API."""
     tags: dict[str, str]
+    force_destroy_logs: bool = False
+    """Ephemeral stacks: destroy deletes the log bucket with its logs."""
 
 
 class Edge(pulumi.ComponentResource):
@@ -86,7 +88,12 @@ class Edge(pulumi.ComponentResource):
             )
         logs = PrivateBucket(
             f"{name}-logs",
-            PrivateBucketArgs(tags=tags, expire_after_days=s.log_retention_days, acl_writers=True),
+            PrivateBucketArgs(
+                tags=tags,
+                expire_after_days=s.log_retention_days,
+                acl_writers=True,
+                force_destroy=args.force_destroy_logs,
+            ),
             opts=child,
         )
 

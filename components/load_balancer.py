@@ -26,6 +26,8 @@ class LoadBalancerArgs:
     public_subnet_ids: list[pulumi.Output[str]]
     origin_secret: pulumi.Input[str]
     tags: dict[str, str]
+    force_destroy_logs: bool = False
+    """Ephemeral stacks: destroy deletes the access-log bucket with its logs."""
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -48,6 +50,7 @@ class LoadBalancer(pulumi.ComponentResource):
             PrivateBucketArgs(
                 tags=tags,
                 expire_after_days=s.access_log_retention_days,
+                force_destroy=args.force_destroy_logs,
                 grants=lambda arn: arn.apply(lambda a: [_log_delivery_grant(a, args.region)]),
             ),
             opts=child,

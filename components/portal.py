@@ -65,6 +65,7 @@ class Portal(pulumi.ComponentResource):
                 public_subnet_ids=network.public_subnet_ids,
                 origin_secret=origin_secret.result,
                 tags=tags,
+                force_destroy_logs=settings.ephemeral,
             ),
             opts=child,
         )
@@ -124,6 +125,7 @@ class Portal(pulumi.ComponentResource):
                 us_east_1=us_east_1,
                 admission=admission.edge if admission else None,
                 tags=tags,
+                force_destroy_logs=settings.ephemeral,
             ),
             opts=child,
         )

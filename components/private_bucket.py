@@ -19,6 +19,8 @@ class PrivateBucketArgs:
     acl_writers: bool = False
     """CloudFront standard logs are written with ACLs, so that bucket keeps ObjectWriter
     ownership; every other bucket enforces bucket-owner ownership and ignores ACLs."""
+    force_destroy: bool = False
+    """Let `pulumi destroy` delete the bucket with its objects (ephemeral stacks only)."""
     grants: Callable[[pulumi.Output[str]], pulumi.Input[Sequence[dict[str, Any]]]] | None = None
     """Policy statements allowing the bucket's writers/readers, given the bucket ARN."""
 
@@ -37,7 +39,9 @@ class PrivateBucket(pulumi.ComponentResource):
     ) -> None:
         super().__init__("floodgate:private_bucket:PrivateBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.bucket = aws.s3.Bucket(name, force_destroy=False, tags=args.tags, opts=child)
+        self.bucket = aws.s3.Bucket(
+            name, force_destroy=args.force_destroy, tags=args.tags, opts=child
+        )
         aws.s3.BucketPublicAccessBlock(
             name,
             bucket=self.bucket.id,

@@ -559,6 +559,12 @@ class Settings(_Model):
         return self
 
     @property
+    def ephemeral(self) -> bool:
+        """PR-preview stacks are destroyed with their pull request: `pulumi destroy` must be able
+        to delete log buckets that still hold objects (force_destroy)."""
+        return self.environment == "pr"
+
+    @property
     def stack_tags(self) -> dict[str, str]:
         """Tags for every taggable resource: the stack's own plus Floodgate's identifiers."""
         return {"floodgate:environment": self.environment, "ManagedBy": "pulumi", **self.tags}

@@ -137,3 +137,13 @@ def test_prod_spans_at_least_three_zones() -> None:
              if "-private-" in s.name}  # fmt: skip
     assert len(zones) >= 3
     assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == len(zones)
+
+
+def test_only_preview_stacks_can_destroy_buckets_that_hold_logs(run) -> None:
+    ephemeral = load_stack_settings(run.stack).ephemeral
+    buckets = {b.name: b.inputs["forceDestroy"] for b in run.of_type("aws:s3/bucket:Bucket")}
+    logs = {name: force for name, force in buckets.items() if "logs" in name}
+    assert len(logs) == 2, "the ALB's and CloudFront's log buckets"
+    assert set(logs.values()) == {ephemeral}
+    # The pages bucket holds only objects Pulumi manages (and deletes first) in every stack.
+    assert not any(force for name, force in buckets.items() if name not in logs)
