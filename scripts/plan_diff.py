@@ -174,7 +174,7 @@ def verdict(diff: PlanDiff) -> str:
 
 
 def to_markdown(diff: PlanDiff, base_label: str, limit_chars: int = COMMENT_LIMIT_CHARS) -> str:
-    """A PR comment: verdict, then added, removed, moved and changed resources.
+    """A PR comment: verdict, then removed, moved, changed and added resources.
 
     Cut at `limit_chars` (GitHub's comment limit is 65,536), saying how much was left out.
     """
@@ -184,10 +184,8 @@ def to_markdown(diff: PlanDiff, base_label: str, limit_chars: int = COMMENT_LIMI
         f"Offline plan of the working tree compared with {base_label} "
         "(no credentials; inputs as the engine receives them, secrets masked).",
     ]
+    # Most dangerous first, so that a cut comment loses additions rather than deletions.
     blocks: list[list[str]] = []
-    if diff.added:
-        blocks.append(["", f"### Added ({len(diff.added)})", ""])
-        blocks += [[f"- {_title(r)}"] for r in diff.added]
     if diff.removed:
         blocks.append(["", f"### Removed ({len(diff.removed)})", ""])
         blocks += [
@@ -206,12 +204,16 @@ def to_markdown(diff: PlanDiff, base_label: str, limit_chars: int = COMMENT_LIMI
             [f"- {_title(c.resource)}"] + [line for ch in c.changes for line in _change_lines(ch)]
             for c in diff.changed
         ]
-    trailer = 80  # room for the "more entries not shown" line
+    if diff.added:
+        blocks.append(["", f"### Added ({len(diff.added)})", ""])
+        blocks += [[f"- {_title(r)}"] for r in diff.added]
+    trailer = 80  # room for the "more resources not shown" line
     lines, used = list(head), sum(len(line) + 1 for line in head) + trailer
     for shown, block in enumerate(blocks):
         size = sum(len(line) + 1 for line in block)
         if used + size > limit_chars:
-            lines += ["", f"… {len(blocks) - shown} more entries not shown (comment size limit)."]
+            left = sum(1 for b in blocks[shown:] if b[0].startswith("- "))
+            lines += ["", f"… {left} more resources not shown (comment size limit)."]
             break
         lines += block
         used += size
@@ -219,7 +221,11 @@ def to_markdown(diff: PlanDiff, base_label: str, limit_chars: int = COMMENT_LIMI
 
 
 def _check_document(document: Any, label: str) -> None:
-    if not isinstance(document, dict) or not {"stack", "project", "resources"} <= document.keys():
+    if (
+        not isinstance(document, dict)
+        or not {"stack", "project", "resources"} <= document.keys()
+        or not isinstance(document["resources"], list)
+    ):
         raise PlanDiffError(f"{label}: not a plan document (needs stack, project, resources)")
     for index, resource in enumerate(document["resources"]):
         if not isinstance(resource, dict) or not {"urn", "type", "name", "inputs"} <= set(resource):
@@ -313,7 +319,7 @@ def _change_lines(change: Change) -> list[str]:
     shown = lines[:_DIFF_LINES] + (
         [f"... {len(lines) - _DIFF_LINES} more lines"] if len(lines) > _DIFF_LINES else []
     )
-    fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", after + before)), default=0) + 1)
+    fence = code_fence(before + after)
     return [
         f"  - {_code(change.path)}: text, {len(before.splitlines())} → "
         f"{len(after.splitlines())} lines",
@@ -322,6 +328,11 @@ def _change_lines(change: Change) -> list[str]:
         *(f"    {line}" for line in shown),
         f"    {fence}",
     ]
+
+
+def code_fence(text: str) -> str:
+    """A fence for a Markdown code block that `text` cannot close: longer than any backtick run."""
+    return "`" * max(3, max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
 
 
 def _title(resource: Resource) -> str:

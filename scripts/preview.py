@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from planning import clock
 from planning.settings import SETTINGS_KEY, SettingsError, load_stack_settings, parse_stack_config
 from scripts.offline_cloud import ROOT, SECRET, stack_config
-from scripts.plan_diff import COMMENT_LIMIT_CHARS
+from scripts.plan_diff import COMMENT_LIMIT_CHARS, code_fence
 
 TEMPLATE_STACK = "pr"
 PR_TAG = "floodgate:pr"
@@ -169,7 +169,7 @@ def preview_markdown(stack_name: str, result: PreviewResultLike) -> tuple[str, b
         head = f"**`pulumi preview` of `{stack_name}`: no changes** ({counts.get('same', 0)} same)."
     room = COMMENT_LIMIT_CHARS - len(head) - 200
     output = result.stdout if len(result.stdout) <= room else result.stdout[-room:]
-    fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", output)), default=0) + 1)
+    fence = code_fence(output)
     body = [head, "", "<details><summary>Preview output</summary>", "", f"{fence}text"]
     body += [output.rstrip("\n"), fence, "", "</details>"]
     return "\n".join(body) + "\n", bool(changes)

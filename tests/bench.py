@@ -1,4 +1,5 @@
-"""`make bench`: figures for the offline program, the event planner and the pre-scale job.
+"""`make bench`: figures for the offline program, the event planner, the pre-scale job, the queue
+API and the plan diff.
 
 Prints figures; asserts nothing (speed belongs here, not in unit tests). Targets: prod evaluates
 under mocks in < 3 s median; a year of events plans in < 1 s; a second pre-scale run makes zero
@@ -11,6 +12,7 @@ import contextlib
 import io
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -18,6 +20,7 @@ from planning import clock
 from planning.calendar import Calendar, load_calendar, parse_calendar
 from planning.event_plan import plan_events
 from planning.settings import load_stack_settings
+from scripts import plan_diff
 from scripts.offline_cloud import run_offline, stack_config
 from scripts.prescale import Clients, run
 from tests.moto_server import moto_thread
@@ -131,12 +134,38 @@ def bench_room(visitors: int = 300) -> None:
     print("  (moto's per-call overhead dominates; DynamoDB answers single-digit ms)")
 
 
+def bench_plan_diff() -> None:
+    """Comparing two prod plans (the PR comment), and the whole `make plan-diff` against HEAD."""
+    base = run_offline("prod", stack_config("prod")).plan_document()
+    changed = stack_config("prod")
+    changed["floodgate:settings"]["fleet"]["max_size"] = 140
+    changed["floodgate:settings"]["alarms"]["email_subscriptions"].append("ops@example.ca")
+    head = run_offline("prod", changed).plan_document()
+    timings, summary = [], ""
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        summary = plan_diff.to_markdown(plan_diff.compare(base, head), "base")
+        timings.append(time.perf_counter() - start)
+    print(f"\nplan diff of prod ({len(head['resources'])} resources, max_size and one e-mail "
+          f"changed): median {statistics.median(timings) * 1000:.1f} ms, "
+          f"{len(summary):,} characters")  # fmt: skip
+    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+        start = time.perf_counter()
+        code = plan_diff.main(["--base", "HEAD", "--stack", "prod", "--out", out])
+        elapsed = time.perf_counter() - start
+    print(
+        f"  make plan-diff BASE=HEAD (worktree + two plans, each in its own interpreter): "
+        f"{elapsed:.1f} s, exit {code}"
+    )
+
+
 def main() -> None:
     os.environ[clock.NOW_VARIABLE] = "2028-10-01T00:00:00Z"  # same schedules every run
     bench_program()
     bench_planner()
     bench_prescale()
     bench_room()
+    bench_plan_diff()
 
 
 if __name__ == "__main__":

@@ -155,7 +155,9 @@ def test_long_summary_is_cut_below_githubs_comment_limit() -> None:
     many = [resource(f"t{i:04}", "aws:sns/topic:Topic") for i in range(2000)]
     text = to_markdown(compare(document(), document(*many)), "`main`", limit_chars=5000)
     assert len(text) < 5000
-    assert text.rstrip().endswith("more entries not shown (comment size limit).")
+    assert text.rstrip().endswith("more resources not shown (comment size limit).")
+    shown = text.count("\n- `aws:sns/topic:Topic`")
+    assert f"… {2000 - shown} more resources" in text
 
 
 def test_plans_of_different_stacks_are_refused() -> None:
