@@ -316,3 +316,13 @@ def test_with_cli_credentials_and_login_the_real_workspace_connects(monkeypatch,
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     backend = preview.PulumiBackend.connect()
     assert Path(backend.workspace.work_dir) == preview.ROOT
+
+
+def test_long_preview_output_keeps_its_end_within_the_comment_limit() -> None:
+    lines = [f"  ~ aws:lambda:Function fn-{i} update [diff: ~code]" for i in range(3000)]
+    result = PreviewResult("\n".join(lines) + "\nResources: 3000 to update\n", {"update": 3000})
+    summary, changed = preview.preview_markdown("prod", result)
+    assert changed
+    assert len(summary) < preview.COMMENT_LIMIT_CHARS
+    assert "Resources: 3000 to update" in summary, "the engine's totals at the end are kept"
+    assert "fn-0 update" not in summary
