@@ -10,7 +10,7 @@ STACK ?= prod
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install lint types unit test plan plan-diff bench layer lock clean
+.PHONY: install lint types unit test plan policy plan-diff bench layer lock clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint types unit
 # NOW=2028-10-01T00:00:00Z plans as of that instant (sets FLOODGATE_NOW).
 plan: install
 	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.plan --stack $(STACK)
+
+# The policy pack (policies/) over a stack's offline plan: one row per rule and resource.
+# The same rules run in the engine: `pulumi preview --policy-pack policies`.
+policy: install
+	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.policy --stack $(STACK)
 
 # What the working tree changes, against the plan at a git ref (a temporary worktree), as the
 # Markdown of a PR comment, also in build/plan-diff-<stack>.md. Succeeds whether or not anything

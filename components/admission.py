@@ -26,8 +26,28 @@ LAYER_DIR = ROOT / "build/layers/awscrt"
 RUNTIME, ARCH = "python3.12", "arm64"
 METRIC_NAMESPACE = "Floodgate/WaitingRoom"
 DDB_WRITES_PER_JOIN, DDB_READS_PER_STATUS = 3, 4
-# New on-demand tables start at 4,000 writes/s and 12,000 reads/s; warm throughput lifts that.
+# New on-demand tables start at 4,000 writes/s and 12,000 reads/s; warm throughput lifts that,
+# up to the account's table-level quota (40,000 units/s by default).
 DDB_MIN_WARM_WRITES, DDB_MIN_WARM_READS = 4_000, 12_000
+INLET_TIMEOUT_S = 58
+INITIAL_KEY_STAGE = "floodgate-initial"
+
+
+def warm_throughput(s: AdmissionSettings) -> aws.dynamodb.TableWarmThroughputArgsDict:
+    """Units/s the room table is pre-warmed for: the design join rate, capped at the quota.
+
+    With the default 40,000 quota the cap means 40,000 / 3 = 13,333 joins/s and
+    40,000 / 4 = 10,000 status polls/s before the table must adapt on its own.
+    """
+    quota = s.table_quota_units_per_s
+    return {
+        "write_units_per_second": min(
+            quota, max(DDB_MIN_WARM_WRITES, s.design_joins_per_s * DDB_WRITES_PER_JOIN)
+        ),
+        "read_units_per_second": min(
+            quota, max(DDB_MIN_WARM_READS, s.design_joins_per_s * DDB_READS_PER_STATUS)
+        ),
+    }
 
 
 @dataclass(frozen=True)
@@ -48,7 +68,9 @@ class AdmissionArgs:
     pause_alarm_names: pulumi.Input[list[str]]
     """Admissions pause while any of these (the origin 5xx alarms) is in ALARM."""
     alarm_topic_arn: pulumi.Input[str]
-    deletion_protection: bool
+    protect: bool
+    """Protect the table (also with DynamoDB deletion protection), key-value store and signing
+    keys from replacement and deletion: every stack but PR previews, destroyed with their PR."""
     tags: dict[str, str]
 
 
@@ -69,6 +91,10 @@ class Admission(pulumi.ComponentResource):
         s, tags = args.settings, args.tags
         _require_layer()
 
+        # Protected, and warm throughput ignored once created: AWS never lowers it, so a plan
+        # with a lower value (or a refresh reading a raised one) would replace the table - a
+        # new, empty room mid-event. The pre-scale job raises it for an event instead.
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
         self.table = aws.dynamodb.Table(
             f"{name}-room",
             billing_mode="PAY_PER_REQUEST",
@@ -77,17 +103,12 @@ class Admission(pulumi.ComponentResource):
             ttl={"attribute_name": "expires_at", "enabled": True},
             point_in_time_recovery={"enabled": True},
             server_side_encryption={"enabled": True},
-            deletion_protection_enabled=args.deletion_protection,
-            warm_throughput={
-                "write_units_per_second": max(
-                    DDB_MIN_WARM_WRITES, s.design_joins_per_s * DDB_WRITES_PER_JOIN
-                ),
-                "read_units_per_second": max(
-                    DDB_MIN_WARM_READS, s.design_joins_per_s * DDB_READS_PER_STATUS
-                ),
-            },
+            deletion_protection_enabled=args.protect,
+            warm_throughput=warm_throughput(s),
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(
+                stateful, pulumi.ResourceOptions(ignore_changes=["warmThroughput"])
+            ),
         )
 
         # The first signing key: 256 random bits, a secret in state, then owned by the admin
@@ -104,18 +125,24 @@ class Admission(pulumi.ComponentResource):
             description="Waiting-room token signing keys (current + retiring)",
             recovery_window_in_days=7,
             tags=tags,
-            opts=child,
+            opts=stateful,
         )
+        # The first version keeps a stage of its own: after two rotations it loses AWSCURRENT
+        # and AWSPREVIOUS, and a version with no stage may be deleted - the provider would then
+        # re-create it and make the original key current again (terraform-provider-aws #37302).
         aws.secretsmanager.SecretVersion(
             f"{name}-signing-keys",
             secret_id=keys.id,
             secret_string=pulumi.Output.secret(first_key.hex).apply(
                 lambda key: json.dumps({"current": "k0", "keys": {"k0": {"key": key}}})
             ),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secret_string"]),
+            version_stages=[INITIAL_KEY_STAGE, "AWSCURRENT"],
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["secretString", "versionStages"]
+            ),
         )
         self.kvs = aws.cloudfront.KeyValueStore(
-            f"{name}-room", comment="Waiting-room state, signing keys, revocations", opts=child
+            f"{name}-room", comment="Waiting-room state, signing keys, revocations", opts=stateful
         )
 
         layer = aws.lambda_.LayerVersion(
@@ -184,7 +211,10 @@ class Admission(pulumi.ComponentResource):
             },
             "inlet": {
                 "handler": "inlet",
-                "timeout": 75,  # six 10 s steps plus the reads; the schedule fires every 60 s
+                # Inside the minute: the schedule fires every 60 s and a run still going then
+                # throttles the next (reserved concurrency 1). The handler stops stepping 3 s
+                # before this timeout.
+                "timeout": INLET_TIMEOUT_S,
                 "memory": 512,
                 "concurrency": 1,  # one inlet at a time; the room item is versioned as well
                 "grants": [
@@ -289,6 +319,15 @@ class Admission(pulumi.ComponentResource):
                 opts=child,
             )
 
+        # The scheduler invokes asynchronously: a late or throttled run must be dropped, not
+        # retried for up to 6 hours (Lambda's defaults: 2 retries, 6 h event age).
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-room-inlet",
+            function_name=self.functions["inlet"].name,
+            maximum_retry_attempts=0,
+            maximum_event_age_in_seconds=60,
+            opts=child,
+        )
         scheduler_role = service_role(
             f"{name}-inlet-schedule", "scheduler.amazonaws.com", tags, child
         )

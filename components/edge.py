@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import mimetypes
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -17,7 +20,7 @@ from planning.settings import EdgeSettings, WafSettings
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 PAGES_DIR = FUNCTIONS_DIR / "pages"
-FAILOVER_PAGE_FUNCTION = FUNCTIONS_DIR / "edge/failover_page.js"
+FAILOVER_ORIGIN_FUNCTION = FUNCTIONS_DIR / "edge/failover_origin.py"
 GATE_FUNCTION = FUNCTIONS_DIR / "edge/gate.js"
 HIGH_DEMAND_PAGE = "/high-demand/index.html"
 
@@ -44,8 +47,8 @@ class EdgeArgs:
     admission: EdgeWiring | None = None
     """The waiting room: gate on the default behaviour, /queue/* to its API."""
     tags: dict[str, str]
-    force_destroy_logs: bool = False
-    """Ephemeral stacks: destroy deletes the log bucket with its logs."""
+    ephemeral: bool = False
+    """PR previews: destroy deletes the log bucket with its logs, and nothing is protected."""
 
 
 class Edge(pulumi.ComponentResource):
@@ -60,43 +63,11 @@ class Edge(pulumi.ComponentResource):
     ) -> None:
         super().__init__("floodgate:edge:Edge", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        us_east_1 = pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
         s, tags = args.settings, args.tags
 
         distribution_arn, resolve_distribution_arn = pulumi.deferred_output()
-        pages = PrivateBucket(
-            f"{name}-pages",
-            PrivateBucketArgs(
-                tags=tags,
-                grants=lambda bucket_arn: pulumi.Output.all(bucket_arn, distribution_arn).apply(
-                    lambda a: [_cloudfront_read(a[0], a[1])]
-                ),
-            ),
-            opts=child,
-        )
-        self.pages_bucket = pages.bucket
-        for path in sorted(p for p in PAGES_DIR.rglob("*") if p.is_file()):
-            key = path.relative_to(PAGES_DIR).as_posix()
-            aws.s3.BucketObjectv2(
-                f"{name}-page-{key.replace('/', '-')}",
-                bucket=pages.bucket.id,
-                key=key,
-                source=pulumi.FileAsset(str(path)),
-                content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-                cache_control="max-age=60",
-                tags=tags,
-                opts=child,
-            )
-        logs = PrivateBucket(
-            f"{name}-logs",
-            PrivateBucketArgs(
-                tags=tags,
-                expire_after_days=s.log_retention_days,
-                acl_writers=True,
-                force_destroy=args.force_destroy_logs,
-            ),
-            opts=child,
-        )
-
+        pages, logs = self._declare_buckets(name, args, distribution_arn)
         oac = aws.cloudfront.OriginAccessControl(
             f"{name}-pages",
             description="CloudFront reads the high-demand pages",
@@ -121,58 +92,9 @@ class Edge(pulumi.ComponentResource):
             },
             opts=child,
         )
-        self.web_acl = _web_acl(
-            name, args.waf, tags, pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
-        )
-
-        # After a failover S3 is asked for the viewer's own path and answers 403; this viewer-
-        # response function turns that into a redirect to the page (see the function's header).
-        failover_page = aws.cloudfront.Function(
-            f"{name}-failover-page",
-            name=f"{name}-failover-page",
-            runtime="cloudfront-js-2.0",
-            code=FAILOVER_PAGE_FUNCTION.read_text(encoding="utf-8"),
-            comment="Redirect S3 403/404 after origin failover to the high-demand page",
-            publish=True,
-            opts=child,
-        )
-
-        gate = queue_cache = None
-        queue_origins: list[aws.cloudfront.DistributionOriginArgsDict] = []
-        queue_behaviours: list[aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict] = []
-        if args.admission is not None:
-            gate = aws.cloudfront.Function(
-                f"{name}-gate",
-                name=f"{name}-gate",
-                runtime="cloudfront-js-2.0",
-                code=GATE_FUNCTION.read_text(encoding="utf-8"),
-                comment="Waiting-room gate: admission token required while the room queues",
-                key_value_store_associations=[args.admission.kvs_arn],
-                publish=True,
-                opts=child,
-            )
-            queue_origins.append(
-                {
-                    "origin_id": QUEUE_ORIGIN,
-                    "domain_name": args.admission.api_domain,
-                    "custom_origin_config": _https_origin(),
-                }
-            )
-            # Honours the API's Cache-Control: /queue/room is public for 2 s, the rest private.
-            queue_cache = aws.cloudfront.CachePolicy(
-                f"{name}-queue",
-                comment="Queue API: origin Cache-Control, at most 5 s",
-                min_ttl=0,
-                default_ttl=0,
-                max_ttl=5,
-                parameters_in_cache_key_and_forwarded_to_origin={
-                    "cookies_config": {"cookie_behavior": "none"},
-                    "headers_config": {"header_behavior": "none"},
-                    "query_strings_config": {"query_string_behavior": "none"},
-                    "enable_accept_encoding_gzip": True,
-                },
-                opts=child,
-            )
+        self.web_acl = _web_acl(name, args.waf, s, tags, us_east_1)
+        failover = self._declare_failover_trigger(name, tags, us_east_1)
+        gate = self._declare_gate(name, args.admission)
 
         def behaviour(
             pattern: str,
@@ -181,6 +103,8 @@ class Edge(pulumi.ComponentResource):
             cache: pulumi.Input[str],
             forward_viewer: bool,
         ) -> aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict:
+            # Every path that reaches the ALB passes the gate, or the room can be walked around.
+            reaches_alb = origin in (ALB_ORIGIN, PORTAL_GROUP)
             return {
                 "path_pattern": pattern,
                 "target_origin_id": origin,
@@ -191,26 +115,21 @@ class Edge(pulumi.ComponentResource):
                 "cache_policy_id": cache,
                 "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST if forward_viewer else None,
                 "response_headers_policy_id": SECURITY_HEADERS,
-                "function_associations": [
-                    *(
-                        [{"event_type": "viewer-request", "function_arn": gate.arn}]
-                        if gate is not None and pattern == "*"
-                        else []
-                    ),
-                    *(
-                        [{"event_type": "viewer-response", "function_arn": failover_page.arn}]
-                        if origin == PORTAL_GROUP
-                        else []
-                    ),
-                ],
+                "function_associations": (
+                    [{"event_type": "viewer-request", "function_arn": gate.arn}]
+                    if gate is not None and reaches_alb
+                    else []
+                ),
+                "lambda_function_associations": (
+                    [{"event_type": "origin-request", "lambda_arn": failover.qualified_arn}]
+                    if origin == PORTAL_GROUP
+                    else []
+                ),
             }
 
-        if queue_cache is not None:
-            queue_behaviours = [
-                behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache.id, True),
-                behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, static.id, False),
-            ]
-
+        queue_origins, queue_behaviours = self._declare_queue_routes(
+            name, args.admission, behaviour, static.id
+        )
         viewer_certificate: aws.cloudfront.DistributionViewerCertificateArgsDict = (
             {
                 "acm_certificate_arn": s.certificate_arn,
@@ -296,12 +215,183 @@ class Edge(pulumi.ComponentResource):
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=viewer_certificate,
             tags=tags,
-            opts=child,
+            # CloudFront refuses a log bucket whose ACLs are not enabled yet.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs.ownership]),
         )
         resolve_distribution_arn(self.distribution.arn)
         self.register_outputs(
             {"domain_name": self.distribution.domain_name, "distribution_id": self.distribution.id}
         )
+
+    def _declare_buckets(
+        self, name: str, args: EdgeArgs, distribution_arn: pulumi.Output[str]
+    ) -> tuple[PrivateBucket, PrivateBucket]:
+        """The pages bucket (with every page in functions/pages) and the standard-log bucket."""
+        child = pulumi.ResourceOptions(parent=self)
+        pages = PrivateBucket(
+            f"{name}-pages",
+            PrivateBucketArgs(
+                tags=args.tags,
+                grants=lambda bucket_arn: pulumi.Output.all(bucket_arn, distribution_arn).apply(
+                    lambda a: [_cloudfront_read(a[0], a[1])]
+                ),
+                protect=not args.ephemeral,
+            ),
+            opts=child,
+        )
+        self.pages_bucket = pages.bucket
+        for path in sorted(p for p in PAGES_DIR.rglob("*") if p.is_file()):
+            key = path.relative_to(PAGES_DIR).as_posix()
+            aws.s3.BucketObjectv2(
+                f"{name}-page-{key.replace('/', '-')}",
+                bucket=pages.bucket.id,
+                key=key,
+                source=pulumi.FileAsset(str(path)),
+                content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                # The high-demand page also answers failed-over deep paths: a browser must not
+                # keep it for /apply once the portal is back.
+                cache_control="no-store" if key.startswith("high-demand/") else "max-age=60",
+                tags=args.tags,
+                opts=child,
+            )
+        logs = PrivateBucket(
+            f"{name}-logs",
+            PrivateBucketArgs(
+                tags=args.tags,
+                expire_after_days=args.settings.log_retention_days,
+                acl_writers=True,
+                force_destroy=args.ephemeral,
+                protect=not args.ephemeral,
+            ),
+            opts=child,
+        )
+        return pages, logs
+
+    def _declare_failover_trigger(
+        self, name: str, tags: dict[str, str], us_east_1: pulumi.ResourceOptions
+    ) -> aws.lambda_.Function:
+        """Lambda@Edge (origin request) that sends failed-over requests to the page; see
+        functions/edge/failover_origin.py. Lambda@Edge: us-east-1, x86_64, numbered version,
+        no environment or layers, role trusted by edgelambda.amazonaws.com too."""
+        function_name = f"{name}-failover-origin"
+        role = aws.iam.Role(
+            function_name,
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {
+                                "Service": ["lambda.amazonaws.com", "edgelambda.amazonaws.com"]
+                            },
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=us_east_1,
+        )
+        # Replicas write to /aws/lambda/us-east-1.<name> in whichever region served the request.
+        aws.iam.RolePolicy(
+            function_name,
+            role=role.id,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": [
+                                "logs:CreateLogGroup",
+                                "logs:CreateLogStream",
+                                "logs:PutLogEvents",
+                            ],
+                            "Resource": "arn:aws:logs:*:*:log-group:/aws/lambda/"
+                            f"us-east-1.{function_name}:*",
+                        }
+                    ],
+                }
+            ),
+            opts=us_east_1,
+        )
+        return aws.lambda_.Function(
+            function_name,
+            name=function_name,
+            runtime="python3.12",
+            architectures=["x86_64"],
+            handler="failover_origin.handler",
+            code=pulumi.AssetArchive(
+                {"failover_origin.py": pulumi.FileAsset(str(FAILOVER_ORIGIN_FUNCTION))}
+            ),
+            role=role.arn,
+            timeout=5,
+            memory_size=128,
+            publish=True,
+            # Replicas outlive the association for hours; destroy leaves the function to AWS
+            # rather than failing on "replicated function" (Lambda@Edge deletion rules).
+            skip_destroy=True,
+            tags=tags,
+            opts=pulumi.ResourceOptions.merge(us_east_1, pulumi.ResourceOptions(depends_on=[role])),
+        )
+
+    def _declare_gate(
+        self, name: str, admission: EdgeWiring | None
+    ) -> aws.cloudfront.Function | None:
+        """The waiting-room gate (viewer request), reading the room's KeyValueStore."""
+        if admission is None:
+            return None
+        return aws.cloudfront.Function(
+            f"{name}-gate",
+            name=f"{name}-gate",
+            runtime="cloudfront-js-2.0",
+            code=GATE_FUNCTION.read_text(encoding="utf-8"),
+            comment="Waiting-room gate: admission token required while the room queues",
+            key_value_store_associations=[admission.kvs_arn],
+            publish=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _declare_queue_routes(
+        self,
+        name: str,
+        admission: EdgeWiring | None,
+        behaviour: Callable[..., aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
+        static_cache: pulumi.Input[str],
+    ) -> tuple[
+        list[aws.cloudfront.DistributionOriginArgsDict],
+        list[aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
+    ]:
+        """/queue/* to the room's API and /waiting-room/* to the pages bucket."""
+        if admission is None:
+            return [], []
+        # Honours the API's Cache-Control: /queue/room is public for 2 s, the rest private.
+        queue_cache = aws.cloudfront.CachePolicy(
+            f"{name}-queue",
+            comment="Queue API: origin Cache-Control, at most 5 s",
+            min_ttl=0,
+            default_ttl=0,
+            max_ttl=5,
+            parameters_in_cache_key_and_forwarded_to_origin={
+                "cookies_config": {"cookie_behavior": "none"},
+                "headers_config": {"header_behavior": "none"},
+                "query_strings_config": {"query_string_behavior": "none"},
+                "enable_accept_encoding_gzip": True,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        origins: list[aws.cloudfront.DistributionOriginArgsDict] = [
+            {
+                "origin_id": QUEUE_ORIGIN,
+                "domain_name": admission.api_domain,
+                "custom_origin_config": _https_origin(),
+            }
+        ]
+        return origins, [
+            behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache.id, True),
+            behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, static_cache, False),
+        ]
 
 
 def _https_origin(**extra: Any) -> aws.cloudfront.DistributionOriginCustomOriginConfigArgsDict:
@@ -328,9 +418,23 @@ def _cloudfront_read(bucket_arn: str, distribution_arn: str) -> dict[str, Any]:
     }
 
 
+BODY_SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
+"""Label the common rule set puts on bodies over 8 KB (AWS managed rule groups, baseline)."""
+
+
 def _web_acl(
-    name: str, waf: WafSettings, tags: dict[str, str], opts: pulumi.ResourceOptions
+    name: str,
+    waf: WafSettings,
+    edge: EdgeSettings,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
 ) -> aws.wafv2.WebAcl:
+    """Per-IP rate limit, AWS's common and known-bad-inputs rule sets, and logging.
+
+    The common rule set blocks bodies over 8 KB, which refuses ordinary form posts: that rule is
+    counted, and a rule of ours blocks the same label everywhere except the write paths.
+    """
+
     def visibility(metric: str) -> aws.wafv2.WebAclVisibilityConfigArgsDict:
         return {
             "cloudwatch_metrics_enabled": True,
@@ -354,18 +458,69 @@ def _web_acl(
         }
     ]
     for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1):
+        overrides: list[
+            aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgsDict
+        ] = (
+            [{"name": "SizeRestrictions_BODY", "action_to_use": {"count": {}}}]
+            if group == "AWSManagedRulesCommonRuleSet"
+            else []
+        )
         rules.append(
             {
                 "name": group,
                 "priority": priority,
                 "override_action": {"none": {}},
                 "statement": {
-                    "managed_rule_group_statement": {"vendor_name": "AWS", "name": group}
+                    "managed_rule_group_statement": {
+                        "vendor_name": "AWS",
+                        "name": group,
+                        "rule_action_overrides": overrides,
+                    }
                 },
                 "visibility_config": visibility(f"{name}-{group}"),
             }
         )
-    return aws.wafv2.WebAcl(
+    # One regex, not an or-statement: the provider nests statements at most three deep.
+    write_paths = "|".join(re.escape(p.rstrip("*")) for p in edge.write_path_patterns)
+    # Engine (camelCase) names: the SDK stops translating snake_case keys this deep (seen in
+    # the offline plan), and the provider would drop them.
+    on_write_path: Any = {
+        "regexMatchStatement": {
+            "fieldToMatch": {"uriPath": {}},
+            "regexString": f"^({write_paths})",
+            "textTransformations": [{"priority": 0, "type": "NONE"}],
+        }
+    }
+    if write_paths:
+        rules.append(
+            {
+                "name": "large-body-outside-write-paths",
+                "priority": len(MANAGED_RULE_GROUPS) + 1,
+                "action": {"block": {}},
+                "statement": cast(
+                    aws.wafv2.WebAclRuleStatementArgsDict,
+                    {
+                        "and_statement": {
+                            "statements": [
+                                {
+                                    "label_match_statement": {
+                                        "scope": "LABEL",
+                                        "key": BODY_SIZE_LABEL,
+                                    }
+                                },
+                                {
+                                    "not_statement": {
+                                        "statements": [on_write_path],
+                                    }
+                                },
+                            ]
+                        }
+                    },
+                ),
+                "visibility_config": visibility(f"{name}-large-body"),
+            }
+        )
+    acl = aws.wafv2.WebAcl(
         name,
         scope="CLOUDFRONT",
         default_action={"allow": {}},
@@ -374,3 +529,22 @@ def _web_acl(
         tags=tags,
         opts=opts,
     )
+    # FSBP WAF.11. WAF writes only to groups named aws-waf-logs-*, in the ACL's region
+    # (us-east-1 for CloudFront); visitors' cookies and credentials never reach the logs.
+    log_group = aws.cloudwatch.LogGroup(
+        f"{name}-waf",
+        name=f"aws-waf-logs-{name}",
+        retention_in_days=edge.log_retention_days,
+        tags=tags,
+        opts=opts,
+    )
+    aws.wafv2.WebAclLoggingConfiguration(
+        name,
+        resource_arn=acl.arn,
+        log_destination_configs=[log_group.arn],
+        redacted_fields=[
+            {"single_header": {"name": header}} for header in ("authorization", "cookie")
+        ],
+        opts=opts,
+    )
+    return acl

@@ -24,10 +24,11 @@ class LoadBalancerArgs:
     vpc_id: pulumi.Input[str]
     vpc_cidr: str
     public_subnet_ids: list[pulumi.Output[str]]
-    origin_secret: pulumi.Input[str]
+    origin_secrets: list[pulumi.Input[str]]
+    """Every value CloudFront may send: both rotation slots, so a slot switch never 403s."""
     tags: dict[str, str]
-    force_destroy_logs: bool = False
-    """Ephemeral stacks: destroy deletes the access-log bucket with its logs."""
+    ephemeral: bool = False
+    """PR previews: destroy deletes the access-log bucket with its logs; nothing protected."""
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -37,6 +38,8 @@ class LoadBalancer(pulumi.ComponentResource):
     target_group: aws.lb.TargetGroup
     security_group: aws.ec2.SecurityGroup
     https_listener: aws.lb.Listener
+    forward_rule: aws.lb.ListenerRule
+    """Attaches the target group to the ALB: request-count scaling must wait for it."""
 
     def __init__(
         self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
@@ -50,7 +53,8 @@ class LoadBalancer(pulumi.ComponentResource):
             PrivateBucketArgs(
                 tags=tags,
                 expire_after_days=s.access_log_retention_days,
-                force_destroy=args.force_destroy_logs,
+                force_destroy=args.ephemeral,
+                protect=not args.ephemeral,
                 grants=lambda arn: arn.apply(lambda a: [_log_delivery_grant(a, args.region)]),
             ),
             opts=child,
@@ -100,7 +104,13 @@ class LoadBalancer(pulumi.ComponentResource):
                 {"capacity_units": s.minimum_capacity_units} if s.minimum_capacity_units else None
             ),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs.policy]),
+            # The pre-scale job raises and releases the LCU reservation around events; a
+            # refresh must not put it back (and spend one of the two daily decreases).
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[logs.policy],
+                ignore_changes=["minimumLoadBalancerCapacity"],
+            ),
         )
         self.target_group = aws.lb.TargetGroup(
             name,
@@ -110,7 +120,7 @@ class LoadBalancer(pulumi.ComponentResource):
             target_type="instance",
             deregistration_delay=s.deregistration_delay_s,
             slow_start=s.slow_start_s,
-            load_balancing_algorithm_type="least_outstanding_requests",
+            load_balancing_algorithm_type=s.load_balancing_algorithm,
             health_check={
                 "path": s.health_check_path,
                 "protocol": "HTTP",
@@ -123,20 +133,8 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        aws.lb.Listener(
-            f"{name}-http",
-            load_balancer_arn=self.alb.arn,
-            port=80,
-            protocol="HTTP",
-            default_actions=[
-                {
-                    "type": "redirect",
-                    "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"},
-                }
-            ],
-            tags=tags,
-            opts=child,
-        )
+        # HTTPS only: the security group admits CloudFront on 443 and nothing else, so a port-80
+        # listener could never be reached (CloudFront talks to this origin https-only).
         self.https_listener = aws.lb.Listener(
             f"{name}-https",
             load_balancer_arn=self.alb.arn,
@@ -157,7 +155,7 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        aws.lb.ListenerRule(
+        self.forward_rule = aws.lb.ListenerRule(
             f"{name}-from-cloudfront",
             listener_arn=self.https_listener.arn,
             priority=100,
@@ -165,7 +163,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 {
                     "http_header": {
                         "http_header_name": ORIGIN_SECRET_HEADER,
-                        "values": [args.origin_secret],
+                        "values": args.origin_secrets,
                     }
                 }
             ],

@@ -59,6 +59,11 @@ class Network(pulumi.ComponentResource):
             tags=tagged("vpc"),
             opts=child,
         )
+        # FSBP EC2.2: adopt the VPC's default security group and strip its rules, so nothing
+        # launched without a group of its own can talk to anything.
+        aws.ec2.DefaultSecurityGroup(
+            name, vpc_id=self.vpc.id, ingress=[], egress=[], tags=tagged("default"), opts=child
+        )
         igw = aws.ec2.InternetGateway(name, vpc_id=self.vpc.id, tags=tagged("igw"), opts=child)
         public_rt = aws.ec2.RouteTable(
             f"{name}-public",

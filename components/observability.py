@@ -45,11 +45,19 @@ class Observability(pulumi.ComponentResource):
         edge_child = pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
         s, tags = args.settings, args.tags
 
+        # CloudWatch publishes to an encrypted topic only if the key policy lets it use the key,
+        # which AWS-managed alias/aws/sns cannot: one customer-managed key per region.
         self.topic = aws.sns.Topic(
-            f"{name}-alarms", kms_master_key_id="alias/aws/sns", tags=tags, opts=child
+            f"{name}-alarms",
+            kms_master_key_id=_alarm_key(f"{name}-alarms", tags, child).arn,
+            tags=tags,
+            opts=child,
         )
         self.edge_topic = aws.sns.Topic(
-            f"{name}-edge-alarms", kms_master_key_id="alias/aws/sns", tags=tags, opts=edge_child
+            f"{name}-edge-alarms",
+            kms_master_key_id=_alarm_key(f"{name}-edge-alarms", tags, edge_child).arn,
+            tags=tags,
+            opts=edge_child,
         )
         topics = ((f"{name}-alarms", self.topic, child),
                   (f"{name}-edge-alarms", self.edge_topic, edge_child))  # fmt: skip
@@ -169,6 +177,45 @@ class Observability(pulumi.ComponentResource):
             opts=child,
         )
         self.register_outputs({"alarm_topic_arn": self.topic.arn})
+
+
+def _alarm_key(name: str, tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.kms.Key:
+    """A key for an alarm topic: the account administers it, CloudWatch alarms of this account
+    may encrypt with it (kms:GenerateDataKey*, kms:Decrypt), as SNS's docs require."""
+    account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=opts.parent))
+    policy = account.account_id.apply(
+        lambda account_id: json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "AccountAdministers",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    },
+                    {
+                        "Sid": "CloudWatchAlarmsPublish",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                    },
+                ],
+            }
+        )
+    )
+    return aws.kms.Key(
+        name,
+        description=f"{name}: SNS alarm topic encryption (CloudWatch may publish)",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        policy=policy,
+        tags=tags,
+        opts=opts,
+    )
 
 
 def _rate_queries(

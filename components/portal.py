@@ -42,10 +42,19 @@ class Portal(pulumi.ComponentResource):
         tags = settings.stack_tags
 
         # CloudFront proves itself to the ALB with this header. It lives only in Pulumi state
-        # (encrypted as a secret); rotate with `pulumi up --replace <urn of this resource>`.
-        origin_secret = random.RandomPassword(
-            f"{name}-origin-secret", length=48, special=False, opts=child
-        )
+        # (encrypted as a secret). Two slots: the ALB accepts both and CloudFront sends the one
+        # `load_balancer.origin_secret_slot` names, so a rotation (replace the idle slot, then
+        # switch) never meets an edge location still sending the old value.
+        slots = {
+            slot: random.RandomPassword(
+                f"{name}-origin-secret{'' if slot == 'a' else '-b'}",
+                length=48,
+                special=False,
+                opts=child,
+            )
+            for slot in ("a", "b")
+        }
+        origin_secret = slots[settings.load_balancer.origin_secret_slot]
         us_east_1 = aws.Provider(
             f"{name}-us-east-1", region="us-east-1", default_tags={"tags": tags}, opts=child
         )
@@ -63,9 +72,9 @@ class Portal(pulumi.ComponentResource):
                 vpc_id=network.vpc.id,
                 vpc_cidr=settings.network.vpc_cidr,
                 public_subnet_ids=network.public_subnet_ids,
-                origin_secret=origin_secret.result,
+                origin_secrets=[slot.result for slot in slots.values()],
                 tags=tags,
-                force_destroy_logs=settings.ephemeral,
+                ephemeral=settings.ephemeral,
             ),
             opts=child,
         )
@@ -78,6 +87,7 @@ class Portal(pulumi.ComponentResource):
                 private_subnet_ids=network.private_subnet_ids,
                 alb_security_group_id=lb.security_group.id,
                 target_group_arn=lb.target_group.arn,
+                target_group_attached=lb.forward_rule,
                 request_count_label=pulumi.Output.concat(
                     lb.alb.arn_suffix, "/", lb.target_group.arn_suffix
                 ),
@@ -107,7 +117,7 @@ class Portal(pulumi.ComponentResource):
                     target_group_arn_suffix=lb.target_group.arn_suffix,
                     pause_alarm_names=pause_alarms,
                     alarm_topic_arn=topic_arn,
-                    deletion_protection=settings.environment == "prod",
+                    protect=not settings.ephemeral,
                     tags=tags,
                 ),
                 opts=child,
@@ -125,7 +135,7 @@ class Portal(pulumi.ComponentResource):
                 us_east_1=us_east_1,
                 admission=admission.edge if admission else None,
                 tags=tags,
-                force_destroy_logs=settings.ephemeral,
+                ephemeral=settings.ephemeral,
             ),
             opts=child,
         )

@@ -23,6 +23,8 @@ class PrivateBucketArgs:
     """Let `pulumi destroy` delete the bucket with its objects (ephemeral stacks only)."""
     grants: Callable[[pulumi.Output[str]], pulumi.Input[Sequence[dict[str, Any]]]] | None = None
     """Policy statements allowing the bucket's writers/readers, given the bucket ARN."""
+    protect: bool = False
+    """Protect the bucket from deletion and replacement (every stack but PR previews)."""
 
 
 class PrivateBucket(pulumi.ComponentResource):
@@ -33,6 +35,8 @@ class PrivateBucket(pulumi.ComponentResource):
 
     bucket: aws.s3.Bucket
     policy: aws.s3.BucketPolicy
+    ownership: aws.s3.BucketOwnershipControls
+    """Whatever writes with ACLs (CloudFront logs) must wait for it."""
 
     def __init__(
         self, name: str, args: PrivateBucketArgs, opts: pulumi.ResourceOptions | None = None
@@ -40,7 +44,10 @@ class PrivateBucket(pulumi.ComponentResource):
         super().__init__("floodgate:private_bucket:PrivateBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.bucket = aws.s3.Bucket(
-            name, force_destroy=args.force_destroy, tags=args.tags, opts=child
+            name,
+            force_destroy=args.force_destroy,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         aws.s3.BucketPublicAccessBlock(
             name,
@@ -62,7 +69,7 @@ class PrivateBucket(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        aws.s3.BucketOwnershipControls(
+        self.ownership = aws.s3.BucketOwnershipControls(
             name,
             bucket=self.bucket.id,
             rule={

@@ -15,7 +15,9 @@ from components.service_role import service_role
 from planning.settings import FleetSettings, LoadBalancerSettings
 
 DEFAULT_USER_DATA = Path(__file__).resolve().parent.parent / "functions/instance/user_data.sh"
-AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+
+RUNTIME_MANAGED = ["desiredCapacity", "minSize", "maxSize", "warmPool"]
+"""Group values that scheduled actions, scaling and the pre-scale job change at run time."""
 
 # Group metrics the alarms and dashboard read (1-minute granularity, no extra charge).
 _M = aws.autoscaling.Metric
@@ -39,10 +41,13 @@ class WebFleetArgs:
     private_subnet_ids: list[pulumi.Output[str]]
     alb_security_group_id: pulumi.Input[str]
     target_group_arn: pulumi.Input[str]
+    target_group_attached: pulumi.Resource
+    """The listener rule forwarding to the target group: AWS refuses ALBRequestCountPerTarget
+    scaling until the target group is attached to the load balancer."""
     request_count_label: pulumi.Input[str]
+    """`<alb arn suffix>/<target group arn suffix>` for ALBRequestCountPerTarget."""
     warm_pool_min_size: int | None = None
     """Warm pool sized for the coming event; None keeps the settings' size."""
-    """`<alb arn suffix>/<target group arn suffix>` for ALBRequestCountPerTarget."""
     tags: dict[str, str]
 
 
@@ -94,16 +99,9 @@ class WebFleet(pulumi.ComponentResource):
             opts=child,
         )
 
-        image_id: pulumi.Input[str] = (
-            s.ami_id
-            or aws.ssm.get_parameter_output(
-                name=AL2023_PARAMETER.format(arch=s.architecture),
-                opts=pulumi.InvokeOutputOptions(parent=self),
-            ).value
-        )
         self.launch_template = aws.ec2.LaunchTemplate(
             name,
-            image_id=image_id,
+            image_id=s.ami_id,  # pinned per stack: a new AMI rolls the fleet
             instance_type=s.instance_types[0],
             update_default_version=True,
             iam_instance_profile={"arn": profile.arn},
@@ -148,12 +146,15 @@ class WebFleet(pulumi.ComponentResource):
         }
         launch: dict[str, Any]
         if s.warm_pool is not None:
+            pool_size = (
+                s.warm_pool.min_size if args.warm_pool_min_size is None else args.warm_pool_min_size
+            )
             launch = {
                 "launch_template": template_ref,
                 "warm_pool": {
                     "pool_state": s.warm_pool.state,
-                    "min_size": args.warm_pool_min_size or s.warm_pool.min_size,
-                    "max_group_prepared_capacity": s.warm_pool.max_prepared,
+                    "min_size": pool_size,
+                    "max_group_prepared_capacity": s.prepared_capacity(pool_size),
                     "instance_reuse_policy": {"reuse_on_scale_in": True},
                 },
             }
@@ -198,7 +199,12 @@ class WebFleet(pulumi.ComponentResource):
                     "min_healthy_percentage": 100,
                     "max_healthy_percentage": 200,
                     "skip_matching": True,
-                    "auto_rollback": True,
+                    # No auto_rollback: the provider points the group at the new template
+                    # version before the refresh starts, so a rollback would return to it
+                    # (terraform-provider-aws #34189). Checkpoints let an operator stop a bad
+                    # refresh with most of the fleet still on the old version.
+                    "checkpoint_percentages": [10, 50, 100],
+                    "checkpoint_delay": str(s.default_warmup_s * 3),
                 },
             },
             enabled_metrics=GROUP_METRICS,
@@ -209,11 +215,14 @@ class WebFleet(pulumi.ComponentResource):
                 for k, v in sorted(tags.items())
             ],
             **launch,
-            # Scaling policies, scheduled actions and the pre-scale script own desired capacity.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desired_capacity"]),
+            # Pulumi sets sizes and the warm pool when it creates the group; after that scaling
+            # policies, scheduled actions and the pre-scale job own them, and a `pulumi up
+            # --refresh` mid-event must not put them back.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=RUNTIME_MANAGED),
         )
         aws.autoscaling.Policy(
             f"{name}-requests",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.target_group_attached]),
             autoscaling_group_name=self.group.name,
             policy_type="TargetTrackingScaling",
             target_tracking_configuration={
@@ -223,7 +232,6 @@ class WebFleet(pulumi.ComponentResource):
                 },
                 "target_value": s.scaling.requests_per_target,
             },
-            opts=child,
         )
         aws.autoscaling.Policy(
             f"{name}-cpu",

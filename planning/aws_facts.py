@@ -53,3 +53,8 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
     2922, 3288, 3653,
 )  # fmt: skip
+
+# DynamoDB's default table-level throughput quota (read and write units per second, on-demand):
+# warm throughput cannot exceed it. Raise it with Service Quotas before asking for more.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
+DDB_TABLE_QUOTA_UNITS_PER_S = 40_000

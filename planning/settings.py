@@ -105,12 +105,33 @@ class LoadBalancerSettings(_Model):
     idle_timeout_s: int = Field(default=60, ge=1, le=4000)
     # Portal requests finish in seconds; 30 s lets them drain without slowing scale-in.
     deregistration_delay_s: int = Field(default=30, ge=0, le=3600)
-    # New instances get a 60 s linear ramp so a cold JVM/cache is not hit with a full share.
-    slow_start_s: int = Field(default=60, ge=0, le=900)
+    load_balancing_algorithm: Literal["least_outstanding_requests", "round_robin"] = (
+        "least_outstanding_requests"
+    )
+    """Least outstanding requests keeps a slow instance from piling up requests in a surge."""
+    slow_start_s: int = Field(default=0, ge=0, le=900)
+    """Linear ramp for new targets (30-900 s, 0 off). AWS refuses slow start together with
+    least outstanding requests; warm-pool instances arrive initialised and need none."""
+    origin_secret_slot: Literal["a", "b"] = "a"
+    """Which of the two origin secrets CloudFront sends; the ALB accepts both, so switching
+    slots never answers 403 while CloudFront propagates (see README, rotating the secret)."""
     minimum_capacity_units: int = Field(default=0, ge=0)
     """Standing LCU reservation; 0 means none. Event-time raises are the pre-scale script's."""
     deletion_protection: bool = True
     access_log_retention_days: int = Field(default=90, ge=1)
+
+    @model_validator(mode="after")
+    def _slow_start(self) -> Self:
+        if self.slow_start_s and self.load_balancing_algorithm == "least_outstanding_requests":
+            raise _at(
+                "slow_start_s",
+                self.slow_start_s,
+                "must be 0 with load_balancing_algorithm least_outstanding_requests: AWS "
+                "cannot enable both (set round_robin to use slow start)",
+            )
+        if self.slow_start_s and self.slow_start_s < 30:
+            raise _at("slow_start_s", self.slow_start_s, "must be 0 (off) or 30-900 seconds")
+        return self
 
     @field_validator("tls_policy")
     @classmethod
@@ -144,7 +165,9 @@ class WarmPoolSettings(_Model):
 
     min_size: int = Field(default=1, ge=0)
     max_prepared: int | None = Field(default=None, ge=0)
-    """Upper bound of group + pool; None lets AWS use the group's max size."""
+    """Upper bound of group + pool (MaxGroupPreparedCapacity). Unset, AWS would keep
+    max_size - desired instances prepared (114 for prod); None here means the fleet's
+    min_size + this pool's min_size, so the pool holds min_size whatever desired is."""
     state: Literal["Stopped", "Hibernated", "Running"] = "Stopped"
 
 
@@ -166,8 +189,10 @@ class FleetSettings(_Model):
     """Instances always on demand, before any spot share applies."""
     spot_pct: int = Field(default=0, ge=0, le=100)
     """Share of capacity above the base that may be spot."""
-    ami_id: str | None = None
-    """Fixed AMI; None resolves the latest Amazon Linux 2023 from the public SSM parameter."""
+    ami_id: str
+    """The AMI, pinned per stack: a new one rolls the whole fleet and warm pool, so it changes
+    only when someone bumps it (latest AL2023: `aws ssm get-parameter --name
+    /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64`)."""
     user_data: str | None = None
     """Cloud-init script; None installs a minimal server answering the health check."""
     root_volume_gb: int = Field(default=20, ge=8, le=16384)
@@ -198,9 +223,9 @@ class FleetSettings(_Model):
 
     @field_validator("ami_id")
     @classmethod
-    def _ami(cls, value: str | None) -> str | None:
-        if value is not None and not _AMI_ID.match(value):
-            raise ValueError("must look like ami-0123456789abcdef0, or be omitted for AL2023")
+    def _ami(cls, value: str) -> str:
+        if not _AMI_ID.match(value):
+            raise ValueError("must look like ami-0123456789abcdef0")
         return value
 
     @model_validator(mode="after")
@@ -242,6 +267,14 @@ class FleetSettings(_Model):
     def architecture(self) -> Literal["arm64", "x86_64"]:
         return architecture(self.instance_types[0])
 
+    def prepared_capacity(self, pool_size: int) -> int:
+        """MaxGroupPreparedCapacity that keeps exactly `pool_size` instances in the warm pool:
+        AWS sizes the pool as max(pool min size, this - desired), and desired >= min_size."""
+        pool = self.warm_pool
+        if pool is not None and pool.max_prepared is not None:
+            return pool.max_prepared
+        return min(self.max_size, self.min_size + pool_size)
+
 
 class EdgeSettings(_Model):
     """CloudFront distribution and its failover."""
@@ -268,6 +301,11 @@ class EdgeSettings(_Model):
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
         return [_check_domain(d) for d in value]
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _log_retention(cls, value: int) -> int:
+        return _check_retention(value)  # also the WAF log group's retention
 
     @field_validator("certificate_arn")
     @classmethod
@@ -448,7 +486,13 @@ class AdmissionSettings(_Model):
     calm_minutes: int = Field(default=10, ge=1, le=240)
     """Switch queue -> open only after this long calm: below open_below_load_pct, none waiting."""
     design_joins_per_s: int = Field(default=20_000, ge=100, le=100_000)
-    """Joins per second the table is pre-warmed for (3 writes each; see functions/admission)."""
+    """Joins per second the room is designed for (3 writes each; see functions/admission). The
+    table is pre-warmed for it up to `table_quota_units_per_s`."""
+    table_quota_units_per_s: int = Field(
+        default=aws_facts.DDB_TABLE_QUOTA_UNITS_PER_S, ge=4_000, le=1_000_000
+    )
+    """The account's DynamoDB table-level throughput quota (read and write units/s, 40,000 by
+    default): warm throughput is capped at it. Raise the quota first, then this."""
     join_concurrency: int = Field(default=100, ge=1, le=900)
     status_concurrency: int = Field(default=200, ge=1, le=900)
     api_rate_limit: int = Field(default=10_000, ge=1, le=10_000)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import runpy
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,17 +47,12 @@ INVOKE_RESULTS: dict[str, dict[str, Any]] = {
         "filters": [],
         "tags": {},
     },
-    # SSM GetParameter on /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-*:
-    # a String parameter whose value is the current Amazon Linux 2023 AMI id in the region.
-    "aws:ssm/getParameter:getParameter": {
-        "id": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
-        "arn": "arn:aws:ssm:ca-central-1::parameter/aws/service/ami-amazon-linux-latest/"
-        "al2023-ami-kernel-default-x86_64",
-        "type": "String",
-        "value": "ami-0c9f0b5e1a2d3c4b5",
-        "version": 87,
-        "insecureValue": "ami-0c9f0b5e1a2d3c4b5",
-        "withDecryption": True,
+    # STS GetCallerIdentity: the account the credentials belong to (key policies name it).
+    "aws:index/getCallerIdentity:getCallerIdentity": {
+        "id": "123456789012",
+        "accountId": "123456789012",
+        "arn": "arn:aws:iam::123456789012:user/offline",
+        "userId": "AIDAOFFLINEOFFLINE0001",
     },
 }
 
@@ -68,10 +64,14 @@ def _suffix(*parts: str, length: int = 8) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
 
 
-def _computed(token: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Provider-computed outputs for the resource types Floodgate reads back."""
+def _computed(
+    token: str, name: str, inputs: Mapping[str, Any], region: str = "ca-central-1"
+) -> tuple[str, dict[str, Any]]:
+    """Provider-computed outputs for the resource types Floodgate reads back, as AWS shapes
+    them in `region` (the resource's provider's)."""
     h = _suffix(token, name)
-    region = "us-east-1" if "cloudfront" in token or "wafv2" in token else "ca-central-1"
+    if "cloudfront" in token or "wafv2" in token:
+        region = "us-east-1"
     arn = f"arn:aws:{token.split(':')[1].split('/', maxsplit=1)[0]}:{region}:{ACCOUNT}:{name}"
     out: dict[str, Any] = {"arn": arn}
     match token:
@@ -121,15 +121,23 @@ def _computed(token: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, di
                 "arn": f"arn:aws:apigateway:ca-central-1::/apis/{api_id}",
             }
         case "aws:lambda/function:Function":
-            fn_arn = f"arn:aws:lambda:ca-central-1:{ACCOUNT}:function:{inputs.get('name', name)}"
+            fn_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{inputs.get('name', name)}"
+            version = "1" if inputs.get("publish") else "$LATEST"
             out |= {
                 "arn": fn_arn,
                 "name": inputs.get("name") or f"{name}-{h}",
-                "invokeArn": "arn:aws:apigateway:ca-central-1:lambda:path/2015-03-31/functions/"
+                "version": version,
+                "qualifiedArn": f"{fn_arn}:{version}",
+                "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
                 f"{fn_arn}/invocations",
             }
+        case "aws:cloudfront/function:Function":
+            out |= {"arn": f"arn:aws:cloudfront::{ACCOUNT}:function/{inputs.get('name', name)}"}
+        case "aws:kms/key:Key":
+            key_id = str(uuid.UUID(_suffix(name, length=32)))
+            return key_id, {"arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}", "keyId": key_id}
         case "aws:lambda/layerVersion:LayerVersion":
-            out |= {"arn": f"arn:aws:lambda:ca-central-1:{ACCOUNT}:layer:{name}:1"}
+            out |= {"arn": f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{name}:1"}
         case "aws:cloudfront/keyValueStore:KeyValueStore":
             out |= {"arn": f"arn:aws:cloudfront::{ACCOUNT}:key-value-store/{h}"}
         case "aws:dynamodb/table:Table" | "aws:cloudwatch/metricAlarm:MetricAlarm":
@@ -157,10 +165,15 @@ class Registration:
     provider: str = ""
     """Provider reference `<urn>::<id>`; empty for the default provider."""
     ignore_changes: tuple[str, ...] = ()
+    protect: bool = False
+    dependencies: tuple[str, ...] = ()
+    """URNs this resource depends on (explicit `depends_on` and the Outputs it reads)."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """Inputs plus what the provider computes (mocked): what the engine shows stack policies."""
 
     def revealed(self) -> dict[str, Any]:
         """Inputs with secrets unwrapped, for tests that check what a secret carries."""
-        return _reveal(self.inputs)
+        return reveal(self.inputs)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -175,8 +188,16 @@ class Registration:
 class OfflineCloud(Mocks):
     """Pulumi mocks: provider-computed outputs for resources, INVOKE_RESULTS for calls."""
 
+    def __init__(self) -> None:
+        self.provider_regions: dict[str, str] = {}
+        """Explicit aws providers by name -> their region (resources they manage live there)."""
+
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        resource_id, outputs = _computed(args.typ, args.name, args.inputs)
+        if args.typ == "pulumi:providers:aws" and args.inputs.get("region"):
+            self.provider_regions[args.name] = args.inputs["region"]
+        provider = (args.provider or "").split("::")
+        region = self.provider_regions.get(provider[-2] if len(provider) > 2 else "")
+        resource_id, outputs = _computed(args.typ, args.name, args.inputs, region or "ca-central-1")
         return resource_id, {**args.inputs, **outputs}
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -219,6 +240,9 @@ class _RecordingMonitor(MockMonitor):
                     id=response.id,
                     provider=request.provider,
                     ignore_changes=tuple(request.ignoreChanges),
+                    protect=bool(request.protect),
+                    dependencies=tuple(request.dependencies),
+                    outputs=rpc.deserialize_properties(response.object),
                 )
             )
         return response
@@ -327,13 +351,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _reveal(value: Any) -> Any:
+def reveal(value: Any) -> Any:
+    """Secrets unwrapped, at any depth."""
     if rpc.is_rpc_secret(value):
-        return _reveal(rpc.unwrap_rpc_secret(value))
+        return reveal(rpc.unwrap_rpc_secret(value))
     if isinstance(value, dict):
-        return {k: _reveal(v) for k, v in value.items()}
+        return {k: reveal(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_reveal(v) for v in value]
+        return [reveal(v) for v in value]
     return value
 
 

@@ -26,6 +26,8 @@ from planning.event_plan import EventPlan, PlanError, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
 from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
 from scripts.plan_diff import PlanDiffError, compare, load_plan, to_markdown
+from scripts.policy import summary as policy_summary
+from scripts.policy import verdicts_for
 
 
 def key_settings(settings: Settings) -> list[str]:
@@ -39,7 +41,7 @@ def key_settings(settings: Settings) -> list[str]:
     return [
         f"region           {settings.region} ({', '.join(settings.network.zones)})",
         f"fleet            min {f.min_size} / max {f.max_size}, warm pool {pool}, "
-        f"types {', '.join(f.instance_types)}, spot {f.spot_pct}%",
+        f"types {', '.join(f.instance_types)}, spot {f.spot_pct}%, AMI {f.ami_id}",
         f"LCU reservation  {lb.minimum_capacity_units or 'none'}",
         f"WAF rate limit   {settings.waf.rate_limit} req per IP per "
         f"{settings.waf.evaluation_window_s} s",
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(render_tree(run)))
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     print(f"\n{len(run.registrations)} resources -> {shown}")
+    print(policy_summary(verdicts_for(run)) + " (make policy STACK=... for the table)")
     return 0
 
 

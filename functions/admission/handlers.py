@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
 
 from . import admin as admin_actions
 from . import inlet as inlet_run
@@ -24,6 +25,18 @@ from .tokens import COOKIE
 
 VISITOR_COOKIE = "fg_visitor"
 VISITOR_MAX_AGE_S = 2 * 86_400
+OVERLOAD_RETRY_S = 10
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ThrottlingException",
+        "TooManyRequestsException",
+    }
+)
+"""DynamoDB, Secrets Manager and Lambda throttling errors (botocore ClientError codes)."""
+DEADLINE_MARGIN_S = 3
+"""The inlet stops stepping this long before its timeout: the last step and its writes fit."""
 _cache: dict[str, Room] = {}
 clock: Callable[[], float] = time.time
 """Seconds since the epoch; tests replace it to move time."""
@@ -82,8 +95,10 @@ def summary(event: dict[str, Any], context: object = None, the_room: Room | None
 
 
 def inlet(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    """EventBridge Scheduler, every minute."""
-    reports = inlet_run.run(room())
+    """EventBridge Scheduler, every minute; stops stepping DEADLINE_MARGIN_S before timeout."""
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    deadline = clock() + remaining_ms() / 1000 - DEADLINE_MARGIN_S if remaining_ms else None
+    reports = inlet_run.run(room(), deadline=deadline)
     print(json.dumps({"inlet": reports}))
     return {"steps": len(reports), "last": reports[-1]}
 
@@ -103,6 +118,16 @@ def _http(act: Any, the_room: Room | None, cache: str = "private, max-age=2") ->
         body = act(the_room or room())
     except RoomError as error:
         return _response(error.status, {"error": error.code, "message": str(error)}, "no-store")
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code not in THROTTLING_CODES:
+            raise
+        # Overload is a 429, never a 5xx: CloudFront's custom error responses would replace a
+        # 5xx with the HTML high-demand page and cache it for every poller at that edge.
+        print(json.dumps({"throttled": code}))
+        response = _response(429, {"error": "busy", "retry_after_s": OVERLOAD_RETRY_S}, "no-store")
+        response["headers"]["retry-after"] = str(OVERLOAD_RETRY_S)
+        return response
     cookies = []
     if body.get("visitor"):
         cookies.append(

@@ -202,15 +202,23 @@ def run(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     steps: int | None = None,
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
-    """One scheduled invocation: reconcile the KeyValueStore, then 60 / step_s steps."""
+    """One scheduled invocation: reconcile the KeyValueStore, then up to 60 / step_s steps.
+
+    No step starts after `deadline` (epoch s; the handler sets it from the Lambda timeout): a
+    run that overlaps the next minute's would be throttled (reserved concurrency 1).
+    """
     sync_kvs(room, clock())
     count = steps if steps is not None else max(1, 60 // room.config.step_s)
     reports = []
     for i in range(count):
         reports.append(step(room, clock()))
-        if i < count - 1:
-            sleep(room.config.step_s)
+        if i == count - 1:
+            break
+        if deadline is not None and clock() + room.config.step_s > deadline:
+            break
+        sleep(room.config.step_s)
     return reports
 
 

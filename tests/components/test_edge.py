@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 
 import pulumi
@@ -168,17 +169,58 @@ def test_high_demand_page_is_bilingual_and_self_contained() -> None:
     assert "<script" not in html and "http" not in html.replace("http-equiv", "")
 
 
-def test_every_failover_behaviour_redirects_s3_misses_to_the_page(run, distribution) -> None:
-    function = run.one("aws:cloudfront/function:Function")
-    assert function.inputs["runtime"] == "cloudfront-js-2.0"
-    assert "AmazonS3" in function.inputs["code"]
+def test_every_failover_behaviour_sends_failed_over_requests_to_the_page(run, distribution) -> None:
+    """CloudFront runs origin-request triggers again for the secondary origin; viewer-response
+    functions never see a response >= 400, so none is used (edge-functions-restrictions)."""
+    function = run.one("aws:lambda/function:Function")
+    assert function.inputs["handler"] == "failover_origin.handler"
     behaviours = [distribution.inputs["defaultCacheBehavior"],
                   *distribution.inputs["orderedCacheBehaviors"]]  # fmt: skip
     for behaviour in behaviours:
-        associations = behaviour.get("functionAssociations") or []
+        assert all(a["eventType"] != "viewer-response" for a in behaviour["functionAssociations"])
+        triggers = behaviour.get("lambdaFunctionAssociations") or []
         if behaviour["targetOriginId"] == PORTAL_GROUP:
-            (association,) = associations
-            assert association["eventType"] == "viewer-response"
-            assert association["functionArn"].endswith("edge-failover-page")
+            (trigger,) = triggers
+            assert trigger["eventType"] == "origin-request"
+            assert trigger["lambdaArn"] == function.outputs["qualifiedArn"]
         else:
-            assert associations == []
+            assert triggers == []
+
+
+def test_failover_trigger_meets_lambda_at_edge_rules(run) -> None:
+    function = run.one("aws:lambda/function:Function")
+    f = function.inputs
+    assert function.outputs["arn"].startswith("arn:aws:lambda:us-east-1:")
+    assert f["publish"] is True and f["architectures"] == ["x86_64"]
+    assert "layers" not in f and "environment" not in f and f["timeout"] <= 30
+    assert f["skipDestroy"] is True, "replicas outlive the association; destroy must not fail"
+    role = run.one("aws:iam/role:Role").inputs
+    (statement,) = json.loads(role["assumeRolePolicy"])["Statement"]
+    assert set(statement["Principal"]["Service"]) == {
+        "lambda.amazonaws.com",
+        "edgelambda.amazonaws.com",
+    }
+
+
+def test_large_form_posts_pass_the_common_rule_set_on_write_paths_only(run, prod) -> None:
+    rules = {r["name"]: r for r in run.one("aws:wafv2/webAcl:WebAcl").inputs["rules"]}
+    common = rules["AWSManagedRulesCommonRuleSet"]["statement"]["managedRuleGroupStatement"]
+    assert common["ruleActionOverrides"] == [
+        {"name": "SizeRestrictions_BODY", "actionToUse": {"count": {}}}
+    ]
+    scoped = rules["large-body-outside-write-paths"]
+    assert "block" in scoped["action"]
+    label, outside = scoped["statement"]["andStatement"]["statements"]
+    assert label["labelMatchStatement"]["key"].endswith("SizeRestrictions_Body")
+    (write_path,) = outside["notStatement"]["statements"]
+    pattern = re.compile(write_path["regexMatchStatement"]["regexString"])
+    assert all(pattern.match(p.rstrip("*") + "form") for p in prod.edge.write_path_patterns)
+    assert not pattern.match("/apply") and not pattern.match("/x/api/")
+
+
+def test_waf_logs_redact_cookies_and_credentials(run) -> None:
+    config = run.one("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration").inputs
+    redacted = {f["singleHeader"]["name"] for f in config["redactedFields"]}
+    assert redacted == {"cookie", "authorization"}
+    group = next(g for g in run.of_type("aws:cloudwatch/logGroup:LogGroup") if "waf" in g.name)
+    assert group.inputs["name"].startswith("aws-waf-logs-"), "WAF writes only to aws-waf-logs-*"

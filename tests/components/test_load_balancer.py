@@ -24,7 +24,7 @@ def build(evaluate, settings, secret: str = "s3cret"):
                 vpc_id="vpc-1",
                 vpc_cidr=settings.network.vpc_cidr,
                 public_subnet_ids=[pulumi.Output.from_input("subnet-a")],
-                origin_secret=pulumi.Output.secret(secret),
+                origin_secrets=[pulumi.Output.secret(secret), pulumi.Output.secret("next")],
                 tags={},
             ),
         )
@@ -56,19 +56,17 @@ def test_only_requests_with_the_secret_header_are_forwarded(evaluate, prod) -> N
     (condition,) = rule.revealed()["conditions"]
     assert condition["httpHeader"] == {
         "httpHeaderName": ORIGIN_SECRET_HEADER,
-        "values": ["from-cloudfront"],
-    }
+        "values": ["from-cloudfront", "next"],
+    }, "both rotation slots: a slot switch never meets an edge still sending the other"
     (action,) = rule.revealed()["actions"]
     assert action["type"] == "forward"
     assert ":targetgroup/lb/" in action["targetGroupArn"]
 
 
-def test_http_redirects_to_https(evaluate, prod) -> None:
-    http = next(
-        r for r in build(evaluate, prod).of_type("aws:lb/listener:Listener") if r.name == "lb-http"
-    )
-    (action,) = http.inputs["defaultActions"]
-    assert action["redirect"] == {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
+def test_https_is_the_only_listener(evaluate, prod) -> None:
+    """The security group admits 443 only: a port-80 listener could never be reached."""
+    listeners = build(evaluate, prod).of_type("aws:lb/listener:Listener")
+    assert [(r.inputs["port"], r.inputs["protocol"]) for r in listeners] == [(443, "HTTPS")]
 
 
 def test_alb_hardening_and_reservation(evaluate, prod) -> None:
@@ -80,6 +78,12 @@ def test_alb_hardening_and_reservation(evaluate, prod) -> None:
     assert alb["minimumLoadBalancerCapacity"] == {"capacityUnits": 100}
 
 
+def test_reservation_is_left_to_the_prescale_job_after_creation(evaluate, prod) -> None:
+    """A refresh must not undo an event's raise (and spend one of two daily decreases)."""
+    alb = build(evaluate, prod).one("aws:lb/loadBalancer:LoadBalancer")
+    assert alb.ignore_changes == ("minimumLoadBalancerCapacity",)
+
+
 def test_dev_has_no_reservation_and_can_be_deleted(evaluate, dev) -> None:
     alb = build(evaluate, dev).one("aws:lb/loadBalancer:LoadBalancer").inputs
     assert "minimumLoadBalancerCapacity" not in alb
@@ -89,7 +93,11 @@ def test_dev_has_no_reservation_and_can_be_deleted(evaluate, dev) -> None:
 def test_target_group_drains_and_ramps_on_purpose(evaluate, prod) -> None:
     group = build(evaluate, prod).one("aws:lb/targetGroup:TargetGroup").inputs
     assert group["deregistrationDelay"] == 30
-    assert group["slowStart"] == 60
+    # AWS refuses slow start together with least outstanding requests.
+    assert (group["slowStart"], group["loadBalancingAlgorithmType"]) == (
+        0,
+        "least_outstanding_requests",
+    )
     assert group["healthCheck"]["path"] == "/healthz"
     assert group["port"] == prod.load_balancer.app_port
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 import base64
 
 import pulumi
+import pulumi_aws as aws
 
-from components.web_fleet import WebFleet, WebFleetArgs
+from components.web_fleet import RUNTIME_MANAGED, WebFleet, WebFleetArgs
 from planning.settings import Settings
-from scripts.offline_cloud import INVOKE_RESULTS
 from tests.conftest import settings_with
 
-AL2023_AMI = INVOKE_RESULTS["aws:ssm/getParameter:getParameter"]["value"]
 
-
-def build(evaluate, settings: Settings):
-    return evaluate(
-        lambda: WebFleet(
+def build(evaluate, settings: Settings, warm_pool_min_size: int | None = None):
+    def program() -> None:
+        attached = aws.lb.ListenerRule(
+            "forward", listener_arn="arn:listener", actions=[], conditions=[]
+        )
+        WebFleet(
             "web",
             WebFleetArgs(
                 settings=settings.fleet,
@@ -25,11 +26,14 @@ def build(evaluate, settings: Settings):
                 private_subnet_ids=[pulumi.Output.from_input(f"subnet-{i}") for i in range(3)],
                 alb_security_group_id="sg-alb",
                 target_group_arn="arn:tg",
+                target_group_attached=attached,
                 request_count_label="app/lb/1/targetgroup/tg/2",
+                warm_pool_min_size=warm_pool_min_size,
                 tags={"team": "portal"},
             ),
         )
-    )
+
+    return evaluate(program)
 
 
 def test_instances_require_imdsv2_and_get_no_public_ip(evaluate, prod) -> None:
@@ -47,11 +51,11 @@ def test_root_volume_is_encrypted_gp3(evaluate, prod) -> None:
     assert disk["ebs"]["encrypted"] == "true"
 
 
-def test_ami_comes_from_the_al2023_parameter_unless_pinned(evaluate, prod, prod_config) -> None:
+def test_ami_is_the_one_pinned_in_the_stack(evaluate, prod, prod_config) -> None:
     template = build(evaluate, prod).one("aws:ec2/launchTemplate:LaunchTemplate")
-    assert template.inputs["imageId"] == AL2023_AMI
-    pinned = settings_with(prod_config, fleet__ami_id="ami-0123456789abcdef0")
-    template = build(evaluate, pinned).one("aws:ec2/launchTemplate:LaunchTemplate")
+    assert template.inputs["imageId"] == prod.fleet.ami_id
+    bumped = settings_with(prod_config, fleet__ami_id="ami-0123456789abcdef0")
+    template = build(evaluate, bumped).one("aws:ec2/launchTemplate:LaunchTemplate")
     assert template.inputs["imageId"] == "ami-0123456789abcdef0"
 
 
@@ -87,7 +91,8 @@ def test_instance_role_has_only_ssm(evaluate, prod) -> None:
 def test_group_uses_elb_health_checks_and_never_fights_scaling(evaluate, prod) -> None:
     group = build(evaluate, prod).one("aws:autoscaling/group:Group")
     assert group.inputs["healthCheckType"] == "ELB"
-    assert group.ignore_changes == ("desiredCapacity",)
+    assert group.ignore_changes == tuple(RUNTIME_MANAGED)
+    assert set(RUNTIME_MANAGED) == {"desiredCapacity", "minSize", "maxSize", "warmPool"}
     assert group.inputs["vpcZoneIdentifiers"] == ["subnet-0", "subnet-1", "subnet-2"]
     assert group.inputs["instanceMaintenancePolicy"]["minHealthyPercentage"] == 100
     assert group.inputs["defaultInstanceWarmup"] == prod.fleet.default_warmup_s
@@ -97,6 +102,29 @@ def test_template_changes_start_an_instance_refresh(evaluate, prod) -> None:
     group = build(evaluate, prod).one("aws:autoscaling/group:Group").inputs
     assert group["launchTemplate"]["version"] == "1", "pinned latest_version, not $Latest"
     assert group["instanceRefresh"]["strategy"] == "Rolling"
+    # terraform-provider-aws #34189: the group already points at the new version, so an
+    # automatic rollback would roll "back" to it; checkpoints let an operator stop instead.
+    assert "autoRollback" not in group["instanceRefresh"]["preferences"]
+    assert group["instanceRefresh"]["preferences"]["checkpointPercentages"][-1] == 100
+
+
+def test_warm_pool_holds_its_size_not_max_minus_desired(evaluate, prod) -> None:
+    """Without MaxGroupPreparedCapacity AWS keeps max - desired (120 - 6 = 114) prepared."""
+    pool = build(evaluate, prod).one("aws:autoscaling/group:Group").inputs["warmPool"]
+    assert pool["maxGroupPreparedCapacity"] == prod.fleet.min_size + pool["minSize"] == 18
+
+
+def test_a_planned_empty_warm_pool_stays_empty(evaluate, prod) -> None:
+    pool = build(evaluate, prod, warm_pool_min_size=0).one("aws:autoscaling/group:Group")
+    assert pool.inputs["warmPool"]["minSize"] == 0
+    assert pool.inputs["warmPool"]["maxGroupPreparedCapacity"] == prod.fleet.min_size
+
+
+def test_request_scaling_waits_for_the_target_group_to_be_attached(evaluate, prod) -> None:
+    run = build(evaluate, prod)
+    rule = run.one("aws:lb/listenerRule:ListenerRule")
+    (requests,) = [p for p in run.of_type("aws:autoscaling/policy:Policy") if "requests" in p.name]
+    assert rule.urn in requests.dependencies
 
 
 def test_prod_keeps_a_warm_pool_of_stopped_instances(evaluate, prod) -> None:

@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from functions.admission import admin, handlers, inlet, tokens
+from functions.admission import room as room_module
 from functions.admission.room import (
     SEAL_GRACE_S,
     SEQ_SPAN,
@@ -279,3 +281,46 @@ def test_config_from_env_reads_every_setting() -> None:
                               "FG_ALARM_NAMES": "a,b"})  # fmt: skip
     assert (config.table, config.step_s, config.queue_at_load) == ("t", 15, 0.7)
     assert config.alarm_names == "a,b" and config.max_admit_per_s == 200
+
+
+def test_throttled_queue_api_answers_429_json_never_5xx(room, monkeypatch) -> None:
+    """A 5xx would be replaced by CloudFront's HTML high-demand page, cached for every poller."""
+
+    def throttled(*_args, **_kwargs):
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+            "PutItem",
+        )
+
+    monkeypatch.setattr(room_module.Room, "join", throttled)
+    answer = handlers.join({"cookies": []}, None, room)
+    assert answer["statusCode"] == 429
+    assert answer["headers"]["content-type"] == "application/json"
+    assert answer["headers"]["retry-after"] == str(handlers.OVERLOAD_RETRY_S)
+    assert answer["headers"]["cache-control"] == "no-store"
+
+
+def test_a_bug_still_fails_loudly_for_the_error_alarm(room, monkeypatch) -> None:
+    def broken(*_args, **_kwargs):
+        raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad"}}, "PutItem")
+
+    monkeypatch.setattr(room_module.Room, "join", broken)
+    with pytest.raises(ClientError):
+        handlers.join({"cookies": []}, None, room)
+
+
+def test_inlet_starts_no_step_past_its_deadline(room) -> None:
+    """The schedule fires every 60 s with reserved concurrency 1: an overrun throttles the
+    next run, so the run stops stepping before the Lambda timeout."""
+    now = [T0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    reports = inlet.run(room, clock=lambda: now[0], sleep=sleep, deadline=T0 + 35)
+    assert len(reports) == 4, "steps at +0, +10, +20, +30; +40 would pass the deadline"
+    assert now[0] <= T0 + 35
+    full = inlet.run(room, clock=lambda: now[0], sleep=sleep)
+    assert len(full) == 60 // room.config.step_s

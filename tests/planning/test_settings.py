@@ -165,6 +165,14 @@ INVALID: list[tuple[str, Any, str]] = [
         r"alarms\.response_time_p99_s: must be >= response_time_p95_s \(1\.0\) \(got 0\.5\)",
     ),
     ("fleet.ami_id", "ubuntu", r"fleet\.ami_id: must look like ami-0123456789abcdef0"),
+    (
+        "load_balancer.slow_start_s",
+        60,
+        r"load_balancer\.slow_start_s: must be 0 with load_balancing_algorithm "
+        r"least_outstanding_requests: AWS cannot enable both",
+    ),
+    ("edge.log_retention_days", 100, r"edge\.log_retention_days: must be one of CloudWatch"),
+    ("admission.table_quota_units_per_s", 100, r"admission\.table_quota_units_per_s: .*greater"),
     ("tags", {"aws:owner": "x"}, r"tags: tag 'aws:owner': keys are 1-128 characters"),
     (
         "admission.open_below_load_pct",
@@ -189,6 +197,21 @@ def test_invalid_setting_names_key_value_and_rule(prod_config, key, value, messa
     with pytest.raises(SettingsError) as caught:
         settings_with(prod_config, **{key.replace(".", "__"): value})
     assert re.search(message, str(caught.value)), str(caught.value)
+
+
+def test_the_ami_is_pinned_in_every_stack(prod_config) -> None:
+    """An AMI looked up on every run would roll the fleet on any `pulumi up`."""
+    del prod_config["floodgate:settings"]["fleet"]["ami_id"]
+    with pytest.raises(SettingsError, match=r"fleet\.ami_id: Field required"):
+        parse_stack_config(prod_config)
+
+
+def test_slow_start_is_allowed_with_round_robin(prod_config) -> None:
+    settings = settings_with(
+        prod_config, load_balancer__load_balancing_algorithm="round_robin",
+        load_balancer__slow_start_s=60,
+    )  # fmt: skip
+    assert settings.load_balancer.slow_start_s == 60
 
 
 def test_custom_domain_requires_a_certificate(prod_config) -> None:

@@ -1,0 +1,225 @@
+"""Every rule of the pack fails on a resource that breaks it and passes on the shipped stacks.
+
+Each case takes prod's offline plan (which passes), breaks one thing the way a change could,
+and checks that exactly that rule fails, naming the resource. The pack runs its own policy
+objects through policies/offline.py, as `pulumi preview --policy-pack policies` would.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import replace
+from functools import cache
+from typing import Any
+
+import pytest
+
+from policies import RULES
+from policies.offline import PlanResource, Verdict, evaluate
+from scripts.policy import plan_resources, summary, table
+from tests.conftest import STACKS, stack_run
+
+Plan = list[PlanResource]
+
+
+@cache
+def _plan(stack: str) -> tuple[PlanResource, ...]:
+    return tuple(plan_resources(stack_run(stack)))
+
+
+def plan(stack: str = "prod") -> Plan:
+    return [replace(r, inputs=copy.deepcopy(r.inputs), outputs=copy.deepcopy(r.outputs))
+            for r in _plan(stack)]  # fmt: skip
+
+
+def edit(resources: Plan, token: str, match: str = "", **changes: Any) -> Plan:
+    """Replace fields of the resources of `token` whose name contains `match`."""
+    hits = [i for i, r in enumerate(resources) if r.type == token and match in r.name]
+    assert hits, f"no {token} matching {match!r}"
+    for i in hits:
+        resources[i] = replace(resources[i], **changes)
+    return resources
+
+
+def props(resources: Plan, token: str, match: str, change: Callable[[dict], None]) -> Plan:
+    """Apply `change` to inputs and outputs alike (resource rules read inputs, stack rules
+    outputs, as in the engine)."""
+    hits = [r for r in resources if r.type == token and match in r.name]
+    assert hits, f"no {token} matching {match!r}"
+    for r in hits:
+        change(r.inputs)  # type: ignore[arg-type]
+        change(r.outputs)  # type: ignore[arg-type]
+    return resources
+
+
+def drop(resources: Plan, token: str) -> Plan:
+    return [r for r in resources if r.type != token]
+
+
+def failing(verdicts: list[Verdict]) -> set[str]:
+    return {v.rule for v in verdicts if v.outcome == "fail"}
+
+
+G, TG, TABLE = (
+    "aws:autoscaling/group:Group",
+    "aws:lb/targetGroup:TargetGroup",
+    "aws:dynamodb/table:Table",
+)
+DIST, ACL = "aws:cloudfront/distribution:Distribution", "aws:wafv2/webAcl:WebAcl"
+FN, POLICY = "aws:lambda/function:Function", "aws:autoscaling/policy:Policy"
+
+
+def _rules(acl: dict, name: str) -> dict:
+    return next(r for r in acl["rules"] if r["name"] == name)
+
+
+def _behaviour(dist: dict, pattern: str) -> dict:
+    if pattern == "*":
+        return dist["defaultCacheBehavior"]
+    return next(b for b in dist["orderedCacheBehaviors"] if b["pathPattern"] == pattern)
+
+
+def _without_dependency(resources: Plan, token: str, match: str, dep_token: str) -> Plan:
+    urns = {r.urn for r in resources if r.type == dep_token}
+    for i, r in enumerate(resources):
+        if r.type == token and match in r.name:
+            resources[i] = replace(r, dependencies=tuple(u for u in r.dependencies
+                                                         if u not in urns))  # fmt: skip
+    return resources
+
+
+BREAKS: dict[str, Callable[[Plan], Plan]] = {
+    "alb-slow-start-excludes-least-outstanding":
+        lambda p: props(p, TG, "", lambda d: d.update(slowStart=60)),
+    "dynamodb-warm-throughput-within-quota":
+        lambda p: props(p, TABLE, "", lambda d: d["warmThroughput"].update(
+            writeUnitsPerSecond=60_000)),
+    "warm-pool-caps-prepared-capacity":
+        lambda p: props(p, G, "", lambda d: d["warmPool"].pop("maxGroupPreparedCapacity")),
+    "no-viewer-response-function-for-failover":
+        lambda p: props(p, DIST, "", lambda d: d["defaultCacheBehavior"][
+            "functionAssociations"].append({"eventType": "viewer-response",
+                                            "functionArn": "arn:fn"})),
+    "runtime-managed-values-ignored":
+        lambda p: edit(p, G, "", ignore_changes=("desiredCapacity",)),
+    "instance-refresh-without-auto-rollback":
+        lambda p: props(p, G, "", lambda d: d["instanceRefresh"]["preferences"].update(
+            autoRollback=True)),
+    "waf-common-rules-allow-form-posts":
+        lambda p: props(p, ACL, "", lambda d: _rules(d, "AWSManagedRulesCommonRuleSet")[
+            "statement"]["managedRuleGroupStatement"].pop("ruleActionOverrides")),
+    "waf-rate-limit-blocks":
+        lambda p: props(p, ACL, "", lambda d: _rules(d, "per-ip-rate-limit").update(
+            action={"count": {}})),
+    "alarm-topics-decryptable-by-cloudwatch":
+        lambda p: props(p, "aws:sns/topic:Topic", "edge",
+                        lambda d: d.update(kmsMasterKeyId="alias/aws/sns")),
+    "scheduled-functions-bounded":
+        lambda p: props(p, FN, "inlet", lambda d: d.update(timeout=75)),
+    "request-scaling-after-listener-rule":
+        lambda p: _without_dependency(p, POLICY, "requests", "aws:lb/listenerRule:ListenerRule"),
+    "distribution-after-log-bucket-acls":
+        lambda p: _without_dependency(
+            p, DIST, "", "aws:s3/bucketOwnershipControls:BucketOwnershipControls"),
+    "lambda-edge-constraints":
+        lambda p: props(p, FN, "failover", lambda d: d.update(architectures=["arm64"])),
+    "gate-on-every-origin-behaviour":
+        lambda p: props(p, DIST, "", lambda d: _behaviour(d, "/api/*").update(
+            functionAssociations=[])),
+    "failover-page-for-any-path":
+        lambda p: props(p, DIST, "", lambda d: _behaviour(d, "/assets/*").update(
+            lambdaFunctionAssociations=[])),
+    "edge-triggers-declared":
+        lambda p: props(p, DIST, "", lambda d: _behaviour(d, "*")[
+            "lambdaFunctionAssociations"][0].update(
+            lambdaArn="arn:aws:lambda:us-east-1:123456789012:function:elsewhere:1")),
+    "fleet-carries-peak-with-zone-lost":
+        lambda p: props(p, G, "", lambda d: d.update(maxSize=40)),
+    "stateful-resources-protected":
+        lambda p: edit(p, TABLE, "", protect=False),
+    "alarms-reach-a-topic":
+        lambda p: props(p, "aws:cloudwatch/metricAlarm:MetricAlarm", "fleet-at-max",
+                        lambda d: d.update(alarmActions=[])),
+    "fsbp-ec2-2-default-security-group-closed":
+        lambda p: props(p, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "",
+                        lambda d: d.update(ingress=[{"protocol": "-1", "self": True}])),
+    "fsbp-ec2-6-vpc-flow-logs": lambda p: drop(p, "aws:ec2/flowLog:FlowLog"),
+    "fsbp-waf-11-web-acl-logging":
+        lambda p: props(p, "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
+                        "", lambda d: d.update(redactedFields=[])),
+    "fsbp-elb-load-balancer":
+        lambda p: props(p, "aws:lb/loadBalancer:LoadBalancer", "",
+                        lambda d: d.update(dropInvalidHeaderFields=False)),
+    "fsbp-elb-listener-tls":
+        lambda p: props(p, "aws:lb/listener:Listener", "",
+                        lambda d: d.update(sslPolicy="ELBSecurityPolicy-2016-08")),
+    "fsbp-cloudfront-distribution":
+        lambda p: props(p, DIST, "", lambda d: d["defaultCacheBehavior"].update(
+            viewerProtocolPolicy="allow-all")),
+    "fsbp-cloudfront-7-custom-certificate":
+        lambda p: props(p, DIST, "", lambda d: d.update(
+            viewerCertificate={"cloudfrontDefaultCertificate": True})),
+    "fsbp-autoscaling-group":
+        lambda p: props(p, G, "", lambda d: d.update(healthCheckType="EC2")),
+    "fsbp-autoscaling-6-instance-types":
+        lambda p: props(p, G, "", lambda d: d.pop("warmPool")),
+    "fsbp-launch-template":
+        lambda p: props(p, "aws:ec2/launchTemplate:LaunchTemplate", "",
+                        lambda d: d["metadataOptions"].update(httpTokens="optional")),
+    "fsbp-s3-buckets":
+        lambda p: props(p, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "pages",
+                        lambda d: d.update(restrictPublicBuckets=False)),
+    "fsbp-dynamodb-2-pitr":
+        lambda p: props(p, TABLE, "", lambda d: d.update(pointInTimeRecovery={"enabled": False})),
+    "fsbp-lambda-2-runtime":
+        lambda p: props(p, FN, "admin", lambda d: d.update(runtime="python3.8")),
+    "fsbp-sns-encrypted":
+        lambda p: props(p, "aws:sns/topic:Topic", "", lambda d: d.pop("kmsMasterKeyId")),
+    "fsbp-kms-4-rotation":
+        lambda p: props(p, "aws:kms/key:Key", "", lambda d: d.update(enableKeyRotation=False)),
+    "fsbp-apigateway-9-access-logs":
+        lambda p: props(p, "aws:apigatewayv2/stage:Stage", "",
+                        lambda d: d.pop("accessLogSettings")),
+}  # fmt: skip
+
+
+def test_every_rule_has_a_breaking_case() -> None:
+    assert set(BREAKS) == {rule.name for rule in RULES}
+
+
+@pytest.mark.parametrize("rule", sorted(BREAKS))
+def test_rule_fails_on_the_resource_that_breaks_it(rule: str) -> None:
+    verdicts = evaluate(BREAKS[rule](plan()))
+    assert rule in failing(verdicts)
+    failures = [v for v in verdicts if v.rule == rule and v.outcome == "fail"]
+    for v in failures:
+        assert "https://" in v.message, "every message links the rule's documentation"
+        assert " = " in v.message, "every message names the property and its value"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_shipped_stack_passes_the_pack(stack: str) -> None:
+    verdicts = evaluate(plan(stack))
+    assert failing(verdicts) == set(), "\n".join(table(verdicts, failures_only=True))
+    applied = {v.rule for v in verdicts}
+    assert applied == {rule.name for rule in RULES}, "every rule found something to check"
+
+
+def test_deliberate_departures_are_shown_as_documented_exceptions() -> None:
+    prod = [v for v in evaluate(plan("prod")) if v.outcome == "exception"]
+    assert [(v.rule, v.resource) for v in prod] == [
+        ("fsbp-autoscaling-6-instance-types", "Group floodgate-prod")
+    ]
+    assert "warm pool" in prod[0].message
+    dev = [v for v in evaluate(plan("dev")) if v.outcome == "exception"]
+    assert [v.rule for v in dev] == ["fsbp-cloudfront-7-custom-certificate"]
+
+
+def test_failure_names_resource_property_value_and_rule() -> None:
+    verdicts = evaluate(BREAKS["waf-rate-limit-blocks"](plan()))
+    (failure,) = [v for v in verdicts if v.outcome == "fail"]
+    assert failure.resource == "WebAcl floodgate-prod"
+    assert "rules[per-ip-rate-limit].action = 'count'" in failure.message
+    assert "waf-rule-statement-type-rate-based" in failure.message
+    assert "FAILS waf-rate-limit-blocks" in summary(verdicts)
