@@ -242,14 +242,18 @@ def warm_pool_changes(
     if pool is None:
         return []
     want = plans[0].warm_pool if plans else pool.min_size
+    # Without MaxGroupPreparedCapacity AWS keeps max - desired prepared, not `want`.
+    prepared = settings.fleet.prepared_capacity(want)
     current = clients.autoscaling.describe_warm_pool(AutoScalingGroupName=targets.asg_name)
-    have = (current.get("WarmPoolConfiguration") or {}).get("MinSize")
-    if have == want or (have is not None and want < have and any(p.active(now) for p in plans)):
+    config = current.get("WarmPoolConfiguration") or {}
+    have, have_prepared = config.get("MinSize"), config.get("MaxGroupPreparedCapacity")
+    if (have, have_prepared) == (want, prepared) or (
+        have is not None and want < have and any(p.active(now) for p in plans)
+    ):
         return []
     kwargs = {"AutoScalingGroupName": targets.asg_name, "MinSize": want,
-              "PoolState": pool.state, "InstanceReusePolicy": {"ReuseOnScaleIn": True}}  # fmt: skip
-    if pool.max_prepared is not None:
-        kwargs["MaxGroupPreparedCapacity"] = pool.max_prepared
+              "MaxGroupPreparedCapacity": prepared, "PoolState": pool.state,
+              "InstanceReusePolicy": {"ReuseOnScaleIn": True}}  # fmt: skip
     return [Change("warm_pool", "resize", targets.asg_name, {"from": have, "to": want},
                    lambda: clients.autoscaling.put_warm_pool(**kwargs))]  # fmt: skip
 

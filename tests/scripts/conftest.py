@@ -38,7 +38,10 @@ def web_group(aws: str) -> str:
         MinSize=6, MaxSize=120, DesiredCapacity=6,
         AvailabilityZones=["ca-central-1a", "ca-central-1b", "ca-central-1d"],
     )  # fmt: skip
-    autoscaling.put_warm_pool(AutoScalingGroupName="web-asg", MinSize=12, PoolState="Stopped")
+    # As Pulumi creates it: a pool of 12 that stays 12 (min_size 6 + 12 prepared at most).
+    autoscaling.put_warm_pool(
+        AutoScalingGroupName="web-asg", MinSize=12, MaxGroupPreparedCapacity=18, PoolState="Stopped"
+    )
     return "web-asg"
 
 

@@ -216,3 +216,11 @@ def test_help_documents_every_option(capsys) -> None:
     for option in ("--stack", "--outputs", "--asg-name", "--alb-arn", "--room-table",
                    "--dry-run", "--now", "Exit codes"):  # fmt: skip
         assert option in out
+
+
+def test_warm_pool_gets_a_prepared_capacity_cap(clients, web_group) -> None:
+    """Without the cap AWS keeps max - desired (120 - 6 = 114) instances prepared."""
+    clients.autoscaling.put_warm_pool(AutoScalingGroupName=web_group, MinSize=12)
+    run(args(now="2028-10-20T00:00:00Z"), clients)
+    pool = clients.autoscaling.describe_warm_pool(AutoScalingGroupName=web_group)
+    assert pool["WarmPoolConfiguration"]["MaxGroupPreparedCapacity"] == 6 + 18
