@@ -42,3 +42,14 @@ export function event({ uri = '/apply', method = 'GET', cookie, accept = 'text/h
       cookies: cookie === undefined ? {} : { fg_admit: { value: cookie } } },
   };
 }
+
+// CloudFront does not invoke viewer-response functions when the origin's status is 400 or
+// higher ("Restrictions on all edge functions", CloudFront Developer Guide). The harness
+// refuses such a call, as CloudFront does, so no test can pass on an invocation AWS never makes.
+export function runViewerResponse(handler, event) {
+  const status = event.response.statusCode;
+  if (status >= 400) {
+    throw new Error(`CloudFront does not run viewer-response functions on status ${status}`);
+  }
+  return handler(event);
+}
