@@ -11,7 +11,14 @@ from pulumi_policy import ResourceValidationArgs
 
 from planning import aws_facts
 from policies.props import as_list, get, policy_document, statements
-from policies.rule import Finding, ResourceRule, StackRule, StackView, resource_settings
+from policies.rule import (
+    Finding,
+    Resource,
+    ResourceRule,
+    StackRule,
+    StackView,
+    resource_settings,
+)
 
 T_TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 T_TABLE = "aws:dynamodb/table:Table"
@@ -308,7 +315,7 @@ def _lambda_edge_constraints(view: StackView) -> Iterator[Finding]:
                 yield from _edge_function_findings(function, arn, view)
 
 
-def _edge_function_findings(function, arn: str, view: StackView) -> Iterator[Finding]:
+def _edge_function_findings(function: Resource, arn: str, view: StackView) -> Iterator[Finding]:
     p, at = function.props, (function.urn, function.name)
     if not arn.rsplit(":", 1)[-1].isdigit() and not get(p, "publish"):
         yield Finding("publish", get(p, "publish"), "Lambda@Edge needs a numbered version", *at)

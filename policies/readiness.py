@@ -13,6 +13,7 @@ from policies.apply_time import (
     T_DISTRIBUTION,
     T_FUNCTION,
     T_GROUP,
+    T_LISTENER_RULE,
     T_TABLE,
     T_TOPIC,
     behaviours,
@@ -27,11 +28,23 @@ T_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 STATEFUL = (T_TABLE, T_KVS, T_BUCKET, T_SECRET)
 
 
-def _alb_behaviours(props: dict) -> Iterator[tuple[str, dict]]:
+def _alb_headers(view: StackView) -> set[str]:
+    """Headers the ALB's listener rules require: only CloudFront's ALB origin carries them."""
+    return {
+        str(get(condition, "httpHeader.httpHeaderName", "")).lower()
+        for rule in view.of_type(T_LISTENER_RULE)
+        for condition in as_list(get(rule.props, "conditions"))
+        if get(condition, "httpHeader") is not None
+    }
+
+
+def _alb_behaviours(props: dict, alb_headers: set[str]) -> Iterator[tuple[str, dict]]:
     """Behaviours that reach the load balancer: its origin, or an origin group holding it."""
-    origins = {o.get("originId") for o in as_list(props.get("origins")) if "customOriginConfig"
-               in o and "s3" not in str(o.get("domainName")) and "execute-api" not in
-               str(o.get("domainName"))}  # fmt: skip
+    origins = {
+        o.get("originId")
+        for o in as_list(props.get("origins"))
+        if alb_headers & {str(h.get("name", "")).lower() for h in as_list(o.get("customHeaders"))}
+    }
     groups = {
         g.get("originId")
         for g in as_list(props.get("originGroups"))
@@ -45,13 +58,14 @@ def _alb_behaviours(props: dict) -> Iterator[tuple[str, dict]]:
 def _gate_everywhere(view: StackView) -> Iterator[Finding]:
     if not view.settings.admission.enabled:
         return
+    alb_headers = _alb_headers(view)
     gates = {
         str(get(f.props, "name"))
         for f in view.of_type(T_CF_FUNCTION)
         if as_list(get(f.props, "keyValueStoreAssociations"))
     }
     for distribution in view.of_type(T_DISTRIBUTION):
-        for pattern, behaviour in _alb_behaviours(dict(distribution.props)):
+        for pattern, behaviour in _alb_behaviours(dict(distribution.props), alb_headers):
             attached = {
                 str(a.get("functionArn", "")).rsplit("/", 1)[-1]
                 for a in as_list(behaviour.get("functionAssociations"))

@@ -223,3 +223,11 @@ def test_failure_names_resource_property_value_and_rule() -> None:
     assert "rules[per-ip-rate-limit].action = 'count'" in failure.message
     assert "waf-rule-statement-type-rate-based" in failure.message
     assert "FAILS waf-rate-limit-blocks" in summary(verdicts)
+
+
+def test_unknown_stack_is_a_clear_error_not_a_traceback(capsys) -> None:
+    from scripts.policy import main
+
+    assert main(["--stack", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "stack 'nope': no file" in err and "stacks: dev, pr, prod, staging" in err
