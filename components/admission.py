@@ -17,7 +17,13 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.service_role import service_role
-from planning.settings import AdmissionSettings, FleetSettings
+from planning.capacity import room_warm_throughput
+from planning.settings import (
+    ADMIN_CONCURRENCY,
+    INLET_CONCURRENCY,
+    AdmissionSettings,
+    FleetSettings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_DIR = ROOT / "functions/admission"
@@ -25,29 +31,8 @@ LAYER_DIR = ROOT / "build/layers/awscrt"
 """Built by `make layer`: awscrt for SigV4A, which the KeyValueStore API requires."""
 RUNTIME, ARCH = "python3.12", "arm64"
 METRIC_NAMESPACE = "Floodgate/WaitingRoom"
-DDB_WRITES_PER_JOIN, DDB_READS_PER_STATUS = 3, 4
-# New on-demand tables start at 4,000 writes/s and 12,000 reads/s; warm throughput lifts that,
-# up to the account's table-level quota (40,000 units/s by default).
-DDB_MIN_WARM_WRITES, DDB_MIN_WARM_READS = 4_000, 12_000
 INLET_TIMEOUT_S = 58
 INITIAL_KEY_STAGE = "floodgate-initial"
-
-
-def warm_throughput(s: AdmissionSettings) -> aws.dynamodb.TableWarmThroughputArgsDict:
-    """Units/s the room table is pre-warmed for: the design join rate, capped at the quota.
-
-    With the default 40,000 quota the cap means 40,000 / 3 = 13,333 joins/s and
-    40,000 / 4 = 10,000 status polls/s before the table must adapt on its own.
-    """
-    quota = s.table_quota_units_per_s
-    return {
-        "write_units_per_second": min(
-            quota, max(DDB_MIN_WARM_WRITES, s.design_joins_per_s * DDB_WRITES_PER_JOIN)
-        ),
-        "read_units_per_second": min(
-            quota, max(DDB_MIN_WARM_READS, s.design_joins_per_s * DDB_READS_PER_STATUS)
-        ),
-    }
 
 
 @dataclass(frozen=True)
@@ -95,6 +80,7 @@ class Admission(pulumi.ComponentResource):
         # with a lower value (or a refresh reading a raised one) would replace the table - a
         # new, empty room mid-event. The pre-scale job raises it for an event instead.
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        warm = room_warm_throughput(s)
         self.table = aws.dynamodb.Table(
             f"{name}-room",
             billing_mode="PAY_PER_REQUEST",
@@ -104,7 +90,10 @@ class Admission(pulumi.ComponentResource):
             point_in_time_recovery={"enabled": True},
             server_side_encryption={"enabled": True},
             deletion_protection_enabled=args.protect,
-            warm_throughput=warm_throughput(s),
+            warm_throughput={
+                "write_units_per_second": warm.writes_per_s,
+                "read_units_per_second": warm.reads_per_s,
+            },
             tags=tags,
             opts=pulumi.ResourceOptions.merge(
                 stateful, pulumi.ResourceOptions(ignore_changes=["warmThroughput"])
@@ -216,7 +205,7 @@ class Admission(pulumi.ComponentResource):
                 # before this timeout.
                 "timeout": INLET_TIMEOUT_S,
                 "memory": 512,
-                "concurrency": 1,  # one inlet at a time; the room item is versioned as well
+                "concurrency": INLET_CONCURRENCY,
                 "grants": [
                     ([*ddb, "dynamodb:BatchWriteItem"], table_arn),
                     (["secretsmanager:GetSecretValue"], keys.arn),
@@ -236,7 +225,7 @@ class Admission(pulumi.ComponentResource):
                 "handler": "admin",
                 "timeout": 30,
                 "memory": 256,
-                "concurrency": 2,
+                "concurrency": ADMIN_CONCURRENCY,
                 "grants": [
                     (ddb, table_arn),
                     (["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], keys.arn),

@@ -58,3 +58,11 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
 # warm throughput cannot exceed it. Raise it with Service Quotas before asking for more.
 # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
 DDB_TABLE_QUOTA_UNITS_PER_S = 40_000
+# A new on-demand table serves 4,000 writes/s and 12,000 reads/s before it adapts; warm
+# throughput lifts that (DynamoDB developer guide, warm throughput).
+DDB_NEW_TABLE_WRITES_PER_S, DDB_NEW_TABLE_READS_PER_S = 4_000, 12_000
+
+# Lambda: 1,000 concurrent executions per region by default, and at least 100 must stay
+# unreserved (Lambda quotas; PutFunctionConcurrency refuses to go below).
+LAMBDA_DEFAULT_CONCURRENCY = 1_000
+LAMBDA_MIN_UNRESERVED = 100

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from planning.settings import Settings
+from planning import aws_facts
+from planning.settings import AdmissionSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,34 @@ def peak_check(settings: Settings) -> PeakCheck:
             settings.fleet.max_size, len(settings.network.zones)
         ),
     )
+
+
+DDB_WRITES_PER_JOIN, DDB_READS_PER_STATUS = 3, 4
+"""Room table units per join and per status poll (see functions/admission/room.py)."""
+
+
+@dataclass(frozen=True)
+class WarmThroughput:
+    """Units per second the room table is pre-warmed for."""
+
+    writes_per_s: int
+    reads_per_s: int
+
+
+def room_warm_throughput(admission: AdmissionSettings) -> WarmThroughput:
+    """The design join rate in table units, at least what a new on-demand table starts with
+    and at most the table-level quota (40,000 units/s by default). With the default quota that
+    is 40,000 / 3 = 13,333 joins/s and 40,000 / 4 = 10,000 status polls/s."""
+    quota = admission.table_quota_units_per_s
+    return WarmThroughput(
+        writes_per_s=min(
+            quota,
+            max(aws_facts.DDB_NEW_TABLE_WRITES_PER_S,
+                admission.design_joins_per_s * DDB_WRITES_PER_JOIN),
+        ),
+        reads_per_s=min(
+            quota,
+            max(aws_facts.DDB_NEW_TABLE_READS_PER_S,
+                admission.design_joins_per_s * DDB_READS_PER_STATUS),
+        ),
+    )  # fmt: skip

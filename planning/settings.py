@@ -455,6 +455,11 @@ class PrescaleSettings(_Model):
     rules_per_request: int = Field(default=1, ge=0, le=100)
 
 
+INLET_CONCURRENCY = 1
+"""One inlet at a time (the room item is versioned as well)."""
+ADMIN_CONCURRENCY = 2
+
+
 class AdmissionSettings(_Model):
     """The waiting room (components/admission.py, functions/admission/).
 
@@ -516,13 +521,22 @@ class AdmissionSettings(_Model):
             )
         if self.show_s >= self.token_ttl_minutes * 60:
             raise _at("show_s", self.show_s, "must be shorter than token_ttl_minutes")
-        if self.join_concurrency + self.status_concurrency + 3 > 1_000:
+        most = aws_facts.LAMBDA_DEFAULT_CONCURRENCY - aws_facts.LAMBDA_MIN_UNRESERVED
+        if self.reserved_concurrency > most:
             raise _at(
                 "status_concurrency",
                 self.status_concurrency,
-                "join + status + inlet + admin reserved concurrency must fit in 1,000",
+                f"join + status + inlet + admin reserved concurrency must fit in {most:,} "
+                "(Lambda's default 1,000 less the 100 that must stay unreserved)",
             )
         return self
+
+    @property
+    def reserved_concurrency(self) -> int:
+        """Concurrency the room's four functions reserve out of the region's pool."""
+        return (
+            self.join_concurrency + self.status_concurrency + INLET_CONCURRENCY + ADMIN_CONCURRENCY
+        )
 
 
 class Settings(_Model):

@@ -5,7 +5,15 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from planning.capacity import instances_for, max_with_zone_lost, origin_requests_per_s, peak_check
+from planning.capacity import (
+    WarmThroughput,
+    instances_for,
+    max_with_zone_lost,
+    origin_requests_per_s,
+    peak_check,
+    room_warm_throughput,
+)
+from tests.conftest import settings_with
 
 
 def test_2016_night_in_origin_requests() -> None:
@@ -47,3 +55,13 @@ def test_zone_loss_never_exceeds_max(max_size: int, zones: int) -> None:
     survivors = max_with_zone_lost(max_size, zones)
     assert 0 <= survivors <= max_size
     assert survivors >= max_size // 2 - 1 or zones == 2
+
+
+def test_room_is_warmed_between_a_new_tables_rate_and_the_quota(prod_config) -> None:
+    small = settings_with(prod_config, admission__design_joins_per_s=100).admission
+    assert room_warm_throughput(small) == WarmThroughput(writes_per_s=4_000, reads_per_s=12_000)
+    raised = settings_with(
+        prod_config, admission__design_joins_per_s=20_000,
+        admission__table_quota_units_per_s=80_000,
+    ).admission  # fmt: skip
+    assert room_warm_throughput(raised) == WarmThroughput(writes_per_s=60_000, reads_per_s=80_000)

@@ -187,7 +187,8 @@ INVALID: list[tuple[str, Any, str]] = [
     (
         "admission.status_concurrency",
         900,
-        r"admission\.status_concurrency: join \+ status \+ inlet \+ admin reserved",
+        r"admission\.status_concurrency: join \+ status \+ inlet \+ admin reserved "
+        r"concurrency must fit in 900",
     ),
 ]
 
