@@ -10,7 +10,7 @@ STACK ?= prod
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install lint types unit test plan policy plan-diff bench layer lock clean
+.PHONY: install lint types unit test plan policy preflight plan-diff bench layer lock clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ plan: install
 # The same rules run in the engine: `pulumi preview --policy-pack policies`.
 policy: install
 	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.policy --stack $(STACK)
+
+# Against the real account, with the operator's credentials (read-only calls): quotas,
+# certificates and hosted zone for the stack and its planned events. Exit 0 ready, 1 not, 2 error.
+preflight: install
+	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.preflight --stack $(STACK)
 
 # What the working tree changes, against the plan at a git ref (a temporary worktree), as the
 # Markdown of a PR comment, also in build/plan-diff-<stack>.md. Succeeds whether or not anything

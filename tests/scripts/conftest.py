@@ -13,8 +13,8 @@ REGION = "ca-central-1"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-def client(service: str, url: str) -> Any:
-    return boto3.client(service, region_name=REGION, endpoint_url=url, config=RETRIES,
+def client(service: str, url: str, region: str = REGION) -> Any:
+    return boto3.client(service, region_name=region, endpoint_url=url, config=RETRIES,
                         **FAKE_CREDENTIALS)  # fmt: skip
 
 

@@ -1,0 +1,285 @@
+"""Readiness check: can this account hold the stack, and what its next events plan?
+
+Usage: python -m scripts.preflight --stack prod [--json]
+
+Run with the operator's credentials before the first `pulumi up` and before every event. It
+only reads (Service Quotas, Lambda, DynamoDB, EC2, ACM, Route 53) and compares what the
+account allows with what the stack's settings and event plan need:
+
+  lambda-concurrency   account concurrent executions >= reserved by the room + 100 unreserved
+  ec2-vcpus            Running On-Demand Standard instances vCPUs >= fleet max x vCPUs per type
+  dynamodb-throughput  table-level read/write quota >= the room table's warm throughput
+  alb-lcu-reservation  the ALB capacity-unit reservation quota >= the largest planned reservation
+  certificate-origin   the regional ACM certificate is ISSUED and covers the origin name
+  certificate-edge     the us-east-1 certificate is ISSUED and covers every edge domain name
+  hosted-zone          the hosted zone exists, is public and holds the origin name
+
+Exit codes: 0 ready, 1 not ready (a check failed or could not be settled), 2 error (invalid
+settings, no credentials, a call refused). AWS throttling is retried (botocore standard mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from planning import aws_facts, clock
+from planning.calendar import CalendarError, load_calendar
+from planning.capacity import room_warm_throughput
+from planning.event_plan import PlanError, plan_events
+from planning.settings import Settings, SettingsError, load_stack_settings
+from scripts.prescale import RETRIES
+
+EC2_STANDARD_VCPU_QUOTA = "L-1216C47A"
+"""Service Quotas code of "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"."""
+STANDARD_FAMILIES = re.compile(r"^[acdhimrtz]")
+CLOUDFRONT_REGION = "us-east-1"
+
+Verdict = Literal["ok", "FAIL", "unknown"]
+
+
+@dataclass(frozen=True)
+class Check:
+    check: str
+    target: str
+    verdict: Verdict
+    detail: str
+
+
+@dataclass(frozen=True)
+class Clients:
+    """Read-only clients: the stack's region, plus ACM in us-east-1 for CloudFront."""
+
+    lambda_: Any
+    quotas: Any
+    dynamodb: Any
+    ec2: Any
+    acm: Any
+    acm_edge: Any
+    route53: Any
+
+    @classmethod
+    def for_region(cls, region: str) -> Clients:
+        session = boto3.Session(region_name=region)
+
+        def client(service: str, where: str = region) -> Any:
+            return session.client(service, region_name=where, config=RETRIES)
+
+        return cls(
+            client("lambda"),
+            client("service-quotas"),
+            client("dynamodb"),
+            client("ec2"),
+            client("acm"),
+            client("acm", CLOUDFRONT_REGION),
+            client("route53"),
+        )
+
+
+def _at_least(name: str, target: str, have: float, need: float, unit: str) -> Check:
+    ok = have >= need
+    return Check(name, target, "ok" if ok else "FAIL",
+                 f"{'has' if ok else 'only'} {have:,.0f} {unit}; needs {need:,.0f}")  # fmt: skip
+
+
+def lambda_concurrency(clients: Clients, settings: Settings) -> Iterator[Check]:
+    if not settings.admission.enabled:
+        return
+    limit = clients.lambda_.get_account_settings()["AccountLimit"]["ConcurrentExecutions"]
+    need = settings.admission.reserved_concurrency + aws_facts.LAMBDA_MIN_UNRESERVED
+    yield _at_least("lambda-concurrency", settings.region, limit, need,
+                    "concurrent executions (room reserved + 100 unreserved)")  # fmt: skip
+
+
+def ec2_vcpus(clients: Clients, settings: Settings) -> Iterator[Check]:
+    types = settings.fleet.instance_types
+    other = [t for t in types if not STANDARD_FAMILIES.match(t)]
+    if other:
+        yield Check("ec2-vcpus", ", ".join(other), "unknown",
+                    "not a standard family: its vCPU quota is another one; check Service "
+                    "Quotas by hand")  # fmt: skip
+        return
+    described = clients.ec2.describe_instance_types(InstanceTypes=types)["InstanceTypes"]
+    vcpus = max(t["VCpuInfo"]["DefaultVCpus"] for t in described)
+    quota = clients.quotas.get_service_quota(ServiceCode="ec2", QuotaCode=EC2_STANDARD_VCPU_QUOTA)[
+        "Quota"
+    ]["Value"]
+    most = settings.fleet.max_size
+    yield _at_least("ec2-vcpus", settings.region, quota, most * vcpus,
+                    f"On-Demand standard vCPUs (max {most} x {vcpus})")  # fmt: skip
+
+
+def dynamodb_throughput(clients: Clients, settings: Settings) -> Iterator[Check]:
+    if not settings.admission.enabled:
+        return
+    limits = clients.dynamodb.describe_limits()
+    warm = room_warm_throughput(settings.admission)
+    yield _at_least("dynamodb-throughput", "table writes", limits["TableMaxWriteCapacityUnits"],
+                    warm.writes_per_s, "write units/s per table (room warm)")  # fmt: skip
+    yield _at_least("dynamodb-throughput", "table reads", limits["TableMaxReadCapacityUnits"],
+                    warm.reads_per_s, "read units/s per table (room warm)")  # fmt: skip
+
+
+def alb_reservation(clients: Clients, settings: Settings, largest_planned: int) -> Iterator[Check]:
+    if largest_planned == 0:
+        yield Check("alb-lcu-reservation", settings.region, "ok", "no reservation planned")
+        return
+    quota = _lcu_reservation_quota(clients)
+    if quota is None:
+        yield Check("alb-lcu-reservation", settings.region, "unknown",
+                    f"no Elastic Load Balancing quota on capacity-unit reservations found; "
+                    f"check by hand that {largest_planned:,} LCUs may be reserved")  # fmt: skip
+        return
+    name, value = quota
+    yield _at_least("alb-lcu-reservation", settings.region, value, largest_planned,
+                    f"LCUs ({name}) for the largest planned reservation")  # fmt: skip
+
+
+def _lcu_reservation_quota(clients: Clients) -> tuple[str, float] | None:
+    """The applied quota on ALB capacity-unit reservations, found by name (Service Quotas)."""
+    pages = clients.quotas.get_paginator("list_service_quotas").paginate(
+        ServiceCode="elasticloadbalancing"
+    )
+    for page in pages:
+        for quota in page["Quotas"]:
+            name = quota.get("QuotaName", "")
+            if re.search(r"capacity unit", name, re.I) and re.search(r"reserv", name, re.I):
+                return name, quota["Value"]
+    return None
+
+
+def covers(certificate_names: list[str], name: str) -> bool:
+    """An ACM name covers `name` exactly, or as `*.parent` for one label below parent."""
+    for cert in certificate_names:
+        if cert == name:
+            return True
+        if cert.startswith("*.") and name.count(".") >= 2 and name.split(".", 1)[1] == cert[2:]:
+            return True
+    return False
+
+
+def _certificate(client: Any, check: str, arn: str, names: list[str], region: str) -> Check:
+    region_of_arn = arn.split(":")[3] if arn.count(":") >= 5 else "?"
+    if region_of_arn != region:
+        return Check(check, arn, "FAIL", f"is in {region_of_arn}; must be in {region}")
+    try:
+        cert = client.describe_certificate(CertificateArn=arn)["Certificate"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return Check(check, arn, "FAIL", f"no such certificate in {region}")
+        raise
+    held = [cert.get("DomainName", ""), *cert.get("SubjectAlternativeNames", [])]
+    missing = [n for n in names if not covers(held, n)]
+    if cert.get("Status") != "ISSUED":
+        return Check(check, arn, "FAIL", f"status {cert.get('Status')}, not ISSUED")
+    if missing:
+        return Check(check, arn, "FAIL", f"does not cover {', '.join(missing)}")
+    return Check(check, arn, "ok", f"ISSUED, covers {', '.join(names)}")
+
+
+def certificates(clients: Clients, settings: Settings) -> Iterator[Check]:
+    lb, edge = settings.load_balancer, settings.edge
+    yield _certificate(clients.acm, "certificate-origin", lb.certificate_arn,
+                       [lb.origin_domain_name], settings.region)  # fmt: skip
+    if edge.certificate_arn:
+        yield _certificate(clients.acm_edge, "certificate-edge", edge.certificate_arn,
+                           edge.domain_names, CLOUDFRONT_REGION)  # fmt: skip
+
+
+def hosted_zone(clients: Clients, settings: Settings) -> Iterator[Check]:
+    zone_id, origin = (
+        settings.load_balancer.hosted_zone_id,
+        settings.load_balancer.origin_domain_name,
+    )
+    if not zone_id:
+        return
+    try:
+        zone = clients.route53.get_hosted_zone(Id=zone_id)["HostedZone"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchHostedZone":
+            yield Check("hosted-zone", zone_id, "FAIL", "no such hosted zone")
+            return
+        raise
+    name = zone["Name"].rstrip(".")
+    if zone.get("Config", {}).get("PrivateZone"):
+        yield Check(
+            "hosted-zone", zone_id, "FAIL", f"{name} is private; CloudFront needs public DNS"
+        )
+    elif origin != name and not origin.endswith(f".{name}"):
+        yield Check("hosted-zone", zone_id, "FAIL", f"{name} cannot hold {origin}")
+    else:
+        yield Check("hosted-zone", zone_id, "ok", f"{name} holds {origin}")
+
+
+def run_checks(clients: Clients, settings: Settings, largest_planned: int) -> list[Check]:
+    """Every check; a call AWS refuses (access denied, ...) propagates as ClientError."""
+    steps: list[Callable[[], Iterator[Check]]] = [
+        lambda: lambda_concurrency(clients, settings),
+        lambda: ec2_vcpus(clients, settings),
+        lambda: dynamodb_throughput(clients, settings),
+        lambda: alb_reservation(clients, settings, largest_planned),
+        lambda: certificates(clients, settings),
+        lambda: hosted_zone(clients, settings),
+    ]
+    return [check for step in steps for check in step()]
+
+
+def largest_reservation(settings: Settings, stack: str, now: datetime) -> int:
+    """The standing reservation or the largest any planned event asks for (LCUs)."""
+    plans = plan_events(load_calendar(), settings, stack, now)
+    return max([settings.load_balancer.minimum_capacity_units, *(p.capacity_units for p in plans)])
+
+
+def table(checks: list[Check]) -> str:
+    rows = [("check", "target", "verdict", "detail")] + [
+        (c.check, c.target, c.verdict, c.detail) for c in checks
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join([*(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)), r[3]]).rstrip()
+        for r in rows
+    )
+
+
+def main(argv: list[str] | None = None, clients: Clients | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_stack_settings(args.stack)
+        largest = largest_reservation(settings, args.stack, clock.now())
+    except (SettingsError, CalendarError, PlanError, clock.ClockError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        checks = run_checks(clients or Clients.for_region(settings.region), settings, largest)
+    except NoCredentialsError:
+        print("error: no AWS credentials: log in (aws sso login) or set AWS_PROFILE",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except (ClientError, BotoCoreError) as exc:
+        print(f"error: AWS refused a read: {exc}", file=sys.stderr)
+        return 2
+    ready = all(c.verdict == "ok" for c in checks)
+    if args.json:
+        print(json.dumps({"stack": args.stack, "ready": ready,
+                          "checks": [asdict(c) for c in checks]}, indent=2))  # fmt: skip
+    else:
+        print(f"Floodgate preflight: stack {args.stack} in {settings.region}")
+        print(table(checks))
+        print(f"\n{'READY' if ready else 'NOT READY'}")
+    return 0 if ready else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Preflight: each check ready and not ready, against moto (EC2, ACM, Route 53) and botocore's
+Stubber (Service Quotas, Lambda account settings, DynamoDB limits, which moto does not model);
+the Stubber checks every request and response against the AWS API model."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from planning.settings import Settings
+from scripts.preflight import (
+    EC2_STANDARD_VCPU_QUOTA,
+    Check,
+    Clients,
+    covers,
+    main,
+    run_checks,
+)
+from tests.conftest import settings_with
+from tests.scripts.conftest import client
+
+LCU_QUOTA = {"ServiceCode": "elasticloadbalancing", "QuotaCode": "L-0000LCU0",
+             "QuotaName": "Load Balancer Capacity Units reserved per Application Load Balancer",
+             "Value": 1500.0}  # fmt: skip
+
+
+def pem_certificate(*names: str) -> tuple[bytes, bytes]:
+    """A self-signed certificate for `names` (ACM imports it as ISSUED)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+class Account:
+    """moto for what it models, Stubber for the rest; `stub(...)` queues the quota answers."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.clients = Clients(
+            lambda_=client("lambda", url),
+            quotas=client("service-quotas", url),
+            dynamodb=client("dynamodb", url),
+            ec2=client("ec2", url),
+            acm=client("acm", url),
+            acm_edge=client("acm", url, "us-east-1"),
+            route53=client("route53", url),
+        )
+        self.stubs = [Stubber(c) for c in (self.clients.lambda_, self.clients.quotas,
+                                           self.clients.dynamodb)]  # fmt: skip
+
+    def certificate(self, acm: Any, *names: str) -> str:
+        cert, key = pem_certificate(*names)
+        return acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"]
+
+    def stub(self, concurrency: int = 1000, vcpus: float = 512, table_units: int = 40_000,
+             lcu_quota: dict | None = LCU_QUOTA, lcu: bool = True) -> None:  # fmt: skip
+        lambda_, quotas, dynamodb = self.stubs
+        lambda_.add_response(
+            "get_account_settings",
+            {
+                "AccountLimit": {
+                    "ConcurrentExecutions": concurrency,
+                    "UnreservedConcurrentExecutions": concurrency,
+                }
+            },
+        )
+        quotas.add_response(
+            "get_service_quota",
+            {"Quota": {"ServiceCode": "ec2", "QuotaCode": EC2_STANDARD_VCPU_QUOTA,
+                       "QuotaName": "Running On-Demand Standard instances", "Value": vcpus}},
+            {"ServiceCode": "ec2", "QuotaCode": EC2_STANDARD_VCPU_QUOTA},
+        )  # fmt: skip
+        dynamodb.add_response(
+            "describe_limits",
+            {
+                "AccountMaxReadCapacityUnits": 80_000,
+                "AccountMaxWriteCapacityUnits": 80_000,
+                "TableMaxReadCapacityUnits": table_units,
+                "TableMaxWriteCapacityUnits": table_units,
+            },
+        )
+        if lcu:
+            quotas.add_response("list_service_quotas",
+                                {"Quotas": [lcu_quota] if lcu_quota else []},
+                                {"ServiceCode": "elasticloadbalancing"})  # fmt: skip
+        for stub in self.stubs:
+            stub.activate()
+
+
+@pytest.fixture
+def account(aws: str) -> Account:
+    return Account(aws)
+
+
+@pytest.fixture
+def ready(account: Account, prod_config: dict) -> Settings:
+    """Prod's settings pointing at certificates that exist, are ISSUED and cover the names."""
+    origin = account.certificate(account.clients.acm, "origin.portal.example.ca")
+    edge = account.certificate(account.clients.acm_edge, "portal.example.ca", "*.example.ca")
+    return settings_with(prod_config, load_balancer__certificate_arn=origin,
+                         edge__certificate_arn=edge)  # fmt: skip
+
+
+def verdicts(checks: list[Check]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for c in checks:
+        out.setdefault(c.check, []).append(c.verdict)
+    return out
+
+
+def test_prod_is_ready_when_the_account_holds_it(account, ready) -> None:
+    account.stub()
+    checks = run_checks(account.clients, ready, largest_planned=1200)
+    assert all(c.verdict == "ok" for c in checks), checks
+    assert set(verdicts(checks)) == {"lambda-concurrency", "ec2-vcpus", "dynamodb-throughput",
+                                     "alb-lcu-reservation", "certificate-origin",
+                                     "certificate-edge"}  # fmt: skip
+    vcpus = next(c for c in checks if c.check == "ec2-vcpus")
+    assert "needs 240" in vcpus.detail, "120 x m7i.large (2 vCPUs, from EC2's own data)"
+
+
+def test_a_default_new_account_is_not_ready(account, ready) -> None:
+    """New accounts start with far less than 1,000 Lambda executions and few vCPUs."""
+    account.stub(concurrency=50, vcpus=32, table_units=10_000)
+    checks = run_checks(account.clients, ready, largest_planned=1200)
+    assert verdicts(checks)["lambda-concurrency"] == ["FAIL"]
+    assert verdicts(checks)["ec2-vcpus"] == ["FAIL"]
+    assert verdicts(checks)["dynamodb-throughput"] == ["FAIL", "FAIL"]
+    lam = next(c for c in checks if c.check == "lambda-concurrency")
+    assert lam.detail.startswith("only 50") and "needs 403" in lam.detail  # 303 + 100
+
+
+def test_lcu_reservation_above_the_quota_fails(account, ready) -> None:
+    account.stub()
+    (check,) = [c for c in run_checks(account.clients, ready, largest_planned=2000)
+                if c.check == "alb-lcu-reservation"]  # fmt: skip
+    assert (check.verdict, check.detail) == ("FAIL", check.detail)
+    assert "needs 2,000" in check.detail
+
+
+def test_lcu_quota_that_cannot_be_found_is_not_ready(account, ready) -> None:
+    account.stub(lcu_quota=None)
+    (check,) = [c for c in run_checks(account.clients, ready, largest_planned=100)
+                if c.check == "alb-lcu-reservation"]  # fmt: skip
+    assert check.verdict == "unknown" and "check by hand" in check.detail
+
+
+def test_certificate_that_misses_a_name_or_is_pending_fails(account, prod_config) -> None:
+    origin = account.certificate(account.clients.acm, "other.example.ca")
+    pending = account.clients.acm_edge.request_certificate(
+        DomainName="portal.example.ca", ValidationMethod="DNS"
+    )["CertificateArn"]
+    settings = settings_with(prod_config, load_balancer__certificate_arn=origin,
+                             edge__certificate_arn=pending)  # fmt: skip
+    account.stub()
+    checks = {c.check: c for c in run_checks(account.clients, settings, largest_planned=100)}
+    assert checks["certificate-origin"].verdict == "FAIL"
+    assert "does not cover origin.portal.example.ca" in checks["certificate-origin"].detail
+    assert checks["certificate-edge"].verdict == "FAIL"
+    assert "not ISSUED" in checks["certificate-edge"].detail
+
+
+def test_hosted_zone_must_exist_be_public_and_hold_the_origin(account, ready) -> None:
+    route53 = account.clients.route53
+    public = route53.create_hosted_zone(Name="portal.example.ca", CallerReference="a")
+    other = route53.create_hosted_zone(Name="elsewhere.ca", CallerReference="b")
+    cases = {
+        public["HostedZone"]["Id"].split("/")[-1]: "ok",
+        other["HostedZone"]["Id"].split("/")[-1]: "FAIL",
+        "Z0000000NOSUCHZONE": "FAIL",
+    }
+    for zone_id, expected in cases.items():
+        settings = ready.model_copy(update={"load_balancer": ready.load_balancer.model_copy(
+            update={"hosted_zone_id": zone_id})})  # fmt: skip
+        account.stub()
+        (check,) = [c for c in run_checks(account.clients, settings, largest_planned=100)
+                    if c.check == "hosted-zone"]  # fmt: skip
+        assert check.verdict == expected, (zone_id, check)
+        for stub in account.stubs:
+            stub.deactivate()
+
+
+def test_wildcards_cover_one_label_only() -> None:
+    assert covers(["*.example.ca"], "portal.example.ca")
+    assert not covers(["*.example.ca"], "a.portal.example.ca")
+    assert not covers(["*.example.ca"], "example.ca")
+    assert covers(["example.ca"], "example.ca")
+
+
+def test_main_prints_json_and_exits_1_when_not_ready(account, capsys) -> None:
+    """Prod's stack file holds placeholder certificate ARNs: not found, so not ready."""
+    account.stub()
+    assert main(["--stack", "prod", "--json"], account.clients) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ready"] is False
+    failed = {c["check"] for c in report["checks"] if c["verdict"] != "ok"}
+    assert failed == {"certificate-origin", "certificate-edge"}
+
+
+def test_refused_read_is_an_error_naming_it(account, capsys) -> None:
+    lambda_ = account.stubs[0]
+    lambda_.add_client_error("get_account_settings", "AccessDeniedException", "not allowed")
+    lambda_.activate()
+    assert main(["--stack", "prod"], account.clients) == 2
+    assert "AccessDeniedException" in capsys.readouterr().err
+
+
+def test_unknown_stack_is_an_error_before_any_call(capsys) -> None:
+    assert main(["--stack", "nope"], clients=None) == 2
+    assert "stack 'nope': no file" in capsys.readouterr().err
