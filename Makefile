@@ -62,13 +62,10 @@ bench: install
 	node tests/edge/bench.mjs
 
 # The waiting room's Lambda layer (awscrt for SigV4A), for the arm64 python3.12 runtime. Needed
-# before `pulumi preview` / `pulumi up` against a real account, not offline. --no-compile: pip's
-# .pyc files carry build times, which would make every build a new layer version.
+# before `pulumi preview` / `pulumi up` against a real account, not offline. Reproducible: see
+# scripts/layer.py (no .pyc, whose build times would make every build a new layer version).
 layer: install
-	rm -rf build/layers/awscrt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
-		--platform manylinux2014_aarch64 --implementation cp --python-version 3.12 \
-		--only-binary=:all: --target build/layers/awscrt/python -r functions/admission/layer.txt
+	$(BIN)/python -m scripts.layer
 
 # Re-resolve pins after editing pyproject.toml ranges.
 lock:
