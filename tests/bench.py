@@ -1,5 +1,5 @@
-"""`make bench`: figures for the offline program, the event planner, the pre-scale job, the queue
-API and the plan diff.
+"""`make bench`: figures for the offline program, the policy pack, the event planner, the
+pre-scale job, the queue API and the plan diff.
 
 Prints figures; asserts nothing (speed belongs here, not in unit tests). Targets: prod evaluates
 under mocks in < 3 s median; a year of events plans in < 1 s; a second pre-scale run makes zero
@@ -20,8 +20,11 @@ from planning import clock
 from planning.calendar import Calendar, load_calendar, parse_calendar
 from planning.event_plan import plan_events
 from planning.settings import load_stack_settings
+from policies import RULES
+from policies.offline import evaluate
 from scripts import plan_diff
 from scripts.offline_cloud import run_offline, stack_config
+from scripts.policy import plan_resources
 from scripts.prescale import Clients, run
 from tests.moto_server import moto_thread
 from tests.scripts.conftest import client
@@ -51,6 +54,20 @@ def bench_program() -> None:
 WEEKLY = {"events": [{"name": "weekly-briefing", "time_zone": "America/Toronto",
                       "start": "2028-01-04T10:00:00", "duration_h": 2, "peak_multiple": 3,
                       "rule": "FREQ=WEEKLY;COUNT=52"}]}  # fmt: skip
+
+
+def bench_policy_pack() -> None:
+    """Every rule of policies/ over each stack's offline plan (evaluation not included)."""
+    print(f"\npolicy pack over the offline plan ({len(RULES)} rules; median of {RUNS}):")
+    for stack in ("prod", "dev"):
+        resources = plan_resources(run_offline(stack, stack_config(stack)))
+        timings, verdicts = [], evaluate(resources)
+        for _ in range(RUNS):
+            start = time.perf_counter()
+            evaluate(resources)
+            timings.append(time.perf_counter() - start)
+        print(f"  {stack:<8} {len(resources):>4} resources  {len(verdicts):>3} verdicts  "
+              f"median {statistics.median(timings) * 1000:6.1f} ms")  # fmt: skip
 
 
 def bench_planner() -> None:
@@ -162,6 +179,7 @@ def bench_plan_diff() -> None:
 def main() -> None:
     os.environ[clock.NOW_VARIABLE] = "2028-10-01T00:00:00Z"  # same schedules every run
     bench_program()
+    bench_policy_pack()
     bench_planner()
     bench_prescale()
     bench_room()
