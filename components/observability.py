@@ -47,15 +47,18 @@ class Observability(pulumi.ComponentResource):
 
         # CloudWatch publishes to an encrypted topic only if the key policy lets it use the key,
         # which AWS-managed alias/aws/sns cannot: one customer-managed key per region.
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
         self.topic = aws.sns.Topic(
             f"{name}-alarms",
-            kms_master_key_id=_alarm_key(f"{name}-alarms", tags, child).arn,
+            kms_master_key_id=_alarm_key(f"{name}-alarms", account_id, tags, child).arn,
             tags=tags,
             opts=child,
         )
         self.edge_topic = aws.sns.Topic(
             f"{name}-edge-alarms",
-            kms_master_key_id=_alarm_key(f"{name}-edge-alarms", tags, edge_child).arn,
+            kms_master_key_id=_alarm_key(f"{name}-edge-alarms", account_id, tags, edge_child).arn,
             tags=tags,
             opts=edge_child,
         )
@@ -179,11 +182,12 @@ class Observability(pulumi.ComponentResource):
         self.register_outputs({"alarm_topic_arn": self.topic.arn})
 
 
-def _alarm_key(name: str, tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.kms.Key:
+def _alarm_key(
+    name: str, account_id: pulumi.Output[str], tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.kms.Key:
     """A key for an alarm topic: the account administers it, CloudWatch alarms of this account
     may encrypt with it (kms:GenerateDataKey*, kms:Decrypt), as SNS's docs require."""
-    account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=opts.parent))
-    policy = account.account_id.apply(
+    policy = account_id.apply(
         lambda account_id: json.dumps(
             {
                 "Version": "2012-10-17",

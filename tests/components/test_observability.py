@@ -93,3 +93,21 @@ def test_email_subscribers_get_both_topics(evaluate, prod) -> None:
     subscriptions = build(evaluate, prod).of_type("aws:sns/topicSubscription:TopicSubscription")
     assert {s.inputs["endpoint"] for s in subscriptions} == {"portal-oncall@example.ca"}
     assert len(subscriptions) == 2
+
+
+def test_alarm_topics_use_keys_cloudwatch_may_use(evaluate, prod) -> None:
+    """CloudWatch cannot publish to a topic under alias/aws/sns: its key policy is AWS's."""
+    run = build(evaluate, prod)
+    keys = {k.urn: k for k in run.of_type("aws:kms/key:Key")}
+    assert len(keys) == 2, "one key per region: the stack's and us-east-1's"
+    for topic in run.of_type("aws:sns/topic:Topic"):
+        (key,) = [keys[u] for u in topic.dependencies if u in keys]
+        assert topic.inputs["kmsMasterKeyId"] == key.outputs["arn"]
+        assert key.inputs["enableKeyRotation"] is True
+        statements = json.loads(key.inputs["policy"])["Statement"]
+        (cloudwatch,) = [s for s in statements if s["Principal"].get("Service")]
+        assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+        assert cloudwatch["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    regions = {k.outputs["arn"].split(":")[3] for k in keys.values()}
+    assert regions == {"ca-central-1", "us-east-1"}
