@@ -78,7 +78,7 @@ class Admission(pulumi.ComponentResource):
 
         # Protected, and warm throughput ignored once created: AWS never lowers it, so a plan
         # with a lower value (or a refresh reading a raised one) would replace the table - a
-        # new, empty room mid-event. The pre-scale job raises it for an event instead.
+        # new, empty room mid-event. Raise it outside Pulumi (`aws dynamodb update-table`).
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
         warm = room_warm_throughput(s)
         self.table = aws.dynamodb.Table(
