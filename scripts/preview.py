@@ -38,6 +38,9 @@ from planning.settings import SETTINGS_KEY, SettingsError, load_stack_settings, 
 from scripts.offline_cloud import ROOT, SECRET, stack_config
 from scripts.plan_diff import COMMENT_LIMIT_CHARS, code_fence
 
+POLICY_PACKS = [str(ROOT / "policies")]
+"""Every real preview and update runs the policy pack: a failing rule stops it."""
+
 TEMPLATE_STACK = "pr"
 PR_TAG = "floodgate:pr"
 EXPIRES_TAG = "floodgate:expires"
@@ -84,8 +87,10 @@ class StackSummaryLike(Protocol):
 class PreviewStack(Protocol):
     """The part of `pulumi.automation.Stack` the commands use."""
 
-    def up(self, *, on_output: OnOutput) -> UpResultLike: ...
-    def preview(self, *, refresh: bool, diff: bool, on_output: OnOutput) -> PreviewResultLike: ...
+    def up(self, *, on_output: OnOutput, policy_packs: list[str]) -> UpResultLike: ...
+    def preview(
+        self, *, refresh: bool, diff: bool, on_output: OnOutput, policy_packs: list[str]
+    ) -> PreviewResultLike: ...
     def destroy(self, *, on_output: OnOutput) -> object: ...
 
 
@@ -142,7 +147,7 @@ def up(
     backend.set_all_config(name, config)
     backend.set_tag(name, PR_TAG, str(pr))
     backend.set_tag(name, EXPIRES_TAG, _timestamp(now + ttl))
-    result = stack.up(on_output=on_output)
+    result = stack.up(on_output=on_output, policy_packs=POLICY_PACKS)
     return {k: SECRET if v.secret else v.value for k, v in sorted(result.outputs.items())}
 
 
@@ -155,7 +160,7 @@ def preview(backend: Backend, stack_name: str, on_output: OnOutput) -> tuple[str
             f"stack {stack_name!r} does not exist in this backend; create it with "
             f"`pulumi stack init {stack_name}` (see README: Deploying with pulumi up)"
         ) from None
-    result = stack.preview(refresh=True, diff=True, on_output=on_output)
+    result = stack.preview(refresh=True, diff=True, on_output=on_output, policy_packs=POLICY_PACKS)
     return preview_markdown(stack_name, result)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from planning.settings import SETTINGS_KEY
 from scripts import preview
-from scripts.offline_cloud import stack_config
+from scripts.offline_cloud import ROOT, stack_config
 from scripts.preview import EXPIRES_TAG, PR_TAG, StackNotFoundError
 from tests.conftest import TEST_NOW
 
@@ -50,12 +50,14 @@ class FakeStack:
     name: str
     backend: FakeWorkspace
 
-    def up(self, *, on_output) -> UpResult:
+    def up(self, *, on_output, policy_packs) -> UpResult:
+        assert policy_packs == [str(ROOT / "policies")], "every update runs the policy pack"
         self.backend.calls.append(("up", self.name))
         on_output("Updating (pr)\n")
         return UpResult({"cdn_domain_name": Output("d1.cloudfront.net"), "key": Output("x", True)})
 
-    def preview(self, *, refresh: bool, diff: bool, on_output) -> PreviewResult:
+    def preview(self, *, refresh: bool, diff: bool, on_output, policy_packs) -> PreviewResult:
+        assert policy_packs == [str(ROOT / "policies")], "every preview runs the policy pack"
         self.backend.calls.append(("preview", self.name, refresh, diff))
         return PreviewResult("~ aws:autoscaling:Group web update [diff: ~maxSize]\n",
                              self.backend.change_summary)  # fmt: skip
