@@ -28,6 +28,7 @@ from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
 from scripts.plan_diff import PlanDiffError, compare, load_plan, to_markdown
 from scripts.policy import summary as policy_summary
 from scripts.policy import verdicts_for
+from scripts.text_table import aligned
 
 
 def key_settings(settings: Settings) -> list[str]:
@@ -89,9 +90,7 @@ def event_table(plans: list[EventPlan]) -> list[str]:
         )
         for p in plans
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows]  # fmt: skip
+    return aligned(rows)
 
 
 def render_tree(run: OfflineRun) -> list[str]:

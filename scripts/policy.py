@@ -20,6 +20,7 @@ from planning.event_plan import PlanError
 from planning.settings import SettingsError, load_stack_settings
 from policies.offline import PlanResource, Verdict, evaluate
 from scripts.offline_cloud import OfflineRun, reveal, run_offline, stack_config
+from scripts.text_table import aligned
 
 
 def plan_resources(run: OfflineRun) -> list[PlanResource]:
@@ -60,11 +61,7 @@ def table(verdicts: list[Verdict], failures_only: bool = False) -> list[str]:
     rows = [("rule", "resource", "verdict", "message")] + [
         (v.rule, v.resource, "FAIL" if v.outcome == "fail" else v.outcome, v.message) for v in shown
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return [
-        "  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3]]).rstrip()
-        for row in rows
-    ]
+    return aligned(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

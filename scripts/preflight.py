@@ -38,6 +38,7 @@ from planning.capacity import room_warm_throughput
 from planning.event_plan import PlanError, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
 from scripts.prescale import RETRIES
+from scripts.text_table import aligned
 
 EC2_STANDARD_VCPU_QUOTA = "L-1216C47A"
 """Service Quotas code of "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"."""
@@ -243,11 +244,7 @@ def table(checks: list[Check]) -> str:
     rows = [("check", "target", "verdict", "detail")] + [
         (c.check, c.target, c.verdict, c.detail) for c in checks
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join(
-        "  ".join([*(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)), r[3]]).rstrip()
-        for r in rows
-    )
+    return "\n".join(aligned(rows))
 
 
 def main(argv: list[str] | None = None, clients: Clients | None = None) -> int:

@@ -46,6 +46,7 @@ from planning.event_plan import (
     scheduled_actions,
 )
 from planning.settings import Settings, SettingsError, load_stack_settings
+from scripts.text_table import aligned
 
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
 READ_PREFIXES = ("Describe", "List", "Get")
@@ -304,10 +305,7 @@ def table(changes: Iterable[Change]) -> str:
     rows = [("layer", "action", "target", "detail")] + [
         (c.layer, c.action, c.target, json.dumps(c.detail, sort_keys=True)) for c in changes
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join(
-        "  ".join([*(r[i].ljust(widths[i]) for i in range(3)), r[3]]).rstrip() for r in rows
-    )
+    return "\n".join(aligned(rows))
 
 
 def run(argv: list[str] | None = None, clients: Clients | None = None) -> int:
