@@ -10,7 +10,7 @@ STACK ?= prod
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install lint types unit test plan policy preflight plan-diff bench layer lock clean
+.PHONY: install lint types unit test plan policy preflight plan-diff rehearse bench layer lock clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,15 @@ plan-diff: install
 	@test -n "$(BASE)" || { echo "usage: make plan-diff BASE=<git ref> [STACK=prod]" >&2; exit 2; }
 	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.plan_diff --stack $(STACK) \
 		--base $(BASE) || test $$? -eq 1
+
+# Play a night through the stack before it happens (README, Rehearsal): every scenario under the
+# configured, reactive, static-peak and floor policies; table, build/rehearsal-<stack>.json and a
+# chart per scenario. EVENT= event name (default: the next one), SCENARIO= one scenario,
+# CURVE= a CSV of a real night. Exit 0 within the settings' budget, 1 a scenario breaks it, 2 bad input.
+rehearse: install
+	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.rehearse --stack $(STACK) \
+		$(if $(EVENT),--event $(EVENT)) $(if $(SCENARIO),--scenario $(SCENARIO)) \
+		$(if $(CURVE),--curve $(CURVE))
 
 bench: install
 	$(BIN)/python -m tests.bench

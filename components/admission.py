@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.service_role import service_role
-from planning.capacity import room_warm_throughput
+from planning.capacity import room_tunables, room_warm_throughput
 from planning.settings import (
     ADMIN_CONCURRENCY,
     INLET_CONCURRENCY,
@@ -151,20 +151,9 @@ class Admission(pulumi.ComponentResource):
         )
         environment = {
             "FG_TABLE": self.table.name,
-            "FG_ROOM_ID": s.room_id,
             "FG_SECRET_ID": keys.arn,
             "FG_KVS_ARN": self.kvs.arn,
-            "FG_SESSIONS_PER_INSTANCE": str(s.sessions_per_instance),
-            "FG_REQUESTS_PER_INSTANCE_PER_S": str(args.fleet.requests_per_instance_per_s),
-            "FG_MAX_ADMIT_PER_S": str(s.max_admit_per_s),
-            "FG_STEP_S": str(s.step_s),
-            "FG_SESSION_S": str(s.session_minutes * 60),
-            "FG_TOKEN_TTL_S": str(s.token_ttl_minutes * 60),
-            "FG_SHOW_S": str(s.show_s),
-            "FG_ABANDON_AFTER_S": str(s.abandon_after_s),
-            "FG_QUEUE_AT_LOAD": str(s.queue_at_load_pct / 100),
-            "FG_OPEN_BELOW_LOAD": str(s.open_below_load_pct / 100),
-            "FG_CALM_S": str(s.calm_minutes * 60),
+            **room_tunables(s, args.fleet),
             "FG_ASG_NAME": args.asg_name,
             "FG_TARGET_GROUP": args.target_group_arn_suffix,
             "FG_ALARM_NAMES": pulumi.Output.from_input(args.pause_alarm_names).apply(",".join),

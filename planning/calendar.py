@@ -23,6 +23,7 @@ from dateutil.rrule import rrulestr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from planning.settings import STACKS_DIR
+from planning.shapes import DEFAULT_SHAPE, SHAPES
 
 EVENTS_FILE = STACKS_DIR / "events.yaml"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -50,6 +51,15 @@ class _Peak(_Model):
     """Override of the planned lead time (seconds before start that capacity is in service)."""
     stacks: list[str] | None = None
     """Stacks the event applies to; None means every stack."""
+    shape: str = DEFAULT_SHAPE
+    """How the crowd rises and falls (planning/shapes.py), for the rehearsal."""
+
+    @field_validator("shape")
+    @classmethod
+    def _known_shape(cls, value: str) -> str:
+        if value not in SHAPES:
+            raise ValueError(f"must be one of {sorted(SHAPES)}")
+        return value
 
     @model_validator(mode="after")
     def _one_peak(self) -> Self:

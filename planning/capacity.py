@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from planning import aws_facts
-from planning.settings import AdmissionSettings, Settings
+from planning.settings import AdmissionSettings, FleetSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -92,3 +92,22 @@ def room_warm_throughput(admission: AdmissionSettings) -> WarmThroughput:
                 admission.design_joins_per_s * DDB_READS_PER_STATUS),
         ),
     )  # fmt: skip
+
+
+def room_tunables(s: AdmissionSettings, fleet: FleetSettings) -> dict[str, str]:
+    """The waiting room's tunables as the Lambda environment carries them (`FG_*`, read by
+    `functions/admission/room.Config.from_env`): one source for the stack and the rehearsal."""
+    return {
+        "FG_ROOM_ID": s.room_id,
+        "FG_SESSIONS_PER_INSTANCE": str(s.sessions_per_instance),
+        "FG_REQUESTS_PER_INSTANCE_PER_S": str(fleet.requests_per_instance_per_s),
+        "FG_MAX_ADMIT_PER_S": str(s.max_admit_per_s),
+        "FG_STEP_S": str(s.step_s),
+        "FG_SESSION_S": str(s.session_minutes * 60),
+        "FG_TOKEN_TTL_S": str(s.token_ttl_minutes * 60),
+        "FG_SHOW_S": str(s.show_s),
+        "FG_ABANDON_AFTER_S": str(s.abandon_after_s),
+        "FG_QUEUE_AT_LOAD": str(s.queue_at_load_pct / 100),
+        "FG_OPEN_BELOW_LOAD": str(s.open_below_load_pct / 100),
+        "FG_CALM_S": str(s.calm_minutes * 60),
+    }

@@ -455,6 +455,47 @@ class PrescaleSettings(_Model):
     rules_per_request: int = Field(default=1, ge=0, le=100)
 
 
+class PriceSettings(_Model):
+    """On-demand prices for the rehearsal's cost figures (US dollars), with their date and source.
+    Check them against the source for the stack's region and instance type before quoting a
+    cost: AWS changes prices and they differ by region."""
+
+    instance_hour_usd: float = Field(default=0.1109, gt=0)
+    """One instance of the fleet's type per hour, Linux on demand (m7i.large, ca-central-1)."""
+    lcu_hour_usd: float = Field(default=0.0088, gt=0)
+    """One ALB capacity unit per hour; a reservation bills its LCUs whether used or not."""
+    ebs_gb_month_usd: float = Field(default=0.088, gt=0)
+    """gp3 storage per GB-month: what a stopped warm-pool instance still costs (730 h/month)."""
+    as_of: str = Field(default="2026-11", pattern=r"^\d{4}-\d{2}(-\d{2})?$")
+    source: str = (
+        "https://aws.amazon.com/ec2/pricing/on-demand/, "
+        "https://aws.amazon.com/elasticloadbalancing/pricing/, https://aws.amazon.com/ebs/pricing/"
+    )
+
+
+class RehearsalSettings(_Model):
+    """What `make rehearse` allows the configured stack on an event night (its budget), what it
+    assumes of people, and prices. Every limit applies to each scenario."""
+
+    max_raw_5xx: int = Field(default=0, ge=0)
+    """Origin failures viewers see as a raw 5xx (not the high-demand page)."""
+    max_high_demand_pct: float = Field(default=1.0, ge=0, le=100)
+    """Share of origin requests answered by the high-demand page."""
+    max_p95_wait_minutes: float = Field(default=30.0, ge=0)
+    """95th percentile wait of the people the room admitted."""
+    max_queue_minutes: float = Field(default=120.0, ge=0)
+    """Longest continuous time the room queued."""
+    max_kept_out_pct: float = Field(default=5.0, ge=0, le=100)
+    """Share of the user-time people wanted on the site that the room kept them out."""
+    max_cost_vs_floor: float = Field(default=8.0, ge=1)
+    """The night's cost over the cost of capacity that follows demand exactly: pre-scaling
+    with one zone of headroom at the scaling target costs about 2-3x in itself."""
+    patience_minutes: float = Field(default=30.0, gt=0, le=600)
+    """Mean time a person waits in line before giving up (exponentially distributed). An
+    assumption, not a measurement: set it from the portal's own abandonment figures."""
+    prices: PriceSettings = PriceSettings()
+
+
 INLET_CONCURRENCY = 1
 """One inlet at a time (the room item is versioned as well)."""
 ADMIN_CONCURRENCY = 2
@@ -553,6 +594,7 @@ class Settings(_Model):
     capacity: CapacitySettings
     prescale: PrescaleSettings = PrescaleSettings()
     admission: AdmissionSettings = AdmissionSettings()
+    rehearsal: RehearsalSettings = RehearsalSettings()
     tags: dict[str, str] = {}
 
     @field_validator("region")

@@ -24,6 +24,7 @@ from planning.calendar import CalendarError, load_calendar
 from planning.capacity import peak_check
 from planning.event_plan import EventPlan, PlanError, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
+from rehearsal.verdict import event_verdict
 from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
 from scripts.plan_diff import PlanDiffError, compare, load_plan, to_markdown
 from scripts.policy import summary as policy_summary
@@ -155,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nUpcoming events as of {now:%Y-%m-%d %H:%M}Z "
           f"(horizon {settings.prescale.horizon_days} days):")  # fmt: skip
     print("\n".join(f"  {line}" for line in event_table(plans)))
+    if plans:
+        print("Rehearsal, each event's own curve, stack as configured (make rehearse for all):")
+        for plan in plans:
+            print(f"  {plan.key}: {event_verdict(plan, settings)}")
     print()
     print("\n".join(render_tree(run)))
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path

@@ -1,5 +1,5 @@
 """`make bench`: figures for the offline program, the policy pack, the event planner, the
-pre-scale job, the queue API and the plan diff.
+pre-scale job, the queue API, the plan diff and the rehearsal.
 
 Prints figures; asserts nothing (speed belongs here, not in unit tests). Targets: prod evaluates
 under mocks in < 3 s median; a year of events plans in < 1 s; a second pre-scale run makes zero
@@ -176,6 +176,26 @@ def bench_plan_diff() -> None:
     )
 
 
+def bench_rehearsal() -> None:
+    """Every scenario x every policy of prod's election night (14 h at 10-second steps)."""
+    from rehearsal.curves import SCENARIOS, scenario_nights
+    from rehearsal.simulate import POLICIES, rehearse_all
+    from scripts.rehearse import choose_event
+
+    settings = load_stack_settings("prod")
+    plan = choose_event(settings, "prod", clock.now(), "us-general-election")
+    timings, steps = [], 0
+    for _ in range(3):
+        start = time.perf_counter()
+        nights = scenario_nights(list(SCENARIOS), plan, settings, settings.admission.step_s)
+        rehearse_all(nights, settings, POLICIES)
+        timings.append(time.perf_counter() - start)
+        steps = sum(len(n.users) for n in nights) * len(POLICIES)
+    print(f"\nrehearsal of prod, {plan.key}: {len(SCENARIOS)} scenarios x {len(POLICIES)} "
+          f"policies, {steps:,} steps: median {statistics.median(timings):.2f} s, "
+          f"max {max(timings):.2f} s (charts not included)")  # fmt: skip
+
+
 def main() -> None:
     os.environ[clock.NOW_VARIABLE] = "2028-10-01T00:00:00Z"  # same schedules every run
     bench_program()
@@ -184,6 +204,7 @@ def main() -> None:
     bench_prescale()
     bench_room()
     bench_plan_diff()
+    bench_rehearsal()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,195 @@
+"""Nights to rehearse: the crowd (concurrent users wanting the site) at every step, and what
+else goes wrong. Scenarios are built from the stack's settings and event plan; `--curve` replays
+a real night from a CSV file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from planning.clock import ClockError, parse_instant
+from planning.event_plan import EventPlan
+from planning.settings import Settings
+from planning.shapes import SHAPES
+
+SCENARIOS = ("event", "stress", "flash-crowd", "zone-loss", "slow-origin")
+EVENT_SCENARIOS = frozenset({"event", "stress", "zone-loss", "slow-origin"})
+STRESS_FACTOR = 3.0
+FLASH_MULTIPLE, FLASH_RAMP_S = 10.0, 120
+"""flash-crowd: 10x baseline within 2 minutes on an ordinary evening, with no schedule."""
+FLASH_AT_H, FLASH_HOLD_H, FLASH_FALL_H = 2.0, 3.0, 2.0
+SLOW_ORIGIN_S, SLOW_ORIGIN_FACTOR = 20 * 60, 0.5
+"""slow-origin: per-instance capacity halved for 20 minutes from the peak."""
+PAD = timedelta(hours=2)
+"""Rehearsed before the event's start and after its end: a 10-hour night is 14 hours."""
+CURVE_COLUMNS = ("concurrent_users", "requests_per_minute")
+
+
+class CurveError(ValueError):
+    """A curve file the rehearsal cannot read: names the file, the row and the problem."""
+
+
+@dataclass(frozen=True)
+class Night:
+    """One scenario: concurrent users wanting the site per step, from `start`."""
+
+    scenario: str
+    start: datetime
+    step_s: int
+    users: list[float]
+    plan: EventPlan | None
+    """The event whose schedules, warm pool and reservation the configured stack uses."""
+    zone_lost_at: int | None = None
+    """Step from which one zone is lost (for the rest of the night)."""
+    slow: range = field(default_factory=lambda: range(0))
+    """Steps during which each instance serves SLOW_ORIGIN_FACTOR of its rate."""
+
+    @property
+    def peak_step(self) -> int:
+        return max(range(len(self.users)), key=self.users.__getitem__)
+
+    def at(self, step: int) -> datetime:
+        return self.start + timedelta(seconds=step * self.step_s)
+
+
+def event_night(plan: EventPlan, settings: Settings, step_s: int) -> list[float]:
+    """The event's own curve: its shape scaled from baseline to its planned peak, padded."""
+    occurrence = plan.occurrence
+    shape = SHAPES[occurrence.spec.shape]
+    baseline = settings.capacity.baseline_users
+    duration = (occurrence.end - occurrence.start).total_seconds()
+    steps = int((duration + 2 * PAD.total_seconds()) // step_s)
+    offset = PAD.total_seconds()
+    return [
+        baseline + (plan.peak_users - baseline) * shape.level((i * step_s - offset) / duration)
+        for i in range(steps)
+    ]
+
+
+def flash_crowd(settings: Settings, steps: int, step_s: int) -> list[float]:
+    """Baseline, then 10x within 2 minutes, held for 3 hours, back to baseline over 2."""
+    base = settings.capacity.baseline_users
+    rise = FLASH_AT_H * 3600
+    points = [
+        (0.0, base),
+        (rise, base),
+        (rise + FLASH_RAMP_S, base * FLASH_MULTIPLE),
+        (rise + FLASH_HOLD_H * 3600, base * FLASH_MULTIPLE),
+        (rise + (FLASH_HOLD_H + FLASH_FALL_H) * 3600, base),
+        (math.inf, base),
+    ]
+    return _resample(points, steps, step_s)
+
+
+def scenario_nights(
+    scenarios: Sequence[str], plan: EventPlan | None, settings: Settings, step_s: int
+) -> list[Night]:
+    """The named scenarios; event scenarios need a plan (a stack with no events has only
+    flash-crowd)."""
+    nights = []
+    if plan is not None:
+        start = plan.occurrence.start - PAD
+        curve = event_night(plan, settings, step_s)
+    else:
+        start = datetime(2028, 10, 3, 22, 0, tzinfo=UTC)
+        curve = [float(settings.capacity.baseline_users)] * int(14 * 3600 // step_s)
+    for name in scenarios:
+        if name in EVENT_SCENARIOS and plan is None:
+            continue
+        if name == "flash-crowd":
+            nights.append(
+                Night(name, start, step_s, flash_crowd(settings, len(curve), step_s), None)
+            )
+            continue
+        night = Night(name, start, step_s, curve, plan)
+        peak = night.peak_step
+        if name == "stress":
+            night = Night(name, start, step_s, [u * STRESS_FACTOR for u in curve], plan)
+        elif name == "zone-loss":
+            night = Night(name, start, step_s, curve, plan, zone_lost_at=peak)
+        elif name == "slow-origin":
+            night = Night(
+                name, start, step_s, curve, plan, slow=range(peak, peak + SLOW_ORIGIN_S // step_s)
+            )
+        nights.append(night)
+    return nights
+
+
+def read_curve(path: Path, settings: Settings, step_s: int) -> tuple[datetime, list[float]]:
+    """A real night from CSV: a `timestamp` column (ISO 8601 with offset) and either
+    `concurrent_users` or `requests_per_minute` (viewer requests at CloudFront, e.g. the
+    distribution's `Requests` metric at 1-minute sums). Rows in time order; interpolated to
+    steps. Raises CurveError naming the file, the row and the problem."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CurveError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CurveError(f"{path}: cannot read ({exc})") from None
+    rows = list(csv.reader(text.splitlines()))
+    if not rows:
+        raise CurveError(f"{path}: empty; expected a header: timestamp,{'|'.join(CURVE_COLUMNS)}")
+    header = [h.strip().lower() for h in rows[0]]
+    columns = [c for c in CURVE_COLUMNS if c in header]
+    if "timestamp" not in header or len(columns) != 1:
+        raise CurveError(
+            f"{path}: row 1: header {rows[0]} must have `timestamp` and exactly one of "
+            f"{', '.join(CURVE_COLUMNS)}"
+        )
+    at, value_at = header.index("timestamp"), header.index(columns[0])
+    per_user = settings.capacity.requests_per_user_per_s * 60
+    points: list[tuple[float, float]] = []
+    first: datetime | None = None
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise CurveError(f"{path}: row {number}: {len(row)} columns, header has {len(header)}")
+        try:
+            moment = parse_instant(row[at])
+        except ClockError:
+            raise CurveError(
+                f"{path}: row {number}: timestamp {row[at]!r} is not ISO 8601 with an offset "
+                "(e.g. 2016-11-08T23:00:00-05:00)"
+            ) from None
+        try:
+            value = float(row[value_at])
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise CurveError(
+                f"{path}: row {number}: {columns[0]} {row[value_at]!r} must be a number >= 0"
+            )
+        first = first or moment
+        offset = (moment - first).total_seconds()
+        if points and offset <= points[-1][0]:
+            raise CurveError(
+                f"{path}: row {number}: timestamp {row[at]} is not after the row before"
+            )
+        users = value if columns[0] == "concurrent_users" else value / per_user
+        points.append((offset, users))
+    if len(points) < 2 or first is None:
+        raise CurveError(f"{path}: needs at least two rows of data")
+    steps = int(points[-1][0] // step_s) + 1
+    return first, _resample(points, steps, step_s)
+
+
+def _resample(points: list[tuple[float, float]], steps: int, step_s: int) -> list[float]:
+    """Linear between (x s, y) points sorted by x, at every step; flat beyond the last."""
+    xs = [x for x, _ in points]
+    values = []
+    for i in range(steps):
+        j = bisect.bisect_right(xs, i * step_s)
+        if j >= len(points):
+            values.append(points[-1][1])
+            continue
+        (x0, y0), (x1, y1) = points[max(j - 1, 0)], points[j]
+        share = 0.0 if x1 in (math.inf, x0) else (i * step_s - x0) / (x1 - x0)
+        values.append(y0 + (y1 - y0) * share)
+    return values

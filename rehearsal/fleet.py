@@ -1,0 +1,136 @@
+"""The web group as AWS runs it: desired/min/max, launches that take time, a warm pool, target
+tracking on ALBRequestCountPerTarget, scheduled actions that run late, a zone that goes away."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from planning.capacity import max_with_zone_lost
+from planning.event_plan import ScheduledAction
+from rehearsal import model
+
+
+@dataclass
+class Group:
+    """One Auto Scaling group; times are seconds from the start of the night."""
+
+    min_size: int
+    max_size: int
+    desired: int
+    target_per_min: float
+    """Target tracking's ALBRequestCountPerTarget target (requests per instance per minute)."""
+    warmup_s: int
+    pool_target: int = 0
+    """Warm-pool instances kept stopped and ready (0: no pool)."""
+    tracking: bool = True
+    serving: deque[list[float]] = field(default_factory=deque)
+    """[since, count] batches in service, oldest first."""
+    pending: list[list[float]] = field(default_factory=list)
+    """[ready_at, count] batches launching into service."""
+    pool: float = 0
+    pool_pending: list[list[float]] = field(default_factory=list)
+    cap: int | None = None
+    """Running instances the group can hold (set when a zone is lost)."""
+    visible: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=15))
+    """Published datapoints (requests per target per minute, targets), newest last."""
+    _unpublished: tuple[float, float] | None = None
+
+    @property
+    def in_service(self) -> float:
+        return sum(b[1] for b in self.serving)
+
+    @property
+    def launching(self) -> float:
+        return sum(b[1] for b in self.pending)
+
+    def start_at(self, count: int) -> None:
+        """The night starts with `count` in service and the pool full."""
+        self.serving.append([-1e9, float(count)])
+        self.pool = float(self.pool_target)
+
+    def scheduled(self, action: ScheduledAction) -> None:
+        """A scheduled action: min and max, and desired when the action sets it (absolutely)."""
+        self.min_size, self.max_size = action.min_size, action.max_size
+        if action.desired is not None:
+            self.desired = action.desired
+        self.desired = min(max(self.desired, self.min_size), self.max_size)
+
+    def lose_zone(self, zones: int) -> None:
+        """One of `zones` equal zones goes: its instances (serving, launching, pooled) with it;
+        the group holds at most what capacity.max_with_zone_lost allows from then on."""
+        keep = (zones - 1) / zones
+        for batch in (*self.serving, *self.pending, *self.pool_pending):
+            batch[1] *= keep
+        self.pool *= keep
+        self.cap = max_with_zone_lost(self.max_size, zones)
+
+    def publish(self, requests_last_minute: float) -> None:
+        """End of a minute: the minute before becomes visible (CloudWatch publishes ALB metrics
+        about a minute late); this one waits."""
+        if self._unpublished is not None:
+            self.visible.append(self._unpublished)
+        targets = self.in_service
+        self._unpublished = (requests_last_minute / max(targets, 1.0), max(targets, 1.0))
+
+    def track(self, now: float) -> None:
+        """Target tracking on the published datapoints: out after SCALE_OUT_DATAPOINTS above
+        the target, in after SCALE_IN_DATAPOINTS below 90 % of it, never while warming up."""
+        if not self.tracking or len(self.visible) < model.SCALE_OUT_DATAPOINTS:
+            return
+        per_target, targets = self.visible[-1]
+        needed = math.ceil(per_target * targets / self.target_per_min)
+        last = list(self.visible)[-model.SCALE_OUT_DATAPOINTS :]
+        if (all(p > self.target_per_min for p, _ in last) and needed > self.desired) or (
+            len(self.visible) >= model.SCALE_IN_DATAPOINTS
+            and all(p < model.SCALE_IN_THRESHOLD * self.target_per_min for p, _ in self.visible)
+            and not any(now - b[0] < self.warmup_s for b in self.serving)
+            and needed < self.desired
+        ):
+            self.desired = needed
+        self.desired = min(max(self.desired, self.min_size), self.max_size)
+
+    def reconcile(self, now: float) -> None:
+        """Bring running instances to desired (launch from the pool first, then cold; terminate
+        the newest first) and refill the pool; move launches that are ready into service."""
+        for batch in [b for b in self.pending if b[0] <= now]:
+            self.pending.remove(batch)
+            self.serving.append(batch)
+        for batch in [b for b in self.pool_pending if b[0] <= now]:
+            self.pool_pending.remove(batch)
+            self.pool += batch[1]
+        want = min(self.desired, self.cap) if self.cap is not None else self.desired
+        running = self.in_service + self.launching
+        if want > running + 1e-9:
+            need = want - running
+            warm = min(need, self.pool)
+            self.pool -= warm
+            self._launch(self.pending, now, warm, model.WARM_LAUNCH_S)
+            self._launch(self.pending, now, need - warm, model.COLD_LAUNCH_S)
+        elif want < running - 1e-9:
+            self._terminate(running - want)
+        room = self.max_size - (self.in_service + self.launching) - self.pool
+        short = self.pool_target - self.pool - sum(b[1] for b in self.pool_pending)
+        if short > 1e-9 and room > 1e-9:
+            self._launch(self.pool_pending, now, min(short, room), model.COLD_LAUNCH_S)
+
+    @staticmethod
+    def _launch(into: list[list[float]], now: float, count: float, span: tuple[int, int]) -> None:
+        """`count` instances, ready evenly across `span` seconds (in five batches at most)."""
+        if count <= 1e-9:
+            return
+        batches = max(1, min(5, math.ceil(count)))
+        low, high = span
+        for i in range(batches):
+            into.append([now + low + (high - low) * (i + 0.5) / batches, count / batches])
+
+    def _terminate(self, count: float) -> None:
+        for source in (self.pending, self.serving):
+            while count > 1e-9 and source:
+                batch = source[-1]
+                taken = min(batch[1], count)
+                batch[1] -= taken
+                count -= taken
+                if batch[1] <= 1e-9:
+                    source.pop()

@@ -1,0 +1,50 @@
+"""How AWS and people behave in the rehearsal: each behaviour a named constant, with its source.
+
+Where AWS documents a range, the rehearsal spreads a batch of launches evenly across it (no
+randomness: a rehearsal run twice gives the same figures). Where nothing documents a figure, the
+constant says it is an assumption.
+"""
+
+from __future__ import annotations
+
+METRIC_PERIOD_S = 60
+"""ALBRequestCountPerTarget is a one-minute metric; target tracking reads it per minute and the
+waiting room's inlet reads the latest datapoint. Source: Elastic Load Balancing, CloudWatch
+metrics for your Application Load Balancer (RequestCountPerTarget, 60 s period)."""
+
+SCALE_OUT_DATAPOINTS = 3
+"""Target tracking's high alarm fires after 3 datapoints above the target in 3 minutes.
+SCALE_IN_DATAPOINTS = 15: its low alarm after 15 below in 15 minutes. Source: Amazon EC2 Auto
+Scaling User Guide, target tracking scaling policies (the alarms it creates and manages),
+https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-scaling-target-tracking.html."""
+SCALE_IN_DATAPOINTS = 15
+SCALE_IN_THRESHOLD = 0.9
+"""The low alarm's threshold is 90 % of the target value (same source: target tracking keeps
+capacity a little above the target rather than flapping)."""
+
+COLD_LAUNCH_S = (180, 300)
+"""A new instance from launch to serving: boot, user data, application start and the ALB's
+health checks (2 x 30 s by default). 3-5 minutes; `prescale.cold_launch_s` plans for the top."""
+WARM_LAUNCH_S = (30, 60)
+"""A stopped warm-pool instance from start to serving: it already ran its user data. Source:
+Amazon EC2 Auto Scaling User Guide, warm pools ("instances ... ready to serve in seconds
+rather than minutes"); 30-60 s with the ALB health checks."""
+
+SCHEDULE_SLIP_S = 120
+"""A scheduled action runs within seconds of its start time but may be delayed up to two
+minutes. Source: Amazon EC2 Auto Scaling User Guide, scheduled scaling, considerations."""
+
+OVERLOAD_STATUS = 503
+"""What a request beyond an instance's `requests_per_instance_per_s` gets: the application
+refuses it (503) rather than queue it past CloudFront's read timeout. CloudFront fails over to
+the pages bucket on the stack's `edge.failover_status_codes` for reads and answers the custom
+error response (the high-demand page) for every behaviour; any other code reaches the viewer."""
+NO_TARGET_STATUS = 503
+"""The ALB answers 503 when the target group has no registered target. Source: Elastic Load
+Balancing, troubleshoot your Application Load Balancer (HTTP 503: Service unavailable)."""
+
+POLL_S = 15
+"""The waiting page polls the status API about every 15 s (functions/pages/waiting-room,
+`retry_after_s || 15`, jittered by +-20 %); a visitor notices their admission within a poll."""
+
+WAIT_PERCENTILES = (50, 95)

@@ -1,0 +1,381 @@
+"""Play a night through the stack under each capacity policy and measure what people got.
+
+Policies, side by side on the same crowd:
+- configured: the stack as declared: the event's scheduled actions, target tracking, the warm
+  pool and the waiting room;
+- reactive: the same min/max and target tracking, no schedules, no warm pool, no room (what
+  most teams run);
+- static-peak: the event's planned capacity in service all night;
+- floor: capacity that follows demand exactly (the cost yardstick; nothing fails).
+
+People arrive so that, with nothing in the way, the site holds the curve's users; each stays
+`admission.session_minutes` and sends `requests_per_user_per_s`, of which CloudFront passes
+`100 - cdn_offload_pct` % to the origin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from functions.admission.inlet import Fleet
+from functions.admission.room import Config
+from planning.capacity import instances_for, origin_requests_per_s, room_tunables
+from planning.event_plan import EventPlan, scheduled_actions, with_zone_headroom
+from planning.settings import Settings
+from rehearsal import model
+from rehearsal.curves import SLOW_ORIGIN_FACTOR, Night
+from rehearsal.fleet import Group
+from rehearsal.room import RoomSim
+
+POLICIES = ("configured", "reactive", "static-peak", "floor")
+HOURS_PER_MONTH = 730
+
+
+@dataclass
+class Series:
+    """Per-minute figures for the charts."""
+
+    demand_instances: list[float] = field(default_factory=list)
+    """Instances the wanted crowd needs at `requests_per_instance_per_s`."""
+    in_service: list[float] = field(default_factory=list)
+    failed: list[float] = field(default_factory=list)
+    """Origin requests that failed in the minute (high-demand page or raw 5xx)."""
+    waiting: list[float] = field(default_factory=list)
+    """People in line who have not given up."""
+    admitted: list[float] = field(default_factory=list)
+    queueing: list[bool] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    scenario: str
+    policy: str
+    measures: dict[str, float]
+    series: Series
+    budgets: list[tuple[int, float]] = field(default_factory=list)
+    """(inlet budget, people admitted) for every queueing step."""
+
+
+def room_config(settings: Settings) -> Config:
+    """The room's Config exactly as the Lambda builds it from its environment."""
+    return Config.from_env(
+        {"FG_TABLE": "rehearsal", **room_tunables(settings.admission, settings.fleet)}
+    )
+
+
+def arrivals(users: list[float], step_s: int, session_s: int) -> tuple[list[float], list[float]]:
+    """People arriving per step so that, unhindered, the site holds `users`; and the site's
+    occupancy unhindered (the wanted user count). Sessions last `session_s` on average,
+    exponentially distributed: each step a share 1 - exp(-step_s / session_s) of the people
+    inside leave (a fixed length would send a crowd's arrivals back as an echo every session)."""
+    stay = math.exp(-step_s / session_s)
+    came = [0.0] * len(users)
+    wanted = [0.0] * len(users)
+    inside = users[0]
+    for i, target in enumerate(users):
+        inside *= stay if i else 1.0
+        came[i] = max(0.0, target - inside)
+        inside += came[i]
+        wanted[i] = inside
+    return came, wanted
+
+
+def static_size(night: Night, settings: Settings) -> int:
+    """The planned peak's instances (the event's plan, or the settings' planned surge)."""
+    if night.plan is not None:
+        return night.plan.desired
+    c, fleet = settings.capacity, settings.fleet
+    rate = origin_requests_per_s(
+        c.baseline_users * c.peak_multiple, c.requests_per_user_per_s, c.cdn_offload_pct
+    )
+    wanted = with_zone_headroom(
+        instances_for(rate, fleet.requests_per_instance_per_s), len(settings.network.zones)
+    )
+    return min(max(wanted, fleet.min_size), fleet.max_size)
+
+
+def rehearse(night: Night, settings: Settings, policy: str) -> Result:
+    """One night under one policy."""
+    if policy == "floor":
+        return _floor(night, settings)
+    return _Run(night, settings, policy).play()
+
+
+def rehearse_all(
+    nights: list[Night],
+    settings: Settings,
+    policies: tuple[str, ...] = POLICIES,
+    progress: Callable[[str], None] | None = None,
+) -> list[Result]:
+    """Every night under every policy; cost ÷ floor filled in from the floor's cost."""
+    results = []
+    for night in nights:
+        floor = _floor(night, settings)
+        for policy in policies:
+            if progress:
+                progress(f"{night.scenario} / {policy}")
+            result = floor if policy == "floor" else rehearse(night, settings, policy)
+            result.measures["cost_vs_floor"] = result.measures["cost_usd"] / max(
+                floor.measures["cost_usd"], 1e-9
+            )
+            results.append(result)
+    return results
+
+
+class _Run:
+    """The configured, reactive or static-peak policy through one night, step by step."""
+
+    def __init__(self, night: Night, settings: Settings, policy: str) -> None:
+        self.night, self.settings, self.policy = night, settings, policy
+        fleet, plan = settings.fleet, night.plan
+        self.dt = night.step_s
+        self.session_s = settings.admission.session_minutes * 60
+        self.per_user = origin_requests_per_s(
+            1, settings.capacity.requests_per_user_per_s, settings.capacity.cdn_offload_pct
+        )
+        self.rate = fleet.requests_per_instance_per_s
+        configured = policy == "configured"
+        room_on = configured and settings.admission.enabled
+        room_on = room_on and (plan is None or plan.waiting_room != "off")
+        self.room = (
+            RoomSim(room_config(settings), settings.rehearsal.patience_minutes * 60)
+            if room_on
+            else None
+        )
+        pool = 0
+        if configured and fleet.warm_pool is not None:
+            pool = plan.warm_pool if plan is not None else fleet.warm_pool.min_size
+        start = math.ceil(night.users[0] * self.per_user * 60 / (fleet.scaling.requests_per_target))
+        start = min(max(start, fleet.min_size), fleet.max_size)
+        if policy == "static-peak":
+            start = static_size(night, settings)
+        self.group = Group(
+            min_size=start if policy == "static-peak" else fleet.min_size,
+            max_size=start if policy == "static-peak" else fleet.max_size,
+            desired=start,
+            target_per_min=fleet.scaling.requests_per_target,
+            warmup_s=fleet.default_warmup_s,
+            pool_target=pool,
+            tracking=policy != "static-peak",
+        )
+        self.group.start_at(start)
+        self.actions = []
+        if configured and plan is not None:
+            before = night.start - timedelta(days=1)
+            self.actions = sorted(
+                (
+                    ((a.start - night.start).total_seconds() + model.SCHEDULE_SLIP_S, a)
+                    for a in scheduled_actions([plan], fleet, before)
+                ),
+                key=lambda pair: pair[0],
+            )
+        self.lcu = _reserved_lcu_hours(night, settings, plan if configured else None)
+
+    def play(self) -> Result:
+        night, group, room, dt = self.night, self.group, self.room, self.dt
+        came, wanted = arrivals(night.users, dt, self.session_s)
+        stay = math.exp(-dt / self.session_s)
+        # People inside without a token (let in while the room was open) and with one.
+        inside_free, inside_held = night.users[0], 0.0
+        series = Series()
+        totals: dict[str, float] = dict.fromkeys(
+            (
+                "offered",
+                "raw",
+                "page",
+                "served_user_s",
+                "wanted_user_s",
+                "instance_s",
+                "pool_instance_s",
+                "turned_away",
+                "admitted_people",
+            ),
+            0.0,
+        )
+        minute = {"requests": 0.0, "failed": 0.0, "no_target": 0.0, "admitted": 0.0}
+        breaches: deque[bool] = deque(maxlen=self.settings.alarms.evaluation_periods)
+        alarm = False
+        queue_run = longest_queue = 0.0
+        page_codes = set(self.settings.edge.failover_status_codes)
+        actions = deque(self.actions)
+        for i in range(len(night.users)):
+            now = i * dt
+            if i:
+                inside_free, inside_held = inside_free * stay, inside_held * stay
+            while actions and actions[0][0] <= now:
+                group.scheduled(actions.popleft()[1])
+            if night.zone_lost_at == i:
+                group.lose_zone(len(self.settings.network.zones))
+            if room is not None and room.queueing:
+                room.join(now, came[i])
+            else:
+                inside_free += came[i]
+            group.reconcile(now)
+            serving = group.in_service
+            factor = SLOW_ORIGIN_FACTOR if i in night.slow else 1.0
+            capacity = serving * self.rate * factor
+            inside_now = max(inside_free + inside_held, 0.0)
+            offered = inside_now * self.per_user
+            failed = max(0.0, offered - capacity)
+            status = model.NO_TARGET_STATUS if serving < 1e-9 else model.OVERLOAD_STATUS
+            totals["offered"] += offered * dt
+            totals["page" if status in page_codes else "raw"] += failed * dt
+            totals["served_user_s"] += inside_now * dt
+            totals["wanted_user_s"] += wanted[i] * dt
+            totals["instance_s"] += (serving + group.launching) * dt
+            totals["pool_instance_s"] += group.pool * dt
+            minute["requests"] += offered * dt
+            minute["failed"] += failed * dt
+            if serving < 1e-9:
+                minute["no_target"] += failed * dt
+            if (now + dt) % model.METRIC_PERIOD_S < dt:
+                alarm = self._alarm(minute, breaches)
+                group.publish(minute["requests"])
+                group.track(now)
+                series.demand_instances.append(wanted[i] * self.per_user / self.rate)
+                series.in_service.append(serving)
+                series.failed.append(minute["failed"])
+                series.waiting.append(room.still_waiting(now) if room else 0.0)
+                series.admitted.append(minute["admitted"])
+                series.queueing.append(bool(room and room.queueing))
+                minute = dict.fromkeys(minute, 0.0)
+            if room is None:
+                continue
+            load = 0.0
+            if group.visible:
+                load = group.visible[-1][0] / model.METRIC_PERIOD_S / self.rate
+            plan = night.plan
+            forced = bool(
+                plan is not None
+                and plan.waiting_room == "queue"
+                and plan.raise_at <= night.at(i) < plan.restore_at
+            )
+            entered, change = room.step(now, Fleet(round(serving), load, alarm), forced)
+            if entered:
+                inside_held += entered
+                minute["admitted"] += entered
+                totals["admitted_people"] += entered
+            if change == "queue":  # the gate sends everyone without a token to the line
+                room.join(now, inside_free)
+                totals["turned_away"] += inside_free
+                inside_free = 0.0
+            elif change == "open":
+                inside_free += room.open_doors(now)
+            queue_run = queue_run + dt if room.queueing else 0.0
+            longest_queue = max(longest_queue, queue_run)
+        still_waiting = room.close(len(night.users) * dt) if room else 0.0
+        measures = self._measures(totals, series, room, longest_queue, still_waiting)
+        return Result(night.scenario, self.policy, measures, series, room.budgets if room else [])
+
+    def _alarm(self, minute: dict[str, float], breaches: deque[bool]) -> bool:
+        """The origin 5xx alarms (ALB's and the targets'): in ALARM once every one of the last
+        `evaluation_periods` minutes breached its rate."""
+        a = self.settings.alarms
+        requests = max(minute["requests"], 1e-9)
+        elb = 100 * minute["no_target"] / requests
+        target = 100 * (minute["failed"] - minute["no_target"]) / requests
+        breaches.append(elb > a.alb_5xx_rate_pct or target > a.target_5xx_rate_pct)
+        return len(breaches) == breaches.maxlen and all(breaches)
+
+    def _measures(
+        self,
+        totals: dict[str, float],
+        series: Series,
+        room: RoomSim | None,
+        longest_queue_s: float,
+        still_waiting: float,
+    ) -> dict[str, float]:
+        prices = self.settings.rehearsal.prices
+        hours = totals["instance_s"] / 3600
+        pool_gb_hours = totals["pool_instance_s"] / 3600 * self.settings.fleet.root_volume_gb
+        cost = (
+            hours * prices.instance_hour_usd
+            + pool_gb_hours * prices.ebs_gb_month_usd / HOURS_PER_MONTH
+            + self.lcu * prices.lcu_hour_usd
+        )
+        waits = room.waits if room else []
+        wanted = max(totals["wanted_user_s"], 1e-9)
+        return {
+            "raw_5xx": round(totals["raw"]),
+            "high_demand": round(totals["page"]),
+            "high_demand_pct": 100 * totals["page"] / max(totals["offered"], 1e-9),
+            "queued": room.queued if room else 0.0,
+            "turned_away": totals["turned_away"],
+            "wait_p50_min": _percentile(waits, 50) / 60,
+            "wait_p95_min": _percentile(waits, 95) / 60,
+            "wait_max_min": max((w for w, n in waits if n > 0), default=0.0) / 60,
+            "gave_up": room.gave_up if room else 0.0,
+            "still_waiting": still_waiting,
+            "longest_queue_min": longest_queue_s / 60,
+            "kept_out_pct": max(0.0, 100 * (1 - totals["served_user_s"] / wanted)),
+            "peak_waiting": max(series.waiting, default=0.0),
+            "instance_hours": hours,
+            "cost_usd": cost,
+        }
+
+
+def _floor(night: Night, settings: Settings) -> Result:
+    """Capacity that follows the wanted crowd exactly, step by step: nothing fails."""
+    per_user = origin_requests_per_s(
+        1, settings.capacity.requests_per_user_per_s, settings.capacity.cdn_offload_pct
+    )
+    rate = settings.fleet.requests_per_instance_per_s
+    _, wanted = arrivals(night.users, night.step_s, settings.admission.session_minutes * 60)
+    needed = [math.ceil(w * per_user / rate - 1e-9) for w in wanted]
+    hours = sum(needed) * night.step_s / 3600
+    per_minute = max(1, model.METRIC_PERIOD_S // night.step_s)
+    series = Series(
+        demand_instances=[w * per_user / rate for w in wanted[per_minute - 1 :: per_minute]],
+        in_service=[float(n) for n in needed[per_minute - 1 :: per_minute]],
+    )
+    zero = (
+        "raw_5xx",
+        "high_demand",
+        "high_demand_pct",
+        "queued",
+        "turned_away",
+        "wait_p50_min",
+        "wait_p95_min",
+        "wait_max_min",
+        "gave_up",
+        "still_waiting",
+        "longest_queue_min",
+        "kept_out_pct",
+        "peak_waiting",
+    )
+    measures: dict[str, float] = dict.fromkeys(zero, 0.0)
+    measures.update(
+        instance_hours=hours, cost_usd=hours * settings.rehearsal.prices.instance_hour_usd
+    )
+    return Result(night.scenario, "floor", measures, series)
+
+
+def _reserved_lcu_hours(night: Night, settings: Settings, plan: EventPlan | None) -> float:
+    """LCU-hours reserved during the night: the standing reservation, raised to the event's
+    from `reserve_alb_at` (a day ahead) to `restore_at` when the pre-scale job runs."""
+    length = len(night.users) * night.step_s
+    standing = settings.load_balancer.minimum_capacity_units * length / 3600
+    if plan is None:
+        return standing
+    begin = max((plan.reserve_alb_at - night.start).total_seconds(), 0.0)
+    end = min((plan.restore_at - night.start).total_seconds(), float(length))
+    extra = max(plan.capacity_units - settings.load_balancer.minimum_capacity_units, 0)
+    return standing + extra * max(end - begin, 0.0) / 3600
+
+
+def _percentile(samples: list[tuple[float, float]], pct: float) -> float:
+    """Weighted percentile of (value, weight) samples; 0 with none."""
+    ordered = sorted((v, w) for v, w in samples if w > 0)
+    total = sum(w for _, w in ordered)
+    if not ordered or total <= 0:
+        return 0.0
+    threshold, running = total * pct / 100, 0.0
+    for value, weight in ordered:
+        running += weight
+        if running >= threshold:
+            return value
+    return ordered[-1][0]

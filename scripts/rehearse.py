@@ -1,0 +1,244 @@
+"""Rehearse an event night: the stack's own settings, plan and decision code against a crowd.
+
+Usage: python -m scripts.rehearse --stack prod [--event NAME] [--scenario NAME] [--curve FILE]
+
+Plays each scenario (event, stress, flash-crowd, zone-loss, slow-origin; or a real night from
+`--curve FILE.csv`) under four policies (configured, reactive, static-peak, floor) in 10-second
+steps, prints one row per scenario and policy, writes build/rehearsal-<stack>.json and one chart
+per scenario (build/rehearsal-<stack>-<scenario>.png), and judges the configured stack against
+the settings' `rehearsal:` budget. Exit codes: 0 within budget, 1 a scenario breaks it, 2 bad
+input (settings, calendar, event, scenario or curve file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from planning import clock
+from planning.calendar import CalendarError, load_calendar
+from planning.event_plan import EventPlan, PlanError, plan_event
+from planning.settings import Settings, SettingsError, load_stack_settings
+from rehearsal.curves import SCENARIOS, CurveError, Night, read_curve, scenario_nights
+from rehearsal.simulate import POLICIES, Result, rehearse_all
+from rehearsal.verdict import breaches, summary
+from scripts.offline_cloud import ROOT
+from scripts.text_table import aligned
+
+LOOK_AHEAD = timedelta(days=5 * 366)
+"""How far ahead the default (next) event and --event are looked for: one election cycle."""
+COLUMNS = (
+    ("raw 5xx", "raw_5xx", "{:,.0f}"),
+    ("page %", "high_demand_pct", "{:.2f}"),
+    ("queued", "queued", "{:,.0f}"),
+    ("sent back", "turned_away", "{:,.0f}"),
+    ("gave up", "gave_up", "{:,.0f}"),
+    ("wait p50/p95/max min", None, ""),
+    ("longest queue min", "longest_queue_min", "{:,.0f}"),
+    ("kept out %", "kept_out_pct", "{:.1f}"),
+    ("peak waiting", "peak_waiting", "{:,.0f}"),
+    ("inst-h", "instance_hours", "{:,.0f}"),
+    ("cost $", "cost_usd", "{:,.0f}"),
+    ("x floor", "cost_vs_floor", "{:.2f}"),
+)
+
+
+class RehearseError(ValueError):
+    """Bad input for the rehearsal: the message says what and what is allowed."""
+
+
+def choose_event(settings: Settings, stack: str, now: datetime, name: str | None) -> EventPlan:
+    """The next occurrence of `name` (event name or occurrence key), or the next event."""
+    found = load_calendar().occurrences(stack, now, now + LOOK_AHEAD)
+    if name is not None:
+        found = [o for o in found if name in (o.name, o.key)]
+        if not found:
+            known = sorted(
+                {o.name for o in load_calendar().occurrences(stack, now, now + LOOK_AHEAD)}
+            )
+            raise RehearseError(
+                f"--event {name!r}: no occurrence for stack {stack} in the next "
+                f"{LOOK_AHEAD.days} days; events: {', '.join(known) or 'none'}"
+            )
+    if not found:
+        raise RehearseError(f"stack {stack} has no event in the next {LOOK_AHEAD.days} days")
+    return plan_event(found[0], settings)
+
+
+def nights_for(args: argparse.Namespace, settings: Settings, now: datetime) -> list[Night]:
+    step = settings.admission.step_s
+    if args.curve is not None:
+        if args.scenario is not None:
+            raise RehearseError("give --scenario or --curve, not both")
+        start, users = read_curve(args.curve, settings, step)
+        plan = _plan_overlapping(settings, args.stack, start, step * len(users))
+        return [Night("replay", start, step, users, plan)]
+    if args.scenario is not None and args.scenario not in SCENARIOS:
+        raise RehearseError(f"--scenario {args.scenario!r}: allowed: {', '.join(SCENARIOS)}")
+    scenarios = [args.scenario] if args.scenario else list(SCENARIOS)
+    try:
+        plan = choose_event(settings, args.stack, now, args.event)
+    except RehearseError:
+        if args.event is not None or args.scenario not in (None, "flash-crowd"):
+            raise
+        plan = None  # no event: flash-crowd only
+    return scenario_nights(scenarios, plan, settings, step)
+
+
+def table(results: list[Result]) -> list[str]:
+    """One row per scenario and policy."""
+    rows = [("scenario", "policy", *(label for label, _, _ in COLUMNS))]
+    for r in results:
+        m = r.measures
+        cells = []
+        for _, key, fmt in COLUMNS:
+            if key is None:
+                cells.append(
+                    "{:.0f} / {:.0f} / {:.0f}".format(
+                        m["wait_p50_min"], m["wait_p95_min"], m["wait_max_min"]
+                    )
+                )
+            else:
+                cells.append(fmt.format(m[key]))
+        rows.append((r.scenario, r.policy, *cells))
+    return aligned(rows)
+
+
+def document(
+    stack: str,
+    plan_key: str | None,
+    settings: Settings,
+    results: list[Result],
+    found: list[str],
+    elapsed_s: float,
+) -> dict[str, object]:
+    return {
+        "stack": stack,
+        "event": plan_key,
+        "step_s": settings.admission.step_s,
+        "budget": settings.rehearsal.model_dump(exclude={"prices"}),
+        "prices": settings.rehearsal.prices.model_dump(),
+        "results": [
+            {
+                "scenario": r.scenario,
+                "policy": r.policy,
+                "measures": {k: round(v, 3) for k, v in r.measures.items()},
+            }
+            for r in results
+        ],
+        "breaches": found,
+        "elapsed_s": round(elapsed_s, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_stack_settings(args.stack)
+        now = clock.now()
+        nights = nights_for(args, settings, now)
+    except (
+        SettingsError,
+        CalendarError,
+        PlanError,
+        clock.ClockError,
+        CurveError,
+        RehearseError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not nights:
+        print("error: nothing to rehearse", file=sys.stderr)
+        return 2
+    began = time.perf_counter()
+    total = len(nights) * len(POLICIES)
+    done = 0
+
+    live = sys.stderr.isatty()
+
+    def progress(what: str) -> None:
+        """One line rewritten in place on a terminal; a line per scenario in a log."""
+        nonlocal done
+        done += 1
+        line = f"rehearsing {args.stack}: {what} ({done}/{total})"
+        if live:
+            print(f"\r{line}".ljust(70), end="", file=sys.stderr, flush=True)
+        elif what.endswith(f"/ {POLICIES[0]}"):
+            print(line, file=sys.stderr, flush=True)
+
+    results = rehearse_all(nights, settings, POLICIES, progress)
+    elapsed = time.perf_counter() - began
+    if live:
+        print(file=sys.stderr)
+    plan = nights[0].plan
+    event = plan.key if plan else "no event (flash-crowd only)"
+    print(
+        f"Floodgate rehearsal: stack {args.stack}, {event}, "
+        f"{settings.admission.step_s}-second steps ({elapsed:.1f} s)"
+    )
+    print("\n".join(f"  {line}" for line in table(results)))
+    found = breaches(results, settings.rehearsal)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"rehearsal-{args.stack}.json"
+    doc = document(
+        args.stack, plan.key if plan else None, settings, results, [str(b) for b in found], elapsed
+    )
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    print(f"\n-> {_shown(path)}")
+    if not args.no_charts:
+        from rehearsal.chart import draw
+
+        for night in nights:
+            about = event if night.plan else "an ordinary evening, no schedule"
+            chart = draw(
+                night,
+                [r for r in results if r.scenario == night.scenario],
+                f"{args.stack}: {night.scenario} ({about})",
+                args.out / f"rehearsal-{args.stack}-{night.scenario}.png",
+            )
+            print(f"-> {_shown(chart)}")
+    p = settings.rehearsal.prices
+    print(
+        f"prices as of {p.as_of}: ${p.instance_hour_usd}/instance-hour, "
+        f"${p.lcu_hour_usd}/LCU-hour ({p.source})"
+    )
+    print(f"verdict (configured policy): {summary(found)}")
+    for breach in found:
+        print(f"  {breach}")
+    return 1 if found else 0
+
+
+def _plan_overlapping(
+    settings: Settings, stack: str, start: datetime, length_s: int
+) -> EventPlan | None:
+    """The event a replayed night falls on, if any: its schedules apply to `configured`."""
+    end = start + timedelta(seconds=length_s)
+    found = load_calendar().occurrences(stack, start - timedelta(days=1), end)
+    return plan_event(found[0], settings) if found else None
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
+    parser.add_argument("--event", help="event name or occurrence key (default: the next event)")
+    parser.add_argument("--scenario", help=f"one of {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument(
+        "--curve",
+        type=Path,
+        help="CSV of a real night: timestamp and concurrent_users or requests_per_minute",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "build", help="default: build/")
+    parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
