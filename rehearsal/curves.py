@@ -24,6 +24,9 @@ STRESS_FACTOR = 3.0
 FLASH_MULTIPLE, FLASH_RAMP_S = 10.0, 120
 """flash-crowd: 10x baseline within 2 minutes on an ordinary evening, with no schedule."""
 FLASH_AT_H, FLASH_HOLD_H, FLASH_FALL_H = 2.0, 3.0, 2.0
+FLASH_NIGHT_S = 14 * 3600
+FLASH_EVENING = datetime(2028, 10, 3, 22, 0, tzinfo=UTC)
+"""When a stack has no event, the flash crowd comes on this ordinary evening (18:00 Toronto)."""
 SLOW_ORIGIN_S, SLOW_ORIGIN_FACTOR = 20 * 60, 0.5
 """slow-origin: per-instance capacity halved for 20 minutes from the peak."""
 PAD = timedelta(hours=2)
@@ -49,10 +52,6 @@ class Night:
     """Step from which one zone is lost (for the rest of the night)."""
     slow: range = field(default_factory=lambda: range(0))
     """Steps during which each instance serves SLOW_ORIGIN_FACTOR of its rate."""
-
-    @property
-    def peak_step(self) -> int:
-        return max(range(len(self.users)), key=self.users.__getitem__)
 
     def at(self, step: int) -> datetime:
         return self.start + timedelta(seconds=step * self.step_s)
@@ -91,33 +90,23 @@ def scenario_nights(
     scenarios: Sequence[str], plan: EventPlan | None, settings: Settings, step_s: int
 ) -> list[Night]:
     """The named scenarios; event scenarios need a plan (a stack with no events has only
-    flash-crowd)."""
+    flash-crowd, which is the same 14-hour evening whatever the event)."""
     nights = []
-    if plan is not None:
-        start = plan.occurrence.start - PAD
-        curve = event_night(plan, settings, step_s)
-    else:
-        start = datetime(2028, 10, 3, 22, 0, tzinfo=UTC)
-        curve = [float(settings.capacity.baseline_users)] * int(14 * 3600 // step_s)
+    start = plan.occurrence.start - PAD if plan is not None else FLASH_EVENING
     for name in scenarios:
-        if name in EVENT_SCENARIOS and plan is None:
-            continue
         if name == "flash-crowd":
-            nights.append(
-                Night(name, start, step_s, flash_crowd(settings, len(curve), step_s), None)
-            )
+            crowd = flash_crowd(settings, FLASH_NIGHT_S // step_s, step_s)
+            nights.append(Night(name, start, step_s, crowd, None))
             continue
-        night = Night(name, start, step_s, curve, plan)
-        peak = night.peak_step
+        if plan is None:
+            continue
+        curve = event_night(plan, settings, step_s)
+        peak = max(range(len(curve)), key=curve.__getitem__)
         if name == "stress":
-            night = Night(name, start, step_s, [u * STRESS_FACTOR for u in curve], plan)
-        elif name == "zone-loss":
-            night = Night(name, start, step_s, curve, plan, zone_lost_at=peak)
-        elif name == "slow-origin":
-            night = Night(
-                name, start, step_s, curve, plan, slow=range(peak, peak + SLOW_ORIGIN_S // step_s)
-            )
-        nights.append(night)
+            curve = [u * STRESS_FACTOR for u in curve]
+        lost = peak if name == "zone-loss" else None
+        slow = range(peak, peak + SLOW_ORIGIN_S // step_s) if name == "slow-origin" else range(0)
+        nights.append(Night(name, start, step_s, curve, plan, zone_lost_at=lost, slow=slow))
     return nights
 
 

@@ -117,13 +117,14 @@ class Group:
 
     @staticmethod
     def _launch(into: list[list[float]], now: float, count: float, span: tuple[int, int]) -> None:
-        """`count` instances, ready evenly across `span` seconds (in five batches at most)."""
+        """`count` instances, ready evenly across `span` seconds (five batches at most): the
+        last batch at the top of the range."""
         if count <= 1e-9:
             return
         batches = max(1, min(5, math.ceil(count)))
         low, high = span
         for i in range(batches):
-            into.append([now + low + (high - low) * (i + 0.5) / batches, count / batches])
+            into.append([now + low + (high - low) * (i + 1) / batches, count / batches])
 
     def _terminate(self, count: float) -> None:
         for source in (self.pending, self.serving):

@@ -20,7 +20,11 @@ https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-scaling-target-tracking
 SCALE_IN_DATAPOINTS = 15
 SCALE_IN_THRESHOLD = 0.9
 """The low alarm's threshold is 90 % of the target value (same source: target tracking keeps
-capacity a little above the target rather than flapping)."""
+capacity a little above the target rather than flapping).
+
+While instances warm up (`fleet.default_warmup_s`), dynamic scaling is conservative: it blocks
+scale-in until they finish. Source: Amazon EC2 Auto Scaling User Guide, set the default instance
+warmup, https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-default-instance-warmup.html."""
 
 COLD_LAUNCH_S = (180, 300)
 """A new instance from launch to serving: boot, user data, application start and the ALB's

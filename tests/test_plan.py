@@ -23,6 +23,24 @@ def test_plan_prints_tree_and_key_settings(tmp_path, capsys) -> None:
     assert "  Edge floodgate-prod" in out
     assert "1 x aws:cloudfront/distribution:Distribution" in out
     assert (tmp_path / "plan-prod.json").is_file()
+    rehearsed = out.split("Rehearsal, each event's own curve")[1].split("\n\n")[0]
+    assert "  us-general-election-20281107: within budget" in rehearsed
+    assert len(rehearsed.strip().splitlines()) == 1 + out.count("EDT  ") + out.count("EST  ")
+
+
+def test_an_event_the_fleet_cannot_carry_breaks_the_budget_in_the_plan(prod_config) -> None:
+    from planning.calendar import load_calendar
+    from planning.clock import now
+    from planning.event_plan import plan_events
+    from rehearsal.verdict import event_verdict
+    from tests.conftest import settings_with
+
+    small = settings_with(prod_config, fleet__max_size=20, fleet__warm_pool__min_size=4)
+    (election,) = [p for p in plan_events(load_calendar(), small, "prod", now())
+                   if p.occurrence.name == "us-general-election"]  # fmt: skip
+    verdict = event_verdict(election, small)
+    assert verdict.startswith("BREAKS BUDGET: ")
+    assert "kept out" in verdict and "> 5.0 %" in verdict
 
 
 def test_plan_json_has_the_documented_shape(tmp_path) -> None:

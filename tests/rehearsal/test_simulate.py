@@ -1,0 +1,222 @@
+"""The rehearsal's own correctness, on nights small enough to check by hand."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planning.calendar import parse_calendar
+from planning.capacity import origin_requests_per_s
+from planning.event_plan import EventPlan, plan_event
+from planning.settings import Settings
+from rehearsal import model
+from rehearsal.curves import SLOW_ORIGIN_FACTOR, Night
+from rehearsal.fleet import Group
+from rehearsal.simulate import arrivals, rehearse, rehearse_all, room_config, static_size
+from tests.conftest import settings_with
+
+STEP = 10
+START = datetime(2028, 11, 7, 21, 0, tzinfo=UTC)
+
+
+def per_user(s: Settings) -> float:
+    return origin_requests_per_s(1, s.capacity.requests_per_user_per_s, s.capacity.cdn_offload_pct)
+
+
+def users_for(s: Settings, instances: float) -> float:
+    """Users whose origin requests exactly fill `instances` at requests_per_instance_per_s."""
+    return instances * s.fleet.requests_per_instance_per_s / per_user(s)
+
+
+def flat(users: float, hours: float = 1.0) -> list[float]:
+    return [users] * int(hours * 3600 / STEP)
+
+
+def event_plan(s: Settings, start: datetime, **spec: Any) -> EventPlan:
+    """A one-off event starting at `start` (UTC), planned by the real planner."""
+    calendar = parse_calendar({"events": [{
+        "name": "rehearsed", "time_zone": "UTC", "start": start.replace(tzinfo=None),
+        "duration_h": 2, "peak_multiple": 20, **spec}]})  # fmt: skip
+    (occurrence,) = calendar.occurrences("prod", start - timedelta(days=1), start + timedelta(1))
+    return plan_event(occurrence, s)
+
+
+def test_load_below_capacity_never_fails(prod: Settings) -> None:
+    # The standing fleet (6 instances) serves 900 req/s; 95 % of that, all night, all policies.
+    users = users_for(prod, prod.fleet.min_size * 0.95)
+    night = Night("calm", START, STEP, flat(users, 3), None)
+    for result in rehearse_all([night], prod):
+        m = result.measures
+        assert (result.policy, m["raw_5xx"], m["high_demand"]) == (result.policy, 0, 0)
+        assert m["queued"] == 0 and m["kept_out_pct"] == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("codes", "answered"),
+    [([500, 502, 503, 504], "high_demand"), ([500, 502, 504], "raw_5xx")],
+)
+def test_a_step_above_max_fails_exactly_the_excess(prod_config, codes, answered) -> None:
+    s = settings_with(prod_config, edge__failover_status_codes=codes)
+    size = static_size(Night("x", START, STEP, [1.0], None), s)
+    over = 1.25
+    users = users_for(s, size * over)
+    night = Night("over", START, STEP, flat(users, 1), None)
+    m = rehearse(night, s, "static-peak").measures
+    excess_per_s = size * s.fleet.requests_per_instance_per_s * (over - 1)
+    assert m[answered] == pytest.approx(excess_per_s * 3600, rel=1e-6)
+    other = "raw_5xx" if answered == "high_demand" else "high_demand"
+    assert m[other] == 0  # 503 answered by the page only where the distribution fails over
+
+
+def _ready_after(group: Group, step_s: int = 5) -> float:
+    """Seconds until every launched instance is in service."""
+    t = 0.0
+    while group.launching > 1e-9:
+        t += step_s
+        group.reconcile(t)
+    return t
+
+
+def test_the_warm_pool_shortens_recovery_by_the_documented_difference() -> None:
+    def raised(pool: int) -> Group:
+        group = Group(min_size=6, max_size=120, desired=6, target_per_min=6000, warmup_s=120,
+                      pool_target=pool)  # fmt: skip
+        group.start_at(6)
+        group.desired = 16
+        group.reconcile(0)
+        return group
+
+    warm, cold = _ready_after(raised(pool=10)), _ready_after(raised(pool=0))
+    assert warm == model.WARM_LAUNCH_S[1]
+    assert cold == model.COLD_LAUNCH_S[1]
+    assert cold - warm == model.COLD_LAUNCH_S[1] - model.WARM_LAUNCH_S[1]  # 240 s sooner
+    partly = raised(pool=4)  # 4 from the pool, 6 cold: as slow as cold
+    assert _ready_after(partly) == model.COLD_LAUNCH_S[1]
+
+
+def test_target_tracking_waits_for_three_datapoints_and_a_published_minute() -> None:
+    group = Group(min_size=2, max_size=50, desired=2, target_per_min=6000, warmup_s=120)
+    group.start_at(2)
+    for minute in range(1, 4):  # 3 minutes at 3x the target: 2 published so far
+        group.publish(3 * 6000 * 2)
+        group.track(minute * 60.0)
+        assert group.desired == 2
+    group.publish(3 * 6000 * 2)
+    group.track(240.0)
+    assert group.desired == 6  # proportional: 36,000 requests a minute / 6,000 per target
+
+
+def test_a_raise_late_by_the_slip_still_lands_before_the_curve(prod: Settings) -> None:
+    event_start = START + timedelta(hours=2)
+    plan = event_plan(prod, event_start)
+    assert plan.raise_at == event_start - plan.lead
+    peak = users_for(prod, plan.instances_for_peak * 0.98)
+    users = [float(prod.capacity.baseline_users)] * (2 * 3600 // STEP) + flat(peak, 2)
+    result = rehearse(Night("step", START, STEP, users, plan), prod, "configured")
+    m = result.measures
+    assert (m["raw_5xx"], m["high_demand"], m["queued"]) == (0, 0, 0)
+    at_start = result.series.in_service[2 * 60 - 1]
+    assert at_start >= plan.desired
+    # Without the slip in the lead time, the same raise lands after the crowd: it fails.
+    no_slip = prod.model_copy(
+        update={"prescale": prod.prescale.model_copy(update={"schedule_slip_s": 0,
+                                                             "margin_s": 0})})  # fmt: skip
+    late_plan = event_plan(no_slip, event_start)
+    late = rehearse(Night("step", START, STEP, users, late_plan), no_slip, "reactive")
+    assert late.measures["high_demand"] > 0
+    tight = rehearse(Night("step", START, STEP, users, late_plan), no_slip, "configured")
+    assert tight.series.in_service[2 * 60 - 1] < late_plan.desired
+
+
+def test_zone_loss_takes_a_zone_of_instances(prod: Settings) -> None:
+    size = static_size(Night("x", START, STEP, [1.0], None), prod)
+    users = users_for(prod, size * 0.9)
+    night = Night("zone", START, STEP, flat(users, 1), None, zone_lost_at=60)
+    result = rehearse(night, prod, "static-peak")
+    assert result.series.in_service[5] == size
+    assert result.series.in_service[20] == pytest.approx(size * 2 / 3)
+    # From the loss on, a third of the instances are gone (replacements fill max_size, but a
+    # static group's max is its size): (0.9 - 2/3) x size x rate fails every second.
+    rate = prod.fleet.requests_per_instance_per_s
+    failed = (3600 - 60 * STEP) * (size * 0.9 - size * 2 / 3) * rate
+    assert result.measures["high_demand"] == pytest.approx(failed, rel=1e-3)
+
+
+def test_slow_origin_halves_capacity_only_inside_its_window(prod: Settings) -> None:
+    size = static_size(Night("x", START, STEP, [1.0], None), prod)
+    users = users_for(prod, size * 0.75)
+    slow = range(30, 30 + 20 * 60 // STEP)
+    m = rehearse(Night("slow", START, STEP, flat(users, 1), None, slow=slow), prod,
+                 "static-peak").measures  # fmt: skip
+    rate = prod.fleet.requests_per_instance_per_s
+    expected = 20 * 60 * size * rate * (0.75 - SLOW_ORIGIN_FACTOR)
+    assert m["high_demand"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_arrivals_reproduce_the_curve_unhindered() -> None:
+    users = [1000.0] * 10 + [5000.0] * 50 + [2000.0] * 100
+    came, wanted = arrivals(users, STEP, 1200)
+    assert wanted[:60] == pytest.approx(users[:60])
+    assert min(came) >= 0
+    # Falling faster than sessions end: nobody arrives, the crowd drains at 1/session per s.
+    assert wanted[60] == pytest.approx(5000 * math.exp(-STEP / 1200))
+
+
+def test_a_forced_queue_turns_away_everyone_inside_without_a_token(prod: Settings) -> None:
+    event_start = START + timedelta(hours=1)
+    plan = event_plan(prod, event_start, waiting_room="queue")
+    users = flat(float(prod.capacity.baseline_users), 5)
+    result = rehearse(Night("forced", START, STEP, users, plan), prod, "configured")
+    m = result.measures
+    assert m["turned_away"] == pytest.approx(prod.capacity.baseline_users, rel=1e-6)
+    assert m["queued"] >= m["turned_away"]
+    assert m["longest_queue_min"] >= (plan.restore_at - plan.raise_at).total_seconds() / 60 - 1
+
+
+def test_the_rehearsal_room_is_configured_as_the_lambda_is(prod: Settings) -> None:
+    from tests.conftest import stack_run
+
+    run = stack_run("prod")
+    inlet = next(r for r in run.registrations if r.type == "aws:lambda/function:Function"
+                 and r.name.endswith("inlet"))  # fmt: skip
+    env = inlet.inputs["environment"]["variables"]
+    config = room_config(prod)
+    for name, value in env.items():
+        field = name.removeprefix("FG_").lower()
+        if field in ("table", "secret_id", "kvs_arn", "asg_name", "target_group",
+                     "alarm_names", "metric_namespace"):  # fmt: skip
+            continue
+        assert str(getattr(config, field)) == str(type(getattr(config, field))(value)), name
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    levels=st.lists(st.floats(min_value=0.2, max_value=4.0), min_size=2, max_size=6),
+    sessions_per_instance=st.integers(min_value=50, max_value=3000),
+    max_admit=st.integers(min_value=1, max_value=400),
+    patience=st.floats(min_value=1, max_value=90),
+)
+def test_the_room_never_admits_beyond_the_inlets_budget(
+    levels: list[float], sessions_per_instance: int, max_admit: int, patience: float
+) -> None:
+    from scripts.offline_cloud import stack_config
+
+    s = settings_with(
+        stack_config("prod"),
+        admission__sessions_per_instance=sessions_per_instance,
+        admission__max_admit_per_s=max_admit,
+        admission__queue_at_load_pct=30,
+        admission__open_below_load_pct=20,
+        rehearsal__patience_minutes=patience,
+    )
+    users = [u for level in levels for u in flat(users_for(s, s.fleet.min_size * level), 0.25)]
+    result = rehearse(Night("room", START, STEP, users, None), s, "configured")
+    for budget, admitted in result.budgets:
+        assert admitted <= budget + 1e-6
+    if max(levels) > 0.5:  # the room queued and walked the line at least once
+        assert result.budgets
