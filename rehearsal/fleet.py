@@ -41,6 +41,14 @@ class Group:
     def in_service(self) -> float:
         return sum(b[1] for b in self.serving)
 
+    def serving_share(self, now: float, slow_start_s: int) -> float:
+        """Instances' worth of requests the ALB routes to the group: with slow start, a new
+        target's share rises linearly from 0 over `slow_start_s` (Elastic Load Balancing, target
+        groups, slow start mode); without, every in-service instance takes a full share."""
+        if slow_start_s <= 0:
+            return self.in_service
+        return sum(b[1] * min(1.0, max(now - b[0], 0.0) / slow_start_s) for b in self.serving)
+
     @property
     def launching(self) -> float:
         return sum(b[1] for b in self.pending)

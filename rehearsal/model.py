@@ -43,6 +43,22 @@ OVERLOAD_STATUS = 503
 refuses it (503) rather than queue it past CloudFront's read timeout. CloudFront fails over to
 the pages bucket on the stack's `edge.failover_status_codes` for reads and answers the custom
 error response (the high-demand page) for every behaviour; any other code reaches the viewer."""
+
+
+def page_after_s(attempts: int, connect_timeout_s: int, read_timeout_s: int) -> dict[str, int]:
+    """Seconds a viewer whose request fails waits for the high-demand page, by how the origin
+    fails: a refused request (a 5xx answer, what the rehearsal assumes of an overloaded
+    instance) at once; an origin that accepts no connection after `attempts` x the connection
+    timeout; one that connects and stays silent after the read timeout, each attempt. Source:
+    Amazon CloudFront Developer Guide, origin settings (connection attempts, connection timeout,
+    response timeout) and origin failover."""
+    return {
+        "refused": 0,
+        "no_connection": attempts * connect_timeout_s,
+        "silent": attempts * read_timeout_s,
+    }
+
+
 NO_TARGET_STATUS = 503
 """The ALB answers 503 when the target group has no registered target. Source: Elastic Load
 Balancing, troubleshoot your Application Load Balancer (HTTP 503: Service unavailable)."""

@@ -138,6 +138,7 @@ class _Run:
             1, settings.capacity.requests_per_user_per_s, settings.capacity.cdn_offload_pct
         )
         self.rate = fleet.requests_per_instance_per_s
+        self.slow_start_s = settings.load_balancer.slow_start_s
         configured = policy == "configured"
         room_on = configured and settings.admission.enabled
         room_on = room_on and (plan is None or plan.waiting_room != "off")
@@ -217,7 +218,7 @@ class _Run:
             group.reconcile(now)
             serving = group.in_service
             factor = SLOW_ORIGIN_FACTOR if i in night.slow else 1.0
-            capacity = serving * self.rate * factor
+            capacity = group.serving_share(now, self.slow_start_s) * self.rate * factor
             inside_now = max(inside_free + inside_held, 0.0)
             offered = inside_now * self.per_user
             failed = max(0.0, offered - capacity)

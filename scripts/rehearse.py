@@ -23,6 +23,7 @@ from planning import clock
 from planning.calendar import CalendarError, load_calendar
 from planning.event_plan import EventPlan, PlanError, plan_event
 from planning.settings import Settings, SettingsError, load_stack_settings
+from rehearsal import model
 from rehearsal.curves import SCENARIOS, CurveError, Night, read_curve, scenario_nights
 from rehearsal.simulate import POLICIES, Result, rehearse_all
 from rehearsal.verdict import breaches, summary
@@ -130,9 +131,17 @@ def document(
             }
             for r in results
         ],
+        "page_after_s": page_after(settings),
         "breaches": found,
         "elapsed_s": round(elapsed_s, 2),
     }
+
+
+def page_after(settings: Settings) -> dict[str, int]:
+    e = settings.edge
+    return model.page_after_s(
+        e.origin_connection_attempts, e.origin_connection_timeout_s, e.origin_read_timeout_s
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
                 args.out / f"rehearsal-{args.stack}-{night.scenario}.png",
             )
             print(f"-> {_shown(chart)}")
+    waits = page_after(settings)
+    print(
+        f"failing viewers get the high-demand page at once (an overloaded instance refuses "
+        f"with {model.OVERLOAD_STATUS}); after {waits['no_connection']} s if the origin accepts "
+        f"no connection, {waits['silent']} s if it connects and stays silent"
+    )
     p = settings.rehearsal.prices
     print(
         f"prices as of {p.as_of}: ${p.instance_hour_usd}/instance-hour, "

@@ -220,3 +220,21 @@ def test_the_room_never_admits_beyond_the_inlets_budget(
         assert admitted <= budget + 1e-6
     if max(levels) > 0.5:  # the room queued and walked the line at least once
         assert result.budgets
+
+
+def test_slow_start_ramps_a_new_targets_share(prod_config) -> None:
+    group = Group(min_size=2, max_size=10, desired=3, target_per_min=6000, warmup_s=0)
+    group.start_at(2)
+    group.reconcile(0)
+    ready = _ready_after(group)  # one instance, in service at `ready`
+    assert group.serving_share(ready, 0) == 3
+    assert group.serving_share(ready + 150, 300) == pytest.approx(2.5)
+    assert group.serving_share(ready + 300, 300) == 3
+    # On a night: the same flash crowd fails more while reactive's new instances ramp up.
+    plain = settings_with(prod_config, load_balancer__load_balancing_algorithm="round_robin")
+    ramped = settings_with(prod_config, load_balancer__load_balancing_algorithm="round_robin",
+                           load_balancer__slow_start_s=600)  # fmt: skip
+    users = flat(users_for(plain, 4), 0.5) + flat(users_for(plain, 20), 1.5)
+    failed = [rehearse(Night("ramp", START, STEP, users, None), s, "reactive").measures[
+        "high_demand"] for s in (plain, ramped)]  # fmt: skip
+    assert failed[1] > failed[0] > 0
