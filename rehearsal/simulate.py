@@ -24,7 +24,12 @@ from datetime import timedelta
 from functions.admission.inlet import Fleet
 from functions.admission.room import Config
 from planning.capacity import instances_for, origin_requests_per_s, room_tunables
-from planning.event_plan import EventPlan, scheduled_actions, with_zone_headroom
+from planning.event_plan import (
+    EventPlan,
+    ScheduledAction,
+    scheduled_actions,
+    with_zone_headroom,
+)
 from planning.settings import Settings
 from rehearsal import model
 from rehearsal.curves import SLOW_ORIGIN_FACTOR, Night
@@ -32,6 +37,9 @@ from rehearsal.fleet import Group
 from rehearsal.room import RoomSim
 
 POLICIES = ("configured", "reactive", "static-peak", "floor")
+TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
+          "pool_instance_s", "turned_away")  # fmt: skip
+MINUTE = ("requests", "failed", "no_target", "admitted")
 HOURS_PER_MONTH = 730
 
 
@@ -139,6 +147,7 @@ class _Run:
         )
         self.rate = fleet.requests_per_instance_per_s
         self.slow_start_s = settings.load_balancer.slow_start_s
+        self.page_codes = set(settings.edge.failover_status_codes)
         configured = policy == "configured"
         room_on = configured and settings.admission.enabled
         room_on = room_on and (plan is None or plan.waiting_room != "off")
@@ -147,135 +156,140 @@ class _Run:
             if room_on
             else None
         )
-        pool = 0
-        if configured and fleet.warm_pool is not None:
-            pool = plan.warm_pool if plan is not None else fleet.warm_pool.min_size
-        start = math.ceil(night.users[0] * self.per_user * 60 / (fleet.scaling.requests_per_target))
-        start = min(max(start, fleet.min_size), fleet.max_size)
-        if policy == "static-peak":
-            start = static_size(night, settings)
-        self.group = Group(
-            min_size=start if policy == "static-peak" else fleet.min_size,
-            max_size=start if policy == "static-peak" else fleet.max_size,
-            desired=start,
-            target_per_min=fleet.scaling.requests_per_target,
-            warmup_s=fleet.default_warmup_s,
-            pool_target=pool,
-            tracking=policy != "static-peak",
-        )
-        self.group.start_at(start)
-        self.actions = []
+        self.group = self._group(configured)
+        self.actions: deque[tuple[float, ScheduledAction]] = deque()
         if configured and plan is not None:
             before = night.start - timedelta(days=1)
-            self.actions = sorted(
-                (
-                    ((a.start - night.start).total_seconds() + model.SCHEDULE_SLIP_S, a)
-                    for a in scheduled_actions([plan], fleet, before)
-                ),
-                key=lambda pair: pair[0],
-            )
+            late = [
+                ((a.start - night.start).total_seconds() + model.SCHEDULE_SLIP_S, a)
+                for a in scheduled_actions([plan], fleet, before)
+            ]
+            self.actions.extend(sorted(late, key=lambda pair: pair[0]))
         self.lcu = _reserved_lcu_hours(night, settings, plan if configured else None)
+        # People inside without a token (let in while the room was open) and with one.
+        self.inside_free, self.inside_held = night.users[0], 0.0
+        self.totals = dict.fromkeys(TOTALS, 0.0)
+        self.minute = dict.fromkeys(MINUTE, 0.0)
+        self.breaches: deque[bool] = deque(maxlen=settings.alarms.evaluation_periods)
+        self.alarm = False
+        self.series = Series()
+
+    def _group(self, configured: bool) -> Group:
+        """The group as the night finds it: steady at baseline (static-peak: at its size)."""
+        fleet, night = self.settings.fleet, self.night
+        pool = 0
+        if configured and fleet.warm_pool is not None:
+            pool = night.plan.warm_pool if night.plan is not None else fleet.warm_pool.min_size
+        target = fleet.scaling.requests_per_target
+        start = math.ceil(night.users[0] * self.per_user * 60 / target)
+        start = min(max(start, fleet.min_size), fleet.max_size)
+        static = self.policy == "static-peak"
+        if static:
+            start = static_size(night, self.settings)
+        group = Group(
+            min_size=start if static else fleet.min_size,
+            max_size=start if static else fleet.max_size,
+            desired=start,
+            target_per_min=target,
+            warmup_s=fleet.default_warmup_s,
+            pool_target=pool,
+            tracking=not static,
+        )
+        group.start_at(start)
+        return group
 
     def play(self) -> Result:
-        night, group, room, dt = self.night, self.group, self.room, self.dt
-        came, wanted = arrivals(night.users, dt, self.session_s)
-        stay = math.exp(-dt / self.session_s)
-        # People inside without a token (let in while the room was open) and with one.
-        inside_free, inside_held = night.users[0], 0.0
-        series = Series()
-        totals: dict[str, float] = dict.fromkeys(
-            (
-                "offered",
-                "raw",
-                "page",
-                "served_user_s",
-                "wanted_user_s",
-                "instance_s",
-                "pool_instance_s",
-                "turned_away",
-                "admitted_people",
-            ),
-            0.0,
-        )
-        minute = {"requests": 0.0, "failed": 0.0, "no_target": 0.0, "admitted": 0.0}
-        breaches: deque[bool] = deque(maxlen=self.settings.alarms.evaluation_periods)
-        alarm = False
+        night, room = self.night, self.room
+        came, wanted = arrivals(night.users, self.dt, self.session_s)
+        stay = math.exp(-self.dt / self.session_s)
         queue_run = longest_queue = 0.0
-        page_codes = set(self.settings.edge.failover_status_codes)
-        actions = deque(self.actions)
         for i in range(len(night.users)):
-            now = i * dt
+            now = i * self.dt
             if i:
-                inside_free, inside_held = inside_free * stay, inside_held * stay
-            while actions and actions[0][0] <= now:
-                group.scheduled(actions.popleft()[1])
+                self.inside_free *= stay
+                self.inside_held *= stay
+            while self.actions and self.actions[0][0] <= now:
+                self.group.scheduled(self.actions.popleft()[1])
             if night.zone_lost_at == i:
-                group.lose_zone(len(self.settings.network.zones))
+                self.group.lose_zone(len(self.settings.network.zones))
             if room is not None and room.queueing:
-                room.join(now, came[i])
+                room.join(now, came[i])  # the gate sends new people without a token away
             else:
-                inside_free += came[i]
-            group.reconcile(now)
-            serving = group.in_service
-            factor = SLOW_ORIGIN_FACTOR if i in night.slow else 1.0
-            capacity = group.serving_share(now, self.slow_start_s) * self.rate * factor
-            inside_now = max(inside_free + inside_held, 0.0)
-            offered = inside_now * self.per_user
-            failed = max(0.0, offered - capacity)
-            status = model.NO_TARGET_STATUS if serving < 1e-9 else model.OVERLOAD_STATUS
-            totals["offered"] += offered * dt
-            totals["page" if status in page_codes else "raw"] += failed * dt
-            totals["served_user_s"] += inside_now * dt
-            totals["wanted_user_s"] += wanted[i] * dt
-            totals["instance_s"] += (serving + group.launching) * dt
-            totals["pool_instance_s"] += group.pool * dt
-            minute["requests"] += offered * dt
-            minute["failed"] += failed * dt
-            if serving < 1e-9:
-                minute["no_target"] += failed * dt
-            if (now + dt) % model.METRIC_PERIOD_S < dt:
-                alarm = self._alarm(minute, breaches)
-                group.publish(minute["requests"])
-                group.track(now)
-                series.demand_instances.append(wanted[i] * self.per_user / self.rate)
-                series.in_service.append(serving)
-                series.failed.append(minute["failed"])
-                series.waiting.append(room.still_waiting(now) if room else 0.0)
-                series.admitted.append(minute["admitted"])
-                series.queueing.append(bool(room and room.queueing))
-                minute = dict.fromkeys(minute, 0.0)
+                self.inside_free += came[i]
+            self.group.reconcile(now)
+            self._serve(i, now, wanted[i])
             if room is None:
                 continue
-            load = 0.0
-            if group.visible:
-                load = group.visible[-1][0] / model.METRIC_PERIOD_S / self.rate
-            plan = night.plan
-            forced = bool(
-                plan is not None
-                and plan.waiting_room == "queue"
-                and plan.raise_at <= night.at(i) < plan.restore_at
-            )
-            entered, change = room.step(now, Fleet(round(serving), load, alarm), forced)
-            if entered:
-                inside_held += entered
-                minute["admitted"] += entered
-                totals["admitted_people"] += entered
-            if change == "queue":  # the gate sends everyone without a token to the line
-                room.join(now, inside_free)
-                totals["turned_away"] += inside_free
-                inside_free = 0.0
-            elif change == "open":
-                inside_free += room.open_doors(now)
-            queue_run = queue_run + dt if room.queueing else 0.0
+            self._inlet(i, now, room)
+            queue_run = queue_run + self.dt if room.queueing else 0.0
             longest_queue = max(longest_queue, queue_run)
-        still_waiting = room.close(len(night.users) * dt) if room else 0.0
-        measures = self._measures(totals, series, room, longest_queue, still_waiting)
-        return Result(night.scenario, self.policy, measures, series, room.budgets if room else [])
+        still_waiting = room.close(len(night.users) * self.dt) if room else 0.0
+        measures = self._measures(room, longest_queue, still_waiting)
+        return Result(night.scenario, self.policy, measures, self.series,
+                      room.budgets if room else [])  # fmt: skip
 
-    def _alarm(self, minute: dict[str, float], breaches: deque[bool]) -> bool:
+    def _serve(self, i: int, now: float, wanted: float) -> None:
+        """The origin for one step: what the people inside ask, what the fleet serves, what
+        fails and how the viewer sees it; at each minute's end, metrics and target tracking."""
+        group, dt, totals, minute = self.group, self.dt, self.totals, self.minute
+        serving = group.in_service
+        factor = SLOW_ORIGIN_FACTOR if i in self.night.slow else 1.0
+        capacity = group.serving_share(now, self.slow_start_s) * self.rate * factor
+        inside = max(self.inside_free + self.inside_held, 0.0)
+        offered = inside * self.per_user
+        failed = max(0.0, offered - capacity)
+        status = model.NO_TARGET_STATUS if serving < 1e-9 else model.OVERLOAD_STATUS
+        totals["offered"] += offered * dt
+        totals["page" if status in self.page_codes else "raw"] += failed * dt
+        totals["served_user_s"] += inside * dt
+        totals["wanted_user_s"] += wanted * dt
+        totals["instance_s"] += (serving + group.launching) * dt
+        totals["pool_instance_s"] += group.pool * dt
+        minute["requests"] += offered * dt
+        minute["failed"] += failed * dt
+        if serving < 1e-9:
+            minute["no_target"] += failed * dt
+        if (now + dt) % model.METRIC_PERIOD_S >= dt:
+            return
+        self.alarm = self._alarm()
+        group.publish(minute["requests"])
+        group.track(now)
+        room, series = self.room, self.series
+        series.demand_instances.append(wanted * self.per_user / self.rate)
+        series.in_service.append(serving)
+        series.failed.append(minute["failed"])
+        series.waiting.append(room.still_waiting(now) if room else 0.0)
+        series.admitted.append(minute["admitted"])
+        series.queueing.append(bool(room and room.queueing))
+        self.minute = dict.fromkeys(MINUTE, 0.0)
+
+    def _inlet(self, i: int, now: float, room: RoomSim) -> None:
+        """The inlet's step: the fleet as it reads it, admissions, the room's next state and
+        what the gate does about it."""
+        load = 0.0
+        if self.group.visible:
+            load = self.group.visible[-1][0] / model.METRIC_PERIOD_S / self.rate
+        plan = self.night.plan
+        forced = bool(
+            plan is not None
+            and plan.waiting_room == "queue"
+            and plan.raise_at <= self.night.at(i) < plan.restore_at
+        )
+        fleet = Fleet(round(self.group.in_service), load, self.alarm)
+        entered, change = room.step(now, fleet, forced)
+        self.inside_held += entered
+        self.minute["admitted"] += entered
+        if change == "queue":  # the gate sends everyone without a token to the line
+            room.join(now, self.inside_free)
+            self.totals["turned_away"] += self.inside_free
+            self.inside_free = 0.0
+        elif change == "open":
+            self.inside_free += room.open_doors(now)
+
+    def _alarm(self) -> bool:
         """The origin 5xx alarms (ALB's and the targets'): in ALARM once every one of the last
         `evaluation_periods` minutes breached its rate."""
-        a = self.settings.alarms
+        a, minute, breaches = self.settings.alarms, self.minute, self.breaches
         requests = max(minute["requests"], 1e-9)
         elb = 100 * minute["no_target"] / requests
         target = 100 * (minute["failed"] - minute["no_target"]) / requests
@@ -283,13 +297,9 @@ class _Run:
         return len(breaches) == breaches.maxlen and all(breaches)
 
     def _measures(
-        self,
-        totals: dict[str, float],
-        series: Series,
-        room: RoomSim | None,
-        longest_queue_s: float,
-        still_waiting: float,
+        self, room: RoomSim | None, longest_queue_s: float, still_waiting: float
     ) -> dict[str, float]:
+        totals, series = self.totals, self.series
         prices = self.settings.rehearsal.prices
         hours = totals["instance_s"] / 3600
         pool_gb_hours = totals["pool_instance_s"] / 3600 * self.settings.fleet.root_volume_gb
