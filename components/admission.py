@@ -17,12 +17,11 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.service_role import service_role
-from planning.capacity import room_tunables, room_warm_throughput
+from planning.capacity import room_warm_throughput
 from planning.settings import (
     ADMIN_CONCURRENCY,
     INLET_CONCURRENCY,
     AdmissionSettings,
-    FleetSettings,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +45,8 @@ class EdgeWiring:
 @dataclass(frozen=True, kw_only=True)
 class AdmissionArgs:
     settings: AdmissionSettings
-    fleet: FleetSettings
+    tunables: dict[str, str]
+    """The inlet's and handlers' `FG_*` figures (planning.capacity.room_tunables)."""
     asg_name: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
     """`targetgroup/<name>/<id>`: the RequestCountPerTarget dimension (origin load)."""
@@ -153,7 +153,7 @@ class Admission(pulumi.ComponentResource):
             "FG_TABLE": self.table.name,
             "FG_SECRET_ID": keys.arn,
             "FG_KVS_ARN": self.kvs.arn,
-            **room_tunables(s, args.fleet),
+            **args.tunables,
             "FG_ASG_NAME": args.asg_name,
             "FG_TARGET_GROUP": args.target_group_arn_suffix,
             "FG_ALARM_NAMES": pulumi.Output.from_input(args.pause_alarm_names).apply(",".join),

@@ -16,6 +16,7 @@ from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.prescale import Prescale, PrescaleArgs
 from components.web_fleet import WebFleet, WebFleetArgs
+from planning.capacity import room_tunables
 from planning.event_plan import EventPlan
 from planning.settings import Settings
 
@@ -112,7 +113,7 @@ class Portal(pulumi.ComponentResource):
                 name,
                 AdmissionArgs(
                     settings=settings.admission,
-                    fleet=settings.fleet,
+                    tunables=room_tunables(settings),
                     asg_name=fleet.group.name,
                     target_group_arn_suffix=lb.target_group.arn_suffix,
                     pause_alarm_names=pause_alarms,

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from planning import aws_facts
-from planning.settings import AdmissionSettings, FleetSettings, Settings
+from planning.settings import AdmissionSettings, Settings, derived_people_per_instance
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,42 @@ def room_warm_throughput(admission: AdmissionSettings) -> WarmThroughput:
     )  # fmt: skip
 
 
-def room_tunables(s: AdmissionSettings, fleet: FleetSettings) -> dict[str, str]:
+ADMIT_CATCH_UP = 2
+"""The derived admission ceiling lets the planned crowd in twice as fast as sessions turn over,
+so a room that starts queueing at the peak catches up within about one session length."""
+
+
+def people_per_instance(settings: Settings) -> int:
+    """People one in-service instance serves: the override, or requests per instance over one
+    person's origin requests (prod: 150 / (0.05 x 40 %) = 7,500)."""
+    c, override = settings.capacity, settings.admission.sessions_per_instance
+    if override is not None:
+        return override
+    return derived_people_per_instance(
+        settings.fleet.requests_per_instance_per_s, c.requests_per_user_per_s, c.cdn_offload_pct
+    )
+
+
+def admit_rate_per_s(settings: Settings) -> int:
+    """The room's admission ceiling (people/s): the override, or the planned peak over the
+    session length, x ADMIT_CATCH_UP, within the settings' 2,000/s (prod: 340,000 / 1,200 s
+    x 2 = 567/s)."""
+    a = settings.admission
+    if a.max_admit_per_s is not None:
+        return a.max_admit_per_s
+    peak = settings.capacity.baseline_users * settings.capacity.peak_multiple
+    return min(2_000, math.ceil(peak / (a.session_minutes * 60) * ADMIT_CATCH_UP))
+
+
+def room_tunables(settings: Settings) -> dict[str, str]:
     """The waiting room's tunables as the Lambda environment carries them (`FG_*`, read by
     `functions/admission/room.Config.from_env`): one source for the stack and the rehearsal."""
+    s = settings.admission
     return {
         "FG_ROOM_ID": s.room_id,
-        "FG_SESSIONS_PER_INSTANCE": str(s.sessions_per_instance),
-        "FG_REQUESTS_PER_INSTANCE_PER_S": str(fleet.requests_per_instance_per_s),
-        "FG_MAX_ADMIT_PER_S": str(s.max_admit_per_s),
+        "FG_SESSIONS_PER_INSTANCE": str(people_per_instance(settings)),
+        "FG_REQUESTS_PER_INSTANCE_PER_S": str(settings.fleet.requests_per_instance_per_s),
+        "FG_MAX_ADMIT_PER_S": str(admit_rate_per_s(settings)),
         "FG_STEP_S": str(s.step_s),
         "FG_SESSION_S": str(s.session_minutes * 60),
         "FG_TOKEN_TTL_S": str(s.token_ttl_minutes * 60),

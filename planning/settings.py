@@ -512,10 +512,13 @@ class AdmissionSettings(_Model):
     enabled: bool = True
     room_id: str = Field(default="portal", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     """Signed into every token: a token from another room (stack) never passes."""
-    sessions_per_instance: int = Field(default=100, ge=1, le=100_000)
-    """People one in-service web instance serves at once."""
-    max_admit_per_s: int = Field(default=200, ge=1, le=2_000)
-    """Ceiling on admissions per second, whatever the free capacity."""
+    sessions_per_instance: int | None = Field(default=None, ge=1, le=1_000_000)
+    """People one in-service web instance serves at once. Unset (the default), it is derived
+    from the fleet's figures (planning.capacity.people_per_instance); an override must lie
+    between half the derived value and the derived value."""
+    max_admit_per_s: int | None = Field(default=None, ge=1, le=2_000)
+    """Ceiling on admissions per second, whatever the free capacity. Unset, it is derived from
+    the planned peak and the session length (planning.capacity.admit_rate_per_s)."""
     step_s: Literal[5, 6, 10, 12, 15, 20, 30, 60] = 10
     """Inlet step inside each one-minute run (divides 60)."""
     session_minutes: int = Field(default=20, ge=1, le=240)
@@ -643,6 +646,7 @@ class Settings(_Model):
                 self.load_balancer.certificate_arn,
                 f"must be in the stack's region {self.region} (an ALB uses regional certificates)",
             )
+        self._room_capacity()
         if self.environment == "prod":
             if len(self.network.zones) < 3:
                 raise _at(
@@ -658,6 +662,26 @@ class Settings(_Model):
                 )
         return self
 
+    def _room_capacity(self) -> None:
+        """An override of the room's people per instance must agree with the fleet's figures."""
+        override = self.admission.sessions_per_instance
+        if override is None:
+            return
+        c = self.capacity
+        derived = derived_people_per_instance(
+            self.fleet.requests_per_instance_per_s, c.requests_per_user_per_s, c.cdn_offload_pct
+        )
+        if not derived / 2 <= override <= derived:
+            raise _at(
+                "admission.sessions_per_instance",
+                override,
+                f"must lie between {derived // 2:,} and {derived:,}: the fleet's figures "
+                f"({self.fleet.requests_per_instance_per_s:g} req/s per instance / "
+                f"({c.requests_per_user_per_s:g} req/s per user x "
+                f"{100 - c.cdn_offload_pct:g} % reaching the origin)) mean {derived:,} people "
+                "per instance; leave it unset to use that",
+            )
+
     @property
     def ephemeral(self) -> bool:
         """PR-preview stacks are destroyed with their pull request: `pulumi destroy` must be able
@@ -668,6 +692,14 @@ class Settings(_Model):
     def stack_tags(self) -> dict[str, str]:
         """Tags for every taggable resource: the stack's own plus Floodgate's identifiers."""
         return {"floodgate:environment": self.environment, "ManagedBy": "pulumi", **self.tags}
+
+
+def derived_people_per_instance(
+    requests_per_instance_per_s: float, requests_per_user_per_s: float, cdn_offload_pct: float
+) -> int:
+    """People one instance serves: its request rate over one person's origin requests."""
+    per_user = requests_per_user_per_s * (1 - cdn_offload_pct / 100)
+    return max(1, int(requests_per_instance_per_s / per_user + 1e-9))  # 150 / 0.02 is 7,499.99
 
 
 def architecture(instance_type: str) -> Literal["arm64", "x86_64"]:

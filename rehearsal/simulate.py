@@ -70,9 +70,7 @@ class Result:
 
 def room_config(settings: Settings) -> Config:
     """The room's Config exactly as the Lambda builds it from its environment."""
-    return Config.from_env(
-        {"FG_TABLE": "rehearsal", **room_tunables(settings.admission, settings.fleet)}
-    )
+    return Config.from_env({"FG_TABLE": "rehearsal", **room_tunables(settings)})
 
 
 def arrivals(users: list[float], step_s: int, session_s: int) -> tuple[list[float], list[float]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from planning import clock
 from planning.calendar import CalendarError, load_calendar
-from planning.capacity import peak_check
+from planning.capacity import admit_rate_per_s, peak_check, people_per_instance
 from planning.event_plan import EventPlan, PlanError, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
 from rehearsal.verdict import event_verdict
@@ -60,12 +60,15 @@ def _room(settings: Settings) -> str:
     a = settings.admission
     if not a.enabled:
         return "off"
-    most = settings.fleet.max_size * a.sessions_per_instance
+    people, rate = people_per_instance(settings), admit_rate_per_s(settings)
+    most = settings.fleet.max_size * people
+    origin = "set" if a.sessions_per_instance is not None else "derived from the fleet"
+    pace = "set" if a.max_admit_per_s is not None else "derived from the planned peak"
     return (
-        f"room {a.room_id!r}: {a.sessions_per_instance} sessions/instance "
-        f"(up to {most:,} inside at max), admits <= {a.max_admit_per_s}/s every {a.step_s} s; "
-        f"queues at {a.queue_at_load_pct}% load, opens below {a.open_below_load_pct}% "
-        f"after {a.calm_minutes} min calm"
+        f"room {a.room_id!r}: {people:,} people/instance ({origin}; up to {most:,} inside at "
+        f"max), admits <= {rate:,}/s ({pace}) every {a.step_s} s; queues at "
+        f"{a.queue_at_load_pct}% load, opens below {a.open_below_load_pct}% after "
+        f"{a.calm_minutes} min calm"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,3 +66,29 @@ def test_room_is_warmed_between_a_new_tables_rate_and_the_quota(prod_config) -> 
         admission__table_quota_units_per_s=80_000,
     ).admission  # fmt: skip
     assert room_warm_throughput(raised) == WarmThroughput(writes_per_s=60_000, reads_per_s=80_000)
+
+
+def test_the_room_takes_its_capacity_from_the_fleets_figures(prod_config) -> None:
+    from planning.capacity import admit_rate_per_s, people_per_instance, room_tunables
+
+    prod = settings_with(prod_config)
+    # 150 req/s per instance / (0.05 req/s per user x 40 % reaching the origin) = 7,500.
+    assert people_per_instance(prod) == 7500
+    # 340,000 planned people / 1,200 s sessions x 2 to catch up = 567 per second.
+    assert admit_rate_per_s(prod) == 567
+    env = room_tunables(prod)
+    assert (env["FG_SESSIONS_PER_INSTANCE"], env["FG_MAX_ADMIT_PER_S"]) == ("7500", "567")
+    chosen = settings_with(prod_config, admission__sessions_per_instance=5000,
+                           admission__max_admit_per_s=900)  # fmt: skip
+    assert (people_per_instance(chosen), admit_rate_per_s(chosen)) == (5000, 900)
+
+
+@pytest.mark.parametrize("override", [100, 3749, 7501])
+def test_an_override_far_from_the_fleets_figures_is_refused(prod_config, override) -> None:
+    from planning.settings import SettingsError
+
+    with pytest.raises(SettingsError) as error:
+        settings_with(prod_config, admission__sessions_per_instance=override)
+    message = str(error.value)
+    assert "admission.sessions_per_instance: must lie between 3,750 and 7,500" in message
+    assert f"(got {override})" in message

@@ -197,7 +197,7 @@ def test_the_rehearsal_room_is_configured_as_the_lambda_is(prod: Settings) -> No
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     levels=st.lists(st.floats(min_value=0.2, max_value=4.0), min_size=2, max_size=6),
-    sessions_per_instance=st.integers(min_value=50, max_value=3000),
+    sessions_per_instance=st.integers(min_value=3750, max_value=7500),
     max_admit=st.integers(min_value=1, max_value=400),
     patience=st.floats(min_value=1, max_value=90),
 )
