@@ -30,6 +30,8 @@ LAYER_DIR = ROOT / "build/layers/awscrt"
 """Built by `make layer`: awscrt for SigV4A, which the KeyValueStore API requires."""
 RUNTIME, ARCH = "python3.12", "arm64"
 METRIC_NAMESPACE = "Floodgate/WaitingRoom"
+DEMAND_METRIC = "DemandPercent"
+"""The inlet publishes it (FG_DEMAND_METRIC); the web group's room-demand policy scales on it."""
 INLET_TIMEOUT_S = 58
 INITIAL_KEY_STAGE = "floodgate-initial"
 
@@ -158,6 +160,7 @@ class Admission(pulumi.ComponentResource):
             "FG_TARGET_GROUP": args.target_group_arn_suffix,
             "FG_ALARM_NAMES": pulumi.Output.from_input(args.pause_alarm_names).apply(",".join),
             "FG_METRIC_NAMESPACE": METRIC_NAMESPACE,
+            "FG_DEMAND_METRIC": DEMAND_METRIC,
         }
 
         table_arn = self.table.arn

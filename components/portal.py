@@ -9,13 +9,18 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.admission import Admission, AdmissionArgs
+from components.admission import (
+    DEMAND_METRIC,
+    METRIC_NAMESPACE,
+    Admission,
+    AdmissionArgs,
+)
 from components.edge import Edge, EdgeArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.prescale import Prescale, PrescaleArgs
-from components.web_fleet import WebFleet, WebFleetArgs
+from components.web_fleet import DemandMetric, WebFleet, WebFleetArgs
 from planning.capacity import room_tunables
 from planning.event_plan import EventPlan
 from planning.settings import Settings
@@ -79,6 +84,13 @@ class Portal(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        demand_metric = (
+            DemandMetric(
+                namespace=METRIC_NAMESPACE, name=DEMAND_METRIC, room_id=settings.admission.room_id
+            )
+            if settings.admission.enabled
+            else None
+        )
         fleet = WebFleet(
             name,
             WebFleetArgs(
@@ -93,6 +105,7 @@ class Portal(pulumi.ComponentResource):
                     lb.alb.arn_suffix, "/", lb.target_group.arn_suffix
                 ),
                 warm_pool_min_size=event_plans[0].warm_pool if event_plans else None,
+                demand_metric=demand_metric,
                 tags=tags,
             ),
             opts=child,

@@ -34,6 +34,17 @@ GROUP_METRICS = [
 
 
 @dataclass(frozen=True, kw_only=True)
+class DemandMetric:
+    """The waiting room's demand (people inside and waiting, as % of what the in-service
+    instances serve), published by the inlet every step; a third target tracking policy scales
+    the group on it so that the fleet grows for the people waiting."""
+
+    namespace: str
+    name: str
+    room_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class WebFleetArgs:
     settings: FleetSettings
     load_balancer: LoadBalancerSettings
@@ -48,6 +59,8 @@ class WebFleetArgs:
     """`<alb arn suffix>/<target group arn suffix>` for ALBRequestCountPerTarget."""
     warm_pool_min_size: int | None = None
     """Warm pool sized for the coming event; None keeps the settings' size."""
+    demand_metric: DemandMetric | None = None
+    """The waiting room's demand metric; None when the stack has no room."""
     tags: dict[str, str]
 
 
@@ -245,7 +258,32 @@ class WebFleet(pulumi.ComponentResource):
             },
             opts=child,
         )
+        if args.demand_metric is not None:
+            self._declare_demand_policy(name, args.demand_metric, s, child)
         self.register_outputs({"group_name": self.group.name})
+
+    def _declare_demand_policy(
+        self, name: str, metric: DemandMetric, s: FleetSettings, opts: pulumi.ResourceOptions
+    ) -> None:
+        """Target tracking on the room's demand at the fleet's scaling target: while people
+        wait the metric reads at least the target, so this policy never agrees to scale in
+        (Auto Scaling scales in only when every target tracking policy is ready to)."""
+        aws.autoscaling.Policy(
+            f"{name}-room-demand",
+            autoscaling_group_name=self.group.name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration={
+                "customized_metric_specification": {
+                    "namespace": metric.namespace,
+                    "metric_name": metric.name,
+                    "metric_dimensions": [{"name": "Room", "value": metric.room_id}],
+                    "statistic": "Average",
+                    "unit": "Percent",
+                },
+                "target_value": round(s.scaling_target_pct, 2),
+            },
+            opts=opts,
+        )
 
 
 def _user_data(fleet: FleetSettings, load_balancer: LoadBalancerSettings) -> str:

@@ -138,4 +138,6 @@ def room_tunables(settings: Settings) -> dict[str, str]:
         "FG_QUEUE_AT_LOAD": str(s.queue_at_load_pct / 100),
         "FG_OPEN_BELOW_LOAD": str(s.open_below_load_pct / 100),
         "FG_CALM_S": str(s.calm_minutes * 60),
+        "FG_DRAIN_S": str(s.reopen_drain_s),
+        "FG_DEMAND_FLOOR_PCT": f"{settings.fleet.scaling_target_pct:.2f}",
     }

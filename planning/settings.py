@@ -267,6 +267,11 @@ class FleetSettings(_Model):
     def architecture(self) -> Literal["arm64", "x86_64"]:
         return architecture(self.instance_types[0])
 
+    @property
+    def scaling_target_pct(self) -> float:
+        """The load (% of requests_per_instance_per_s) target tracking holds the fleet at."""
+        return 100 * self.scaling.requests_per_target / 60 / self.requests_per_instance_per_s
+
     def prepared_capacity(self, pool_size: int) -> int:
         """MaxGroupPreparedCapacity that keeps exactly `pool_size` instances in the warm pool:
         AWS sizes the pool as max(pool min size, this - desired), and desired >= min_size."""
@@ -531,9 +536,15 @@ class AdmissionSettings(_Model):
     """A waiting visitor not polling for this long is skipped (the page polls every 5-30 s)."""
     queue_at_load_pct: int = Field(default=85, ge=10, le=100)
     """Switch open -> queue when origin load reaches this share of fleet capacity."""
-    open_below_load_pct: int = Field(default=60, ge=0, le=99)
+    open_below_load_pct: int = Field(default=75, ge=0, le=99)
+    """A queueing room may open once origin load is at or below this share of capacity: at
+    least the fleet's scaling target, which target tracking holds the load at."""
     calm_minutes: int = Field(default=10, ge=1, le=240)
-    """Switch queue -> open only after this long calm: below open_below_load_pct, none waiting."""
+    """Switch queue -> open only after this long calm: below open_below_load_pct, no origin
+    alarm, and a line that drains within `reopen_drain_s` at the current admission rate."""
+    reopen_drain_s: int = Field(default=120, ge=0, le=3_600)
+    """A queueing room may open once its line would be let in within this many seconds (the
+    people still in line then walk in at once: at most this many seconds' admissions)."""
     design_joins_per_s: int = Field(default=20_000, ge=100, le=100_000)
     """Joins per second the room is designed for (3 writes each; see functions/admission). The
     table is pre-warmed for it up to `table_quota_units_per_s`."""
@@ -663,7 +674,18 @@ class Settings(_Model):
         return self
 
     def _room_capacity(self) -> None:
-        """An override of the room's people per instance must agree with the fleet's figures."""
+        """An override of the room's people per instance must agree with the fleet's figures,
+        and the room must be able to reopen with the fleet at its scaling target."""
+        target = self.fleet.scaling_target_pct
+        if self.admission.open_below_load_pct < target:
+            raise _at(
+                "admission.open_below_load_pct",
+                self.admission.open_below_load_pct,
+                f"must be at least the fleet's scaling target, {target:.1f} % "
+                f"(fleet.scaling.requests_per_target {self.fleet.scaling.requests_per_target} a "
+                f"minute of {self.fleet.requests_per_instance_per_s:g} req/s): target tracking "
+                "holds the load there, so a lower threshold keeps the room queueing",
+            )
         override = self.admission.sessions_per_instance
         if override is None:
             return

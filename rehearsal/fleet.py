@@ -13,6 +13,40 @@ from rehearsal import model
 
 
 @dataclass
+class Tracking:
+    """One target tracking policy: the datapoints of its metric that CloudWatch has published
+    (value, instances it was measured over), newest last, and its target."""
+
+    target: float
+    visible: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=model.SCALE_IN_DATAPOINTS)
+    )
+    _unpublished: tuple[float, float] | None = None
+
+    def publish(self, value: float, instances: float) -> None:
+        """End of a minute: the minute before becomes visible (CloudWatch publishes about a
+        minute late); this one waits."""
+        if self._unpublished is not None:
+            self.visible.append(self._unpublished)
+        self._unpublished = (value, max(instances, 1.0))
+
+    def needed(self) -> int:
+        """Instances that bring the latest datapoint to the target (proportional)."""
+        value, instances = self.visible[-1]
+        return math.ceil(value * instances / self.target - 1e-9)
+
+    def wants_out(self) -> bool:
+        last = list(self.visible)[-model.SCALE_OUT_DATAPOINTS :]
+        return len(last) == model.SCALE_OUT_DATAPOINTS and all(v > self.target for v, _ in last)
+
+    def ready_in(self) -> bool:
+        low = model.SCALE_IN_THRESHOLD * self.target
+        return len(self.visible) == model.SCALE_IN_DATAPOINTS and all(
+            v < low for v, _ in self.visible
+        )
+
+
+@dataclass
 class Group:
     """One Auto Scaling group; times are seconds from the start of the night."""
 
@@ -22,6 +56,8 @@ class Group:
     target_per_min: float
     """Target tracking's ALBRequestCountPerTarget target (requests per instance per minute)."""
     warmup_s: int
+    demand_target_pct: float | None = None
+    """The room-demand policy's target (%), when the stack has a room."""
     pool_target: int = 0
     """Warm-pool instances kept stopped and ready (0: no pool)."""
     tracking: bool = True
@@ -33,9 +69,14 @@ class Group:
     pool_pending: list[list[float]] = field(default_factory=list)
     cap: int | None = None
     """Running instances the group can hold (set when a zone is lost)."""
-    visible: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=15))
-    """Published datapoints (requests per target per minute, targets), newest last."""
-    _unpublished: tuple[float, float] | None = None
+    requests: Tracking = field(init=False)
+    """ALBRequestCountPerTarget: requests per target per minute."""
+    demand: Tracking | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.requests = Tracking(self.target_per_min)
+        target = self.demand_target_pct
+        self.demand = Tracking(target) if target is not None else None
 
     @property
     def in_service(self) -> float:
@@ -74,29 +115,32 @@ class Group:
         self.pool *= keep
         self.cap = max_with_zone_lost(self.max_size, zones)
 
-    def publish(self, requests_last_minute: float) -> None:
-        """End of a minute: the minute before becomes visible (CloudWatch publishes ALB metrics
-        about a minute late); this one waits."""
-        if self._unpublished is not None:
-            self.visible.append(self._unpublished)
+    def publish(self, requests_last_minute: float, demand_pct: float | None = None) -> None:
+        """End of a minute: each policy's metric for it (published a minute late)."""
         targets = self.in_service
-        self._unpublished = (requests_last_minute / max(targets, 1.0), max(targets, 1.0))
+        self.requests.publish(requests_last_minute / max(targets, 1.0), targets)
+        if self.demand is not None and demand_pct is not None:
+            self.demand.publish(demand_pct, targets)
 
     def track(self, now: float) -> None:
-        """Target tracking on the published datapoints: out after SCALE_OUT_DATAPOINTS above
-        the target, in after SCALE_IN_DATAPOINTS below 90 % of it, never while warming up."""
-        if not self.tracking or len(self.visible) < model.SCALE_OUT_DATAPOINTS:
+        """Target tracking: out to the largest capacity any policy asks for once it has
+        SCALE_OUT_DATAPOINTS above its target; in only when every policy is ready to (15 below
+        90 % of its target), to the largest they ask for, and never while instances warm up."""
+        if not self.tracking:
             return
-        per_target, targets = self.visible[-1]
-        needed = math.ceil(per_target * targets / self.target_per_min)
-        last = list(self.visible)[-model.SCALE_OUT_DATAPOINTS :]
-        if (all(p > self.target_per_min for p, _ in last) and needed > self.desired) or (
-            len(self.visible) >= model.SCALE_IN_DATAPOINTS
-            and all(p < model.SCALE_IN_THRESHOLD * self.target_per_min for p, _ in self.visible)
+        policies = [p for p in (self.requests, self.demand) if p is not None and p.visible]
+        if not policies:
+            return
+        out = [p.needed() for p in policies if p.wants_out()]
+        if out and max(out) > self.desired:
+            self.desired = max(out)
+        elif (
+            not out
+            and len(policies) == 1 + (self.demand is not None)
+            and all(p.ready_in() for p in policies)
             and not any(now - b[0] < self.warmup_s for b in self.serving)
-            and needed < self.desired
         ):
-            self.desired = needed
+            self.desired = min(self.desired, max(p.needed() for p in policies))
         self.desired = min(max(self.desired, self.min_size), self.max_size)
 
     def reconcile(self, now: float) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from functions.admission.inlet import Fleet, Sessions, admit_budget, next_state, walk
-from functions.admission.room import Config
+from functions.admission.room import RATE_WINDOW_S, Config, admission_rate
 from rehearsal import model
 
 PLACES_PER_STEP = 100
@@ -63,6 +63,8 @@ class RoomSim:
     collected: Tally = field(init=False)
     collected_show: Tally = field(init=False)
     admitted_show: Tally = field(init=False)
+    history: list[list[float]] = field(default_factory=list)
+    """[time, people admitted] over the last RATE_WINDOW_S: the room item's `history`."""
     upcoming: deque[tuple[float, float]] = field(default_factory=deque)
     """(collect at, people) admitted and not yet polled."""
     waits: list[tuple[float, float]] = field(default_factory=list)
@@ -124,7 +126,7 @@ class RoomSim:
             at, people = self.upcoming.popleft()
             self.collected.add(at, people)
             self.collected_show.add(at, people)
-        admitted = 0.0
+        moved = admitted = 0.0
         if self.queueing:
             sessions = Sessions(
                 collected_in_session=round(self.collected.since(now)),
@@ -136,7 +138,11 @@ class RoomSim:
             self.budgets.append((budget, moved))
         before = self.state["state"]
         waiting = round(self.waiting())
-        state, calm = next_state(self.config, self.state, fleet, waiting, forced, now)
+        self.history = [h for h in self.history if now - h[0] <= RATE_WINDOW_S]
+        if moved:
+            self.history.append([now, moved])  # places admitted, as the inlet records them
+        rate = admission_rate(self.history, now)
+        state, calm = next_state(self.config, self.state, fleet, waiting, forced, now, rate)
         self.state = {"state": state, "calm_since": calm}
         if state == before:
             return admitted, None

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from functions.admission.inlet import Fleet
+from functions.admission.inlet import Fleet, demand_pct
 from functions.admission.room import Config
 from planning.capacity import instances_for, origin_requests_per_s, room_tunables
 from planning.event_plan import (
@@ -39,7 +39,7 @@ from rehearsal.room import RoomSim
 POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
           "pool_instance_s", "turned_away")  # fmt: skip
-MINUTE = ("requests", "failed", "no_target", "admitted")
+MINUTE = ("requests", "failed", "no_target", "admitted", "demand_pct", "inlet_steps")
 HOURS_PER_MONTH = 730
 
 
@@ -190,6 +190,7 @@ class _Run:
             desired=start,
             target_per_min=target,
             warmup_s=fleet.default_warmup_s,
+            demand_target_pct=fleet.scaling_target_pct if self.room is not None else None,
             pool_target=pool,
             tracking=not static,
         )
@@ -250,7 +251,8 @@ class _Run:
         if (now + dt) % model.METRIC_PERIOD_S >= dt:
             return
         self.alarm = self._alarm()
-        group.publish(minute["requests"])
+        steps = max(minute["inlet_steps"], 1.0)
+        group.publish(minute["requests"], minute["demand_pct"] / steps if self.room else None)
         group.track(now)
         room, series = self.room, self.series
         series.demand_instances.append(wanted * self.per_user / self.rate)
@@ -265,8 +267,8 @@ class _Run:
         """The inlet's step: the fleet as it reads it, admissions, the room's next state and
         what the gate does about it."""
         load = 0.0
-        if self.group.visible:
-            load = self.group.visible[-1][0] / model.METRIC_PERIOD_S / self.rate
+        if self.group.requests.visible:
+            load = self.group.requests.visible[-1][0] / model.METRIC_PERIOD_S / self.rate
         plan = self.night.plan
         forced = bool(
             plan is not None
@@ -275,6 +277,8 @@ class _Run:
         )
         fleet = Fleet(round(self.group.in_service), load, self.alarm)
         entered, change = room.step(now, fleet, forced)
+        self.minute["demand_pct"] += demand_pct(room.config, fleet, round(room.waiting()))
+        self.minute["inlet_steps"] += 1
         self.inside_held += entered
         self.minute["admitted"] += entered
         if change == "queue":  # the gate sends everyone without a token to the line

@@ -27,6 +27,7 @@ from .room import (
     Config,
     Room,
     State,
+    admission_rate,
     enter_queue,
 )
 
@@ -102,6 +103,21 @@ def walk(
     return Walk(admitted, passed, skipped, last)
 
 
+def demand_pct(config: Config, fleet: Fleet, waiting: int) -> float:
+    """The fleet's demand as a utilisation (%), for target tracking: people inside (origin load)
+    plus people waiting, over what the in-service instances serve. While anyone waits it reads
+    at least `demand_floor_pct` (the scaling target), so this policy never agrees to scale in
+    then: Auto Scaling scales in only when every target tracking policy is ready to."""
+    capacity = max(fleet.in_service, 1) * config.sessions_per_instance
+    demand = 100 * (max(fleet.load, 0.0) + waiting / capacity)
+    return max(demand, config.demand_floor_pct) if waiting > 0 else demand
+
+
+def drains(config: Config, waiting: int, rate_per_s: float) -> bool:
+    """The line would be let in within `drain_s` at the current admission rate (people/s)."""
+    return waiting == 0 or (rate_per_s > 0 and waiting / rate_per_s <= config.drain_s)
+
+
 def next_state(
     config: Config,
     room: dict[str, Any],
@@ -109,8 +125,13 @@ def next_state(
     waiting: int,
     forced: bool,
     now: float,
+    rate_per_s: float = 0.0,
 ) -> tuple[State, float | None]:
-    """The room's state after this step, and since when it has been calm (hysteresis)."""
+    """The room's state after this step, and since when it has been calm (hysteresis).
+
+    A queueing room is calm when the load is under `open_below_load`, no origin alarm fires
+    and the line would drain within `drain_s` at the admission rate (`rate_per_s`, people/s):
+    it opens after `calm_s` of calm, and whoever is still in line then walks in."""
     if room.get("pinned"):
         return room["pinned"], None
     state: State = room["state"]
@@ -119,7 +140,7 @@ def next_state(
     hot = fleet.alarm or fleet.load >= config.queue_at_load
     if state != "queue":
         return ("queue", None) if hot else ("open", None)
-    calm = not hot and waiting == 0 and fleet.load <= config.open_below_load
+    calm = not hot and fleet.load <= config.open_below_load and drains(config, waiting, rate_per_s)
     if not calm:
         return "queue", None
     since = room.get("calm_since") or now
@@ -171,7 +192,8 @@ def step(room: Room, now: float) -> dict[str, Any]:
     moved = _advance(room, r, budget, now) if r["state"] == "queue" else Walk(0, 0, [], None)
     waiting = int(r["total_places"]) - int(r["cursor_place"])
     forced = _forced_by_calendar(room, now)
-    r["state"], r["calm_since"] = next_state(cfg, r, fleet, waiting, forced, now)
+    rate = admission_rate([*r["history"], [now, moved.admitted]], now)
+    r["state"], r["calm_since"] = next_state(cfg, r, fleet, waiting, forced, now, rate)
     if r["state"] == "queue" and before != "queue":
         enter_queue(r, now)
     r["revoked"] = {v: until for v, until in r["revoked"].items() if float(until) > now}
@@ -184,6 +206,7 @@ def step(room: Room, now: float) -> dict[str, Any]:
         sync_kvs(room, now)
     report = {
         "state": r["state"],
+        "demand_pct": round(demand_pct(cfg, fleet, waiting), 2),
         "in_service": fleet.in_service,
         "load": round(fleet.load, 3),
         "alarm": fleet.alarm,
@@ -360,5 +383,8 @@ def _publish(room: Room, report: dict[str, Any], now: float) -> None:
              "Unit": "Count", "Timestamp": now}
             for name, key in (("Waiting", "waiting"), ("Admitted", "admitted"),
                               ("Skipped", "skipped"), ("Budget", "budget"))
+        ] + [
+            {"MetricName": room.config.demand_metric, "Dimensions": dims,
+             "Value": report["demand_pct"], "Unit": "Percent", "Timestamp": now}
         ],
     )  # fmt: skip

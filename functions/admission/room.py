@@ -104,12 +104,18 @@ class Config:
     queue_at_load: float = 0.85
     open_below_load: float = 0.60
     calm_s: int = 600
+    drain_s: int = 120
+    demand_floor_pct: float = 0.0
+    """The scaling target (%): the demand metric never reads below it while people wait."""
+    """A queueing room may open once its line would be let in within this many seconds."""
     asg_name: str = ""
     target_group: str = ""
     """CloudWatch dimension `targetgroup/<name>/<id>` for RequestCountPerTarget."""
     alarm_names: str = ""
     """Comma-separated origin 5xx alarms; admissions pause while any is in ALARM."""
     metric_namespace: str = "Floodgate/WaitingRoom"
+    demand_metric: str = "DemandPercent"
+    """The metric the web group's room-demand policy scales on (components/admission.py)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Config:

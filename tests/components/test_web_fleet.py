@@ -7,12 +7,17 @@ import base64
 import pulumi
 import pulumi_aws as aws
 
-from components.web_fleet import RUNTIME_MANAGED, WebFleet, WebFleetArgs
+from components.web_fleet import RUNTIME_MANAGED, DemandMetric, WebFleet, WebFleetArgs
 from planning.settings import Settings
 from tests.conftest import settings_with
 
 
-def build(evaluate, settings: Settings, warm_pool_min_size: int | None = None):
+def build(
+    evaluate,
+    settings: Settings,
+    warm_pool_min_size: int | None = None,
+    demand: DemandMetric | None = None,
+):
     def program() -> None:
         attached = aws.lb.ListenerRule(
             "forward", listener_arn="arn:listener", actions=[], conditions=[]
@@ -29,6 +34,7 @@ def build(evaluate, settings: Settings, warm_pool_min_size: int | None = None):
                 target_group_attached=attached,
                 request_count_label="app/lb/1/targetgroup/tg/2",
                 warm_pool_min_size=warm_pool_min_size,
+                demand_metric=demand,
                 tags={"team": "portal"},
             ),
         )
@@ -162,3 +168,22 @@ def test_scales_on_requests_per_target_and_cpu(evaluate, prod) -> None:
         == "app/lb/1/targetgroup/tg/2"
     )
     assert tracking["ASGAverageCPUUtilization"]["targetValue"] == 50
+
+
+def test_the_fleet_grows_for_the_people_waiting(evaluate, prod) -> None:
+    demand = DemandMetric(namespace="Floodgate/WaitingRoom", name="DemandPercent", room_id="r")
+    policies = build(evaluate, prod, demand=demand).of_type("aws:autoscaling/policy:Policy")
+    (room,) = [p for p in policies if p.name == "web-room-demand"]
+    tracking = room.inputs["targetTrackingConfiguration"]
+    assert tracking["customizedMetricSpecification"] == {
+        "namespace": "Floodgate/WaitingRoom",
+        "metricName": "DemandPercent",
+        "metricDimensions": [{"name": "Room", "value": "r"}],
+        "statistic": "Average",
+        "unit": "Percent",
+    }
+    # The same utilisation target as requests: 6,000 a minute of 150 req/s is 66.67 %.
+    assert tracking["targetValue"] == 66.67
+    assert "disableScaleIn" not in tracking or tracking["disableScaleIn"] is False
+    none = build(evaluate, prod).of_type("aws:autoscaling/policy:Policy")
+    assert [p.name for p in none if p.name.endswith("room-demand")] == []

@@ -5,10 +5,18 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from functions.admission.inlet import Fleet, Sessions, admit_budget, next_state, walk
+from functions.admission.inlet import (
+    Fleet,
+    Sessions,
+    admit_budget,
+    demand_pct,
+    next_state,
+    walk,
+)
 from functions.admission.room import Config
 
-CONFIG = Config(table="t", sessions_per_instance=50, max_admit_per_s=20, step_s=10)
+CONFIG = Config(table="t", sessions_per_instance=50, max_admit_per_s=20, step_s=10,
+                drain_s=120, demand_floor_pct=66.67)  # fmt: skip
 NOW = 10_000.0
 
 fleets = st.builds(
@@ -76,3 +84,22 @@ def test_state_follows_pins_calendar_and_hysteresis(fleet, waiting, state, force
         assert new == "queue", "a room with people waiting or under load never opens"
     pinned, _ = next_state(CONFIG, {**room, "pinned": "closed"}, fleet, waiting, forced, NOW)
     assert pinned == "closed"
+
+
+@given(fleets, st.integers(0, 10_000), st.floats(0, 500, allow_nan=False))
+def test_a_queueing_room_opens_only_when_calm_and_the_line_drains(fleet, waiting, rate) -> None:
+    room = {"state": "queue", "pinned": None, "calm_since": NOW - CONFIG.calm_s}
+    new, _ = next_state(CONFIG, room, fleet, waiting, False, NOW, rate)
+    calm = not fleet.alarm and fleet.load <= CONFIG.open_below_load
+    drains = waiting == 0 or (rate > 0 and waiting / rate <= CONFIG.drain_s)
+    assert (new == "open") == (calm and drains)
+
+
+@given(fleets, st.integers(0, 10_000))
+def test_demand_never_reads_below_the_target_while_people_wait(fleet, waiting) -> None:
+    demand = demand_pct(CONFIG, fleet, waiting)
+    if waiting > 0:
+        assert demand >= CONFIG.demand_floor_pct
+        assert demand >= 100 * fleet.load
+    else:
+        assert demand == 100 * max(fleet.load, 0)

@@ -190,6 +190,55 @@ def test_calendar_event_forces_the_queue(room) -> None:
     assert inlet.step(room, T0 + 10)["state"] == "open"  # T0 is 2028-11-05T01:20:00Z
     during = 1_857_100_000.0  # 2028-11-06T05:06:40Z
     assert inlet.step(room, during)["state"] == "queue"
+    # The window ends: the room is no longer held (nobody waits, load is nil) and calms down.
+    after = 1_857_200_000.0  # 2028-11-07T08:53:20Z
+    assert inlet.step(room, after)["state"] == "queue"  # calm from here
+    assert inlet.step(room, after + room.config.calm_s)["state"] == "open"
+
+
+def test_a_draining_line_lets_the_room_open_without_reaching_zero(room) -> None:
+    room.config = Config(**{**room.config.__dict__, "calm_s": 20, "drain_s": 60})
+    join_many(room, 30)  # 30 waiting; capacity 10 at a time
+    first = inlet.step(room, T0 + 10)
+    assert (first["admitted"], first["waiting"], first["state"]) == (10, 20, "queue")
+    # 20 left at 10 admitted over the last minute (the window is at least 60 s): 120 s > 60 s.
+    assert inlet.step(room, T0 + 40)["state"] == "queue"
+    slow = Config(**{**room.config.__dict__, "drain_s": 120})
+    room.config = slow  # now 20 / (10 / 60 s) = 120 s: calm, and open after calm_s
+    assert inlet.step(room, T0 + 50)["state"] == "queue"
+    report = inlet.step(room, T0 + 50 + slow.calm_s)
+    assert (report["state"], report["waiting"]) == ("open", 20)
+
+
+def test_sessions_count_for_the_whole_session_not_a_minute(room) -> None:
+    ids = join_many(room, 10)
+    assert inlet.step(room, T0 + 10)["admitted"] == 10
+    for v in ids:
+        room.status(v, T0 + 11)  # tokens collected: 10 people inside, capacity 10
+    waiting = join_many(room, 5, at=T0 + 12)
+    # Fifteen minutes on (sessions last 20): the ten still count, nobody more gets in.
+    later = T0 + 15 * 60
+    for v in waiting:
+        room.status(v, later - 1)
+    assert inlet.step(room, later)["admitted"] == 0
+    after = T0 + 10 + room.config.session_s + 60
+    for v in waiting:
+        room.status(v, after - 1)
+    assert inlet.step(room, after)["admitted"] == 5
+
+
+def test_the_inlet_publishes_demand_for_the_fleet_to_scale_on(room, monkeypatch) -> None:
+    sent: list[dict] = []
+    real = room.cloudwatch.put_metric_data
+    monkeypatch.setattr(room.cloudwatch, "put_metric_data",
+                        lambda **kw: sent.append(kw) or real(**kw))  # fmt: skip
+    join_many(room, 30)
+    report = inlet.step(room, T0 + 10)
+    # 20 waiting over a capacity of 10: 200 % (load nil), at least the scaling target.
+    assert report["demand_pct"] == 200.0
+    (demand,) = [m for m in sent[-1]["MetricData"] if m["MetricName"] == "DemandPercent"]
+    assert (demand["Value"], demand["Unit"]) == (200.0, "Percent")
+    assert demand["Dimensions"] == [{"Name": "Room", "Value": room.config.room_id}]
 
 
 def test_pin_holds_the_state_against_the_inlet(room) -> None:

@@ -92,3 +92,17 @@ def test_an_override_far_from_the_fleets_figures_is_refused(prod_config, overrid
     message = str(error.value)
     assert "admission.sessions_per_instance: must lie between 3,750 and 7,500" in message
     assert f"(got {override})" in message
+
+
+def test_the_room_must_be_able_to_reopen_at_the_scaling_target(prod_config) -> None:
+    from planning.settings import SettingsError
+
+    with pytest.raises(SettingsError) as error:
+        settings_with(prod_config, admission__open_below_load_pct=60)
+    assert "admission.open_below_load_pct: must be at least the fleet's scaling target, " in str(
+        error.value
+    )
+    assert "66.7 %" in str(error.value) and "(got 60)" in str(error.value)
+    lower_target = settings_with(prod_config, admission__open_below_load_pct=60,
+                                 fleet__scaling__requests_per_target=5400)  # fmt: skip
+    assert lower_target.fleet.scaling_target_pct == 60

@@ -212,13 +212,16 @@ def test_the_room_never_admits_beyond_the_inlets_budget(
         admission__max_admit_per_s=max_admit,
         admission__queue_at_load_pct=30,
         admission__open_below_load_pct=20,
+        fleet__scaling__requests_per_target=1200,  # a 13 % target: the room may open at 20 %
         rehearsal__patience_minutes=patience,
     )
-    users = [u for level in levels for u in flat(users_for(s, s.fleet.min_size * level), 0.25)]
+    # A quiet start (the fleet at its minimum), then the generated levels of its capacity.
+    users = [u for level in [0.1, *levels] for u in flat(users_for(s, s.fleet.min_size * level),
+                                                            0.25)]  # fmt: skip
     result = rehearse(Night("room", START, STEP, users, None), s, "configured")
     for budget, admitted in result.budgets:
         assert admitted <= budget + 1e-6
-    if max(levels) > 0.5:  # the room queued and walked the line at least once
+    if max(levels) >= 1:  # the load jumped past queue_at_load: the room walked the line
         assert result.budgets
 
 
