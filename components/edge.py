@@ -115,11 +115,7 @@ class Edge(pulumi.ComponentResource):
                 "cache_policy_id": cache,
                 "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST if forward_viewer else None,
                 "response_headers_policy_id": SECURITY_HEADERS,
-                "function_associations": (
-                    [{"event_type": "viewer-request", "function_arn": gate.arn}]
-                    if gate is not None and reaches_alb
-                    else []
-                ),
+                "function_associations": gate if reaches_alb else [],
                 "lambda_function_associations": (
                     [{"event_type": "origin-request", "lambda_arn": failover.qualified_arn}]
                     if origin == PORTAL_GROUP
@@ -338,20 +334,32 @@ class Edge(pulumi.ComponentResource):
 
     def _declare_gate(
         self, name: str, admission: EdgeWiring | None
-    ) -> aws.cloudfront.Function | None:
-        """The waiting-room gate (viewer request), reading the room's KeyValueStore."""
+    ) -> list[aws.cloudfront.DistributionDefaultCacheBehaviorFunctionAssociationArgsDict]:
+        """The waiting room at the edge, from one file (gate.js) reading the room's
+        KeyValueStore: the gate on viewer requests, and on viewer responses the session stamp
+        that lets people already inside carry on when the room starts queueing."""
         if admission is None:
-            return None
-        return aws.cloudfront.Function(
-            f"{name}-gate",
-            name=f"{name}-gate",
-            runtime="cloudfront-js-2.0",
-            code=GATE_FUNCTION.read_text(encoding="utf-8"),
-            comment="Waiting-room gate: admission token required while the room queues",
-            key_value_store_associations=[admission.kvs_arn],
-            publish=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+            return []
+        code = GATE_FUNCTION.read_text(encoding="utf-8")
+        associations: list[
+            aws.cloudfront.DistributionDefaultCacheBehaviorFunctionAssociationArgsDict
+        ] = []
+        for suffix, event, comment in (
+            ("gate", "viewer-request", "Waiting-room gate: a token or session while it queues"),
+            ("session", "viewer-response", "Waiting-room sessions: stamped while the room is open"),
+        ):
+            function = aws.cloudfront.Function(
+                f"{name}-{suffix}",
+                name=f"{name}-{suffix}",
+                runtime="cloudfront-js-2.0",
+                code=code,
+                comment=comment,
+                key_value_store_associations=[admission.kvs_arn],
+                publish=True,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            associations.append({"event_type": event, "function_arn": function.arn})
+        return associations
 
     def _declare_queue_routes(
         self,

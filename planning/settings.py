@@ -488,8 +488,9 @@ class RehearsalSettings(_Model):
     """Share of origin requests answered by the high-demand page."""
     max_p95_wait_minutes: float = Field(default=30.0, ge=0)
     """95th percentile wait of the people the room admitted."""
-    max_queue_minutes: float = Field(default=120.0, ge=0)
-    """Longest continuous time the room queued."""
+    max_queue_minutes: float = Field(default=240.0, ge=0)
+    """Longest continuous time the room queued: a night at 3x the plan queues for hours at the
+    fleet's max; a room that never reopens queues all night."""
     max_kept_out_pct: float = Field(default=5.0, ge=0, le=100)
     """Share of the user-time people wanted on the site that the room kept them out."""
     max_cost_vs_floor: float = Field(default=8.0, ge=1)

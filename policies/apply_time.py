@@ -89,9 +89,17 @@ def behaviours(props: dict) -> list[tuple[str, dict]]:
 
 
 def _viewer_response_on_failover(args: ResourceValidationArgs) -> Iterator[Finding]:
+    """A viewer-response function on a failover behaviour is fine for 2xx/3xx work (the room's
+    session stamp) but can never be what answers a failover: that needs an origin-request
+    trigger on the same behaviour (functions/edge/failover_origin.py)."""
     groups = _origin_groups(dict(args.props))
     for pattern, behaviour in behaviours(dict(args.props)):
         if behaviour.get("targetOriginId") not in groups:
+            continue
+        triggers = {
+            a.get("eventType") for a in as_list(behaviour.get("lambdaFunctionAssociations"))
+        }
+        if "origin-request" in triggers:
             continue
         for assoc in as_list(behaviour.get("functionAssociations")):
             if assoc.get("eventType") == "viewer-response":
@@ -99,7 +107,8 @@ def _viewer_response_on_failover(args: ResourceValidationArgs) -> Iterator[Findi
                     f"behaviour {pattern}.functionAssociations",
                     "viewer-response",
                     "CloudFront does not run viewer-response functions when the origin's status "
-                    "is 400 or higher, so it never sees a failed-over error",
+                    "is 400 or higher, so it never sees a failed-over error; with no "
+                    "origin-request trigger, nothing on this behaviour answers a failover",
                 )
 
 
@@ -376,7 +385,7 @@ RULES = [
     ResourceRule(
         "no-viewer-response-function-for-failover",
         "apply-time",
-        "Viewer-response functions do not run on responses >= 400 (failed-over errors)",
+        "Viewer-response functions do not run on responses >= 400: failover needs a trigger",
         f"{_DOCS}/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html",
         (T_DISTRIBUTION,),
         _viewer_response_on_failover,

@@ -38,7 +38,7 @@ from rehearsal.room import RoomSim
 
 POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
-          "pool_instance_s", "turned_away")  # fmt: skip
+          "pool_instance_s")  # fmt: skip
 MINUTE = ("requests", "failed", "no_target", "admitted", "demand_pct", "inlet_steps")
 HOURS_PER_MONTH = 730
 
@@ -53,7 +53,7 @@ class Series:
     failed: list[float] = field(default_factory=list)
     """Origin requests that failed in the minute (high-demand page or raw 5xx)."""
     waiting: list[float] = field(default_factory=list)
-    """People in line who have not given up."""
+    """People in line who have not given up, after the inlet's last step of the minute."""
     admitted: list[float] = field(default_factory=list)
     queueing: list[bool] = field(default_factory=list)
 
@@ -164,12 +164,13 @@ class _Run:
             ]
             self.actions.extend(sorted(late, key=lambda pair: pair[0]))
         self.lcu = _reserved_lcu_hours(night, settings, plan if configured else None)
-        # People inside without a token (let in while the room was open) and with one.
-        self.inside_free, self.inside_held = night.users[0], 0.0
+        self.inside = night.users[0]
         self.totals = dict.fromkeys(TOTALS, 0.0)
         self.minute = dict.fromkeys(MINUTE, 0.0)
         self.breaches: deque[bool] = deque(maxlen=settings.alarms.evaluation_periods)
         self.alarm = False
+        self.left_waiting = 0.0
+        """People still in line after the inlet's last step (not those who just arrived)."""
         self.series = Series()
 
     def _group(self, configured: bool) -> Group:
@@ -205,8 +206,7 @@ class _Run:
         for i in range(len(night.users)):
             now = i * self.dt
             if i:
-                self.inside_free *= stay
-                self.inside_held *= stay
+                self.inside *= stay
             while self.actions and self.actions[0][0] <= now:
                 self.group.scheduled(self.actions.popleft()[1])
             if night.zone_lost_at == i:
@@ -214,7 +214,7 @@ class _Run:
             if room is not None and room.queueing:
                 room.join(now, came[i])  # the gate sends new people without a token away
             else:
-                self.inside_free += came[i]
+                self.inside += came[i]
             self.group.reconcile(now)
             self._serve(i, now, wanted[i])
             if room is None:
@@ -234,7 +234,7 @@ class _Run:
         serving = group.in_service
         factor = SLOW_ORIGIN_FACTOR if i in self.night.slow else 1.0
         capacity = group.serving_share(now, self.slow_start_s) * self.rate * factor
-        inside = max(self.inside_free + self.inside_held, 0.0)
+        inside = max(self.inside, 0.0)
         offered = inside * self.per_user
         failed = max(0.0, offered - capacity)
         status = model.NO_TARGET_STATUS if serving < 1e-9 else model.OVERLOAD_STATUS
@@ -258,7 +258,7 @@ class _Run:
         series.demand_instances.append(wanted * self.per_user / self.rate)
         series.in_service.append(serving)
         series.failed.append(minute["failed"])
-        series.waiting.append(room.still_waiting(now) if room else 0.0)
+        series.waiting.append(self.left_waiting)
         series.admitted.append(minute["admitted"])
         series.queueing.append(bool(room and room.queueing))
         self.minute = dict.fromkeys(MINUTE, 0.0)
@@ -279,14 +279,13 @@ class _Run:
         entered, change = room.step(now, fleet, forced)
         self.minute["demand_pct"] += demand_pct(room.config, fleet, round(room.waiting()))
         self.minute["inlet_steps"] += 1
-        self.inside_held += entered
+        self.inside += entered
         self.minute["admitted"] += entered
-        if change == "queue":  # the gate sends everyone without a token to the line
-            room.join(now, self.inside_free)
-            self.totals["turned_away"] += self.inside_free
-            self.inside_free = 0.0
-        elif change == "open":
-            self.inside_free += room.open_doors(now)
+        self.left_waiting = room.still_waiting(now)
+        # Queueing starts: people inside carry on with the session the gate stamped while the
+        # room was open; only new arrivals queue. Opening: whoever is still in line walks in.
+        if change == "open":
+            self.inside += room.open_doors(now)
 
     def _alarm(self) -> bool:
         """The origin 5xx alarms (ALB's and the targets'): in ALARM once every one of the last
@@ -317,7 +316,6 @@ class _Run:
             "high_demand": round(totals["page"]),
             "high_demand_pct": 100 * totals["page"] / max(totals["offered"], 1e-9),
             "queued": room.queued if room else 0.0,
-            "turned_away": totals["turned_away"],
             "wait_p50_min": _percentile(waits, 50) / 60,
             "wait_p95_min": _percentile(waits, 95) / 60,
             "wait_max_min": max((w for w, n in waits if n > 0), default=0.0) / 60,
@@ -350,7 +348,6 @@ def _floor(night: Night, settings: Settings) -> Result:
         "high_demand",
         "high_demand_pct",
         "queued",
-        "turned_away",
         "wait_p50_min",
         "wait_p95_min",
         "wait_max_min",

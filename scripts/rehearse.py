@@ -36,7 +36,6 @@ COLUMNS = (
     ("raw 5xx", "raw_5xx", "{:,.0f}"),
     ("page %", "high_demand_pct", "{:.2f}"),
     ("queued", "queued", "{:,.0f}"),
-    ("sent back", "turned_away", "{:,.0f}"),
     ("gave up", "gave_up", "{:,.0f}"),
     ("wait p50/p95/max min", None, ""),
     ("longest queue min", "longest_queue_min", "{:,.0f}"),

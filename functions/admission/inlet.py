@@ -251,7 +251,16 @@ def sync_kvs(room: Room, now: float) -> dict[str, int]:
         return {"puts": 0, "deletes": 0}
     r = room.state()
     keys = room.signing_keys(now)
-    wanted = {"room": json.dumps({"state": r["state"], "room": room.config.room_id})}
+    wanted = {
+        "room": json.dumps(
+            {
+                "state": r["state"],
+                "room": room.config.room_id,
+                "kid": keys["current"],  # the gate stamps sessions with the current key
+                "session_s": room.config.session_s,
+            }
+        )
+    }
     for kid, entry in keys["keys"].items():
         if entry.get("retire_at") is None or float(entry["retire_at"]) > now:
             wanted[f"key.{kid}"] = entry["key"]

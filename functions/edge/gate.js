@@ -1,16 +1,23 @@
-// Floodgate edge gate: CloudFront Function (cloudfront-js-2.0), viewer request, default behaviour.
-// Reads room state and signing keys from the KeyValueStore; makes no network call. Fails open
-// when the room state is unreadable: the room must never be the reason the portal is down.
+// Floodgate edge gate: CloudFront Function (cloudfront-js-2.0) on every behaviour that reaches
+// the ALB, deployed twice from this file: viewer request (the gate) and viewer response (the
+// session stamp). Reads room state and signing keys from the KeyValueStore; makes no network
+// call. Fails open when the room state is unreadable: the room must never be the reason the
+// portal is down.
 //
-// KVS keys: "room" -> {"state":"open|queue|closed","room":"<room id>"}; "key.<kid>" -> the
-// HMAC key, 64 hex characters used as-is (no decode: it costs as much as the HMAC itself);
-// "revoked.<visitor>" -> any value. Token cookie "fg_admit":
-// v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256 of everything before it>
+// KVS keys: "room" -> {"state":"open|queue|closed","room":"<room id>","kid":"<current key>",
+// "session_s":<session length>}; "key.<kid>" -> the HMAC key, 64 hex characters used as-is (no
+// decode: it costs as much as the HMAC itself); "revoked.<visitor>" -> any value.
+// Admission token cookie "fg_admit" (signed by the room's Lambda):
+//   v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256 of everything before it>
+// Session cookie "fg_session" (stamped here on responses while the room is open, renewed while
+// the visitor keeps using the site): the same shape with "s1" and a nonce for the visitor.
+// When the room starts queueing, people already inside carry on; only new arrivals queue.
 import cf from 'cloudfront';
 
 const crypto = require('crypto');
 const kvs = cf.kvs();
 const COOKIE = 'fg_admit';
+const SESSION = 'fg_session';
 const BYPASS = ['/waiting-room/', '/queue/', '/high-demand/', '/assets/', '/static/',
   '/favicon.ico', '/robots.txt'];
 const WAITING_PAGE = '/waiting-room/index.html';
@@ -18,6 +25,7 @@ const CLOSED_PAGE = '/waiting-room/closed.html';
 const RETRY_AFTER_S = '10';
 
 async function handler(event) {
+  if (event.context.eventType === 'viewer-response') return stamp(event);
   const request = event.request;
   const uri = request.uri;
   for (let i = 0; i < BYPASS.length; i++) {
@@ -30,31 +38,73 @@ async function handler(event) {
     return request;
   }
   if (room.state === 'open') return request;
-  if (room.state === 'queue' && await admitted(request, room.room)) return request;
+  if (room.state === 'queue' && (await admitted(request, room.room)
+    || await signed(request.cookies[SESSION], 's1', room.room, Number(room.session_s)))) {
+    return request;
+  }
   return turnAway(request, room.state === 'closed');
 }
 
 async function admitted(request, roomId) {
-  const cookie = request.cookies[COOKIE];
-  if (!cookie || typeof cookie.value !== 'string') return false;
-  const parts = cookie.value.split('.');
-  if (parts.length !== 6 || parts[0] !== 'v1' || parts[1] !== roomId) return false;
-  const expiry = Number(parts[3]);
-  if (!(expiry > Date.now() / 1000)) return false;
-  let key;
-  try {
-    key = await kvs.get('key.' + parts[4]);
-  } catch (e) {
-    return false;
-  }
-  const signed = parts.slice(0, 5).join('.');
-  const expected = crypto.createHmac('sha256', key).update(signed).digest('hex');
-  if (!sameText(expected, parts[5])) return false;
+  const parts = await signed(request.cookies[COOKIE], 'v1', roomId, 0);
+  if (!parts) return false;
   try {
     return !(await kvs.exists('revoked.' + parts[2]));
   } catch (e) {
     return false;
   }
+}
+
+// The cookie's six parts if it carries `version`, this room, an expiry still ahead (and at most
+// `lifeS` ahead when lifeS > 0) and a valid signature; otherwise null.
+async function signed(cookie, version, roomId, lifeS) {
+  if (!cookie || typeof cookie.value !== 'string') return null;
+  const parts = cookie.value.split('.');
+  if (parts.length !== 6 || parts[0] !== version || parts[1] !== roomId) return null;
+  const expiry = Number(parts[3]);
+  const now = Date.now() / 1000;
+  if (!(expiry > now) || (lifeS > 0 && expiry > now + lifeS + 60)) return null;
+  let key;
+  try {
+    key = await kvs.get('key.' + parts[4]);
+  } catch (e) {
+    return null;
+  }
+  const expected = crypto.createHmac('sha256', key).update(parts.slice(0, 5).join('.'))
+    .digest('hex');
+  return sameText(expected, parts[5]) ? parts : null;
+}
+
+// Viewer response: while the room is open, give the visitor a session (or renew one past half
+// its life); while it queues, renew only a session the visitor already holds. CloudFront runs
+// no viewer-response function on a response the gate made or on a status of 400 or higher.
+async function stamp(event) {
+  const response = event.response;
+  let room;
+  try {
+    room = JSON.parse(await kvs.get('room'));
+  } catch (e) {
+    return response;
+  }
+  const lifeS = Number(room.session_s);
+  if (!(lifeS > 0) || typeof room.kid !== 'string') return response;
+  const held = await signed(event.request.cookies[SESSION], 's1', room.room, lifeS);
+  if (room.state !== 'open' && !held) return response;
+  const now = Math.floor(Date.now() / 1000);
+  if (held && Number(held[3]) - now > lifeS / 2) return response;
+  let key;
+  try {
+    key = await kvs.get('key.' + room.kid);
+  } catch (e) {
+    return response;
+  }
+  const nonce = held ? held[2]
+    : crypto.createHash('sha256').update(event.context.requestId).digest('hex').slice(0, 20);
+  const body = ['s1', room.room, nonce, String(now + lifeS), room.kid].join('.');
+  const mac = crypto.createHmac('sha256', key).update(body).digest('hex');
+  response.cookies[SESSION] = { value: body + '.' + mac,
+    attributes: 'Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=' + lifeS };
+  return response;
 }
 
 // Constant time in the signature's length: every character is compared.

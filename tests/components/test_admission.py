@@ -109,12 +109,15 @@ def test_api_routes_and_throttling(run) -> None:
 
 def test_gate_guards_the_default_behaviour_with_the_kvs(run) -> None:
     kvs = run.one("aws:cloudfront/keyValueStore:KeyValueStore")
-    gate = next(f for f in run.of_type("aws:cloudfront/function:Function")
-                if f.name.endswith("-gate"))  # fmt: skip
-    assert gate.inputs["keyValueStoreAssociations"] == [
-        f"arn:aws:cloudfront::123456789012:key-value-store/{kvs.id.rsplit('-', 1)[1]}"
-    ]
-    assert len(gate.inputs["code"].encode()) < 10_240, "CloudFront Functions limit: 10 KB"
+    functions = {f.name.rsplit("-", 1)[1]: f for f in run.of_type(
+        "aws:cloudfront/function:Function")}  # fmt: skip
+    gate, session = functions["gate"], functions["session"]
+    for function in (gate, session):
+        assert function.inputs["keyValueStoreAssociations"] == [
+            f"arn:aws:cloudfront::123456789012:key-value-store/{kvs.id.rsplit('-', 1)[1]}"
+        ]
+        assert len(function.inputs["code"].encode()) < 10_240, "CloudFront Functions: 10 KB"
+    assert gate.inputs["code"] == session.inputs["code"], "one file, two event types"
     distribution = run.one("aws:cloudfront/distribution:Distribution").inputs
     behaviours = {b["pathPattern"]: b for b in distribution["orderedCacheBehaviors"]}
     behaviours["*"] = distribution["defaultCacheBehavior"]
@@ -124,7 +127,8 @@ def test_gate_guards_the_default_behaviour_with_the_kvs(run) -> None:
     gated = {
         pattern
         for pattern, b in behaviours.items()
-        if [a["functionArn"] for a in b["functionAssociations"]] == [gate.outputs["arn"]]
+        if [(a["eventType"], a["functionArn"]) for a in b["functionAssociations"]]
+        == [("viewer-request", gate.outputs["arn"]), ("viewer-response", session.outputs["arn"])]
     }
     # Every behaviour that reaches the ALB (directly or through the origin group).
     assert gated == {"*", "/assets/*", "/static/*", "/api/*", "/submit/*"}

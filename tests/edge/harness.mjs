@@ -28,19 +28,28 @@ export function loadGate(store) {
     Buffer);
 }
 
-// A viewer-request event as CloudFront passes it to the function.
+// A viewer-request event as CloudFront passes it to the function. `cookie` is the admission
+// token (fg_admit); `cookies` adds any others by name.
 export function event({ uri = '/apply', method = 'GET', cookie, accept = 'text/html',
-  qs = {} } = {}) {
+  qs = {}, cookies = {}, requestId = 'r-1' } = {}) {
   const headers = { host: { value: 'portal.example.ca' } };
   if (accept) headers.accept = { value: accept };
+  const jar = Object.fromEntries(Object.entries(cookies).map(([k, v]) => [k, { value: v }]));
+  if (cookie !== undefined) jar.fg_admit = { value: cookie };
   return {
     version: '1.0',
     context: { distributionDomainName: 'd111111abcdef8.cloudfront.net',
-      distributionId: 'EDFDVBD6EXAMPLE', eventType: 'viewer-request', requestId: 'r-1' },
+      distributionId: 'EDFDVBD6EXAMPLE', eventType: 'viewer-request', requestId },
     viewer: { ip: '198.51.100.11' },
-    request: { method, uri, querystring: qs, headers,
-      cookies: cookie === undefined ? {} : { fg_admit: { value: cookie } } },
+    request: { method, uri, querystring: qs, headers, cookies: jar },
   };
+}
+
+// The same request's viewer-response event, with the origin's status and no cookies set yet.
+export function responseEvent(options = {}, statusCode = 200) {
+  const request = event(options);
+  return { ...request, context: { ...request.context, eventType: 'viewer-response' },
+    response: { statusCode, statusDescription: 'OK', headers: {}, cookies: {} } };
 }
 
 // CloudFront does not invoke viewer-response functions when the origin's status is 400 or

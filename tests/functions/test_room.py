@@ -244,7 +244,12 @@ def test_the_inlet_publishes_demand_for_the_fleet_to_scale_on(room, monkeypatch)
 def test_pin_holds_the_state_against_the_inlet(room) -> None:
     admin.pin(room, "closed", T0)
     assert inlet.step(room, T0 + 10)["state"] == "closed"
-    assert json.loads(room.kvs.data["room"]) == {"state": "closed", "room": "election-2028"}
+    assert json.loads(room.kvs.data["room"]) == {
+        "state": "closed",
+        "room": "election-2028",
+        "kid": room.signing_keys(T0)["current"],
+        "session_s": room.config.session_s,
+    }
     assert room.join(None, T0 + 11) == {"state": "closed"}
     with pytest.raises(RoomError, match="state 'shut' is not one of"):
         admin.handle(room, {"action": "pin", "state": "shut"}, T0)

@@ -74,10 +74,10 @@ def test_the_room_takes_its_capacity_from_the_fleets_figures(prod_config) -> Non
     prod = settings_with(prod_config)
     # 150 req/s per instance / (0.05 req/s per user x 40 % reaching the origin) = 7,500.
     assert people_per_instance(prod) == 7500
-    # 340,000 planned people / 1,200 s sessions x 2 to catch up = 567 per second.
-    assert admit_rate_per_s(prod) == 567
+    # 340,000 planned people / 1,200 s sessions x 3 to catch up = 850 per second.
+    assert admit_rate_per_s(prod) == 850
     env = room_tunables(prod)
-    assert (env["FG_SESSIONS_PER_INSTANCE"], env["FG_MAX_ADMIT_PER_S"]) == ("7500", "567")
+    assert (env["FG_SESSIONS_PER_INSTANCE"], env["FG_MAX_ADMIT_PER_S"]) == ("7500", "850")
     chosen = settings_with(prod_config, admission__sessions_per_instance=5000,
                            admission__max_admit_per_s=900)  # fmt: skip
     assert (people_per_instance(chosen), admit_rate_per_s(chosen)) == (5000, 900)

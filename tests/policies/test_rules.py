@@ -98,9 +98,9 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
     "warm-pool-caps-prepared-capacity":
         lambda p: props(p, G, "", lambda d: d["warmPool"].pop("maxGroupPreparedCapacity")),
     "no-viewer-response-function-for-failover":
-        lambda p: props(p, DIST, "", lambda d: d["defaultCacheBehavior"][
-            "functionAssociations"].append({"eventType": "viewer-response",
-                                            "functionArn": "arn:fn"})),
+        lambda p: props(p, DIST, "", lambda d: d["defaultCacheBehavior"].update(
+            functionAssociations=[{"eventType": "viewer-response", "functionArn": "arn:fn"}],
+            lambdaFunctionAssociations=[])),
     "runtime-managed-values-ignored":
         lambda p: edit(p, G, "", ignore_changes=("desiredCapacity",)),
     "instance-refresh-without-auto-rollback":
