@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.service_role import service_role
-from planning.capacity import room_warm_throughput
+from planning.capacity import QueueApiDesign, room_warm_throughput
 from planning.settings import (
     ADMIN_CONCURRENCY,
     INLET_CONCURRENCY,
@@ -49,6 +49,8 @@ class AdmissionArgs:
     settings: AdmissionSettings
     tunables: dict[str, str]
     """The inlet's and handlers' `FG_*` figures (planning.capacity.room_tunables)."""
+    queue_api: QueueApiDesign
+    """Join and status concurrency (planning.capacity.queue_api_design)."""
     asg_name: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
     """`targetgroup/<name>/<id>`: the RequestCountPerTarget dimension (origin load)."""
@@ -180,14 +182,14 @@ class Admission(pulumi.ComponentResource):
                 "handler": "join",
                 "timeout": 10,
                 "memory": 512,
-                "concurrency": s.join_concurrency,
+                "concurrency": args.queue_api.join_concurrency,
                 "grants": [(ddb, table_arn), (["secretsmanager:GetSecretValue"], keys.arn)],
             },
             "status": {
                 "handler": "status",
                 "timeout": 10,
                 "memory": 512,
-                "concurrency": s.status_concurrency,
+                "concurrency": args.queue_api.status_concurrency,
                 "grants": [(ddb, table_arn), (["secretsmanager:GetSecretValue"], keys.arn)],
             },
             "inlet": {

@@ -21,7 +21,7 @@ from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.prescale import Prescale, PrescaleArgs
 from components.web_fleet import DemandMetric, WebFleet, WebFleetArgs
-from planning.capacity import room_tunables
+from planning.capacity import queue_api_design, room_tunables
 from planning.event_plan import EventPlan
 from planning.settings import Settings
 
@@ -127,6 +127,7 @@ class Portal(pulumi.ComponentResource):
                 AdmissionArgs(
                     settings=settings.admission,
                     tunables=room_tunables(settings),
+                    queue_api=queue_api_design(settings),
                     asg_name=fleet.group.name,
                     target_group_arn_suffix=lb.target_group.arn_suffix,
                     pause_alarm_names=pause_alarms,

@@ -10,7 +10,13 @@ import math
 from dataclasses import dataclass
 
 from planning import aws_facts
-from planning.settings import AdmissionSettings, Settings, derived_people_per_instance
+from planning.settings import (
+    ADMIN_CONCURRENCY,
+    INLET_CONCURRENCY,
+    AdmissionSettings,
+    Settings,
+    derived_people_per_instance,
+)
 
 
 @dataclass(frozen=True)
@@ -141,4 +147,73 @@ def room_tunables(settings: Settings) -> dict[str, str]:
         "FG_CALM_S": str(s.calm_minutes * 60),
         "FG_DRAIN_S": str(s.reopen_drain_s),
         "FG_DEMAND_FLOOR_PCT": f"{settings.fleet.scaling_target_pct:.2f}",
+        "FG_POLLS_PER_S": f"{queue_api_capacity(settings).polls_per_s:.0f}",
     }
+
+
+JOIN_SERVICE_S, STATUS_SERVICE_S = 0.05, 0.03
+"""Assumed Lambda duration of one join (three DynamoDB writes) and one status poll (one batch
+read), seconds: a function with concurrency C serves C / duration requests a second. An
+assumption, not a measurement: check it against the functions' Duration metric."""
+
+
+DESIGN_ARRIVAL_S = 120
+"""The planned crowd may arrive within two minutes (the rehearsal's flash crowd): joins/s."""
+POLL_MAX_S = 60
+"""The slowest the waiting page polls (functions/admission/room.retry_after's ceiling): a long
+line polls at most this often, so everyone waiting at once is peak / POLL_MAX_S polls a second."""
+
+
+@dataclass(frozen=True)
+class QueueApiDesign:
+    """What the queue API must take for the stack's planned crowd, and the concurrency that
+    serves it (the settings' overrides where set)."""
+
+    joins_per_s: float
+    polls_per_s: float
+    join_concurrency: int
+    status_concurrency: int
+
+    @property
+    def reserved(self) -> int:
+        """Concurrency the room's four functions reserve out of the region's pool."""
+        return (
+            self.join_concurrency + self.status_concurrency + INLET_CONCURRENCY + ADMIN_CONCURRENCY
+        )
+
+
+def queue_api_design(settings: Settings) -> QueueApiDesign:
+    """The planned peak joining within DESIGN_ARRIVAL_S and all of it polling every POLL_MAX_S
+    (prod: 340,000 / 120 = 2,834 joins/s and 5,667 polls/s: 142 and 171 concurrent)."""
+    a = settings.admission
+    peak = settings.capacity.baseline_users * settings.capacity.peak_multiple
+    joins, polls = peak / DESIGN_ARRIVAL_S, peak / POLL_MAX_S
+    return QueueApiDesign(
+        joins_per_s=joins,
+        polls_per_s=polls,
+        join_concurrency=a.join_concurrency or max(1, math.ceil(joins * JOIN_SERVICE_S)),
+        status_concurrency=a.status_concurrency or max(1, math.ceil(polls * STATUS_SERVICE_S)),
+    )
+
+
+@dataclass(frozen=True)
+class QueueApiCapacity:
+    """Requests per second the queue API can take, by what limits it."""
+
+    api_per_s: int
+    """The HTTP API stage's throttle (joins and polls together)."""
+    joins_per_s: float
+    """Join function concurrency / JOIN_SERVICE_S, within the table's pre-warmed writes."""
+    polls_per_s: float
+    """Status function concurrency / STATUS_SERVICE_S, within the table's pre-warmed reads."""
+
+
+def queue_api_capacity(settings: Settings) -> QueueApiCapacity:
+    design, warm = queue_api_design(settings), room_warm_throughput(settings.admission)
+    return QueueApiCapacity(
+        api_per_s=settings.admission.api_rate_limit,
+        joins_per_s=min(design.join_concurrency / JOIN_SERVICE_S,
+                        warm.writes_per_s / DDB_WRITES_PER_JOIN),
+        polls_per_s=min(design.status_concurrency / STATUS_SERVICE_S,
+                        warm.reads_per_s / DDB_READS_PER_STATUS),
+    )  # fmt: skip

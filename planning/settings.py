@@ -496,6 +496,10 @@ class RehearsalSettings(_Model):
     max_cost_vs_floor: float = Field(default=8.0, ge=1)
     """The night's cost over the cost of capacity that follows demand exactly: pre-scaling
     with one zone of headroom at the scaling target costs about 2-3x in itself."""
+    max_queue_api_pct: float = Field(default=100.0, gt=0)
+    """The queue API's busiest moment (joins and polls) as a share of what it can take (the
+    HTTP API throttle, the join and status functions' concurrency): above 100 % the room's own
+    front door, not the fleet, is the bottleneck."""
     patience_minutes: float = Field(default=30.0, gt=0, le=600)
     """Mean time a person waits in line before giving up (exponentially distributed). An
     assumption, not a measurement: set it from the portal's own abandonment figures."""
@@ -554,9 +558,14 @@ class AdmissionSettings(_Model):
     )
     """The account's DynamoDB table-level throughput quota (read and write units/s, 40,000 by
     default): warm throughput is capped at it. Raise the quota first, then this."""
-    join_concurrency: int = Field(default=100, ge=1, le=900)
-    status_concurrency: int = Field(default=200, ge=1, le=900)
+    join_concurrency: int | None = Field(default=None, ge=1, le=900)
+    """Reserved concurrency of the join function. Unset, derived from the planned crowd
+    (planning.capacity.queue_api_design); set, it must be at least that."""
+    status_concurrency: int | None = Field(default=None, ge=1, le=900)
+    """Reserved concurrency of the status function; derived like join_concurrency."""
     api_rate_limit: int = Field(default=10_000, ge=1, le=10_000)
+    """HTTP API stage throttle (requests/s), within the account's 10,000/s default: it must
+    carry the design's joins and polls together."""
     api_burst_limit: int = Field(default=5_000, ge=1, le=5_000)
     log_retention_days: int = 30
     waiting_alarm_threshold: int = Field(default=100_000, ge=1)
@@ -577,22 +586,7 @@ class AdmissionSettings(_Model):
             )
         if self.show_s >= self.token_ttl_minutes * 60:
             raise _at("show_s", self.show_s, "must be shorter than token_ttl_minutes")
-        most = aws_facts.LAMBDA_DEFAULT_CONCURRENCY - aws_facts.LAMBDA_MIN_UNRESERVED
-        if self.reserved_concurrency > most:
-            raise _at(
-                "status_concurrency",
-                self.status_concurrency,
-                f"join + status + inlet + admin reserved concurrency must fit in {most:,} "
-                "(Lambda's default 1,000 less the 100 that must stay unreserved)",
-            )
         return self
-
-    @property
-    def reserved_concurrency(self) -> int:
-        """Concurrency the room's four functions reserve out of the region's pool."""
-        return (
-            self.join_concurrency + self.status_concurrency + INLET_CONCURRENCY + ADMIN_CONCURRENCY
-        )
 
 
 class Settings(_Model):
@@ -687,6 +681,7 @@ class Settings(_Model):
                 f"minute of {self.fleet.requests_per_instance_per_s:g} req/s): target tracking "
                 "holds the load there, so a lower threshold keeps the room queueing",
             )
+        self._queue_api()
         override = self.admission.sessions_per_instance
         if override is None:
             return
@@ -703,6 +698,47 @@ class Settings(_Model):
                 f"({c.requests_per_user_per_s:g} req/s per user x "
                 f"{100 - c.cdn_offload_pct:g} % reaching the origin)) mean {derived:,} people "
                 "per instance; leave it unset to use that",
+            )
+
+    def _queue_api(self) -> None:
+        """The queue API carries the planned crowd: concurrency at least the design's, within
+        the region's pool, and the stage throttle above the design's joins and polls."""
+        from planning.capacity import queue_api_design  # planning.capacity imports this module
+
+        a = self.admission
+        if not a.enabled:
+            return
+        design = queue_api_design(self.model_copy(update={"admission": a.model_copy(
+            update={"join_concurrency": None, "status_concurrency": None})}))  # fmt: skip
+        for key, have, need, rate in (
+            ("join_concurrency", a.join_concurrency, design.join_concurrency, design.joins_per_s),
+            ("status_concurrency", a.status_concurrency, design.status_concurrency,
+             design.polls_per_s),
+        ):  # fmt: skip
+            if have is not None and have < need:
+                raise _at(
+                    f"admission.{key}",
+                    have,
+                    f"must be at least {need}: the planned crowd needs {rate:,.0f} requests/s "
+                    "(planning.capacity.queue_api_design); leave it unset to use that",
+                )
+        chosen = queue_api_design(self)
+        most = aws_facts.LAMBDA_DEFAULT_CONCURRENCY - aws_facts.LAMBDA_MIN_UNRESERVED
+        if chosen.reserved > most:
+            raise _at(
+                "admission.status_concurrency",
+                chosen.status_concurrency,
+                f"join ({chosen.join_concurrency}) + status + inlet + admin reserved concurrency "
+                f"({chosen.reserved}) must fit in {most:,} (Lambda's default 1,000 less the 100 "
+                "that must stay unreserved)",
+            )
+        needed = design.joins_per_s + design.polls_per_s
+        if a.api_rate_limit < needed:
+            raise _at(
+                "admission.api_rate_limit",
+                a.api_rate_limit,
+                f"must be at least {needed:,.0f} requests/s: the planned crowd's joins "
+                f"({design.joins_per_s:,.0f}/s) and polls ({design.polls_per_s:,.0f}/s)",
             )
 
     @property

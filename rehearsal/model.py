@@ -67,4 +67,7 @@ POLL_S = 15
 """The waiting page polls the status API about every 15 s (functions/pages/waiting-room,
 `retry_after_s || 15`, jittered by +-20 %); a visitor notices their admission within a poll."""
 
-WAIT_PERCENTILES = (50, 95)
+JOIN_RETRY_S = 20
+"""A join the queue API throttles (429) is retried by the waiting page with a backoff of 5, 10,
+20, 40, then 60 s (functions/pages/waiting-room, `failed()`): people held back retry about every
+20 s."""

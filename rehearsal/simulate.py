@@ -22,8 +22,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from functions.admission.inlet import Fleet, demand_pct
-from functions.admission.room import Config
-from planning.capacity import instances_for, origin_requests_per_s, room_tunables
+from functions.admission.room import Config, admission_rate, retry_after
+from planning.capacity import (
+    instances_for,
+    origin_requests_per_s,
+    queue_api_capacity,
+    room_tunables,
+)
 from planning.event_plan import (
     EventPlan,
     ScheduledAction,
@@ -38,7 +43,7 @@ from rehearsal.room import RoomSim
 
 POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
-          "pool_instance_s")  # fmt: skip
+          "pool_instance_s", "api_over_s")  # fmt: skip
 MINUTE = ("requests", "failed", "no_target", "admitted", "demand_pct", "inlet_steps")
 HOURS_PER_MONTH = 730
 
@@ -66,6 +71,8 @@ class Result:
     series: Series
     budgets: list[tuple[int, float]] = field(default_factory=list)
     """(inlet budget, people admitted) for every queueing step."""
+    queue_api_limit: str = ""
+    """What limited the queue API at its busiest (join function, status function, throttle)."""
 
 
 def room_config(settings: Settings) -> Config:
@@ -165,6 +172,11 @@ class _Run:
             self.actions.extend(sorted(late, key=lambda pair: pair[0]))
         self.lcu = _reserved_lcu_hours(night, settings, plan if configured else None)
         self.inside = night.users[0]
+        self.joining = 0.0
+        """People the queue API throttled, retrying their join."""
+        self.api = queue_api_capacity(settings)
+        self.api_peak: tuple[float, str] = (0.0, "")
+        """The queue API's highest load (share of its capacity) and what limited it then."""
         self.totals = dict.fromkeys(TOTALS, 0.0)
         self.minute = dict.fromkeys(MINUTE, 0.0)
         self.breaches: deque[bool] = deque(maxlen=settings.alarms.evaluation_periods)
@@ -212,9 +224,10 @@ class _Run:
             if night.zone_lost_at == i:
                 self.group.lose_zone(len(self.settings.network.zones))
             if room is not None and room.queueing:
-                room.join(now, came[i])  # the gate sends new people without a token away
+                self._queue_api(now, room, came[i])  # the gate sends newcomers to the line
             else:
-                self.inside += came[i]
+                self.inside += came[i] + self.joining
+                self.joining = 0.0
             self.group.reconcile(now)
             self._serve(i, now, wanted[i])
             if room is None:
@@ -225,7 +238,36 @@ class _Run:
         still_waiting = room.close(len(night.users) * self.dt) if room else 0.0
         measures = self._measures(room, longest_queue, still_waiting)
         return Result(night.scenario, self.policy, measures, self.series,
-                      room.budgets if room else [])  # fmt: skip
+                      room.budgets if room else [], self.api_peak[1])  # fmt: skip
+
+    def _queue_api(self, now: float, room: RoomSim, arriving: float) -> None:
+        """Newcomers join through the queue API, which also answers everyone's polls (every
+        `retry_after` s). Over its capacity, joins are throttled (429) and retried on a later
+        step; polls are counted against it first. Records the load as a share of capacity."""
+        cap, dt = self.api, self.dt
+        waiting = room.still_waiting(now)
+        rate = admission_rate(room.history, now)
+        eta = int(waiting / 2 / rate) if rate > 0 else None  # the middle of the line
+        polls = waiting / retry_after(eta, round(room.waiting()), room.config.polls_per_s)
+        retrying = self.joining
+        self.joining += arriving
+        wanted_joins = arriving / dt + retrying / model.JOIN_RETRY_S
+        room_for_joins = max(0.0, min(cap.joins_per_s, cap.api_per_s - polls))
+        joins = min(wanted_joins, room_for_joins)
+        room.join(now, joins * dt)
+        self.joining -= joins * dt
+        load = max(
+            wanted_joins / cap.joins_per_s,
+            polls / cap.polls_per_s,
+            (wanted_joins + polls) / cap.api_per_s,
+        )
+        if load > self.api_peak[0]:
+            limits = {"join function": wanted_joins / cap.joins_per_s,
+                      "status function": polls / cap.polls_per_s,
+                      "API throttle": (wanted_joins + polls) / cap.api_per_s}  # fmt: skip
+            self.api_peak = (load, max(limits, key=limits.__getitem__))
+        if load > 1:
+            self.totals["api_over_s"] += dt
 
     def _serve(self, i: int, now: float, wanted: float) -> None:
         """The origin for one step: what the people inside ask, what the fleet serves, what
@@ -324,6 +366,8 @@ class _Run:
             "longest_queue_min": longest_queue_s / 60,
             "kept_out_pct": max(0.0, 100 * (1 - totals["served_user_s"] / wanted)),
             "peak_waiting": max(series.waiting, default=0.0),
+            "queue_api_peak_pct": 100 * self.api_peak[0],
+            "queue_api_over_min": totals["api_over_s"] / 60,
             "instance_hours": hours,
             "cost_usd": cost,
         }
@@ -356,6 +400,8 @@ def _floor(night: Night, settings: Settings) -> Result:
         "longest_queue_min",
         "kept_out_pct",
         "peak_waiting",
+        "queue_api_peak_pct",
+        "queue_api_over_min",
     )
     measures: dict[str, float] = dict.fromkeys(zero, 0.0)
     measures.update(

@@ -18,6 +18,7 @@ BUDGET: tuple[tuple[str, str, str, str], ...] = (
     ("longest_queue_min", "max_queue_minutes", "longest queueing", "{:.0f} min"),
     ("kept_out_pct", "max_kept_out_pct", "kept out", "{:.1f} %"),
     ("cost_vs_floor", "max_cost_vs_floor", "cost / floor", "{:.2f}x"),
+    ("queue_api_peak_pct", "max_queue_api_pct", "queue API load", "{:.0f} % of capacity"),
 )
 POLICY = "configured"
 """The budget judges the stack as configured; the other policies are there to compare."""

@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from planning import aws_facts, clock
 from planning.calendar import CalendarError, load_calendar
-from planning.capacity import room_warm_throughput
+from planning.capacity import queue_api_design, room_warm_throughput
 from planning.event_plan import PlanError, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
 from scripts.prescale import RETRIES
@@ -96,7 +96,7 @@ def lambda_concurrency(clients: Clients, settings: Settings) -> Iterator[Check]:
     if not settings.admission.enabled:
         return
     limit = clients.lambda_.get_account_settings()["AccountLimit"]["ConcurrentExecutions"]
-    need = settings.admission.reserved_concurrency + aws_facts.LAMBDA_MIN_UNRESERVED
+    need = queue_api_design(settings).reserved + aws_facts.LAMBDA_MIN_UNRESERVED
     yield _at_least("lambda-concurrency", settings.region, limit, need,
                     "concurrent executions (room reserved + 100 unreserved)")  # fmt: skip
 

@@ -41,6 +41,7 @@ COLUMNS = (
     ("longest queue min", "longest_queue_min", "{:,.0f}"),
     ("kept out %", "kept_out_pct", "{:.1f}"),
     ("peak waiting", "peak_waiting", "{:,.0f}"),
+    ("queue API peak %", "queue_api_peak_pct", "{:,.0f}"),
     ("inst-h", "instance_hours", "{:,.0f}"),
     ("cost $", "cost_usd", "{:,.0f}"),
     ("x floor", "cost_vs_floor", "{:.2f}"),
@@ -127,6 +128,7 @@ def document(
                 "scenario": r.scenario,
                 "policy": r.policy,
                 "measures": {k: round(v, 3) for k, v in r.measures.items()},
+                "queue_api_limit": r.queue_api_limit or None,
             }
             for r in results
         ],

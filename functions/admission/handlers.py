@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from . import admin as admin_actions
 from . import inlet as inlet_run
 from .kvs import BotoKeyValueStore
-from .room import Config, Room, RoomError, admission_rate
+from .room import Config, Room, RoomError, admission_rate, retry_after
 from .tokens import COOKIE
 
 VISITOR_COOKIE = "fg_visitor"
@@ -114,8 +114,9 @@ def admin(event: dict[str, Any], context: object = None) -> dict[str, Any]:
 
 
 def _http(act: Any, the_room: Room | None, cache: str = "private, max-age=2") -> dict[str, Any]:
+    current = the_room or room()
     try:
-        body = act(the_room or room())
+        body = act(current)
     except RoomError as error:
         return _response(error.status, {"error": error.code, "message": str(error)}, "no-store")
     except ClientError as error:
@@ -142,13 +143,10 @@ def _http(act: Any, the_room: Room | None, cache: str = "private, max-age=2") ->
         )
         cache = "no-store"
     if body.get("admitted") is False:
-        body["retry_after_s"] = retry_after(body.get("eta_s"))
+        body["retry_after_s"] = retry_after(
+            body.get("eta_s"), int(body.get("waiting") or 0), current.config.polls_per_s
+        )
     return _response(200, body, cache, cookies)
-
-
-def retry_after(eta_s: int | None) -> int:
-    """How long the page waits before polling again: a tenth of the wait, 5-30 s."""
-    return 15 if eta_s is None else max(5, min(30, eta_s // 10))
 
 
 def _response(

@@ -43,6 +43,7 @@ token are counted. Collections are counted on ``collected#<minute>#<shard>`` (8 
 from __future__ import annotations
 
 import json
+import math
 import random
 import secrets
 import time
@@ -105,6 +106,9 @@ class Config:
     open_below_load: float = 0.60
     calm_s: int = 600
     drain_s: int = 120
+    polls_per_s: float = 0.0
+    """Polls a second the status function is sized for: the page's interval keeps the line
+    under it (planning.capacity.queue_api_design; 0: no limit)."""
     demand_floor_pct: float = 0.0
     """The scaling target (%): the demand metric never reads below it while people wait."""
     """A queueing room may open once its line would be let in within this many seconds."""
@@ -280,6 +284,7 @@ class Room:
             "visitor": visitor,
             "place": place,
             "admitted_up_to": cursor,
+            "waiting": max(int(room["total_places"]) - cursor, 0),
             "rate_per_min": round(rate * 60, 1),
         }
         if place is not None and place <= cursor:
@@ -407,6 +412,21 @@ def admission_rate(history: list[Any], now: float) -> float:
         return 0.0
     span = max(now - min(float(at) for at, _ in history if now - float(at) <= RATE_WINDOW_S), 60)
     return sum(recent) / span
+
+
+POLL_MAX_S = 60
+"""A long line polls no more often than this (planning.capacity.POLL_MAX_S sizes the API)."""
+
+
+def retry_after(eta_s: int | None, waiting: int = 0, polls_per_s: float = 0.0) -> int:
+    """How long the waiting page waits before polling again (s): a tenth of the wait, and long
+    enough that the whole line (`waiting` people) polls at most `polls_per_s` (the status
+    function's design rate; 0: no limit); 5-60 s, so an admitted visitor notices within a
+    minute, well inside `show_s`."""
+    interval = 15 if eta_s is None else max(5, eta_s // 10)
+    if polls_per_s > 0:
+        interval = max(interval, math.ceil(waiting / polls_per_s))
+    return min(POLL_MAX_S, interval)
 
 
 def _parse_keys(raw: str) -> dict[str, Any]:

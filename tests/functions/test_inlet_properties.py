@@ -13,7 +13,7 @@ from functions.admission.inlet import (
     next_state,
     walk,
 )
-from functions.admission.room import Config
+from functions.admission.room import POLL_MAX_S, Config, retry_after
 
 CONFIG = Config(table="t", sessions_per_instance=50, max_admit_per_s=20, step_s=10,
                 drain_s=120, demand_floor_pct=66.67)  # fmt: skip
@@ -103,3 +103,13 @@ def test_demand_never_reads_below_the_target_while_people_wait(fleet, waiting) -
         assert demand >= 100 * fleet.load
     else:
         assert demand == 100 * max(fleet.load, 0)
+
+
+@given(st.one_of(st.none(), st.integers(0, 100_000)), st.integers(0, 1_000_000),
+       st.floats(1, 20_000, allow_nan=False))  # fmt: skip
+def test_the_line_polls_within_the_status_functions_design(eta, waiting, polls_per_s) -> None:
+    interval = retry_after(eta, waiting, polls_per_s)
+    assert 5 <= interval <= POLL_MAX_S
+    if waiting / polls_per_s <= POLL_MAX_S:
+        assert waiting / interval <= polls_per_s + 1e-9
+    assert retry_after(eta) <= interval  # spreading the line only ever slows polls down

@@ -106,3 +106,25 @@ def test_the_room_must_be_able_to_reopen_at_the_scaling_target(prod_config) -> N
     lower_target = settings_with(prod_config, admission__open_below_load_pct=60,
                                  fleet__scaling__requests_per_target=5400)  # fmt: skip
     assert lower_target.fleet.scaling_target_pct == 60
+
+
+def test_the_queue_api_is_sized_for_the_planned_crowd(prod_config) -> None:
+    from functions.admission.room import POLL_MAX_S as PAGE_POLL_MAX_S
+    from planning.capacity import (
+        POLL_MAX_S,
+        queue_api_capacity,
+        queue_api_design,
+        room_tunables,
+    )
+
+    prod = settings_with(prod_config)
+    design = queue_api_design(prod)
+    # 340,000 people joining within 2 minutes, and all of them polling once a minute.
+    assert round(design.joins_per_s) == 2833 and round(design.polls_per_s) == 5667
+    assert (design.join_concurrency, design.status_concurrency, design.reserved) == (142, 170, 315)
+    capacity = queue_api_capacity(prod)
+    assert capacity.joins_per_s >= design.joins_per_s
+    assert capacity.polls_per_s >= design.polls_per_s
+    assert capacity.api_per_s >= design.joins_per_s + design.polls_per_s
+    assert room_tunables(prod)["FG_POLLS_PER_S"] == f"{capacity.polls_per_s:.0f}"
+    assert POLL_MAX_S == PAGE_POLL_MAX_S, "the page's slowest poll sizes the status function"

@@ -187,8 +187,20 @@ INVALID: list[tuple[str, Any, str]] = [
     (
         "admission.status_concurrency",
         900,
-        r"admission\.status_concurrency: join \+ status \+ inlet \+ admin reserved "
-        r"concurrency must fit in 900",
+        r"admission\.status_concurrency: join \(142\) \+ status \+ inlet \+ admin reserved "
+        r"concurrency \(1045\) must fit in 900",
+    ),
+    (
+        "admission.join_concurrency",
+        100,
+        r"admission\.join_concurrency: must be at least 142: the planned crowd needs 2,833 "
+        r"requests/s",
+    ),
+    (
+        "admission.api_rate_limit",
+        5000,
+        r"admission\.api_rate_limit: must be at least 8,500 requests/s: the planned crowd's "
+        r"joins \(2,833/s\) and polls \(5,667/s\)",
     ),
 ]
 

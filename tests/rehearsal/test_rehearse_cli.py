@@ -121,7 +121,7 @@ def test_every_scenario_and_policy_is_in_the_table_and_json(tmp_path, capsys) ->
 
 def _result(**measures: float) -> Result:
     base = dict.fromkeys(("raw_5xx", "high_demand_pct", "wait_p95_min", "longest_queue_min",
-                          "kept_out_pct", "cost_vs_floor"), 0.0)  # fmt: skip
+                          "kept_out_pct", "cost_vs_floor", "queue_api_peak_pct"), 0.0)  # fmt: skip
     return Result("night", "configured", {**base, **measures}, Series())
 
 

@@ -152,7 +152,8 @@ def test_a_default_new_account_is_not_ready(account, ready) -> None:
     assert verdicts(checks)["ec2-vcpus"] == ["FAIL"]
     assert verdicts(checks)["dynamodb-throughput"] == ["FAIL", "FAIL"]
     lam = next(c for c in checks if c.check == "lambda-concurrency")
-    assert lam.detail.startswith("only 50") and "needs 403" in lam.detail  # 303 + 100
+    # join 142 + status 170 + inlet 1 + admin 2 reserved, and 100 unreserved
+    assert lam.detail.startswith("only 50") and "needs 415" in lam.detail
 
 
 def test_lcu_reservation_above_the_quota_fails(account, ready) -> None:
