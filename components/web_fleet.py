@@ -233,55 +233,60 @@ class WebFleet(pulumi.ComponentResource):
             # --refresh` mid-event must not put them back.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=RUNTIME_MANAGED),
         )
-        aws.autoscaling.Policy(
+        # Auto Scaling follows whichever policy asks for most, and scales in only when all agree.
+        self._track(
             f"{name}-requests",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.target_group_attached]),
-            autoscaling_group_name=self.group.name,
-            policy_type="TargetTrackingScaling",
-            target_tracking_configuration={
+            {
                 "predefined_metric_specification": {
                     "predefined_metric_type": "ALBRequestCountPerTarget",
                     "resource_label": args.request_count_label,
                 },
                 "target_value": s.scaling.requests_per_target,
             },
+            pulumi.ResourceOptions(parent=self, depends_on=[args.target_group_attached]),
         )
-        aws.autoscaling.Policy(
+        self._track(
             f"{name}-cpu",
-            autoscaling_group_name=self.group.name,
-            policy_type="TargetTrackingScaling",
-            target_tracking_configuration={
+            {
                 "predefined_metric_specification": {
                     "predefined_metric_type": "ASGAverageCPUUtilization"
                 },
                 "target_value": s.scaling.cpu_target_pct,
             },
-            opts=child,
+            child,
         )
         if args.demand_metric is not None:
-            self._declare_demand_policy(name, args.demand_metric, s, child)
+            # The room's demand at the same utilisation target: while people wait it reads at
+            # least the target, so this policy never agrees to scale in then.
+            metric = args.demand_metric
+            self._track(
+                f"{name}-room-demand",
+                {
+                    "customized_metric_specification": {
+                        "namespace": metric.namespace,
+                        "metric_name": metric.name,
+                        "metric_dimensions": [{"name": "Room", "value": metric.room_id}],
+                        "statistic": "Average",
+                        "unit": "Percent",
+                    },
+                    "target_value": round(s.scaling_target_pct, 2),
+                },
+                child,
+            )
         self.register_outputs({"group_name": self.group.name})
 
-    def _declare_demand_policy(
-        self, name: str, metric: DemandMetric, s: FleetSettings, opts: pulumi.ResourceOptions
+    def _track(
+        self,
+        name: str,
+        configuration: aws.autoscaling.PolicyTargetTrackingConfigurationArgsDict,
+        opts: pulumi.ResourceOptions,
     ) -> None:
-        """Target tracking on the room's demand at the fleet's scaling target: while people
-        wait the metric reads at least the target, so this policy never agrees to scale in
-        (Auto Scaling scales in only when every target tracking policy is ready to)."""
+        """One target tracking policy on the group."""
         aws.autoscaling.Policy(
-            f"{name}-room-demand",
+            name,
             autoscaling_group_name=self.group.name,
             policy_type="TargetTrackingScaling",
-            target_tracking_configuration={
-                "customized_metric_specification": {
-                    "namespace": metric.namespace,
-                    "metric_name": metric.name,
-                    "metric_dimensions": [{"name": "Room", "value": metric.room_id}],
-                    "statistic": "Average",
-                    "unit": "Percent",
-                },
-                "target_value": round(s.scaling_target_pct, 2),
-            },
+            target_tracking_configuration=configuration,
             opts=opts,
         )
 
