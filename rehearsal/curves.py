@@ -19,7 +19,6 @@ from planning.settings import Settings
 from planning.shapes import SHAPES
 
 SCENARIOS = ("event", "stress", "flash-crowd", "zone-loss", "slow-origin")
-EVENT_SCENARIOS = frozenset({"event", "stress", "zone-loss", "slow-origin"})
 STRESS_FACTOR = 3.0
 FLASH_MULTIPLE, FLASH_RAMP_S = 10.0, 120
 """flash-crowd: 10x baseline within 2 minutes on an ordinary evening, with no schedule."""

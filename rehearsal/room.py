@@ -1,7 +1,8 @@
 """The waiting room as the stack runs it, driven by the inlet's own decisions.
 
-Each step calls `functions/admission/inlet.admit_budget`, `walk` and `next_state` and
-`room.enter_queue`'s rule: the rehearsal never re-implements a decision. What it adds is people:
+Each step calls `functions/admission/inlet.admit_budget`, `walk` and `next_state`, with the
+room's `admission_rate` (and the simulation the pages' `retry_after`): the rehearsal never
+re-implements a decision. What it adds is people:
 cohorts who join the line, poll, give up (exponentially, with the settings' mean patience), and
 collect their token on their next poll.
 
@@ -71,7 +72,7 @@ class RoomSim:
     """(wait s, people) of everyone admitted from the line."""
     queued: float = 0.0
     gave_up: float = 0.0
-    no_shows: float = 0.0
+    """People who left the line, including those admitted after they had gone (no-shows)."""
     budgets: list[tuple[int, float]] = field(default_factory=list)
     """(budget, admitted people) per queueing step: the room never admits beyond its budget."""
     _alive_sum: float = 0.0
@@ -207,7 +208,6 @@ class RoomSim:
                     cohort.scale = max(cohort.scale - shows * self._growth(cohort, now), 0.0)
                     self._alive_sum -= (before - cohort.scale) * self._weight(cohort.joined)
                     entered += shows
-                self.no_shows += taken - shows
                 self.gave_up += taken - shows
                 admitted += taken
             cohort.people -= taken
