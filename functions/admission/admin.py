@@ -28,7 +28,7 @@ def handle(room: Room, event: dict[str, Any], now: float) -> dict[str, Any]:
     if action == "unpin":
         return pin(room, None, now)
     if action == "rotate":
-        return rotate(room, now)
+        return rotate(room, now, emergency=event.get("emergency") is True)
     if action == "revoke":
         return revoke(room, event.get("visitor"), now)
     r = room.state()
@@ -52,14 +52,19 @@ def pin(room: Room, state: object, now: float) -> dict[str, Any]:
     return {"state": r["state"], "pinned": state, "kvs": sync_kvs(room, now)}
 
 
-def rotate(room: Room, now: float) -> dict[str, Any]:
-    """New current key; the old one keeps verifying until every token it signed has expired."""
+def rotate(room: Room, now: float, emergency: bool = False) -> dict[str, Any]:
+    """New current key; the old one keeps verifying until every token it signed has expired.
+
+    `emergency` (a leaked key): old keys stop verifying at once, at the edge within the sync;
+    everyone admitted or inside on a session under them goes back through the room."""
     keys = room.signing_keys(now)
     kid = f"k{int(now)}"
     if kid in keys["keys"]:
         raise RoomError(409, "rotate", f"key {kid} exists: rotate at most once a second")
     for entry in keys["keys"].values():
-        if entry.get("retire_at") is None:
+        if emergency:
+            entry["retire_at"] = int(now)
+        elif entry.get("retire_at") is None:
             entry["retire_at"] = int(now) + room.config.token_ttl_s
     keys["keys"] = {
         k: v for k, v in keys["keys"].items() if v.get("retire_at") is None or v["retire_at"] > now
@@ -68,7 +73,7 @@ def rotate(room: Room, now: float) -> dict[str, Any]:
     keys["current"] = kid
     room.secrets.put_secret_value(SecretId=room.config.secret_id, SecretString=json.dumps(keys))
     room._keys = (now, keys)
-    return {"current_key": kid, "kvs": sync_kvs(room, now)}
+    return {"current_key": kid, "emergency": emergency, "kvs": sync_kvs(room, now)}
 
 
 def revoke(room: Room, visitor: object, now: float) -> dict[str, Any]:

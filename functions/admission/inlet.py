@@ -258,6 +258,7 @@ def sync_kvs(room: Room, now: float) -> dict[str, int]:
                 "room": room.config.room_id,
                 "kid": keys["current"],  # the gate stamps sessions with the current key
                 "session_s": room.config.session_s,
+                "token_ttl_s": room.config.token_ttl_s,  # no token lives longer
             }
         )
     }

@@ -185,7 +185,8 @@ class Room:
     # -- join and status --------------------------------------------------------------------
 
     def join(self, visitor: str | None, now: float) -> dict[str, Any]:
-        """Give `visitor` (or a new visitor) a place; joining twice returns the same place."""
+        """Give `visitor` a place; joining twice returns the same place. Visitor ids are minted
+        here: an id the room does not know (a client's own choice) gets a new one."""
         room = self.state()
         if room["state"] != "queue":
             return {"state": room["state"]}
@@ -193,9 +194,7 @@ class Room:
             found = self.table.get_item(Key={"pk": f"visitor#{visitor}"}).get("Item")
             if found is not None:
                 return self.status(visitor, now)
-        else:
-            visitor = secrets.token_urlsafe(16)
-        return self._new_place(visitor, room, now, previous=None)
+        return self._new_place(secrets.token_urlsafe(16), room, now, previous=None)
 
     def _new_place(
         self, visitor: str, room: dict[str, Any], now: float, previous: int | None

@@ -15,12 +15,13 @@ import re
 
 COOKIE = "fg_admit"
 VERSION = "v1"
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def valid_id(value: str) -> bool:
-    """Room, visitor and key ids: 1-64 characters of [A-Za-z0-9_-]."""
-    return _ID.match(value) is not None
+    """Room, visitor and key ids: 1-64 characters of [A-Za-z0-9_-], nothing else (`$` would
+    let a trailing newline through)."""
+    return _ID.fullmatch(value) is not None
 
 
 def sign(room: str, visitor: str, expires_at: int, kid: str, key_hex: str) -> str:

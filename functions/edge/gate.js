@@ -18,8 +18,11 @@ const crypto = require('crypto');
 const kvs = cf.kvs();
 const COOKIE = 'fg_admit';
 const SESSION = 'fg_session';
-const BYPASS = ['/waiting-room/', '/queue/', '/high-demand/', '/assets/', '/static/',
-  '/favicon.ico', '/robots.txt'];
+// Directories the gate never holds (the room's own pages and API, cached assets), matched as
+// prefixes; single files matched exactly. A path that could walk out of them is refused first.
+const BYPASS_DIRS = ['/waiting-room/', '/queue/', '/high-demand/', '/assets/', '/static/'];
+const BYPASS_FILES = ['/favicon.ico', '/robots.txt'];
+const TRAVERSAL = /\.\.|\/\.\/|\/\/|%2e|%2f|%5c|\\/i;
 const WAITING_PAGE = '/waiting-room/index.html';
 const CLOSED_PAGE = '/waiting-room/closed.html';
 const RETRY_AFTER_S = '10';
@@ -28,8 +31,13 @@ async function handler(event) {
   if (event.context.eventType === 'viewer-response') return stamp(event);
   const request = event.request;
   const uri = request.uri;
-  for (let i = 0; i < BYPASS.length; i++) {
-    if (uri.startsWith(BYPASS[i])) return request;
+  if (TRAVERSAL.test(uri)) {
+    return { statusCode: 400, statusDescription: 'Bad Request',
+      headers: { 'cache-control': { value: 'no-store' } } };
+  }
+  if (BYPASS_FILES.indexOf(uri) !== -1) return request;
+  for (let i = 0; i < BYPASS_DIRS.length; i++) {
+    if (uri.startsWith(BYPASS_DIRS[i])) return request;
   }
   let room;
   try {
@@ -38,15 +46,15 @@ async function handler(event) {
     return request;
   }
   if (room.state === 'open') return request;
-  if (room.state === 'queue' && (await admitted(request, room.room)
+  if (room.state === 'queue' && (await admitted(request, room)
     || await signed(request.cookies[SESSION], 's1', room.room, Number(room.session_s)))) {
     return request;
   }
   return turnAway(request, room.state === 'closed');
 }
 
-async function admitted(request, roomId) {
-  const parts = await signed(request.cookies[COOKIE], 'v1', roomId, 0);
+async function admitted(request, room) {
+  const parts = await signed(request.cookies[COOKIE], 'v1', room.room, Number(room.token_ttl_s));
   if (!parts) return false;
   try {
     return !(await kvs.exists('revoked.' + parts[2]));

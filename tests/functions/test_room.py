@@ -249,6 +249,7 @@ def test_pin_holds_the_state_against_the_inlet(room) -> None:
         "room": "election-2028",
         "kid": room.signing_keys(T0)["current"],
         "session_s": room.config.session_s,
+        "token_ttl_s": room.config.token_ttl_s,
     }
     assert room.join(None, T0 + 11) == {"state": "closed"}
     with pytest.raises(RoomError, match="state 'shut' is not one of"):
@@ -274,6 +275,26 @@ def test_rotation_keeps_old_tokens_valid_until_they_expire(room) -> None:
     inlet.run(room, clock=lambda: after, sleep=lambda s: None, steps=1)
     assert "key.k0" not in room.kvs.data, "retired key leaves the edge once its tokens expired"
     assert tokens.verify(old, "election-2028", T0 + 13, {"k0": KEY_HEX}) == visitor
+
+
+def test_an_emergency_rotation_cuts_old_keys_off_at_once(room) -> None:
+    visitor = join_many(room, 1)[0]
+    inlet.step(room, T0 + 10)
+    old = room.status(visitor, T0 + 11)["token"]
+    rotated = admin.handle(room, {"action": "rotate", "emergency": True}, T0 + 12)
+    assert rotated["emergency"] is True
+    keys = {k[4:]: v for k, v in room.kvs.data.items() if k.startswith("key.")}
+    assert set(keys) == {rotated["current_key"]}, "the leaked key left the edge at once"
+    assert tokens.verify(old, "election-2028", T0 + 13, keys) is None
+    assert "k0" not in room.signing_keys(T0 + 13)["keys"]
+
+
+def test_the_room_mints_visitor_ids_it_does_not_know(room) -> None:
+    chosen = room.join("attacker-chosen-id", T0 + 1)
+    assert chosen["visitor"] != "attacker-chosen-id" and len(chosen["visitor"]) == 22
+    again = room.join(chosen["visitor"], T0 + 2)
+    assert again["visitor"] == chosen["visitor"] and again["place"] == chosen["place"]
+    assert room.join("abc\n", T0 + 3)["visitor"] != "abc\n"
 
 
 def test_revocation_reaches_the_edge_and_stops_reissue(room) -> None:

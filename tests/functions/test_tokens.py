@@ -32,7 +32,15 @@ def test_python_accepts_exactly_the_valid_vectors() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("room", "a.b"), ("visitor", ""), ("kid", "k 1"), ("visitor", "x" * 65)]
+    ("field", "value"),
+    [
+        ("room", "a.b"),
+        ("visitor", ""),
+        ("kid", "k 1"),
+        ("visitor", "x" * 65),
+        ("visitor", "abc\n"),
+        ("kid", "k1\n"),
+    ],
 )
 def test_ids_that_could_forge_the_separator_are_refused(field: str, value: str) -> None:
     ids = {"room": ROOM, "visitor": "v", "kid": KEY_ID} | {field: value}
