@@ -65,7 +65,15 @@ def room() -> Room:
 
 
 def join(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
-    """POST /queue/join: a place for this visitor (the same one if they joined before)."""
+    """POST /queue/join: a place for this visitor (the same one if they joined before).
+
+    Only the portal's own pages may join: a browser marks a request another site made with
+    `Sec-Fetch-Site: cross-site` (or `same-site` from a sibling domain), and such a join would
+    hand the visitor a new id, sending them to the back of the line."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        return _response(403, {"error": "cross-site", "message": "join from the portal itself"},
+                         "no-store")  # fmt: skip
     return _http(lambda r: r.join(_cookie(event, VISITOR_COOKIE), clock()), the_room)
 
 
@@ -133,7 +141,7 @@ def _http(act: Any, the_room: Room | None, cache: str = "private, max-age=2") ->
     if body.get("visitor"):
         cookies.append(
             f"{VISITOR_COOKIE}={body['visitor']}; Path=/queue/; Max-Age={VISITOR_MAX_AGE_S}; "
-            "Secure; HttpOnly; SameSite=Lax"
+            "Secure; HttpOnly; SameSite=Strict"
         )
     token = body.pop("token", None)
     if token:

@@ -325,11 +325,12 @@ def test_http_join_and_status_set_cookies_and_cache_headers(room) -> None:
     assert joined["statusCode"] == 200
     visitor_cookie = joined["cookies"][0]
     assert visitor_cookie.startswith("fg_visitor=") and "HttpOnly" in visitor_cookie
+    assert "SameSite=Strict" in visitor_cookie
     visitor = visitor_cookie.split(";")[0].split("=", 1)[1]
     waiting = handlers.status({"cookies": [f"fg_visitor={visitor}"]}, None, room)
     body = json.loads(waiting["body"])
     assert waiting["headers"]["cache-control"] == "private, max-age=2"
-    assert body["admitted"] is False and 5 <= body["retry_after_s"] <= 30
+    assert body["admitted"] is False and 5 <= body["retry_after_s"] <= 60
     missing = handlers.status({"cookies": []}, None, room)
     assert (missing["statusCode"], missing["headers"]["cache-control"]) == (400, "no-store")
     unknown = handlers.status({"cookies": ["fg_visitor=nobody"]}, None, room)
@@ -337,6 +338,21 @@ def test_http_join_and_status_set_cookies_and_cache_headers(room) -> None:
     summary = handlers.status({"routeKey": "GET /queue/room"}, None, room)
     assert summary["headers"]["cache-control"] == "public, max-age=2"
     assert json.loads(summary["body"])["state"] == "queue"
+
+
+@pytest.mark.parametrize(
+    ("header", "site"), [("Sec-Fetch-Site", "cross-site"), ("sec-fetch-site", "same-site")]
+)
+def test_cross_site_join_is_refused(room, header, site) -> None:
+    """Another site cannot send a waiting visitor to the back of the line."""
+    joined = handlers.join({"cookies": [], "headers": {"sec-fetch-site": "same-origin"}},
+                           None, room)  # fmt: skip
+    visitor = joined["cookies"][0].split(";")[0].split("=", 1)[1]
+    forged = handlers.join({"cookies": [], "headers": {header: site}}, None, room)
+    assert (forged["statusCode"], forged["cookies"]) == (403, [])
+    assert json.loads(forged["body"])["error"] == "cross-site"
+    status = handlers.status({"cookies": [f"fg_visitor={visitor}"]}, None, room)
+    assert json.loads(status["body"])["visitor"] == visitor, "still in their place"
 
 
 def test_http_status_issues_the_token_cookie_once_admitted(room, monkeypatch) -> None:
