@@ -240,6 +240,7 @@ class Room:
                 "visitor": visitor,
                 "joined_at": int(now),
                 "seen_at": int(now),
+                "period": int(room["period"]),
                 "expires_at": expires,
             }
         )
@@ -261,8 +262,11 @@ class Room:
         place_item, tally = got.get(f"place#{order}"), got.get(f"tally#{second}")
         place = None if tally is None else _place(order, tally)
         sealed = second <= int(room["sealed_through"])
-        if place_item is None or place_item.get("skipped") or (sealed and place is None):
-            # Stopped polling and was passed, or a hole: back of the line, a fresh place.
+        stale = place_item is not None and int(place_item.get("period", 0)) != int(room["period"])
+        if place_item is None or place_item.get("skipped") or (sealed and place is None) or stale:
+            # Stopped polling and was passed, a hole, or a place from an earlier queue period
+            # (the room opened and queued again: the cursor jumped past it, which must not
+            # admit a herd): back of the line, a fresh place.
             return {**self._new_place(visitor, room, now, previous=order), "requeued": True}
         return self._answer(visitor, order, room, place_item, place, now)
 
@@ -378,6 +382,7 @@ def _room_defaults(item: dict[str, Any]) -> dict[str, Any]:
         "cursor_place": 0,
         "cursor_order": -1,
         "calm_since": None,
+        "period": 0,
         "history": [],
         "revoked": {},
         "version": 0,
@@ -386,7 +391,9 @@ def _room_defaults(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def enter_queue(room: dict[str, Any], now: float) -> None:
-    """Start a queue period at `now`: joins from this second on; everyone before is passed."""
+    """Start a queue period at `now`: joins from this second on; everyone before is passed, and
+    their places, from an older period, are requeued when they next poll (never admitted)."""
+    room["period"] = int(room.get("period", 0)) + 1
     second = int(now)
     room["sealed_through"] = max(int(room["sealed_through"]), second - 1)
     room["cursor_order"] = max(int(room["cursor_order"]), second * SHARDS * SEQ_SPAN - 1)

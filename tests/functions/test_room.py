@@ -277,6 +277,18 @@ def test_rotation_keeps_old_tokens_valid_until_they_expire(room) -> None:
     assert tokens.verify(old, "election-2028", T0 + 13, {"k0": KEY_HEX}) == visitor
 
 
+def test_queueing_again_requeues_the_old_line_instead_of_admitting_it(room) -> None:
+    visitors = join_many(room, 20)
+    assert inlet.step(room, T0 + 10)["admitted"] == 10  # capacity 10: places 11-20 wait
+    waiting = [v for v in visitors if not room.status(v, T0 + 11).get("admitted")]
+    assert len(waiting) == 10
+    admin.pin(room, "open", T0 + 12)  # the operator opens during origin trouble ...
+    admin.pin(room, "queue", T0 + 13)  # ... and queues again: the cursor jumps past them
+    answers = [room.status(v, T0 + 14) for v in waiting]
+    assert not any(a.get("admitted") for a in answers), "no herd at a recovering origin"
+    assert all(a.get("requeued") for a in answers)
+
+
 def test_an_emergency_rotation_cuts_old_keys_off_at_once(room) -> None:
     visitor = join_many(room, 1)[0]
     inlet.step(room, T0 + 10)
