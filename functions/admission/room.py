@@ -293,6 +293,11 @@ class Room:
         if place is not None and place <= cursor:
             if place_item.get("revoked"):
                 raise RoomError(403, "revoked", "this visitor's admission was revoked")
+            collected = place_item.get("collected_at")
+            if collected is not None and int(collected) + self.config.token_ttl_s <= now:
+                # The admission has lapsed: answering "admitted" with an expired token would send
+                # the page and the gate round in a loop. Back of the line, a fresh place.
+                return {**self._new_place(visitor, room, now, previous=order), "requeued": True}
             return {
                 **answer,
                 "admitted": True,

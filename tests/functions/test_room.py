@@ -289,6 +289,19 @@ def test_queueing_again_requeues_the_old_line_instead_of_admitting_it(room) -> N
     assert all(a.get("requeued") for a in answers)
 
 
+def test_a_lapsed_admission_is_requeued_never_answered_with_an_expired_token(room) -> None:
+    visitor = join_many(room, 1)[0]
+    inlet.step(room, T0 + 10)
+    admitted = room.status(visitor, T0 + 11)
+    assert (
+        admitted["admitted"] and admitted["token_expires_at"] == T0 + 11 + room.config.token_ttl_s
+    )
+    lapsed = admitted["token_expires_at"] + 1
+    for answer in (room.status(visitor, lapsed), room.join(visitor, lapsed + 1)):
+        assert not answer.get("admitted") and "token" not in answer
+    assert room.status(visitor, lapsed + 2).get("requeued") is None  # one fresh place, kept
+
+
 def test_an_emergency_rotation_cuts_old_keys_off_at_once(room) -> None:
     visitor = join_many(room, 1)[0]
     inlet.step(room, T0 + 10)
