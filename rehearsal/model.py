@@ -22,6 +22,10 @@ SCALE_IN_THRESHOLD = 0.9
 """The low alarm's threshold is 90 % of the target value (same source: target tracking keeps
 capacity a little above the target rather than flapping).
 
+With several target tracking policies (requests, CPU, the room's demand), Auto Scaling follows
+the one asking for the most capacity and scales in only when every policy is ready to. Source:
+Amazon EC2 Auto Scaling User Guide, target tracking scaling policies, multiple policies.
+
 While instances warm up (`fleet.default_warmup_s`), dynamic scaling is conservative: it blocks
 scale-in until they finish. Source: Amazon EC2 Auto Scaling User Guide, set the default instance
 warmup, https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-default-instance-warmup.html."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from planning.event_plan import EventPlan
 from planning.settings import RehearsalSettings, Settings
 from rehearsal.curves import scenario_nights
-from rehearsal.simulate import Result, rehearse
+from rehearsal.simulate import Result, rehearse_all
 
 BUDGET: tuple[tuple[str, str, str, str], ...] = (
     # measure, settings key, label, format
@@ -63,11 +63,8 @@ def summary(found: list[Breach]) -> str:
 
 def event_verdict(plan: EventPlan, settings: Settings) -> str:
     """The `event` scenario under the configured policy only: one line for `make plan`."""
-    (night,) = scenario_nights(["event"], plan, settings, settings.admission.step_s)
-    result = rehearse(night, settings, POLICY)
-    floor = rehearse(night, settings, "floor").measures["cost_usd"]
-    result.measures["cost_vs_floor"] = result.measures["cost_usd"] / max(floor, 1e-9)
-    found = breaches([result], settings.rehearsal)
+    nights = scenario_nights(["event"], plan, settings, settings.admission.step_s)
+    found = breaches(rehearse_all(nights, settings, (POLICY,)), settings.rehearsal)
     if not found:
         return "within budget"
     return "BREAKS BUDGET: " + "; ".join(f"{b.label} {b.value} > {b.limit}" for b in found)

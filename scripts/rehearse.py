@@ -56,11 +56,9 @@ def choose_event(settings: Settings, stack: str, now: datetime, name: str | None
     """The next occurrence of `name` (event name or occurrence key), or the next event."""
     found = load_calendar().occurrences(stack, now, now + LOOK_AHEAD)
     if name is not None:
+        known = sorted({o.name for o in found})
         found = [o for o in found if name in (o.name, o.key)]
         if not found:
-            known = sorted(
-                {o.name for o in load_calendar().occurrences(stack, now, now + LOOK_AHEAD)}
-            )
             raise RehearseError(
                 f"--event {name!r}: no occurrence for stack {stack} in the next "
                 f"{LOOK_AHEAD.days} days; events: {', '.join(known) or 'none'}"
