@@ -38,7 +38,9 @@ def atomic_item_writes(patch: Callable[[Any, str, Any], None] = setattr) -> None
     `patch` is `setattr`, or a pytest `monkeypatch.setattr` to undo it after a test.
     """
     lock = threading.Lock()
-    for method in ("update_item", "put_item"):
+    # Every write path: the inlet seals with BatchWriteItem while joins put and update items,
+    # and moto's unlocked table dict can lose or mix writes under that concurrency.
+    for method in ("update_item", "put_item", "delete_item", "batch_write_item"):
         original = getattr(DynamoDBBackend, method)
 
         def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
