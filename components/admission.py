@@ -17,7 +17,13 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.service_role import service_role
-from planning.capacity import QueueApiDesign, room_warm_throughput
+from planning.capacity import (
+    DEMAND_METRIC,
+    METRIC_NAMESPACE,
+    ORIGIN_VERIFY_SUFFIX,
+    QueueApiDesign,
+    room_warm_throughput,
+)
 from planning.settings import (
     ADMIN_CONCURRENCY,
     INLET_CONCURRENCY,
@@ -29,10 +35,17 @@ CODE_DIR = ROOT / "functions/admission"
 LAYER_DIR = ROOT / "build/layers/awscrt"
 """Built by `make layer`: awscrt for SigV4A, which the KeyValueStore API requires."""
 RUNTIME, ARCH = "python3.12", "arm64"
-METRIC_NAMESPACE = "Floodgate/WaitingRoom"
-DEMAND_METRIC = "DemandPercent"
-"""The inlet publishes it (FG_DEMAND_METRIC); the web group's room-demand policy scales on it."""
+__all__ = ["DEMAND_METRIC", "METRIC_NAMESPACE", "Admission", "AdmissionArgs", "EdgeWiring"]
 INLET_TIMEOUT_S = 58
+ROUTES = (("POST /queue/join", "join"), ("GET /queue/status", "status"),
+          ("GET /queue/room", "status"))  # fmt: skip
+"""The queue API's routes and the function behind each (functions/admission/handlers.py)."""
+VISITOR_READS = ["room", "visitor#*", "place#*", "tally#*"]
+VISITOR_WRITES = ["count#*", "visitor#*", "place#*", "collected#*", "joins#*"]
+"""Room-table keys join and status may read and write (dynamodb:LeadingKeys): never the room,
+tallies, calendar or revocations, which only the inlet and admin functions write."""
+ADMIN_READS = ["room", "visitor#*", "revoked#*"]
+ADMIN_WRITES = ["room", "place#*", "revoked#*"]
 INITIAL_KEY_STAGE = "floodgate-initial"
 
 
@@ -56,6 +69,11 @@ class AdmissionArgs:
     """`targetgroup/<name>/<id>`: the RequestCountPerTarget dimension (origin load)."""
     pause_alarm_names: pulumi.Input[list[str]]
     """Admissions pause while any of these (the origin 5xx alarms) is in ALARM."""
+    pause_alarm_arns: pulumi.Input[list[str]]
+    """The same alarms' ARNs: the inlet may describe these and no others."""
+    origin_secrets: list[pulumi.Input[str]]
+    """Values CloudFront may add in ORIGIN_HEADER; the queue API refuses requests without one
+    (its execute-api endpoint is public)."""
     alarm_topic_arn: pulumi.Input[str]
     protect: bool
     """Protect the table (also with DynamoDB deletion protection), key-value store and signing
@@ -134,6 +152,23 @@ class Admission(pulumi.ComponentResource):
                 parent=self, ignore_changes=["secretString", "versionStages"]
             ),
         )
+        # The values CloudFront adds on its way to the queue API, for the handlers to check:
+        # Pulumi's (the two origin-secret slots), rewritten whenever a slot is rotated.
+        origin_verify = aws.secretsmanager.Secret(
+            f"{name}{ORIGIN_VERIFY_SUFFIX}",
+            description="Values CloudFront sends in X-Floodgate-Origin-Verify (comma-separated)",
+            recovery_window_in_days=7,
+            tags=tags,
+            opts=stateful,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}{ORIGIN_VERIFY_SUFFIX}",
+            secret_id=origin_verify.id,
+            secret_string=pulumi.Output.secret(
+                pulumi.Output.all(*args.origin_secrets).apply(",".join)
+            ),
+            opts=child,
+        )
         self.kvs = aws.cloudfront.KeyValueStore(
             f"{name}-room", comment="Waiting-room state, signing keys, revocations", opts=stateful
         )
@@ -161,74 +196,15 @@ class Admission(pulumi.ComponentResource):
             "FG_ASG_NAME": args.asg_name,
             "FG_TARGET_GROUP": args.target_group_arn_suffix,
             "FG_ALARM_NAMES": pulumi.Output.from_input(args.pause_alarm_names).apply(",".join),
-            "FG_METRIC_NAMESPACE": METRIC_NAMESPACE,
-            "FG_DEMAND_METRIC": DEMAND_METRIC,
+            "FG_ORIGIN_SECRET_ID": origin_verify.arn,
         }
 
-        table_arn = self.table.arn
-        ddb = [
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:BatchGetItem",
-        ]
-        kvs_rw = [
-            "cloudfront-keyvaluestore:DescribeKeyValueStore",
-            "cloudfront-keyvaluestore:ListKeys",
-            "cloudfront-keyvaluestore:UpdateKeys",
-        ]
-        specs: dict[str, dict[str, Any]] = {
-            "join": {
-                "handler": "join",
-                "timeout": 10,
-                "memory": 512,
-                "concurrency": args.queue_api.join_concurrency,
-                "grants": [(ddb, table_arn), (["secretsmanager:GetSecretValue"], keys.arn)],
-            },
-            "status": {
-                "handler": "status",
-                "timeout": 10,
-                "memory": 512,
-                "concurrency": args.queue_api.status_concurrency,
-                "grants": [(ddb, table_arn), (["secretsmanager:GetSecretValue"], keys.arn)],
-            },
-            "inlet": {
-                "handler": "inlet",
-                # Inside the minute: the schedule fires every 60 s and a run still going then
-                # throttles the next (reserved concurrency 1). The handler stops stepping 3 s
-                # before this timeout.
-                "timeout": INLET_TIMEOUT_S,
-                "memory": 512,
-                "concurrency": INLET_CONCURRENCY,
-                "grants": [
-                    ([*ddb, "dynamodb:BatchWriteItem"], table_arn),
-                    (["secretsmanager:GetSecretValue"], keys.arn),
-                    (kvs_rw, self.kvs.arn),
-                    (
-                        [
-                            "autoscaling:DescribeAutoScalingGroups",
-                            "cloudwatch:DescribeAlarms",
-                            "cloudwatch:GetMetricStatistics",
-                        ],
-                        "*",
-                    ),  # no resource-level support
-                    (["cloudwatch:PutMetricData"], "*", METRIC_NAMESPACE),
-                ],
-            },
-            "admin": {
-                "handler": "admin",
-                "timeout": 30,
-                "memory": 256,
-                "concurrency": ADMIN_CONCURRENCY,
-                "grants": [
-                    (ddb, table_arn),
-                    (["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], keys.arn),
-                    (kvs_rw, self.kvs.arn),
-                ],
-            },
-        }
+        account = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        specs = self._function_specs(args, keys.arn, origin_verify.arn)
         self.functions = {
-            label: self._function(name, label, spec, code, layer, environment, s, tags)
+            label: self._function(name, label, spec, code, layer, environment, account, s, tags)
             for label, spec in specs.items()
         }
 
@@ -270,11 +246,7 @@ class Admission(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        for route, label in (
-            ("POST /queue/join", "join"),
-            ("GET /queue/status", "status"),
-            ("GET /queue/room", "status"),
-        ):
+        for route, label in ROUTES:
             slug = route.split("/")[-1]
             integration = aws.apigatewayv2.Integration(
                 f"{name}-queue-{slug}",
@@ -292,13 +264,16 @@ class Admission(pulumi.ComponentResource):
                 target=integration.id.apply(lambda i: f"integrations/{i}"),
                 opts=child,
             )
-        for label in ("join", "status"):
+        # API Gateway may invoke each function for its own routes only (execute-api ARNs:
+        # <api>/<stage>/<METHOD>/<path>).
+        for route, label in ROUTES:
+            method, path = route.split(" ")
             aws.lambda_.Permission(
-                f"{name}-queue-{label}",
+                f"{name}-queue-{path.rsplit('/', 1)[-1]}",
                 action="lambda:InvokeFunction",
                 function=self.functions[label].name,
                 principal="apigateway.amazonaws.com",
-                source_arn=self.api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
+                source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/", method, path),
                 opts=child,
             )
 
@@ -312,12 +287,12 @@ class Admission(pulumi.ComponentResource):
             opts=child,
         )
         scheduler_role = service_role(
-            f"{name}-inlet-schedule", "scheduler.amazonaws.com", tags, child
+            f"{name}-inlet-schedule", "scheduler.amazonaws.com", tags, child, account
         )
         aws.iam.RolePolicy(
             f"{name}-inlet-schedule",
             role=scheduler_role.id,
-            policy=_policy([(["lambda:InvokeFunction"], self.functions["inlet"].arn)]),
+            policy=_policy([Grant(["lambda:InvokeFunction"], self.functions["inlet"].arn)]),
             opts=child,
         )
         aws.scheduler.Schedule(
@@ -348,6 +323,64 @@ class Admission(pulumi.ComponentResource):
             }
         )
 
+    def _function_specs(
+        self, args: AdmissionArgs, keys_arn: pulumi.Output[str], origin_arn: pulumi.Output[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Each function's handler, limits and grants: join and status touch only visitors'
+        keys; the inlet owns the table; admin the room, places and revocations."""
+        table = self.table.arn
+        read, write = (
+            ["dynamodb:GetItem", "dynamodb:BatchGetItem"],
+            [
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ],
+        )
+        get_keys = Grant(["secretsmanager:GetSecretValue"], keys_arn)
+        kvs_rw = Grant(
+            [
+                "cloudfront-keyvaluestore:DescribeKeyValueStore",
+                "cloudfront-keyvaluestore:ListKeys",
+                "cloudfront-keyvaluestore:UpdateKeys",
+            ],
+            self.kvs.arn,
+        )
+        visitor = [
+            Grant(read, table, leading_keys=VISITOR_READS),
+            Grant(write, table, leading_keys=VISITOR_WRITES),
+            Grant(["secretsmanager:GetSecretValue"], [keys_arn, origin_arn]),
+        ]
+        return {
+            "join": {"handler": "join", "timeout": 10, "memory": 512,
+                     "concurrency": args.queue_api.join_concurrency, "grants": visitor},
+            "status": {"handler": "status", "timeout": 10, "memory": 512,
+                       "concurrency": args.queue_api.status_concurrency, "grants": visitor},
+            # Inside the minute: the schedule fires every 60 s and a run still going then
+            # throttles the next (reserved concurrency 1). The handler stops stepping 3 s
+            # before this timeout.
+            "inlet": {"handler": "inlet", "timeout": INLET_TIMEOUT_S, "memory": 512,
+                      "concurrency": INLET_CONCURRENCY, "grants": [
+                Grant([*read, *write, "dynamodb:BatchWriteItem"], table),
+                get_keys,
+                kvs_rw,
+                # Neither has resource-level permissions (Service Authorization Reference).
+                Grant(["autoscaling:DescribeAutoScalingGroups",
+                       "cloudwatch:GetMetricStatistics"], "*"),
+                # Metric alarms can be named (composite alarms would need "*").
+                Grant(["cloudwatch:DescribeAlarms"], args.pause_alarm_arns),
+                Grant(["cloudwatch:PutMetricData"], "*",
+                      condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}}),
+            ]},
+            "admin": {"handler": "admin", "timeout": 30, "memory": 256,
+                      "concurrency": ADMIN_CONCURRENCY, "grants": [
+                Grant(read, table, leading_keys=ADMIN_READS),
+                Grant(write, table, leading_keys=ADMIN_WRITES),
+                Grant(["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+                      keys_arn),
+                kvs_rw,
+            ]},
+        }  # fmt: skip
+
     def _function(
         self,
         name: str,
@@ -356,6 +389,7 @@ class Admission(pulumi.ComponentResource):
         code: pulumi.Archive,
         layer: aws.lambda_.LayerVersion,
         environment: dict[str, pulumi.Input[str]],
+        account: pulumi.Output[str],
         s: AdmissionSettings,
         tags: dict[str, str],
     ) -> aws.lambda_.Function:
@@ -368,10 +402,12 @@ class Admission(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        role = service_role(f"{name}-room-{label}", "lambda.amazonaws.com", tags, child)
+        role = service_role(f"{name}-room-{label}", "lambda.amazonaws.com", tags, child, account)
         grants = [
             *spec["grants"],
-            (["logs:CreateLogStream", "logs:PutLogEvents"], logs.arn.apply(lambda a: f"{a}:*")),
+            Grant(
+                ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(logs.arn, ":*")
+            ),
         ]
         aws.iam.RolePolicy(f"{name}-room-{label}", role=role.id, policy=_policy(grants), opts=child)
         return aws.lambda_.Function(
@@ -468,20 +504,35 @@ class Admission(pulumi.ComponentResource):
         )
 
 
-def _policy(grants: list[tuple[Any, ...]]) -> pulumi.Output[str]:
-    """An IAM policy from (actions, resource[, CloudWatch namespace condition]) tuples."""
+@dataclass(frozen=True)
+class Grant:
+    """One policy statement: `actions` on `resources` (an ARN, "*" or a list of ARNs), with
+    `leading_keys` (the room table's `pk` values, `*` a wildcard) or another `condition`."""
 
-    def statement(grant: tuple[Any, ...], resource: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"Effect": "Allow", "Action": grant[0], "Resource": resource}
-        if len(grant) > 2:
-            out["Condition"] = {"StringEquals": {"cloudwatch:namespace": grant[2]}}
+    actions: list[str]
+    resources: pulumi.Input[str] | pulumi.Input[list[str]] | list[pulumi.Output[str]]
+    leading_keys: list[str] | None = None
+    condition: dict[str, Any] | None = None
+
+    def statement(self, resources: str | list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {"Effect": "Allow", "Action": self.actions, "Resource": resources}
+        if self.leading_keys is not None:
+            # Every key the request touches must match (BatchGetItem too): ForAllValues.
+            out["Condition"] = {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": self.leading_keys}
+            }
+        elif self.condition is not None:
+            out["Condition"] = self.condition
         return out
 
-    return pulumi.Output.all(*(g[1] for g in grants)).apply(
+
+def _policy(grants: list[Grant]) -> pulumi.Output[str]:
+    """An IAM policy document from `grants`, once their resources are known."""
+    return pulumi.Output.all(*(g.resources for g in grants)).apply(
         lambda resources: json.dumps(
             {
                 "Version": "2012-10-17",
-                "Statement": [statement(g, r) for g, r in zip(grants, resources, strict=True)],
+                "Statement": [g.statement(r) for g, r in zip(grants, resources, strict=True)],
             }
         )
     )

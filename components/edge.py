@@ -33,6 +33,8 @@ ALB_ORIGIN, PAGES_ORIGIN, PORTAL_GROUP = "alb", "high-demand-pages", "portal"
 QUEUE_ORIGIN = "queue-api"
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
 ALL_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+QUEUE_HEADERS = ("CloudFront-Viewer-Address", "Sec-Fetch-Site")
+"""Viewer headers the queue API's handlers read (functions/admission/handlers.py)."""
 MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
 
 
@@ -101,7 +103,7 @@ class Edge(pulumi.ComponentResource):
             origin: str,
             methods: list[str],
             cache: pulumi.Input[str],
-            forward_viewer: bool,
+            origin_request: pulumi.Input[str] | None,
         ) -> aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict:
             # Every path that reaches the ALB passes the gate, or the room can be walked around.
             reaches_alb = origin in (ALB_ORIGIN, PORTAL_GROUP)
@@ -113,7 +115,7 @@ class Edge(pulumi.ComponentResource):
                 "viewer_protocol_policy": "redirect-to-https",
                 "compress": True,
                 "cache_policy_id": cache,
-                "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST if forward_viewer else None,
+                "origin_request_policy_id": origin_request,
                 "response_headers_policy_id": SECURITY_HEADERS,
                 "function_associations": gate if reaches_alb else [],
                 "lambda_function_associations": (
@@ -124,7 +126,7 @@ class Edge(pulumi.ComponentResource):
             }
 
         queue_origins, queue_behaviours = self._declare_queue_routes(
-            name, args.admission, behaviour, static.id
+            name, args.admission, args.origin_secret, behaviour, static.id
         )
         viewer_certificate: aws.cloudfront.DistributionViewerCertificateArgsDict = (
             {
@@ -175,20 +177,20 @@ class Edge(pulumi.ComponentResource):
                 {
                     k: v
                     for k, v in behaviour(
-                        "*", PORTAL_GROUP, READ_METHODS, CACHING_DISABLED, True
+                        "*", PORTAL_GROUP, READ_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST
                     ).items()
                     if k != "path_pattern"
                 },
             ),
             ordered_cache_behaviors=[
                 *queue_behaviours,
-                behaviour("/high-demand/*", PAGES_ORIGIN, READ_METHODS, static.id, False),
+                behaviour("/high-demand/*", PAGES_ORIGIN, READ_METHODS, static.id, None),
                 *(
-                    behaviour(p, PORTAL_GROUP, READ_METHODS, static.id, False)
+                    behaviour(p, PORTAL_GROUP, READ_METHODS, static.id, None)
                     for p in s.static_path_patterns
                 ),
                 *(
-                    behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, True)
+                    behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST)
                     for p in s.write_path_patterns
                 ),
             ],
@@ -365,13 +367,17 @@ class Edge(pulumi.ComponentResource):
         self,
         name: str,
         admission: EdgeWiring | None,
+        origin_secret: pulumi.Input[str],
         behaviour: Callable[..., aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
         static_cache: pulumi.Input[str],
     ) -> tuple[
         list[aws.cloudfront.DistributionOriginArgsDict],
         list[aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
     ]:
-        """/queue/* to the room's API and /waiting-room/* to the pages bucket."""
+        """/queue/* to the room's API (with the origin secret its handlers require: the API's
+        execute-api endpoint is public, and a custom domain, which would let it be turned off,
+        needs a certificate in the API's region that PR stacks do not have) and /waiting-room/*
+        to the pages bucket."""
         if admission is None:
             return [], []
         # Honours the API's Cache-Control: /queue/room is public for 2 s, the rest private.
@@ -389,16 +395,31 @@ class Edge(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # What the handlers read: the visitor cookie, the viewer's address (CloudFront adds
+        # it only when a policy names it), Sec-Fetch-Site (cross-site joins); never Host, which
+        # API Gateway needs to be its own.
+        queue_request = aws.cloudfront.OriginRequestPolicy(
+            f"{name}-queue",
+            comment="Queue API: cookies, viewer address, fetch metadata",
+            cookies_config={"cookie_behavior": "all"},
+            headers_config={
+                "header_behavior": "whitelist",
+                "headers": {"items": list(QUEUE_HEADERS)},
+            },
+            query_strings_config={"query_string_behavior": "none"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         origins: list[aws.cloudfront.DistributionOriginArgsDict] = [
             {
                 "origin_id": QUEUE_ORIGIN,
                 "domain_name": admission.api_domain,
+                "custom_headers": [{"name": ORIGIN_SECRET_HEADER, "value": origin_secret}],
                 "custom_origin_config": _https_origin(),
             }
         ]
         return origins, [
-            behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache.id, True),
-            behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, static_cache, False),
+            behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache.id, queue_request.id),
+            behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, static_cache, None),
         ]
 
 
@@ -428,6 +449,79 @@ def _cloudfront_read(bucket_arn: str, distribution_arn: str) -> dict[str, Any]:
 
 BODY_SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
 """Label the common rule set puts on bodies over 8 KB (AWS managed rule groups, baseline)."""
+
+
+BUSY_BODY, JOIN_RETRY_AFTER_S = "busy", 60
+"""The JSON body WAF answers a limited join with: the waiting page reads `retry_after_s`."""
+JOIN_PATH = "/queue/join"
+
+
+def _join_rules(
+    name: str, waf: WafSettings, visibility: Callable[[str], Any]
+) -> list[aws.wafv2.WebAclRuleArgsDict]:
+    """Per-IP rate on POST /queue/join (priority 4, after the managed groups count nothing
+    away): 429 JSON with Retry-After, or a challenge. With `challenge` the waiting page itself is
+    challenged on load (priority 5), so a browser holds a WAF token before it joins: a fetch
+    cannot answer a challenge, and a request with a valid token passes a challenge rule as if
+    counted (AWS WAF CAPTCHA and Challenge: token immunity time, 300 s by default)."""
+    on_join: Any = {
+        "byteMatchStatement": {
+            "fieldToMatch": {"uriPath": {}},
+            "positionalConstraint": "EXACTLY",
+            "searchString": JOIN_PATH,
+            "textTransformations": [{"priority": 0, "type": "NONE"}],
+        }
+    }
+    limited: Any = (
+        {"challenge": {}}
+        if waf.join_limit_action == "challenge"
+        else {
+            "block": {
+                "custom_response": {
+                    "response_code": 429,
+                    "custom_response_body_key": BUSY_BODY,
+                    "response_headers": [{"name": "retry-after", "value": str(JOIN_RETRY_AFTER_S)}],
+                }
+            }
+        }
+    )
+    rules: list[aws.wafv2.WebAclRuleArgsDict] = [
+        {
+            "name": "queue-join-rate",
+            "priority": len(MANAGED_RULE_GROUPS) + 2,
+            "action": limited,
+            "statement": {
+                "rate_based_statement": {
+                    "limit": waf.join_rate_limit,
+                    "aggregate_key_type": "IP",
+                    "evaluation_window_sec": waf.evaluation_window_s,
+                    "scope_down_statement": on_join,
+                }
+            },
+            "visibility_config": visibility(f"{name}-join-rate"),
+        }
+    ]
+    if waf.join_limit_action == "challenge":
+        rules.append(
+            {
+                "name": "waiting-page-challenge",
+                "priority": len(MANAGED_RULE_GROUPS) + 3,
+                "action": {"challenge": {}},
+                "statement": cast(
+                    aws.wafv2.WebAclRuleStatementArgsDict,
+                    {
+                        "byte_match_statement": {
+                            "field_to_match": {"uri_path": {}},
+                            "positional_constraint": "STARTS_WITH",
+                            "search_string": "/waiting-room/",
+                            "text_transformations": [{"priority": 0, "type": "NONE"}],
+                        }
+                    },
+                ),
+                "visibility_config": visibility(f"{name}-waiting-challenge"),
+            }
+        )
+    return rules
 
 
 def _web_acl(
@@ -465,6 +559,7 @@ def _web_acl(
             "visibility_config": visibility(f"{name}-rate-limit"),
         }
     ]
+    rules += _join_rules(name, waf, visibility)
     for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1):
         overrides: list[
             aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgsDict
@@ -533,6 +628,13 @@ def _web_acl(
         scope="CLOUDFRONT",
         default_action={"allow": {}},
         rules=rules,
+        custom_response_bodies=[
+            {
+                "key": BUSY_BODY,
+                "content": json.dumps({"error": "busy", "retry_after_s": JOIN_RETRY_AFTER_S}),
+                "content_type": "APPLICATION_JSON",
+            }
+        ],
         visibility_config=visibility(name),
         tags=tags,
         opts=opts,

@@ -8,11 +8,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.private_bucket import PrivateBucket, PrivateBucketArgs
+from functions.admission.room import ORIGIN_HEADER
 from planning import aws_facts
 from planning.settings import LoadBalancerSettings
 
-ORIGIN_SECRET_HEADER = "X-Floodgate-Origin-Verify"
-"""Header CloudFront adds to every origin request; the ALB answers 403 without it."""
+ORIGIN_SECRET_HEADER = ORIGIN_HEADER
+"""Header CloudFront adds to every origin request; the ALB answers 403 without it, and so does
+the queue API (defined once, in functions/admission/room.py)."""
 
 CLOUDFRONT_ORIGIN_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 

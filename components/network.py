@@ -148,7 +148,12 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        role = service_role(f"{name}-flow-logs", "vpc-flow-logs.amazonaws.com", tags, child)
+        account = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        role = service_role(
+            f"{name}-flow-logs", "vpc-flow-logs.amazonaws.com", tags, child, account
+        )
         aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,

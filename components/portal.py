@@ -120,6 +120,7 @@ class Portal(pulumi.ComponentResource):
         # The room pauses on Observability's alarms, which watch the distribution, which routes
         # to the room's API: the alarm names and topic are filled in once they exist.
         pause_alarms, resolve_pause_alarms = pulumi.deferred_output()
+        pause_alarm_arns, resolve_pause_alarm_arns = pulumi.deferred_output()
         topic_arn, resolve_topic_arn = pulumi.deferred_output()
         admission = (
             Admission(
@@ -131,6 +132,8 @@ class Portal(pulumi.ComponentResource):
                     asg_name=fleet.group.name,
                     target_group_arn_suffix=lb.target_group.arn_suffix,
                     pause_alarm_names=pause_alarms,
+                    pause_alarm_arns=pause_alarm_arns,
+                    origin_secrets=[slot.result for slot in slots.values()],
                     alarm_topic_arn=topic_arn,
                     protect=not settings.ephemeral,
                     tags=tags,
@@ -171,6 +174,9 @@ class Portal(pulumi.ComponentResource):
         )
 
         resolve_pause_alarms(pulumi.Output.all(*(a.name for a in observability.origin_5xx_alarms)))
+        resolve_pause_alarm_arns(
+            pulumi.Output.all(*(a.arn for a in observability.origin_5xx_alarms))
+        )
         resolve_topic_arn(observability.topic.arn)
 
         # What scripts (pre-scale, PR preview) and operators read from the stack.

@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 
 def service_role(
-    name: str, service: str, tags: dict[str, str], opts: pulumi.ResourceOptions
+    name: str,
+    service: str,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+    source_account: pulumi.Input[str] | None = None,
 ) -> aws.iam.Role:
-    """A role only `service` (e.g. "ec2.amazonaws.com") may assume, with no permissions yet."""
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": service}}
-        ],
-    }
-    return aws.iam.Role(name, assume_role_policy=json.dumps(trust), tags=tags, opts=opts)
+    """A role only `service` (e.g. "ec2.amazonaws.com") may assume, with no permissions yet.
+
+    `source_account`: the service may assume it only on behalf of this account (confused-deputy
+    prevention, aws:SourceAccount). Only for services that send the key when they assume a
+    role (EventBridge Scheduler, Lambda, VPC Flow Logs document it); EC2 does not, and an
+    instance profile role with the condition could not be assumed."""
+
+    def trust(account: str | None) -> str:
+        statement: dict[str, Any] = {
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Principal": {"Service": service},
+        }
+        if account is not None:
+            statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account}}
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+    policy = (
+        pulumi.Output.from_input(source_account).apply(trust)
+        if source_account is not None
+        else trust(None)
+    )
+    return aws.iam.Role(name, assume_role_policy=policy, tags=tags, opts=opts)

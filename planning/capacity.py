@@ -69,7 +69,7 @@ def peak_check(settings: Settings) -> PeakCheck:
     )
 
 
-DDB_WRITES_PER_JOIN, DDB_READS_PER_STATUS = 3, 4
+DDB_WRITES_PER_JOIN, DDB_READS_PER_STATUS = 4, 4
 """Room table units per join and per status poll (see functions/admission/room.py)."""
 
 
@@ -84,7 +84,7 @@ class WarmThroughput:
 def room_warm_throughput(admission: AdmissionSettings) -> WarmThroughput:
     """The design join rate in table units, at least what a new on-demand table starts with
     and at most the table-level quota (40,000 units/s by default). With the default quota that
-    is 40,000 / 3 = 13,333 joins/s and 40,000 / 4 = 10,000 status polls/s."""
+    is 40,000 / 4 = 10,000 joins/s and 40,000 / 4 = 10,000 status polls/s."""
     quota = admission.table_quota_units_per_s
     return WarmThroughput(
         writes_per_s=min(
@@ -128,6 +128,15 @@ def admit_rate_per_s(settings: Settings) -> int:
     return min(2_000, math.ceil(peak / (a.session_minutes * 60) * ADMIT_CATCH_UP))
 
 
+METRIC_NAMESPACE = "Floodgate/WaitingRoom"
+"""The room's CloudWatch namespace: the inlet publishes into it, alarms and IAM name it."""
+ORIGIN_VERIFY_SUFFIX = "-origin-verify"
+"""The queue API's origin-secret Secret and SecretVersion end with it (components/admission.py;
+the policy pack exempts that version from the rotated-secrets rule)."""
+DEMAND_METRIC = "DemandPercent"
+"""The inlet publishes it; the web group's room-demand policy scales on it."""
+
+
 def room_tunables(settings: Settings) -> dict[str, str]:
     """The waiting room's tunables as the Lambda environment carries them (`FG_*`, read by
     `functions/admission/room.Config.from_env`): one source for the stack and the rehearsal."""
@@ -148,6 +157,9 @@ def room_tunables(settings: Settings) -> dict[str, str]:
         "FG_DRAIN_S": str(s.reopen_drain_s),
         "FG_DEMAND_FLOOR_PCT": f"{settings.fleet.scaling_target_pct:.2f}",
         "FG_POLLS_PER_S": f"{queue_api_capacity(settings).polls_per_s:.0f}",
+        "FG_JOINS_PER_ADDRESS_PER_MIN": str(s.joins_per_address_per_min),
+        "FG_METRIC_NAMESPACE": METRIC_NAMESPACE,
+        "FG_DEMAND_METRIC": DEMAND_METRIC,
     }
 
 

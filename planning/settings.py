@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from functions.admission.tokens import ID_PATTERN
 from planning import aws_facts
 
 PROJECT = "floodgate"
@@ -367,8 +368,16 @@ class WafSettings(_Model):
     rate_limit: int = 2000
     """Requests per client IP per evaluation window before WAF blocks it."""
     evaluation_window_s: int = 300
+    join_rate_limit: int = 100
+    """Waiting-room joins (POST /queue/join) per client IP per evaluation window; above it WAF
+    answers 429 JSON (or challenges, see join_limit_action). A join is one per visitor, so this
+    is the number of people one address (a home, an office or a carrier's NAT) may queue."""
+    join_limit_action: Literal["block", "challenge"] = "block"
+    """`challenge`: instead of refusing, AWS WAF's silent browser challenge. The waiting page is
+    then challenged on load too, so real browsers hold a WAF token before they join (a fetch
+    cannot answer a challenge itself)."""
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "join_rate_limit")
     @classmethod
     def _limit(cls, value: int) -> int:
         return _check_range(
@@ -520,7 +529,7 @@ class AdmissionSettings(_Model):
     """
 
     enabled: bool = True
-    room_id: str = Field(default="portal", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    room_id: str = Field(default="portal", pattern=f"^{ID_PATTERN}$")
     """Signed into every token: a token from another room (stack) never passes."""
     sessions_per_instance: int | None = Field(default=None, ge=1, le=1_000_000)
     """People one in-service web instance serves at once. Unset (the default), it is derived
@@ -551,7 +560,7 @@ class AdmissionSettings(_Model):
     """A queueing room may open once its line would be let in within this many seconds (the
     people still in line then walk in at once: at most this many seconds' admissions)."""
     design_joins_per_s: int = Field(default=20_000, ge=100, le=100_000)
-    """Joins per second the room is designed for (3 writes each; see functions/admission). The
+    """Joins per second the room is designed for (4 writes each; see functions/admission). The
     table is pre-warmed for it up to `table_quota_units_per_s`."""
     table_quota_units_per_s: int = Field(
         default=aws_facts.DDB_TABLE_QUOTA_UNITS_PER_S, ge=4_000, le=1_000_000
@@ -569,6 +578,10 @@ class AdmissionSettings(_Model):
     api_burst_limit: int = Field(default=5_000, ge=1, le=5_000)
     log_retention_days: int = 30
     waiting_alarm_threshold: int = Field(default=100_000, ge=1)
+    joins_per_address_per_min: int = Field(default=30, ge=1, le=10_000)
+    """New places one viewer address may take in a minute, counted by the join function (WAF's
+    join_rate_limit is the first line; this one holds if WAF is bypassed or lags: its rate
+    rules act within seconds, not at once)."""
     """Alarm when this many people are waiting: the fleet is too small for the night."""
 
     @field_validator("log_retention_days")

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pulumi_policy import ResourceValidationArgs
 
 from planning import aws_facts
+from planning.capacity import ORIGIN_VERIFY_SUFFIX
 from policies.props import as_list, get, policy_document, statements
 from policies.rule import (
+    Exemption,
     Finding,
     Resource,
     ResourceRule,
@@ -397,6 +399,12 @@ RULES = [
         "https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/",
         tuple(RUNTIME_MANAGED),
         _runtime_managed_ignored,
+        Exemption(
+            "the origin-verify secret holds Pulumi's own origin-secret slots (rewritten when a "
+            "slot rotates, as the ALB's listener rule is); nothing changes it at run time",
+            lambda args: args.resource_type == T_SECRET_VERSION
+            and args.name.endswith(ORIGIN_VERIFY_SUFFIX),
+        ),
     ),
     ResourceRule(
         "instance-refresh-without-auto-rollback",

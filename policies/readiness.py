@@ -39,11 +39,14 @@ def _alb_headers(view: StackView) -> set[str]:
 
 
 def _alb_behaviours(props: dict, alb_headers: set[str]) -> Iterator[tuple[str, dict]]:
-    """Behaviours that reach the load balancer: its origin, or an origin group holding it."""
+    """Behaviours that reach the load balancer: its origin, or an origin group holding it. The
+    queue API's origin carries the same header (its handlers check it too) but is API Gateway's
+    `<id>.execute-api.<region>.amazonaws.com`."""
     origins = {
         o.get("originId")
         for o in as_list(props.get("origins"))
         if alb_headers & {str(h.get("name", "")).lower() for h in as_list(o.get("customHeaders"))}
+        and ".execute-api." not in str(o.get("domainName", ""))
     }
     groups = {
         g.get("originId")

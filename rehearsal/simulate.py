@@ -75,9 +75,17 @@ class Result:
     """What limited the queue API at its busiest (join function, status function, throttle)."""
 
 
+REHEARSAL_RESOURCES = {
+    variable: "rehearsal"
+    for variable in ("FG_TABLE", "FG_SECRET_ID", "FG_KVS_ARN", "FG_ASG_NAME", "FG_TARGET_GROUP",
+                     "FG_ALARM_NAMES", "FG_ORIGIN_SECRET_ID")
+}  # fmt: skip
+"""The variables components/admission.py fills with resource names: the rehearsal has none."""
+
+
 def room_config(settings: Settings) -> Config:
     """The room's Config exactly as the Lambda builds it from its environment."""
-    return Config.from_env({"FG_TABLE": "rehearsal", **room_tunables(settings)})
+    return Config.from_env({**room_tunables(settings), **REHEARSAL_RESOURCES})
 
 
 def arrivals(users: list[float], step_s: int, session_s: int) -> tuple[list[float], list[float]]:

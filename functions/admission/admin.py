@@ -35,7 +35,7 @@ def handle(room: Room, event: dict[str, Any], now: float) -> dict[str, Any]:
     keys = room.signing_keys(now)
     return {
         key: r[key] for key in ("state", "pinned", "cursor_place", "total_places", "sealed_through")
-    } | {"current_key": keys["current"], "revoked": sorted(r["revoked"])}
+    } | {"current_key": keys["current"], "revoked": sorted(room.revocations(now))}
 
 
 def pin(room: Room, state: object, now: float) -> dict[str, Any]:
@@ -88,7 +88,5 @@ def revoke(room: Room, visitor: object, now: float) -> dict[str, Any]:
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":t": True},
         )
-    r = room.state()
-    r["revoked"][visitor] = int(now) + room.config.token_ttl_s
-    room.save(r)
+    room.revoke(visitor, int(now) + room.config.token_ttl_s)
     return {"visitor": visitor, "known": found is not None, "kvs": sync_kvs(room, now)}

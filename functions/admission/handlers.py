@@ -7,6 +7,7 @@ The visitor id travels in cookie `fg_visitor` (Path=/queue/, HttpOnly); the admi
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import time
@@ -20,7 +21,15 @@ from botocore.exceptions import ClientError
 from . import admin as admin_actions
 from . import inlet as inlet_run
 from .kvs import BotoKeyValueStore
-from .room import Config, Room, RoomError, admission_rate, retry_after
+from .room import (
+    ORIGIN_HEADER,
+    Config,
+    Room,
+    RoomError,
+    admission_rate,
+    retry_after,
+    viewer_address,
+)
 from .tokens import COOKIE
 
 VISITOR_COOKIE = "fg_visitor"
@@ -46,8 +55,7 @@ def room() -> Room:
     """One Room per container, its clients reused across invocations (standard retries)."""
     if "room" not in _cache:
         retries = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
-        config = Config.from_env(dict(os.environ))
-        kvs_arn = os.environ.get("FG_KVS_ARN")
+        config = Config.from_env(os.environ)
         _cache["room"] = Room(
             config=config,
             dynamodb=boto3.resource("dynamodb", config=retries),
@@ -56,12 +64,16 @@ def room() -> Room:
             cloudwatch=boto3.client("cloudwatch", config=retries),
             kvs=BotoKeyValueStore(
                 boto3.client("cloudfront-keyvaluestore", region_name="us-east-1", config=retries),
-                kvs_arn,
-            )
-            if kvs_arn
-            else None,
+                config.kvs_arn,
+            ),
         )
     return _cache["room"]
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    # In Lambda, a missing or misspelt FG_* variable fails the init phase, naming it, rather than
+    # the first visitor's request.
+    room()
 
 
 def join(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
@@ -69,12 +81,15 @@ def join(event: dict[str, Any], context: object = None, the_room: Room | None = 
 
     Only the portal's own pages may join: a browser marks a request another site made with
     `Sec-Fetch-Site: cross-site` (or `same-site` from a sibling domain), and such a join would
-    hand the visitor a new id, sending them to the back of the line."""
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    hand the visitor a new id, sending them to the back of the line. New places are counted
+    against the viewer's address (CloudFront-Viewer-Address)."""
+    headers = _headers(event)
     if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
         return _response(403, {"error": "cross-site", "message": "join from the portal itself"},
                          "no-store")  # fmt: skip
-    return _http(lambda r: r.join(_cookie(event, VISITOR_COOKIE), clock()), the_room)
+    address = viewer_address(headers.get("cloudfront-viewer-address"))
+    return _http(event, lambda r: r.join(_cookie(event, VISITOR_COOKIE), clock(), address),
+                 the_room)  # fmt: skip
 
 
 def status(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
@@ -84,7 +99,7 @@ def status(event: dict[str, Any], context: object = None, the_room: Room | None 
     """
     if event.get("routeKey") == "GET /queue/room":
         return summary(event, context, the_room)
-    return _http(lambda r: r.status(_cookie(event, VISITOR_COOKIE), clock()), the_room)
+    return _http(event, lambda r: r.status(_cookie(event, VISITOR_COOKIE), clock()), the_room)
 
 
 def summary(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
@@ -99,7 +114,7 @@ def summary(event: dict[str, Any], context: object = None, the_room: Room | None
             "rate_per_min": round(rate * 60, 1),
         }
 
-    return _http(answer, the_room, cache="public, max-age=2")
+    return _http(event, answer, the_room, cache="public, max-age=2")
 
 
 def inlet(event: dict[str, Any], context: object = None) -> dict[str, Any]:
@@ -121,12 +136,23 @@ def admin(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     return {"ok": True, **result}
 
 
-def _http(act: Any, the_room: Room | None, cache: str = "private, max-age=2") -> dict[str, Any]:
+def _http(
+    event: dict[str, Any], act: Any, the_room: Room | None, cache: str = "private, max-age=2"
+) -> dict[str, Any]:
     current = the_room or room()
+    if not _through_cloudfront(event, current):
+        # The execute-api endpoint answers anyone who finds it; only the distribution (and its
+        # WAF) adds the header. 403 before any read or write.
+        return _response(403, {"error": "direct", "message": "use the portal's address"},
+                         "no-store")  # fmt: skip
     try:
         body = act(current)
     except RoomError as error:
-        return _response(error.status, {"error": error.code, "message": str(error)}, "no-store")
+        response = _response(error.status, {"error": error.code, "message": str(error)},
+                             "no-store")  # fmt: skip
+        if error.status == 429:
+            response["headers"]["retry-after"] = str(OVERLOAD_RETRY_S)
+        return response
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code not in THROTTLING_CODES:
@@ -166,6 +192,18 @@ def _response(
         "cookies": cookies or [],
         "body": json.dumps(body),
     }
+
+
+def _headers(event: dict[str, Any]) -> dict[str, str]:
+    return {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+
+
+def _through_cloudfront(event: dict[str, Any], current: Room) -> bool:
+    """The request carries one of the origin secrets CloudFront adds (compared in constant
+    time, each of them, so the timing says nothing about which or how much matched)."""
+    sent = _headers(event).get(ORIGIN_HEADER.lower(), "").encode()
+    secrets = [s.encode() for s in current.origin_secrets(clock())]
+    return bool(sent) and any([hmac.compare_digest(sent, s) for s in secrets])
 
 
 def _cookie(event: dict[str, Any], name: str) -> str | None:

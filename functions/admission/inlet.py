@@ -158,19 +158,18 @@ def read_fleet(room: Room, now: float) -> Fleet:
         if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"
     )
     load = 0.0
-    if cfg.target_group:
-        points = room.cloudwatch.get_metric_statistics(
-            Namespace="AWS/ApplicationELB",
-            MetricName="RequestCountPerTarget",
-            Dimensions=[{"Name": "TargetGroup", "Value": cfg.target_group}],
-            StartTime=now - 180,
-            EndTime=now,
-            Period=60,
-            Statistics=["Sum"],
-        )["Datapoints"]
-        if points:
-            latest = max(points, key=lambda p: p["Timestamp"])
-            load = float(latest["Sum"]) / 60 / cfg.requests_per_instance_per_s
+    points = room.cloudwatch.get_metric_statistics(
+        Namespace="AWS/ApplicationELB",
+        MetricName="RequestCountPerTarget",
+        Dimensions=[{"Name": "TargetGroup", "Value": cfg.target_group}],
+        StartTime=now - 180,
+        EndTime=now,
+        Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    if points:
+        latest = max(points, key=lambda p: p["Timestamp"])
+        load = float(latest["Sum"]) / 60 / cfg.requests_per_instance_per_s
     alarm = False
     names = [n for n in cfg.alarm_names.split(",") if n]
     if names:
@@ -196,7 +195,6 @@ def step(room: Room, now: float) -> dict[str, Any]:
     r["state"], r["calm_since"] = next_state(cfg, r, fleet, waiting, forced, now, rate)
     if r["state"] == "queue" and before != "queue":
         enter_queue(r, now)
-    r["revoked"] = {v: until for v, until in r["revoked"].items() if float(until) > now}
     keep = max(cfg.session_s, cfg.show_s, RATE_WINDOW_S)
     r["history"] = [h for h in r["history"] if now - float(h[0]) <= keep]
     if moved.admitted:
@@ -232,6 +230,7 @@ def run(
     No step starts after `deadline` (epoch s; the handler sets it from the Lambda timeout): a
     run that overlaps the next minute's would be throttled (reserved concurrency 1).
     """
+    room.drop_expired_revocations(clock())
     sync_kvs(room, clock())
     count = steps if steps is not None else max(1, 60 // room.config.step_s)
     reports = []
@@ -265,9 +264,8 @@ def sync_kvs(room: Room, now: float) -> dict[str, int]:
     for kid, entry in keys["keys"].items():
         if entry.get("retire_at") is None or float(entry["retire_at"]) > now:
             wanted[f"key.{kid}"] = entry["key"]
-    for visitor, until in r["revoked"].items():
-        if float(until) > now:
-            wanted[f"revoked.{visitor}"] = str(until)
+    for visitor, until in room.revocations(now).items():
+        wanted[f"revoked.{visitor}"] = str(until)
     have = {k: v for k, v in room.kvs.items().items() if k.startswith(KVS_PREFIXES)}
     puts = {k: v for k, v in wanted.items() if have.get(k) != v}
     deletes = sorted(k for k in have if k not in wanted)

@@ -5,15 +5,19 @@ Python standard library + boto3 only (plus awscrt in a layer for the KeyValueSto
 Places without a hot key
 ------------------------
 A single counter item takes at most 1,000 writes/s (DynamoDB's per-partition write limit), so
-20,000 joins/s cannot share one. A join instead does three writes, each to a different key:
+20,000 joins/s cannot share one. A join instead does four writes, each to a different key:
+
+* ``joins#<address>#<minute>``: an atomic ADD counting the new places the viewer's address took
+  this minute; past ``joins_per_address_per_min`` the join is refused (429) before it takes a
+  place, so one client cannot fill the head of the line. Its load is one address's join rate.
 
 * ``count#<second>#<shard>``: an atomic ADD that returns the visitor's sequence number ``seq``
   in that (second, shard) cell; ``shard`` is chosen at random among ``SHARDS`` = 32. At 20,000
   joins/s each counter item takes 20,000 / 32 = **625 writes/s** (1,000 max), and the 32 items of
   one second hash to different partitions. A new second brings 32 new keys, so no item stays hot.
 * ``visitor#<id>`` (conditional put, makes join idempotent) and ``place#<order>``: random or
-  unique keys, spread evenly by DynamoDB's hash. 20,000 joins/s x 3 = **60,000 writes/s** in
-  total, i.e. at least 60 partitions: the table is declared with warm throughput for that, since
+  unique keys, spread evenly by DynamoDB's hash. 20,000 joins/s x 4 = **80,000 writes/s** in
+  total, i.e. at least 80 partitions: the table is declared with warm throughput for that, since
   a new on-demand table starts at 4,000 writes/s.
 
 A visitor's ``order = (second * SHARDS + shard) * SEQ_SPAN + seq - 1``: unique, and FIFO to the
@@ -42,12 +46,15 @@ token are counted. Collections are counted on ``collected#<minute>#<shard>`` (8 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import random
 import secrets
 import time
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, Literal, Protocol
@@ -66,6 +73,11 @@ RATE_WINDOW_S = 300
 ROOM_KEY = {"pk": "room"}
 KEYS_CACHE_S = 60
 BATCH_GET_MAX = 100  # DynamoDB BatchGetItem limit
+REVOKED_SHARDS = 16
+"""Revocations live in their own items, `revoked#<0-15>` (a map visitor -> until, epoch s),
+chosen by a hash of the visitor. An entry takes ~40 bytes, so each item holds ~9,000 before
+DynamoDB's 400 KB item limit: 140,000 in all, past the KeyValueStore's 5 MB that the edge reads
+them from. Kept in the room item, 9,500 of them stopped the room from being saved."""
 
 State = Literal["open", "queue", "closed"]
 STATES: tuple[State, ...] = ("open", "queue", "closed")
@@ -87,59 +99,112 @@ class KeyValueStore(Protocol):
     def apply(self, puts: dict[str, str], deletes: list[str]) -> None: ...
 
 
+ORIGIN_HEADER = "X-Floodgate-Origin-Verify"
+"""The header CloudFront adds on its way to the queue API and the ALB: a request without one of
+the stack's values did not come through the distribution and its WAF."""
+
+
+class ConfigError(ValueError):
+    """The Lambda's environment does not describe a room; raised at cold start."""
+
+
+def _rule(kind: type, low: float | None = None, high: float | None = None,
+          empty: bool = False) -> Any:  # fmt: skip
+    """A Config field with no default: its `FG_*` variable must be set, of `kind`, and (numbers)
+    within [low, high] or (text) non-empty unless `empty`."""
+    return field(metadata={"kind": kind, "low": low, "high": high, "empty": empty})
+
+
 @dataclass(frozen=True)
 class Config:
-    """The room's tunables; the Lambda reads them from its environment (see `from_env`)."""
+    """The room's tunables. No field has a default: the Lambda reads every one from its `FG_*`
+    environment (components/admission.py, from planning.capacity.room_tunables), and a missing,
+    misspelt or out-of-range variable stops the function at cold start (`from_env`)."""
 
-    table: str
-    room_id: str = "portal"
-    secret_id: str = ""
-    sessions_per_instance: int = 100
-    requests_per_instance_per_s: float = 150.0
-    max_admit_per_s: int = 200
-    step_s: int = 10
-    session_s: int = 1200
-    token_ttl_s: int = 7200
-    show_s: int = 120
-    abandon_after_s: int = 90
-    queue_at_load: float = 0.85
-    open_below_load: float = 0.60
-    calm_s: int = 600
-    drain_s: int = 120
-    polls_per_s: float = 0.0
+    table: str = _rule(str)
+    room_id: str = _rule(str)
+    secret_id: str = _rule(str)
+    kvs_arn: str = _rule(str)
+    sessions_per_instance: int = _rule(int, 1)
+    requests_per_instance_per_s: float = _rule(float, 0.001)
+    max_admit_per_s: int = _rule(int, 1)
+    step_s: int = _rule(int, 1, 60)
+    session_s: int = _rule(int, 60)
+    token_ttl_s: int = _rule(int, 60)
+    show_s: int = _rule(int, 1)
+    abandon_after_s: int = _rule(int, 1)
+    queue_at_load: float = _rule(float, 0.01, 1.0)
+    """A fraction of requests_per_instance_per_s (0.85), never a percentage."""
+    open_below_load: float = _rule(float, 0.0, 1.0)
+    """A fraction, below queue_at_load."""
+    calm_s: int = _rule(int, 0)
+    drain_s: int = _rule(int, 0)
+    """A queueing room may open once its line would be let in within this many seconds."""
+    polls_per_s: float = _rule(float, 0.0)
     """Polls a second the status function is sized for: the page's interval keeps the line
     under it (planning.capacity.queue_api_design; 0: no limit)."""
-    demand_floor_pct: float = 0.0
+    demand_floor_pct: float = _rule(float, 0.0, 100.0)
     """The scaling target (%): the demand metric never reads below it while people wait."""
-    """A queueing room may open once its line would be let in within this many seconds."""
-    asg_name: str = ""
-    target_group: str = ""
+    asg_name: str = _rule(str)
+    target_group: str = _rule(str)
     """CloudWatch dimension `targetgroup/<name>/<id>` for RequestCountPerTarget."""
-    alarm_names: str = ""
+    alarm_names: str = _rule(str, empty=True)
     """Comma-separated origin 5xx alarms; admissions pause while any is in ALARM."""
-    metric_namespace: str = "Floodgate/WaitingRoom"
-    demand_metric: str = "DemandPercent"
+    metric_namespace: str = _rule(str)
+    demand_metric: str = _rule(str)
     """The metric the web group's room-demand policy scales on (components/admission.py)."""
+    origin_secret_id: str = _rule(str)
+    """The secret holding the values CloudFront may send in ORIGIN_HEADER, comma-separated (two
+    slots, so a rotation never refuses an edge location still sending the old one). A secret,
+    not an environment variable: the environment shows in the console and in every preview."""
+    joins_per_address_per_min: int = _rule(int, 1)
+    """New places one viewer address may take a minute (the handler's own limit; WAF's
+    rate rule on /queue/join is the first line)."""
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> Config:
-        """Config from `FG_*` environment variables (set by components/admission.py)."""
-
-        def num(name: str, default: float) -> float:
-            return float(env.get(f"FG_{name.upper()}", default))
-
-        base = cls(table=env["FG_TABLE"])
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        """Config from `FG_<FIELD>` variables; every problem is reported at once, naming the
+        variable, its value and what is allowed. Unknown `FG_*` names (typos) are refused."""
         values: dict[str, Any] = {}
-        for name, value in base.__dict__.items():
-            if name == "table":
+        problems: list[str] = []
+        names = {f"FG_{f.name.upper()}": f for f in fields(cls)}
+        problems += [f"{k}: not a room setting (misspelt?)"
+                     for k in sorted(env) if k.startswith("FG_") and k not in names]  # fmt: skip
+        for variable, f in names.items():
+            raw = env.get(variable)
+            if raw is None:
+                problems.append(f"{variable}: missing")
                 continue
-            if isinstance(value, str):
-                values[name] = env.get(f"FG_{name.upper()}", value)
-            elif isinstance(value, int):
-                values[name] = int(num(name, value))
-            else:
-                values[name] = num(name, value)
-        return cls(table=base.table, **values)
+            try:
+                values[f.name] = _parse(raw, **f.metadata)
+            except ValueError as error:
+                problems.append(f"{variable}={raw!r}: {error}")
+        if not problems and not tokens.valid_id(values["room_id"]):
+            problems.append(f"FG_ROOM_ID={values['room_id']!r}: must match {tokens.ID_PATTERN}")
+        if not problems and values["open_below_load"] >= values["queue_at_load"]:
+            problems.append("FG_OPEN_BELOW_LOAD: must be below FG_QUEUE_AT_LOAD")
+        if problems:
+            raise ConfigError("the room's environment is invalid: " + "; ".join(problems))
+        return cls(**values)
+
+
+def _parse(raw: str, kind: type, low: float | None, high: float | None, empty: bool) -> Any:
+    """One `FG_*` value as `kind`, within its bounds (ValueError says what is allowed)."""
+    if kind is str:
+        if not raw and not empty:
+            raise ValueError("must not be empty")
+        return raw
+    try:
+        value = int(raw) if kind is int else float(raw)
+    except ValueError:
+        raise ValueError(f"must be {'an integer' if kind is int else 'a number'}") from None
+    if (
+        not math.isfinite(value)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        raise ValueError(f"must be in [{low}, {'∞' if high is None else high}]")
+    return value
 
 
 @dataclass
@@ -154,6 +219,7 @@ class Room:
     cloudwatch: Any = None
     kvs: KeyValueStore | None = None
     _keys: tuple[float, dict[str, Any]] | None = field(default=None, repr=False)
+    _origin: tuple[float, list[str]] | None = field(default=None, repr=False)
 
     @cached_property
     def table(self) -> Any:
@@ -182,11 +248,90 @@ class Room:
             self._keys = (now, _parse_keys(raw))
         return self._keys[1]
 
+    def origin_secrets(self, now: float) -> list[str]:
+        """The values CloudFront may send in ORIGIN_HEADER (empty ones dropped), cached."""
+        if self._origin is None or now - self._origin[0] > KEYS_CACHE_S:
+            raw = self.secrets.get_secret_value(SecretId=self.config.origin_secret_id)
+            self._origin = (now, [v for v in raw["SecretString"].split(",") if v])
+        return self._origin[1]
+
+    # -- revocations --------------------------------------------------------------------------
+
+    def revocations(self, now: float) -> dict[str, int]:
+        """Live revocations, visitor -> until (epoch s)."""
+        shards = self._batch_get([f"revoked#{n}" for n in range(REVOKED_SHARDS)], consistent=True)
+        return {
+            visitor: int(until)
+            for item in shards.values()
+            for visitor, until in (item.get("revoked") or {}).items()
+            if float(until) > now
+        }
+
+    def revoke(self, visitor: str, until: int) -> None:
+        """Refuse `visitor` at the edge until `until` (one entry in its shard's map)."""
+        key = {"pk": f"revoked#{zlib.crc32(visitor.encode()) % REVOKED_SHARDS}"}
+        failed = self.dynamodb.meta.client.exceptions.ConditionalCheckFailedException
+        for _ in range(3):
+            try:
+                self.table.update_item(
+                    Key=key,
+                    UpdateExpression="SET revoked.#v = :until",
+                    ConditionExpression="attribute_exists(revoked)",
+                    ExpressionAttributeNames={"#v": visitor},
+                    ExpressionAttributeValues={":until": until},
+                )
+                return
+            except failed:  # the shard's first revocation: create its map
+                try:
+                    self.table.put_item(
+                        Item={**key, "revoked": {visitor: until}},
+                        ConditionExpression="attribute_not_exists(pk)",
+                    )
+                    return
+                except failed:
+                    continue  # created meanwhile: set the entry
+        raise RoomError(503, "revoke", f"could not record the revocation in {key['pk']}")
+
+    def drop_expired_revocations(self, now: float) -> int:
+        """Remove revocations whose time has passed, each only if nobody renewed it meanwhile;
+        returns how many. Moves any left in the room item by earlier versions to the shards."""
+        room = self.state()
+        legacy = room.pop("revoked", None) or {}
+        for visitor, until in legacy.items():
+            if float(until) > now:
+                self.revoke(visitor, int(until))
+        if legacy:
+            self.save(room)
+        dropped = 0
+        shards = self._batch_get([f"revoked#{n}" for n in range(REVOKED_SHARDS)], consistent=True)
+        for pk, item in shards.items():
+            expired = [(v, u) for v, u in (item.get("revoked") or {}).items() if float(u) <= now]
+            for start in range(0, len(expired), 50):  # a 4 KB expression holds 50 comfortably
+                chunk = expired[start : start + 50]
+                names = {f"#v{i}": v for i, (v, _) in enumerate(chunk)}
+                values = {f":u{i}": u for i, (_, u) in enumerate(chunk)}
+                try:
+                    self.table.update_item(
+                        Key={"pk": pk},
+                        UpdateExpression="REMOVE " + ", ".join(f"revoked.{n}" for n in names),
+                        ConditionExpression=" AND ".join(
+                            f"revoked.#v{i} = :u{i}" for i in range(len(chunk))
+                        ),
+                        ExpressionAttributeNames=names,
+                        ExpressionAttributeValues=values,
+                    )
+                    dropped += len(chunk)
+                except self.dynamodb.meta.client.exceptions.ConditionalCheckFailedException:
+                    pass  # one was renewed: the next run drops the rest
+        return dropped
+
     # -- join and status --------------------------------------------------------------------
 
-    def join(self, visitor: str | None, now: float) -> dict[str, Any]:
+    def join(self, visitor: str | None, now: float, address: str | None = None) -> dict[str, Any]:
         """Give `visitor` a place; joining twice returns the same place. Visitor ids are minted
-        here: an id the room does not know (a client's own choice) gets a new one."""
+        here: an id the room does not know (a client's own choice) gets a new one. `address`
+        (the viewer's, from CloudFront) may take `joins_per_address_per_min` new places a
+        minute; None (no address known) is not limited."""
         room = self.state()
         if room["state"] != "queue":
             return {"state": room["state"]}
@@ -194,7 +339,23 @@ class Room:
             found = self.table.get_item(Key={"pk": f"visitor#{visitor}"}).get("Item")
             if found is not None:
                 return self.status(visitor, now)
+        if address is not None:
+            self._count_join(address, now)
         return self._new_place(secrets.token_urlsafe(16), room, now, previous=None)
+
+    def _count_join(self, address: str, now: float) -> None:
+        """Count a new place against `address` this minute; RoomError 429 past the limit."""
+        minute = int(now) // 60
+        counted = self.table.update_item(
+            Key={"pk": f"joins#{address}#{minute}"},
+            UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :exp)",
+            ExpressionAttributeValues={":one": 1, ":exp": (minute + 2) * 60},
+            ReturnValues="UPDATED_NEW",
+        )
+        if int(counted["Attributes"]["n"]) > self.config.joins_per_address_per_min:
+            raise RoomError(
+                429, "busy", "too many people joined from this address this minute; try again"
+            )
 
     def _new_place(
         self, visitor: str, room: dict[str, Any], now: float, previous: int | None
@@ -208,7 +369,7 @@ class Room:
     def _take_place(
         self, visitor: str, room: dict[str, Any], now: float, previous: int | None
     ) -> int | None:
-        """A join's three writes (module docstring); None if a concurrent join for `visitor` won."""
+        """A join's place writes (module docstring); None if a concurrent join for `visitor` won."""
         # Never into a second the inlet has sealed: that place would be past its tally.
         second = max(int(now), int(room["sealed_through"]) + 1)
         shard = random.randrange(SHARDS)
@@ -377,6 +538,21 @@ class Room:
         return found
 
 
+def viewer_address(header: str | None) -> str | None:
+    """The address a join is counted against, from CloudFront-Viewer-Address (`ip:port`, IPv6
+    unbracketed): the IPv4 address, or the IPv6 /64 (one household's prefix); None if absent
+    or unreadable."""
+    if not header:
+        return None
+    try:
+        ip = ipaddress.ip_address(header.strip().rsplit(":", 1)[0].strip("[]"))
+    except ValueError:
+        return None
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address) + "/64"
+    return str(ip)
+
+
 def _room_defaults(item: dict[str, Any]) -> dict[str, Any]:
     """The room item with defaults for a room that has never run."""
     return {
@@ -389,7 +565,6 @@ def _room_defaults(item: dict[str, Any]) -> dict[str, Any]:
         "calm_since": None,
         "period": 0,
         "history": [],
-        "revoked": {},
         "version": 0,
         **_plain(item),
     }

@@ -15,7 +15,9 @@ import re
 
 COOKIE = "fg_admit"
 VERSION = "v1"
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+"""Room, visitor and key ids (planning.settings checks room_id against it too)."""
+_ID = re.compile(ID_PATTERN)
 
 
 def valid_id(value: str) -> bool:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
 
-from components.admission import METRIC_NAMESPACE
-from scripts.offline_cloud import OfflineRun
+from components.admission import DEMAND_METRIC, METRIC_NAMESPACE
+from functions.admission.room import ORIGIN_HEADER, Config
+from planning.capacity import room_tunables
+from scripts.offline_cloud import OfflineRun, reveal
 from tests.conftest import stack_run
 
 
@@ -33,7 +36,7 @@ def test_table_has_ttl_recovery_and_warm_throughput(run) -> None:
 
 
 def test_warm_throughput_is_capped_at_the_table_quota(run, prod) -> None:
-    """20,000 joins/s x 3 writes = 60,000/s, but AWS pre-warms only up to the table quota."""
+    """20,000 joins/s x 4 writes = 80,000/s, but AWS pre-warms only up to the table quota."""
     warm = run.one("aws:dynamodb/table:Table").inputs["warmThroughput"]
     assert prod.admission.table_quota_units_per_s == 40_000
     assert warm == {"writeUnitsPerSecond": 40_000, "readUnitsPerSecond": 40_000}
@@ -44,7 +47,9 @@ def test_room_table_is_never_replaced_by_a_plan_or_refresh(run) -> None:
     table = run.one("aws:dynamodb/table:Table")
     assert table.protect and "warmThroughput" in table.ignore_changes
     assert run.one("aws:cloudfront/keyValueStore:KeyValueStore").protect
-    assert run.one("aws:secretsmanager/secret:Secret").protect
+    keys = next(s for s in run.of_type("aws:secretsmanager/secret:Secret")
+                if s.name.endswith("signing-keys"))  # fmt: skip
+    assert keys.protect
 
 
 def test_inlet_ends_inside_its_minute_and_is_never_retried(run) -> None:
@@ -72,13 +77,33 @@ def test_functions_concurrency_runtime_and_logs(run) -> None:
     assert all(groups[f"/aws/lambda/{f['name']}"]["retentionInDays"] == 30 for f in fns.values())
 
 
+def role_policies(run: OfflineRun) -> dict[str, dict]:
+    return {p.name.rsplit("-", 1)[-1]: json.loads(p.inputs["policy"])
+            for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+            if "-room-" in p.name or "inlet-schedule" in p.name}  # fmt: skip
+
+
+def allows(policy: dict, action: str, keys: list[str]) -> bool:
+    """IAM's verdict on a DynamoDB `action` touching partition keys `keys`, for Allow
+    statements with a `ForAllValues:StringLike` on dynamodb:LeadingKeys: every key must match
+    one of the patterns (AWS: "Using IAM policy conditions for fine-grained access control";
+    ForAllValues is true for a request with no keys, so each action here names its keys)."""
+    for statement in policy["Statement"]:
+        if action not in statement["Action"]:
+            continue
+        condition = statement.get("Condition", {}).get("ForAllValues:StringLike", {})
+        patterns = condition.get("dynamodb:LeadingKeys")
+        if patterns is None or all(any(fnmatch.fnmatchcase(k, p) for p in patterns) for k in keys):
+            return True
+    return False
+
+
 def test_roles_are_least_privilege(run) -> None:
-    policies = [json.loads(p.inputs["policy"]) for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
-                if "-room-" in p.name or "inlet-schedule" in p.name]  # fmt: skip
-    assert len(policies) == 5
-    wildcard_ok = {"autoscaling:DescribeAutoScalingGroups", "cloudwatch:DescribeAlarms",
-                   "cloudwatch:GetMetricStatistics", "cloudwatch:PutMetricData"}  # fmt: skip
-    for policy in policies:
+    policies = role_policies(run)
+    assert set(policies) == {"join", "status", "inlet", "admin", "schedule"}
+    wildcard_ok = {"autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricStatistics",
+                   "cloudwatch:PutMetricData"}  # fmt: skip
+    for policy in policies.values():
         for statement in policy["Statement"]:
             assert all("*" not in action for action in statement["Action"])
             if statement["Resource"] == "*":
@@ -87,73 +112,104 @@ def test_roles_are_least_privilege(run) -> None:
                 assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"] == (
                     METRIC_NAMESPACE
                 )
-    join = next(json.loads(p.inputs["policy"]) for p in run.of_type(
-        "aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-room-join"))  # fmt: skip
-    actions = {a for s in join["Statement"] for a in s["Action"]}
+    actions = {a for s in policies["join"]["Statement"] for a in s["Action"]}
     assert "secretsmanager:PutSecretValue" not in actions
     assert not any(a.startswith("cloudfront-keyvaluestore:") for a in actions)
 
 
-def test_inlet_runs_every_minute_without_retries(run) -> None:
-    schedule = run.one("aws:scheduler/schedule:Schedule").inputs
-    assert schedule["scheduleExpression"] == "rate(1 minute)"
-    assert schedule["target"]["retryPolicy"]["maximumRetryAttempts"] == 0
-    assert schedule["target"]["arn"].endswith(":function:floodgate-prod-room-inlet")
+@pytest.mark.parametrize("label", ["join", "status"])
+def test_visitors_functions_cannot_write_the_rooms_own_items(run, label) -> None:
+    """A bug or injection in join/status cannot reopen the room, forge a tally, clear the
+    calendar or lift a revocation: dynamodb:LeadingKeys limits them to visitors' keys."""
+    policy = role_policies(run)[label]
+    for key in ("count#1857000000#3", "visitor#abc", "place#42", "collected#3095000#1",
+                "joins#198.51.100.7#30950000"):  # fmt: skip
+        assert allows(policy, "dynamodb:PutItem", [key]), key
+        assert allows(policy, "dynamodb:UpdateItem", [key]), key
+    for key in ("room", "tally#1857000000", "calendar", "revoked#3"):
+        assert not allows(policy, "dynamodb:PutItem", [key]), key
+        assert not allows(policy, "dynamodb:UpdateItem", [key]), key
+    assert allows(policy, "dynamodb:BatchGetItem", ["place#42", "room", "tally#1857000000"])
+    assert not allows(policy, "dynamodb:BatchGetItem", ["place#42", "calendar"])
+    assert not allows(policy, "dynamodb:BatchWriteItem", ["place#42"])
+    admin = role_policies(run)["admin"]
+    assert allows(admin, "dynamodb:PutItem", ["room"]) and allows(admin, "dynamodb:UpdateItem",
+                                                                 ["revoked#3"])  # fmt: skip
+    assert not allows(admin, "dynamodb:PutItem", ["calendar"])
 
 
-def test_api_routes_and_throttling(run) -> None:
-    routes = {r.inputs["routeKey"] for r in run.of_type("aws:apigatewayv2/route:Route")}
-    assert routes == {"POST /queue/join", "GET /queue/status", "GET /queue/room"}
-    stage = run.one("aws:apigatewayv2/stage:Stage").inputs
-    assert stage["defaultRouteSettings"] == {"throttlingBurstLimit": 5000,
-                                             "throttlingRateLimit": 10000}  # fmt: skip
+def test_inlet_describes_only_the_pause_alarms(run) -> None:
+    statement = next(s for s in role_policies(run)["inlet"]["Statement"]
+                     if "cloudwatch:DescribeAlarms" in s["Action"])  # fmt: skip
+    alarms = {a.outputs["name"]: a.outputs["arn"]
+              for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}  # fmt: skip
+    inlet = functions(run)["inlet"]["environment"]["variables"]
+    assert statement["Resource"] == [alarms[n] for n in inlet["FG_ALARM_NAMES"].split(",")]
 
 
-def test_gate_guards_the_default_behaviour_with_the_kvs(run) -> None:
-    kvs = run.one("aws:cloudfront/keyValueStore:KeyValueStore")
-    functions = {f.name.rsplit("-", 1)[1]: f for f in run.of_type(
-        "aws:cloudfront/function:Function")}  # fmt: skip
-    gate, session = functions["gate"], functions["session"]
-    for function in (gate, session):
-        assert function.inputs["keyValueStoreAssociations"] == [
-            f"arn:aws:cloudfront::123456789012:key-value-store/{kvs.id.rsplit('-', 1)[1]}"
-        ]
-        assert len(function.inputs["code"].encode()) < 10_240, "CloudFront Functions: 10 KB"
-    assert gate.inputs["code"] == session.inputs["code"], "one file, two event types"
+def test_service_roles_trust_only_this_account(run) -> None:
+    """aws:SourceAccount on every role a service assumes for this stack, except EC2's (EC2
+    sends no source account when an instance assumes its profile's role)."""
+    for role in run.of_type("aws:iam/role:Role"):
+        statement = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+        services = statement["Principal"]["Service"]
+        condition = statement.get("Condition", {}).get("StringEquals", {})
+        if services in ("lambda.amazonaws.com", "scheduler.amazonaws.com",
+                        "vpc-flow-logs.amazonaws.com"):  # fmt: skip
+            assert condition == {"aws:SourceAccount": "123456789012"}, role.name
+        elif services == "ec2.amazonaws.com":
+            assert condition == {}, role.name
+
+
+def test_api_gateway_invokes_each_function_for_its_own_routes(run) -> None:
+    api = run.one("aws:apigatewayv2/api:Api")
+    arns = {p.inputs["function"].rsplit("-", 1)[1] + " " + p.inputs["sourceArn"]
+            for p in run.of_type("aws:lambda/permission:Permission")
+            if p.inputs["principal"] == "apigateway.amazonaws.com"}  # fmt: skip
+    base = api.outputs["executionArn"]
+    assert arns == {f"join {base}/*/POST/queue/join", f"status {base}/*/GET/queue/status",
+                    f"status {base}/*/GET/queue/room"}  # fmt: skip
+
+
+def test_declared_environment_parses_into_the_rooms_config_exactly(run, prod) -> None:
+    """The layers' contract: what the component declares is what the Lambda reads, field by
+    field, and the tunables are planning's (no default in between)."""
+    for label, function in functions(run).items():
+        env = function["environment"]["variables"]
+        config = Config.from_env(env)
+        assert {f"FG_{k.upper()}" for k in config.__dict__} == set(env), label
+        for variable, value in room_tunables(prod).items():
+            assert env[variable] == value, (label, variable)
+        assert (config.metric_namespace, config.demand_metric) == (METRIC_NAMESPACE, DEMAND_METRIC)
+
+
+def test_queue_api_checks_the_value_cloudfront_sends(run) -> None:
+    """The handlers read the origin-verify secret; it holds both slots, and CloudFront sends
+    the current one on the queue origin as on the ALB's."""
+    secret = next(v for v in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+                  if "origin-verify" in v.name)  # fmt: skip
+    assert secret.to_json()["inputs"]["secretString"] == "[secret]"
+    slots = {reveal(p.outputs["result"])
+             for p in run.of_type("random:index/randomPassword:RandomPassword")}  # fmt: skip
+    assert set(secret.revealed()["secretString"].split(",")) == slots
+    verify = next(s for s in run.of_type("aws:secretsmanager/secret:Secret")
+                  if s.name.endswith("origin-verify"))  # fmt: skip
+    env = functions(run)["join"]["environment"]["variables"]
+    assert env["FG_ORIGIN_SECRET_ID"] == verify.outputs["arn"]
+    distribution = run.one("aws:cloudfront/distribution:Distribution").revealed()
+    headers = {o["originId"]: {h["name"]: h["value"] for h in o.get("customHeaders", [])}
+               for o in distribution["origins"]}  # fmt: skip
+    assert headers["queue-api"] == headers["alb"] and headers["alb"][ORIGIN_HEADER] in slots
+
+
+def test_the_queue_api_hears_the_viewers_address_and_fetch_metadata(run) -> None:
+    """The per-address join limit and the cross-site check read headers CloudFront forwards
+    only when an origin request policy names them; Host must stay API Gateway's own."""
+    policy = run.one("aws:cloudfront/originRequestPolicy:OriginRequestPolicy")
+    headers = policy.inputs["headersConfig"]
+    assert headers["headerBehavior"] == "whitelist"
+    assert set(headers["headers"]["items"]) == {"CloudFront-Viewer-Address", "Sec-Fetch-Site"}
+    assert policy.inputs["cookiesConfig"] == {"cookieBehavior": "all"}
     distribution = run.one("aws:cloudfront/distribution:Distribution").inputs
-    behaviours = {b["pathPattern"]: b for b in distribution["orderedCacheBehaviors"]}
-    behaviours["*"] = distribution["defaultCacheBehavior"]
-    assert behaviours["/queue/*"]["targetOriginId"] == "queue-api"
-    assert "POST" in behaviours["/queue/*"]["allowedMethods"]
-    assert behaviours["/waiting-room/*"]["targetOriginId"] == "high-demand-pages"
-    gated = {
-        pattern
-        for pattern, b in behaviours.items()
-        if [(a["eventType"], a["functionArn"]) for a in b["functionAssociations"]]
-        == [("viewer-request", gate.outputs["arn"]), ("viewer-response", session.outputs["arn"])]
-    }
-    # Every behaviour that reaches the ALB (directly or through the origin group).
-    assert gated == {"*", "/assets/*", "/static/*", "/api/*", "/submit/*"}
-
-
-def test_signing_key_is_a_secret_never_plain(run) -> None:
-    version = run.one("aws:secretsmanager/secretVersion:SecretVersion")
-    assert version.to_json()["inputs"]["secretString"] == "[secret]"
-    assert {"secretString", "versionStages"} <= set(version.ignore_changes)
-    # terraform-provider-aws #37302: a version left without stages may be deleted and then
-    # re-created by the provider, making the original key current again.
-    assert "floodgate-initial" in version.inputs["versionStages"]
-    key = json.loads(version.revealed()["secretString"])
-    assert key["current"] == "k0" and len(key["keys"]["k0"]["key"]) == 64
-    plan = json.dumps(run.plan_document())
-    assert key["keys"]["k0"]["key"] not in plan
-
-
-def test_admission_off_declares_no_room(prod_config) -> None:
-    from scripts.offline_cloud import run_offline
-
-    prod_config["floodgate:settings"]["admission"] = {"enabled": False}
-    off = run_offline("prod", prod_config)
-    assert not off.of_type("aws:dynamodb/table:Table")
-    distribution = off.one("aws:cloudfront/distribution:Distribution").inputs
-    assert "/queue/*" not in {b["pathPattern"] for b in distribution["orderedCacheBehaviors"]}
+    queue = next(b for b in distribution["orderedCacheBehaviors"] if b["pathPattern"] == "/queue/*")
+    assert queue["originRequestPolicyId"] == policy.id

@@ -127,6 +127,42 @@ def test_waf_rate_limits_per_ip_and_uses_managed_rules(run, prod) -> None:
     assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= set(rules)
 
 
+def test_joins_are_rate_limited_per_ip_with_a_json_429(run, prod) -> None:
+    """500 joins from one client once filled the head of the line: WAF holds one address to
+    `join_rate_limit` joins a window and answers as the queue API does when busy."""
+    acl = run.one("aws:wafv2/webAcl:WebAcl").inputs
+    rules = {r["name"]: r for r in acl["rules"]}
+    join = rules["queue-join-rate"]
+    rate = join["statement"]["rateBasedStatement"]
+    assert (rate["limit"], rate["aggregateKeyType"]) == (prod.waf.join_rate_limit, "IP")
+    match = rate["scopeDownStatement"]["byteMatchStatement"]
+    assert (match["searchString"], match["positionalConstraint"]) == ("/queue/join", "EXACTLY")
+    assert "uriPath" in match["fieldToMatch"]
+    response = join["action"]["block"]["customResponse"]
+    assert response["responseCode"] == 429
+    assert response["responseHeaders"] == [{"name": "retry-after", "value": "60"}]
+    (body,) = acl["customResponseBodies"]
+    assert body["key"] == response["customResponseBodyKey"]
+    assert json.loads(body["content"]) == {"error": "busy", "retry_after_s": 60}
+    priorities = [r["priority"] for r in acl["rules"]]
+    assert len(priorities) == len(set(priorities)), "WAF refuses two rules of one priority"
+    assert "waiting-page-challenge" not in rules
+
+
+def test_join_limit_can_challenge_and_then_the_waiting_page_is_challenged_too(
+    evaluate, prod_config
+) -> None:
+    from tests.conftest import settings_with
+
+    settings = settings_with(prod_config, waf__join_limit_action="challenge")
+    rules = {r["name"]: r for r in
+             build(evaluate, settings).one("aws:wafv2/webAcl:WebAcl").inputs["rules"]}  # fmt: skip
+    assert rules["queue-join-rate"]["action"] == {"challenge": {}}
+    page = rules["waiting-page-challenge"]
+    assert page["action"] == {"challenge": {}}
+    assert page["statement"]["byteMatchStatement"]["searchString"] == "/waiting-room/"
+
+
 def test_pages_bucket_is_readable_only_by_this_distribution(run, distribution) -> None:
     policies = [
         json.loads(p.inputs["policy"]) for p in run.of_type("aws:s3/bucketPolicy:BucketPolicy")

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from functions.admission import handlers
 from functions.admission.room import Room
+from tests.functions.room_fixtures import THROUGH_CLOUDFRONT
 
 Handler = Callable[[dict[str, Any], object, Room | None], dict[str, Any]]
 ROUTES: dict[str, Handler] = {
@@ -21,10 +22,14 @@ ROUTES: dict[str, Handler] = {
 }
 
 
-def api_event(method: str, target: str, headers: dict[str, str]) -> dict[str, Any]:
-    """An HTTP API v2 event: `cookies` split out of the Cookie header, headers lower-cased."""
+def api_event(
+    method: str, target: str, headers: dict[str, str], viewer: str = "127.0.0.1:0"
+) -> dict[str, Any]:
+    """An HTTP API v2 event as CloudFront and API Gateway pass it on: `cookies` split out of the
+    Cookie header, headers lower-cased, CloudFront's origin secret and viewer address added."""
     url = urlsplit(target)
     lowered = {k.lower(): v for k, v in headers.items()}
+    lowered |= {**THROUGH_CLOUDFRONT, "cloudfront-viewer-address": viewer}
     cookie = lowered.pop("cookie", "")
     return {
         "version": "2.0",
@@ -50,7 +55,8 @@ class _Adapter(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
-        event = api_event(method, self.path, dict(self.headers.items()))
+        viewer = f"{self.client_address[0]}:{self.client_address[1]}"
+        event = api_event(method, self.path, dict(self.headers.items()), viewer)
         route = ROUTES.get(event["routeKey"])
         if route is None:
             answer: dict[str, Any] = {"statusCode": 404, "headers": {}, "body": ""}

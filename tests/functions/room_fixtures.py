@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
@@ -14,6 +14,37 @@ from functions.admission.room import Config, Room
 REGION = "ca-central-1"
 TABLE, ASG, ALARM = "room", "web", "origin-5xx"
 KEY_HEX = "ab" * 32
+T0 = 1_857_000_000.0  # a whole minute; tests move the clock explicitly
+ORIGIN_SECRET = "edge-secret-a"
+"""What the test's CloudFront adds (the origin-verify secret holds it and a second slot)."""
+THROUGH_CLOUDFRONT = {"x-floodgate-origin-verify": ORIGIN_SECRET}
+TEST_ENV = {
+    "FG_ROOM_ID": "election-2028", "FG_SECRET_ID": TABLE, "FG_KVS_ARN": "arn:kvs/test",
+    "FG_SESSIONS_PER_INSTANCE": "100", "FG_REQUESTS_PER_INSTANCE_PER_S": "150",
+    "FG_MAX_ADMIT_PER_S": "200", "FG_STEP_S": "10", "FG_SESSION_S": "1200",
+    "FG_TOKEN_TTL_S": "7200", "FG_SHOW_S": "120", "FG_ABANDON_AFTER_S": "90",
+    "FG_QUEUE_AT_LOAD": "0.85", "FG_OPEN_BELOW_LOAD": "0.6", "FG_CALM_S": "600",
+    "FG_DRAIN_S": "120", "FG_POLLS_PER_S": "0", "FG_DEMAND_FLOOR_PCT": "0",
+    "FG_ASG_NAME": ASG, "FG_TARGET_GROUP": "targetgroup/web/no-metrics", "FG_ALARM_NAMES": ALARM,
+    "FG_METRIC_NAMESPACE": "Floodgate/WaitingRoom", "FG_DEMAND_METRIC": "DemandPercent",
+    "FG_ORIGIN_SECRET_ID": "origin-verify", "FG_JOINS_PER_ADDRESS_PER_MIN": "30",
+}  # fmt: skip
+"""A small room's environment, as components/admission.py would set it (moto has no ALB metrics:
+the origin load reads as zero until a test puts some)."""
+
+
+def via_edge(cookies: list[str] | None = None, headers: dict[str, str] | None = None,
+             **event: Any) -> dict[str, Any]:  # fmt: skip
+    """An HTTP API v2 event as it arrives through the distribution: CloudFront's origin header
+    and a viewer address added to `headers`."""
+    sent = {**THROUGH_CLOUDFRONT, "cloudfront-viewer-address": "198.51.100.7:50123",
+            **(headers or {})}  # fmt: skip
+    return {"cookies": cookies or [], "headers": sent, **event}
+
+
+def config_for_tests(**overrides: Any) -> Config:
+    """TEST_ENV's Config with `overrides` (field names, any values)."""
+    return replace(Config.from_env({**TEST_ENV, "FG_TABLE": TABLE}), **overrides)
 
 
 @dataclass
@@ -80,13 +111,9 @@ def make_room(endpoint: str | None = None, name: str = TABLE, **overrides: Any) 
         Name=name,
         SecretString=json.dumps({"current": "k0", "keys": {"k0": {"key": KEY_HEX}}}),
     )
-    config = Config(
-        table=name,
-        room_id="election-2028",
-        secret_id=name,
-        asg_name=ASG,
-        alarm_names=ALARM,
-        **overrides,
+    secrets.create_secret(Name=f"{name}-origin", SecretString=f"{ORIGIN_SECRET},edge-secret-b")
+    config = config_for_tests(
+        table=name, secret_id=name, origin_secret_id=f"{name}-origin", **overrides
     )
     return Room(
         config=config,
@@ -108,3 +135,8 @@ def items(room: Room, prefix: str) -> Iterator[dict[str, Any]]:
         for item in page["Items"]:
             if item["pk"].startswith(prefix):
                 yield item
+
+
+def join_many(room: Room, count: int, at: float = T0 + 1, every: float = 0.01) -> list[str]:
+    """`count` new visitors joining `every` seconds from `at`; their ids."""
+    return [room.join(None, at + i * every)["visitor"] for i in range(count)]

@@ -13,10 +13,11 @@ from functions.admission.inlet import (
     next_state,
     walk,
 )
-from functions.admission.room import POLL_MAX_S, Config, retry_after
+from functions.admission.room import POLL_MAX_S, retry_after
+from tests.functions.room_fixtures import config_for_tests
 
-CONFIG = Config(table="t", sessions_per_instance=50, max_admit_per_s=20, step_s=10,
-                drain_s=120, demand_floor_pct=66.67)  # fmt: skip
+CONFIG = config_for_tests(sessions_per_instance=50, max_admit_per_s=20, step_s=10, drain_s=120,
+                          demand_floor_pct=66.67)  # fmt: skip
 NOW = 10_000.0
 
 fleets = st.builds(

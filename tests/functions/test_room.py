@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from functions.admission import admin, handlers, inlet, tokens
 from functions.admission import room as room_module
@@ -18,42 +17,21 @@ from functions.admission.room import (
     SEQ_SPAN,
     SHARDS,
     Config,
+    ConfigError,
     Room,
     RoomError,
     _place,
 )
 from tests.functions.room_fixtures import (
     KEY_HEX,
-    create_cloud,
+    T0,
+    TEST_ENV,
     items,
-    make_room,
+    join_many,
     set_alarm,
+    via_edge,
 )
 from tests.moto_server import atomic_item_writes
-
-T0 = 1_857_000_000.0  # a whole minute; tests move the clock explicitly
-
-
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[None]:
-    with mock_aws():
-        create_cloud(instances=2)
-        yield
-
-
-@pytest.fixture
-def room(cloud, request) -> Room:
-    """A new room per test; 2 instances x 5 sessions: capacity 10 people at a time."""
-    r = make_room(name=request.node.name[:60], sessions_per_instance=5, max_admit_per_s=100)
-    r.autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=2)
-    set_alarm(r, "OK")
-    admin.pin(r, "queue", T0)
-    admin.pin(r, None, T0)  # queueing, but under the inlet's control
-    return r
-
-
-def join_many(room: Room, count: int, at: float = T0 + 1, every: float = 0.01) -> list[str]:
-    return [room.join(None, at + i * every)["visitor"] for i in range(count)]
 
 
 def places(room: Room, visitors: list[str], now: float) -> list[int]:
@@ -346,21 +324,21 @@ def test_kvs_sync_is_idempotent(room) -> None:
 
 
 def test_http_join_and_status_set_cookies_and_cache_headers(room) -> None:
-    joined = handlers.join({"cookies": []}, None, room)
+    joined = handlers.join(via_edge(), None, room)
     assert joined["statusCode"] == 200
     visitor_cookie = joined["cookies"][0]
     assert visitor_cookie.startswith("fg_visitor=") and "HttpOnly" in visitor_cookie
     assert "SameSite=Strict" in visitor_cookie
     visitor = visitor_cookie.split(";")[0].split("=", 1)[1]
-    waiting = handlers.status({"cookies": [f"fg_visitor={visitor}"]}, None, room)
+    waiting = handlers.status(via_edge([f"fg_visitor={visitor}"]), None, room)
     body = json.loads(waiting["body"])
     assert waiting["headers"]["cache-control"] == "private, max-age=2"
     assert body["admitted"] is False and 5 <= body["retry_after_s"] <= 60
-    missing = handlers.status({"cookies": []}, None, room)
+    missing = handlers.status(via_edge(), None, room)
     assert (missing["statusCode"], missing["headers"]["cache-control"]) == (400, "no-store")
-    unknown = handlers.status({"cookies": ["fg_visitor=nobody"]}, None, room)
+    unknown = handlers.status(via_edge(["fg_visitor=nobody"]), None, room)
     assert unknown["statusCode"] == 404
-    summary = handlers.status({"routeKey": "GET /queue/room"}, None, room)
+    summary = handlers.status(via_edge(routeKey="GET /queue/room"), None, room)
     assert summary["headers"]["cache-control"] == "public, max-age=2"
     assert json.loads(summary["body"])["state"] == "queue"
 
@@ -370,13 +348,13 @@ def test_http_join_and_status_set_cookies_and_cache_headers(room) -> None:
 )
 def test_cross_site_join_is_refused(room, header, site) -> None:
     """Another site cannot send a waiting visitor to the back of the line."""
-    joined = handlers.join({"cookies": [], "headers": {"sec-fetch-site": "same-origin"}},
+    joined = handlers.join(via_edge(headers={"sec-fetch-site": "same-origin"}),
                            None, room)  # fmt: skip
     visitor = joined["cookies"][0].split(";")[0].split("=", 1)[1]
-    forged = handlers.join({"cookies": [], "headers": {header: site}}, None, room)
+    forged = handlers.join(via_edge(headers={header: site}), None, room)
     assert (forged["statusCode"], forged["cookies"]) == (403, [])
     assert json.loads(forged["body"])["error"] == "cross-site"
-    status = handlers.status({"cookies": [f"fg_visitor={visitor}"]}, None, room)
+    status = handlers.status(via_edge([f"fg_visitor={visitor}"]), None, room)
     assert json.loads(status["body"])["visitor"] == visitor, "still in their place"
 
 
@@ -384,7 +362,7 @@ def test_http_status_issues_the_token_cookie_once_admitted(room, monkeypatch) ->
     monkeypatch.setattr(handlers, "clock", lambda: T0 + 11)
     visitor = join_many(room, 1)[0]
     inlet.step(room, T0 + 10)
-    answer = handlers.status({"cookies": [f"fg_visitor={visitor}"]}, None, room)
+    answer = handlers.status(via_edge([f"fg_visitor={visitor}"]), None, room)
     admit = next(c for c in answer["cookies"] if c.startswith("fg_admit="))
     for part in ("Path=/", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=7200"):
         assert part in admit
@@ -393,10 +371,37 @@ def test_http_status_issues_the_token_cookie_once_admitted(room, monkeypatch) ->
 
 
 def test_config_from_env_reads_every_setting() -> None:
-    config = Config.from_env({"FG_TABLE": "t", "FG_STEP_S": "15", "FG_QUEUE_AT_LOAD": "0.7",
-                              "FG_ALARM_NAMES": "a,b"})  # fmt: skip
+    env = {**TEST_ENV, "FG_TABLE": "t", "FG_STEP_S": "15", "FG_QUEUE_AT_LOAD": "0.7"}
+    config = Config.from_env(env)
     assert (config.table, config.step_s, config.queue_at_load) == ("t", 15, 0.7)
-    assert config.alarm_names == "a,b" and config.max_admit_per_s == 200
+    assert {f"FG_{name.upper()}" for name in config.__dict__} == set(env), "one variable each"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"FG_STEP_S": None}, "FG_STEP_S: missing"),
+        ({"FG_SETP_S": "10"}, "FG_SETP_S: not a room setting"),
+        ({"FG_QUEUE_AT_LOAD": "85"}, "FG_QUEUE_AT_LOAD='85': must be in [0.01, 1.0]"),
+        ({"FG_DEMAND_FLOOR_PCT": "0.6667e3"}, "FG_DEMAND_FLOOR_PCT='0.6667e3': must be in"),
+        ({"FG_STEP_S": "ten"}, "FG_STEP_S='ten': must be an integer"),
+        ({"FG_REQUESTS_PER_INSTANCE_PER_S": "nan"}, "must be in [0.001"),
+        ({"FG_ASG_NAME": ""}, "FG_ASG_NAME='': must not be empty"),
+        ({"FG_ROOM_ID": "bad id"}, "FG_ROOM_ID='bad id': must match"),
+        ({"FG_OPEN_BELOW_LOAD": "0.9"}, "FG_OPEN_BELOW_LOAD: must be below FG_QUEUE_AT_LOAD"),
+    ],
+)
+def test_config_from_env_refuses_what_the_room_cannot_run_on(change, message) -> None:
+    """No defaults: a missing, misspelt or out-of-range variable stops the cold start, named."""
+    env = {**TEST_ENV, "FG_TABLE": "t", **change}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Config.from_env({k: v for k, v in env.items() if v is not None})
+
+
+def test_config_reports_every_problem_at_once() -> None:
+    env = {k: v for k, v in TEST_ENV.items() if k not in ("FG_STEP_S", "FG_CALM_S")}
+    with pytest.raises(ConfigError, match=r"FG_TABLE: missing; .*FG_STEP_S: missing; .*FG_CALM_S"):
+        Config.from_env(env)
 
 
 def test_throttled_queue_api_answers_429_json_never_5xx(room, monkeypatch) -> None:
@@ -409,7 +414,7 @@ def test_throttled_queue_api_answers_429_json_never_5xx(room, monkeypatch) -> No
         )
 
     monkeypatch.setattr(room_module.Room, "join", throttled)
-    answer = handlers.join({"cookies": []}, None, room)
+    answer = handlers.join(via_edge(), None, room)
     assert answer["statusCode"] == 429
     assert answer["headers"]["content-type"] == "application/json"
     assert answer["headers"]["retry-after"] == str(handlers.OVERLOAD_RETRY_S)
@@ -422,7 +427,7 @@ def test_a_bug_still_fails_loudly_for_the_error_alarm(room, monkeypatch) -> None
 
     monkeypatch.setattr(room_module.Room, "join", broken)
     with pytest.raises(ClientError):
-        handlers.join({"cookies": []}, None, room)
+        handlers.join(via_edge(), None, room)
 
 
 def test_inlet_starts_no_step_past_its_deadline(room) -> None:

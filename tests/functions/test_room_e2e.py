@@ -118,6 +118,7 @@ def test_a_thousand_visitors_get_in_in_line_order_at_capacity(aws_process, monke
         session_s=60,
         show_s=SHOW_S,
         abandon_after_s=ABANDON_AFTER_S,
+        joins_per_address_per_min=VISITORS,  # a thousand people, all from 127.0.0.1
     )
     now = [T0]
     monkeypatch.setattr(handlers, "clock", lambda: now[0])

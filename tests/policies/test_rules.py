@@ -209,11 +209,16 @@ def test_every_shipped_stack_passes_the_pack(stack: str) -> None:
 def test_deliberate_departures_are_shown_as_documented_exceptions() -> None:
     prod = [v for v in evaluate(plan("prod")) if v.outcome == "exception"]
     assert [(v.rule, v.resource) for v in prod] == [
-        ("fsbp-autoscaling-6-instance-types", "Group floodgate-prod")
+        ("runtime-managed-values-ignored", "SecretVersion floodgate-prod-origin-verify"),
+        ("fsbp-autoscaling-6-instance-types", "Group floodgate-prod"),
     ]
-    assert "warm pool" in prod[0].message
+    assert "Pulumi's own origin-secret slots" in prod[0].message
+    assert "warm pool" in prod[1].message
     dev = [v for v in evaluate(plan("dev")) if v.outcome == "exception"]
-    assert [v.rule for v in dev] == ["fsbp-cloudfront-7-custom-certificate"]
+    assert [v.rule for v in dev] == [
+        "runtime-managed-values-ignored",
+        "fsbp-cloudfront-7-custom-certificate",
+    ]
 
 
 def test_failure_names_resource_property_value_and_rule() -> None:

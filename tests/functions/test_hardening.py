@@ -1,0 +1,180 @@
+"""The room against clients that do not play fair (issue 14): around CloudFront, floods from one
+address, many revocations, and the races and edges no other test reached."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import pytest
+
+from functions.admission import admin, handlers, inlet
+from functions.admission.room import REVOKED_SHARDS, Room, viewer_address
+from tests.functions.room_fixtures import (
+    ORIGIN_SECRET,
+    T0,
+    items,
+    join_many,
+    via_edge,
+)
+from tests.moto_server import atomic_item_writes
+
+
+def counted(room: Room) -> int:
+    """Sequence numbers handed out by the join counters (every place ever taken)."""
+    return sum(int(i["n"]) for i in items(room, "count#"))
+
+
+# -- around CloudFront (item 2) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"x-floodgate-origin-verify": ""},
+        {"x-floodgate-origin-verify": ORIGIN_SECRET + "x"},
+        {"x-floodgate-origin-verify": ORIGIN_SECRET[:-1]},
+    ],
+)
+def test_a_request_around_cloudfront_is_refused_before_any_write(room, headers) -> None:
+    """The execute-api endpoint is public: without CloudFront's value the handlers answer 403
+    and take no place."""
+    event = {"cookies": [], "headers": headers}
+    before = counted(room)
+    for handler, extra in ((handlers.join, {}), (handlers.status, {}),
+                           (handlers.status, {"routeKey": "GET /queue/room"})):  # fmt: skip
+        answer = handler({**event, **extra}, None, room)
+        assert answer["statusCode"] == 403 and json.loads(answer["body"])["error"] == "direct"
+    assert counted(room) == before
+
+
+def test_either_origin_secret_slot_is_accepted(room) -> None:
+    """Two slots: a rotation switches CloudFront to the idle one while both are accepted."""
+    for value in (ORIGIN_SECRET, "edge-secret-b"):
+        answer = handlers.join(via_edge(headers={"x-floodgate-origin-verify": value}), None, room)
+        assert answer["statusCode"] == 200
+
+
+# -- floods from one address (item 3) -------------------------------------------------------
+
+
+def join_from(room: Room, address: str, at: float = T0 + 1) -> dict:
+    return handlers.join(via_edge(headers={"cloudfront-viewer-address": address}), None, room)
+
+
+def test_one_address_takes_at_most_its_share_of_new_places_a_minute(room, monkeypatch) -> None:
+    room.config = replace(room.config, joins_per_address_per_min=3)
+    monkeypatch.setattr(handlers, "clock", lambda: T0 + 1)
+    first = [join_from(room, "203.0.113.9:4431") for _ in range(3)]
+    assert [a["statusCode"] for a in first] == [200, 200, 200]
+    refused = join_from(room, "203.0.113.9:5123")  # another port, the same address
+    assert refused["statusCode"] == 429 and refused["headers"]["retry-after"] == "10"
+    assert refused["cookies"] == [], "no id, no place"
+    assert counted(room) == 3
+    assert join_from(room, "203.0.113.10:4431")["statusCode"] == 200, "a neighbour is not held"
+    cookie = first[0]["cookies"][0].split(";")[0]
+    again = handlers.join(via_edge([cookie], {"cloudfront-viewer-address": "203.0.113.9:1"}),
+                          None, room)  # fmt: skip
+    assert again["statusCode"] == 200, "a visitor who already has a place is not counted"
+    monkeypatch.setattr(handlers, "clock", lambda: T0 + 61)
+    assert join_from(room, "203.0.113.9:4431")["statusCode"] == 200, "the next minute"
+
+
+def test_an_ipv6_household_shares_one_count() -> None:
+    """One subscriber holds a whole /64: counting single IPv6 addresses would limit nobody."""
+    assert viewer_address("2001:db8:1:2:aaaa::1:443") == viewer_address("2001:db8:1:2::ffff:80")
+    assert viewer_address("2001:db8:1:2::1:443") == "2001:db8:1:2::/64"
+    assert viewer_address("2001:db8:1:3::1:443") != viewer_address("2001:db8:1:2::1:443")
+    assert viewer_address("198.51.100.7:50123") == "198.51.100.7"
+    assert viewer_address(None) is None and viewer_address("not an address") is None
+
+
+# -- revocations in their own items (item 10) ------------------------------------------------
+
+
+def test_revocations_never_grow_the_room_item(room) -> None:
+    """Kept in the room item, ~9,500 of them stopped the room from being saved."""
+    size = len(json.dumps(room.state(), default=str))
+    visitors = [f"visitor-{i:04d}" for i in range(160)]
+    for visitor in visitors:
+        room.revoke(visitor, int(T0) + 600)
+    assert len(json.dumps(room.state(), default=str)) == size
+    assert set(room.revocations(T0 + 6)) == set(visitors)
+    shards = list(items(room, "revoked#"))
+    assert len(shards) == REVOKED_SHARDS, "spread over every shard"
+    assert max(len(s["revoked"]) for s in shards) < 160 / REVOKED_SHARDS * 2
+    inlet.sync_kvs(room, T0 + 6)
+    assert sum(k.startswith("revoked.") for k in room.kvs.data) == 160
+
+
+def test_expired_revocations_leave_the_table_and_the_edge(room) -> None:
+    early, late = join_many(room, 2)
+    admin.revoke(room, early, T0 + 5)
+    admin.revoke(room, late, T0 + 5 + 3_600)
+    after = T0 + 5 + room.config.token_ttl_s + 1  # early's revocation has run out
+    admin.revoke(room, late, T0 + 5 + 3_600)  # renewed: it lasts an hour longer than early's
+    inlet.run(room, clock=lambda: after, sleep=lambda s: None, steps=1)
+    left = {v for shard in items(room, "revoked#") for v in shard["revoked"]}
+    assert left == {late}
+    assert f"revoked.{early}" not in room.kvs.data and f"revoked.{late}" in room.kvs.data
+
+
+def test_revocations_left_in_the_room_item_move_to_their_own_items(room) -> None:
+    """A room saved by an earlier version keeps its revocations through the upgrade."""
+    state = room.state()
+    room.save({**state, "revoked": {"old-visitor": int(T0 + 600), "gone": int(T0 - 1)}})
+    assert room.drop_expired_revocations(T0) == 0
+    assert room.revocations(T0) == {"old-visitor": int(T0 + 600)}
+    assert "revoked" not in room.state()
+
+
+# -- races and edges no test reached --------------------------------------------------------
+
+
+def test_a_second_join_by_the_same_visitor_takes_no_count_slot(room) -> None:
+    visitor = join_many(room, 1)[0]
+    before = counted(room)
+    for at in (T0 + 2, T0 + 3):
+        assert room.join(visitor, at)["visitor"] == visitor
+    assert counted(room) == before
+
+
+def test_two_concurrent_requeues_of_one_visitor_give_one_place(room, monkeypatch) -> None:
+    """Two tabs polling at once after the visitor was passed: one new place, not two."""
+    atomic_item_writes(monkeypatch.setattr)
+    visitor = join_many(room, 1)[0]
+    order = int(next(items(room, f"visitor#{visitor}"))["order"])
+    room.table.update_item(Key={"pk": f"place#{order}"}, UpdateExpression="SET skipped = :t",
+                           ExpressionAttributeValues={":t": True})  # fmt: skip
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda _: room.status(visitor, T0 + 20), range(2)))
+    assert all(a["visitor"] == visitor for a in answers)
+    mine = [p for p in items(room, "place#") if p["visitor"] == visitor]
+    assert len(mine) == 2, "the old place and exactly one new one"
+    new = int(next(items(room, f"visitor#{visitor}"))["order"])
+    assert new != order and any(int(p["pk"].split("#")[1]) == new for p in mine)
+
+
+def test_a_join_never_lands_in_a_second_already_sealed(room) -> None:
+    """A slow or clock-skewed join after the inlet sealed its second would sit past the tally
+    and never be numbered: it goes to the first unsealed second."""
+    join_many(room, 1)
+    inlet.step(room, T0 + 20)
+    sealed = int(room.state()["sealed_through"])
+    late = room.join(None, T0 + 3)  # a clock 17 s behind
+    second = int(next(items(room, f"visitor#{late['visitor']}"))["order"]) // 10**6 // 32
+    assert second == sealed + 1
+    inlet.step(room, sealed + 1 + 6)
+    assert room.status(late["visitor"], sealed + 8)["place"] == 2
+
+
+def test_retired_keys_leave_the_secret(room) -> None:
+    admin.rotate(room, T0 + 10)
+    later = T0 + 10 + room.config.token_ttl_s + 1  # k0's tokens have all expired
+    admin.rotate(room, later)
+    stored = json.loads(
+        room.secrets.get_secret_value(SecretId=room.config.secret_id)["SecretString"]
+    )
+    assert "k0" not in stored["keys"] and len(stored["keys"]) == 2
