@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,9 @@ class ObservabilityArgs:
     distribution_id: pulumi.Input[str]
     us_east_1: aws.Provider
     """CloudFront metrics live in us-east-1; an alarm can only notify a topic in its region."""
+    gate_function_name: pulumi.Input[str] | None = None
+    """The waiting room's gate (a CloudFront Function): its fail-open log lines raise an alarm."""
+    edge_log_retention_days: int = 30
     tags: dict[str, str]
 
 
@@ -167,6 +171,10 @@ class Observability(pulumi.ComponentResource):
             ),
         ]
         self.origin_5xx_alarms = self.alarms[:2]
+        if args.gate_function_name is not None:
+            self.alarms.append(
+                self._declare_gate_alarm(name, args.gate_function_name, args, alarm, edge_child)
+            )
 
         aws.cloudwatch.Dashboard(
             f"{name}-request-path",
@@ -180,6 +188,53 @@ class Observability(pulumi.ComponentResource):
             opts=child,
         )
         self.register_outputs({"alarm_topic_arn": self.topic.arn})
+
+    def _declare_gate_alarm(
+        self,
+        name: str,
+        function_name: pulumi.Input[str],
+        args: ObservabilityArgs,
+        alarm: Callable[..., aws.cloudwatch.MetricAlarm],
+        edge_child: pulumi.ResourceOptions,
+    ) -> aws.cloudwatch.MetricAlarm:
+        """The gate logs to CloudWatch Logs in us-east-1, group /aws/cloudfront/function/<name>
+        (CloudFront Developer Guide, "Edge function logs"; best effort). A metric filter counts
+        its fail-open lines; one in five minutes means the room is not holding anyone."""
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-gate-logs",
+            name=pulumi.Output.concat("/aws/cloudfront/function/", function_name),
+            retention_in_days=args.edge_log_retention_days,
+            tags=args.tags,
+            opts=edge_child,
+        )
+        aws.cloudwatch.LogMetricFilter(
+            f"{name}-gate-fail-open",
+            log_group_name=logs.name,
+            pattern=f'"{GATE_FAIL_OPEN}"',
+            metric_transformation={
+                "namespace": GATE_NAMESPACE,
+                "name": "GateFailOpen",
+                "value": "1",
+                "default_value": "0",
+            },
+            opts=edge_child,
+        )
+        return alarm(
+            "gate-fail-open",
+            "The waiting-room gate let requests through unchecked (room or key unreadable)",
+            1,
+            alarm_opts=edge_child,
+            topic=self.edge_topic,
+            namespace=GATE_NAMESPACE,
+            metric_name="GateFailOpen",
+            statistic="Sum",
+            period=300,
+        )
+
+
+GATE_NAMESPACE = "Floodgate/Edge"
+GATE_FAIL_OPEN = "floodgate-gate fail-open"
+"""What functions/edge/gate.js logs when it lets a request through unchecked."""
 
 
 def _alarm_key(

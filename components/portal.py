@@ -168,6 +168,8 @@ class Portal(pulumi.ComponentResource):
                 fleet_max_size=settings.fleet.max_size,
                 distribution_id=edge.distribution.id,
                 us_east_1=us_east_1,
+                gate_function_name=edge.gate_function.name if edge.gate_function else None,
+                edge_log_retention_days=settings.edge.log_retention_days,
                 tags=tags,
             ),
             opts=child,

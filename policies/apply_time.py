@@ -402,8 +402,9 @@ RULES = [
         Exemption(
             "the origin-verify secret holds Pulumi's own origin-secret slots (rewritten when a "
             "slot rotates, as the ALB's listener rule is); nothing changes it at run time",
-            lambda args: args.resource_type == T_SECRET_VERSION
-            and args.name.endswith(ORIGIN_VERIFY_SUFFIX),
+            lambda args: (
+                args.resource_type == T_SECRET_VERSION and args.name.endswith(ORIGIN_VERIFY_SUFFIX)
+            ),
         ),
     ),
     ResourceRule(

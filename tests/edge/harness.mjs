@@ -8,32 +8,39 @@ export const SOURCE = readFileSync(new URL('../../functions/edge/gate.js', impor
 export const V = JSON.parse(readFileSync(new URL('./vectors.json', import.meta.url), 'utf8'));
 
 // The runtime provides `cloudfront` and `require`; under node the harness supplies both.
-export function loadGate(store) {
+// `failing` names store keys whose reads throw (as a KeyValueStore read error would); `logs`
+// collects what the function logs (console.log goes to CloudWatch Logs in us-east-1).
+export function loadGate(store, { failing = [], logs = [] } = {}) {
   const body = SOURCE.replace(/^import cf from 'cloudfront';$/m, '');
   assert.notEqual(body, SOURCE, 'gate.js imports cloudfront as the runtime expects');
   const cf = {
     kvs: () => ({
       get: async (key) => {
-        if (!(key in store)) throw new Error('KeyNotFound');
+        if (failing.includes(key) || !(key in store)) throw new Error('KeyNotFound');
         return store[key];
       },
-      exists: async (key) => key in store,
+      exists: async (key) => {
+        if (failing.includes(key)) throw new Error('InternalError');
+        return key in store;
+      },
     }),
   };
+  const console = { log: (line) => logs.push(String(line)) };
   const requireModule = (name) => {
     if (name !== 'crypto') throw new Error(`module ${name} is not available`);
     return crypto;
   };
-  return new Function('cf', 'require', 'Buffer', `${body}\nreturn handler;`)(cf, requireModule,
-    Buffer);
+  return new Function('cf', 'require', 'Buffer', 'console', `${body}\nreturn handler;`)(cf,
+    requireModule, Buffer, console);
 }
 
 // A viewer-request event as CloudFront passes it to the function. `cookie` is the admission
 // token (fg_admit); `cookies` adds any others by name.
 export function event({ uri = '/apply', method = 'GET', cookie, accept = 'text/html',
-  qs = {}, cookies = {}, requestId = 'r-1' } = {}) {
+  qs = {}, cookies = {}, requestId = 'r-1', headers: extra = {} } = {}) {
   const headers = { host: { value: 'portal.example.ca' } };
   if (accept) headers.accept = { value: accept };
+  for (const [name, value] of Object.entries(extra)) headers[name] = { value };
   const jar = Object.fromEntries(Object.entries(cookies).map(([k, v]) => [k, { value: v }]));
   if (cookie !== undefined) jar.fg_admit = { value: cookie };
   return {

@@ -81,5 +81,5 @@ test('a session is not an admission token, nor a token a session', async () => {
 
 test('a closed room turns sessions away too', async () => {
   const result = await loadGate(store('closed'))(event({ cookies: { fg_session: session() } }));
-  assert.equal(result.headers.location.value, '/waiting-room/closed.html');
+  assert.equal(result.headers.location.value, '/waiting-room/closed.html?return=%2Fapply');
 });
