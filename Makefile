@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STACK ?= prod
+CHROMIUM := /usr/bin/chromium
+NODE_STAMP := node_modules/.installed
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -20,6 +23,16 @@ $(STAMP): requirements.lock
 
 install: $(STAMP)
 
+# The browser tests' own needs (tests/functions/test_pages.py): Debian's Chromium (Playwright
+# downloads no browser here) and axe-core from npm (package-lock.json).
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+$(NODE_STAMP): package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $(NODE_STAMP)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -28,8 +41,8 @@ lint: install
 types: install
 	$(BIN)/pyright
 
-unit: install
-	$(BIN)/pytest -q
+unit: install $(CHROMIUM) $(NODE_STAMP)
+	$(BIN)/pytest -q -n auto --dist worksteal
 	node --test tests/edge/
 
 test: lint types unit
@@ -83,4 +96,4 @@ lock:
 	/tmp/floodgate-lock/bin/pip freeze --exclude-editable | grep -v -e '^pip==' -e '^floodgate' > requirements.lock
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis node_modules

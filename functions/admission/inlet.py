@@ -193,6 +193,7 @@ def step(room: Room, now: float) -> dict[str, Any]:
     forced = _forced_by_calendar(room, now)
     rate = admission_rate([*r["history"], [now, moved.admitted]], now)
     r["state"], r["calm_since"] = next_state(cfg, r, fleet, waiting, forced, now, rate)
+    r["paused"] = fleet.alarm  # the waiting page says so instead of a wait that is not moving
     if r["state"] == "queue" and before != "queue":
         enter_queue(r, now)
     keep = max(cfg.session_s, cfg.show_s, RATE_WINDOW_S)

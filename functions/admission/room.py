@@ -424,6 +424,10 @@ class Room:
         place = None if tally is None else _place(order, tally)
         sealed = second <= int(room["sealed_through"])
         stale = place_item is not None and int(place_item.get("period", 0)) != int(room["period"])
+        if place_item is None and not sealed:
+            # A join (or a requeue by another tab) wrote the visitor before the place: in flight,
+            # not a hole. Requeueing now would give this visitor a second new place.
+            return self._answer(visitor, order, room, {"seen_at": int(now)}, None, now)
         if place_item is None or place_item.get("skipped") or (sealed and place is None) or stale:
             # Stopped polling and was passed, a hole, or a place from an earlier queue period
             # (the room opened and queued again: the cursor jumped past it, which must not
@@ -450,6 +454,7 @@ class Room:
             "admitted_up_to": cursor,
             "waiting": max(int(room["total_places"]) - cursor, 0),
             "rate_per_min": round(rate * 60, 1),
+            "paused": bool(room.get("paused")),
         }
         if place is not None and place <= cursor:
             if place_item.get("revoked"):
@@ -565,6 +570,7 @@ def _room_defaults(item: dict[str, Any]) -> dict[str, Any]:
         "calm_since": None,
         "period": 0,
         "history": [],
+        "paused": False,
         "version": 0,
         **_plain(item),
     }

@@ -184,8 +184,14 @@ def test_static_pages_are_uploaded(run) -> None:
         HIGH_DEMAND_PAGE[1:],
         "waiting-room/closed.html",
         "waiting-room/index.html",
+        "waiting-room/return.js",
     ]
-    assert {p.inputs["contentType"] for p in pages.values()} == {"text/html"}
+    assert {k: p.inputs["contentType"] for k, p in pages.items() if k.endswith(".js")} == {
+        "waiting-room/return.js": "text/javascript"
+    }
+    assert {p.inputs["contentType"] for k, p in pages.items() if k.endswith(".html")} == {
+        "text/html"
+    }
 
 
 class _Langs(HTMLParser):

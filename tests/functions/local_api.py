@@ -43,7 +43,7 @@ def api_event(
     }
 
 
-class _Adapter(BaseHTTPRequestHandler):
+class QueueApi(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as CloudFront keeps origin connections
     disable_nagle_algorithm = True  # else headers then body wait out a 40 ms delayed ACK
 
@@ -82,9 +82,10 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve(room: Room) -> Iterator[tuple[str, int]]:
-    """Serve `room`'s queue API on 127.0.0.1 (a free port); yields (host, port)."""
-    server = _Server(("127.0.0.1", 0), _Adapter)
+def serve(room: Room, handler: type[QueueApi] = QueueApi) -> Iterator[tuple[str, int]]:
+    """Serve `room`'s queue API (or `handler`, a QueueApi that serves more) on 127.0.0.1, a free
+    port; yields (host, port)."""
+    server = _Server(("127.0.0.1", 0), handler)
     server.room = room
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

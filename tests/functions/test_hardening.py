@@ -7,12 +7,14 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+import boto3
 import pytest
 
 from functions.admission import admin, handlers, inlet
 from functions.admission.room import REVOKED_SHARDS, Room, viewer_address
 from tests.functions.room_fixtures import (
     ORIGIN_SECRET,
+    REGION,
     T0,
     items,
     join_many,
@@ -157,6 +159,28 @@ def test_two_concurrent_requeues_of_one_visitor_give_one_place(room, monkeypatch
     assert new != order and any(int(p["pk"].split("#")[1]) == new for p in mine)
 
 
+def test_a_poll_between_a_requeues_two_writes_waits_for_its_place(room, monkeypatch) -> None:
+    """The other tab's poll lands after the visitor item points at the new place and before the
+    place item exists: in flight, not a hole to requeue from (that was a third place)."""
+    visitor = join_many(room, 1)[0]
+    order = int(next(items(room, f"visitor#{visitor}"))["order"])
+    room.table.update_item(Key={"pk": f"place#{order}"}, UpdateExpression="SET skipped = :t",
+                           ExpressionAttributeValues={":t": True})  # fmt: skip
+    put_item, between = room.table.put_item, []
+
+    def place_written_late(**kwargs):
+        if kwargs["Item"]["pk"].startswith("place#") and not between:
+            between.append(None)
+            between.append(room.status(visitor, T0 + 20))  # the other tab
+        return put_item(**kwargs)
+
+    monkeypatch.setattr(room.table, "put_item", place_written_late)
+    first = room.status(visitor, T0 + 20)
+    assert first["requeued"] is True
+    assert between[1]["place"] is None and "requeued" not in between[1], "pending, not requeued"
+    assert len([p for p in items(room, "place#") if p["visitor"] == visitor]) == 2
+
+
 def test_a_join_never_lands_in_a_second_already_sealed(room) -> None:
     """A slow or clock-skewed join after the inlet sealed its second would sit past the tally
     and never be numbered: it goes to the first unsealed second."""
@@ -178,3 +202,37 @@ def test_retired_keys_leave_the_secret(room) -> None:
         room.secrets.get_secret_value(SecretId=room.config.secret_id)["SecretString"]
     )
     assert "k0" not in stored["keys"] and len(stored["keys"]) == 2
+
+
+# -- the layers' contract: what the pre-scale job writes is what the inlet reads -------------
+
+
+def test_the_calendar_the_prescale_job_writes_is_the_one_the_inlet_obeys(room) -> None:
+    from dataclasses import replace as with_mode
+    from datetime import UTC, datetime, timedelta
+
+    from planning.calendar import load_calendar
+    from planning.event_plan import plan_events
+    from planning.settings import load_stack_settings
+    from scripts.prescale import Clients, Targets, room_changes
+
+    plans = plan_events(load_calendar(), load_stack_settings("prod"), "prod",
+                        datetime(2028, 10, 20, tzinfo=UTC))  # fmt: skip
+    election = next(p for p in plans if p.key.startswith("us-general-election"))
+    queued = [with_mode(p, waiting_room="queue") if p is election else p for p in plans]
+    # The job's own low-level clients (the room's DynamoDB is a resource: another encoding).
+    clients = Clients(*(boto3.client(s, region_name=REGION) for s in ("autoscaling", "elbv2",
+                                                                       "dynamodb")))  # fmt: skip
+    for change in room_changes(clients, Targets(asg_name="web", room_table=room.config.table),
+                               queued):  # fmt: skip
+        change.apply()
+
+    def forced(at: datetime) -> bool:
+        return inlet._forced_by_calendar(room, at.timestamp())
+
+    second = timedelta(seconds=1)
+    assert not forced(election.raise_at - second)
+    assert forced(election.raise_at) and forced(election.restore_at - second)
+    assert not forced(election.restore_at)
+    others = [p for p in plans if p is not election]
+    assert others and not any(forced(p.raise_at + second) for p in others), "armed: not forced"

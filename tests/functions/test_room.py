@@ -101,12 +101,14 @@ def test_no_shows_stop_counting_after_the_show_window(room) -> None:
 
 
 def test_inlet_pauses_while_the_origin_alarm_is_in_alarm(room) -> None:
-    join_many(room, 5)
+    visitors = join_many(room, 5)
     set_alarm(room, "ALARM")
     report = inlet.step(room, T0 + 10)
     assert (report["alarm"], report["budget"], report["admitted"]) == (True, 0, 0)
+    assert room.status(visitors[0], T0 + 11)["paused"] is True, "the page says so"
     set_alarm(room, "OK")
     assert inlet.step(room, T0 + 20)["admitted"] == 5
+    assert room.status(visitors[0], T0 + 21)["paused"] is False
 
 
 def test_abandoned_places_are_skipped_and_the_holder_requeued(room) -> None:

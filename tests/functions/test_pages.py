@@ -1,0 +1,294 @@
+"""The waiting room's pages in a real browser (Debian's Chromium, driven by Playwright), against
+the queue API's handlers and moto on 127.0.0.1: what a visitor sees and where they are sent,
+in English and French, at a phone's and a desktop's width, checked by axe-core for WCAG 2.1 AA.
+
+The page's timers run on Playwright's fake clock (`page.clock`), so a poll that waits 15 s in
+real life is one call here; the room's clock is `handlers.clock`, moved by each test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from functions.admission import admin, handlers, inlet
+from functions.admission.room import Room
+from tests.functions.local_api import serve
+from tests.functions.room_fixtures import T0, join_many, set_alarm
+from tests.functions.site import PORTAL_TITLE, PortalSite
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+"""Debian's chromium package (the Makefile installs it); Playwright downloads no browser."""
+AXE = ROOT / "node_modules/axe-core/axe.min.js"
+"""axe-core from npm (package.json; the Makefile runs npm ci)."""
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+PHONE, DESKTOP = 375, 1280
+WAITING = "/waiting-room/index.html?return=%2Fapply%3Fstep%3D2"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        # Root in CI: Chromium's sandbox needs an unprivileged user.
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def site(room: Room, monkeypatch) -> Iterator[tuple[str, list[float]]]:
+    """The portal on 127.0.0.1 and the room's clock (a one-item list the test moves)."""
+    now = [T0 + 2]
+    monkeypatch.setattr(handlers, "clock", lambda: now[0])
+    with serve(room, PortalSite) as (host, port):
+        yield f"http://{host}:{port}", now
+
+
+def open_page(browser: Browser, url: str, *, width: int = DESKTOP, locale: str = "en-CA",
+              fake_clock: bool = True) -> Page:  # fmt: skip
+    """`url` in a new browser context, once its first answer (the join) is on the page."""
+    context = browser.new_context(viewport={"width": width, "height": 800}, locale=locale)
+    page = context.new_page()
+    if fake_clock:
+        page.clock.install()
+        # Polls seconds apart on the fake clock are milliseconds apart in real time, inside the
+        # API's `max-age=2` (real polls are at least 5 s apart): routing turns the browser's
+        # HTTP cache off (Playwright, "Network": enabling routing disables the cache).
+        page.route("**/queue/**", lambda route: route.continue_())
+    if "/waiting-room/index.html" not in url:
+        page.goto(url)
+        return page
+    with page.expect_response("**/queue/join"):
+        page.goto(url)
+    # The answer is on the page: the figures shown, or the page left (the closed notice).
+    page.wait_for_function("!(document.getElementById('figures') || {}).hidden", timeout=5_000)
+    return page
+
+
+def text(page: Page, selector: str) -> str:
+    return page.locator(selector).inner_text().strip()
+
+
+def until(page: Page, selector: str, contains: str) -> None:
+    """Wait (real time, up to 5 s) until `selector`'s text contains `contains`."""
+    try:
+        page.wait_for_function(
+            "([s, c]) => (document.querySelector(s) || {}).textContent?.includes(c)",
+            arg=[selector, contains],
+            timeout=5_000,
+        )
+    except Exception:
+        raise AssertionError(f"{selector} never held {contains!r}: "
+                             f"{page.inner_text('body')!r}") from None  # fmt: skip
+
+
+def poll_once(page: Page) -> None:
+    """Let the page's next poll fire (the longest interval is 60 s, plus 20 % jitter)."""
+    page.clock.run_for(75_000)
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA
+    )
+    return [{"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"])}
+            for v in result["violations"]]  # fmt: skip
+
+
+# -- in line, admitted, sent back -----------------------------------------------------------
+
+
+def test_a_visitor_joins_sees_their_place_and_is_let_in_to_their_page(browser, site, room):
+    base, now = site
+    join_many(room, 15)  # fifteen people ahead
+    page = open_page(browser, base + WAITING)
+    until(page, "#message", "being confirmed")
+    now[0] = T0 + 10
+    assert inlet.step(room, T0 + 10)["admitted"] == 10  # capacity 10: places 1-10 go in
+    poll_once(page)
+    until(page, "#place", "16")
+    assert text(page, "#ahead") == "5" and text(page, "#message").startswith("You are in line")
+    assert not page.locator("#figures").is_hidden()
+    now[0] = T0 + 150  # still polling: the page keeps its place (the others stopped)
+    poll_once(page)
+    until(page, "#ahead", "5")
+    now[0] = T0 + 200  # the ten admitted never came (show window over); the rest left
+    inlet.step(room, T0 + 200)
+    poll_once(page)
+    page.wait_for_url(base + "/apply?step=2", timeout=5_000)
+    assert page.title() == PORTAL_TITLE
+    cookies = {c.get("name"): c for c in page.context.cookies()}
+    assert cookies["fg_admit"].get("httpOnly") and cookies["fg_admit"].get("path") == "/"
+
+
+def test_a_visitor_sent_back_at_once_waits_before_going_again(browser, site, room):
+    """The edge could not check the token (a key not yet at the edge): no redirect loop."""
+    base, now = site
+    page = open_page(browser, base + WAITING)
+    now[0] = T0 + 10
+    inlet.step(room, T0 + 10)
+    poll_once(page)
+    page.wait_for_url("**/apply?step=2", timeout=5_000)
+    page.goto(base + WAITING)  # the gate sent them straight back
+    until(page, "#message", "Checking your turn again in 5 seconds")
+    assert "/waiting-room/" in page.url
+    page.clock.run_for(6_000)
+    page.wait_for_url("**/apply?step=2", timeout=5_000)
+
+
+@pytest.mark.parametrize("value", ["%2F%09%2Fevil.example", "%2F%0A%2Fevil.example",
+                                   "%2F%0D%2Fevil.example", "%2F%5Cevil.example",
+                                   "https%3A%2F%2Fevil.example%2F", "javascript%3Aalert(1)",
+                                   "%2F%2Fevil.example"])  # fmt: skip
+def test_the_return_path_never_leaves_the_site(browser, site, room, value):
+    base, now = site
+    page = open_page(browser, f"{base}/waiting-room/index.html?return={value}")
+    now[0] = T0 + 10
+    inlet.step(room, T0 + 10)
+    poll_once(page)
+    page.wait_for_url(base + "/", timeout=5_000)
+    assert text(page, "#portal") == "/"
+
+
+# -- when things go wrong -------------------------------------------------------------------
+
+
+def test_the_api_down_shows_a_retry_message_and_backs_off(browser, site, room):
+    base, _ = site
+    page = open_page(browser, base + WAITING)
+    until(page, "#message", "being confirmed")
+    page.route("**/queue/status", lambda route: route.fulfill(status=502, body="Bad Gateway"))
+    page.clock.run_for(20_000)
+    until(page, "#message", "Trying again in 5 seconds")
+    page.clock.run_for(7_000)
+    until(page, "#message", "Trying again in 10 seconds")
+    page.unroute("**/queue/status")
+    page.clock.run_for(13_000)
+    until(page, "#message", "being confirmed")
+
+
+def test_a_busy_answer_waits_as_long_as_it_is_told(browser, site, room):
+    base, _ = site
+    page = open_page(browser, base + WAITING)
+    until(page, "#message", "being confirmed")
+    busy = json.dumps({"error": "busy", "retry_after_s": 60})  # WAF's join limit answers so
+    page.route("**/queue/status", lambda route: route.fulfill(
+        status=429, body=busy, headers={"content-type": "application/json"}))  # fmt: skip
+    page.clock.run_for(20_000)
+    until(page, "#message", "Trying again in 60 seconds")
+
+
+def test_a_revoked_visitor_is_told_so_and_polling_stops(browser, site, room):
+    base, now = site
+    page = open_page(browser, base + WAITING)
+    until(page, "#message", "being confirmed")
+    visitor = next(c.get("value") for c in page.context.cookies() if c.get("name") == "fg_visitor")
+    now[0] = T0 + 10
+    inlet.step(room, T0 + 10)
+    admin.revoke(room, visitor, T0 + 10)
+    calls: list[str] = []
+    page.on("request", lambda r: calls.append(r.url) if "/queue/" in r.url else None)
+    poll_once(page)
+    until(page, "#message", "has been withdrawn")
+    poll_once(page)
+    assert len(calls) == 1, "no more polls"
+
+
+def test_paused_admissions_are_said_not_a_wait_that_is_not_moving(browser, site, room):
+    base, now = site
+    join_many(room, 15)
+    page = open_page(browser, base + WAITING)
+    now[0] = T0 + 10
+    inlet.step(room, T0 + 10)  # the line moves: 10 in, a rate
+    set_alarm(room, "ALARM")
+    now[0] = T0 + 20
+    inlet.step(room, T0 + 20)
+    poll_once(page)
+    until(page, "#message", "paused")
+    assert text(page, "#wait") == "paused" and "less than" not in page.inner_text("main")
+
+
+def test_a_closed_room_keeps_the_way_back(browser, site, room):
+    base, _ = site
+    admin.pin(room, "closed", T0 + 3)
+    page = open_page(browser, base + WAITING)
+    page.wait_for_url("**/waiting-room/closed.html?return=*", timeout=5_000)
+    assert page.locator("a.back").first.get_attribute("href") == "/apply?step=2"
+    assert axe_violations(page) == []
+
+
+def test_the_high_demand_page_never_refreshes_on_its_own(browser, site):
+    """WCAG 2.2.1: a forced refresh is a time limit the visitor cannot turn off."""
+    base, _ = site
+    page = open_page(browser, base + "/high-demand/index.html", fake_clock=False)
+    assert page.locator("meta[http-equiv='refresh' i]").count() == 0
+    assert page.locator("a", has_text="Try again").get_attribute("href") == ""
+    assert axe_violations(page) == []
+
+
+# -- languages, widths, accessibility -------------------------------------------------------
+
+
+TITLES = {"en": "You are in line", "fr": "Vous êtes en file d\u2019attente"}
+
+
+@pytest.mark.parametrize(("query", "locale", "lang"), [
+    ("", "en-CA", "en"), ("", "fr-CA", "fr"),
+    ("&lang=fr", "en-CA", "fr"), ("&lang=en", "fr-CA", "en"),
+])  # fmt: skip
+def test_the_page_speaks_the_visitors_language(browser, site, query, locale, lang):
+    """?lang= first, then the browser's language (the gate adds ?lang= from Accept-Language)."""
+    base, _ = site
+    page = open_page(browser, base + WAITING + query, locale=locale)
+    until(page, "#title", TITLES[lang])
+    assert page.evaluate("document.documentElement.lang") == lang
+    assert page.title() == TITLES[lang]
+
+
+@pytest.mark.parametrize("width", [PHONE, DESKTOP])
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_the_waiting_page_fits_and_meets_wcag_21_aa(browser, site, room, width, lang):
+    base, now = site
+    join_many(room, 15)
+    state = room.state()
+    room.save({**state, "total_places": 123_456})  # a long line: six-digit figures
+    page = open_page(browser, f"{base}{WAITING}&lang={lang}", width=width)
+    now[0] = T0 + 10
+    inlet.step(room, T0 + 10)
+    poll_once(page)
+    until(page, "#place", "123")
+    page.clock.resume()  # axe-core runs on timers
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{overflow}px wider than the screen"
+    for figure in ("#place", "#ahead", "#wait"):
+        box = page.locator(figure).bounding_box()
+        line = page.evaluate(f"parseFloat(getComputedStyle(document.querySelector('{figure}'))"
+                             ".lineHeight)")  # fmt: skip
+        assert box is not None and box["height"] < 1.5 * line, f"{figure} wraps at {width}px"
+    assert axe_violations(page) == []
+
+
+def test_the_live_region_announces_only_what_changed(browser, site, room):
+    """A screen reader announces every write to a live region: unchanged polls write nothing."""
+    base, now = site
+    join_many(room, 15)
+    page = open_page(browser, base + WAITING)
+    now[0] = T0 + 10
+    inlet.step(room, T0 + 10)
+    poll_once(page)
+    until(page, "#place", "16")
+    page.evaluate("""() => { window.writes = 0; new MutationObserver((m) => { window.writes +=
+        m.length; }).observe(document.getElementById('message'),
+        {childList: true, characterData: true, subtree: true}); }""")
+    live = page.locator("[aria-live]")
+    assert live.count() == 1 and live.first.get_attribute("id") == "message"
+    for _ in range(3):
+        poll_once(page)
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.writes") == 0
