@@ -221,8 +221,9 @@ def test_the_calendar_the_prescale_job_writes_is_the_one_the_inlet_obeys(room) -
     election = next(p for p in plans if p.key.startswith("us-general-election"))
     queued = [with_mode(p, waiting_room="queue") if p is election else p for p in plans]
     # The job's own low-level clients (the room's DynamoDB is a resource: another encoding).
-    clients = Clients(*(boto3.client(s, region_name=REGION) for s in ("autoscaling", "elbv2",
-                                                                       "dynamodb")))  # fmt: skip
+    autoscaling, elbv2, dynamodb = (boto3.client(s, region_name=REGION)
+                                    for s in ("autoscaling", "elbv2", "dynamodb"))  # fmt: skip
+    clients = Clients(autoscaling, elbv2, dynamodb)
     for change in room_changes(clients, Targets(asg_name="web", room_table=room.config.table),
                                queued):  # fmt: skip
         change.apply()
