@@ -55,6 +55,8 @@ class EventPlan:
     waiting_room: RoomMode
     capped: bool
     """True when settings' max_size cannot hold the peak with a zone lost: expect the room."""
+    slip: timedelta
+    """How late AWS may run a scheduled action (settings.prescale.schedule_slip_s)."""
 
     @property
     def key(self) -> str:
@@ -72,6 +74,16 @@ class EventPlan:
     def active(self, moment: datetime) -> bool:
         """Inside the window where capacity must not be lowered: raise_at..restore_at."""
         return self.raise_at <= moment < self.restore_at
+
+    def holding(self, moment: datetime) -> bool:
+        """Capacity raised for this event must not be lowered: from the raise until AWS has run
+        the restore (which may be `slip` late), the lead, the event and the cooldown."""
+        return self.raise_at <= moment and not self.over(moment)
+
+    def over(self, moment: datetime) -> bool:
+        """AWS has run the restore (its time and the slip have passed): nothing left to do.
+        Until then the plan stays, or its pending restore would be deleted as unplanned."""
+        return moment >= self.restore_at + self.slip
 
 
 def lead_time(
@@ -142,20 +154,25 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
         - timedelta(seconds=settings.prescale.alb_reservation_lead_s),
         waiting_room=spec.waiting_room,
         capped=wanted > fleet.max_size,
+        slip=timedelta(seconds=settings.prescale.schedule_slip_s),
     )
 
 
 def plan_events(
     calendar: Calendar, settings: Settings, stack: str, now: datetime
 ) -> list[EventPlan]:
-    """Plans for every occurrence that is not over and starts within the horizon."""
-    horizon_end = now + timedelta(days=settings.prescale.horizon_days)
+    """Plans for every occurrence that is not over (its restore run, see EventPlan.over) and
+    starts within the horizon. An occurrence that ended within the cooldown is still planned:
+    its window runs to the restore, and the job runs inside that hour."""
+    p = settings.prescale
+    horizon_end = now + timedelta(days=p.horizon_days)
+    since = now - timedelta(seconds=p.cooldown_s + p.schedule_slip_s)
     plans = [
         plan_event(o, settings)
-        for o in calendar.occurrences(stack, now, horizon_end)
+        for o in calendar.occurrences(stack, since, horizon_end)
         if o.start < horizon_end
     ]
-    plans = [p for p in plans if p.restore_at > now]
+    plans = [plan for plan in plans if not plan.over(now)]
     if 2 * len(plans) > SCHEDULED_ACTIONS_PER_ASG:
         raise PlanError(
             f"{len(plans)} events in the next {settings.prescale.horizon_days} days need "
@@ -183,13 +200,20 @@ def scheduled_actions(
 ) -> list[ScheduledAction]:
     """Raise (start - lead) and restore (end + cooldown) per plan, leaving out any whose time
     has passed: AWS rejects past start times (pulumi-aws issue 2473) and a one-off action that
-    ran is gone from AWS anyway."""
+    ran is gone from AWS anyway.
+
+    Neither sets desired capacity, so neither can lower it: a raise sets MinSize (and MaxSize),
+    and AWS brings desired up to a new MinSize above it ("If you specify a new value for MinSize
+    without specifying a value for DesiredCapacity, and the new MinSize is larger than the
+    current size of the group, this sets the group's DesiredCapacity to the new MinSize value",
+    UpdateAutoScalingGroup, which scheduled actions apply); a group already busier keeps its
+    size. A restore hands min back and leaves desired to target tracking."""
     actions = []
     for plan in plans:
         zone = plan.occurrence.time_zone
         if plan.raise_at > now:
             actions.append(ScheduledAction(plan.raise_action, plan.raise_at, zone,
-                                           plan.desired, plan.max_size, plan.desired))  # fmt: skip
+                                           plan.desired, plan.max_size, None))  # fmt: skip
         if plan.restore_at > now:
             actions.append(ScheduledAction(plan.restore_action, plan.restore_at, zone,
                                            fleet.min_size, fleet.max_size, None))  # fmt: skip

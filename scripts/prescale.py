@@ -14,7 +14,9 @@ It never lowers min or desired capacity during an active event.
 Idempotent: a second run makes no write calls. Throttling is retried (botocore standard mode).
 Each change is logged as one JSON line on stdout; progress goes to stderr.
 
-Exit codes: 0 in sync, 1 changes applied (or pending, with --dry-run), 2 error.
+Exit codes: 0 in sync, 1 changes applied (or pending, with --dry-run), 2 any failure: every
+failure is reported, and a failing layer (group, schedule, warm pool, ALB, room) does not stop
+the others.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 if not __package__:  # run as `python scripts/prescale.py`: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -116,17 +120,26 @@ class Change:
 
 
 def schedule_changes(
-    clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
-) -> list[Change]:
-    """Owned scheduled actions to create, update or delete so they match the plan."""
+    clients: Clients, targets: Targets, group: dict[str, Any], plans: list[EventPlan],
+    settings: Settings, now: datetime,
+) -> list[Change]:  # fmt: skip
+    """Owned scheduled actions to create, update or delete so they match the plan.
+
+    No action sets desired capacity (AWS brings desired up to a new MinSize), and each sets a
+    MaxSize at least the group's own: a MaxSize below desired would cut the group to it, so an
+    operator's raised max stands until they lower it. An action whose time has come but that
+    AWS has not run yet (it may run `schedule_slip_s` late) is left to AWS, never deleted."""
     asg = clients.autoscaling
     wanted: dict[str, dict[str, Any]] = {}
     for action in scheduled_actions(plans, settings.fleet, now):
-        spec = {"StartTime": clock.aws_timestamp(action.start), "MinSize": action.min_size,
-                "MaxSize": action.max_size, "TimeZone": action.time_zone}  # fmt: skip
+        spec = {"StartTime": clock.aws_timestamp(action.start), "TimeZone": action.time_zone,
+                "MinSize": action.min_size,
+                "MaxSize": max(action.max_size, group["MaxSize"])}  # fmt: skip
         if action.desired is not None:  # absent: AWS leaves desired capacity alone
             spec["DesiredCapacity"] = action.desired
         wanted[action.name] = spec
+    due = {p.raise_action for p in plans if p.raise_at <= now}
+    due |= {p.restore_action for p in plans if p.restore_at <= now}
     existing: dict[str, dict[str, Any]] = {}
     for page in asg.get_paginator("describe_scheduled_actions").paginate(
         AutoScalingGroupName=targets.asg_name
@@ -144,8 +157,11 @@ def schedule_changes(
         put = asg.put_scheduled_update_group_action
         changes.append(Change("schedule", "update" if current else "create", name, spec,
                               lambda put=put, kwargs=kwargs: put(**kwargs)))  # fmt: skip
-    for name in sorted(set(existing) - set(wanted)):
-        changes.append(Change("schedule", "delete", name, {"reason": "no longer planned"},
+    for name in sorted(set(existing) - set(wanted) - due):
+        start = existing[name].get("StartTime")
+        passed = isinstance(start, datetime) and start <= now
+        changes.append(Change("schedule", "delete", name,
+                              {"reason": "passed" if passed else "no longer planned"},
                               lambda name=name: asg.delete_scheduled_action(
                                   AutoScalingGroupName=targets.asg_name,
                                   ScheduledActionName=name)))  # fmt: skip
@@ -202,11 +218,12 @@ def group_changes(
 def reservation_changes(
     clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
 ) -> list[Change]:
-    """Reserve LCUs from a day before an event to its restore; fall back to the standing level."""
+    """Reserve LCUs from a day before an event until its restore has run; then fall back to the
+    standing level, never below it."""
     if not targets.alb_arn:
         return []
     elb, arn = clients.elbv2, targets.alb_arn
-    due = [p.capacity_units for p in plans if p.reserve_alb_at <= now < p.restore_at]
+    due = [p.capacity_units for p in plans if p.reserve_alb_at <= now and not p.over(now)]
     standing = settings.load_balancer.minimum_capacity_units
     want = max(due, default=standing)
     state = elb.describe_capacity_reservation(LoadBalancerArn=arn)
@@ -217,7 +234,7 @@ def reservation_changes(
            for z in state.get("CapacityReservationState", [])):  # fmt: skip
         return [_skipped("alb", arn, "previous reservation still pending; next run retries")]
     if want < have:
-        if any(p.active(now) for p in plans):
+        if any(p.holding(now) for p in plans):
             return [_skipped("alb", arn, "an event is active; releasing waits until it ends")]
         if state.get("DecreaseRequestsRemaining", 0) < 1:
             return [_skipped("alb", arn, "AWS allows two decreases a day; none left today")]
@@ -249,7 +266,7 @@ def warm_pool_changes(
     config = current.get("WarmPoolConfiguration") or {}
     have, have_prepared = config.get("MinSize"), config.get("MaxGroupPreparedCapacity")
     if (have, have_prepared) == (want, prepared) or (
-        have is not None and want < have and any(p.active(now) for p in plans)
+        have is not None and want < have and any(p.holding(now) for p in plans)
     ):
         return []
     kwargs = {"AutoScalingGroupName": targets.asg_name, "MinSize": want,
@@ -287,18 +304,56 @@ def room_changes(clients: Clients, targets: Targets, plans: list[EventPlan]) -> 
     return [Change("room", "calendar", "waiting room", summary, put)]
 
 
+LAYERS = ("group", "schedule", "warm_pool", "alb", "room")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A layer that could not be read or changed; the job carries on with the others."""
+
+    layer: str
+    target: str
+    error: BaseException
+
+
 def planned_changes(
     clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
-) -> list[Change]:
-    """Every change needed, reading live state only (no writes)."""
-    group = describe_group(clients, targets)
-    return [
-        *group_changes(clients, targets, group, plans, now),
-        *schedule_changes(clients, targets, plans, settings, now),
-        *warm_pool_changes(clients, targets, plans, settings, now),
-        *reservation_changes(clients, targets, plans, settings, now),
-        *room_changes(clients, targets, plans),
-    ]
+) -> tuple[list[Change], list[Failure]]:
+    """Every change needed, reading live state only (no writes). A layer whose reads fail is
+    reported and the others are still planned; the group is read once for two of them."""
+    changes: list[Change] = []
+    failures: list[Failure] = []
+    try:
+        group: dict[str, Any] | None = describe_group(clients, targets)
+    except Exception as exc:  # reported; the other layers go on
+        group = None
+        failures.append(Failure("group", targets.asg_name, exc))
+    planners: dict[str, Callable[[], list[Change]] | None] = {
+        "group": None if group is None
+        else lambda: group_changes(clients, targets, group, plans, now),
+        "schedule": None if group is None
+        else lambda: schedule_changes(clients, targets, group, plans, settings, now),
+        "warm_pool": lambda: warm_pool_changes(clients, targets, plans, settings, now),
+        "alb": lambda: reservation_changes(clients, targets, plans, settings, now),
+        "room": lambda: room_changes(clients, targets, plans),
+    }  # fmt: skip
+    for layer in LAYERS:
+        planner = planners[layer]
+        if planner is None:
+            continue
+        try:
+            changes += planner()
+        except Exception as exc:  # reported; the other layers go on
+            failures.append(Failure(layer, _layer_target(layer, targets), exc))
+    return changes, failures
+
+
+def _layer_target(layer: str, targets: Targets) -> str:
+    if layer == "alb":
+        return targets.alb_arn or ""
+    if layer == "room":
+        return targets.room_table or ""
+    return targets.asg_name
 
 
 def table(changes: Iterable[Change]) -> str:
@@ -309,40 +364,57 @@ def table(changes: Iterable[Change]) -> str:
 
 
 def run(argv: list[str] | None = None, clients: Clients | None = None) -> int:
+    """0 nothing to do, 1 changes applied (or pending with --dry-run), 2 any failure: every
+    failure is reported, one line each (with its traceback under --verbose), and a failing
+    layer does not stop the others."""
     args = _parser().parse_args(argv)
     try:
         settings = load_stack_settings(args.stack)
-        now = clock.parse_instant(args.now) if args.now else clock.now()
+        now = clock.parse_instant(args.now) if args.now is not None else clock.now()
         plans = plan_events(load_calendar(), settings, args.stack, now)
         targets = Targets.from_sources(
             args.outputs,
             {"asg_name": args.asg_name, "alb_arn": args.alb_arn, "room_table": args.room_table},
         )
+        clients = clients or Clients.for_region(settings.region)
     except (SettingsError, CalendarError, PlanError, clock.ClockError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    clients = clients or Clients.for_region(settings.region)
-    try:
-        changes = planned_changes(clients, targets, plans, settings, now)
-        writes = [c for c in changes if c.action != "skip"]
-        if args.dry_run:
-            print(table(changes) if changes else "in sync: no changes")
-        else:
-            for number, change in enumerate(changes, start=1):
-                print(f"[{number}/{len(changes)}] {change.layer} {change.action} {change.target}",
-                      file=sys.stderr)  # fmt: skip
+    except Exception as exc:  # never a bare traceback, never exit 1
+        _report([Failure("setup", args.stack, exc)], args.verbose)
+        return 2
+    changes, failures = planned_changes(clients, targets, plans, settings, now)
+    writes = [c for c in changes if c.action != "skip"]
+    if args.dry_run:
+        print(table(changes) if changes else "in sync: no changes")
+    else:
+        for number, change in enumerate(changes, start=1):
+            print(f"[{number}/{len(changes)}] {change.layer} {change.action} {change.target}",
+                  file=sys.stderr)  # fmt: skip
+            try:
                 change.apply()
-                _log(change, now, "skipped" if change.action == "skip" else "applied")
-    except GroupNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+            except Exception as exc:  # the next change still runs
+                failures.append(Failure(change.layer, change.target, exc))
+                _log(change, now, "failed")
+                continue
+            _log(change, now, "skipped" if change.action == "skip" else "applied")
+    summary = ", ".join(f"{op} {n}" for op, n in sorted(clients.calls.items()))
+    print(f"API calls: {summary or 'none'} (writes: {clients.writes})", file=sys.stderr)
+    if failures:
+        _report(failures, args.verbose)
         return 2
-    except (ClientError, BotoCoreError) as exc:
-        print(f"error: AWS call failed: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        summary = ", ".join(f"{op} {n}" for op, n in sorted(clients.calls.items()))
-        print(f"API calls: {summary or 'none'} (writes: {clients.writes})", file=sys.stderr)
     return 1 if writes else 0
+
+
+def _report(failures: list[Failure], verbose: bool) -> None:
+    for failure in failures:
+        error = failure.error
+        aws = isinstance(error, ClientError | BotoCoreError | ResponseParserError)
+        kind = "AWS call failed" if aws else type(error).__name__
+        print(f"error: {failure.layer} {failure.target}: {kind}: {error}", file=sys.stderr)
+        if verbose:
+            traceback.print_exception(error, file=sys.stderr)
+    print(f"{len(failures)} failure(s); exit 2", file=sys.stderr)
 
 
 def _log(change: Change, now: datetime, result: str) -> None:
@@ -356,7 +428,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m scripts.prescale",
         description="Make live capacity match the event plan before known events "
         "(scheduled actions, ALB reservation, warm pool, waiting room).",
-        epilog="Exit codes: 0 in sync, 1 changes applied (or pending with --dry-run), 2 error.",
+        epilog="Exit codes: 0 in sync, 1 changes applied (or pending with --dry-run), 2 any "
+        "failure (each reported; the other layers still run).",
     )
     parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
     parser.add_argument("--outputs", type=Path,
@@ -369,6 +442,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="print the planned changes as a table; change nothing")  # fmt: skip
     parser.add_argument("--now", help="plan as of this ISO 8601 instant (default: "
                         "FLOODGATE_NOW, else the current time)")  # fmt: skip
+    parser.add_argument("--verbose", action="store_true",
+                        help="print each failure's traceback too")  # fmt: skip
     return parser
 
 

@@ -30,7 +30,8 @@ def test_each_event_gets_a_raise_and_a_restore(evaluate, prod) -> None:
     assert len(schedules) == 2 * len(plans)
     election = next(p for p in plans if p.key == "us-general-election-20281107")
     raise_ = schedules["floodgate-us-general-election-20281107-raise"]
-    assert (raise_["minSize"], raise_["desiredCapacity"], raise_["maxSize"]) == (69, 69, 120)
+    # -1: the provider leaves desired alone; AWS raises it to the new min, never lowers it.
+    assert (raise_["minSize"], raise_["desiredCapacity"], raise_["maxSize"]) == (69, -1, 120)
     assert raise_["scheduledActionName"] == election.raise_action
     restore = schedules["floodgate-us-general-election-20281107-restore"]
     assert (restore["minSize"], restore["maxSize"]) == (prod.fleet.min_size, prod.fleet.max_size)

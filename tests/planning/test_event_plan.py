@@ -87,6 +87,60 @@ def test_an_event_under_way_is_still_planned_until_restored() -> None:
     assert plans[0].active(during)
 
 
+def test_an_event_that_ended_stays_planned_through_its_cooldown_and_the_slip() -> None:
+    """The hourly job runs inside the cooldown hour: dropping the plan at the event's end lost
+    the restore, the reservation, the pool and the room's calendar (issue 15)."""
+    election = plan_events(load_calendar(), PROD, "prod", NOW)[2]
+    assert election.key == "us-general-election-20281107"
+    for moment in (election.occurrence.end + timedelta(minutes=17),
+                   election.restore_at + timedelta(seconds=30)):  # fmt: skip
+        plans = plan_events(load_calendar(), PROD, "prod", moment)
+        assert plans[0].key == election.key and plans[0].holding(moment), moment
+    gone = election.restore_at + election.slip
+    assert plan_events(load_calendar(), PROD, "prod", gone)[0].key != election.key
+
+
+def test_the_window_that_holds_capacity_is_lead_event_and_cooldown() -> None:
+    plan = plan_event(occurrence(), PROD)
+    second = timedelta(seconds=1)
+    assert not plan.holding(plan.raise_at - second)
+    assert plan.holding(plan.raise_at) and plan.holding(plan.occurrence.start - second)
+    assert plan.holding(plan.restore_at - second) and plan.holding(plan.restore_at)
+    assert not plan.holding(plan.restore_at + plan.slip)
+
+
+def test_a_warm_pool_covering_the_raise_exactly_gets_the_warm_lead() -> None:
+    from tests.conftest import settings_with, stack_config
+
+    needed = plan_event(occurrence(peak_multiple=4), PROD).desired - PROD.fleet.min_size
+    config = stack_config("prod")
+    exact = settings_with(
+        config, prescale__warm_pool_share_pct=1, fleet__warm_pool__min_size=needed
+    )
+    plan = plan_event(occurrence(peak_multiple=4), exact)
+    assert plan.warm_pool == plan.desired - exact.fleet.min_size == needed
+    assert plan.lead == lead_time(exact, from_warm_pool=True)
+    short = settings_with(config, prescale__warm_pool_share_pct=1,
+                          fleet__warm_pool__min_size=needed - 1)  # fmt: skip
+    assert plan_event(occurrence(peak_multiple=4), short).lead == lead_time(short)
+
+
+def test_one_instance_short_of_the_zone_headroom_is_capped() -> None:
+    from tests.conftest import settings_with, stack_config
+
+    config = stack_config("prod")
+    wanted = plan_event(occurrence(), PROD).desired  # 69 with a zone lost
+    assert not plan_event(occurrence(), settings_with(config, fleet__max_size=wanted)).capped
+    short = plan_event(occurrence(), settings_with(config, fleet__max_size=wanted - 1))
+    assert short.capped and short.desired == wanted - 1
+
+
+def test_a_small_events_reservation_is_never_below_the_standing_level() -> None:
+    tiny = plan_event(occurrence(peak_multiple=None, peak_users=100), PROD)
+    assert capacity_units(100, tiny.origin_requests_per_s, PROD) < 100
+    assert tiny.capacity_units == PROD.load_balancer.minimum_capacity_units == 100
+
+
 def test_too_many_events_for_the_scheduled_action_quota() -> None:
     daily = {**ELECTION, "rule": "FREQ=DAILY", "duration_h": 1}
     with pytest.raises(PlanError, match=rf"AWS allows {SCHEDULED_ACTIONS_PER_ASG} per group"):

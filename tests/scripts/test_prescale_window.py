@@ -1,0 +1,266 @@
+"""The pre-scale job driven through the whole of an event window, at the instants that broke it
+(issue 15): raise - 1 s, raise, inside, end, end + 17 min, restore, restore + 30 s,
+restore + 3 min, the next day. Between instants, AWS does what it does: it runs each one-off
+scheduled action, late (`LATE`, inside the settings' 120 s slip), then deletes it. moto keeps
+scheduled actions but never runs them, and has no ALB capacity reservations: `run_due_actions`
+and `Reservations` stand in for both, with AWS's rules."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from scripts.prescale import Clients, run
+from tests.scripts.conftest import client
+from tests.scripts.test_prescale import ALB, plans_at
+
+LATE = timedelta(seconds=90)
+"""How late AWS runs each scheduled action here (prescale.schedule_slip_s allows 120 s)."""
+ELECTION = plans_at("2028-11-01T00:00:00Z")[0]
+assert ELECTION.key == "us-general-election-20281107"
+
+
+class Reservations:
+    """An ALB's capacity reservation as Elastic Load Balancing keeps it: the units last asked
+    for, and at most two decreases a day (ModifyCapacityReservation, "Capacity unit
+    reservation"). Answers the elbv2 client's two calls before they reach moto."""
+
+    def __init__(self, elbv2: Any, units: int = 100) -> None:
+        self.units, self.decreases, self.day = units, 2, None
+        self.now: datetime | None = None
+        events = elbv2.meta.events
+        events.register("before-call.elastic-load-balancing-v2.DescribeCapacityReservation",
+                        self._describe)  # fmt: skip
+        # The call's own parameters (before-call sees them serialised), as Stubber reads them.
+        events.register("before-parameter-build.elastic-load-balancing-v2."
+                        "ModifyCapacityReservation", self._params)  # fmt: skip
+        events.register("before-call.elastic-load-balancing-v2.ModifyCapacityReservation",
+                        self._modify)  # fmt: skip
+        self.asked: dict[str, Any] = {}
+
+    def _answer(self, body: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
+        return AWSResponse("https://elb", 200, {}, None), {"ResponseMetadata": {}, **body}
+
+    def _state(self) -> dict[str, Any]:
+        if self.now is not None and self.day != self.now.date():
+            self.day, self.decreases = self.now.date(), 2
+        return {"MinimumLoadBalancerCapacity": {"CapacityUnits": self.units},
+                "DecreaseRequestsRemaining": self.decreases,
+                "CapacityReservationState": [{"AvailabilityZone": "ca-central-1a",
+                                              "State": {"Code": "provisioned"}}]}  # fmt: skip
+
+    def _describe(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        return self._answer(self._state())
+
+    def _params(self, params: dict[str, Any], **_: Any) -> None:
+        self.asked = dict(params)
+
+    def _modify(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        self._state()
+        params = self.asked
+        units = 0 if params.get("ResetCapacityReservation") else (
+            params["MinimumLoadBalancerCapacity"]["CapacityUnits"])  # fmt: skip
+        if units < self.units:
+            assert self.decreases > 0, "AWS refuses a third decrease in a day"
+            self.decreases -= 1
+        self.units = units
+        return self._answer(self._state())
+
+
+def run_due_actions(autoscaling: Any, group: str, until: datetime) -> None:
+    """What Auto Scaling does with one-off scheduled actions due by `until`: apply the sizes
+    given (a MinSize above desired raises desired to it, a MaxSize below lowers it), then
+    delete the action."""
+    actions = autoscaling.describe_scheduled_actions(AutoScalingGroupName=group)
+    for action in sorted(actions["ScheduledUpdateGroupActions"], key=lambda a: a["StartTime"]):
+        if action["StartTime"] > until:
+            continue
+        (live,) = autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[group])["AutoScalingGroups"]  # fmt: skip
+        low = action.get("MinSize", live["MinSize"])
+        high = action.get("MaxSize", live["MaxSize"])
+        desired = action.get("DesiredCapacity")
+        if desired is None or desired < 0:
+            desired = min(max(live["DesiredCapacity"], low), high)
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName=group, MinSize=low,
+                                              MaxSize=high, DesiredCapacity=desired)  # fmt: skip
+        name = action["ScheduledActionName"]
+        autoscaling.delete_scheduled_action(AutoScalingGroupName=group, ScheduledActionName=name)
+
+
+@pytest.fixture
+def night(aws: str, web_group: str, room_table: str) -> dict[str, Any]:
+    clients = Clients(client("autoscaling", aws), client("elbv2", aws), client("dynamodb", aws))
+    return {"clients": clients, "group": web_group, "room": room_table,
+            "alb": Reservations(clients.elbv2)}  # fmt: skip
+
+
+def at(night: dict[str, Any], instant: datetime) -> dict[str, Any]:
+    """AWS catches up to `instant` (less LATE), then the job runs at `instant`, then again
+    (which must write nothing). What the job left behind."""
+    clients: Clients = night["clients"]
+    run_due_actions(clients.autoscaling, night["group"], instant - LATE)
+    night["alb"].now = instant
+    argv = ["--stack", "prod", "--asg-name", night["group"], "--alb-arn", ALB,
+            "--room-table", night["room"], "--now", instant.isoformat()]  # fmt: skip
+    clients.calls.clear()
+    code = run(argv, clients)
+    writes = clients.writes
+    clients.calls.clear()
+    assert run(argv, clients) == 0 and clients.writes == 0, f"second run at {instant} wrote"
+    asg = clients.autoscaling
+    (group,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[night["group"]])[
+        "AutoScalingGroups"]  # fmt: skip
+    actions = {a["ScheduledActionName"] for a in asg.describe_scheduled_actions(
+        AutoScalingGroupName=night["group"])["ScheduledUpdateGroupActions"]}  # fmt: skip
+    pool = asg.describe_warm_pool(AutoScalingGroupName=night["group"])
+    calendar = clients.dynamodb.get_item(TableName=night["room"], Key={"pk": {"S": "calendar"}})
+    return {
+        "code": code, "writes": writes,
+        "group": (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]),
+        "raise": ELECTION.raise_action in actions, "restore": ELECTION.restore_action in actions,
+        "pool": (pool.get("WarmPoolConfiguration") or {}).get("MinSize"),
+        "lcu": night["alb"].units,
+        "room": ELECTION.key in calendar["Item"]["events"]["M"],
+    }  # fmt: skip
+
+
+def test_the_job_keeps_the_whole_window_and_lets_aws_restore(night) -> None:
+    e = ELECTION
+    second, minute = timedelta(seconds=1), timedelta(minutes=1)
+    # (instant, group min/desired/max, raise action, restore action, pool, LCUs, room knows)
+    timeline = [
+        ("day before", e.reserve_alb_at + minute, (6, 6, 120), True, True, 18, 490, True),
+        ("raise - 1 s", e.raise_at - second, (6, 6, 120), True, True, 18, 490, True),
+        # AWS runs the raise 90 s late: the job raises the group itself meanwhile.
+        ("raise", e.raise_at, (69, 69, 120), True, True, 18, 490, True),
+        ("inside", e.occurrence.start + 2 * 60 * minute, (69, 69, 120), False, True, 18, 490,
+         True),
+        ("end", e.occurrence.end, (69, 69, 120), False, True, 18, 490, True),
+        ("end + 17 min", e.occurrence.end + 17 * minute, (69, 69, 120), False, True, 18, 490,
+         True),
+        ("restore", e.restore_at, (69, 69, 120), False, True, 18, 490, True),
+        # AWS has not run the restore yet (it may be 120 s late): the job leaves it alone.
+        ("restore + 30 s", e.restore_at + 30 * second, (69, 69, 120), False, True, 18, 490,
+         True),
+        # AWS ran it: min back to 6, desired left to target tracking; the night is over.
+        # (the inauguration's own reservation starts a day before it, in January)
+        ("restore + 3 min", e.restore_at + 3 * minute, (6, 69, 120), False, False, 12, 100,
+         False),
+        ("next day", e.restore_at + 24 * 60 * minute, (6, 69, 120), False, False, 12, 100,
+         False),
+    ]  # fmt: skip
+    for label, instant, group, raise_, restore, pool, lcu, room in timeline:
+        seen = at(night, instant)
+        want = {"group": group, "raise": raise_, "restore": restore, "pool": pool, "lcu": lcu,
+                "room": room}  # fmt: skip
+        assert {k: seen[k] for k in want} == want, label
+        assert seen["code"] == (1 if seen["writes"] else 0), label
+
+
+def test_a_raise_never_lowers_a_busier_group(night) -> None:
+    """A group at 90/100/120 before the window (an operator, or demand) keeps its 100 in
+    service: the raise sets the plan's min, never desired; a max raised to 150 stands through
+    the restore and the next raise."""
+    asg = night["clients"].autoscaling
+    asg.update_auto_scaling_group(AutoScalingGroupName=night["group"], MinSize=90,
+                                  DesiredCapacity=100, MaxSize=120)  # fmt: skip
+    at(night, ELECTION.raise_at - timedelta(hours=2))
+    seen = at(night, ELECTION.raise_at + timedelta(minutes=5))  # AWS has run the raise
+    assert seen["group"][1:] == (100, 120) and not seen["raise"]
+    asg.update_auto_scaling_group(AutoScalingGroupName=night["group"], MaxSize=150,
+                                  DesiredCapacity=140)  # fmt: skip
+    at(night, ELECTION.occurrence.start + timedelta(hours=1))  # the hourly run sees it
+    after = at(night, ELECTION.restore_at + timedelta(minutes=5))  # AWS ran the restore
+    assert after["group"] == (6, 140, 150), "the restore hands min back and cuts nobody"
+    inauguration = plans_at("2029-01-01T00:00:00Z")[0]
+    at(night, inauguration.raise_at - timedelta(hours=2))
+    seen = at(night, inauguration.raise_at + timedelta(minutes=5))
+    assert seen["group"][1:] == (140, 150), "a MaxSize of 120 would have cut it to 120"
+
+
+def test_a_small_events_reservation_never_drops_below_the_standing_level(night) -> None:
+    inauguration = plans_at("2029-01-01T00:00:00Z")[0]
+    assert inauguration.capacity_units >= 100  # prod's standing level
+    seen = at(night, inauguration.reserve_alb_at + timedelta(minutes=1))
+    assert seen["lcu"] == inauguration.capacity_units
+    night["alb"].units = 100
+    after = at(night, inauguration.restore_at + timedelta(days=1))
+    assert after["lcu"] == 100, "back to the standing level, never 0"
+
+
+def test_a_reservation_raised_by_hand_is_not_lowered_while_the_event_holds(night) -> None:
+    night["alb"].units = 600  # an operator, expecting more than the plan's 490
+    seen = at(night, ELECTION.occurrence.end + timedelta(minutes=17))
+    assert seen["lcu"] == 600
+    assert at(night, ELECTION.restore_at + timedelta(minutes=3))["lcu"] == 100
+
+
+def test_a_moved_events_actions_move_with_it(night) -> None:
+    asg = night["clients"].autoscaling
+    at(night, ELECTION.raise_at - timedelta(days=2))
+    asg.put_scheduled_update_group_action(
+        AutoScalingGroupName=night["group"], ScheduledActionName=ELECTION.raise_action,
+        StartTime=ELECTION.raise_at - timedelta(hours=5), MinSize=69, MaxSize=120)  # fmt: skip
+    seen = at(night, ELECTION.raise_at - timedelta(days=2) + timedelta(hours=1))
+    assert seen["writes"] == 1
+    listed = asg.describe_scheduled_actions(AutoScalingGroupName=night["group"])
+    (action,) = [a for a in listed["ScheduledUpdateGroupActions"]
+                 if a["ScheduledActionName"] == ELECTION.raise_action]  # fmt: skip
+    assert action["StartTime"] == ELECTION.raise_at
+
+
+def test_throttling_is_retried_not_reported(night) -> None:
+    """Standard retry mode, 8 retries: three throttled reads in a row still succeed."""
+    clients: Clients = night["clients"]
+    retries = clients.autoscaling.meta.config.retries
+    assert (retries["mode"], retries["total_max_attempts"]) == ("standard", 9)
+    throttled = {"left": 3}
+
+    def throttle(**_: Any) -> AWSResponse | None:
+        if throttled["left"] == 0:
+            return None
+        throttled["left"] -= 1
+        body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                b"<Message>Rate exceeded</Message></Error></ErrorResponse>")  # fmt: skip
+        return AWSResponse("https://autoscaling", 400, {}, _Raw(body))
+
+    clients.autoscaling.meta.events.register(
+        "before-send.auto-scaling.DescribeAutoScalingGroups", throttle)  # fmt: skip
+    seen = at(night, ELECTION.raise_at - timedelta(hours=1))
+    assert throttled["left"] == 0 and seen["code"] == 1
+
+
+class _Raw:
+    """A urllib3-like body for botocore's AWSResponse."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any):
+        yield self.body
+
+
+def test_a_failing_layer_is_reported_and_the_others_still_run(night, capsys) -> None:
+    """A crash used to exit 1 ("changes applied") and skip the room calendar queued after it."""
+    from botocore.parsers import ResponseParserError
+
+    clients: Clients = night["clients"]
+
+    def broken(**_: Any) -> None:
+        raise ResponseParserError("Unable to parse response (no element found)")
+
+    clients.autoscaling.meta.events.register("before-call.auto-scaling.DescribeWarmPool", broken)
+    argv = ["--stack", "prod", "--asg-name", night["group"], "--alb-arn", ALB,
+            "--room-table", night["room"], "--now", ELECTION.raise_at.isoformat()]  # fmt: skip
+    assert run(argv, clients) == 2
+    err = capsys.readouterr().err
+    assert "error: warm_pool web-asg: AWS call failed: Unable to parse response" in err
+    assert "Traceback" not in err
+    calendar = clients.dynamodb.get_item(TableName=night["room"], Key={"pk": {"S": "calendar"}})
+    assert ELECTION.key in calendar["Item"]["events"]["M"], "the room layer still ran"
+    assert run([*argv, "--verbose"], clients) == 2
+    assert "Traceback" in capsys.readouterr().err
