@@ -12,22 +12,28 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import icalendar
-import yaml
 from dateutil.rrule import rrulestr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from planning.settings import STACKS_DIR
 from planning.shapes import DEFAULT_SHAPE, SHAPES
+from planning.yaml_file import YamlFileError, load_yaml
 
 EVENTS_FILE = STACKS_DIR / "events.yaml"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_UTC_UNTIL = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
 MAX_PEAK_MULTIPLE = 1000  # 1,000x baseline is a typo, not a forecast
+MAX_PEAK_USERS = 100_000_000
+"""More people at once than any national portal serves: a typo (10^15 was accepted)."""
+DAILY_OR_SLOWER = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+"""An event lasts hours: a rule that recurs faster is a mistake, and dateutil would expand it
+without bound (INTERVAL=0 and FREQ=SECONDLY hung the plan)."""
 RoomMode = Literal["armed", "queue", "off"]
 """armed: the room queues by itself once the fleet is full; queue: everyone queues for the
 whole window; off: no waiting room for this event."""
@@ -38,13 +44,13 @@ class CalendarError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _Peak(_Model):
     peak_multiple: float | None = Field(default=None, gt=1, le=MAX_PEAK_MULTIPLE)
     """Expected peak concurrent users as a multiple of the stack's baseline users."""
-    peak_users: int | None = Field(default=None, gt=0)
+    peak_users: int | None = Field(default=None, gt=0, le=MAX_PEAK_USERS)
     """Expected peak concurrent users, absolute."""
     waiting_room: RoomMode = "armed"
     lead_time_s: int | None = Field(default=None, ge=0, le=7 * 86_400)
@@ -100,6 +106,29 @@ class EventSpec(_Peak):
             raise ValueError(f"is not an IANA time zone such as America/Toronto{hint}") from None
         return value
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _date_and_time(cls, value: object) -> object:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            raise ValueError("is a date alone; give a local date and time, e.g. 2028-11-07T18:00")
+        return value
+
+    @field_validator("rule")
+    @classmethod
+    def _rule_parts(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = dict(p.split("=", 1) for p in value.upper().split(";") if "=" in p)
+        if parts.get("FREQ") not in DAILY_OR_SLOWER:
+            raise ValueError(f"FREQ must be one of {', '.join(DAILY_OR_SLOWER)} (got "
+                             f"{parts.get('FREQ')!r}): events recur daily at most")  # fmt: skip
+        interval = parts.get("INTERVAL", "1")
+        if not interval.isdigit() or int(interval) < 1:
+            raise ValueError(f"INTERVAL must be a whole number from 1 (got {interval!r})")
+        if "COUNT" in parts and "UNTIL" in parts:
+            raise ValueError("COUNT and UNTIL must not both be given (RFC 5545 3.3.10)")
+        return value
+
     @field_validator("start", "end")
     @classmethod
     def _local(cls, value: datetime | None) -> datetime | None:
@@ -114,9 +143,10 @@ class EventSpec(_Peak):
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"end {self.end} is not after start {self.start}")
         _localize(self.start, self.time_zone)  # rejects a start inside a DST gap
+        _localize(self.start + self.duration, self.time_zone)  # and an end inside one
         if self.rule is not None:
             try:
-                rule = rrulestr(self.rule, dtstart=self.start)
+                rule = self._rrule()
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"rule {self.rule!r} is not an RFC 5545 RRULE ({exc})") from None
             if rule.after(self.start, inc=True) is None:
@@ -133,8 +163,19 @@ class EventSpec(_Peak):
         """Local start times up to `until_local` (naive, in the event's zone)."""
         if self.rule is None:
             return [self.start] if self.start <= until_local else []
-        return list(rrulestr(self.rule, dtstart=self.start).between(
-            self.start, until_local, inc=True))  # fmt: skip
+        return list(self._rrule().between(self.start, until_local, inc=True))
+
+    def _rrule(self) -> Any:
+        """The rule over the local start. An UNTIL in UTC (`...Z`, which RFC 5545 requires
+        with a TZID start) becomes the same instant in local time, as dateutil wants it with a
+        zone-less start."""
+        rule = self.rule or ""
+        match = _UTC_UNTIL.search(rule)
+        if match:
+            instant = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+            local = instant.astimezone(ZoneInfo(self.time_zone)).strftime("%Y%m%dT%H%M%S")
+            rule = rule[: match.start(1)] + local + rule[match.end(0) :]
+        return rrulestr(rule, dtstart=self.start)
 
 
 class IcsSource(_Peak):
@@ -187,9 +228,15 @@ class Calendar:
             zone = ZoneInfo(spec.time_zone)
             until_local = end.astimezone(zone).replace(tzinfo=None)
             for local in spec.local_starts(until_local):
-                begins = _localize(local, spec.time_zone)
-                # Wall-clock duration: an 18:00-04:00 night stays 18:00-04:00 across DST.
-                finishes = _localize(local + spec.duration, spec.time_zone)
+                try:
+                    begins = _localize(local, spec.time_zone)
+                    # Wall-clock duration: an 18:00-04:00 night stays 18:00-04:00 across DST.
+                    finishes = _localize(local + spec.duration, spec.time_zone)
+                except ValueError as exc:
+                    raise CalendarError(
+                        f"event {spec.name}: its occurrence on {local:%Y-%m-%d}: {exc}; "
+                        "move the event's local time"
+                    ) from None
                 if finishes > start and begins < end:
                     found.append(Occurrence(spec.name, begins, finishes, spec.time_zone, spec))
         found.sort(key=lambda o: (o.start, o.name))
@@ -206,10 +253,10 @@ class Calendar:
 def load_calendar(path: Path = EVENTS_FILE) -> Calendar:
     """Read events.yaml and the .ics files it names; raise CalendarError naming every problem."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise CalendarError(f"no calendar file {path}") from None
-    return parse_calendar(document, path.parent)
+        document = load_yaml(path)
+    except YamlFileError as exc:
+        raise CalendarError(str(exc)) from None
+    return parse_calendar(document or {}, path.parent)
 
 
 def parse_calendar(document: object, base: Path = STACKS_DIR) -> Calendar:
@@ -223,6 +270,12 @@ def parse_calendar(document: object, base: Path = STACKS_DIR) -> Calendar:
     if parsed.stacks is not None:
         events = [e if e.stacks is not None else e.model_copy(update={"stacks": parsed.stacks})
                   for e in events]  # fmt: skip
+    known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in base.glob("Pulumi.*.yaml"))
+    named = {s for s in parsed.stacks or []} | {s for e in events for s in e.stacks or []}
+    unknown = sorted(s for s in named if known and s not in known)
+    if unknown:
+        raise CalendarError(f"stacks: {unknown} named by events but no stack file "
+                            f"(stacks: {', '.join(known)})")  # fmt: skip
     names = [e.name for e in events]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -231,59 +284,93 @@ def parse_calendar(document: object, base: Path = STACKS_DIR) -> Calendar:
 
 
 def import_ics(path: Path, source: IcsSource) -> list[EventSpec]:
-    """VEVENTs of an iCalendar file as EventSpecs (SUMMARY names the event)."""
+    """VEVENTs of an iCalendar file as EventSpecs (SUMMARY names the event). Every error names
+    the file and the event."""
     try:
         calendar = icalendar.Calendar.from_ical(path.read_bytes())
     except FileNotFoundError:
         raise CalendarError(f"ics.path: no file {path}") from None
     except ValueError as exc:
         raise CalendarError(f"ics.path: {path} is not iCalendar ({exc})") from None
-    specs = []
-    for vevent in calendar.walk("VEVENT"):
-        summary = str(vevent.get("SUMMARY", "")).strip()
-        name = re.sub(r"[^a-z0-9]+", "-", summary.lower()).strip("-")[:63]
-        begins = vevent.decoded("DTSTART")
-        if not isinstance(begins, datetime):
-            raise CalendarError(f"{path}: {summary!r} is an all-day event; give it a start time")
-        zone = _zone_name(begins)
-        local = begins.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-        if "DTEND" in vevent:
-            finishes = vevent.decoded("DTEND").astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-            shape: dict[str, object] = {"end": finishes}
-        elif "DURATION" in vevent:
-            shape = {"duration_h": vevent.decoded("DURATION").total_seconds() / 3600}
-        else:
-            raise CalendarError(f"{path}: {summary!r} has neither DTEND nor DURATION")
-        rule = vevent.get("RRULE")
-        try:
-            specs.append(
-                EventSpec.model_validate(
-                    {
-                        **source.model_dump(exclude={"path"}),
-                        "name": name,
-                        "time_zone": zone,
-                        "start": local,
-                        "rule": rule.to_ical().decode() if rule else None,
-                        **shape,
-                    }
-                )
-            )
-        except ValidationError as exc:
-            raise CalendarError(f"{path}: {summary!r}: {_describe(exc, None)}") from None
-    return specs
+    vevents = calendar.walk("VEVENT")
+    if not vevents:
+        raise CalendarError(f"{path}: no VEVENT: the file holds no event to plan")
+    return [_ics_event(path, source, vevent) for vevent in vevents]
 
 
-def _zone_name(moment: datetime) -> str:
-    """IANA name of an .ics start's zone; a floating (zone-less) time is refused, not guessed."""
+def _ics_event(path: Path, source: IcsSource, vevent: Any) -> EventSpec:
+    summary = str(vevent.get("SUMMARY", "")).strip()
+    where = f"{path}: event {summary!r}"
+    name = re.sub(r"[^a-z0-9]+", "-", summary.lower()).strip("-")[:63]
+    begins = _ics_time(vevent, "DTSTART", where)
+    if begins is None:
+        raise CalendarError(f"{where}: no DTSTART")
+    if not isinstance(begins, date):
+        raise CalendarError(f"{where}: DTSTART {begins!r} is not a valid date-time "
+                            "(YYYYMMDDTHHMMSS with a TZID)")  # fmt: skip
+    if not isinstance(begins, datetime):
+        raise CalendarError(f"{where}: DTSTART is a date alone (an all-day event); "
+                            "give it a time and a TZID")  # fmt: skip
+    zone = _zone_name(begins, vevent, where)
+    local = begins.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    finishes = _ics_time(vevent, "DTEND", where)
+    if finishes is not None:
+        if not isinstance(finishes, date):
+            raise CalendarError(f"{where}: DTEND {finishes!r} is not a valid date-time")
+        if not isinstance(finishes, datetime):
+            raise CalendarError(f"{where}: DTEND is a date alone; give it a time like DTSTART")
+        shape: dict[str, object] = {
+            "end": finishes.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+            if finishes.tzinfo else finishes  # a floating end: the start's local time
+        }  # fmt: skip
+    elif "DURATION" in vevent:
+        shape = {"duration_h": vevent.decoded("DURATION").total_seconds() / 3600}
+    else:
+        raise CalendarError(f"{where}: neither DTEND nor DURATION")
+    rule = vevent.get("RRULE")
+    try:
+        return EventSpec.model_validate(
+            {
+                **source.model_dump(exclude={"path"}),
+                "name": name,
+                "time_zone": zone,
+                "start": local,
+                "rule": rule.to_ical().decode() if rule else None,
+                **shape,
+            }
+        )
+    except ValidationError as exc:
+        raise CalendarError(f"{where}: {_describe(exc, None)}") from None
+
+
+def _ics_time(vevent: Any, prop: str, where: str) -> object:
+    """A DTSTART/DTEND value, or None if absent; CalendarError if it is not a date or time."""
+    if prop not in vevent:
+        return None
+    try:
+        return vevent.decoded(prop)
+    except (ValueError, TypeError) as exc:
+        raise CalendarError(f"{where}: {prop} {vevent[prop].to_ical()!r} is not a valid "
+                            f"date-time ({exc})") from None  # fmt: skip
+
+
+def _zone_name(moment: datetime, vevent: Any, where: str) -> str:
+    """IANA name of an .ics start's zone; a floating (zone-less) time or an unknown TZID is
+    refused, not guessed."""
+    tzid = vevent["DTSTART"].params.get("TZID")
     zone = moment.tzinfo
     if zone is None:
-        raise CalendarError(f"start {moment} has no time zone; give DTSTART a TZID")
+        if tzid:
+            raise CalendarError(f"{where}: TZID {tzid!r} is not a time zone the calendar "
+                                "defines or IANA knows (e.g. America/Toronto)")  # fmt: skip
+        raise CalendarError(f"{where}: DTSTART {moment} has no time zone; give it a TZID")
     key = getattr(zone, "key", None)
     if key:
         return str(key)
     if zone.utcoffset(moment) == timedelta(0):
         return "UTC"
-    raise CalendarError(f"time zone {zone!r} has no IANA name; use a TZID like America/Toronto")
+    raise CalendarError(f"{where}: time zone {tzid or zone!r} has no IANA name; use a TZID "
+                        "like America/Toronto")  # fmt: skip
 
 
 def _localize(local: datetime, zone_name: str) -> datetime:

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,6 +27,7 @@ from pydantic import (
 
 from functions.admission.tokens import ID_PATTERN
 from planning import aws_facts
+from planning.yaml_file import YamlFileError, load_yaml
 
 PROJECT = "floodgate"
 SETTINGS_KEY = f"{PROJECT}:settings"
@@ -48,7 +48,7 @@ class SettingsError(ValueError):
 
 class _Model(BaseModel):
     # Unknown keys are typos, not extensions: reject them so a misspelt limit is never ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -805,8 +805,18 @@ def load_stack_settings(stack: str, stacks_dir: Path = STACKS_DIR) -> Settings:
             p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml")
         )
         raise SettingsError(f"stack {stack!r}: no file {path} (stacks: {', '.join(known)})")
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return parse_stack_config(document.get("config") or {})
+    try:
+        document = load_yaml(path)
+    except YamlFileError as exc:
+        raise SettingsError(str(exc)) from None
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise SettingsError(f"{path}: the top level must be a mapping (got {document!r:.60})")
+    config = document.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise SettingsError(f"{path}: config: must be a mapping (got {config!r:.60})")
+    return parse_stack_config(config)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -819,7 +829,9 @@ def _describe(exc: ValidationError) -> str:
             loc = ".".join(filter(None, [loc, key]))
             lines.append(f"{SETTINGS_KEY}.{loc}: {message} (got {value})")
             continue
-        lines.append(f"{SETTINGS_KEY}.{loc}: {message} (got {error.get('input')!r})")
+        # The region comes from `aws:region`, not from floodgate:settings: name it so.
+        key = REGION_KEY if loc == "region" else f"{SETTINGS_KEY}.{loc}"
+        lines.append(f"{key}: {message} (got {error.get('input')!r})")
     return "invalid settings:\n  " + "\n  ".join(lines)
 
 

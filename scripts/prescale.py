@@ -70,8 +70,15 @@ class Targets:
         if outputs_file is not None:
             try:
                 values = json.loads(outputs_file.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise ValueError(f"--outputs {outputs_file}: unreadable JSON ({exc})") from None
+            if not isinstance(values, dict):
+                raise ValueError(f"--outputs {outputs_file}: must be a JSON object of stack "
+                                 f"outputs (got {type(values).__name__})")  # fmt: skip
+            for key in ("asg_name", "alb_arn", "room_table"):
+                if key in values and not isinstance(values[key], str | None):
+                    raise ValueError(f"--outputs {outputs_file}: {key} must be a string "
+                                     f"(got {values[key]!r})")  # fmt: skip
         values |= {k: v for k, v in overrides.items() if v}
         if not values.get("asg_name"):
             raise ValueError("asg_name missing: pass --outputs <stack outputs JSON> or --asg-name")
@@ -370,7 +377,7 @@ def run(argv: list[str] | None = None, clients: Clients | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_stack_settings(args.stack)
-        now = clock.parse_instant(args.now) if args.now is not None else clock.now()
+        now = clock.parse_instant(args.now, "--now") if args.now is not None else clock.now()
         plans = plan_events(load_calendar(), settings, args.stack, now)
         targets = Targets.from_sources(
             args.outputs,

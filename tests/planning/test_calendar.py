@@ -90,7 +90,8 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"rule": None, "duration_h": None, "end": "2024-11-05T17:00:00"},
      r"end 2024-11-05 17:00:00 is not after start 2024-11-05 18:00:00"),
     ({"rule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, r"never occurs on or after 2024-11-05"),
-    ({"rule": "FREQ=SOMETIMES"}, r"is not an RFC 5545 RRULE"),
+    ({"rule": "FREQ=SOMETIMES"}, r"FREQ must be one of DAILY, WEEKLY, MONTHLY, YEARLY"),
+    ({"rule": "FREQ=DAILY;BYHOUR=xx"}, r"is not an RFC 5545 RRULE"),
     ({"peak_multiple": 0.5}, r"peak_multiple: Input should be greater than 1 \(got 0\.5\)"),
     ({"peak_multiple": 5000}, r"peak_multiple: Input should be less than or equal to 1000"),
     ({"peak_users": 1000}, r"give exactly one of peak_multiple .* or peak_users"),
@@ -156,7 +157,7 @@ def test_a_floating_ics_time_is_refused(tmp_path: Path) -> None:
         "UID:a@t\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Budget Day\r\n"
         "DTSTART:20270301T090000\r\nDURATION:PT2H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     )
-    with pytest.raises(CalendarError, match="has no time zone; give DTSTART a TZID"):
+    with pytest.raises(CalendarError, match="has no time zone; give it a TZID"):
         parse_calendar({"ics": [{"path": "x.ics", "peak_users": 5000}]}, tmp_path)
 
 

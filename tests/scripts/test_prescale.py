@@ -226,3 +226,21 @@ def test_warm_pool_gets_a_prepared_capacity_cap(clients, web_group) -> None:
     run(args(now="2028-10-20T00:00:00Z"), clients)
     pool = clients.autoscaling.describe_warm_pool(AutoScalingGroupName=web_group)
     assert pool["WarmPoolConfiguration"]["MaxGroupPreparedCapacity"] == 6 + 18
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--now", ""], "--now: empty"),
+    (["--now", "2028-10-01"], "--now: '2028-10-01' has no offset"),
+    (["--outputs", "LIST"], "must be a JSON object of stack outputs (got list)"),
+    (["--outputs", "NUMBER"], "asg_name must be a string (got 7)"),
+])  # fmt: skip
+def test_bad_flags_are_clear_errors_naming_the_flag(tmp_path, capsys, argv, message) -> None:
+    files = {"LIST": "[1, 2]", "NUMBER": '{"asg_name": 7}'}
+    for i, arg in enumerate(argv):
+        if arg in files:
+            path = tmp_path / f"{arg}.json"
+            path.write_text(files[arg], encoding="utf-8")
+            argv[i] = str(path)
+    assert run(["--stack", "prod", "--asg-name", "web", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and "FLOODGATE_NOW" not in err
