@@ -14,13 +14,14 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -46,9 +47,25 @@ class SettingsError(ValueError):
     """Invalid stack settings; the message lists every problem as `key: message (got value)`."""
 
 
+RFC_1918 = tuple(
+    ipaddress.IPv4Network(b) for b in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+"""`is_private` also admits loopback, link-local and other reserved blocks a VPC cannot use."""
+
+
 class _Model(BaseModel):
     # Unknown keys are typos, not extensions: reject them so a misspelt limit is never ignored.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's true is not 1: `min_size: true` was accepted as a group of one."""
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            if annotation is not bool and bool not in get_args(annotation):
+                raise ValueError("must be a number or text, not true/false")
+        return value
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -74,8 +91,10 @@ class NetworkSettings(_Model):
                 "prefix must be between /16 and /20 (AWS allows /16 to /28; "
                 "Floodgate needs room for 2 subnets per zone)"
             )
-        if not net.is_private:
-            raise ValueError("must be a private (RFC 1918) range")
+        if not any(net.subnet_of(block) for block in RFC_1918):
+            raise ValueError(
+                f"must lie in a private (RFC 1918) range: {', '.join(map(str, RFC_1918))}"
+            )
         return value
 
     @field_validator("zones")
@@ -816,7 +835,14 @@ def load_stack_settings(stack: str, stacks_dir: Path = STACKS_DIR) -> Settings:
     config = document.get("config") or {}
     if not isinstance(config, Mapping):
         raise SettingsError(f"{path}: config: must be a mapping (got {config!r:.60})")
-    return parse_stack_config(config)
+    settings = parse_stack_config(config)
+    role = "pr" if stack == "pr" or stack.startswith("pr-") else stack
+    if role in ("dev", "staging", "prod", "pr") and settings.environment != role:
+        raise SettingsError(
+            f"{path}: {SETTINGS_KEY}.environment: {settings.environment!r} in the {stack!r} stack; "
+            f"it must be {role!r} (the environment decides protection and deletion rules)"
+        )
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:

@@ -179,6 +179,19 @@ CASES: list[Case] = [
      lambda t: load_stack_settings("prod", stacks_with(
          t, "Pulumi.prod.yaml", PROD_YAML.replace("  aws:region: ca-central-1\n", ""))),
      SettingsError, "aws:region: "),
+    ("min_size: true",
+     lambda t: settings_with(stack_config("prod"), fleet__min_size=True),
+     SettingsError, "fleet.min_size: must be a number or text, not true/false (got True)"),
+    ("a loopback VPC CIDR",
+     lambda t: settings_with(stack_config("prod"), network__vpc_cidr="127.0.0.0/16"),
+     SettingsError, "must lie in a private (RFC 1918) range"),
+    ("a link-local VPC CIDR",
+     lambda t: settings_with(stack_config("prod"), network__vpc_cidr="169.254.0.0/16"),
+     SettingsError, "must lie in a private (RFC 1918) range"),
+    ("environment: pr in the prod stack file",
+     lambda t: load_stack_settings("prod", stacks_with(
+         t, "Pulumi.prod.yaml", PROD_YAML.replace("environment: prod", "environment: pr"))),
+     SettingsError, "environment: 'pr' in the 'prod' stack; it must be 'prod'"),
     # -- validators no test exercised ------------------------------------------------------------
     ("VPC prefix beyond the bounds",
      lambda t: settings_with(stack_config("prod"), network__vpc_cidr="10.40.0.0/24"),

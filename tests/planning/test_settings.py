@@ -150,7 +150,11 @@ INVALID: list[tuple[str, Any, str]] = [
         100,
         r"network\.flow_log_retention_days: must be one of CloudWatch's retention periods",
     ),
-    ("network.vpc_cidr", "8.8.0.0/16", r"network\.vpc_cidr: must be a private"),
+    (
+        "network.vpc_cidr",
+        "8.8.0.0/16",
+        r"network\.vpc_cidr: must lie in a private \(RFC 1918\) range",
+    ),
     ("network.nat_gateways", "one", r"network\.nat_gateways: prod needs 'per_zone'"),
     (
         "network.zones",
