@@ -99,9 +99,18 @@ class NetworkSettings(_Model):
 
     @field_validator("zones")
     @classmethod
-    def _distinct(cls, value: list[str]) -> list[str]:
+    def _distinct(cls, value: list[str], info: ValidationInfo) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("zones must be distinct")
+        # Checked here, with the region from the validation context, so a bad zone is reported
+        # with every other field error (a model-level check runs only when all fields are good).
+        region = (info.context or {}).get("region")
+        known = aws_facts.REGION_ZONES.get(region or "")
+        if known is not None:
+            for zone in value:
+                if zone not in known:
+                    raise ValueError(f"{zone!r} is not an Availability Zone of {region}; "
+                                     f"allowed: {list(known)}")  # fmt: skip
         return value
 
     @field_validator("flow_log_retention_days")
@@ -811,7 +820,7 @@ def parse_stack_config(config: Mapping[str, Any]) -> Settings:
     if "region" in raw:
         raise SettingsError(f"{SETTINGS_KEY}.region: set the region with {REGION_KEY} instead")
     try:
-        return Settings.model_validate({**raw, "region": region})
+        return Settings.model_validate({**raw, "region": region}, context={"region": region})
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
 

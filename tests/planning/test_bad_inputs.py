@@ -192,6 +192,10 @@ CASES: list[Case] = [
      lambda t: load_stack_settings("prod", stacks_with(
          t, "Pulumi.prod.yaml", PROD_YAML.replace("environment: prod", "environment: pr"))),
      SettingsError, "environment: 'pr' in the 'prod' stack; it must be 'prod'"),
+    ("a bad zone and a bad WAF limit: both reported",
+     lambda t: settings_with(stack_config("prod"), waf__rate_limit=1,
+                             network__zones=["ca-central-1a", "ca-central-1b", "ca-central-1x"]),
+     SettingsError, "network.zones: 'ca-central-1x' is not an Availability Zone of ca-central-1"),
     # -- validators no test exercised ------------------------------------------------------------
     ("VPC prefix beyond the bounds",
      lambda t: settings_with(stack_config("prod"), network__vpc_cidr="10.40.0.0/24"),
@@ -229,6 +233,13 @@ def test_a_bad_input_is_a_clear_error(tmp_path, why, act, error, fragment) -> No
         act(tmp_path)
     assert fragment in str(raised.value), str(raised.value)
     assert "Traceback" not in str(raised.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as raised:
+        zones = ["ca-central-1a", "ca-central-1b", "ca-central-1x"]
+        settings_with(stack_config("prod"), waf__rate_limit=1, network__zones=zones)
+    assert "waf.rate_limit" in str(raised.value) and "network.zones" in str(raised.value)
 
 
 def test_an_ics_until_in_utc_on_a_tzid_start_is_valid(tmp_path) -> None:
