@@ -66,3 +66,6 @@ DDB_NEW_TABLE_WRITES_PER_S, DDB_NEW_TABLE_READS_PER_S = 4_000, 12_000
 # unreserved (Lambda quotas; PutFunctionConcurrency refuses to go below).
 LAMBDA_DEFAULT_CONCURRENCY = 1_000
 LAMBDA_MIN_UNRESERVED = 100
+
+TAGS_PER_RESOURCE = 50
+"""User-defined tags per resource (AWS Tagging Best Practices, "Tag naming limits": 50)."""

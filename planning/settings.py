@@ -40,6 +40,18 @@ _INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*)\.(?P<size>[a-z0-9]+)$
 _ARM_FAMILY = re.compile(r"^[a-z]+\d+g[a-z]*$")
 _ACM_ARN = re.compile(r"^arn:aws:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
+MAX_GROUP_SIZE, MAX_CAPACITY_UNITS = 10_000, 100_000
+"""Floodgate's guards against a typo (10^12 instances and 10^9 LCUs were accepted), far above
+any portal's night; AWS's own account quotas (EC2 vCPUs, ELB capacity) bind first and are
+checked by `make preflight`."""
+_EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+"""An address SNS can deliver to: a local part, then a DNS name (no spaces, one @, a TLD)."""
+_HOSTED_ZONE = re.compile(r"Z[A-Z0-9]{1,31}")
+"""Route 53 hosted-zone ids: Z then upper-case letters and digits (as GetHostedZone returns
+them, without the /hostedzone/ prefix)."""
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -128,6 +140,14 @@ class LoadBalancerSettings(_Model):
     """Regional ACM certificate (same region as the ALB) for `origin_domain_name`."""
     hosted_zone_id: str | None = None
     """When set, Floodgate writes the alias record for `origin_domain_name` in this zone."""
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _zone_id(cls, value: str | None) -> str | None:
+        if value is not None and not _HOSTED_ZONE.fullmatch(value):
+            raise ValueError("must be a Route 53 hosted-zone id such as Z0123456789ABCDEFGHIJ")
+        return value
+
     tls_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
     app_port: Port = 8080
     health_check_path: str = "/healthz"
@@ -144,7 +164,7 @@ class LoadBalancerSettings(_Model):
     origin_secret_slot: Literal["a", "b"] = "a"
     """Which of the two origin secrets CloudFront sends; the ALB accepts both, so switching
     slots never answers 403 while CloudFront propagates (see README, rotating the secret)."""
-    minimum_capacity_units: int = Field(default=0, ge=0)
+    minimum_capacity_units: int = Field(default=0, ge=0, le=MAX_CAPACITY_UNITS)
     """Standing LCU reservation; 0 means none. Event-time raises are the pre-scale script's."""
     deletion_protection: bool = True
     access_log_retention_days: int = Field(default=90, ge=1)
@@ -212,8 +232,8 @@ class FleetSettings(_Model):
     """Web autoscaling group."""
 
     instance_types: list[str]
-    min_size: int = Field(ge=0)
-    max_size: int = Field(ge=1)
+    min_size: int = Field(ge=0, le=MAX_GROUP_SIZE)
+    max_size: int = Field(ge=1, le=MAX_GROUP_SIZE)
     on_demand_base: int = Field(default=0, ge=0)
     """Instances always on demand, before any spot share applies."""
     spot_pct: int = Field(default=0, ge=0, le=100)
@@ -448,7 +468,7 @@ class AlarmSettings(_Model):
     @field_validator("email_subscriptions")
     @classmethod
     def _emails(cls, value: list[str]) -> list[str]:
-        bad = [e for e in value if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", e)]
+        bad = [e for e in value if not _EMAIL.fullmatch(e)]
         if bad:
             raise ValueError(f"{bad} are not e-mail addresses")
         return value
@@ -787,6 +807,14 @@ class Settings(_Model):
         """PR-preview stacks are destroyed with their pull request: `pulumi destroy` must be able
         to delete log buckets that still hold objects (force_destroy)."""
         return self.environment == "pr"
+
+    @model_validator(mode="after")
+    def _tag_count(self) -> Self:
+        total, own = len(self.stack_tags), len(self.stack_tags) - len(self.tags)
+        if total > aws_facts.TAGS_PER_RESOURCE:
+            raise _at("tags", len(self.tags), f"with Floodgate's own {own} a resource would "
+                      f"carry {total} tags; AWS allows {aws_facts.TAGS_PER_RESOURCE}")  # fmt: skip
+        return self
 
     @property
     def stack_tags(self) -> dict[str, str]:
