@@ -69,3 +69,73 @@ LAMBDA_MIN_UNRESERVED = 100
 
 TAGS_PER_RESOURCE = 50
 """User-defined tags per resource (AWS Tagging Best Practices, "Tag naming limits": 50)."""
+
+INSTANCE_FAMILIES = frozenset(
+    [
+        "t3",
+        "t3a",
+        "t4g",
+        "m5",
+        "m5a",
+        "m5n",
+        "m6i",
+        "m6a",
+        "m6g",
+        "m6in",
+        "m7i",
+        "m7i-flex",
+        "m7a",
+        "m7g",
+        "m8g",
+        "c5",
+        "c5a",
+        "c5n",
+        "c6i",
+        "c6a",
+        "c6g",
+        "c6gn",
+        "c6in",
+        "c7i",
+        "c7i-flex",
+        "c7a",
+        "c7g",
+        "c7gn",
+        "c8g",
+        "r5",
+        "r5a",
+        "r5n",
+        "r6i",
+        "r6a",
+        "r6g",
+        "r7i",
+        "r7a",
+        "r7g",
+        "r8g",
+        "g5",
+        "g6",
+    ]
+)
+"""EC2 families a web fleet may run on (general purpose, compute, memory, and the G GPU families
+of the EC2 instance types list): a name outside it is a typo (m99.large was accepted)."""
+INSTANCE_SIZES = frozenset(
+    [
+        "nano",
+        "micro",
+        "small",
+        "medium",
+        "large",
+        "xlarge",
+        "2xlarge",
+        "4xlarge",
+        "8xlarge",
+        "9xlarge",
+        "12xlarge",
+        "16xlarge",
+        "18xlarge",
+        "24xlarge",
+        "32xlarge",
+        "48xlarge",
+        "metal",
+    ]
+)
+"""EC2 size names ("Amazon EC2 instance types", sizes within a family)."""

@@ -211,6 +211,9 @@ CASES: list[Case] = [
     ("an LCU reservation of 10^9",
      lambda t: settings_with(stack_config("prod"), load_balancer__minimum_capacity_units=10**9),
      SettingsError, "load_balancer.minimum_capacity_units: Input should be less than or equal"),
+    ("an instance type that does not exist",
+     lambda t: settings_with(stack_config("prod"), fleet__instance_types=["m99.large"]),
+     SettingsError, "['m99.large'] are not EC2 instance types Floodgate knows"),
     # -- validators no test exercised ------------------------------------------------------------
     ("VPC prefix beyond the bounds",
      lambda t: settings_with(stack_config("prod"), network__vpc_cidr="10.40.0.0/24"),
