@@ -19,6 +19,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+if not __package__:  # run by path (`python scripts/plan.py`): make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from planning import clock
 from planning.calendar import CalendarError, load_calendar
 from planning.capacity import admit_rate_per_s, peak_check, people_per_instance

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+if not __package__:  # run by path (`python scripts/plan_diff.py`): make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from planning import clock
 from scripts.offline_cloud import ROOT, SECRET
 

@@ -14,6 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from pathlib import Path
+
+if not __package__:  # run by path (`python scripts/policy.py`): make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planning.calendar import CalendarError
 from planning.event_plan import PlanError

@@ -27,10 +27,14 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+if not __package__:  # run by path (`python scripts/preflight.py`): make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planning import aws_facts, clock
 from planning.calendar import CalendarError, load_calendar

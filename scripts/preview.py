@@ -33,6 +33,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+if not __package__:  # run by path (`python scripts/preview.py`): make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from planning import clock
 from planning.settings import SETTINGS_KEY, SettingsError, load_stack_settings, parse_stack_config
 from scripts.offline_cloud import ROOT, SECRET, stack_config

@@ -19,6 +19,9 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+if not __package__:  # run by path (`python scripts/rehearse.py`): make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from planning import clock
 from planning.calendar import CalendarError, load_calendar
 from planning.event_plan import EventPlan, PlanError, plan_event
