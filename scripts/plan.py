@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from pathlib import Path
 
 if not __package__:  # run by path (`python scripts/plan.py`): make the project importable
@@ -52,9 +51,8 @@ def key_settings(settings: Settings) -> list[str]:
         f"{settings.waf.evaluation_window_s} s",
         f"failover codes   {', '.join(map(str, settings.edge.failover_status_codes))}",
         f"planned peak     {peak.peak_users:,} users -> {peak.origin_requests_per_s:,.0f} "
-        f"origin req/s -> {peak.instances_needed} instances; "
-        f"{peak.instances_with_zone_lost} with a zone lost "
-        f"({'holds' if peak.holds else 'DOES NOT HOLD'})",
+        f"origin req/s -> needed {peak.instances_needed} instances; max with a zone lost "
+        f"{peak.instances_with_zone_lost} ({'holds' if peak.holds else 'DOES NOT HOLD'})",
         f"waiting room     {_room(settings)}",
     ]
 
@@ -101,18 +99,26 @@ def event_table(plans: list[EventPlan]) -> list[str]:
 
 
 def render_tree(run: OfflineRun) -> list[str]:
-    """Components as a tree; each component's plain resources summarised by type."""
+    """Components as a tree, in a stable order (type, then name), each with its resources by
+    type and name; a component that declares nothing (Prescale with no events) is left out."""
     lines: list[str] = []
 
     def walk(parent: str | None, depth: int) -> None:
         children = run.children(parent)
         indent = "  " * depth
-        for component in (c for c in children if not c.custom):
+        components = sorted((c for c in children if not c.custom), key=lambda c: (c.type, c.name))
+        for component in components:
+            if not run.children(component.urn):
+                continue
             lines.append(f"{indent}{component.type.split(':')[-1]} {component.name}")
             walk(component.urn, depth + 1)
-        counts = Counter(r.type for r in children if r.custom)
-        for token, count in sorted(counts.items()):
-            lines.append(f"{indent}  {count:>2} x {token}")
+        names: dict[str, list[str]] = {}
+        for resource in children:
+            if resource.custom:
+                names.setdefault(resource.type, []).append(resource.name)
+        for token, named in sorted(names.items()):
+            shown = ", ".join(sorted(named)[:3]) + (", ..." if len(named) > 3 else "")
+            lines.append(f"{indent}  {len(named):>2} x {token}: {shown}")
 
     walk(None, 0)
     return lines
