@@ -26,6 +26,19 @@ def test_plan_prints_tree_and_key_settings(tmp_path, capsys) -> None:
     rehearsed = out.split("Rehearsal, each event's own curve")[1].split("\n\n")[0]
     assert "  us-general-election-20281107: within budget" in rehearsed
     assert len(rehearsed.strip().splitlines()) == 1 + out.count("EDT  ") + out.count("EST  ")
+    assert "needed 46 instances; max with a zone lost 80 (holds)" in out
+
+
+def test_the_tree_is_stable_names_resources_and_omits_empty_components(monkeypatch) -> None:
+    """Two runs print the same tree; a Prescale without events (after the horizon) is left out."""
+    from scripts.offline_cloud import run_offline, stack_config
+
+    monkeypatch.setenv("FLOODGATE_NOW", "2031-06-01T00:00:00Z")  # no event within 120 days
+    trees = [plan.render_tree(run_offline("prod", stack_config("prod"))) for _ in range(2)]
+    assert trees[0] == trees[1]
+    assert not any(line.strip().startswith("Prescale") for line in trees[0])
+    assert any("x aws:cloudfront/distribution:Distribution: floodgate-prod" in line
+               for line in trees[0])  # fmt: skip
 
 
 def test_an_event_the_fleet_cannot_carry_breaks_the_budget_in_the_plan(prod_config) -> None:
