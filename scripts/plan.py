@@ -15,6 +15,7 @@ Exit codes: 0 no change, 1 changes, 2 error.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -151,10 +152,20 @@ def main(argv: list[str] | None = None) -> int:
     run = run_offline(args.stack, stack_config(args.stack))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"plan-{args.stack}.json"
-    path.write_text(run.plan_json(), encoding="utf-8")
+    # The instant the plan was made at: events and scheduled actions depend on it.
+    document = {**run.plan_document(), "planned_at": clock.aws_timestamp(now)}
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if base is not None:
+        then = base.get("planned_at")
+        if then != document["planned_at"]:
+            warning = (
+                f"warning: {args.diff.name} was planned at {then or 'an unknown instant'}, this "
+                f"plan at {document['planned_at']}: events and scheduled actions differ by time "
+                "alone (set FLOODGATE_NOW to the same instant)"
+            )
+            print(warning, file=sys.stderr)
         try:
-            diff = compare(base, run.plan_document())
+            diff = compare(base, document)
         except PlanDiffError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

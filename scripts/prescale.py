@@ -364,10 +364,20 @@ def _layer_target(layer: str, targets: Targets) -> str:
 
 
 def table(changes: Iterable[Change]) -> str:
+    """The dry run's table: a load balancer by its name, not its ARN (which padded every row to
+    its width), and each detail as `key value` pairs rather than raw JSON."""
     rows = [("layer", "action", "target", "detail")] + [
-        (c.layer, c.action, c.target, json.dumps(c.detail, sort_keys=True)) for c in changes
+        (c.layer, c.action, _short(c.target), _pairs(c.detail)) for c in changes
     ]
     return "\n".join(aligned(rows))
+
+
+def _short(target: str) -> str:
+    return target.split(":loadbalancer/", 1)[1] if ":loadbalancer/" in target else target
+
+
+def _pairs(detail: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(detail.items()))
 
 
 def run(argv: list[str] | None = None, clients: Clients | None = None) -> int:

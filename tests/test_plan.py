@@ -59,7 +59,7 @@ def test_an_event_the_fleet_cannot_carry_breaks_the_budget_in_the_plan(prod_conf
 def test_plan_json_has_the_documented_shape(tmp_path) -> None:
     plan.main(["--stack", "dev", "--out", str(tmp_path)])
     document = json.loads((tmp_path / "plan-dev.json").read_text())
-    assert set(document) == {"stack", "project", "resources"}
+    assert set(document) == {"stack", "project", "resources", "planned_at"}
     assert (document["stack"], document["project"]) == ("dev", "floodgate")
     urns = {r["urn"] for r in document["resources"]}
     for resource in document["resources"]:
@@ -95,3 +95,16 @@ def test_invalid_settings_fail_before_any_resource_is_declared(prod_config) -> N
     with pytest.raises(SettingsError, match=r"fleet\.max_size"):
         run_offline("prod", prod_config, into=partial)
     assert partial.registrations == []
+
+
+def test_a_diff_against_a_plan_of_another_instant_says_so(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("FLOODGATE_NOW", "2028-10-01T00:00:00Z")
+    plan.main(["--stack", "dev", "--out", str(tmp_path / "base")])
+    base = tmp_path / "base" / "plan-dev.json"
+    capsys.readouterr()
+    plan.main(["--stack", "dev", "--out", str(tmp_path / "same"), "--diff", str(base)])
+    assert "warning" not in capsys.readouterr().err
+    monkeypatch.setenv("FLOODGATE_NOW", "2028-11-01T00:00:00Z")
+    plan.main(["--stack", "dev", "--out", str(tmp_path / "later"), "--diff", str(base)])
+    err = capsys.readouterr().err
+    assert "was planned at 2028-10-01T00:00:00Z, this plan at 2028-11-01T00:00:00Z" in err

@@ -63,7 +63,19 @@ def test_dry_run_changes_nothing_and_prints_a_table(clients, web_group, capsys) 
     assert clients.writes == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["layer", "action", "target", "detail"]
-    assert "floodgate-us-general-election-20281107-raise" in out
+    raise_row = next(line for line in out.splitlines()
+                     if "floodgate-us-general-election-20281107-raise" in line)  # fmt: skip
+    assert "MaxSize 120, MinSize 69, StartTime 2028-11-07T22:00:00Z" in raise_row
+    assert "{" not in out, "details as key value pairs, not JSON"
+
+
+def test_the_dry_run_names_a_load_balancer_not_its_arn(clients, web_group, alb, capsys) -> None:
+    alb.add_response("describe_capacity_reservation", reservation(100), {"LoadBalancerArn": ALB})
+    assert run(args("--dry-run", "--alb-arn", ALB, now="2028-11-07T00:00:00Z"), clients) == 1
+    out = capsys.readouterr().out
+    assert ALB not in out and "app/web/0123456789abcdef" in out
+    widths = {len(line) for line in out.splitlines()}
+    assert max(widths) < 160, "no row padded to an ARN's width"
 
 
 def test_stale_owned_actions_go_and_foreign_ones_stay(clients, web_group) -> None:
