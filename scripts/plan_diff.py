@@ -409,9 +409,12 @@ def diff_against_ref(repo: Path, ref: str, stack: str, out: Path) -> tuple[PlanD
         worktree = Path(tmp) / "tree"
         _git(repo, "worktree", "add", "--detach", "--quiet", str(worktree), commit)
         try:
+            # Progress on stderr: each plan takes 10-15 s; stdout is the Markdown summary.
+            print(f"planning {stack} at {ref} ({commit[:10]})...", file=sys.stderr, flush=True)
             base_path = plan_at(worktree, stack, out / "base", now)
         finally:
             _git(repo, "worktree", "remove", "--force", str(worktree))
+    print(f"planning {stack} in the working tree...", file=sys.stderr, flush=True)
     head_path = plan_at(repo, stack, out, now)
     diff = compare(load_plan(base_path), load_plan(head_path))
     return diff, f"{_code(ref)} ({commit[:10]}), both as of {now}"

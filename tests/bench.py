@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -198,13 +199,13 @@ def bench_rehearsal() -> None:
 
 def main() -> None:
     os.environ[clock.NOW_VARIABLE] = "2028-10-01T00:00:00Z"  # same schedules every run
-    bench_program()
-    bench_policy_pack()
-    bench_planner()
-    bench_prescale()
-    bench_room()
-    bench_plan_diff()
-    bench_rehearsal()
+    benches = [bench_program, bench_policy_pack, bench_planner, bench_prescale, bench_room,
+               bench_plan_diff, bench_rehearsal]  # fmt: skip
+    for number, bench in enumerate(benches, start=1):
+        # Progress on stderr (the whole run takes minutes); the figures go to stdout.
+        print(f"[{number}/{len(benches)}] {bench.__name__.removeprefix('bench_')}...",
+              file=sys.stderr, flush=True)  # fmt: skip
+        bench()
 
 
 if __name__ == "__main__":

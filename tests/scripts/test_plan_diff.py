@@ -225,7 +225,9 @@ def test_plan_diff_compares_two_git_refs_in_a_worktree(repo: Path, capsys) -> No
 
     out = repo / "build"
     assert plan_diff.main(["--repo", str(repo), "--base", "HEAD~1", "--stack", "dev"]) == 1
-    summary = capsys.readouterr().out
+    captured = capsys.readouterr()
+    summary = captured.out
+    assert "planning dev at HEAD~1" in captured.err and "working tree" in captured.err
     assert "  - `maxSize`: `4` → `5`" in summary
     assert "`HEAD~1`" in summary.splitlines()[2]
     assert (out / "plan-diff-dev.md").read_text() == summary
