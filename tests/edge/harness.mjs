@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 
 export const SOURCE = readFileSync(new URL('../../functions/edge/gate.js', import.meta.url),
   'utf8');
+// What CloudFront runs: components/edge.gate_code deploys the file without whole-line comments.
+export const DEPLOYED = SOURCE.split('\n').filter((l) => !l.trimStart().startsWith('//')).join('\n');
 export const V = JSON.parse(readFileSync(new URL('./vectors.json', import.meta.url), 'utf8'));
 
 // The runtime provides `cloudfront` and `require`; under node the harness supplies both.
