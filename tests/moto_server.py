@@ -20,6 +20,7 @@ from typing import Any
 
 import moto.backends
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,17 +38,22 @@ def atomic_item_writes(patch: Callable[[Any, str, Any], None] = setattr) -> None
 
     `patch` is `setattr`, or a pytest `monkeypatch.setattr` to undo it after a test.
     """
-    lock = threading.Lock()
+    lock = threading.RLock()
     # Every write path: the inlet seals with BatchWriteItem while joins put and update items,
-    # and moto's unlocked table dict can lose or mix writes under that concurrency.
-    for method in ("update_item", "put_item", "delete_item", "batch_write_item"):
-        original = getattr(DynamoDBBackend, method)
+    # and moto's unlocked table dict can lose or mix writes under that concurrency. The request
+    # handlers are locked too, not only the backend: moto's UpdateItem handler renders
+    # ReturnValues from the live item after the backend returns, so a concurrent ADD could hand
+    # two joins the same counter value (two visitors, one place). DynamoDB returns the value of
+    # that update, atomically.
+    for owner in (DynamoDBBackend, DynamoHandler):
+        for method in ("update_item", "put_item", "delete_item", "batch_write_item"):
+            original = getattr(owner, method)
 
-        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(self, *args, **kwargs)
+            def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                with lock:
+                    return _original(self, *args, **kwargs)
 
-        patch(DynamoDBBackend, method, locked)
+            patch(owner, method, locked)
 
 
 def cache_module_listing() -> Callable[[], None]:
