@@ -118,7 +118,7 @@ class NetworkSettings(_Model):
         # with every other field error (a model-level check runs only when all fields are good).
         region = (info.context or {}).get("region")
         known = aws_facts.REGION_ZONES.get(region or "")
-        if known is not None:
+        if known is not None:  # an unknown region is reported on aws:region itself
             for zone in value:
                 if zone not in known:
                     raise ValueError(f"{zone!r} is not an Availability Zone of {region}; "
@@ -692,19 +692,7 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
-        known = aws_facts.REGION_ZONES[self.region]
-        all_zones = {z for zones in aws_facts.REGION_ZONES.values() for z in zones}
-        for zone in self.network.zones:
-            if zone not in all_zones:
-                raise _at(
-                    "network.zones",
-                    zone,
-                    f"is not a known Availability Zone; {self.region} has {list(known)}",
-                )
-            if zone not in known:
-                raise _at(
-                    "network.zones", zone, f"is not in region {self.region}; allowed: {list(known)}"
-                )
+        # Zones are checked against the region in NetworkSettings (validation context).
         cert = _ACM_ARN.match(self.load_balancer.certificate_arn)
         if cert is None:
             raise _at(
@@ -853,6 +841,7 @@ def parse_stack_config(config: Mapping[str, Any]) -> Settings:
     if "region" in raw:
         raise SettingsError(f"{SETTINGS_KEY}.region: set the region with {REGION_KEY} instead")
     try:
+        # The only way Settings are built: the context carries the region to the zones check.
         return Settings.model_validate({**raw, "region": region}, context={"region": region})
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
