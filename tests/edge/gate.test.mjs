@@ -1,18 +1,12 @@
 // The edge gate under node with CloudFront Function event shapes and an in-memory KeyValueStore.
-import { test, beforeEach, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEPLOYED, event, loadGate, V } from './harness.mjs';
+import { DEPLOYED, event, kvsStore, loadGate, passes, pinClock, V } from './harness.mjs';
 
-function store(state, extra = {}) {
-  const keys = Object.fromEntries(Object.entries(V.keys).map(([k, v]) => [`key.${k}`, v]));
-  return { room: JSON.stringify({ state, room: V.room }), ...keys, ...extra };
-}
+const store = (state, extra = {}) => kvsStore({ state }, extra);
 
-const realNow = Date.now;
-beforeEach(() => { Date.now = () => V.now * 1000; });
-afterEach(() => { Date.now = realNow; });
+pinClock();
 
-const passes = (result) => result.uri !== undefined && result.statusCode === undefined;
 
 test('open room lets everyone through', async () => {
   const gate = loadGate(store('open'));

@@ -1,5 +1,6 @@
 // Loads functions/edge/gate.js as CloudFront would run it, with an in-memory KeyValueStore.
 import assert from 'node:assert/strict';
+import { afterEach, beforeEach } from 'node:test';
 import crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -71,3 +72,20 @@ export function runViewerResponse(handler, event) {
   }
   return handler(event);
 }
+
+// A KeyValueStore holding every signing key of the vectors and the room entry `room` (merged
+// over {room: V.room}), plus `extra` entries.
+export function kvsStore(room, extra = {}) {
+  const keys = Object.fromEntries(Object.entries(V.keys).map(([k, v]) => [`key.${k}`, v]));
+  return { room: JSON.stringify({ room: V.room, ...room }), ...keys, ...extra };
+}
+
+// Every test in the calling file runs at the vectors' instant.
+export function pinClock() {
+  const realNow = Date.now;
+  beforeEach(() => { Date.now = () => V.now * 1000; });
+  afterEach(() => { Date.now = realNow; });
+}
+
+// The gate let the request through (it returned the request, not a response).
+export const passes = (result) => result.uri !== undefined && result.statusCode === undefined;

@@ -1,16 +1,14 @@
 // Sessions: people using the site while the room is open carry on when it starts queueing.
-import { test, beforeEach, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { event, loadGate, responseEvent, runViewerResponse, V } from './harness.mjs';
+import { event, kvsStore, loadGate, passes, pinClock, responseEvent, runViewerResponse, V }
+  from './harness.mjs';
 
 const LIFE_S = 1200;
 const KID = Object.keys(V.keys)[0];
 
-function store(state, room = V.room) {
-  const keys = Object.fromEntries(Object.entries(V.keys).map(([k, v]) => [`key.${k}`, v]));
-  return { room: JSON.stringify({ state, room, kid: KID, session_s: LIFE_S }), ...keys };
-}
+const store = (state, room = V.room) => kvsStore({ state, room, kid: KID, session_s: LIFE_S });
 
 function session({ expiry = V.now + LIFE_S, room = V.room, kid = KID, key = V.keys[KID],
   version = 's1' } = {}) {
@@ -18,10 +16,7 @@ function session({ expiry = V.now + LIFE_S, room = V.room, kid = KID, key = V.ke
   return `${body}.${crypto.createHmac('sha256', key).update(body).digest('hex')}`;
 }
 
-const realNow = Date.now;
-beforeEach(() => { Date.now = () => V.now * 1000; });
-afterEach(() => { Date.now = realNow; });
-const passes = (result) => result.uri !== undefined && result.statusCode === undefined;
+pinClock();
 
 test('an open room stamps a signed session the gate honours once it queues', async () => {
   const stamped = await runViewerResponse(loadGate(store('open')), responseEvent());
