@@ -14,8 +14,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.admission import EdgeWiring
-from components.load_balancer import ORIGIN_SECRET_HEADER
 from components.private_bucket import PrivateBucket, PrivateBucketArgs
+from functions.admission.room import ORIGIN_HEADER
 from planning.settings import EdgeSettings, WafSettings
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -155,7 +155,7 @@ class Edge(pulumi.ComponentResource):
                     "domain_name": args.origin_domain_name,
                     "connection_attempts": s.origin_connection_attempts,
                     "connection_timeout": s.origin_connection_timeout_s,
-                    "custom_headers": [{"name": ORIGIN_SECRET_HEADER, "value": args.origin_secret}],
+                    "custom_headers": [{"name": ORIGIN_HEADER, "value": args.origin_secret}],
                     "custom_origin_config": _https_origin(
                         origin_read_timeout=s.origin_read_timeout_s, origin_keepalive_timeout=5
                     ),
@@ -417,7 +417,7 @@ class Edge(pulumi.ComponentResource):
             {
                 "origin_id": QUEUE_ORIGIN,
                 "domain_name": admission.api_domain,
-                "custom_headers": [{"name": ORIGIN_SECRET_HEADER, "value": origin_secret}],
+                "custom_headers": [{"name": ORIGIN_HEADER, "value": origin_secret}],
                 "custom_origin_config": _https_origin(),
             }
         ]

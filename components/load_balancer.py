@@ -12,10 +12,6 @@ from functions.admission.room import ORIGIN_HEADER
 from planning import aws_facts
 from planning.settings import LoadBalancerSettings
 
-ORIGIN_SECRET_HEADER = ORIGIN_HEADER
-"""Header CloudFront adds to every origin request; the ALB answers 403 without it, and so does
-the queue API (defined once, in functions/admission/room.py)."""
-
 CLOUDFRONT_ORIGIN_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 
 
@@ -164,7 +160,7 @@ class LoadBalancer(pulumi.ComponentResource):
             conditions=[
                 {
                     "http_header": {
-                        "http_header_name": ORIGIN_SECRET_HEADER,
+                        "http_header_name": ORIGIN_HEADER,  # CloudFront adds it; 403 without
                         "values": args.origin_secrets,
                     }
                 }

@@ -20,7 +20,7 @@ from components.edge import (
     Edge,
     EdgeArgs,
 )
-from components.load_balancer import ORIGIN_SECRET_HEADER
+from functions.admission.room import ORIGIN_HEADER
 
 
 def build(evaluate, settings):
@@ -66,7 +66,7 @@ def test_origin_is_https_only_and_carries_the_secret_header(distribution) -> Non
     alb = next(o for o in distribution.revealed()["origins"] if o["originId"] == ALB_ORIGIN)
     assert alb["customOriginConfig"]["originProtocolPolicy"] == "https-only"
     assert alb["customOriginConfig"]["originSslProtocols"] == ["TLSv1.2"]
-    assert alb["customHeaders"] == [{"name": ORIGIN_SECRET_HEADER, "value": "edge-secret"}]
+    assert alb["customHeaders"] == [{"name": ORIGIN_HEADER, "value": "edge-secret"}]
     assert (alb["connectionAttempts"], alb["connectionTimeout"]) == (1, 3)
 
 

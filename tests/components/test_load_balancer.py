@@ -7,7 +7,8 @@ import json
 import pulumi
 from pulumi.runtime import rpc
 
-from components.load_balancer import ORIGIN_SECRET_HEADER, LoadBalancer, LoadBalancerArgs
+from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from functions.admission.room import ORIGIN_HEADER
 from planning import aws_facts
 from scripts.offline_cloud import INVOKE_RESULTS
 
@@ -55,7 +56,7 @@ def test_only_requests_with_the_secret_header_are_forwarded(evaluate, prod) -> N
     assert rpc.is_rpc_secret(rule.inputs["conditions"]), "the secret must stay a Pulumi secret"
     (condition,) = rule.revealed()["conditions"]
     assert condition["httpHeader"] == {
-        "httpHeaderName": ORIGIN_SECRET_HEADER,
+        "httpHeaderName": ORIGIN_HEADER,
         "values": ["from-cloudfront", "next"],
     }, "both rotation slots: a slot switch never meets an edge still sending the other"
     (action,) = rule.revealed()["actions"]
