@@ -112,9 +112,7 @@ class Portal(pulumi.ComponentResource):
         )
         prescale = Prescale(
             name,
-            PrescaleArgs(
-                plans=event_plans, fleet=settings.fleet, group_name=fleet.group.name, now=now
-            ),
+            PrescaleArgs(plans=event_plans, group_name=fleet.group.name, now=now),
             opts=child,
         )
         # The room pauses on Observability's alarms, which watch the distribution, which routes

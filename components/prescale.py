@@ -1,4 +1,5 @@
-"""Scheduled actions that put each planned event's capacity in service before it starts."""
+"""Scheduled actions that put each planned event's capacity in service before each of its
+stages, and hand the floor back after it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pulumi_aws as aws
 
 from planning import clock
 from planning.event_plan import EventPlan, scheduled_actions
-from planning.settings import FleetSettings
 
 KEEP_DESIRED = -1
 """desired_capacity -1: the restore leaves desired alone and lets target tracking scale in."""
@@ -19,14 +19,14 @@ KEEP_DESIRED = -1
 @dataclass(frozen=True, kw_only=True)
 class PrescaleArgs:
     plans: list[EventPlan]
-    fleet: FleetSettings
     group_name: pulumi.Input[str]
     now: datetime
     """Actions whose time has passed are not declared (see planning.event_plan)."""
 
 
 class Prescale(pulumi.ComponentResource):
-    """A raise (start - lead) and a restore (end + cooldown) per planned event."""
+    """Per planned event, one MinSize action per stage change (each its own lead before the
+    stage) and the restore (end + cooldown)."""
 
     action_names: list[str]
     """Names of the scheduled actions declared, in time order."""
@@ -35,7 +35,7 @@ class Prescale(pulumi.ComponentResource):
         self, name: str, args: PrescaleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("floodgate:prescale:Prescale", name, None, opts)
-        actions = scheduled_actions(args.plans, args.fleet, args.now)
+        actions = scheduled_actions(args.plans, args.now)
         for action in actions:
             aws.autoscaling.Schedule(
                 action.name,

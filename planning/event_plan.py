@@ -1,8 +1,10 @@
 """Capacity planner: an event's expected peak becomes capacity on every layer, in time.
 
 For each occurrence: peak users -> origin requests/s -> instances at the scaling target ->
-headroom so the peak holds with one zone lost -> ASG min/desired/max for the window, warm pool,
-ALB capacity units (LCUs), waiting-room mode, and when to raise and restore.
+headroom so the peak holds with one zone lost. Capacity follows the event's shape
+(planning/shapes.py) in stages: each stage's MinSize steps up its own lead ahead and down as the
+crowd falls (one scheduled action per change), the LCU reservation steps hours ahead and comes
+down at most twice, then the warm pool and the waiting-room mode, and when to restore.
 Everything is capped by the stack's settings and AWS quotas, and a cap is reported, not hidden.
 """
 
@@ -14,12 +16,16 @@ from datetime import datetime, timedelta
 
 from planning.calendar import Calendar, Occurrence, RoomMode
 from planning.capacity import instances_for, origin_requests_per_s
-from planning.settings import FleetSettings, Settings
+from planning.settings import Settings
+from planning.shapes import SHAPES
 
 OWNED_PREFIX = "floodgate-"
 """Scheduled actions whose names start with this are Floodgate's; it never touches others."""
 SCHEDULED_ACTIONS_PER_ASG = 125
-"""AWS quota; each planned event uses two (raise and restore)."""
+"""AWS quota; each planned event uses one per MinSize step (its stages and the restore)."""
+JOB_INTERVAL = timedelta(hours=1)
+"""The pre-scale job runs hourly (.github/workflows/prescale.yml, cron "17 * * * *"): what it
+must have asked for by a moment, it asks for one run earlier."""
 
 # ALB LCU dimensions, per LCU (EC2 targets).
 LCU_NEW_CONNECTIONS_PER_S = 25
@@ -34,24 +40,54 @@ class PlanError(ValueError):
 
 
 @dataclass(frozen=True)
+class Step:
+    """A planned level (`value`) from `at` until the next step: MinSize or reserved LCUs."""
+
+    at: datetime
+    value: int
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stretch of the event (`stage_minutes` long) held at the shape's highest point in it."""
+
+    start: datetime
+    end: datetime
+    users: int
+    min_size: int
+    """Instances that carry the stage's users with one zone lost, within the fleet's min/max."""
+    capacity_units: int
+    """LCUs for the stage's users plus `lcu_margin_pct`, never below the standing level."""
+    lead: timedelta
+    """How long before `start` its MinSize must be asked for (a raise; 0 for a step down)."""
+
+
+@dataclass(frozen=True)
 class EventPlan:
     """Planned capacity for one occurrence. Times are aware UTC datetimes."""
 
     occurrence: Occurrence
     peak_users: int
     origin_requests_per_s: float
+    """At the peak."""
     instances_for_peak: int
     """Instances that serve the peak at the scaling target, all zones up."""
     desired: int
-    """Instances in service for the window: the peak with one zone lost, capped by max."""
+    """MinSize at the peak's stage: the peak with one zone lost, capped by max."""
     max_size: int
     warm_pool: int
-    capacity_units: int
-    """ALB LCU reservation for the window (0 when the peak needs less than one LCU)."""
+    stages: tuple[Stage, ...]
+    min_steps: tuple[Step, ...]
+    """MinSize changes from the first raise until back to the fleet's own min (the restore, at
+    end + cooldown at the latest): one scheduled action each."""
+    lcu_steps: tuple[Step, ...]
+    """Reservation changes: raised `alb_reservation_lead_s` + one job interval before each
+    stage that needs more, lowered at most twice, the last time to the standing level."""
     lead: timedelta
+    """The first stage's lead: capacity raised this long before the start."""
     raise_at: datetime
+    """The window opens: the first step, or start - lead if that is earlier."""
     restore_at: datetime
-    reserve_alb_at: datetime
     waiting_room: RoomMode
     capped: bool
     """True when settings' max_size cannot hold the peak with a zone lost: expect the room."""
@@ -63,13 +99,28 @@ class EventPlan:
         return self.occurrence.key
 
     @property
-    def raise_action(self) -> str:
-        """Scheduled action name; the OWNED_PREFIX marks actions Floodgate may change."""
-        return f"{OWNED_PREFIX}{self.key}-raise"
+    def capacity_units(self) -> int:
+        """The reservation at the peak (the standing level when the event needs no more)."""
+        return max((s.value for s in self.lcu_steps), default=self.stages[0].capacity_units)
 
     @property
-    def restore_action(self) -> str:
-        return f"{OWNED_PREFIX}{self.key}-restore"
+    def reserve_alb_at(self) -> datetime | None:
+        """When the job first raises the reservation; None when the standing level suffices."""
+        return self.lcu_steps[0].at if self.lcu_steps else None
+
+    def action_name(self, index: int) -> str:
+        """Scheduled action name of min step `index`; the OWNED_PREFIX marks actions Floodgate
+        may change. The last step is the restore."""
+        last = index == len(self.min_steps) - 1
+        return f"{OWNED_PREFIX}{self.key}-{'restore' if last else f'stage-{index + 1}'}"
+
+    def min_size_at(self, moment: datetime) -> int | None:
+        """The planned MinSize at `moment`; None outside the raise..restore steps."""
+        return _level_at(self.min_steps, self.restore_at, moment)
+
+    def reservation_at(self, moment: datetime) -> int | None:
+        """The planned LCU reservation at `moment`; None when the plan asks for nothing."""
+        return _level_at(self.lcu_steps, self.restore_at, moment)
 
     def active(self, moment: datetime) -> bool:
         """Inside the window where capacity must not be lowered: raise_at..restore_at."""
@@ -84,6 +135,12 @@ class EventPlan:
         """AWS has run the restore (its time and the slip have passed): nothing left to do.
         Until then the plan stays, or its pending restore would be deleted as unplanned."""
         return moment >= self.restore_at + self.slip
+
+
+def _level_at(steps: tuple[Step, ...], until: datetime, moment: datetime) -> int | None:
+    if not steps or moment < steps[0].at or moment >= until:
+        return None
+    return [s.value for s in steps if s.at <= moment][-1]
 
 
 def lead_time(
@@ -106,56 +163,158 @@ def with_zone_headroom(instances: int, zones: int) -> int:
     return math.ceil(instances * zones / (zones - 1))
 
 
-def capacity_units(users: int, requests_per_s: float, settings: Settings) -> int:
-    """ALB LCUs for the peak: the largest of the four LCU dimensions, rounded up."""
+def lcu_used(users: float, requests_per_s: float, settings: Settings) -> float:
+    """ALB LCUs the traffic uses: the largest of the four LCU dimensions (not rounded)."""
     p = settings.prescale
     billable_rules = max(0, p.rules_per_request - FREE_RULES_PER_REQUEST)
-    dimensions = (
+    return max(
         requests_per_s * p.new_connections_per_request / LCU_NEW_CONNECTIONS_PER_S,
         users * p.active_connections_per_user / LCU_ACTIVE_CONNECTIONS,
         requests_per_s * p.bytes_per_request / LCU_BYTES_PER_S,
         requests_per_s * billable_rules / LCU_RULE_EVALUATIONS_PER_S,
     )
-    return math.ceil(max(dimensions))
+
+
+def capacity_units(users: int, requests_per_s: float, settings: Settings) -> int:
+    """ALB LCUs for `users`: the largest of the four LCU dimensions, rounded up."""
+    return math.ceil(lcu_used(users, requests_per_s, settings) - 1e-9)
 
 
 def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
-    """Capacity for one occurrence on every layer."""
+    """Capacity for one occurrence on every layer, in stages along its shape."""
     spec, fleet, cap = occurrence.spec, settings.fleet, settings.capacity
     peak = spec.peak_users or math.ceil(cap.baseline_users * (spec.peak_multiple or 1))
     rate = origin_requests_per_s(peak, cap.requests_per_user_per_s, cap.cdn_offload_pct)
-    for_peak = instances_for(rate, fleet.requests_per_instance_per_s)
-    wanted = max(fleet.min_size, with_zone_headroom(for_peak, len(settings.network.zones)))
-    desired = min(wanted, fleet.max_size)
+    restore_at = occurrence.end + timedelta(seconds=settings.prescale.cooldown_s)
+    peak_min = min(_min_size(peak, settings), fleet.max_size)
     # The pool never holds more than can enter service: desired + pool <= max_size.
-    pool_wanted = math.ceil(desired * settings.prescale.warm_pool_share_pct / 100)
+    pool_wanted = math.ceil(peak_min * settings.prescale.warm_pool_share_pct / 100)
     pool_floor = fleet.warm_pool.min_size if fleet.warm_pool else 0
     warm_pool = (
-        min(max(pool_wanted, pool_floor), fleet.max_size - desired) if fleet.warm_pool else 0
+        min(max(pool_wanted, pool_floor), fleet.max_size - peak_min) if fleet.warm_pool else 0
     )
-    lead = lead_time(
-        settings, spec.lead_time_s, from_warm_pool=desired - fleet.min_size <= warm_pool
+    stages = _stages(occurrence, peak, restore_at, warm_pool, settings)
+    min_steps = _steps(
+        [(s.start - s.lead, s.end, s.min_size) for s in stages], fleet.min_size, restore_at
     )
+    lead = stages[0].lead
     return EventPlan(
         occurrence=occurrence,
         peak_users=peak,
         origin_requests_per_s=rate,
-        instances_for_peak=for_peak,
-        desired=desired,
+        instances_for_peak=instances_for(rate, fleet.requests_per_instance_per_s),
+        desired=max(s.min_size for s in stages),
         max_size=fleet.max_size,
         warm_pool=warm_pool,
-        capacity_units=max(
-            capacity_units(peak, rate, settings), settings.load_balancer.minimum_capacity_units
-        ),
+        stages=stages,
+        min_steps=min_steps,
+        lcu_steps=_reservation_steps(stages, restore_at, settings),
         lead=lead,
-        raise_at=occurrence.start - lead,
-        restore_at=occurrence.end + timedelta(seconds=settings.prescale.cooldown_s),
-        reserve_alb_at=occurrence.start
-        - timedelta(seconds=settings.prescale.alb_reservation_lead_s),
+        raise_at=min([occurrence.start - lead, *(s.at for s in min_steps[:1])]),
+        restore_at=restore_at,
         waiting_room=spec.waiting_room,
-        capped=wanted > fleet.max_size,
+        capped=_min_size(peak, settings) > fleet.max_size,
         slip=timedelta(seconds=settings.prescale.schedule_slip_s),
     )
+
+
+def _min_size(users: int, settings: Settings) -> int:
+    """Instances for `users` with one zone lost, at least the fleet's min (not capped)."""
+    c, fleet = settings.capacity, settings.fleet
+    rate = origin_requests_per_s(users, c.requests_per_user_per_s, c.cdn_offload_pct)
+    needed = instances_for(rate, fleet.requests_per_instance_per_s)
+    return max(fleet.min_size, with_zone_headroom(needed, len(settings.network.zones)))
+
+
+def _stages(
+    occurrence: Occurrence, peak: int, restore_at: datetime, warm_pool: int, settings: Settings
+) -> tuple[Stage, ...]:
+    """The event from its start to its restore in `stage_minutes` stages, each at the highest
+    point of the shape (scaled from baseline to the peak, as the rehearsal plays it) within it.
+    A raise's lead is the warm one when the pool covers the whole step up."""
+    shape, c, fleet = SHAPES[occurrence.spec.shape], settings.capacity, settings.fleet
+    duration = (occurrence.end - occurrence.start).total_seconds()
+    length = timedelta(minutes=settings.prescale.stage_minutes)
+    standing = settings.load_balancer.minimum_capacity_units
+    margin = 1 + settings.prescale.lcu_margin_pct / 100
+    stages: list[Stage] = []
+    begin, below = occurrence.start, fleet.min_size
+    while begin < restore_at:
+        end = min(begin + length, restore_at)
+        levels = shape.extremes(
+            *((moment - occurrence.start).total_seconds() / duration for moment in (begin, end))
+        )
+        users = max(
+            math.ceil(c.baseline_users + (peak - c.baseline_users) * level) for level in levels
+        )
+        rate = origin_requests_per_s(users, c.requests_per_user_per_s, c.cdn_offload_pct)
+        size = min(_min_size(users, settings), fleet.max_size)
+        lead = timedelta(0)
+        if size > below or not stages:
+            override = occurrence.spec.lead_time_s if not stages else None
+            lead = lead_time(settings, override, from_warm_pool=size - below <= warm_pool)
+        units = max(standing, math.ceil(lcu_used(users, rate, settings) * margin - 1e-9))
+        stages.append(Stage(begin, end, users, size, units, lead))
+        begin, below = end, size
+    return tuple(stages)
+
+
+def _steps(
+    windows: list[tuple[datetime, datetime, int]], rest: int, until: datetime
+) -> tuple[Step, ...]:
+    """The upper envelope of (from, to, level) windows as steps, from the first level above
+    `rest` until it is back to `rest` (at `until` at the latest); () when nothing rises."""
+    moments = sorted({moment for begin, end, _ in windows for moment in (begin, end)})
+    steps: list[Step] = []
+    current = rest
+    for moment in moments:
+        if moment >= until:
+            break
+        level = max((v for b, e, v in windows if b <= moment < e), default=rest)
+        if level != current:
+            steps.append(Step(moment, level))
+            current = level
+    if current != rest:
+        steps.append(Step(until, rest))
+    return tuple(steps)
+
+
+def _reservation_steps(
+    stages: tuple[Stage, ...], restore_at: datetime, settings: Settings
+) -> tuple[Step, ...]:
+    """Reservation steps: each stage's LCUs asked for `alb_reservation_lead_s` plus one job
+    interval ahead (the job runs hourly; AWS fulfils most requests in minutes, some in "up to a
+    few hours"), and at most two decreases, the last one back to the standing level by the
+    restore: AWS allows two a day ("you can only decrease the reserved capacity two times per
+    day", ELB user guide, request LCU reservation). The decreases go where they save the most
+    LCU-hours; the level never falls below what a stage asks for."""
+    ahead = timedelta(seconds=settings.prescale.alb_reservation_lead_s) + JOB_INTERVAL
+    standing = settings.load_balancer.minimum_capacity_units
+    wanted = _steps(
+        [(s.start - ahead, s.end, s.capacity_units) for s in stages], standing, restore_at
+    )
+    if not wanted:
+        return ()
+    last = len(wanted) - 1
+    options = [_held(wanted, {cut, last}) for cut in range(last + 1)]
+    return min(options, key=lambda steps: _unit_hours(steps, restore_at))
+
+
+def _held(steps: tuple[Step, ...], cuts: set[int]) -> tuple[Step, ...]:
+    """`steps` with every decrease held except at the indices in `cuts`: elsewhere the level
+    only rises (to the largest asked for since the last cut); at a cut it drops to what is
+    asked then."""
+    held: list[Step] = []
+    for i, step in enumerate(steps):
+        level = step.value if not held or i in cuts else max(held[-1].value, step.value)
+        if not held or level != held[-1].value:
+            held.append(Step(step.at, level))
+    return tuple(held)
+
+
+def _unit_hours(steps: tuple[Step, ...], until: datetime) -> float:
+    ends = [s.at for s in steps[1:]] + [until]
+    return sum(s.value * (end - s.at).total_seconds() for s, end in zip(steps, ends, strict=True))
 
 
 def plan_events(
@@ -173,11 +332,13 @@ def plan_events(
         if o.start < horizon_end
     ]
     plans = [plan for plan in plans if not plan.over(now)]
-    if 2 * len(plans) > SCHEDULED_ACTIONS_PER_ASG:
+    needed = sum(len(plan.min_steps) for plan in plans)
+    if needed > SCHEDULED_ACTIONS_PER_ASG:
         raise PlanError(
-            f"{len(plans)} events in the next {settings.prescale.horizon_days} days need "
-            f"{2 * len(plans)} scheduled actions; AWS allows {SCHEDULED_ACTIONS_PER_ASG} per "
-            "group: shorten prescale.horizon_days"
+            f"{len(plans)} events in the next {p.horizon_days} days need {needed} scheduled "
+            f"actions (one per stage change and restore); AWS allows "
+            f"{SCHEDULED_ACTIONS_PER_ASG} per group: shorten prescale.horizon_days or lengthen "
+            "prescale.stage_minutes"
         )
     return plans
 
@@ -195,26 +356,24 @@ class ScheduledAction:
     """None leaves desired capacity alone (the restore hands it back to target tracking)."""
 
 
-def scheduled_actions(
-    plans: list[EventPlan], fleet: FleetSettings, now: datetime
-) -> list[ScheduledAction]:
-    """Raise (start - lead) and restore (end + cooldown) per plan, leaving out any whose time
-    has passed: AWS rejects past start times (pulumi-aws issue 2473) and a one-off action that
-    ran is gone from AWS anyway.
+def plan_actions(plan: EventPlan) -> list[ScheduledAction]:
+    """One action per MinSize step of the plan, the last one the restore; past ones included."""
+    zone = plan.occurrence.time_zone
+    return [
+        ScheduledAction(plan.action_name(i), step.at, zone, step.value, plan.max_size, None)
+        for i, step in enumerate(plan.min_steps)
+    ]
 
-    Neither sets desired capacity, so neither can lower it: a raise sets MinSize (and MaxSize),
-    and AWS brings desired up to a new MinSize above it ("If you specify a new value for MinSize
+
+def scheduled_actions(plans: list[EventPlan], now: datetime) -> list[ScheduledAction]:
+    """Every plan's stage and restore actions whose time is still to come: AWS rejects past
+    start times (pulumi-aws issue 2473) and a one-off action that ran is gone from AWS anyway.
+
+    None sets desired capacity, so none can lower it: a raise sets MinSize (and MaxSize), and
+    AWS brings desired up to a new MinSize above it ("If you specify a new value for MinSize
     without specifying a value for DesiredCapacity, and the new MinSize is larger than the
     current size of the group, this sets the group's DesiredCapacity to the new MinSize value",
     UpdateAutoScalingGroup, which scheduled actions apply); a group already busier keeps its
-    size. A restore hands min back and leaves desired to target tracking."""
-    actions = []
-    for plan in plans:
-        zone = plan.occurrence.time_zone
-        if plan.raise_at > now:
-            actions.append(ScheduledAction(plan.raise_action, plan.raise_at, zone,
-                                           plan.desired, plan.max_size, None))  # fmt: skip
-        if plan.restore_at > now:
-            actions.append(ScheduledAction(plan.restore_action, plan.restore_at, zone,
-                                           fleet.min_size, fleet.max_size, None))  # fmt: skip
-    return actions
+    size. A step down and the restore hand the floor back and leave desired to target tracking,
+    which scales in only after 15 minutes below its target."""
+    return [action for plan in plans for action in plan_actions(plan) if action.start > now]

@@ -512,8 +512,19 @@ class PrescaleSettings(_Model):
     """Capacity stays raised this long after an event ends, for the tail of the crowd."""
     warm_pool_share_pct: float = Field(default=25, ge=0, le=100)
     """Warm pool during an event, as a share of the event's desired capacity (surprise margin)."""
-    alb_reservation_lead_s: int = Field(default=86_400, ge=86_400, le=14 * 86_400)
-    """Reservations can take hours to provision: request them at least one day ahead."""
+    stage_minutes: int = Field(default=30, ge=15, le=1440)
+    """Capacity follows the event's shape in stages this long: each stage's MinSize and LCUs
+    hold the shape's highest point in it. One scheduled action per change (a 10-hour election
+    night takes 18; AWS allows 125 per group)."""
+    alb_reservation_lead_s: int = Field(default=7200, ge=3600, le=14 * 86_400)
+    """Seconds before a stage needs more LCUs that they are asked for; the hourly job adds up
+    to an hour. AWS fulfils most reservations "within a few minutes, but can take up to a few
+    hours" (ELB user guide, request LCU reservation); until then the ALB keeps scaling on its
+    own and the job reports the request pending. Longer is surer and costs more (the
+    rehearsal's cost column shows how much)."""
+    lcu_margin_pct: float = Field(default=10, ge=0, le=200)
+    """LCUs reserved above what a stage's users use (the largest LCU dimension below): the
+    per-request figures are estimates; the ALB still scales above its reservation."""
     new_connections_per_request: float = Field(default=0.1, gt=0, le=1)
     """Share of origin requests that open a new connection (keep-alive reuses the rest)."""
     active_connections_per_user: float = Field(default=1.0, gt=0, le=10)
@@ -555,9 +566,10 @@ class RehearsalSettings(_Model):
     fleet's max; a room that never reopens queues all night."""
     max_kept_out_pct: float = Field(default=5.0, ge=0, le=100)
     """Share of the user-time people wanted on the site that the room kept them out."""
-    max_cost_vs_floor: float = Field(default=8.0, ge=1)
-    """The night's cost over the cost of capacity that follows demand exactly: pre-scaling
-    with one zone of headroom at the scaling target costs about 2-3x in itself."""
+    max_cost_vs_floor: float = Field(default=2.0, ge=1)
+    """The night's cost (instances, warm-pool volumes, LCUs reserved or used) over the cost of
+    capacity that follows demand exactly (instances at their full rate, LCUs used): one zone
+    of headroom is 1.5x in itself with three zones, so staging along the shape leaves little."""
     max_queue_api_pct: float = Field(default=100.0, gt=0)
     """The queue API's busiest moment (joins and polls) as a share of what it can take (the
     HTTP API throttle, the join and status functions' concurrency): above 100 % the room's own

@@ -2,8 +2,9 @@
 
 A shape is a piecewise-linear curve of (share of the event's duration since its start, share of
 the way from baseline to peak). Past the end it carries on to its last point (the tail), then
-baseline. An event names its shape in `stacks/events.yaml` (`shape:`); the rehearsal
-(`rehearsal/`) scales it to the event's planned peak.
+baseline. An event names its shape in `stacks/events.yaml` (`shape:`): the planner
+(planning/event_plan.py) raises capacity in stages along it, and the rehearsal (`rehearsal/`)
+plays the crowd it describes, both scaled to the event's planned peak.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ class Shape:
         i = bisect.bisect_right(times, elapsed)
         (t0, v0), (t1, v1) = self.points[i - 1], self.points[i]
         return v0 + (v1 - v0) * (elapsed - t0) / (t1 - t0)
+
+    def extremes(self, begin: float, end: float) -> tuple[float, float]:
+        """Lowest and highest level from `begin` to `end` (shares of the duration, begin <= end):
+        the curve is piecewise linear, so they are among the ends and the keyframes between."""
+        levels = [self.level(begin), self.level(end)]
+        levels += [v for t, v in self.points if begin < t < end]
+        return min(levels), max(levels)
 
 
 # Hours are those of an 18:00-04:00 night (10 h), as shares of it. 2016 (IRCC, US election):

@@ -42,6 +42,11 @@ SCHEDULE_SLIP_S = 120
 """A scheduled action runs within seconds of its start time but may be delayed up to two
 minutes. Source: Amazon EC2 Auto Scaling User Guide, scheduled scaling, considerations."""
 
+PRESCALE_JOB_MINUTE = 17
+"""The pre-scale job runs hourly at minute 17 (.github/workflows/prescale.yml, cron
+"17 * * * *"): an LCU reservation changes when it runs, not at its step's own time. The plan
+asks for each step an hour early for that reason (event_plan.JOB_INTERVAL)."""
+
 OVERLOAD_STATUS = 503
 """What a request beyond an instance's `requests_per_instance_per_s` gets: the application
 refuses it (503) rather than queue it past CloudFront's read timeout. CloudFront fails over to

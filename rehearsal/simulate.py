@@ -6,7 +6,12 @@ Policies, side by side on the same crowd:
 - reactive: the same min/max and target tracking, no schedules, no warm pool, no room (what
   most teams run);
 - static-peak: the event's planned capacity in service all night;
-- floor: capacity that follows demand exactly (the cost yardstick; nothing fails).
+- floor: capacity that follows demand exactly (the cost yardstick; nothing fails): instances
+  at their full rate and the LCUs the traffic uses, nothing reserved.
+
+Every policy pays, each step, the larger of the LCUs reserved and the LCUs used: a reservation
+bills its LCUs whether used or not, and use above it bills as LCUs used (ELB pricing). Hours an
+event's reservation is held outside the rehearsed night (it is asked for hours ahead) count too.
 
 People arrive so that, with nothing in the way, the site holds the curve's users; each stays
 `admission.session_minutes` and sends `requests_per_user_per_s`, of which CloudFront passes
@@ -19,7 +24,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from functions.admission.inlet import Fleet, demand_pct
 from functions.admission.room import Config, admission_rate, retry_after
@@ -30,8 +35,10 @@ from planning.capacity import (
     room_tunables,
 )
 from planning.event_plan import (
+    JOB_INTERVAL,
     EventPlan,
     ScheduledAction,
+    lcu_used,
     scheduled_actions,
     with_zone_headroom,
 )
@@ -43,7 +50,7 @@ from rehearsal.room import RoomSim
 
 POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
-          "pool_instance_s", "api_over_s")  # fmt: skip
+          "pool_instance_s", "api_over_s", "lcu_s")  # fmt: skip
 MINUTE = ("requests", "failed", "no_target", "admitted", "demand_pct", "inlet_steps")
 HOURS_PER_MONTH = 730
 
@@ -175,10 +182,12 @@ class _Run:
             before = night.start - timedelta(days=1)
             late = [
                 ((a.start - night.start).total_seconds() + model.SCHEDULE_SLIP_S, a)
-                for a in scheduled_actions([plan], fleet, before)
+                for a in scheduled_actions([plan], before)
             ]
             self.actions.extend(sorted(late, key=lambda pair: pair[0]))
-        self.lcu = _reserved_lcu_hours(night, settings, plan if configured else None)
+        self.reserved, self.lcu_outside_h = reserved_lcus(
+            night, settings, plan if configured else None
+        )
         self.inside = night.users[0]
         self.joining = 0.0
         """People the queue API throttled, retrying their join."""
@@ -293,6 +302,8 @@ class _Run:
         totals["served_user_s"] += inside * dt
         totals["wanted_user_s"] += wanted * dt
         totals["instance_s"] += (serving + group.launching) * dt
+        used = lcu_used(inside, offered, self.settings)
+        totals["lcu_s"] += max(self.reserved[i], used) * dt
         totals["pool_instance_s"] += group.pool * dt
         minute["requests"] += offered * dt
         minute["failed"] += failed * dt
@@ -354,10 +365,11 @@ class _Run:
         prices = self.settings.rehearsal.prices
         hours = totals["instance_s"] / 3600
         pool_gb_hours = totals["pool_instance_s"] / 3600 * self.settings.fleet.root_volume_gb
+        lcu_hours = totals["lcu_s"] / 3600 + self.lcu_outside_h
         cost = (
             hours * prices.instance_hour_usd
             + pool_gb_hours * prices.ebs_gb_month_usd / HOURS_PER_MONTH
-            + self.lcu * prices.lcu_hour_usd
+            + lcu_hours * prices.lcu_hour_usd
         )
         waits = room.waits if room else []
         wanted = max(totals["wanted_user_s"], 1e-9)
@@ -377,6 +389,7 @@ class _Run:
             "queue_api_peak_pct": 100 * self.api_peak[0],
             "queue_api_over_min": totals["api_over_s"] / 60,
             "instance_hours": hours,
+            "lcu_hours": lcu_hours,
             "cost_usd": cost,
         }
 
@@ -390,6 +403,8 @@ def _floor(night: Night, settings: Settings) -> Result:
     _, wanted = arrivals(night.users, night.step_s, settings.admission.session_minutes * 60)
     needed = [math.ceil(w * per_user / rate - 1e-9) for w in wanted]
     hours = sum(needed) * night.step_s / 3600
+    lcu_hours = sum(lcu_used(w, w * per_user, settings) for w in wanted) * night.step_s / 3600
+    prices = settings.rehearsal.prices
     per_minute = max(1, model.METRIC_PERIOD_S // night.step_s)
     series = Series(
         demand_instances=[w * per_user / rate for w in wanted[per_minute - 1 :: per_minute]],
@@ -413,22 +428,39 @@ def _floor(night: Night, settings: Settings) -> Result:
     )
     measures: dict[str, float] = dict.fromkeys(zero, 0.0)
     measures.update(
-        instance_hours=hours, cost_usd=hours * settings.rehearsal.prices.instance_hour_usd
+        instance_hours=hours,
+        lcu_hours=lcu_hours,
+        cost_usd=hours * prices.instance_hour_usd + lcu_hours * prices.lcu_hour_usd,
     )
     return Result(night.scenario, "floor", measures, series)
 
 
-def _reserved_lcu_hours(night: Night, settings: Settings, plan: EventPlan | None) -> float:
-    """LCU-hours reserved during the night: the standing reservation, raised to the event's
-    from `reserve_alb_at` (a day ahead) to `restore_at` when the pre-scale job runs."""
-    length = len(night.users) * night.step_s
-    standing = settings.load_balancer.minimum_capacity_units * length / 3600
-    if plan is None:
-        return standing
-    begin = max((plan.reserve_alb_at - night.start).total_seconds(), 0.0)
-    end = min((plan.restore_at - night.start).total_seconds(), float(length))
-    extra = max(plan.capacity_units - settings.load_balancer.minimum_capacity_units, 0)
-    return standing + extra * max(end - begin, 0.0) / 3600
+def reserved_lcus(
+    night: Night, settings: Settings, plan: EventPlan | None
+) -> tuple[list[float], float]:
+    """LCUs reserved at each step of the night, and the LCU-hours above the standing level the
+    event's reservation holds outside the night. The job applies the plan's steps when it runs
+    (hourly, at model.PRESCALE_JOB_MINUTE), not at the steps' own times."""
+    standing = float(settings.load_balancer.minimum_capacity_units)
+    steps = len(night.users)
+    if plan is None or not plan.lcu_steps:
+        return [standing] * steps, 0.0
+
+    def reserved(moment: datetime) -> float:
+        run = moment - timedelta(minutes=model.PRESCALE_JOB_MINUTE)
+        run = run.replace(minute=0, second=0, microsecond=0)
+        run += timedelta(minutes=model.PRESCALE_JOB_MINUTE)
+        return float(plan.reservation_at(run) or standing)
+
+    at_steps = [reserved(night.at(i)) for i in range(steps)]
+    night_end = night.at(steps)
+    outside = 0.0
+    moment = min(plan.lcu_steps[0].at, night.start)
+    while moment < plan.restore_at + JOB_INTERVAL:
+        if not night.start <= moment < night_end:
+            outside += (reserved(moment) - standing) * night.step_s / 3600
+        moment += timedelta(seconds=night.step_s)
+    return at_steps, outside
 
 
 def _percentile(samples: list[tuple[float, float]], pct: float) -> float:

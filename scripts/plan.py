@@ -25,7 +25,7 @@ if not __package__:  # run by path (`python scripts/plan.py`): make the project 
 from planning import clock
 from planning.calendar import CalendarError, load_calendar
 from planning.capacity import admit_rate_per_s, peak_check, people_per_instance
-from planning.event_plan import EventPlan, PlanError, plan_events
+from planning.event_plan import EventPlan, PlanError, Step, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
 from rehearsal.verdict import event_verdict
 from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
@@ -75,17 +75,17 @@ def _room(settings: Settings) -> str:
 
 
 def event_table(plans: list[EventPlan]) -> list[str]:
-    """Upcoming events and the capacity planned for each, one row per event (times UTC)."""
+    """Upcoming events and the capacity planned for each (times UTC): one row per event, then
+    its staged MinSize actions and LCU reservation steps."""
     if not plans:
         return ["no events inside the horizon"]
-    header = ("event", "local start", "raise (UTC)", "restore (UTC)", "peak users", "origin r/s",
-              "desired", "max", "warm", "LCU", "room")  # fmt: skip
+    header = ("event", "local start", "window (UTC)", "peak users", "origin r/s", "peak min",
+              "max", "warm", "LCU", "room")  # fmt: skip
     rows = [header] + [
         (
             p.key,
             f"{p.occurrence.local_start:%Y-%m-%d %H:%M %Z}",
-            f"{p.raise_at:%Y-%m-%d %H:%M}",
-            f"{p.restore_at:%Y-%m-%d %H:%M}",
+            f"{p.raise_at:%m-%d %H:%M} - {p.restore_at:%m-%d %H:%M}",
             f"{p.peak_users:,}",
             f"{p.origin_requests_per_s:,.0f}",
             f"{p.desired}{' (capped)' if p.capped else ''}",
@@ -96,7 +96,26 @@ def event_table(plans: list[EventPlan]) -> list[str]:
         )
         for p in plans
     ]
-    return aligned(rows)
+    table = aligned(rows)
+    lines = table[:1]
+    for plan, row in zip(plans, table[1:], strict=True):
+        lines.append(row)
+        lines += _steps_lines("MinSize", plan.min_steps)
+        lines += _steps_lines("LCUs", plan.lcu_steps)
+    return lines
+
+
+def _steps_lines(label: str, steps: tuple[Step, ...], per_line: int = 9) -> list[str]:
+    """`  MinSize  11-08 00:10 8, 00:40 15, ...`: a step's date only when it changes."""
+    if not steps:
+        return [f"  {label:<8} unchanged"]
+    cells, day = [], None
+    for step in steps:
+        when = f"{step.at:%H:%M}" if step.at.date() == day else f"{step.at:%m-%d %H:%M}"
+        day = step.at.date()
+        cells.append(f"{when} {step.value}")
+    chunks = [cells[i : i + per_line] for i in range(0, len(cells), per_line)]
+    return [f"  {label if i == 0 else '':<8} {', '.join(chunk)}" for i, chunk in enumerate(chunks)]
 
 
 def render_tree(run: OfflineRun) -> list[str]:

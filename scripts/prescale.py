@@ -4,12 +4,13 @@ Reads the stack's settings, the event calendar and the stack outputs, then for e
 inside the horizon:
   1. scheduled actions it owns (names starting "floodgate-") exist and match the plan; stale
      ones it owns are deleted; actions it does not own are never touched;
-  2. the ALB capacity reservation is requested a day ahead and released afterwards (at most two
-     decreases per day, as AWS allows);
+  2. the ALB capacity reservation follows the plan's steps: each stage's LCUs asked for hours
+     ahead, then at most two decreases, the last to the standing level (AWS allows two a day);
   3. the warm pool is sized for the coming event;
   4. the waiting room learns the event windows (the `calendar` item, when it has a room table);
 and, inside an active event window, raises the live group to the plan if it is below it.
-It never lowers min or desired capacity during an active event.
+The job itself never lowers min or desired capacity during an active event; the plan's own
+step-down actions lower MinSize only and leave desired to target tracking.
 
 Idempotent: a second run makes no write calls. Throttling is retried (botocore standard mode).
 Each change is logged as one JSON line on stdout; progress goes to stderr.
@@ -46,6 +47,7 @@ from planning.event_plan import (
     OWNED_PREFIX,
     EventPlan,
     PlanError,
+    plan_actions,
     plan_events,
     scheduled_actions,
 )
@@ -128,7 +130,7 @@ class Change:
 
 def schedule_changes(
     clients: Clients, targets: Targets, group: dict[str, Any], plans: list[EventPlan],
-    settings: Settings, now: datetime,
+    now: datetime,
 ) -> list[Change]:  # fmt: skip
     """Owned scheduled actions to create, update or delete so they match the plan.
 
@@ -138,15 +140,14 @@ def schedule_changes(
     AWS has not run yet (it may run `schedule_slip_s` late) is left to AWS, never deleted."""
     asg = clients.autoscaling
     wanted: dict[str, dict[str, Any]] = {}
-    for action in scheduled_actions(plans, settings.fleet, now):
+    for action in scheduled_actions(plans, now):
         spec = {"StartTime": clock.aws_timestamp(action.start), "TimeZone": action.time_zone,
                 "MinSize": action.min_size,
                 "MaxSize": max(action.max_size, group["MaxSize"])}  # fmt: skip
         if action.desired is not None:  # absent: AWS leaves desired capacity alone
             spec["DesiredCapacity"] = action.desired
         wanted[action.name] = spec
-    due = {p.raise_action for p in plans if p.raise_at <= now}
-    due |= {p.restore_action for p in plans if p.restore_at <= now}
+    due = {a.name for plan in plans for a in plan_actions(plan) if a.start <= now}
     existing: dict[str, dict[str, Any]] = {}
     for page in asg.get_paginator("describe_scheduled_actions").paginate(
         AutoScalingGroupName=targets.asg_name
@@ -205,11 +206,12 @@ def group_changes(
     clients: Clients, targets: Targets, group: dict[str, Any], plans: list[EventPlan],
     now: datetime,
 ) -> list[Change]:  # fmt: skip
-    """Inside an active window, raise the live group to the plan if an action was missed."""
-    active = [p for p in plans if p.active(now)]
-    if not active:
+    """Inside an active window, raise the live group to the stage's MinSize if an action was
+    missed."""
+    planned = [m for p in plans if p.active(now) and (m := p.min_size_at(now)) is not None]
+    if not planned:
         return []
-    want = max(p.desired for p in active)
+    want = max(planned)
     min_size, desired, max_size = group["MinSize"], group["DesiredCapacity"], group["MaxSize"]
     if min_size >= want and desired >= want:
         return []
@@ -225,12 +227,14 @@ def group_changes(
 def reservation_changes(
     clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
 ) -> list[Change]:
-    """Reserve LCUs from a day before an event until its restore has run; then fall back to the
-    standing level, never below it."""
+    """Reserve each event's LCUs as its plan steps them (see EventPlan.lcu_steps) until its
+    restore has run; then fall back to the standing level, never below it. Inside an event's
+    window the only decrease is the plan's own, of the plan's own reservation: one raised by
+    hand above the plan's peak stays until the event is over."""
     if not targets.alb_arn:
         return []
     elb, arn = clients.elbv2, targets.alb_arn
-    due = [p.capacity_units for p in plans if p.reserve_alb_at <= now and not p.over(now)]
+    due = [units for p in plans if (units := p.reservation_at(now)) is not None]
     standing = settings.load_balancer.minimum_capacity_units
     want = max(due, default=standing)
     state = elb.describe_capacity_reservation(LoadBalancerArn=arn)
@@ -241,7 +245,11 @@ def reservation_changes(
            for z in state.get("CapacityReservationState", [])):  # fmt: skip
         return [_skipped("alb", arn, "previous reservation still pending; next run retries")]
     if want < have:
-        if any(p.holding(now) for p in plans):
+        holding = [p for p in plans if p.holding(now)]
+        planned = all(p.reservation_at(now) is not None for p in holding) and have <= max(
+            (p.capacity_units for p in holding), default=have
+        )
+        if not planned:
             return [_skipped("alb", arn, "an event is active; releasing waits until it ends")]
         if state.get("DecreaseRequestsRemaining", 0) < 1:
             return [_skipped("alb", arn, "AWS allows two decreases a day; none left today")]
@@ -339,7 +347,7 @@ def planned_changes(
         "group": None if group is None
         else lambda: group_changes(clients, targets, group, plans, now),
         "schedule": None if group is None
-        else lambda: schedule_changes(clients, targets, group, plans, settings, now),
+        else lambda: schedule_changes(clients, targets, group, plans, now),
         "warm_pool": lambda: warm_pool_changes(clients, targets, plans, settings, now),
         "alb": lambda: reservation_changes(clients, targets, plans, settings, now),
         "room": lambda: room_changes(clients, targets, plans),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,14 +12,18 @@ from hypothesis import strategies as st
 from planning.calendar import Occurrence, load_calendar, parse_calendar
 from planning.capacity import max_with_zone_lost
 from planning.event_plan import (
+    JOB_INTERVAL,
     SCHEDULED_ACTIONS_PER_ASG,
     PlanError,
+    Step,
     capacity_units,
     lead_time,
+    plan_actions,
     plan_event,
     plan_events,
 )
 from planning.settings import load_stack_settings
+from planning.shapes import SHAPES
 from tests.planning.test_calendar import ELECTION
 
 PROD = load_stack_settings("prod")
@@ -32,16 +37,82 @@ def occurrence(**peak) -> Occurrence:
 
 
 def test_election_night_plan_for_prod() -> None:
-    plan = plan_event(occurrence(), PROD)
+    plan = plan_event(occurrence(shape="election-night"), PROD)
     assert plan.peak_users == 340_000  # 17,000 x 20
     assert plan.origin_requests_per_s == pytest.approx(6800)  # x 0.05 req/s x 40 % to origin
     assert plan.instances_for_peak == 46  # / 150 req/s per instance
     assert plan.desired == 69  # 46 x 3/2 so two zones still carry it
-    # 63 more instances than min, 18 in the pool: a cold raise, 24 min lead.
-    assert plan.raise_at == datetime(2028, 11, 7, 22, 36, tzinfo=UTC)
-    assert plan.restore_at == datetime(2028, 11, 8, 10, tzinfo=UTC)  # end + 1 h cooldown
-    assert plan.reserve_alb_at == datetime(2028, 11, 6, 23, tzinfo=UTC)
+    # 30-minute stages from 18:00 local (23:00 UTC) to the restore at 05:00 (end + 1 h).
+    assert len(plan.stages) == 22 and plan.stages[-1].end == plan.restore_at
+    assert plan.restore_at == datetime(2028, 11, 8, 10, tzinfo=UTC)
+    # Until 19:30 local the fleet's min of 6 holds the crowd with a zone lost. The first raise:
+    # 19:30-20:00 reaches 0.05 of the way to the peak (33,150 users, 5 instances, 8 with a zone
+    # lost), from 6: out of the pool, a 20-minute lead.
+    first = plan.min_steps[0]
+    assert (first.at, first.value) == (datetime(2028, 11, 8, 0, 10, tzinfo=UTC), 8)
+    # The window opens 20 minutes before the start: the first stage asks for no more than the
+    # fleet's min, so its lead is the warm one.
+    assert plan.raise_at == datetime(2028, 11, 7, 22, 40, tzinfo=UTC)
+    # The peak stages (22:30 to midnight local) hold 69, raised 20 min ahead.
+    peak = [s for s in plan.stages if s.min_size == 69]
+    assert [f"{s.start:%H:%M}" for s in peak] == ["03:30", "04:00", "04:30"]
+    assert plan.min_size_at(peak[0].start - timedelta(minutes=20)) == 69
+    assert plan.min_size_at(peak[0].start - timedelta(minutes=25)) == 57
+    assert plan.min_steps[-1] == Step(plan.restore_at, PROD.fleet.min_size)
+    # LCUs: 490 at the peak + 10 % margin, asked for 2 h + the job's hour ahead.
+    assert plan.capacity_units == 539
+    assert plan.reserve_alb_at == datetime(2028, 11, 7, 22, tzinfo=UTC)
+    # Down twice, as AWS allows in a day: at 02:00 local to 232, at 04:00 to the standing 100
+    # (no stage after needs more).
+    assert [(f"{s.at:%H:%M}", s.value) for s in plan.lcu_steps[-2:]] == [
+        ("07:00", 232),
+        ("09:00", 100),
+    ]
     assert not plan.capped
+
+
+def test_every_stage_has_its_min_from_its_own_lead_to_its_end() -> None:
+    plan = plan_event(occurrence(shape="election-night"), PROD)
+    second = timedelta(seconds=1)
+    for stage in plan.stages:
+        for moment in (stage.start - stage.lead, stage.start, stage.end - second):
+            if moment < plan.restore_at:
+                assert (plan.min_size_at(moment) or PROD.fleet.min_size) >= stage.min_size
+    # Stage by stage, no raise is more than the pool's 18: every one comes out of it, warm.
+    raises = [s for s in plan.stages[1:] if s.lead > timedelta(0)]
+    assert len(raises) == 7 and {s.lead for s in raises} == {lead_time(PROD, from_warm_pool=True)}
+    cold = plan_event(occurrence(shape="plateau"), PROD)  # 6 -> 69 at once
+    assert cold.stages[0].lead == lead_time(PROD) and cold.min_steps[0].value == 69
+
+
+def test_the_events_lead_time_is_the_first_stages() -> None:
+    plan = plan_event(occurrence(shape="plateau", lead_time_s=3600), PROD)
+    assert plan.lead == plan.stages[0].lead == timedelta(hours=1)
+    assert plan.raise_at == plan.occurrence.start - timedelta(hours=1)
+    assert all(s.lead <= lead_time(PROD) for s in plan.stages[1:])
+
+
+def test_steps_down_follow_the_shape_and_never_set_desired() -> None:
+    plan = plan_event(occurrence(shape="election-night"), PROD)
+    actions = plan_actions(plan)
+    assert [a.min_size for a in actions] == [s.value for s in plan.min_steps]
+    assert all(a.desired is None and a.max_size == PROD.fleet.max_size for a in actions)
+    after_peak = [a.min_size for a in actions if a.start > datetime(2028, 11, 8, 4, tzinfo=UTC)]
+    assert after_peak == sorted(after_peak, reverse=True) and after_peak[-1] == 6
+    assert actions[-1].name == plan.key.join(("floodgate-", "-restore"))
+    assert len({a.name for a in actions}) == len(actions)
+
+
+def test_the_reservation_covers_every_stage_ahead_and_decreases_at_most_twice() -> None:
+    plan = plan_event(occurrence(shape="election-night"), PROD)
+    ahead = timedelta(seconds=PROD.prescale.alb_reservation_lead_s) + JOB_INTERVAL
+    for stage in plan.stages:
+        for moment in (stage.start - ahead, stage.start, stage.end - timedelta(seconds=1)):
+            if moment < plan.restore_at and stage.capacity_units > 100:
+                assert (plan.reservation_at(moment) or 0) >= stage.capacity_units, moment
+    values = [s.value for s in plan.lcu_steps]
+    assert sum(b < a for a, b in itertools.pairwise(values)) <= 2
+    assert min(values) >= PROD.load_balancer.minimum_capacity_units
 
 
 def test_lead_is_launch_plus_warmup_plus_slip_plus_margin() -> None:
@@ -178,6 +249,38 @@ def test_never_exceeds_settings_max(multiple: int) -> None:
     plan = plan_event(occurrence(peak_multiple=multiple), PROD)
     assert PROD.fleet.min_size <= plan.desired <= plan.max_size == PROD.fleet.max_size
     assert plan.desired + plan.warm_pool <= PROD.fleet.max_size
+
+
+@settings(max_examples=100, deadline=None)
+@given(multiple=peaks, shape=st.sampled_from(sorted(SHAPES)), hours=st.integers(1, 24))
+def test_every_stage_is_covered_from_its_lead_and_its_reservation_ahead(
+    multiple: int, shape: str, hours: int
+) -> None:
+    """Whatever the shape, peak and length: from each stage's lead to its end the planned min
+    is at least the stage's, and the reservation at least its LCUs from `ahead`; the
+    reservation decreases at most twice and ends at the standing level; no step of the min is
+    a no-op (each is a scheduled action, out of a quota of 125)."""
+    plan = plan_event(occurrence(peak_multiple=multiple, shape=shape, duration_h=hours), PROD)
+    ahead = timedelta(seconds=PROD.prescale.alb_reservation_lead_s) + JOB_INTERVAL
+    last = timedelta(seconds=1)
+    start, duration = plan.occurrence.start, plan.occurrence.end - plan.occurrence.start
+    base = PROD.capacity.baseline_users
+    for stage in plan.stages:  # a stage holds the crowd the shape has anywhere inside it
+        for share in (0, 0.2, 0.4, 0.6, 0.8, 1):
+            moment = stage.start + (stage.end - stage.start) * share
+            level = SHAPES[shape].level((moment - start) / duration)
+            assert base + (plan.peak_users - base) * level <= stage.users
+        for moment in (stage.start - stage.lead, stage.start, stage.end - last):
+            assert (plan.min_size_at(moment) or PROD.fleet.min_size) >= stage.min_size
+        for moment in (stage.start - ahead, stage.start, stage.end - last):
+            assert (plan.reservation_at(moment) or 100) >= stage.capacity_units
+    for steps, rest in ((plan.min_steps, PROD.fleet.min_size), (plan.lcu_steps, 100)):
+        values = [s.value for s in steps]
+        assert all(a != b for a, b in itertools.pairwise(values))
+        assert not steps or (values[-1], steps[-1].at <= plan.restore_at) == (rest, True)
+    lcus = [s.value for s in plan.lcu_steps]
+    assert sum(b < a for a, b in itertools.pairwise(lcus)) <= 2
+    assert plan.raise_at <= min([plan.occurrence.start, *(s.at for s in plan.min_steps)])
 
 
 @settings(max_examples=50, deadline=None)

@@ -11,18 +11,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.admission.room import Config
-from planning.calendar import parse_calendar
+from planning.calendar import load_calendar, parse_calendar
 from planning.capacity import origin_requests_per_s
-from planning.event_plan import EventPlan, plan_event
+from planning.event_plan import EventPlan, lcu_used, plan_event
 from planning.settings import Settings
 from rehearsal import model
-from rehearsal.curves import SLOW_ORIGIN_FACTOR, Night
+from rehearsal.curves import SLOW_ORIGIN_FACTOR, Night, scenario_nights
 from rehearsal.fleet import Group
 from rehearsal.simulate import (
     REHEARSAL_RESOURCES,
     arrivals,
     rehearse,
     rehearse_all,
+    reserved_lcus,
     room_config,
     static_size,
 )
@@ -268,3 +269,51 @@ def test_the_rehearsal_names_the_queue_api_when_it_is_the_bottleneck(prod: Setti
     assert result.queue_api_limit in ("join function", "status function", "API throttle")
     sized = rehearse(night, prod, "configured")
     assert sized.measures["queue_api_peak_pct"] <= 100
+
+
+def test_election_night_holds_with_a_zone_lost_at_no_more_than_twice_the_floor(prod) -> None:
+    """Issue 15's target, measured as `make rehearse` measures it: the staged plan serves
+    election night and its zone loss at the peak with no raw 5xx and no high-demand page, at
+    most twice the cost of capacity that follows demand exactly (it was 4.95x on this
+    yardstick with one raise to the peak a day's reservation ahead)."""
+    (election,) = [o for o in load_calendar().occurrences("prod", START, START + timedelta(2))
+                   if o.name == "us-general-election"]  # fmt: skip
+    plan = plan_event(election, prod)
+    nights = scenario_nights(["event", "zone-loss"], plan, prod, STEP)
+    for result in rehearse_all(nights, prod, ("configured", "floor")):
+        m = result.measures
+        assert (m["raw_5xx"], m["high_demand"]) == (0, 0), result.scenario
+        assert m["cost_vs_floor"] <= 2.0, (result.scenario, m["cost_vs_floor"])
+
+
+def test_lcus_bill_the_larger_of_reserved_and_used(prod_config) -> None:
+    """Below the reservation the reservation bills; above it, the LCUs used. With nothing
+    reserved a policy pays what the floor pays for the same crowd."""
+    s = settings_with(prod_config, load_balancer__minimum_capacity_units=100)
+    used_per_user = lcu_used(1, per_user(s), s)
+    for lcus in (60, 150):
+        users = lcus / used_per_user
+        night = Night("flat", START, STEP, flat(users, 1), None)
+        m = rehearse(night, s, "static-peak").measures
+        assert m["lcu_hours"] == pytest.approx(max(lcus, 100), rel=1e-6)
+    bare = settings_with(prod_config, load_balancer__minimum_capacity_units=0)
+    night = Night("flat", START, STEP, flat(60 / used_per_user, 1), None)
+    floor, static = (rehearse(night, bare, p).measures for p in ("floor", "static-peak"))
+    assert static["lcu_hours"] == pytest.approx(floor["lcu_hours"]) == pytest.approx(60)
+
+
+def test_a_reservation_held_before_the_night_is_paid_for(prod_config) -> None:
+    """Asked for 6 h + the job's hour ahead, election night's reservation starts before the
+    rehearsed night (21:00 UTC): the job's runs at :17 raise it to 117, 270, then 450."""
+    s = settings_with(prod_config, prescale__alb_reservation_lead_s=6 * 3600)
+    (election,) = [o for o in load_calendar().occurrences("prod", START, START + timedelta(2))
+                   if o.name == "us-general-election"]  # fmt: skip
+    plan = plan_event(election, s)
+    assert plan.reserve_alb_at == datetime(2028, 11, 7, 18, tzinfo=UTC)
+    night = scenario_nights(["event"], plan, s, STEP)[0]
+    assert night.start == START
+    at_steps, outside = reserved_lcus(night, s, plan)
+    assert outside == pytest.approx((117 - 100) * 1 + (270 - 100) * 1 + (450 - 100) * 43 / 60)
+    assert at_steps[0] == 450 and max(at_steps) == plan.capacity_units == 539
+    quarter_past = 17 * 60 // STEP  # 21:17, 22:17: the job's runs
+    assert at_steps[quarter_past - 1] == 450 and at_steps[quarter_past] == 539

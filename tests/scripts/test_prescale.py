@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from botocore.stub import Stubber
 
 from planning.calendar import load_calendar
-from planning.event_plan import plan_events
+from planning.event_plan import JOB_INTERVAL, plan_actions, plan_events
 from planning.settings import load_stack_settings
+from rehearsal import model
 from scripts.prescale import run
 
 BEFORE = "2028-10-01T00:00:00Z"  # debates and election ahead
 ELECTION_NIGHT = "2028-11-08T03:00:00Z"  # election under way
 ALB = "arn:aws:elasticloadbalancing:ca-central-1:123456789012:loadbalancer/app/web/0123456789abcdef"
 PROD = load_stack_settings("prod")
+FIRST_STAGE = "floodgate-us-general-election-20281107-stage-1"
 
 
 def plans_at(now: str):
@@ -36,13 +40,16 @@ def args(*extra: str, now: str = BEFORE, group: str = "web-asg") -> list[str]:
 def test_first_run_creates_every_planned_action(clients, web_group, capsys) -> None:
     assert run(args(), clients) == 1
     names = set(owned_actions(clients, web_group))
-    expected = {name for p in plans_at(BEFORE) for name in (p.raise_action, p.restore_action)}
+    expected = {a.name for p in plans_at(BEFORE) for a in plan_actions(p)}
     assert names == expected
-    election = owned_actions(clients, web_group)["floodgate-us-general-election-20281107-raise"]
+    election = next(p for p in plans_at(BEFORE) if p.key == "us-general-election-20281107")
+    actions = owned_actions(clients, web_group)
     # MinSize only: AWS raises desired to it, and a busier group keeps its size.
-    assert (election["MinSize"], election["MaxSize"]) == (69, 120)
-    assert "DesiredCapacity" not in election
-    assert election["StartTime"] == datetime(2028, 11, 7, 22, 0, tzinfo=UTC)  # 1 h lead
+    peak = [actions[a.name] for a in plan_actions(election) if a.min_size == 69]
+    assert peak and all((a["MinSize"], a["MaxSize"]) == (69, 120) for a in peak)
+    assert not any("DesiredCapacity" in a for a in actions.values())
+    first = actions[FIRST_STAGE]  # 19:30 local's stage, 20 min ahead
+    assert (first["StartTime"], first["MinSize"]) == (datetime(2028, 11, 8, 0, 10, tzinfo=UTC), 8)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {line["layer"] for line in lines} == {"schedule"}
     assert all(line["result"] == "applied" for line in lines)
@@ -63,15 +70,14 @@ def test_dry_run_changes_nothing_and_prints_a_table(clients, web_group, capsys) 
     assert clients.writes == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["layer", "action", "target", "detail"]
-    raise_row = next(line for line in out.splitlines()
-                     if "floodgate-us-general-election-20281107-raise" in line)  # fmt: skip
-    assert "MaxSize 120, MinSize 69, StartTime 2028-11-07T22:00:00Z" in raise_row
+    raise_row = next(line for line in out.splitlines() if FIRST_STAGE in line)
+    assert "MaxSize 120, MinSize 8, StartTime 2028-11-08T00:10:00Z" in raise_row
     assert "{" not in out, "details as key value pairs, not JSON"
 
 
 def test_the_dry_run_names_a_load_balancer_not_its_arn(clients, web_group, alb, capsys) -> None:
     alb.add_response("describe_capacity_reservation", reservation(100), {"LoadBalancerArn": ALB})
-    assert run(args("--dry-run", "--alb-arn", ALB, now="2028-11-07T00:00:00Z"), clients) == 1
+    assert run(args("--dry-run", "--alb-arn", ALB, now="2028-11-07T22:17:00Z"), clients) == 1
     out = capsys.readouterr().out
     assert ALB not in out and "app/web/0123456789abcdef" in out
     widths = {len(line) for line in out.splitlines()}
@@ -93,24 +99,24 @@ def test_stale_owned_actions_go_and_foreign_ones_stay(clients, web_group) -> Non
 
 def test_a_drifted_action_is_put_back(clients, web_group) -> None:
     run(args(), clients)
-    name = "floodgate-us-general-election-20281107-raise"
     clients.autoscaling.put_scheduled_update_group_action(
-        AutoScalingGroupName=web_group, ScheduledActionName=name,
-        StartTime=datetime(2028, 11, 7, 22, 0, tzinfo=UTC), MinSize=10, MaxSize=120,
+        AutoScalingGroupName=web_group, ScheduledActionName=FIRST_STAGE,
+        StartTime=datetime(2028, 11, 8, 0, 10, tzinfo=UTC), MinSize=10, MaxSize=120,
         DesiredCapacity=10,
     )  # fmt: skip
     clients.calls.clear()
     assert run(args(), clients) == 1
     assert clients.calls["PutScheduledUpdateGroupAction"] == 1
-    assert owned_actions(clients, web_group)[name]["MinSize"] == 69
+    assert owned_actions(clients, web_group)[FIRST_STAGE]["MinSize"] == 8
 
 
-def test_during_an_event_a_low_group_is_raised_to_the_plan(clients, web_group) -> None:
+def test_during_an_event_a_low_group_is_raised_to_the_stages_min(clients, web_group) -> None:
+    """22:00 local: the 22:00 stage's 57 is due (asked for at 21:40); 69 comes at 22:10."""
     assert run(args(now=ELECTION_NIGHT), clients) == 1
     (group,) = clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[web_group])[
         "AutoScalingGroups"
     ]
-    assert (group["MinSize"], group["DesiredCapacity"]) == (69, 69)
+    assert (group["MinSize"], group["DesiredCapacity"]) == (57, 57)
 
 
 def test_during_an_event_capacity_is_never_lowered(clients, web_group) -> None:
@@ -164,13 +170,13 @@ def alb(clients):
     stubber.assert_no_pending_responses()
 
 
-def test_reservation_is_requested_a_day_ahead(clients, web_group, alb) -> None:
-    day_before = "2028-11-06T23:30:00Z"
+def test_reservation_is_requested_hours_ahead_of_its_stage(clients, web_group, alb) -> None:
+    """17:17 local: the run asks for the 20:00 stage's 117 LCUs (2 h + the job's hour ahead)."""
     alb.add_response("describe_capacity_reservation", reservation(100), {"LoadBalancerArn": ALB})
-    alb.add_response("modify_capacity_reservation", reservation(490),
+    alb.add_response("modify_capacity_reservation", reservation(117),
                      {"LoadBalancerArn": ALB,
-                      "MinimumLoadBalancerCapacity": {"CapacityUnits": 490}})  # fmt: skip
-    assert run(args("--alb-arn", ALB, now=day_before), clients) == 1
+                      "MinimumLoadBalancerCapacity": {"CapacityUnits": 117}})  # fmt: skip
+    assert run(args("--alb-arn", ALB, now="2028-11-07T22:17:00Z"), clients) == 1
 
 
 def test_reservation_is_released_to_the_standing_level_after(clients, web_group, alb) -> None:
@@ -194,13 +200,13 @@ def test_no_decrease_left_today_defers_the_release(clients, web_group, alb, caps
 def test_no_reservation_change_while_one_is_pending(clients, web_group, alb, capsys) -> None:
     alb.add_response("describe_capacity_reservation", reservation(100, code="pending"),
                      {"LoadBalancerArn": ALB})  # fmt: skip
-    assert run(args("--alb-arn", ALB, now="2028-11-07T12:00:00Z"), clients) != 2
+    assert run(args("--alb-arn", ALB, now="2028-11-07T22:17:00Z"), clients) != 2
     assert "still pending" in capsys.readouterr().out
     assert clients.calls["ModifyCapacityReservation"] == 0
 
 
 def test_reservation_in_place_is_left_alone(clients, web_group, alb) -> None:
-    alb.add_response("describe_capacity_reservation", reservation(490), {"LoadBalancerArn": ALB})
+    alb.add_response("describe_capacity_reservation", reservation(539), {"LoadBalancerArn": ALB})
     assert run(args("--alb-arn", ALB, now=ELECTION_NIGHT), clients) == 1  # the group is raised
     assert clients.calls["ModifyCapacityReservation"] == 0
 
@@ -256,3 +262,13 @@ def test_bad_flags_are_clear_errors_naming_the_flag(tmp_path, capsys, argv, mess
     assert run(["--stack", "prod", "--asg-name", "web", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and "FLOODGATE_NOW" not in err
+
+
+def test_the_workflow_runs_the_job_as_the_plan_and_the_rehearsal_assume() -> None:
+    """The plan asks for each LCU step one JOB_INTERVAL early and the rehearsal applies it at
+    minute PRESCALE_JOB_MINUTE: both are the workflow's hourly schedule."""
+    workflow = Path(__file__).resolve().parents[2] / ".github/workflows/prescale.yml"
+    (cron,) = re.findall(r'cron: "([^"]+)"', workflow.read_text(encoding="utf-8"))
+    minute, hour, *rest = cron.split()
+    assert (minute, hour, rest) == (str(model.PRESCALE_JOB_MINUTE), "*", ["*", "*", "*"])
+    assert timedelta(hours=1) == JOB_INTERVAL

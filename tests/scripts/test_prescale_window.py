@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from planning.event_plan import plan_actions
 from scripts.prescale import Clients, run
 from tests.scripts.conftest import client
 from tests.scripts.test_prescale import ALB, plans_at
@@ -21,6 +22,7 @@ LATE = timedelta(seconds=90)
 """How late AWS runs each scheduled action here (prescale.schedule_slip_s allows 120 s)."""
 ELECTION = plans_at("2028-11-01T00:00:00Z")[0]
 assert ELECTION.key == "us-general-election-20281107"
+FIRST, *_, RESTORE = (action.name for action in plan_actions(ELECTION))
 
 
 class Reservations:
@@ -121,7 +123,7 @@ def at(night: dict[str, Any], instant: datetime) -> dict[str, Any]:
     return {
         "code": code, "writes": writes,
         "group": (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]),
-        "raise": ELECTION.raise_action in actions, "restore": ELECTION.restore_action in actions,
+        "first": FIRST in actions, "restore": RESTORE in actions,
         "pool": (pool.get("WarmPoolConfiguration") or {}).get("MinSize"),
         "lcu": night["alb"].units,
         "room": ELECTION.key in calendar["Item"]["events"]["M"],
@@ -130,32 +132,41 @@ def at(night: dict[str, Any], instant: datetime) -> dict[str, Any]:
 
 def test_the_job_keeps_the_whole_window_and_lets_aws_restore(night) -> None:
     e = ELECTION
-    second, minute = timedelta(seconds=1), timedelta(minutes=1)
-    # (instant, group min/desired/max, raise action, restore action, pool, LCUs, room knows)
+    second, minute, utc = timedelta(seconds=1), timedelta(minutes=1), e.restore_at.tzinfo
+    step = {s.value: s.at for s in reversed(e.min_steps)}  # the first step to each MinSize
+    nov8 = datetime(2028, 11, 8, tzinfo=utc)
+    # (instant, group min/desired/max, first stage action, restore action, pool, LCUs, room)
     timeline = [
-        ("day before", e.reserve_alb_at + minute, (6, 6, 120), True, True, 18, 490, True),
-        ("raise - 1 s", e.raise_at - second, (6, 6, 120), True, True, 18, 490, True),
-        # AWS runs the raise 90 s late: the job raises the group itself meanwhile.
-        ("raise", e.raise_at, (69, 69, 120), True, True, 18, 490, True),
-        ("inside", e.occurrence.start + 2 * 60 * minute, (69, 69, 120), False, True, 18, 490,
+        ("window - 1 s", e.raise_at - second, (6, 6, 120), True, True, 18, 100, True),
+        # The window opens at 17:00 local; the reservation's first step (2 h + the job's hour
+        # before the 20:00 stage) with it.
+        ("window", e.raise_at, (6, 6, 120), True, True, 18, 117, True),
+        # AWS runs the first stage 90 s late: the job raises the group itself meanwhile.
+        ("first stage", step[8], (8, 8, 120), True, True, 18, 450, True),
+        ("peak stage", step[69], (69, 69, 120), False, True, 18, 539, True),
+        ("inside", nov8 + 4 * 60 * minute, (69, 69, 120), False, True, 18, 539, True),
+        # Stepping down lowers MinSize only: desired is target tracking's (moto has none).
+        ("step down", step[63] + 3 * minute, (63, 69, 120), False, True, 18, 539, True),
+        # The reservation's one planned decrease of the night (AWS allows two a day).
+        ("lcu down", nov8 + 7 * 60 * minute + 3 * minute, (30, 69, 120), False, True, 18, 232,
          True),
-        ("end", e.occurrence.end, (69, 69, 120), False, True, 18, 490, True),
-        ("end + 17 min", e.occurrence.end + 17 * minute, (69, 69, 120), False, True, 18, 490,
+        # The second decrease: the rest of the night needs no more than the standing level.
+        ("end", e.occurrence.end, (15, 69, 120), False, True, 18, 100, True),
+        ("end + 17 min", e.occurrence.end + 17 * minute, (11, 69, 120), False, True, 18, 100,
          True),
-        ("restore", e.restore_at, (69, 69, 120), False, True, 18, 490, True),
+        ("restore", e.restore_at, (8, 69, 120), False, True, 18, 100, True),
         # AWS has not run the restore yet (it may be 120 s late): the job leaves it alone.
-        ("restore + 30 s", e.restore_at + 30 * second, (69, 69, 120), False, True, 18, 490,
+        ("restore + 30 s", e.restore_at + 30 * second, (8, 69, 120), False, True, 18, 100,
          True),
         # AWS ran it: min back to 6, desired left to target tracking; the night is over.
-        # (the inauguration's own reservation starts a day before it, in January)
         ("restore + 3 min", e.restore_at + 3 * minute, (6, 69, 120), False, False, 12, 100,
          False),
         ("next day", e.restore_at + 24 * 60 * minute, (6, 69, 120), False, False, 12, 100,
          False),
     ]  # fmt: skip
-    for label, instant, group, raise_, restore, pool, lcu, room in timeline:
+    for label, instant, group, first, restore, pool, lcu, room in timeline:
         seen = at(night, instant)
-        want = {"group": group, "raise": raise_, "restore": restore, "pool": pool, "lcu": lcu,
+        want = {"group": group, "first": first, "restore": restore, "pool": pool, "lcu": lcu,
                 "room": room}  # fmt: skip
         assert {k: seen[k] for k in want} == want, label
         assert seen["code"] == (1 if seen["writes"] else 0), label
@@ -169,8 +180,8 @@ def test_a_raise_never_lowers_a_busier_group(night) -> None:
     asg.update_auto_scaling_group(AutoScalingGroupName=night["group"], MinSize=90,
                                   DesiredCapacity=100, MaxSize=120)  # fmt: skip
     at(night, ELECTION.raise_at - timedelta(hours=2))
-    seen = at(night, ELECTION.raise_at + timedelta(minutes=5))  # AWS has run the raise
-    assert seen["group"][1:] == (100, 120) and not seen["raise"]
+    seen = at(night, ELECTION.min_steps[0].at + timedelta(minutes=5))  # AWS ran the first stage
+    assert seen["group"][1:] == (100, 120) and not seen["first"]
     asg.update_auto_scaling_group(AutoScalingGroupName=night["group"], MaxSize=150,
                                   DesiredCapacity=140)  # fmt: skip
     at(night, ELECTION.occurrence.start + timedelta(hours=1))  # the hourly run sees it
@@ -178,22 +189,23 @@ def test_a_raise_never_lowers_a_busier_group(night) -> None:
     assert after["group"] == (6, 140, 150), "the restore hands min back and cuts nobody"
     inauguration = plans_at("2029-01-01T00:00:00Z")[0]
     at(night, inauguration.raise_at - timedelta(hours=2))
-    seen = at(night, inauguration.raise_at + timedelta(minutes=5))
+    seen = at(night, inauguration.min_steps[0].at + timedelta(minutes=5))
     assert seen["group"][1:] == (140, 150), "a MaxSize of 120 would have cut it to 120"
 
 
 def test_a_small_events_reservation_never_drops_below_the_standing_level(night) -> None:
     inauguration = plans_at("2029-01-01T00:00:00Z")[0]
     assert inauguration.capacity_units >= 100  # prod's standing level
+    assert inauguration.reserve_alb_at is not None
     seen = at(night, inauguration.reserve_alb_at + timedelta(minutes=1))
-    assert seen["lcu"] == inauguration.capacity_units
+    assert seen["lcu"] == inauguration.lcu_steps[0].value
     night["alb"].units = 100
     after = at(night, inauguration.restore_at + timedelta(days=1))
     assert after["lcu"] == 100, "back to the standing level, never 0"
 
 
 def test_a_reservation_raised_by_hand_is_not_lowered_while_the_event_holds(night) -> None:
-    night["alb"].units = 600  # an operator, expecting more than the plan's 490
+    night["alb"].units = 600  # an operator, expecting more than the plan's 539
     seen = at(night, ELECTION.occurrence.end + timedelta(minutes=17))
     assert seen["lcu"] == 600
     assert at(night, ELECTION.restore_at + timedelta(minutes=3))["lcu"] == 100
@@ -201,16 +213,17 @@ def test_a_reservation_raised_by_hand_is_not_lowered_while_the_event_holds(night
 
 def test_a_moved_events_actions_move_with_it(night) -> None:
     asg = night["clients"].autoscaling
+    first = ELECTION.min_steps[0]
     at(night, ELECTION.raise_at - timedelta(days=2))
     asg.put_scheduled_update_group_action(
-        AutoScalingGroupName=night["group"], ScheduledActionName=ELECTION.raise_action,
-        StartTime=ELECTION.raise_at - timedelta(hours=5), MinSize=69, MaxSize=120)  # fmt: skip
+        AutoScalingGroupName=night["group"], ScheduledActionName=FIRST,
+        StartTime=first.at - timedelta(hours=5), MinSize=first.value, MaxSize=120)  # fmt: skip
     seen = at(night, ELECTION.raise_at - timedelta(days=2) + timedelta(hours=1))
     assert seen["writes"] == 1
     listed = asg.describe_scheduled_actions(AutoScalingGroupName=night["group"])
     (action,) = [a for a in listed["ScheduledUpdateGroupActions"]
-                 if a["ScheduledActionName"] == ELECTION.raise_action]  # fmt: skip
-    assert action["StartTime"] == ELECTION.raise_at
+                 if a["ScheduledActionName"] == FIRST]  # fmt: skip
+    assert action["StartTime"] == first.at
 
 
 def test_throttling_is_retried_not_reported(night) -> None:
