@@ -1,5 +1,7 @@
 """Floodgate's Pulumi program: read settings and the event calendar, build the Portal, export."""
 
+import os
+
 import pulumi
 
 from components.portal import Portal
@@ -16,6 +18,13 @@ settings = parse_stack_config(
 )
 now = clock.now()
 plans = plan_events(load_calendar(), settings, pulumi.get_stack(), now)
-portal = Portal(f"{pulumi.get_project()}-{pulumi.get_stack()}", settings, plans, now)
+# The offline plan (scripts/offline_cloud.py) uploads nothing: the awscrt layer need not exist.
+portal = Portal(
+    f"{pulumi.get_project()}-{pulumi.get_stack()}",
+    settings,
+    plans,
+    now,
+    require_layer=os.environ.get("FLOODGATE_OFFLINE") != "1",
+)
 for key, value in portal.outputs.items():
     pulumi.export(key, value)

@@ -7,7 +7,7 @@ declared by components/edge.py from `Admission.edge`; the Lambda code is functio
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,29 +79,76 @@ class AdmissionArgs:
     """Protect the table (also with DynamoDB deletion protection), key-value store and signing
     keys from replacement and deletion: every stack but PR previews, destroyed with their PR."""
     tags: dict[str, str]
+    require_layer: bool
+    """Fail early unless `make layer` has built the awscrt layer: a real preview or update
+    uploads it (the offline plan uploads nothing and passes False)."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One of the room's Lambda functions: its handler, limits and IAM grants."""
+
+    handler: str
+    """The function in functions/admission/handlers.py."""
+    timeout_s: int
+    memory_mb: int
+    concurrency: int
+    """Reserved concurrency (comes out of the account's regional pool)."""
+    grants: list[Grant]
 
 
 class Admission(pulumi.ComponentResource):
-    """Queue-based admission: places, an inlet paced by the fleet, tokens checked at the edge."""
+    """Queue-based admission: places, an inlet paced by the fleet, tokens checked at the edge.
+
+    Named outputs: `table`, `kvs`, `api`, `functions` (join, status, inlet, admin),
+    `admin_function_name` and `edge` (what the distribution needs)."""
 
     table: aws.dynamodb.Table
     kvs: aws.cloudfront.KeyValueStore
     api: aws.apigatewayv2.Api
     functions: dict[str, aws.lambda_.Function]
+    admin_function_name: pulumi.Output[str]
     edge: EdgeWiring
 
     def __init__(
         self, name: str, args: AdmissionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("floodgate:admission:Admission", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        s, tags = args.settings, args.tags
-        _require_layer()
+        if args.require_layer:
+            _require_layer()
+        self._name, self._args = name, args
+        self._child = pulumi.ResourceOptions(parent=self)
+        # Protected: a replaced table, store or secret is a new, empty room mid-event.
+        self._stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        self._account = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        self._declare_state()
+        keys_arn = self._declare_signing_keys()
+        origin_arn = self._declare_origin_verify()
+        self._declare_functions(keys_arn, origin_arn)
+        self._declare_api()
+        self._declare_inlet_schedule()
+        self._declare_alarms()
+        self.admin_function_name = self.functions["admin"].name
+        self.edge = EdgeWiring(
+            api_domain=self.api.api_endpoint.apply(lambda url: url.removeprefix("https://")),
+            kvs_arn=self.kvs.arn,
+        )
+        self.register_outputs(
+            {
+                "room_table": self.table.name,
+                "kvs_arn": self.kvs.arn,
+                "queue_api": self.api.api_endpoint,
+                "admin_function": self.admin_function_name,
+            }
+        )
 
-        # Protected, and warm throughput ignored once created: AWS never lowers it, so a plan
-        # with a lower value (or a refresh reading a raised one) would replace the table - a
-        # new, empty room mid-event. Raise it outside Pulumi (`aws dynamodb update-table`).
-        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+    def _declare_state(self) -> None:
+        """The room table and the KeyValueStore the gate reads. Warm throughput is ignored once
+        created: AWS never lowers it, so a plan with a lower value (or a refresh reading a raised
+        one) would replace the table. Raise it outside Pulumi (`aws dynamodb update-table`)."""
+        name, s = self._name, self._args.settings
         warm = room_warm_throughput(s)
         self.table = aws.dynamodb.Table(
             f"{name}-room",
@@ -111,19 +158,27 @@ class Admission(pulumi.ComponentResource):
             ttl={"attribute_name": "expires_at", "enabled": True},
             point_in_time_recovery={"enabled": True},
             server_side_encryption={"enabled": True},
-            deletion_protection_enabled=args.protect,
+            deletion_protection_enabled=self._args.protect,
             warm_throughput={
                 "write_units_per_second": warm.writes_per_s,
                 "read_units_per_second": warm.reads_per_s,
             },
-            tags=tags,
+            tags=self._args.tags,
             opts=pulumi.ResourceOptions.merge(
-                stateful, pulumi.ResourceOptions(ignore_changes=["warmThroughput"])
+                self._stateful, pulumi.ResourceOptions(ignore_changes=["warmThroughput"])
             ),
         )
+        self.kvs = aws.cloudfront.KeyValueStore(
+            f"{name}-room",
+            comment="Waiting-room state, signing keys, revocations",
+            opts=self._stateful,
+        )
 
-        # The first signing key: 256 random bits, a secret in state, then owned by the admin
-        # function (rotations write new versions; Pulumi never reverts them).
+    def _declare_signing_keys(self) -> pulumi.Output[str]:
+        """The token signing-key secret and its first key (256 random bits, a secret in
+        state), then owned by the admin function: rotations write new versions and Pulumi
+        never reverts them. Returns the secret's ARN."""
+        name = self._name
         first_key = random.RandomId(
             f"{name}-signing-key",
             byte_length=32,
@@ -135,8 +190,8 @@ class Admission(pulumi.ComponentResource):
             f"{name}-signing-keys",
             description="Waiting-room token signing keys (current + retiring)",
             recovery_window_in_days=7,
-            tags=tags,
-            opts=stateful,
+            tags=self._args.tags,
+            opts=self._stateful,
         )
         # The first version keeps a stage of its own: after two rotations it loses AWSCURRENT
         # and AWSPREVIOUS, and a version with no stage may be deleted - the provider would then
@@ -152,27 +207,35 @@ class Admission(pulumi.ComponentResource):
                 parent=self, ignore_changes=["secretString", "versionStages"]
             ),
         )
-        # The values CloudFront adds on its way to the queue API, for the handlers to check:
-        # Pulumi's (the two origin-secret slots), rewritten whenever a slot is rotated.
+        return keys.arn
+
+    def _declare_origin_verify(self) -> pulumi.Output[str]:
+        """The values CloudFront adds on its way to the queue API, for the handlers to check:
+        Pulumi's (the two origin-secret slots), rewritten whenever a slot is rotated. Returns
+        the secret's ARN."""
+        name = self._name
         origin_verify = aws.secretsmanager.Secret(
             f"{name}{ORIGIN_VERIFY_SUFFIX}",
             description="Values CloudFront sends in X-Floodgate-Origin-Verify (comma-separated)",
             recovery_window_in_days=7,
-            tags=tags,
-            opts=stateful,
+            tags=self._args.tags,
+            opts=self._stateful,
         )
         aws.secretsmanager.SecretVersion(
             f"{name}{ORIGIN_VERIFY_SUFFIX}",
             secret_id=origin_verify.id,
             secret_string=pulumi.Output.secret(
-                pulumi.Output.all(*args.origin_secrets).apply(",".join)
+                pulumi.Output.all(*self._args.origin_secrets).apply(",".join)
             ),
-            opts=child,
+            opts=self._child,
         )
-        self.kvs = aws.cloudfront.KeyValueStore(
-            f"{name}-room", comment="Waiting-room state, signing keys, revocations", opts=stateful
-        )
+        return origin_verify.arn
 
+    def _declare_functions(
+        self, keys_arn: pulumi.Output[str], origin_arn: pulumi.Output[str]
+    ) -> None:
+        """The four functions, one code bundle and the awscrt layer; every `FG_*` variable."""
+        name, args = self._name, self._args
         layer = aws.lambda_.LayerVersion(
             f"{name}-awscrt",
             layer_name=f"{name}-awscrt",
@@ -180,7 +243,7 @@ class Admission(pulumi.ComponentResource):
             code=pulumi.FileArchive(str(LAYER_DIR)),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCH],
-            opts=child,
+            opts=self._child,
         )
         code = pulumi.AssetArchive(
             {
@@ -190,24 +253,121 @@ class Admission(pulumi.ComponentResource):
         )
         environment = {
             "FG_TABLE": self.table.name,
-            "FG_SECRET_ID": keys.arn,
+            "FG_SECRET_ID": keys_arn,
             "FG_KVS_ARN": self.kvs.arn,
             **args.tunables,
             "FG_ASG_NAME": args.asg_name,
             "FG_TARGET_GROUP": args.target_group_arn_suffix,
             "FG_ALARM_NAMES": pulumi.Output.from_input(args.pause_alarm_names).apply(",".join),
-            "FG_ORIGIN_SECRET_ID": origin_verify.arn,
+            "FG_ORIGIN_SECRET_ID": origin_arn,
         }
-
-        account = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        ).account_id
-        specs = self._function_specs(args, keys.arn, origin_verify.arn)
         self.functions = {
-            label: self._function(name, label, spec, code, layer, environment, account, s, tags)
-            for label, spec in specs.items()
+            label: self._function(label, spec, code, layer, environment)
+            for label, spec in self._function_specs(keys_arn, origin_arn).items()
         }
 
+    def _function_specs(
+        self, keys_arn: pulumi.Output[str], origin_arn: pulumi.Output[str]
+    ) -> dict[str, FunctionSpec]:
+        """Each function's handler, limits and grants: join and status touch only visitors'
+        keys; the inlet owns the table; admin the room, places and revocations."""
+        args, table = self._args, self.table.arn
+        read = ["dynamodb:GetItem", "dynamodb:BatchGetItem"]
+        write = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+        kvs_rw = Grant(
+            [
+                "cloudfront-keyvaluestore:DescribeKeyValueStore",
+                "cloudfront-keyvaluestore:ListKeys",
+                "cloudfront-keyvaluestore:UpdateKeys",
+            ],
+            self.kvs.arn,
+        )
+        visitor = [
+            Grant(read, table, leading_keys=VISITOR_READS),
+            Grant(write, table, leading_keys=VISITOR_WRITES),
+            Grant(["secretsmanager:GetSecretValue"], [keys_arn, origin_arn]),
+        ]
+        inlet = [
+            Grant([*read, *write, "dynamodb:BatchWriteItem"], table),
+            Grant(["secretsmanager:GetSecretValue"], keys_arn),
+            kvs_rw,
+            # Neither has resource-level permissions (Service Authorization Reference).
+            Grant(["autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricStatistics"],
+                  "*"),
+            # Metric alarms can be named (composite alarms would need "*").
+            Grant(["cloudwatch:DescribeAlarms"], args.pause_alarm_arns),
+            Grant(["cloudwatch:PutMetricData"], "*",
+                  condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}}),
+        ]  # fmt: skip
+        admin = [
+            Grant(read, table, leading_keys=ADMIN_READS),
+            Grant(write, table, leading_keys=ADMIN_WRITES),
+            Grant(["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], keys_arn),
+            kvs_rw,
+        ]
+        api = args.queue_api
+        return {
+            "join": FunctionSpec("join", 10, 512, api.join_concurrency, visitor),
+            "status": FunctionSpec("status", 10, 512, api.status_concurrency, visitor),
+            # Inside the minute: the schedule fires every 60 s and a run still going then
+            # throttles the next (reserved concurrency 1). The handler stops stepping 3 s
+            # before this timeout.
+            "inlet": FunctionSpec("inlet", INLET_TIMEOUT_S, 512, INLET_CONCURRENCY, inlet),
+            "admin": FunctionSpec("admin", 30, 256, ADMIN_CONCURRENCY, admin),
+        }
+
+    def _function(
+        self,
+        label: str,
+        spec: FunctionSpec,
+        code: pulumi.Archive,
+        layer: aws.lambda_.LayerVersion,
+        environment: dict[str, pulumi.Input[str]],
+    ) -> aws.lambda_.Function:
+        """One function with its log group, role and policy (its grants + its own logs)."""
+        name, tags, child = self._name, self._args.tags, self._child
+        function_name = f"{name}-room-{label}"
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-room-{label}",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=self._args.settings.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        role = service_role(
+            f"{name}-room-{label}", "lambda.amazonaws.com", tags, child, self._account
+        )
+        own_logs = Grant(
+            ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(logs.arn, ":*")
+        )
+        aws.iam.RolePolicy(
+            f"{name}-room-{label}",
+            role=role.id,
+            policy=_policy([*spec.grants, own_logs]),
+            opts=child,
+        )
+        return aws.lambda_.Function(
+            f"{name}-room-{label}",
+            name=function_name,
+            runtime=RUNTIME,
+            architectures=[ARCH],
+            handler=f"admission.handlers.{spec.handler}",
+            code=code,
+            layers=[layer.arn],
+            role=role.arn,
+            timeout=spec.timeout_s,
+            memory_size=spec.memory_mb,
+            reserved_concurrent_executions=spec.concurrency,
+            environment={"variables": environment},
+            logging_config={"log_format": "JSON", "log_group": logs.name},
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
+        )
+
+    def _declare_api(self) -> None:
+        """The HTTP API, its throttled `$default` stage with access logs, and one integration,
+        route and invoke permission per route in ROUTES."""
+        name, s, tags, child = self._name, self._args.settings, self._args.tags, self._child
         self.api = aws.apigatewayv2.Api(
             f"{name}-queue",
             protocol_type="HTTP",
@@ -222,6 +382,13 @@ class Admission(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        access_format = {
+            "requestId": "$context.requestId",
+            "route": "$context.routeKey",
+            "status": "$context.status",
+            "latencyMs": "$context.responseLatency",
+            "error": "$context.integrationErrorMessage",
+        }
         aws.apigatewayv2.Stage(
             f"{name}-queue",
             api_id=self.api.id,
@@ -233,274 +400,161 @@ class Admission(pulumi.ComponentResource):
             },
             access_log_settings={
                 "destination_arn": access_logs.arn,
-                "format": json.dumps(
-                    {
-                        "requestId": "$context.requestId",
-                        "route": "$context.routeKey",
-                        "status": "$context.status",
-                        "latencyMs": "$context.responseLatency",
-                        "error": "$context.integrationErrorMessage",
-                    }
-                ),
+                "format": json.dumps(access_format),
             },
             tags=tags,
             opts=child,
         )
         for route, label in ROUTES:
-            slug = route.split("/")[-1]
-            integration = aws.apigatewayv2.Integration(
-                f"{name}-queue-{slug}",
-                api_id=self.api.id,
-                integration_type="AWS_PROXY",
-                integration_uri=self.functions[label].invoke_arn,
-                payload_format_version="2.0",
-                timeout_milliseconds=10_000,
-                opts=child,
-            )
-            aws.apigatewayv2.Route(
-                f"{name}-queue-{slug}",
-                api_id=self.api.id,
-                route_key=route,
-                target=integration.id.apply(lambda i: f"integrations/{i}"),
-                opts=child,
-            )
-        # API Gateway may invoke each function for its own routes only (execute-api ARNs:
-        # <api>/<stage>/<METHOD>/<path>).
-        for route, label in ROUTES:
-            method, path = route.split(" ")
-            aws.lambda_.Permission(
-                f"{name}-queue-{path.rsplit('/', 1)[-1]}",
-                action="lambda:InvokeFunction",
-                function=self.functions[label].name,
-                principal="apigateway.amazonaws.com",
-                source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/", method, path),
-                opts=child,
-            )
+            self._declare_route(route, self.functions[label])
 
-        # The scheduler invokes asynchronously: a late or throttled run must be dropped, not
-        # retried for up to 6 hours (Lambda's defaults: 2 retries, 6 h event age).
+    def _declare_route(self, route: str, function: aws.lambda_.Function) -> None:
+        """`route` ("METHOD /path") to `function`, which API Gateway may invoke for that route
+        only (execute-api ARNs: <api>/<stage>/<METHOD>/<path>)."""
+        name, child = self._name, self._child
+        method, path = route.split(" ")
+        slug = path.rsplit("/", 1)[-1]
+        integration = aws.apigatewayv2.Integration(
+            f"{name}-queue-{slug}",
+            api_id=self.api.id,
+            integration_type="AWS_PROXY",
+            integration_uri=function.invoke_arn,
+            payload_format_version="2.0",
+            timeout_milliseconds=10_000,
+            opts=child,
+        )
+        aws.apigatewayv2.Route(
+            f"{name}-queue-{slug}",
+            api_id=self.api.id,
+            route_key=route,
+            target=integration.id.apply(lambda i: f"integrations/{i}"),
+            opts=child,
+        )
+        aws.lambda_.Permission(
+            f"{name}-queue-{slug}",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/", method, path),
+            opts=child,
+        )
+
+    def _declare_inlet_schedule(self) -> None:
+        """EventBridge Scheduler runs the inlet every minute (its finest rate); a late or
+        throttled run is dropped, not retried: the next one is a minute away (Lambda's own
+        async defaults are 2 retries over up to 6 hours)."""
+        name, child, inlet = self._name, self._child, self.functions["inlet"]
         aws.lambda_.FunctionEventInvokeConfig(
             f"{name}-room-inlet",
-            function_name=self.functions["inlet"].name,
+            function_name=inlet.name,
             maximum_retry_attempts=0,
             maximum_event_age_in_seconds=60,
             opts=child,
         )
         scheduler_role = service_role(
-            f"{name}-inlet-schedule", "scheduler.amazonaws.com", tags, child, account
-        )
+            f"{name}-inlet-schedule", "scheduler.amazonaws.com", self._args.tags, child,
+            self._account,
+        )  # fmt: skip
         aws.iam.RolePolicy(
             f"{name}-inlet-schedule",
             role=scheduler_role.id,
-            policy=_policy([Grant(["lambda:InvokeFunction"], self.functions["inlet"].arn)]),
+            policy=_policy([Grant(["lambda:InvokeFunction"], inlet.arn)]),
             opts=child,
         )
         aws.scheduler.Schedule(
             f"{name}-inlet",
             description="Waiting-room inlet: admit what the fleet can serve",
-            schedule_expression="rate(1 minute)",  # Scheduler's finest rate
+            schedule_expression="rate(1 minute)",
             flexible_time_window={"mode": "OFF"},
             target={
-                "arn": self.functions["inlet"].arn,
+                "arn": inlet.arn,
                 "role_arn": scheduler_role.arn,
-                # A late run is useless: the next one is a minute away.
                 "retry_policy": {"maximum_retry_attempts": 0, "maximum_event_age_in_seconds": 60},
             },
             opts=child,
         )
 
-        self._alarms(name, s, args.alarm_topic_arn, tags, child)
-        self.edge = EdgeWiring(
-            api_domain=self.api.api_endpoint.apply(lambda url: url.removeprefix("https://")),
-            kvs_arn=self.kvs.arn,
-        )
-        self.register_outputs(
-            {
-                "room_table": self.table.name,
-                "kvs_arn": self.kvs.arn,
-                "queue_api": self.api.api_endpoint,
-                "admin_function": self.functions["admin"].name,
-            }
-        )
-
-    def _function_specs(
-        self, args: AdmissionArgs, keys_arn: pulumi.Output[str], origin_arn: pulumi.Output[str]
-    ) -> dict[str, dict[str, Any]]:
-        """Each function's handler, limits and grants: join and status touch only visitors'
-        keys; the inlet owns the table; admin the room, places and revocations."""
-        table = self.table.arn
-        read, write = (
-            ["dynamodb:GetItem", "dynamodb:BatchGetItem"],
-            [
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-            ],
-        )
-        get_keys = Grant(["secretsmanager:GetSecretValue"], keys_arn)
-        kvs_rw = Grant(
-            [
-                "cloudfront-keyvaluestore:DescribeKeyValueStore",
-                "cloudfront-keyvaluestore:ListKeys",
-                "cloudfront-keyvaluestore:UpdateKeys",
-            ],
-            self.kvs.arn,
-        )
-        visitor = [
-            Grant(read, table, leading_keys=VISITOR_READS),
-            Grant(write, table, leading_keys=VISITOR_WRITES),
-            Grant(["secretsmanager:GetSecretValue"], [keys_arn, origin_arn]),
-        ]
-        return {
-            "join": {"handler": "join", "timeout": 10, "memory": 512,
-                     "concurrency": args.queue_api.join_concurrency, "grants": visitor},
-            "status": {"handler": "status", "timeout": 10, "memory": 512,
-                       "concurrency": args.queue_api.status_concurrency, "grants": visitor},
-            # Inside the minute: the schedule fires every 60 s and a run still going then
-            # throttles the next (reserved concurrency 1). The handler stops stepping 3 s
-            # before this timeout.
-            "inlet": {"handler": "inlet", "timeout": INLET_TIMEOUT_S, "memory": 512,
-                      "concurrency": INLET_CONCURRENCY, "grants": [
-                Grant([*read, *write, "dynamodb:BatchWriteItem"], table),
-                get_keys,
-                kvs_rw,
-                # Neither has resource-level permissions (Service Authorization Reference).
-                Grant(["autoscaling:DescribeAutoScalingGroups",
-                       "cloudwatch:GetMetricStatistics"], "*"),
-                # Metric alarms can be named (composite alarms would need "*").
-                Grant(["cloudwatch:DescribeAlarms"], args.pause_alarm_arns),
-                Grant(["cloudwatch:PutMetricData"], "*",
-                      condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}}),
-            ]},
-            "admin": {"handler": "admin", "timeout": 30, "memory": 256,
-                      "concurrency": ADMIN_CONCURRENCY, "grants": [
-                Grant(read, table, leading_keys=ADMIN_READS),
-                Grant(write, table, leading_keys=ADMIN_WRITES),
-                Grant(["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
-                      keys_arn),
-                kvs_rw,
-            ]},
-        }  # fmt: skip
-
-    def _function(
-        self,
-        name: str,
-        label: str,
-        spec: dict[str, Any],
-        code: pulumi.Archive,
-        layer: aws.lambda_.LayerVersion,
-        environment: dict[str, pulumi.Input[str]],
-        account: pulumi.Output[str],
-        s: AdmissionSettings,
-        tags: dict[str, str],
-    ) -> aws.lambda_.Function:
-        child = pulumi.ResourceOptions(parent=self)
-        function_name = f"{name}-room-{label}"
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-room-{label}",
-            name=f"/aws/lambda/{function_name}",
-            retention_in_days=s.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
-        role = service_role(f"{name}-room-{label}", "lambda.amazonaws.com", tags, child, account)
-        grants = [
-            *spec["grants"],
-            Grant(
-                ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(logs.arn, ":*")
-            ),
-        ]
-        aws.iam.RolePolicy(f"{name}-room-{label}", role=role.id, policy=_policy(grants), opts=child)
-        return aws.lambda_.Function(
-            f"{name}-room-{label}",
-            name=function_name,
-            runtime=RUNTIME,
-            architectures=[ARCH],
-            handler=f"admission.handlers.{spec['handler']}",
-            code=code,
-            layers=[layer.arn],
-            role=role.arn,
-            timeout=spec["timeout"],
-            memory_size=spec["memory"],
-            reserved_concurrent_executions=spec["concurrency"],
-            environment={"variables": environment},
-            logging_config={"log_format": "JSON", "log_group": logs.name},
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
-        )
-
-    def _alarms(
-        self,
-        name: str,
-        s: AdmissionSettings,
-        topic_arn: pulumi.Input[str],
-        tags: dict[str, str],
-        child: pulumi.ResourceOptions,
-    ) -> None:
-        def alarm(label: str, description: str, **metric: Any) -> None:
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-room-{label}",
-                alarm_description=description,
-                comparison_operator=metric.pop("comparison", "GreaterThanOrEqualToThreshold"),
-                evaluation_periods=metric.pop("periods", 1),
-                period=60,
-                alarm_actions=[topic_arn],
-                ok_actions=[topic_arn],
-                treat_missing_data=metric.pop("missing", "notBreaching"),
-                tags=tags,
-                opts=child,
-                **metric,
-            )
-
+    def _declare_alarms(self) -> None:
+        """Errors and throttles per function, the inlet stopping, the API's 5xx and a long
+        line, each to the alarm topic."""
+        s = self._args.settings
         for label, function in self.functions.items():
             fn = {"FunctionName": function.name}
-            alarm(
+            self._alarm(
                 f"{label}-errors",
                 f"Waiting-room {label} function errors",
-                namespace="AWS/Lambda",
-                metric_name="Errors",
-                dimensions=fn,
-                statistic="Sum",
+                "AWS/Lambda",
+                "Errors",
+                fn,
+                "Sum",
                 threshold=1 if label in ("inlet", "admin") else 10,
             )
-            alarm(
+            self._alarm(
                 f"{label}-throttles",
                 f"Waiting-room {label} function throttled",
-                namespace="AWS/Lambda",
-                metric_name="Throttles",
-                dimensions=fn,
-                statistic="Sum",
+                "AWS/Lambda",
+                "Throttles",
+                fn,
+                "Sum",
                 threshold=1,
             )
-        alarm(
+        self._alarm(
             "inlet-stopped",
             "The inlet has not run for 3 minutes: nobody is being admitted",
-            namespace="AWS/Lambda",
-            metric_name="Invocations",
-            dimensions={"FunctionName": self.functions["inlet"].name},
-            statistic="Sum",
+            "AWS/Lambda",
+            "Invocations",
+            {"FunctionName": self.functions["inlet"].name},
+            "Sum",
             threshold=1,
             comparison="LessThanThreshold",
             periods=3,
             missing="breaching",
         )
-        alarm(
+        self._alarm(
             "api-5xx",
             "Queue API answered 5xx",
-            namespace="AWS/ApiGateway",
-            metric_name="5xx",
-            dimensions={"ApiId": self.api.id, "Stage": "$default"},
-            statistic="Sum",
+            "AWS/ApiGateway",
+            "5xx",
+            {"ApiId": self.api.id, "Stage": "$default"},
+            "Sum",
             threshold=10,
         )
-        alarm(
-            "waiting",
-            f"More than {s.waiting_alarm_threshold} people waiting",
-            namespace=METRIC_NAMESPACE,
-            metric_name="Waiting",
-            dimensions={"Room": s.room_id},
-            statistic="Maximum",
-            threshold=s.waiting_alarm_threshold,
-            periods=5,
+        self._alarm("waiting", f"More than {s.waiting_alarm_threshold} people waiting",
+                    METRIC_NAMESPACE, "Waiting", {"Room": s.room_id}, "Maximum",
+                    threshold=s.waiting_alarm_threshold, periods=5)  # fmt: skip
+
+    def _alarm(
+        self,
+        label: str,
+        description: str,
+        namespace: str,
+        metric_name: str,
+        dimensions: Mapping[str, pulumi.Input[str]],
+        statistic: str,
+        *,
+        threshold: float,
+        comparison: str = "GreaterThanOrEqualToThreshold",
+        periods: int = 1,
+        missing: str = "notBreaching",
+    ) -> None:
+        """One 1-minute metric alarm `<name>-room-<label>` notifying the alarm topic."""
+        topic = self._args.alarm_topic_arn
+        aws.cloudwatch.MetricAlarm(
+            f"{self._name}-room-{label}",
+            alarm_description=description,
+            namespace=namespace,
+            metric_name=metric_name,
+            dimensions=dimensions,
+            statistic=statistic,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=periods,
+            period=60,
+            alarm_actions=[topic],
+            ok_actions=[topic],
+            treat_missing_data=missing,
+            tags=self._args.tags,
+            opts=self._child,
         )
 
 
@@ -540,8 +594,9 @@ def _policy(grants: list[Grant]) -> pulumi.Output[str]:
 
 def _require_layer() -> None:
     """A real preview or update uploads the layer: fail early, saying how to build it."""
-    if os.environ.get("FLOODGATE_OFFLINE") != "1" and not LAYER_DIR.is_dir():
+    if not LAYER_DIR.is_dir():
+        shown = LAYER_DIR.relative_to(ROOT) if LAYER_DIR.is_relative_to(ROOT) else LAYER_DIR
         raise RuntimeError(
-            f"{LAYER_DIR.relative_to(ROOT)} is missing: run `make layer` before `pulumi preview` "
-            "or `pulumi up` (it holds awscrt, which the KeyValueStore API's SigV4A needs)"
+            f"{shown} is missing: run `make layer` before `pulumi preview` or `pulumi up` (it "
+            "holds awscrt, which the KeyValueStore API's SigV4A needs)"
         )

@@ -66,25 +66,42 @@ class Edge(pulumi.ComponentResource):
         self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("floodgate:edge:Edge", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         us_east_1 = pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
-        s, tags = args.settings, args.tags
-
+        self._name, self._args = name, args
         distribution_arn, resolve_distribution_arn = pulumi.deferred_output()
         pages, logs = self._declare_buckets(name, args, distribution_arn)
-        oac = aws.cloudfront.OriginAccessControl(
-            f"{name}-pages",
-            description="CloudFront reads the high-demand pages",
-            origin_access_control_origin_type="s3",
-            signing_behavior="always",
-            signing_protocol="sigv4",
-            opts=child,
+        static = self._declare_static_policy()
+        self.web_acl = _web_acl(name, args.waf, args.settings, args.tags, us_east_1)
+        failover = self._declare_failover_trigger(name, args.tags, us_east_1)
+        self._failover_arn = failover.qualified_arn
+        self._gate = self._declare_gate(name, args.admission)
+        queue_origins, queue_behaviours = self._declare_queue_routes(
+            name, args.admission, args.origin_secret, static
         )
-        static = aws.cloudfront.CachePolicy(
-            f"{name}-static",
+        behaviour, s = self._behaviour, args.settings
+        ordered = [
+            *queue_behaviours,
+            behaviour("/high-demand/*", PAGES_ORIGIN, READ_METHODS, static, None),
+            *(behaviour(p, PORTAL_GROUP, READ_METHODS, static, None)
+              for p in s.static_path_patterns),
+            *(behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST)
+              for p in s.write_path_patterns),
+        ]  # fmt: skip
+        self.distribution = self._declare_distribution(
+            [*self._origins(pages), *queue_origins], ordered, logs
+        )
+        resolve_distribution_arn(self.distribution.arn)
+        self.register_outputs(
+            {"domain_name": self.distribution.domain_name, "distribution_id": self.distribution.id}
+        )
+
+    def _declare_static_policy(self) -> pulumi.Output[str]:
+        """The cache policy for long-lived static assets; returns its id."""
+        return aws.cloudfront.CachePolicy(
+            f"{self._name}-static",
             comment="Long-lived static assets",
             min_ttl=0,
-            default_ttl=s.static_ttl_s,
+            default_ttl=self._args.settings.static_ttl_s,
             max_ttl=31_536_000,  # one year, the CloudFront maximum
             parameters_in_cache_key_and_forwarded_to_origin={
                 "cookies_config": {"cookie_behavior": "none"},
@@ -94,53 +111,82 @@ class Edge(pulumi.ComponentResource):
                 "enable_accept_encoding_brotli": True,
                 "enable_accept_encoding_gzip": True,
             },
-            opts=child,
-        )
-        self.web_acl = _web_acl(name, args.waf, s, tags, us_east_1)
-        failover = self._declare_failover_trigger(name, tags, us_east_1)
-        gate = self._declare_gate(name, args.admission)
+            opts=pulumi.ResourceOptions(parent=self),
+        ).id
 
-        def behaviour(
-            pattern: str,
-            origin: str,
-            methods: list[str],
-            cache: pulumi.Input[str],
-            origin_request: pulumi.Input[str] | None,
-        ) -> aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict:
-            # Every path that reaches the ALB passes the gate, or the room can be walked around.
-            reaches_alb = origin in (ALB_ORIGIN, PORTAL_GROUP)
-            return {
-                "path_pattern": pattern,
-                "target_origin_id": origin,
-                "allowed_methods": methods,
-                "cached_methods": ["GET", "HEAD"],
-                "viewer_protocol_policy": "redirect-to-https",
-                "compress": True,
-                "cache_policy_id": cache,
-                "origin_request_policy_id": origin_request,
-                "response_headers_policy_id": SECURITY_HEADERS,
-                "function_associations": gate if reaches_alb else [],
-                "lambda_function_associations": (
-                    [{"event_type": "origin-request", "lambda_arn": failover.qualified_arn}]
-                    if origin == PORTAL_GROUP
-                    else []
-                ),
-            }
+    def _behaviour(
+        self,
+        pattern: str,
+        origin: str,
+        methods: list[str],
+        cache: pulumi.Input[str],
+        origin_request: pulumi.Input[str] | None,
+    ) -> aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict:
+        """One cache behaviour. Every path that reaches the ALB passes the gate, or the room
+        can be walked around; the portal group's paths fail over through the trigger."""
+        reaches_alb = origin in (ALB_ORIGIN, PORTAL_GROUP)
+        return {
+            "path_pattern": pattern,
+            "target_origin_id": origin,
+            "allowed_methods": methods,
+            "cached_methods": ["GET", "HEAD"],
+            "viewer_protocol_policy": "redirect-to-https",
+            "compress": True,
+            "cache_policy_id": cache,
+            "origin_request_policy_id": origin_request,
+            "response_headers_policy_id": SECURITY_HEADERS,
+            "function_associations": self._gate if reaches_alb else [],
+            "lambda_function_associations": (
+                [{"event_type": "origin-request", "lambda_arn": self._failover_arn}]
+                if origin == PORTAL_GROUP
+                else []
+            ),
+        }
 
-        queue_origins, queue_behaviours = self._declare_queue_routes(
-            name, args.admission, args.origin_secret, behaviour, static.id
+    def _origins(self, pages: PrivateBucket) -> list[aws.cloudfront.DistributionOriginArgsDict]:
+        """The ALB (with the origin secret) and the pages bucket (through an origin access
+        control)."""
+        s = self._args.settings
+        oac = aws.cloudfront.OriginAccessControl(
+            f"{self._name}-pages",
+            description="CloudFront reads the high-demand pages",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        viewer_certificate: aws.cloudfront.DistributionViewerCertificateArgsDict = (
+        return [
             {
-                "acm_certificate_arn": s.certificate_arn,
-                "ssl_support_method": "sni-only",
-                "minimum_protocol_version": "TLSv1.2_2021",
-            }
-            if s.certificate_arn
-            # The default *.cloudfront.net certificate ignores minimum_protocol_version.
-            else {"cloudfront_default_certificate": True}
+                "origin_id": ALB_ORIGIN,
+                "domain_name": self._args.origin_domain_name,
+                "connection_attempts": s.origin_connection_attempts,
+                "connection_timeout": s.origin_connection_timeout_s,
+                "custom_headers": [{"name": ORIGIN_HEADER, "value": self._args.origin_secret}],
+                "custom_origin_config": _https_origin(
+                    origin_read_timeout=s.origin_read_timeout_s, origin_keepalive_timeout=5
+                ),
+            },
+            {
+                "origin_id": PAGES_ORIGIN,
+                "domain_name": pages.bucket.bucket_regional_domain_name,
+                "origin_access_control_id": oac.id,
+            },
+        ]
+
+    def _declare_distribution(
+        self,
+        origins: list[aws.cloudfront.DistributionOriginArgsDict],
+        ordered: list[aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
+        logs: PrivateBucket,
+    ) -> aws.cloudfront.Distribution:
+        """The distribution: the portal group (ALB, failing over to the pages bucket) behind
+        the gate by default, `ordered` before it, the high-demand page for what still fails."""
+        name, s = self._name, self._args.settings
+        everything = self._behaviour(
+            "*", PORTAL_GROUP, READ_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST
         )
-        self.distribution = aws.cloudfront.Distribution(
+        default = {k: v for k, v in everything.items() if k != "path_pattern"}
+        return aws.cloudfront.Distribution(
             name,
             enabled=True,
             is_ipv6_enabled=True,
@@ -149,24 +195,7 @@ class Edge(pulumi.ComponentResource):
             aliases=s.domain_names,
             web_acl_id=self.web_acl.arn,
             comment=f"{name}: portal behind Floodgate",
-            origins=[
-                {
-                    "origin_id": ALB_ORIGIN,
-                    "domain_name": args.origin_domain_name,
-                    "connection_attempts": s.origin_connection_attempts,
-                    "connection_timeout": s.origin_connection_timeout_s,
-                    "custom_headers": [{"name": ORIGIN_HEADER, "value": args.origin_secret}],
-                    "custom_origin_config": _https_origin(
-                        origin_read_timeout=s.origin_read_timeout_s, origin_keepalive_timeout=5
-                    ),
-                },
-                {
-                    "origin_id": PAGES_ORIGIN,
-                    "domain_name": pages.bucket.bucket_regional_domain_name,
-                    "origin_access_control_id": oac.id,
-                },
-                *queue_origins,
-            ],
+            origins=origins,
             origin_groups=[
                 {
                     "origin_id": PORTAL_GROUP,
@@ -175,27 +204,9 @@ class Edge(pulumi.ComponentResource):
                 }
             ],
             default_cache_behavior=cast(
-                aws.cloudfront.DistributionDefaultCacheBehaviorArgsDict,
-                {
-                    k: v
-                    for k, v in behaviour(
-                        "*", PORTAL_GROUP, READ_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST
-                    ).items()
-                    if k != "path_pattern"
-                },
+                aws.cloudfront.DistributionDefaultCacheBehaviorArgsDict, default
             ),
-            ordered_cache_behaviors=[
-                *queue_behaviours,
-                behaviour("/high-demand/*", PAGES_ORIGIN, READ_METHODS, static.id, None),
-                *(
-                    behaviour(p, PORTAL_GROUP, READ_METHODS, static.id, None)
-                    for p in s.static_path_patterns
-                ),
-                *(
-                    behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST)
-                    for p in s.write_path_patterns
-                ),
-            ],
+            ordered_cache_behaviors=ordered,
             # Whatever still fails (writes, both origins down) gets the page, never a raw 5xx;
             # a short TTL brings people back to the origin as soon as it recovers.
             custom_error_responses=[
@@ -213,14 +224,19 @@ class Edge(pulumi.ComponentResource):
                 "include_cookies": False,
             },
             restrictions={"geo_restriction": {"restriction_type": "none"}},
-            viewer_certificate=viewer_certificate,
-            tags=tags,
+            viewer_certificate=(
+                {
+                    "acm_certificate_arn": s.certificate_arn,
+                    "ssl_support_method": "sni-only",
+                    "minimum_protocol_version": "TLSv1.2_2021",
+                }
+                if s.certificate_arn
+                # The default *.cloudfront.net certificate ignores minimum_protocol_version.
+                else {"cloudfront_default_certificate": True}
+            ),
+            tags=self._args.tags,
             # CloudFront refuses a log bucket whose ACLs are not enabled yet.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logs.ownership]),
-        )
-        resolve_distribution_arn(self.distribution.arn)
-        self.register_outputs(
-            {"domain_name": self.distribution.domain_name, "distribution_id": self.distribution.id}
         )
 
     def _declare_buckets(
@@ -372,7 +388,6 @@ class Edge(pulumi.ComponentResource):
         name: str,
         admission: EdgeWiring | None,
         origin_secret: pulumi.Input[str],
-        behaviour: Callable[..., aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
         static_cache: pulumi.Input[str],
     ) -> tuple[
         list[aws.cloudfront.DistributionOriginArgsDict],
@@ -422,9 +437,10 @@ class Edge(pulumi.ComponentResource):
             }
         ]
         return origins, [
-            behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache.id, queue_request.id),
-            behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, static_cache, None),
-        ]
+            self._behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache.id,
+                            queue_request.id),
+            self._behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, static_cache, None),
+        ]  # fmt: skip
 
 
 def page_content_type(name: str) -> str:

@@ -42,6 +42,8 @@ class Portal(pulumi.ComponentResource):
         event_plans: list[EventPlan],
         now: datetime,
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        require_layer: bool = True,
     ) -> None:
         super().__init__("floodgate:portal:Portal", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -135,6 +137,7 @@ class Portal(pulumi.ComponentResource):
                     alarm_topic_arn=topic_arn,
                     protect=not settings.ephemeral,
                     tags=tags,
+                    require_layer=require_layer,
                 ),
                 opts=child,
             )
@@ -197,7 +200,7 @@ class Portal(pulumi.ComponentResource):
         if admission is not None:
             self.outputs |= {
                 "room_table": admission.table.name,
-                "room_admin_function": admission.functions["admin"].name,
+                "room_admin_function": admission.admin_function_name,
                 "room_kvs_arn": admission.kvs.arn,
                 "queue_api": admission.api.api_endpoint,
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pulumi
+import pytest
 
 from components.portal import Portal
 
@@ -32,7 +33,7 @@ EXPECTED_OUTPUTS = {
 
 @pulumi.runtime.test
 def test_portal_exports_what_scripts_need(pulumi_mocks, prod):
-    portal = Portal("p", prod, [], NOW)
+    portal = Portal("p", prod, [], NOW, require_layer=False)
     assert set(portal.outputs) == EXPECTED_OUTPUTS
 
     def check(values: list) -> None:
@@ -49,10 +50,21 @@ def test_portal_exports_what_scripts_need(pulumi_mocks, prod):
 
 @pulumi.runtime.test
 def test_origin_secret_never_leaves_state_in_plain_text(pulumi_mocks, prod):
-    portal = Portal("p", prod, [], NOW)
+    portal = Portal("p", prod, [], NOW, require_layer=False)
     secret_flags = [pulumi.Output.is_secret(v) for v in portal.outputs.values()]
 
     def check(flags: list[bool]) -> None:
         assert not any(flags), "no exported output carries the origin secret"
 
     return pulumi.Output.all(*[pulumi.Output.from_input(f) for f in secret_flags]).apply(check)
+
+
+def test_a_real_preview_without_the_layer_stops_saying_how_to_build_it(
+    pulumi_mocks, prod, tmp_path, monkeypatch
+) -> None:
+    """The awscrt layer is uploaded by a real preview or update: missing, the program stops
+    before declaring anything, naming `make layer`. The offline plan passes require_layer=False
+    (the program reads FLOODGATE_OFFLINE; components read no environment)."""
+    monkeypatch.setattr("components.admission.LAYER_DIR", tmp_path / "missing")
+    with pytest.raises(RuntimeError, match=r"run `make layer` before `pulumi preview`"):
+        Portal("p", prod, [], NOW)
