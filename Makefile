@@ -13,7 +13,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install lint types unit test plan policy preflight plan-diff rehearse bench layer lock clean
+.PHONY: install lint types unit test plan policy preflight plan-diff rehearse bench layer lock clean docs
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ $(CHROMIUM):
 $(NODE_STAMP): package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $(NODE_STAMP)
+
+# The settings reference, from the model's docstrings (a test fails when it is stale).
+docs: install
+	$(BIN)/python -m scripts.settings_doc
 
 lint: install
 	$(BIN)/ruff check .

@@ -330,7 +330,7 @@ class Admission(pulumi.ComponentResource):
         logs = aws.cloudwatch.LogGroup(
             f"{name}-room-{label}",
             name=f"/aws/lambda/{function_name}",
-            retention_in_days=self._args.settings.log_retention_days,
+            retention_in_days=self._args.settings.log_group_retention_days,
             tags=tags,
             opts=child,
         )
@@ -378,7 +378,7 @@ class Admission(pulumi.ComponentResource):
         access_logs = aws.cloudwatch.LogGroup(
             f"{name}-queue-access",
             name=f"/floodgate/{name}/queue-api",
-            retention_in_days=s.log_retention_days,
+            retention_in_days=s.log_group_retention_days,
             tags=tags,
             opts=child,
         )

@@ -274,7 +274,7 @@ class Edge(pulumi.ComponentResource):
             f"{name}-logs",
             PrivateBucketArgs(
                 tags=args.tags,
-                expire_after_days=args.settings.log_retention_days,
+                expire_after_days=args.settings.access_log_expiry_days,
                 acl_writers=True,
                 force_destroy=args.ephemeral,
                 protect=not args.ephemeral,
@@ -679,7 +679,7 @@ def _web_acl(
     log_group = aws.cloudwatch.LogGroup(
         f"{name}-waf",
         name=f"aws-waf-logs-{name}",
-        retention_in_days=edge.log_retention_days,
+        retention_in_days=edge.log_group_retention_days,
         tags=tags,
         opts=opts,
     )

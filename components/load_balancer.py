@@ -50,7 +50,7 @@ class LoadBalancer(pulumi.ComponentResource):
             f"{name}-access-logs",
             PrivateBucketArgs(
                 tags=tags,
-                expire_after_days=s.access_log_retention_days,
+                expire_after_days=s.access_log_expiry_days,
                 force_destroy=args.ephemeral,
                 protect=not args.ephemeral,
                 grants=lambda arn: arn.apply(lambda a: [_log_delivery_grant(a, args.region)]),

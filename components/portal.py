@@ -170,7 +170,7 @@ class Portal(pulumi.ComponentResource):
                 distribution_id=edge.distribution.id,
                 us_east_1=us_east_1,
                 gate_function_name=edge.gate_function.name if edge.gate_function else None,
-                edge_log_retention_days=settings.edge.log_retention_days,
+                edge_log_retention_days=settings.edge.log_group_retention_days,
                 tags=tags,
             ),
             opts=child,

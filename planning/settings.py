@@ -14,7 +14,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, get_args
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from functions.admission.tokens import ID_PATTERN
 from planning import aws_facts
@@ -67,7 +68,22 @@ RFC_1918 = tuple(
 
 class _Model(BaseModel):
     # Unknown keys are typos, not extensions: reject them so a misspelt limit is never ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
+
+    RENAMED: ClassVar[dict[str, str]] = {}
+    """Keys a section no longer takes, each with what replaced it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, value: Any) -> Any:
+        """A renamed key is named with its replacement, not refused as unknown."""
+        if isinstance(value, Mapping):
+            for old, new in cls.RENAMED.items():
+                if old in value:
+                    raise _at(old, value[old], f"renamed: set {new} instead")
+        return value
 
     @field_validator("*", mode="before")
     @classmethod
@@ -87,9 +103,17 @@ class NetworkSettings(_Model):
     """VPC layout. Subnets are carved as /20s (4,091 usable addresses each) from `vpc_cidr`."""
 
     vpc_cidr: str = "10.40.0.0/16"
+    """The VPC's IPv4 block: RFC 1918 space, /16 to /20 (each zone takes a /20 public
+    and a /20 private subnet)."""
     zones: list[str] = Field(min_length=2, max_length=6)
+    """Availability Zones of the region, 2 to 6, each once: the fleet spreads across them and
+    the plan keeps one zone's worth of headroom."""
     nat_gateways: Literal["one", "per_zone"] = "per_zone"
+    """`per_zone` (a zone's loss leaves the others' egress) or `one` (cheaper; egress goes
+    with its zone)."""
     flow_log_retention_days: int = 90
+    """Days CloudWatch Logs keeps the VPC flow logs (one of CloudWatch's retention
+    values)."""
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -134,6 +158,8 @@ class NetworkSettings(_Model):
 class LoadBalancerSettings(_Model):
     """Application Load Balancer in front of the web fleet."""
 
+    RENAMED: ClassVar[dict[str, str]] = {"access_log_retention_days": "access_log_expiry_days"}
+
     origin_domain_name: str
     """Name CloudFront uses to reach the ALB over HTTPS; the regional certificate must cover it."""
     certificate_arn: str
@@ -149,11 +175,16 @@ class LoadBalancerSettings(_Model):
         return value
 
     tls_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    """The HTTPS listener's ELB security policy (TLS 1.2 or later)."""
     app_port: Port = 8080
+    """The port the application listens on, on each instance (HTTP from the ALB)."""
     health_check_path: str = "/healthz"
+    """The path the target group's health check requests; 200 means healthy."""
     idle_timeout_s: int = Field(default=60, ge=1, le=4000)
-    # Portal requests finish in seconds; 30 s lets them drain without slowing scale-in.
+    """Seconds the ALB keeps an idle connection open (AWS: 1-4,000)."""
     deregistration_delay_s: int = Field(default=30, ge=0, le=3600)
+    """Seconds a leaving target drains its requests (AWS: 0-3,600); portal requests
+    finish in seconds, so 30 lets them end without slowing scale-in."""
     load_balancing_algorithm: Literal["least_outstanding_requests", "round_robin"] = (
         "least_outstanding_requests"
     )
@@ -167,7 +198,10 @@ class LoadBalancerSettings(_Model):
     minimum_capacity_units: int = Field(default=0, ge=0, le=MAX_CAPACITY_UNITS)
     """Standing LCU reservation; 0 means none. Event-time raises are the pre-scale script's."""
     deletion_protection: bool = True
-    access_log_retention_days: int = Field(default=90, ge=1)
+    """AWS refuses to delete the ALB while set (a new ALB is a new DNS name and an empty
+    LCU reservation)."""
+    access_log_expiry_days: int = Field(default=90, ge=1)
+    """Days the ALB's access logs stay in their S3 bucket before S3 expires them."""
 
     @model_validator(mode="after")
     def _slow_start(self) -> Self:
@@ -213,11 +247,15 @@ class WarmPoolSettings(_Model):
     """
 
     min_size: int = Field(default=1, ge=0)
+    """Stopped instances kept ready outside an event; the pre-scale job sizes the pool for
+    each event (`prescale.warm_pool_share_pct`)."""
     max_prepared: int | None = Field(default=None, ge=0)
     """Upper bound of group + pool (MaxGroupPreparedCapacity). Unset, AWS would keep
     max_size - desired instances prepared (114 for prod); None here means the fleet's
     min_size + this pool's min_size, so the pool holds min_size whatever desired is."""
     state: Literal["Stopped", "Hibernated", "Running"] = "Stopped"
+    """What pool instances are kept as: `Stopped` (volumes only are billed), `Hibernated`
+    (memory kept; needs an instance type that supports it) or `Running` (billed in full)."""
 
 
 class ScalingSettings(_Model):
@@ -226,14 +264,19 @@ class ScalingSettings(_Model):
     requests_per_target: int = Field(default=1000, ge=1)
     """ALBRequestCountPerTarget target, requests per instance per minute."""
     cpu_target_pct: float = Field(default=50.0, gt=0, le=90)
+    """Average CPU (%) the CPU target tracking policy aims at."""
 
 
 class FleetSettings(_Model):
     """Web autoscaling group."""
 
     instance_types: list[str]
+    """EC2 instance types (family.size, e.g. m7i.large); exactly one with a warm pool."""
     min_size: int = Field(ge=0, le=MAX_GROUP_SIZE)
+    """Instances the group never goes below outside events (AWS: up to 10,000)."""
     max_size: int = Field(ge=1, le=MAX_GROUP_SIZE)
+    """Instances the group never goes above: what the fleet carries with a zone lost is
+    checked against the planned peak."""
     on_demand_base: int = Field(default=0, ge=0)
     """Instances always on demand, before any spot share applies."""
     spot_pct: int = Field(default=0, ge=0, le=100)
@@ -245,12 +288,19 @@ class FleetSettings(_Model):
     user_data: str | None = None
     """Cloud-init script; None installs a minimal server answering the health check."""
     root_volume_gb: int = Field(default=20, ge=8, le=16384)
+    """gp3 root volume per instance, GB (AWS: 8-16,384); a stopped pool instance still
+    pays for it."""
     default_warmup_s: int = Field(default=120, ge=0, le=3600)
+    """Seconds a new instance's metrics are kept out of scaling decisions (the group's
+    default instance warmup)."""
     health_check_grace_s: int = Field(default=180, ge=0)
+    """Seconds after launch before the ALB's health check can mark an instance unhealthy."""
     requests_per_instance_per_s: float = Field(default=100.0, gt=0)
     """Origin requests one instance serves at the scaling target; drives peak capacity checks."""
     warm_pool: WarmPoolSettings | None = None
+    """Stopped, pre-initialised instances (None: no pool)."""
     scaling: ScalingSettings = ScalingSettings()
+    """Target tracking on requests per target and on CPU."""
 
     @field_validator("instance_types")
     @classmethod
@@ -338,33 +388,52 @@ class FleetSettings(_Model):
 class EdgeSettings(_Model):
     """CloudFront distribution and its failover."""
 
+    RENAMED: ClassVar[dict[str, str]] = {
+        "log_retention_days": "access_log_expiry_days (S3) and log_group_retention_days "
+        "(CloudWatch Logs)"
+    }
+
     domain_names: list[str] = []
+    """Names the distribution answers to (CNAMEs); they need `certificate_arn`."""
     certificate_arn: str | None = None
     """ACM certificate in us-east-1 (CloudFront only reads certificates from there)."""
     price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    """Which CloudFront edge locations serve the portal: `PriceClass_100` (North America and
+    Europe), `PriceClass_200` or `PriceClass_All`."""
     static_path_patterns: list[str] = ["/assets/*", "/static/*"]
+    """Paths cached for `static_ttl_s` (versioned assets); all still pass the gate."""
     write_path_patterns: list[str] = ["/api/*", "/submit/*"]
     """Paths that accept POST/PUT/DELETE. CloudFront cannot attach an origin group to a
     behaviour that allows writes, so these go to the ALB directly; their 5xx still become the
     high-demand page through the custom error responses."""
     static_ttl_s: int = Field(default=86_400, ge=0, le=31_536_000)
+    """Default seconds CloudFront caches static assets (CloudFront's maximum is a year)."""
     error_caching_ttl_s: int = Field(default=10, ge=0, le=300)
     """How long CloudFront serves the high-demand page before asking the origin again."""
     failover_status_codes: list[int] = [500, 502, 503, 504]
+    """Origin status codes that fail reads over to the pages bucket and turn writes into the
+    high-demand page (a subset of 500, 502, 503, 504)."""
     origin_connection_attempts: int = 1
+    """Times CloudFront tries to connect to the ALB before failing over (AWS: 1-3)."""
     origin_connection_timeout_s: int = 3
+    """Seconds CloudFront waits for each connection to the ALB (AWS: 1-10)."""
     origin_read_timeout_s: int = 30
-    log_retention_days: int = Field(default=90, ge=1)
+    """Seconds CloudFront waits for the ALB's response (AWS: 1-60 without a quota raise)."""
+    access_log_expiry_days: int = Field(default=90, ge=1)
+    """Days the distribution's standard logs stay in their S3 bucket before S3 expires them."""
+    log_group_retention_days: int = 90
+    """Days CloudWatch Logs keeps the WAF's and the gate function's logs (us-east-1), one of
+    CloudWatch's retention values."""
 
     @field_validator("domain_names")
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
         return [_check_domain(d) for d in value]
 
-    @field_validator("log_retention_days")
+    @field_validator("log_group_retention_days")
     @classmethod
     def _log_retention(cls, value: int) -> int:
-        return _check_retention(value)  # also the WAF log group's retention
+        return _check_retention(value)
 
     @field_validator("certificate_arn")
     @classmethod
@@ -421,6 +490,7 @@ class WafSettings(_Model):
     rate_limit: int = 2000
     """Requests per client IP per evaluation window before WAF blocks it."""
     evaluation_window_s: int = 300
+    """The window WAF's rate rules count requests over: 60, 120, 300 or 600 seconds."""
     join_rate_limit: int = 100
     """Waiting-room joins (POST /queue/join) per client IP per evaluation window; above it WAF
     answers 429 JSON (or challenges, see join_limit_action). A join is one per visitor, so this
@@ -451,12 +521,19 @@ class AlarmSettings(_Model):
     """Alarm thresholds; all alarms notify the stack's SNS topic."""
 
     email_subscriptions: list[str] = []
+    """Addresses the alarm topics e-mail (each confirms its subscription once)."""
     alb_5xx_rate_pct: float = Field(default=1.0, gt=0, le=100)
+    """ALB-generated 5xx as a share of requests (%) that alarms, and pauses the room."""
     target_5xx_rate_pct: float = Field(default=2.0, gt=0, le=100)
+    """Target (application) 5xx as a share of requests (%) that alarms, and pauses the room."""
     cloudfront_5xx_rate_pct: float = Field(default=1.0, gt=0, le=100)
+    """CloudFront's 5xx error rate (%) that alarms."""
     response_time_p95_s: float = Field(default=1.0, gt=0)
+    """Target response time, 95th percentile (seconds), that alarms."""
     response_time_p99_s: float = Field(default=3.0, gt=0)
+    """Target response time, 99th percentile (seconds), that alarms; at least the p95's."""
     unhealthy_hosts: int = Field(default=1, ge=1)
+    """Unhealthy targets that alarm."""
     evaluation_periods: int = Field(default=3, ge=1, le=60)
     """One-minute periods a condition must hold before the alarm fires."""
 
@@ -508,6 +585,7 @@ class PrescaleSettings(_Model):
     schedule_slip_s: int = Field(default=120, ge=0, le=900)
     """Scheduled actions can run up to 2 minutes late."""
     margin_s: int = Field(default=900, ge=0, le=86_400)
+    """Seconds added to every lead on top of launch, warmup and slip."""
     cooldown_s: int = Field(default=3600, ge=0, le=86_400)
     """Capacity stays raised this long after an event ends, for the tail of the crowd."""
     warm_pool_share_pct: float = Field(default=25, ge=0, le=100)
@@ -528,9 +606,11 @@ class PrescaleSettings(_Model):
     new_connections_per_request: float = Field(default=0.1, gt=0, le=1)
     """Share of origin requests that open a new connection (keep-alive reuses the rest)."""
     active_connections_per_user: float = Field(default=1.0, gt=0, le=10)
+    """Connections one user holds open to the ALB (LCU active-connections dimension)."""
     bytes_per_request: int = Field(default=20_000, gt=0)
     """Average bytes per origin request, both directions (dynamic HTML and API responses)."""
     rules_per_request: int = Field(default=1, ge=0, le=100)
+    """Listener rules evaluated per request (the first 10 are free in the LCU count)."""
 
 
 class PriceSettings(_Model):
@@ -545,10 +625,12 @@ class PriceSettings(_Model):
     ebs_gb_month_usd: float = Field(default=0.088, gt=0)
     """gp3 storage per GB-month: what a stopped warm-pool instance still costs (730 h/month)."""
     as_of: str = Field(default="2026-11", pattern=r"^\d{4}-\d{2}(-\d{2})?$")
+    """When the prices were read (YYYY-MM or YYYY-MM-DD)."""
     source: str = (
         "https://aws.amazon.com/ec2/pricing/on-demand/, "
         "https://aws.amazon.com/elasticloadbalancing/pricing/, https://aws.amazon.com/ebs/pricing/"
     )
+    """Where the prices were read."""
 
 
 class RehearsalSettings(_Model):
@@ -578,6 +660,7 @@ class RehearsalSettings(_Model):
     """Mean time a person waits in line before giving up (exponentially distributed). An
     assumption, not a measurement: set it from the portal's own abandonment figures."""
     prices: PriceSettings = PriceSettings()
+    """Prices for the cost figures."""
 
 
 INLET_CONCURRENCY = 1
@@ -593,7 +676,10 @@ class AdmissionSettings(_Model):
     by default. EventBridge Scheduler's finest rate is one minute, so the inlet steps inside a run.
     """
 
+    RENAMED: ClassVar[dict[str, str]] = {"log_retention_days": "log_group_retention_days"}
+
     enabled: bool = True
+    """False: no waiting room (no table, API, gate or inlet)."""
     room_id: str = Field(default="portal", pattern=f"^{ID_PATTERN}$")
     """Signed into every token: a token from another room (stack) never passes."""
     sessions_per_instance: int | None = Field(default=None, ge=1, le=1_000_000)
@@ -641,15 +727,17 @@ class AdmissionSettings(_Model):
     """HTTP API stage throttle (requests/s), within the account's 10,000/s default: it must
     carry the design's joins and polls together."""
     api_burst_limit: int = Field(default=5_000, ge=1, le=5_000)
-    log_retention_days: int = 30
+    """HTTP API stage burst (requests), within the account's 5,000 default."""
+    log_group_retention_days: int = 30
+    """Days CloudWatch Logs keeps the room's function and API access logs."""
     waiting_alarm_threshold: int = Field(default=100_000, ge=1)
+    """Alarm when this many people are waiting: the fleet is too small for the night."""
     joins_per_address_per_min: int = Field(default=30, ge=1, le=10_000)
     """New places one viewer address may take in a minute, counted by the join function (WAF's
     join_rate_limit is the first line; this one holds if WAF is bypassed or lags: its rate
     rules act within seconds, not at once)."""
-    """Alarm when this many people are waiting: the fleet is too small for the night."""
 
-    @field_validator("log_retention_days")
+    @field_validator("log_group_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
         return _check_retention(value)
@@ -671,18 +759,33 @@ class Settings(_Model):
     """Everything one stack configures."""
 
     environment: Literal["dev", "staging", "prod", "pr"]
+    """The stack's role; it must match the stack file's name (`prod` in Pulumi.prod.yaml;
+    `pr` for PR previews). Only `pr` stacks are ephemeral: destroyed with their data."""
     region: str
+    """`aws:region`, the region of the ALB, fleet and room (CloudFront, its WAF and edge
+    functions are in us-east-1 whatever this is)."""
     network: NetworkSettings
+    """The VPC, its zones and NAT."""
     load_balancer: LoadBalancerSettings
+    """The ALB in front of the fleet."""
     fleet: FleetSettings
+    """The web autoscaling group."""
     edge: EdgeSettings = EdgeSettings()
+    """The CloudFront distribution."""
     waf: WafSettings = WafSettings()
+    """The WAF web ACL on the distribution."""
     alarms: AlarmSettings = AlarmSettings()
+    """Alarm thresholds and who is told."""
     capacity: CapacitySettings
+    """The crowd to plan for: baseline, planned peak, what each user asks of the origin."""
     prescale: PrescaleSettings = PrescaleSettings()
+    """How known events become capacity before they start (planning/event_plan.py)."""
     admission: AdmissionSettings = AdmissionSettings()
+    """The waiting room."""
     rehearsal: RehearsalSettings = RehearsalSettings()
+    """The budget `make rehearse` judges the configured stack against."""
     tags: dict[str, str] = {}
+    """Tags on every resource, besides Floodgate's own (AWS allows 50 in all)."""
 
     @field_validator("region")
     @classmethod
@@ -893,10 +996,10 @@ def _describe(exc: ValidationError) -> str:
     for error in exc.errors():
         loc = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        if message.startswith("@"):  # raised by _at: "@key|value|message"
-            key, value, message = message[1:].split("|", 2)
-            loc = ".".join(filter(None, [loc, key]))
-            lines.append(f"{SETTINGS_KEY}.{loc}: {message} (got {value})")
+        if error["type"] == NESTED_ERROR:  # raised by _at, against a key inside the model
+            ctx = error.get("ctx") or {}
+            loc = ".".join(filter(None, [loc, ctx["key"]]))
+            lines.append(f"{SETTINGS_KEY}.{loc}: {ctx['message']} (got {ctx['value']})")
             continue
         # The region comes from `aws:region`, not from floodgate:settings: name it so.
         key = REGION_KEY if loc == "region" else f"{SETTINGS_KEY}.{loc}"
@@ -904,9 +1007,15 @@ def _describe(exc: ValidationError) -> str:
     return "invalid settings:\n  " + "\n  ".join(lines)
 
 
-def _at(key: str, value: object, message: str) -> ValueError:
+NESTED_ERROR = "floodgate_nested_key"
+"""The error type of `_at`: its context carries the key, the value and the message."""
+
+
+def _at(key: str, value: object, message: str) -> PydanticCustomError:
     """A model-level error that reports against a nested key rather than the whole model."""
-    return ValueError(f"@{key}|{value!r}|{message}")
+    return PydanticCustomError(
+        NESTED_ERROR, "{message}", {"key": key, "value": repr(value), "message": message}
+    )
 
 
 def _check_range(value: int, bounds: tuple[int, int], unit: str) -> int:

@@ -175,7 +175,23 @@ INVALID: list[tuple[str, Any, str]] = [
         r"load_balancer\.slow_start_s: must be 0 with load_balancing_algorithm "
         r"least_outstanding_requests: AWS cannot enable both",
     ),
-    ("edge.log_retention_days", 100, r"edge\.log_retention_days: must be one of CloudWatch"),
+    (
+        "edge.log_group_retention_days",
+        100,
+        r"edge\.log_group_retention_days: must be one of CloudWatch",
+    ),
+    (
+        "edge.log_retention_days",
+        30,
+        r"edge\.log_retention_days: renamed: set "
+        r"access_log_expiry_days \(S3\) and log_group_retention_days \(CloudWatch Logs\) instead "
+        r"\(got 30\)",
+    ),
+    (
+        "load_balancer.access_log_retention_days",
+        30,
+        r"load_balancer\.access_log_retention_days: renamed: set access_log_expiry_days instead",
+    ),
     ("admission.table_quota_units_per_s", 100, r"admission\.table_quota_units_per_s: .*greater"),
     ("tags", {"aws:owner": "x"}, r"tags: tag 'aws:owner': keys are 1-128 characters"),
     (
@@ -187,7 +203,16 @@ INVALID: list[tuple[str, Any, str]] = [
     ("admission.step_s", 7, r"admission\.step_s: Input should be 5, 6, 10, 12, 15, 20, 30 or 60"),
     ("admission.room_id", "our room", r"admission\.room_id: String should match pattern"),
     ("admission.max_admit_per_s", 5000, r"admission\.max_admit_per_s: .*less than or equal"),
-    ("admission.log_retention_days", 10, r"admission\.log_retention_days: must be one of"),
+    (
+        "admission.log_group_retention_days",
+        10,
+        r"admission\.log_group_retention_days: must be one of",
+    ),
+    (
+        "admission.log_retention_days",
+        30,
+        r"admission\.log_retention_days: renamed: set log_group_retention_days instead",
+    ),
     (
         "admission.status_concurrency",
         900,
