@@ -27,8 +27,8 @@ from scripts import plan_diff
 from scripts.offline_cloud import run_offline, stack_config
 from scripts.policy import plan_resources
 from scripts.prescale import Clients, run
+from tests.helpers import client
 from tests.moto_server import moto_thread
-from tests.scripts.conftest import client
 
 RUNS = 7
 NOW = "2028-01-01T00:00:00Z"

@@ -1,34 +1,25 @@
-"""Shared fixtures: the offline cloud (Pulumi mocks), stack files and valid settings."""
+"""Shared fixtures: the offline cloud (Pulumi mocks), stack files, valid settings and moto.
+Helpers that tests import live in tests/helpers.py."""
 
 from __future__ import annotations
 
 import copy
 import os
 from collections.abc import Callable, Iterator
-from functools import cache
 from typing import Any
 
 import pulumi
 import pytest
 import requests
 
-from planning.settings import STACKS_DIR, Settings, load_stack_settings, parse_stack_config
+from planning.settings import Settings, load_stack_settings
 from scripts.offline_cloud import OfflineCloud, OfflineRun, run_offline, stack_config
+from tests.helpers import TEST_NOW
 from tests.moto_server import moto_thread
 
-# Every evaluation of __main__ in the suite plans as of this instant (see planning/clock.py).
-TEST_NOW = "2028-10-01T00:00:00Z"
 os.environ["FLOODGATE_NOW"] = TEST_NOW
 # Offline: build artefacts (the awscrt layer) are referenced, never read.
 os.environ["FLOODGATE_OFFLINE"] = "1"
-
-STACKS = sorted(p.name.split(".")[1] for p in STACKS_DIR.glob("Pulumi.*.yaml"))
-
-
-@cache
-def stack_run(stack: str) -> OfflineRun:
-    """The whole program for one stack, evaluated once per test session (about 1 s each)."""
-    return run_offline(stack, stack_config(stack))
 
 
 @pytest.fixture
@@ -61,22 +52,6 @@ def prod() -> Settings:
 @pytest.fixture
 def dev() -> Settings:
     return load_stack_settings("dev")
-
-
-def with_setting(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    """Set `floodgate:settings.<dotted>` in a stack config (creating mappings on the way)."""
-    node = config["floodgate:settings"]
-    *path, last = dotted.split(".")
-    for key in path:
-        node = node.setdefault(key, {})
-    node[last] = value
-    return config
-
-
-def settings_with(config: dict[str, Any], **changes: Any) -> Settings:
-    for dotted, value in changes.items():
-        with_setting(config, dotted.replace("__", "."), value)
-    return parse_stack_config(config)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 from planning.settings import SettingsError
 from scripts import plan
 from scripts.offline_cloud import SECRET, OfflineRun, run_offline, stack_config
-from tests.conftest import stack_run, with_setting
+from tests.helpers import stack_run, with_setting
 
 
 def test_plan_prints_tree_and_key_settings(tmp_path, capsys) -> None:
@@ -46,7 +46,7 @@ def test_an_event_the_fleet_cannot_carry_breaks_the_budget_in_the_plan(prod_conf
     from planning.clock import now
     from planning.event_plan import plan_events
     from rehearsal.verdict import event_verdict
-    from tests.conftest import settings_with
+    from tests.helpers import settings_with
 
     small = settings_with(prod_config, fleet__max_size=20, fleet__warm_pool__min_size=4)
     (election,) = [p for p in plan_events(load_calendar(), small, "prod", now())

@@ -12,7 +12,7 @@ import pytest
 from planning.capacity import peak_check
 from planning.settings import load_stack_settings
 from scripts.offline_cloud import INVOKE_RESULTS, OfflineRun
-from tests.conftest import STACKS, stack_run
+from tests.helpers import STACKS, stack_run
 
 CLOUDFRONT_PREFIX_LIST = INVOKE_RESULTS["aws:ec2/getManagedPrefixList:getManagedPrefixList"]["id"]
 
@@ -26,6 +26,7 @@ def test_instances_are_unreachable_from_the_internet(run) -> None:
     template = run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
     assert all(n["associatePublicIpAddress"] == "false" for n in template["networkInterfaces"])
     private = {s.id for s in run.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name}
+    assert len(private) >= 2, "the private subnets"
     group = run.one("aws:autoscaling/group:Group").inputs
     assert set(group["vpcZoneIdentifiers"]) == private
     instance_sg = next(

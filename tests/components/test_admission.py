@@ -11,7 +11,7 @@ from components.admission import DEMAND_METRIC, METRIC_NAMESPACE
 from functions.admission.room import ORIGIN_HEADER, Config
 from planning.capacity import room_tunables
 from scripts.offline_cloud import OfflineRun, reveal
-from tests.conftest import stack_run
+from tests.helpers import stack_run
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +20,13 @@ def run() -> OfflineRun:
 
 
 def functions(run: OfflineRun) -> dict[str, dict]:
-    return {
+    found = {
         f.inputs["name"].rsplit("-", 1)[1]: f.inputs
         for f in run.of_type("aws:lambda/function:Function")
         if "-room-" in f.inputs["name"]
     }
+    assert set(found) == {"join", "status", "inlet", "admin"}, "the room's four functions"
+    return found
 
 
 def test_table_has_ttl_recovery_and_warm_throughput(run) -> None:
@@ -78,9 +80,11 @@ def test_functions_concurrency_runtime_and_logs(run) -> None:
 
 
 def role_policies(run: OfflineRun) -> dict[str, dict]:
-    return {p.name.rsplit("-", 1)[-1]: json.loads(p.inputs["policy"])
-            for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
-            if "-room-" in p.name or "inlet-schedule" in p.name}  # fmt: skip
+    found = {p.name.rsplit("-", 1)[-1]: json.loads(p.inputs["policy"])
+             for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+             if "-room-" in p.name or "inlet-schedule" in p.name}  # fmt: skip
+    assert set(found) == {"join", "status", "inlet", "admin", "schedule"}, set(found)
+    return found
 
 
 def allows(policy: dict, action: str, keys: list[str]) -> bool:

@@ -152,7 +152,7 @@ def test_joins_are_rate_limited_per_ip_with_a_json_429(run, prod) -> None:
 def test_join_limit_can_challenge_and_then_the_waiting_page_is_challenged_too(
     evaluate, prod_config
 ) -> None:
-    from tests.conftest import settings_with
+    from tests.helpers import settings_with
 
     settings = settings_with(prod_config, waf__join_limit_action="challenge")
     rules = {r["name"]: r for r in

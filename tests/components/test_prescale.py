@@ -11,7 +11,7 @@ import pytest
 from components.prescale import KEEP_DESIRED, Prescale, PrescaleArgs
 from planning.calendar import load_calendar
 from planning.event_plan import plan_actions, plan_events
-from tests.conftest import stack_run
+from tests.helpers import stack_run
 
 NOW = datetime(2028, 10, 1, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pulumi_aws as aws
 
 from components.web_fleet import RUNTIME_MANAGED, DemandMetric, WebFleet, WebFleetArgs
 from planning.settings import Settings
-from tests.conftest import settings_with
+from tests.helpers import settings_with
 
 
 def build(

@@ -15,7 +15,7 @@ import pytest
 from planning.calendar import CalendarError, load_calendar
 from planning.clock import ClockError, parse_instant
 from planning.settings import STACKS_DIR, SettingsError, load_stack_settings
-from tests.conftest import settings_with, stack_config
+from tests.helpers import settings_with, stack_config
 
 EVENT = """events:
   - name: budget-night

@@ -14,7 +14,7 @@ from planning.capacity import (
     peak_check,
     room_warm_throughput,
 )
-from tests.conftest import settings_with
+from tests.helpers import settings_with
 
 
 def test_2016_night_in_origin_requests() -> None:

@@ -181,7 +181,7 @@ def test_the_window_that_holds_capacity_is_lead_event_and_cooldown() -> None:
 
 
 def test_a_warm_pool_covering_the_raise_exactly_gets_the_warm_lead() -> None:
-    from tests.conftest import settings_with, stack_config
+    from tests.helpers import settings_with, stack_config
 
     needed = plan_event(occurrence(peak_multiple=4), PROD).desired - PROD.fleet.min_size
     config = stack_config("prod")
@@ -197,7 +197,7 @@ def test_a_warm_pool_covering_the_raise_exactly_gets_the_warm_lead() -> None:
 
 
 def test_one_instance_short_of_the_zone_headroom_is_capped() -> None:
-    from tests.conftest import settings_with, stack_config
+    from tests.helpers import settings_with, stack_config
 
     config = stack_config("prod")
     wanted = plan_event(occurrence(), PROD).desired  # 69 with a zone lost

@@ -15,7 +15,7 @@ from planning.settings import (
     load_stack_settings,
     parse_stack_config,
 )
-from tests.conftest import STACKS, settings_with, with_setting
+from tests.helpers import STACKS, settings_with, with_setting
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -18,7 +18,7 @@ import pytest
 from policies import RULES
 from policies.offline import PlanResource, Verdict, evaluate
 from scripts.policy import plan_resources, summary, table
-from tests.conftest import STACKS, stack_run
+from tests.helpers import STACKS, stack_run
 
 Plan = list[PlanResource]
 

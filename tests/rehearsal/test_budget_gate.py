@@ -14,7 +14,7 @@ from rehearsal.simulate import rehearse, rehearse_all
 from rehearsal.verdict import breaches
 from scripts.offline_cloud import stack_config
 from scripts.rehearse import choose_event
-from tests.conftest import settings_with
+from tests.helpers import settings_with
 from tests.rehearsal.test_simulate import START, STEP, flat, users_for
 
 

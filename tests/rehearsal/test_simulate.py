@@ -27,7 +27,7 @@ from rehearsal.simulate import (
     room_config,
     static_size,
 )
-from tests.conftest import settings_with
+from tests.helpers import settings_with
 
 STEP = 10
 START = datetime(2028, 11, 7, 21, 0, tzinfo=UTC)
@@ -194,7 +194,7 @@ def test_a_forced_queue_keeps_people_inside_and_queues_only_new_arrivals(prod: S
 
 
 def test_the_rehearsal_room_is_configured_as_the_lambda_is(prod: Settings) -> None:
-    from tests.conftest import stack_run
+    from tests.helpers import stack_run
 
     run = stack_run("prod")
     inlet = next(r for r in run.registrations if r.type == "aws:lambda/function:Function"

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import boto3
 import pytest
 
-from scripts.prescale import RETRIES, Clients
-
-REGION = "ca-central-1"
-FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-def client(service: str, url: str, region: str = REGION) -> Any:
-    return boto3.client(service, region_name=region, endpoint_url=url, config=RETRIES,
-                        **FAKE_CREDENTIALS)  # fmt: skip
+from scripts.prescale import Clients
+from tests.helpers import client
 
 
 @pytest.fixture

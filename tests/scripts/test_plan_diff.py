@@ -14,7 +14,7 @@ import pytest
 from scripts import plan, plan_diff
 from scripts.offline_cloud import ROOT, SECRET
 from scripts.plan_diff import ABSENT, Change, PlanDiffError, compare, to_markdown
-from tests.conftest import stack_run
+from tests.helpers import stack_run
 
 GOLDEN = Path(__file__).parent / "golden"
 STACK = "urn:pulumi:prod::floodgate::"

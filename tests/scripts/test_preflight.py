@@ -24,8 +24,7 @@ from scripts.preflight import (
     main,
     run_checks,
 )
-from tests.conftest import settings_with
-from tests.scripts.conftest import client
+from tests.helpers import client, settings_with
 
 LCU_QUOTA = {"ServiceCode": "elasticloadbalancing", "QuotaCode": "L-0000LCU0",
              "QuotaName": "Load Balancer Capacity Units reserved per Application Load Balancer",

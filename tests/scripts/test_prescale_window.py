@@ -15,7 +15,7 @@ from botocore.awsrequest import AWSResponse
 
 from planning.event_plan import plan_actions
 from scripts.prescale import Clients, run
-from tests.scripts.conftest import client
+from tests.helpers import client
 from tests.scripts.test_prescale import ALB, plans_at
 
 LATE = timedelta(seconds=90)

@@ -16,7 +16,7 @@ from planning.settings import SETTINGS_KEY
 from scripts import preview
 from scripts.offline_cloud import ROOT, stack_config
 from scripts.preview import EXPIRES_TAG, PR_TAG, StackNotFoundError
-from tests.conftest import TEST_NOW
+from tests.helpers import TEST_NOW
 
 NOW = datetime.fromisoformat(TEST_NOW)
 
