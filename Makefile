@@ -11,14 +11,18 @@ CHROMIUM := /usr/bin/chromium
 NODE_STAMP := node_modules/.installed
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export PYTHONPATH := $(CURDIR)
-export PYTHONDONTWRITEBYTECODE := 1
+# Bytecode is compiled when a module is first imported and kept under build/ (out of the tree),
+# not for all of every package at install time: pip's compile step was most of the install.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(CURDIR)/build/pycache
 
 .PHONY: install lint types unit test plan policy preflight plan-diff rehearse bench layer lock clean docs
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile \
+		-r requirements.lock
 	touch $(STAMP)
 
 install: $(STAMP)
