@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.alarms import metric_alarm
 from components.service_role import service_role
 from planning.capacity import (
     DEMAND_METRIC,
@@ -538,23 +539,21 @@ class Admission(pulumi.ComponentResource):
         missing: str = "notBreaching",
     ) -> None:
         """One 1-minute metric alarm `<name>-room-<label>` notifying the alarm topic."""
-        topic = self._args.alarm_topic_arn
-        aws.cloudwatch.MetricAlarm(
+        metric_alarm(
             f"{self._name}-room-{label}",
-            alarm_description=description,
+            description,
+            topic_arn=self._args.alarm_topic_arn,
+            threshold=threshold,
+            tags=self._args.tags,
+            opts=self._child,
+            evaluation_periods=periods,
+            comparison=comparison,
+            missing=missing,
             namespace=namespace,
             metric_name=metric_name,
             dimensions=dimensions,
             statistic=statistic,
-            threshold=threshold,
-            comparison_operator=comparison,
-            evaluation_periods=periods,
             period=60,
-            alarm_actions=[topic],
-            ok_actions=[topic],
-            treat_missing_data=missing,
-            tags=self._args.tags,
-            opts=self._child,
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.alarms import metric_alarm
 from planning.settings import AlarmSettings
 
 PERIOD_S = 60
@@ -87,27 +88,23 @@ class Observability(pulumi.ComponentResource):
             label: str,
             description: str,
             threshold: float,
-            alarm_opts=child,
+            alarm_opts: pulumi.ResourceOptions = child,
             topic: aws.sns.Topic | None = None,
             **metric: Any,
         ) -> aws.cloudwatch.MetricAlarm:
-            actions = [(topic or self.topic).arn]
-            return aws.cloudwatch.MetricAlarm(
+            return metric_alarm(
                 f"{name}-{label}",
-                alarm_description=description,
-                comparison_operator="GreaterThanOrEqualToThreshold",
+                description,
+                topic_arn=(topic or self.topic).arn,
                 threshold=threshold,
-                evaluation_periods=s.evaluation_periods,
-                datapoints_to_alarm=s.evaluation_periods,
-                treat_missing_data="notBreaching",
-                alarm_actions=actions,
-                ok_actions=actions,
                 tags=tags,
                 opts=alarm_opts,
+                evaluation_periods=s.evaluation_periods,
+                datapoints_to_alarm=s.evaluation_periods,
                 **metric,
             )
 
-        self.alarms = [
+        self.origin_5xx_alarms = [
             alarm(
                 "alb-5xx-rate",
                 f"ALB's own 5xx above {s.alb_5xx_rate_pct}% of requests",
@@ -124,6 +121,9 @@ class Observability(pulumi.ComponentResource):
                     "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "RequestCount", target
                 ),
             ),
+        ]
+        self.alarms = [
+            *self.origin_5xx_alarms,
             *(
                 alarm(
                     f"response-time-{p}",
@@ -170,7 +170,6 @@ class Observability(pulumi.ComponentResource):
                 period=PERIOD_S,
             ),
         ]
-        self.origin_5xx_alarms = self.alarms[:2]
         if args.gate_function_name is not None:
             self.alarms.append(
                 self._declare_gate_alarm(name, args.gate_function_name, args, alarm, edge_child)
