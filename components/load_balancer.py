@@ -38,59 +38,81 @@ class LoadBalancer(pulumi.ComponentResource):
     https_listener: aws.lb.Listener
     forward_rule: aws.lb.ListenerRule
     """Attaches the target group to the ALB: request-count scaling must wait for it."""
+    alb_arn_suffix: pulumi.Output[str]
+    """`app/<name>/<id>`: the LoadBalancer dimension of the ALB's metrics."""
+    target_group_arn_suffix: pulumi.Output[str]
+    """`targetgroup/<name>/<id>`: the TargetGroup dimension."""
+    request_count_label: pulumi.Output[str]
+    """`<alb arn suffix>/<target group arn suffix>`: ALBRequestCountPerTarget's resource label."""
 
     def __init__(
         self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("floodgate:load_balancer:LoadBalancer", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        s, tags = args.settings, args.tags
-
+        self._name, self._args = name, args
+        self._child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
         logs = PrivateBucket(
             f"{name}-access-logs",
             PrivateBucketArgs(
-                tags=tags,
+                tags=args.tags,
                 expire_after_days=s.access_log_expiry_days,
                 force_destroy=args.ephemeral,
                 protect=not args.ephemeral,
                 grants=lambda arn: arn.apply(lambda a: [_log_delivery_grant(a, args.region)]),
             ),
-            opts=child,
+            opts=self._child,
+        )
+        self.security_group = self._declare_security_group()
+        self.alb = self._declare_alb(logs)
+        self.target_group = self._declare_target_group()
+        self._declare_listener()
+        if s.hosted_zone_id:
+            self._declare_origin_record(s.hosted_zone_id)
+        self.alb_arn_suffix = self.alb.arn_suffix
+        self.target_group_arn_suffix = self.target_group.arn_suffix
+        self.request_count_label = pulumi.Output.concat(
+            self.alb_arn_suffix, "/", self.target_group_arn_suffix
+        )
+        self.register_outputs(
+            {
+                "alb_arn": self.alb.arn,
+                "alb_dns_name": self.alb.dns_name,
+                "target_group_arn": self.target_group.arn,
+            }
         )
 
+    def _declare_security_group(self) -> aws.ec2.SecurityGroup:
+        """HTTPS in from CloudFront's origin-facing prefix list only; out to the app port in
+        the VPC only."""
+        name, args = self._name, self._args
+        port = args.settings.app_port
         prefix_list = aws.ec2.get_managed_prefix_list_output(
             name=CLOUDFRONT_ORIGIN_PREFIX_LIST, opts=pulumi.InvokeOutputOptions(parent=self)
         )
-        self.security_group = aws.ec2.SecurityGroup(
+        return aws.ec2.SecurityGroup(
             f"{name}-alb",
             vpc_id=args.vpc_id,
             description="ALB: HTTPS from CloudFront origin-facing addresses only",
-            ingress=[
-                {
-                    "protocol": "tcp",
-                    "from_port": 443,
-                    "to_port": 443,
-                    "prefix_list_ids": [prefix_list.id],
-                    "description": "CloudFront origin-facing",
-                }
-            ],
-            egress=[
-                {
-                    "protocol": "tcp",
-                    "from_port": s.app_port,
-                    "to_port": s.app_port,
-                    "cidr_blocks": [args.vpc_cidr],
-                    "description": "to targets in the VPC",
-                }
-            ],
-            tags={**tags, "Name": f"{name}-alb"},
-            opts=child,
-        )
-        self.alb = aws.lb.LoadBalancer(
-            name,
+            ingress=[{"protocol": "tcp", "from_port": 443, "to_port": 443,
+                      "prefix_list_ids": [prefix_list.id],
+                      "description": "CloudFront origin-facing"}],
+            egress=[{"protocol": "tcp", "from_port": port, "to_port": port,
+                     "cidr_blocks": [args.vpc_cidr], "description": "to targets in the VPC"}],
+            tags={**args.tags, "Name": f"{name}-alb"},
+            opts=self._child,
+        )  # fmt: skip
+
+    def _declare_alb(self, logs: PrivateBucket) -> aws.lb.LoadBalancer:
+        """The ALB, logging to `logs`. The pre-scale job raises and releases the LCU
+        reservation around events; a refresh must not put it back (and spend one of the two
+        daily decreases)."""
+        s = self._args.settings
+        return aws.lb.LoadBalancer(
+            self._name,
             load_balancer_type="application",
             internal=False,
-            subnets=args.public_subnet_ids,
+            subnets=self._args.public_subnet_ids,
             security_groups=[self.security_group.id],
             drop_invalid_header_fields=True,
             enable_deletion_protection=s.deletion_protection,
@@ -101,18 +123,20 @@ class LoadBalancer(pulumi.ComponentResource):
             minimum_load_balancer_capacity=(
                 {"capacity_units": s.minimum_capacity_units} if s.minimum_capacity_units else None
             ),
-            tags=tags,
-            # The pre-scale job raises and releases the LCU reservation around events; a
-            # refresh must not put it back (and spend one of the two daily decreases).
+            tags=self._args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[logs.policy],
                 ignore_changes=["minimumLoadBalancerCapacity"],
             ),
         )
-        self.target_group = aws.lb.TargetGroup(
-            name,
-            vpc_id=args.vpc_id,
+
+    def _declare_target_group(self) -> aws.lb.TargetGroup:
+        """The instances on the app port, health-checked every 10 s."""
+        s = self._args.settings
+        return aws.lb.TargetGroup(
+            self._name,
+            vpc_id=self._args.vpc_id,
             port=s.app_port,
             protocol="HTTP",
             target_type="instance",
@@ -128,11 +152,15 @@ class LoadBalancer(pulumi.ComponentResource):
                 "healthy_threshold": 2,
                 "unhealthy_threshold": 3,
             },
-            tags=tags,
-            opts=child,
+            tags=self._args.tags,
+            opts=self._child,
         )
-        # HTTPS only: the security group admits CloudFront on 443 and nothing else, so a port-80
-        # listener could never be reached (CloudFront talks to this origin https-only).
+
+    def _declare_listener(self) -> None:
+        """HTTPS only (the security group admits CloudFront on 443 and nothing else, so a
+        port-80 listener could never be reached): 403 by default, forwarded to the targets
+        only with an origin secret in ORIGIN_HEADER, which CloudFront adds."""
+        name, s, tags = self._name, self._args.settings, self._args.tags
         self.https_listener = aws.lb.Listener(
             f"{name}-https",
             load_balancer_arn=self.alb.arn,
@@ -151,7 +179,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 }
             ],
             tags=tags,
-            opts=child,
+            opts=self._child,
         )
         self.forward_rule = aws.lb.ListenerRule(
             f"{name}-from-cloudfront",
@@ -160,36 +188,31 @@ class LoadBalancer(pulumi.ComponentResource):
             conditions=[
                 {
                     "http_header": {
-                        "http_header_name": ORIGIN_HEADER,  # CloudFront adds it; 403 without
-                        "values": args.origin_secrets,
+                        "http_header_name": ORIGIN_HEADER,
+                        "values": self._args.origin_secrets,
                     }
                 }
             ],
             actions=[{"type": "forward", "target_group_arn": self.target_group.arn}],
             tags=tags,
-            opts=child,
+            opts=self._child,
         )
-        if s.hosted_zone_id:
-            aws.route53.Record(
-                f"{name}-origin",
-                zone_id=s.hosted_zone_id,
-                name=s.origin_domain_name,
-                type="A",
-                aliases=[
-                    {
-                        "name": self.alb.dns_name,
-                        "zone_id": self.alb.zone_id,
-                        "evaluate_target_health": True,
-                    }
-                ],
-                opts=child,
-            )
-        self.register_outputs(
-            {
-                "alb_arn": self.alb.arn,
-                "alb_dns_name": self.alb.dns_name,
-                "target_group_arn": self.target_group.arn,
-            }
+
+    def _declare_origin_record(self, zone_id: str) -> None:
+        """The alias record for `origin_domain_name` in the stack's hosted zone."""
+        aws.route53.Record(
+            f"{self._name}-origin",
+            zone_id=zone_id,
+            name=self._args.settings.origin_domain_name,
+            type="A",
+            aliases=[
+                {
+                    "name": self.alb.dns_name,
+                    "zone_id": self.alb.zone_id,
+                    "evaluate_target_health": True,
+                }
+            ],
+            opts=self._child,
         )
 
 

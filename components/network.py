@@ -45,106 +45,148 @@ class Network(pulumi.ComponentResource):
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("floodgate:network:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        s, tags = args.settings, args.tags
+        self._name, self._args = name, args
+        self._child = pulumi.ResourceOptions(parent=self)
+        igw = self._declare_vpc()
+        public_cidrs, private_cidrs = subnet_cidrs(args.settings.vpc_cidr, len(args.settings.zones))
+        public = self._declare_public_subnets(igw, public_cidrs)
+        self.public_subnet_ids = [p.id for p in public]
+        nats = self._declare_nat_gateways(igw, public)
+        private_route_tables = self._declare_private_subnets(nats, private_cidrs)
+        self._declare_s3_endpoint(private_route_tables)
+        self._declare_flow_logs()
+        self.register_outputs(
+            {"vpc_id": self.vpc.id, "private_subnet_ids": self.private_subnet_ids}
+        )
 
-        def tagged(label: str) -> dict[str, str]:
-            return {**tags, "Name": f"{name}-{label}"}
+    def _tagged(self, label: str) -> dict[str, str]:
+        return {**self._args.tags, "Name": f"{self._name}-{label}"}
 
+    def _declare_vpc(self) -> aws.ec2.InternetGateway:
+        """The VPC, its default security group stripped, and its internet gateway."""
+        name, child = self._name, self._child
         self.vpc = aws.ec2.Vpc(
             name,
-            cidr_block=s.vpc_cidr,
+            cidr_block=self._args.settings.vpc_cidr,
             enable_dns_hostnames=True,
             enable_dns_support=True,
-            tags=tagged("vpc"),
+            tags=self._tagged("vpc"),
             opts=child,
         )
         # FSBP EC2.2: adopt the VPC's default security group and strip its rules, so nothing
         # launched without a group of its own can talk to anything.
         aws.ec2.DefaultSecurityGroup(
-            name, vpc_id=self.vpc.id, ingress=[], egress=[], tags=tagged("default"), opts=child
+            name, vpc_id=self.vpc.id, ingress=[], egress=[], tags=self._tagged("default"),
+            opts=child,
+        )  # fmt: skip
+        return aws.ec2.InternetGateway(
+            name, vpc_id=self.vpc.id, tags=self._tagged("igw"), opts=child
         )
-        igw = aws.ec2.InternetGateway(name, vpc_id=self.vpc.id, tags=tagged("igw"), opts=child)
-        public_rt = aws.ec2.RouteTable(
-            f"{name}-public",
+
+    def _zone_subnet(
+        self, kind: str, zone: str, cidr: str, route_table_id: pulumi.Input[str]
+    ) -> aws.ec2.Subnet:
+        """One subnet of `kind` (public or private) in `zone`, on `route_table_id`."""
+        name, child = self._name, self._child
+        created = aws.ec2.Subnet(
+            f"{name}-{kind}-{zone}",
             vpc_id=self.vpc.id,
-            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
-            tags=tagged("public"),
+            cidr_block=cidr,
+            availability_zone=zone,
+            map_public_ip_on_launch=False,
+            tags=self._tagged(f"{kind}-{zone}"),
             opts=child,
         )
-        public_cidrs, private_cidrs = subnet_cidrs(s.vpc_cidr, len(s.zones))
+        aws.ec2.RouteTableAssociation(
+            f"{name}-{kind}-{zone}",
+            subnet_id=created.id,
+            route_table_id=route_table_id,
+            opts=child,
+        )
+        return created
 
-        def zone_subnet(
-            kind: str, zone: str, cidr: str, route_table_id: pulumi.Input[str]
-        ) -> aws.ec2.Subnet:
-            created = aws.ec2.Subnet(
-                f"{name}-{kind}-{zone}",
-                vpc_id=self.vpc.id,
-                cidr_block=cidr,
-                availability_zone=zone,
-                map_public_ip_on_launch=False,
-                tags=tagged(f"{kind}-{zone}"),
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-{kind}-{zone}",
-                subnet_id=created.id,
-                route_table_id=route_table_id,
-                opts=child,
-            )
-            return created
-
-        public = [
-            zone_subnet("public", zone, cidr, public_rt.id)
-            for zone, cidr in zip(s.zones, public_cidrs, strict=True)
+    def _declare_public_subnets(
+        self, igw: aws.ec2.InternetGateway, cidrs: list[str]
+    ) -> list[aws.ec2.Subnet]:
+        """One public subnet per zone, routed to the internet gateway (the ALB and NAT)."""
+        public_rt = aws.ec2.RouteTable(
+            f"{self._name}-public",
+            vpc_id=self.vpc.id,
+            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
+            tags=self._tagged("public"),
+            opts=self._child,
+        )
+        zones = self._args.settings.zones
+        return [
+            self._zone_subnet("public", zone, cidr, public_rt.id)
+            for zone, cidr in zip(zones, cidrs, strict=True)
         ]
-        self.public_subnet_ids = [p.id for p in public]
-        self.private_subnet_ids = []
 
-        # One NAT per zone in prod: a zone outage must not cut the other zones' egress.
+    def _declare_nat_gateways(
+        self, igw: aws.ec2.InternetGateway, public: list[aws.ec2.Subnet]
+    ) -> dict[str, aws.ec2.NatGateway]:
+        """NAT gateways by zone. One per zone in prod: a zone outage must not cut the other
+        zones' egress; `nat_gateways: one` puts a single one in the first zone."""
+        s, name = self._args.settings, self._name
         nat_zones = s.zones if s.nat_gateways == "per_zone" else s.zones[:1]
         nats: dict[str, aws.ec2.NatGateway] = {}
         for zone, subnet in zip(s.zones, public, strict=True):
             if zone not in nat_zones:
                 continue
             eip = aws.ec2.Eip(
-                f"{name}-nat-{zone}", domain="vpc", tags=tagged(f"nat-{zone}"), opts=child
-            )
+                f"{name}-nat-{zone}", domain="vpc", tags=self._tagged(f"nat-{zone}"),
+                opts=self._child,
+            )  # fmt: skip
             nats[zone] = aws.ec2.NatGateway(
                 f"{name}-{zone}",
                 allocation_id=eip.id,
                 subnet_id=subnet.id,
-                tags=tagged(f"nat-{zone}"),
+                tags=self._tagged(f"nat-{zone}"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
             )
+        return nats
 
-        private_rts: list[pulumi.Output[str]] = []
-        for zone, cidr in zip(s.zones, private_cidrs, strict=True):
-            nat = nats.get(zone) or nats[nat_zones[0]]
+    def _declare_private_subnets(
+        self, nats: dict[str, aws.ec2.NatGateway], cidrs: list[str]
+    ) -> list[pulumi.Output[str]]:
+        """One private subnet per zone (the instances), each with a route table to its zone's
+        NAT (or the only one). Returns the route tables' ids."""
+        zones = self._args.settings.zones
+        first_nat = nats[next(z for z in zones if z in nats)]
+        self.private_subnet_ids = []
+        route_tables: list[pulumi.Output[str]] = []
+        for zone, cidr in zip(zones, cidrs, strict=True):
+            nat = nats.get(zone) or first_nat
             rt = aws.ec2.RouteTable(
-                f"{name}-private-{zone}",
+                f"{self._name}-private-{zone}",
                 vpc_id=self.vpc.id,
                 routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
-                tags=tagged(f"private-{zone}"),
-                opts=child,
+                tags=self._tagged(f"private-{zone}"),
+                opts=self._child,
             )
-            self.private_subnet_ids.append(zone_subnet("private", zone, cidr, rt.id).id)
-            private_rts.append(rt.id)
+            self.private_subnet_ids.append(self._zone_subnet("private", zone, cidr, rt.id).id)
+            route_tables.append(rt.id)
+        return route_tables
 
-        # S3 traffic (AL2023 packages, logs) stays off the NAT: cheaper and one less hop.
+    def _declare_s3_endpoint(self, route_table_ids: list[pulumi.Output[str]]) -> None:
+        """S3 traffic (AL2023 packages, logs) stays off the NAT: cheaper and one less hop."""
         aws.ec2.VpcEndpoint(
-            f"{name}-s3",
+            f"{self._name}-s3",
             vpc_id=self.vpc.id,
             vpc_endpoint_type="Gateway",
-            service_name=f"com.amazonaws.{args.region}.s3",
-            route_table_ids=private_rts,
-            tags=tagged("s3"),
-            opts=child,
+            service_name=f"com.amazonaws.{self._args.region}.s3",
+            route_table_ids=route_table_ids,
+            tags=self._tagged("s3"),
+            opts=self._child,
         )
 
+    def _declare_flow_logs(self) -> None:
+        """VPC flow logs (all traffic, 1-minute aggregation) to CloudWatch Logs, through a
+        role only the flow-logs service of this account may assume."""
+        name, tags, child = self._name, self._args.tags, self._child
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
-            retention_in_days=s.flow_log_retention_days,
+            retention_in_days=self._args.settings.flow_log_retention_days,
             tags=tags,
             opts=child,
         )
@@ -187,7 +229,4 @@ class Network(pulumi.ComponentResource):
             max_aggregation_interval=60,
             tags=tags,
             opts=child,
-        )
-        self.register_outputs(
-            {"vpc_id": self.vpc.id, "private_subnet_ids": self.private_subnet_ids}
         )

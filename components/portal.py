@@ -103,9 +103,7 @@ class Portal(pulumi.ComponentResource):
                 alb_security_group_id=lb.security_group.id,
                 target_group_arn=lb.target_group.arn,
                 target_group_attached=lb.forward_rule,
-                request_count_label=pulumi.Output.concat(
-                    lb.alb.arn_suffix, "/", lb.target_group.arn_suffix
-                ),
+                request_count_label=lb.request_count_label,
                 warm_pool_min_size=event_plans[0].warm_pool if event_plans else None,
                 demand_metric=demand_metric,
                 tags=tags,
@@ -130,7 +128,7 @@ class Portal(pulumi.ComponentResource):
                     tunables=room_tunables(settings),
                     queue_api=queue_api_design(settings),
                     asg_name=fleet.group.name,
-                    target_group_arn_suffix=lb.target_group.arn_suffix,
+                    target_group_arn_suffix=lb.target_group_arn_suffix,
                     pause_alarm_names=pause_alarms,
                     pause_alarm_arns=pause_alarm_arns,
                     origin_secrets=[slot.result for slot in slots.values()],
@@ -163,8 +161,8 @@ class Portal(pulumi.ComponentResource):
             ObservabilityArgs(
                 settings=settings.alarms,
                 region=settings.region,
-                alb_arn_suffix=lb.alb.arn_suffix,
-                target_group_arn_suffix=lb.target_group.arn_suffix,
+                alb_arn_suffix=lb.alb_arn_suffix,
+                target_group_arn_suffix=lb.target_group_arn_suffix,
                 group_name=fleet.group.name,
                 fleet_max_size=settings.fleet.max_size,
                 distribution_id=edge.distribution.id,

@@ -74,11 +74,19 @@ class WebFleet(pulumi.ComponentResource):
         self, name: str, args: WebFleetArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("floodgate:web_fleet:WebFleet", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        s, tags = args.settings, args.tags
+        self._name, self._args = name, args
+        self._child = pulumi.ResourceOptions(parent=self)
+        profile_arn = self._declare_instance_profile()
+        security_group_id = self._declare_security_group()
+        self.launch_template = self._declare_launch_template(profile_arn, security_group_id)
+        self.group = self._declare_group()
+        self._declare_scaling_policies()
+        self.register_outputs({"group_name": self.group.name})
 
+    def _declare_instance_profile(self) -> pulumi.Output[str]:
+        """The instances' role: Session Manager only, no SSH keys, no other AWS access."""
+        name, tags, child = self._name, self._args.tags, self._child
         role = service_role(f"{name}-instance", "ec2.amazonaws.com", tags, child)
-        # Session Manager only: no SSH keys, no other AWS access from the instance.
         aws.iam.RolePolicyAttachment(
             f"{name}-ssm",
             role=role.name,
@@ -86,38 +94,37 @@ class WebFleet(pulumi.ComponentResource):
             opts=child,
         )
         profile = aws.iam.InstanceProfile(f"{name}-instance", role=role.name, tags=tags, opts=child)
-        security_group = aws.ec2.SecurityGroup(
+        return profile.arn
+
+    def _declare_security_group(self) -> pulumi.Output[str]:
+        """The app port from the ALB only in; HTTPS out (SSM, packages) through NAT."""
+        name, args = self._name, self._args
+        port = args.load_balancer.app_port
+        return aws.ec2.SecurityGroup(
             f"{name}-instances",
             vpc_id=args.vpc_id,
             description="Web instances: app port from the ALB only",
-            ingress=[
-                {
-                    "protocol": "tcp",
-                    "from_port": args.load_balancer.app_port,
-                    "to_port": args.load_balancer.app_port,
-                    "security_groups": [args.alb_security_group_id],
-                    "description": "from the ALB",
-                }
-            ],
-            egress=[
-                {
-                    "protocol": "tcp",
-                    "from_port": 443,
-                    "to_port": 443,
-                    "cidr_blocks": ["0.0.0.0/0"],
-                    "description": "HTTPS out via NAT/endpoints (SSM, packages)",
-                }
-            ],
-            tags={**tags, "Name": f"{name}-instances"},
-            opts=child,
-        )
+            ingress=[{"protocol": "tcp", "from_port": port, "to_port": port,
+                      "security_groups": [args.alb_security_group_id],
+                      "description": "from the ALB"}],
+            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443,
+                     "cidr_blocks": ["0.0.0.0/0"],
+                     "description": "HTTPS out via NAT/endpoints (SSM, packages)"}],
+            tags={**args.tags, "Name": f"{name}-instances"},
+            opts=self._child,
+        ).id  # fmt: skip
 
-        self.launch_template = aws.ec2.LaunchTemplate(
+    def _declare_launch_template(
+        self, profile_arn: pulumi.Output[str], security_group_id: pulumi.Output[str]
+    ) -> aws.ec2.LaunchTemplate:
+        """IMDSv2 only, no public address, an encrypted gp3 root volume, the pinned AMI."""
+        name, s, tags = self._name, self._args.settings, self._args.tags
+        return aws.ec2.LaunchTemplate(
             name,
             image_id=s.ami_id,  # pinned per stack: a new AMI rolls the fleet
             instance_type=s.instance_types[0],
             update_default_version=True,
-            iam_instance_profile={"arn": profile.arn},
+            iam_instance_profile={"arn": profile_arn},
             metadata_options={
                 "http_endpoint": "enabled",
                 "http_tokens": "required",
@@ -128,7 +135,7 @@ class WebFleet(pulumi.ComponentResource):
                 {
                     "associate_public_ip_address": "false",
                     "delete_on_termination": "true",
-                    "security_groups": [security_group.id],
+                    "security_groups": [security_group_id],
                 }
             ],
             block_device_mappings=[
@@ -143,26 +150,29 @@ class WebFleet(pulumi.ComponentResource):
                 }
             ],
             monitoring={"enabled": True},
-            user_data=base64.b64encode(_user_data(s, args.load_balancer).encode()).decode(),
+            user_data=base64.b64encode(_user_data(s, self._args.load_balancer).encode()).decode(),
             tag_specifications=[
                 {"resource_type": kind, "tags": {**tags, "Name": name}}
                 for kind in ("instance", "volume")
             ],
             tags=tags,
-            opts=child,
+            opts=self._child,
         )
-        # Pinning latest_version (not "$Latest") makes every template change a visible diff on
-        # the group, which is what starts the instance refresh below.
+
+    def _launch(self) -> dict[str, Any]:
+        """How the group launches: one template with a warm pool, or mixed types with Spot.
+        Pinning latest_version (not "$Latest") makes every template change a visible diff on
+        the group, which is what starts the instance refresh."""
+        s, args = self._args.settings, self._args
         template_ref = {
             "id": self.launch_template.id,
             "version": self.launch_template.latest_version.apply(str),
         }
-        launch: dict[str, Any]
         if s.warm_pool is not None:
             pool_size = (
                 s.warm_pool.min_size if args.warm_pool_min_size is None else args.warm_pool_min_size
             )
-            launch = {
+            return {
                 "launch_template": template_ref,
                 "warm_pool": {
                     "pool_state": s.warm_pool.state,
@@ -171,28 +181,33 @@ class WebFleet(pulumi.ComponentResource):
                     "instance_reuse_policy": {"reuse_on_scale_in": True},
                 },
             }
-        else:
-            launch = {
-                "mixed_instances_policy": {
-                    "launch_template": {
-                        "launch_template_specification": {
-                            "launch_template_id": template_ref["id"],
-                            "version": template_ref["version"],
-                        },
-                        "overrides": [{"instance_type": t} for t in s.instance_types],
+        return {
+            "mixed_instances_policy": {
+                "launch_template": {
+                    "launch_template_specification": {
+                        "launch_template_id": template_ref["id"],
+                        "version": template_ref["version"],
                     },
-                    "instances_distribution": {
-                        "on_demand_base_capacity": s.on_demand_base,
-                        "on_demand_percentage_above_base_capacity": 100 - s.spot_pct,
-                        "on_demand_allocation_strategy": "prioritized",
-                        "spot_allocation_strategy": "price-capacity-optimized",
-                    },
+                    "overrides": [{"instance_type": t} for t in s.instance_types],
                 },
-                "capacity_rebalance": s.spot_pct > 0,
-            }
+                "instances_distribution": {
+                    "on_demand_base_capacity": s.on_demand_base,
+                    "on_demand_percentage_above_base_capacity": 100 - s.spot_pct,
+                    "on_demand_allocation_strategy": "prioritized",
+                    "spot_allocation_strategy": "price-capacity-optimized",
+                },
+            },
+            "capacity_rebalance": s.spot_pct > 0,
+        }
 
-        self.group = aws.autoscaling.Group(
-            name,
+    def _declare_group(self) -> aws.autoscaling.Group:
+        """The group, ELB-health-checked, refreshed launch-before-terminate. Pulumi sets sizes
+        and the warm pool when it creates it; after that scaling policies, scheduled actions
+        and the pre-scale job own them, and a `pulumi up --refresh` mid-event must not put
+        them back (RUNTIME_MANAGED)."""
+        s, args = self._args.settings, self._args
+        return aws.autoscaling.Group(
+            self._name,
             min_size=s.min_size,
             max_size=s.max_size,
             desired_capacity=s.min_size,
@@ -225,15 +240,17 @@ class WebFleet(pulumi.ComponentResource):
             termination_policies=["OldestLaunchTemplate", "Default"],
             tags=[
                 {"key": k, "value": v, "propagate_at_launch": False}
-                for k, v in sorted(tags.items())
+                for k, v in sorted(args.tags.items())
             ],
-            **launch,
-            # Pulumi sets sizes and the warm pool when it creates the group; after that scaling
-            # policies, scheduled actions and the pre-scale job own them, and a `pulumi up
-            # --refresh` mid-event must not put them back.
+            **self._launch(),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=RUNTIME_MANAGED),
         )
-        # Auto Scaling follows whichever policy asks for most, and scales in only when all agree.
+
+    def _declare_scaling_policies(self) -> None:
+        """Target tracking on requests per target, on CPU and (with a room) on the room's
+        demand. Auto Scaling follows whichever asks for most, and scales in only when all
+        agree."""
+        name, s, args, child = self._name, self._args.settings, self._args, self._child
         self._track(
             f"{name}-requests",
             {
@@ -273,7 +290,6 @@ class WebFleet(pulumi.ComponentResource):
                 },
                 child,
             )
-        self.register_outputs({"group_name": self.group.name})
 
     def _track(
         self,
