@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +45,22 @@ class Observability(pulumi.ComponentResource):
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("floodgate:observability:Observability", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        edge_child = pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
-        s, tags = args.settings, args.tags
+        self._name, self._args = name, args
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._edge_child = pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
+        self._declare_topics()
+        self._declare_alarms()
+        if args.gate_function_name is not None:
+            self.alarms.append(self._declare_gate_alarm(args.gate_function_name))
+        self._declare_dashboard()
+        self.register_outputs({"alarm_topic_arn": self.topic.arn})
 
-        # CloudWatch publishes to an encrypted topic only if the key policy lets it use the key,
-        # which AWS-managed alias/aws/sns cannot: one customer-managed key per region.
+    def _declare_topics(self) -> None:
+        """The alarm topic in the stack's region and the edge topic in us-east-1, each with
+        the e-mail subscriptions. CloudWatch publishes to an encrypted topic only if the key
+        policy lets it use the key, which AWS-managed alias/aws/sns cannot: one
+        customer-managed key per region."""
+        name, tags, child, edge_child = self._name, self._args.tags, self._child, self._edge_child
         account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).account_id
@@ -69,7 +78,7 @@ class Observability(pulumi.ComponentResource):
         )
         topics = ((f"{name}-alarms", self.topic, child),
                   (f"{name}-edge-alarms", self.edge_topic, edge_child))  # fmt: skip
-        for i, email in enumerate(s.email_subscriptions):
+        for i, email in enumerate(self._args.settings.email_subscriptions):
             for topic_name, topic, topic_opts in topics:
                 aws.sns.TopicSubscription(
                     f"{topic_name}-email-{i}",
@@ -79,33 +88,40 @@ class Observability(pulumi.ComponentResource):
                     opts=topic_opts,
                 )
 
+    def _alarm(
+        self,
+        label: str,
+        description: str,
+        threshold: float,
+        alarm_opts: pulumi.ResourceOptions | None = None,
+        topic: aws.sns.Topic | None = None,
+        **metric: Any,
+    ) -> aws.cloudwatch.MetricAlarm:
+        """`<name>-<label>`, breaching for the settings' evaluation periods, to `topic` (the
+        alarm topic unless given)."""
+        periods = self._args.settings.evaluation_periods
+        return metric_alarm(
+            f"{self._name}-{label}",
+            description,
+            topic_arn=(topic or self.topic).arn,
+            threshold=threshold,
+            tags=self._args.tags,
+            opts=alarm_opts or self._child,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
+            **metric,
+        )
+
+    def _declare_alarms(self) -> None:
+        """Along the request path: origin 5xx rates (the room pauses on these), response
+        times, unhealthy hosts, the fleet at its max, and viewers' 5xx at CloudFront."""
+        args, s = self._args, self._args.settings
         alb = {"LoadBalancer": args.alb_arn_suffix}
         target = {"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix}
         group = {"AutoScalingGroupName": args.group_name}
         edge = {"DistributionId": args.distribution_id, "Region": "Global"}
-
-        def alarm(
-            label: str,
-            description: str,
-            threshold: float,
-            alarm_opts: pulumi.ResourceOptions = child,
-            topic: aws.sns.Topic | None = None,
-            **metric: Any,
-        ) -> aws.cloudwatch.MetricAlarm:
-            return metric_alarm(
-                f"{name}-{label}",
-                description,
-                topic_arn=(topic or self.topic).arn,
-                threshold=threshold,
-                tags=tags,
-                opts=alarm_opts,
-                evaluation_periods=s.evaluation_periods,
-                datapoints_to_alarm=s.evaluation_periods,
-                **metric,
-            )
-
         self.origin_5xx_alarms = [
-            alarm(
+            self._alarm(
                 "alb-5xx-rate",
                 f"ALB's own 5xx above {s.alb_5xx_rate_pct}% of requests",
                 s.alb_5xx_rate_pct,
@@ -113,7 +129,7 @@ class Observability(pulumi.ComponentResource):
                     "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "RequestCount", alb
                 ),
             ),
-            alarm(
+            self._alarm(
                 "target-5xx-rate",
                 f"Targets' 5xx above {s.target_5xx_rate_pct}% of requests",
                 s.target_5xx_rate_pct,
@@ -125,7 +141,7 @@ class Observability(pulumi.ComponentResource):
         self.alarms = [
             *self.origin_5xx_alarms,
             *(
-                alarm(
+                self._alarm(
                     f"response-time-{p}",
                     f"Target {p} response time above {limit} s",
                     limit,
@@ -137,7 +153,7 @@ class Observability(pulumi.ComponentResource):
                 )
                 for p, limit in (("p95", s.response_time_p95_s), ("p99", s.response_time_p99_s))
             ),
-            alarm(
+            self._alarm(
                 "unhealthy-hosts",
                 f"{s.unhealthy_hosts}+ targets failing health checks",
                 s.unhealthy_hosts,
@@ -147,7 +163,7 @@ class Observability(pulumi.ComponentResource):
                 statistic="Maximum",
                 period=PERIOD_S,
             ),
-            alarm(
+            self._alarm(
                 "fleet-at-max",
                 f"Fleet at its max of {args.fleet_max_size}: no headroom left",
                 args.fleet_max_size,
@@ -157,11 +173,11 @@ class Observability(pulumi.ComponentResource):
                 statistic="Maximum",
                 period=PERIOD_S,
             ),
-            alarm(
+            self._alarm(
                 "cloudfront-5xx-rate",
                 f"Viewers' 5xx above {s.cloudfront_5xx_rate_pct}%",
                 s.cloudfront_5xx_rate_pct,
-                alarm_opts=edge_child,
+                alarm_opts=self._edge_child,
                 topic=self.edge_topic,
                 namespace="AWS/CloudFront",
                 metric_name="5xxErrorRate",
@@ -170,13 +186,12 @@ class Observability(pulumi.ComponentResource):
                 period=PERIOD_S,
             ),
         ]
-        if args.gate_function_name is not None:
-            self.alarms.append(
-                self._declare_gate_alarm(name, args.gate_function_name, args, alarm, edge_child)
-            )
 
+    def _declare_dashboard(self) -> None:
+        """One dashboard of the request path, edge to fleet."""
+        args = self._args
         aws.cloudwatch.Dashboard(
-            f"{name}-request-path",
+            f"{self._name}-request-path",
             dashboard_name=f"{pulumi.get_project()}-{pulumi.get_stack()}-request-path",
             dashboard_body=pulumi.Output.all(
                 alb=args.alb_arn_suffix,
@@ -184,30 +199,22 @@ class Observability(pulumi.ComponentResource):
                 group=args.group_name,
                 dist=args.distribution_id,
             ).apply(lambda ids: json.dumps(_dashboard(ids, args.region))),
-            opts=child,
+            opts=self._child,
         )
-        self.register_outputs({"alarm_topic_arn": self.topic.arn})
 
-    def _declare_gate_alarm(
-        self,
-        name: str,
-        function_name: pulumi.Input[str],
-        args: ObservabilityArgs,
-        alarm: Callable[..., aws.cloudwatch.MetricAlarm],
-        edge_child: pulumi.ResourceOptions,
-    ) -> aws.cloudwatch.MetricAlarm:
+    def _declare_gate_alarm(self, function_name: pulumi.Input[str]) -> aws.cloudwatch.MetricAlarm:
         """The gate logs to CloudWatch Logs in us-east-1, group /aws/cloudfront/function/<name>
         (CloudFront Developer Guide, "Edge function logs"; best effort). A metric filter counts
         its fail-open lines; one in five minutes means the room is not holding anyone."""
         logs = aws.cloudwatch.LogGroup(
-            f"{name}-gate-logs",
+            f"{self._name}-gate-logs",
             name=pulumi.Output.concat("/aws/cloudfront/function/", function_name),
-            retention_in_days=args.edge_log_retention_days,
-            tags=args.tags,
-            opts=edge_child,
+            retention_in_days=self._args.edge_log_retention_days,
+            tags=self._args.tags,
+            opts=self._edge_child,
         )
         aws.cloudwatch.LogMetricFilter(
-            f"{name}-gate-fail-open",
+            f"{self._name}-gate-fail-open",
             log_group_name=logs.name,
             pattern=f'"{GATE_FAIL_OPEN}"',
             metric_transformation={
@@ -216,13 +223,13 @@ class Observability(pulumi.ComponentResource):
                 "value": "1",
                 "default_value": "0",
             },
-            opts=edge_child,
+            opts=self._edge_child,
         )
-        return alarm(
+        return self._alarm(
             "gate-fail-open",
             "The waiting-room gate let requests through unchecked (room or key unreadable)",
             1,
-            alarm_opts=edge_child,
+            alarm_opts=self._edge_child,
             topic=self.edge_topic,
             namespace=GATE_NAMESPACE,
             metric_name="GateFailOpen",
