@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -46,139 +47,27 @@ class Portal(pulumi.ComponentResource):
         require_layer: bool = True,
     ) -> None:
         super().__init__("floodgate:portal:Portal", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        tags = settings.stack_tags
-
-        # CloudFront proves itself to the ALB with this header. It lives only in Pulumi state
-        # (encrypted as a secret). Two slots: the ALB accepts both and CloudFront sends the one
-        # `load_balancer.origin_secret_slot` names, so a rotation (replace the idle slot, then
-        # switch) never meets an edge location still sending the old value.
-        slots = {
-            slot: random.RandomPassword(
-                f"{name}-origin-secret{'' if slot == 'a' else '-b'}",
-                length=48,
-                special=False,
-                opts=child,
-            )
-            for slot in ("a", "b")
-        }
-        origin_secret = slots[settings.load_balancer.origin_secret_slot]
+        self._name, self._settings = name, settings
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._tags = settings.stack_tags
+        slots = self._declare_origin_secrets()
         us_east_1 = aws.Provider(
-            f"{name}-us-east-1", region="us-east-1", default_tags={"tags": tags}, opts=child
+            f"{name}-us-east-1",
+            region="us-east-1",
+            default_tags={"tags": self._tags},
+            opts=self._child,
         )
-
-        network = Network(
-            name,
-            NetworkArgs(settings=settings.network, region=settings.region, tags=tags),
-            opts=child,
-        )
-        lb = LoadBalancer(
-            name,
-            LoadBalancerArgs(
-                settings=settings.load_balancer,
-                region=settings.region,
-                vpc_id=network.vpc.id,
-                vpc_cidr=settings.network.vpc_cidr,
-                public_subnet_ids=network.public_subnet_ids,
-                origin_secrets=[slot.result for slot in slots.values()],
-                tags=tags,
-                ephemeral=settings.ephemeral,
-            ),
-            opts=child,
-        )
-        demand_metric = (
-            DemandMetric(
-                namespace=METRIC_NAMESPACE, name=DEMAND_METRIC, room_id=settings.admission.room_id
-            )
-            if settings.admission.enabled
-            else None
-        )
-        fleet = WebFleet(
-            name,
-            WebFleetArgs(
-                settings=settings.fleet,
-                load_balancer=settings.load_balancer,
-                vpc_id=network.vpc.id,
-                private_subnet_ids=network.private_subnet_ids,
-                alb_security_group_id=lb.security_group.id,
-                target_group_arn=lb.target_group.arn,
-                target_group_attached=lb.forward_rule,
-                request_count_label=lb.request_count_label,
-                warm_pool_min_size=event_plans[0].warm_pool if event_plans else None,
-                demand_metric=demand_metric,
-                tags=tags,
-            ),
-            opts=child,
-        )
+        network, lb = self._declare_network_and_load_balancer(slots)
+        fleet = self._declare_fleet(network, lb, event_plans)
         prescale = Prescale(
             name,
             PrescaleArgs(plans=event_plans, group_name=fleet.group.name, now=now),
-            opts=child,
+            opts=self._child,
         )
-        # The room pauses on Observability's alarms, which watch the distribution, which routes
-        # to the room's API: the alarm names and topic are filled in once they exist.
-        pause_alarms, resolve_pause_alarms = pulumi.deferred_output()
-        pause_alarm_arns, resolve_pause_alarm_arns = pulumi.deferred_output()
-        topic_arn, resolve_topic_arn = pulumi.deferred_output()
-        admission = (
-            Admission(
-                name,
-                AdmissionArgs(
-                    settings=settings.admission,
-                    tunables=room_tunables(settings),
-                    queue_api=queue_api_design(settings),
-                    asg_name=fleet.group.name,
-                    target_group_arn_suffix=lb.target_group_arn_suffix,
-                    pause_alarm_names=pause_alarms,
-                    pause_alarm_arns=pause_alarm_arns,
-                    origin_secrets=[slot.result for slot in slots.values()],
-                    alarm_topic_arn=topic_arn,
-                    protect=not settings.ephemeral,
-                    tags=tags,
-                    require_layer=require_layer,
-                ),
-                opts=child,
-            )
-            if settings.admission.enabled
-            else None
-        )
-        edge = Edge(
-            name,
-            EdgeArgs(
-                settings=settings.edge,
-                waf=settings.waf,
-                origin_domain_name=settings.load_balancer.origin_domain_name,
-                origin_secret=origin_secret.result,
-                us_east_1=us_east_1,
-                admission=admission.edge if admission else None,
-                tags=tags,
-                ephemeral=settings.ephemeral,
-            ),
-            opts=child,
-        )
-        observability = Observability(
-            name,
-            ObservabilityArgs(
-                settings=settings.alarms,
-                region=settings.region,
-                alb_arn_suffix=lb.alb_arn_suffix,
-                target_group_arn_suffix=lb.target_group_arn_suffix,
-                group_name=fleet.group.name,
-                fleet_max_size=settings.fleet.max_size,
-                distribution_id=edge.distribution.id,
-                us_east_1=us_east_1,
-                gate_function_name=edge.gate_function.name if edge.gate_function else None,
-                edge_log_retention_days=settings.edge.log_group_retention_days,
-                tags=tags,
-            ),
-            opts=child,
-        )
-
-        resolve_pause_alarms(pulumi.Output.all(*(a.name for a in observability.origin_5xx_alarms)))
-        resolve_pause_alarm_arns(
-            pulumi.Output.all(*(a.arn for a in observability.origin_5xx_alarms))
-        )
-        resolve_topic_arn(observability.topic.arn)
+        admission, wire_room = self._declare_room(fleet, lb, slots, require_layer)
+        edge = self._declare_edge(slots, us_east_1, admission)
+        observability = self._declare_observability(lb, fleet, edge, us_east_1)
+        wire_room(observability)
 
         # What scripts (pre-scale, PR preview) and operators read from the stack.
         self.outputs = {
@@ -203,3 +92,164 @@ class Portal(pulumi.ComponentResource):
                 "queue_api": admission.api.api_endpoint,
             }
         self.register_outputs(dict(self.outputs))
+
+    def _declare_origin_secrets(self) -> dict[str, random.RandomPassword]:
+        """CloudFront proves itself to the ALB with this header. It lives only in Pulumi state
+        (encrypted as a secret). Two slots: the ALB accepts both and CloudFront sends the one
+        `load_balancer.origin_secret_slot` names, so a rotation (replace the idle slot, then
+        switch) never meets an edge location still sending the old value."""
+        return {
+            slot: random.RandomPassword(
+                f"{self._name}-origin-secret{'' if slot == 'a' else '-b'}",
+                length=48,
+                special=False,
+                opts=self._child,
+            )
+            for slot in ("a", "b")
+        }
+
+    def _declare_network_and_load_balancer(
+        self, slots: dict[str, random.RandomPassword]
+    ) -> tuple[Network, LoadBalancer]:
+        """The VPC, and the ALB in its public subnets accepting both origin secrets."""
+        name, settings, tags = self._name, self._settings, self._tags
+        network = Network(
+            name,
+            NetworkArgs(settings=settings.network, region=settings.region, tags=tags),
+            opts=self._child,
+        )
+        lb = LoadBalancer(
+            name,
+            LoadBalancerArgs(
+                settings=settings.load_balancer,
+                region=settings.region,
+                vpc_id=network.vpc.id,
+                vpc_cidr=settings.network.vpc_cidr,
+                public_subnet_ids=network.public_subnet_ids,
+                origin_secrets=[slot.result for slot in slots.values()],
+                tags=tags,
+                ephemeral=settings.ephemeral,
+            ),
+            opts=self._child,
+        )
+        return network, lb
+
+    def _declare_fleet(
+        self, network: Network, lb: LoadBalancer, event_plans: list[EventPlan]
+    ) -> WebFleet:
+        """The web group in the private subnets behind the target group, its warm pool sized
+        for the first upcoming event, scaling on the room's demand when there is a room."""
+        settings = self._settings
+        demand_metric = (
+            DemandMetric(
+                namespace=METRIC_NAMESPACE, name=DEMAND_METRIC, room_id=settings.admission.room_id
+            )
+            if settings.admission.enabled
+            else None
+        )
+        return WebFleet(
+            self._name,
+            WebFleetArgs(
+                settings=settings.fleet,
+                load_balancer=settings.load_balancer,
+                vpc_id=network.vpc.id,
+                private_subnet_ids=network.private_subnet_ids,
+                alb_security_group_id=lb.security_group.id,
+                target_group_arn=lb.target_group.arn,
+                target_group_attached=lb.forward_rule,
+                request_count_label=lb.request_count_label,
+                warm_pool_min_size=event_plans[0].warm_pool if event_plans else None,
+                demand_metric=demand_metric,
+                tags=self._tags,
+            ),
+            opts=self._child,
+        )
+
+    def _declare_room(
+        self,
+        fleet: WebFleet,
+        lb: LoadBalancer,
+        slots: dict[str, random.RandomPassword],
+        require_layer: bool,
+    ) -> tuple[Admission | None, Callable[[Observability], None]]:
+        """The waiting room (None when `admission.enabled` is false), and the function that
+        wires it to Observability once that exists: the room pauses on its origin 5xx alarms,
+        which watch the distribution, which routes to the room's API."""
+        settings = self._settings
+        pause_alarms, resolve_pause_alarms = pulumi.deferred_output()
+        pause_alarm_arns, resolve_pause_alarm_arns = pulumi.deferred_output()
+        topic_arn, resolve_topic_arn = pulumi.deferred_output()
+
+        def wire(observability: Observability) -> None:
+            alarms = observability.origin_5xx_alarms
+            resolve_pause_alarms(pulumi.Output.all(*(a.name for a in alarms)))
+            resolve_pause_alarm_arns(pulumi.Output.all(*(a.arn for a in alarms)))
+            resolve_topic_arn(observability.topic.arn)
+
+        if not settings.admission.enabled:
+            return None, wire
+        admission = Admission(
+            self._name,
+            AdmissionArgs(
+                settings=settings.admission,
+                tunables=room_tunables(settings),
+                queue_api=queue_api_design(settings),
+                asg_name=fleet.group.name,
+                target_group_arn_suffix=lb.target_group_arn_suffix,
+                pause_alarm_names=pause_alarms,
+                pause_alarm_arns=pause_alarm_arns,
+                origin_secrets=[slot.result for slot in slots.values()],
+                alarm_topic_arn=topic_arn,
+                protect=not settings.ephemeral,
+                tags=self._tags,
+                require_layer=require_layer,
+            ),
+            opts=self._child,
+        )
+        return admission, wire
+
+    def _declare_edge(
+        self,
+        slots: dict[str, random.RandomPassword],
+        us_east_1: aws.Provider,
+        admission: Admission | None,
+    ) -> Edge:
+        """The distribution, sending the current slot's origin secret, gated by the room."""
+        settings = self._settings
+        return Edge(
+            self._name,
+            EdgeArgs(
+                settings=settings.edge,
+                waf=settings.waf,
+                origin_domain_name=settings.load_balancer.origin_domain_name,
+                origin_secret=slots[settings.load_balancer.origin_secret_slot].result,
+                us_east_1=us_east_1,
+                admission=admission.edge if admission else None,
+                tags=self._tags,
+                ephemeral=settings.ephemeral,
+            ),
+            opts=self._child,
+        )
+
+    def _declare_observability(
+        self, lb: LoadBalancer, fleet: WebFleet, edge: Edge, us_east_1: aws.Provider
+    ) -> Observability:
+        """Topics, alarms along the request path and the dashboard."""
+        settings = self._settings
+        return Observability(
+            self._name,
+            ObservabilityArgs(
+                settings=settings.alarms,
+                region=settings.region,
+                alb_arn_suffix=lb.alb_arn_suffix,
+                target_group_arn_suffix=lb.target_group_arn_suffix,
+                group_name=fleet.group.name,
+                fleet_max_size=settings.fleet.max_size,
+                distribution_id=edge.distribution.id,
+                us_east_1=us_east_1,
+                gate_function_name=edge.gate_function.name if edge.gate_function else None,
+                edge_log_retention_days=settings.edge.log_group_retention_days,
+                tags=self._tags,
+            ),
+            opts=self._child,
+        )
