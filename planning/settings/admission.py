@@ -1,0 +1,106 @@
+"""The `admission` section: the waiting room."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Self
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from functions.admission.tokens import ID_PATTERN
+from planning import aws_facts
+from planning.settings.base import _at, _check_retention, _Model
+
+INLET_CONCURRENCY = 1
+"""One inlet at a time (the room item is versioned as well)."""
+ADMIN_CONCURRENCY = 2
+
+
+class AdmissionSettings(_Model):
+    """The waiting room (components/admission.py, functions/admission/).
+
+    Lambda limits: reserved concurrency comes out of the account's regional pool (1,000 by
+    default). HTTP API throttling: 10,000 requests/s and a 5,000 burst per account and region
+    by default. EventBridge Scheduler's finest rate is one minute, so the inlet steps inside a run.
+    """
+
+    RENAMED: ClassVar[dict[str, str]] = {"log_retention_days": "log_group_retention_days"}
+
+    enabled: bool = True
+    """False: no waiting room (no table, API, gate or inlet)."""
+    room_id: str = Field(default="portal", pattern=f"^{ID_PATTERN}$")
+    """Signed into every token: a token from another room (stack) never passes."""
+    sessions_per_instance: int | None = Field(default=None, ge=1, le=1_000_000)
+    """People one in-service web instance serves at once. Unset (the default), it is derived
+    from the fleet's figures (planning.capacity.people_per_instance); an override must lie
+    between half the derived value and the derived value."""
+    max_admit_per_s: int | None = Field(default=None, ge=1, le=2_000)
+    """Ceiling on admissions per second, whatever the free capacity. Unset, it is derived from
+    the planned peak and the session length (planning.capacity.admit_rate_per_s)."""
+    step_s: Literal[5, 6, 10, 12, 15, 20, 30, 60] = 10
+    """Inlet step inside each one-minute run (divides 60)."""
+    session_minutes: int = Field(default=20, ge=1, le=240)
+    """How long an admitted visitor typically stays: sessions count as active this long."""
+    token_ttl_minutes: int = Field(default=120, ge=5, le=1_440)
+    """Admission token (cookie) lifetime; also how long a rotated-out key keeps verifying."""
+    show_s: int = Field(default=120, ge=30, le=900)
+    """An admitted visitor not collecting their token within this is a no-show."""
+    abandon_after_s: int = Field(default=90, ge=30, le=3_600)
+    """A waiting visitor not polling for this long is skipped (the page polls every 5-30 s)."""
+    queue_at_load_pct: int = Field(default=85, ge=10, le=100)
+    """Switch open -> queue when origin load reaches this share of fleet capacity."""
+    open_below_load_pct: int = Field(default=75, ge=0, le=99)
+    """A queueing room may open once origin load is at or below this share of capacity: at
+    least the fleet's scaling target, which target tracking holds the load at."""
+    calm_minutes: int = Field(default=10, ge=1, le=240)
+    """Switch queue -> open only after this long calm: below open_below_load_pct, no origin
+    alarm, and a line that drains within `reopen_drain_s` at the current admission rate."""
+    reopen_drain_s: int = Field(default=120, ge=0, le=3_600)
+    """A queueing room may open once its line would be let in within this many seconds (the
+    people still in line then walk in at once: at most this many seconds' admissions)."""
+    design_joins_per_s: int = Field(default=20_000, ge=100, le=100_000)
+    """Joins per second the room is designed for (4 writes each; see functions/admission). The
+    table is pre-warmed for it up to `table_quota_units_per_s`."""
+    table_quota_units_per_s: int = Field(
+        default=aws_facts.DDB_TABLE_QUOTA_UNITS_PER_S, ge=4_000, le=1_000_000
+    )
+    """The account's DynamoDB table-level throughput quota (read and write units/s, 40,000 by
+    default): warm throughput is capped at it. Raise the quota first, then this."""
+    join_concurrency: int | None = Field(default=None, ge=1, le=900)
+    """Reserved concurrency of the join function. Unset, derived from the planned crowd
+    (planning.capacity.queue_api_design); set, it must be at least that."""
+    status_concurrency: int | None = Field(default=None, ge=1, le=900)
+    """Reserved concurrency of the status function; derived like join_concurrency."""
+    api_rate_limit: int = Field(default=10_000, ge=1, le=10_000)
+    """HTTP API stage throttle (requests/s), within the account's 10,000/s default: it must
+    carry the design's joins and polls together."""
+    api_burst_limit: int = Field(default=5_000, ge=1, le=5_000)
+    """HTTP API stage burst (requests), within the account's 5,000 default."""
+    log_group_retention_days: int = 30
+    """Days CloudWatch Logs keeps the room's function and API access logs."""
+    waiting_alarm_threshold: int = Field(default=100_000, ge=1)
+    """Alarm when this many people are waiting: the fleet is too small for the night."""
+    joins_per_address_per_min: int = Field(default=30, ge=1, le=10_000)
+    """New places one viewer address may take in a minute, counted by the join function (WAF's
+    join_rate_limit is the first line; this one holds if WAF is bypassed or lags: its rate
+    rules act within seconds, not at once)."""
+
+    @field_validator("log_group_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Self:
+        if self.open_below_load_pct >= self.queue_at_load_pct:
+            raise _at(
+                "open_below_load_pct",
+                self.open_below_load_pct,
+                f"must be below queue_at_load_pct ({self.queue_at_load_pct}) or the room flaps",
+            )
+        if self.show_s >= self.token_ttl_minutes * 60:
+            raise _at("show_s", self.show_s, "must be shorter than token_ttl_minutes")
+        return self
