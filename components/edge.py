@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -491,9 +490,13 @@ BUSY_BODY, JOIN_RETRY_AFTER_S = "busy", 60
 JOIN_PATH = "/queue/join"
 
 
-def _join_rules(
-    name: str, waf: WafSettings, visibility: Callable[[str], Any]
-) -> list[aws.wafv2.WebAclRuleArgsDict]:
+def _visibility(metric: str) -> aws.wafv2.WebAclVisibilityConfigArgsDict:
+    """CloudWatch metrics and sampled requests under `metric`."""
+    return {"cloudwatch_metrics_enabled": True, "metric_name": metric,
+            "sampled_requests_enabled": True}  # fmt: skip
+
+
+def _join_rules(name: str, waf: WafSettings) -> list[aws.wafv2.WebAclRuleArgsDict]:
     """Per-IP rate on POST /queue/join (priority 4, after the managed groups count nothing
     away): 429 JSON with Retry-After, or a challenge. With `challenge` the waiting page itself is
     challenged on load (priority 5), so a browser holds a WAF token before it joins: a fetch
@@ -533,7 +536,7 @@ def _join_rules(
                     "scope_down_statement": on_join,
                 }
             },
-            "visibility_config": visibility(f"{name}-join-rate"),
+            "visibility_config": _visibility(f"{name}-join-rate"),
         }
     ]
     if waf.join_limit_action == "challenge":
@@ -553,7 +556,7 @@ def _join_rules(
                         }
                     },
                 ),
-                "visibility_config": visibility(f"{name}-waiting-challenge"),
+                "visibility_config": _visibility(f"{name}-waiting-challenge"),
             }
         )
     return rules
@@ -566,98 +569,14 @@ def _web_acl(
     tags: dict[str, str],
     opts: pulumi.ResourceOptions,
 ) -> aws.wafv2.WebAcl:
-    """Per-IP rate limit, AWS's common and known-bad-inputs rule sets, and logging.
-
-    The common rule set blocks bodies over 8 KB, which refuses ordinary form posts: that rule is
-    counted, and a rule of ours blocks the same label everywhere except the write paths.
-    """
-
-    def visibility(metric: str) -> aws.wafv2.WebAclVisibilityConfigArgsDict:
-        return {
-            "cloudwatch_metrics_enabled": True,
-            "metric_name": metric,
-            "sampled_requests_enabled": True,
-        }
-
-    rules: list[aws.wafv2.WebAclRuleArgsDict] = [
-        {
-            "name": "per-ip-rate-limit",
-            "priority": 0,
-            "action": {"block": {"custom_response": {"response_code": 429}}},
-            "statement": {
-                "rate_based_statement": {
-                    "limit": waf.rate_limit,
-                    "aggregate_key_type": "IP",
-                    "evaluation_window_sec": waf.evaluation_window_s,
-                }
-            },
-            "visibility_config": visibility(f"{name}-rate-limit"),
-        }
+    """Per-IP rate limit, the room's join rules, AWS's common and known-bad-inputs rule sets,
+    the large-body rule, and logging."""
+    rules = [
+        _rate_rule(name, waf),
+        *_join_rules(name, waf),
+        *_managed_rules(name),
+        *_large_body_rule(name, edge),
     ]
-    rules += _join_rules(name, waf, visibility)
-    for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1):
-        overrides: list[
-            aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgsDict
-        ] = (
-            [{"name": "SizeRestrictions_BODY", "action_to_use": {"count": {}}}]
-            if group == "AWSManagedRulesCommonRuleSet"
-            else []
-        )
-        rules.append(
-            {
-                "name": group,
-                "priority": priority,
-                "override_action": {"none": {}},
-                "statement": {
-                    "managed_rule_group_statement": {
-                        "vendor_name": "AWS",
-                        "name": group,
-                        "rule_action_overrides": overrides,
-                    }
-                },
-                "visibility_config": visibility(f"{name}-{group}"),
-            }
-        )
-    # One regex, not an or-statement: the provider nests statements at most three deep.
-    write_paths = "|".join(re.escape(p.rstrip("*")) for p in edge.write_path_patterns)
-    # Engine (camelCase) names: the SDK stops translating snake_case keys this deep (seen in
-    # the offline plan), and the provider would drop them.
-    on_write_path: Any = {
-        "regexMatchStatement": {
-            "fieldToMatch": {"uriPath": {}},
-            "regexString": f"^({write_paths})",
-            "textTransformations": [{"priority": 0, "type": "NONE"}],
-        }
-    }
-    if write_paths:
-        rules.append(
-            {
-                "name": "large-body-outside-write-paths",
-                "priority": len(MANAGED_RULE_GROUPS) + 1,
-                "action": {"block": {}},
-                "statement": cast(
-                    aws.wafv2.WebAclRuleStatementArgsDict,
-                    {
-                        "and_statement": {
-                            "statements": [
-                                {
-                                    "label_match_statement": {
-                                        "scope": "LABEL",
-                                        "key": BODY_SIZE_LABEL,
-                                    }
-                                },
-                                {
-                                    "not_statement": {
-                                        "statements": [on_write_path],
-                                    }
-                                },
-                            ]
-                        }
-                    },
-                ),
-                "visibility_config": visibility(f"{name}-large-body"),
-            }
-        )
     acl = aws.wafv2.WebAcl(
         name,
         scope="CLOUDFRONT",
@@ -670,7 +589,7 @@ def _web_acl(
                 "content_type": "APPLICATION_JSON",
             }
         ],
-        visibility_config=visibility(name),
+        visibility_config=_visibility(name),
         tags=tags,
         opts=opts,
     )
@@ -693,3 +612,83 @@ def _web_acl(
         opts=opts,
     )
     return acl
+
+
+def _rate_rule(name: str, waf: WafSettings) -> aws.wafv2.WebAclRuleArgsDict:
+    """Requests per client IP per window above `rate_limit`: 429 (priority 0)."""
+    return {
+        "name": "per-ip-rate-limit",
+        "priority": 0,
+        "action": {"block": {"custom_response": {"response_code": 429}}},
+        "statement": {
+            "rate_based_statement": {
+                "limit": waf.rate_limit,
+                "aggregate_key_type": "IP",
+                "evaluation_window_sec": waf.evaluation_window_s,
+            }
+        },
+        "visibility_config": _visibility(f"{name}-rate-limit"),
+    }
+
+
+def _managed_rules(name: str) -> list[aws.wafv2.WebAclRuleArgsDict]:
+    """AWS's managed groups (priorities 1..). The common rule set blocks bodies over 8 KB,
+    which refuses ordinary form posts: that rule is counted (see _large_body_rule)."""
+    rules: list[aws.wafv2.WebAclRuleArgsDict] = []
+    for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1):
+        overrides: list[
+            aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgsDict
+        ] = (
+            [{"name": "SizeRestrictions_BODY", "action_to_use": {"count": {}}}]
+            if group == "AWSManagedRulesCommonRuleSet"
+            else []
+        )
+        rules.append(
+            {
+                "name": group,
+                "priority": priority,
+                "override_action": {"none": {}},
+                "statement": {
+                    "managed_rule_group_statement": {
+                        "vendor_name": "AWS",
+                        "name": group,
+                        "rule_action_overrides": overrides,
+                    }
+                },
+                "visibility_config": _visibility(f"{name}-{group}"),
+            }
+        )
+    return rules
+
+
+def _large_body_rule(name: str, edge: EdgeSettings) -> list[aws.wafv2.WebAclRuleArgsDict]:
+    """Blocks the common rule set's large-body label everywhere except the write paths (none
+    when there are no write paths)."""
+    # One regex, not an or-statement: the provider nests statements at most three deep.
+    write_paths = "|".join(re.escape(p.rstrip("*")) for p in edge.write_path_patterns)
+    if not write_paths:
+        return []
+    # Engine (camelCase) names: the SDK stops translating snake_case keys this deep (seen in
+    # the offline plan), and the provider would drop them.
+    on_write_path: Any = {
+        "regexMatchStatement": {
+            "fieldToMatch": {"uriPath": {}},
+            "regexString": f"^({write_paths})",
+            "textTransformations": [{"priority": 0, "type": "NONE"}],
+        }
+    }
+    body_too_large = {"label_match_statement": {"scope": "LABEL", "key": BODY_SIZE_LABEL}}
+    statement = {
+        "and_statement": {
+            "statements": [body_too_large, {"not_statement": {"statements": [on_write_path]}}]
+        }
+    }
+    return [
+        {
+            "name": "large-body-outside-write-paths",
+            "priority": len(MANAGED_RULE_GROUPS) + 1,
+            "action": {"block": {}},
+            "statement": cast(aws.wafv2.WebAclRuleStatementArgsDict, statement),
+            "visibility_config": _visibility(f"{name}-large-body"),
+        }
+    ]
