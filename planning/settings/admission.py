@@ -6,13 +6,12 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import (
     Field,
-    field_validator,
     model_validator,
 )
 
 from functions.admission.tokens import ID_PATTERN
 from planning import aws_facts
-from planning.settings.base import _at, _check_retention, _Model
+from planning.settings.base import LogRetentionDays, _at, _Model
 
 INLET_CONCURRENCY = 1
 """One inlet at a time (the room item is versioned as well)."""
@@ -79,7 +78,7 @@ class AdmissionSettings(_Model):
     carry the design's joins and polls together."""
     api_burst_limit: int = Field(default=5_000, ge=1, le=5_000)
     """HTTP API stage burst (requests), within the account's 5,000 default."""
-    log_group_retention_days: int = 30
+    log_group_retention_days: LogRetentionDays = 30
     """Days CloudWatch Logs keeps the room's function and API access logs."""
     waiting_alarm_threshold: int = Field(default=100_000, ge=1)
     """Alarm when this many people are waiting: the fleet is too small for the night."""
@@ -87,11 +86,6 @@ class AdmissionSettings(_Model):
     """New places one viewer address may take in a minute, counted by the join function (WAF's
     join_rate_limit is the first line; this one holds if WAF is bypassed or lags: its rate
     rules act within seconds, not at once)."""
-
-    @field_validator("log_group_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        return _check_retention(value)
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Self:

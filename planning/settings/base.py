@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -119,6 +120,12 @@ def _check_domain(value: str) -> str:
     if not _DOMAIN.match(value):
         raise ValueError("must be a lower-case DNS name such as portal.example.ca")
     return value
+
+
+LogRetentionDays = Annotated[int, AfterValidator(_check_retention)]
+"""Days CloudWatch Logs keeps a log group: one of the retention periods AWS accepts."""
+DomainName = Annotated[str, AfterValidator(_check_domain)]
+"""A lower-case DNS name (a wildcard first label allowed)."""
 
 
 def architecture(instance_type: str) -> Literal["arm64", "x86_64"]:

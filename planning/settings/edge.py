@@ -13,10 +13,10 @@ from pydantic import (
 from planning import aws_facts
 from planning.settings.base import (
     _ACM_ARN,
+    LogRetentionDays,
     _at,
     _check_domain,
     _check_range,
-    _check_retention,
     _Model,
 )
 
@@ -57,7 +57,7 @@ class EdgeSettings(_Model):
     """Seconds CloudFront waits for the ALB's response (AWS: 1-60 without a quota raise)."""
     access_log_expiry_days: int = Field(default=90, ge=1)
     """Days the distribution's standard logs stay in their S3 bucket before S3 expires them."""
-    log_group_retention_days: int = 90
+    log_group_retention_days: LogRetentionDays = 90
     """Days CloudWatch Logs keeps the WAF's and the gate function's logs (us-east-1), one of
     CloudWatch's retention values."""
 
@@ -65,11 +65,6 @@ class EdgeSettings(_Model):
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
         return [_check_domain(d) for d in value]
-
-    @field_validator("log_group_retention_days")
-    @classmethod
-    def _log_retention(cls, value: int) -> int:
-        return _check_retention(value)
 
     @field_validator("certificate_arn")
     @classmethod

@@ -14,9 +14,9 @@ from planning import aws_facts
 from planning.settings.base import (
     _HOSTED_ZONE,
     MAX_CAPACITY_UNITS,
+    DomainName,
     Port,
     _at,
-    _check_domain,
     _Model,
 )
 
@@ -26,7 +26,7 @@ class LoadBalancerSettings(_Model):
 
     RENAMED: ClassVar[dict[str, str]] = {"access_log_retention_days": "access_log_expiry_days"}
 
-    origin_domain_name: str
+    origin_domain_name: DomainName
     """Name CloudFront uses to reach the ALB over HTTPS; the regional certificate must cover it."""
     certificate_arn: str
     """Regional ACM certificate (same region as the ALB) for `origin_domain_name`."""
@@ -91,11 +91,6 @@ class LoadBalancerSettings(_Model):
                 "(TLS 1.2+ with forward secrecy)"
             )
         return value
-
-    @field_validator("origin_domain_name")
-    @classmethod
-    def _domain(cls, value: str) -> str:
-        return _check_domain(value)
 
     @field_validator("health_check_path")
     @classmethod

@@ -12,7 +12,7 @@ from pydantic import (
 )
 
 from planning import aws_facts
-from planning.settings.base import RFC_1918, _check_retention, _Model
+from planning.settings.base import RFC_1918, LogRetentionDays, _Model
 
 
 class NetworkSettings(_Model):
@@ -27,7 +27,7 @@ class NetworkSettings(_Model):
     nat_gateways: Literal["one", "per_zone"] = "per_zone"
     """`per_zone` (a zone's loss leaves the others' egress) or `one` (cheaper; egress goes
     with its zone)."""
-    flow_log_retention_days: int = 90
+    flow_log_retention_days: LogRetentionDays = 90
     """Days CloudWatch Logs keeps the VPC flow logs (one of CloudWatch's retention
     values)."""
 
@@ -64,8 +64,3 @@ class NetworkSettings(_Model):
                     raise ValueError(f"{zone!r} is not an Availability Zone of {region}; "
                                      f"allowed: {list(known)}")  # fmt: skip
         return value
-
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        return _check_retention(value)
