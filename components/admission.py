@@ -10,12 +10,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components import iam
 from components.alarms import metric_alarm
 from components.service_role import service_role
 from planning.capacity import (
@@ -95,7 +95,7 @@ class FunctionSpec:
     memory_mb: int
     concurrency: int
     """Reserved concurrency (comes out of the account's regional pool)."""
-    grants: list[Grant]
+    grants: list[iam.Grant]
 
 
 class Admission(pulumi.ComponentResource):
@@ -275,7 +275,7 @@ class Admission(pulumi.ComponentResource):
         args, table = self._args, self.table.arn
         read = ["dynamodb:GetItem", "dynamodb:BatchGetItem"]
         write = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
-        kvs_rw = Grant(
+        kvs_rw = iam.Grant(
             [
                 "cloudfront-keyvaluestore:DescribeKeyValueStore",
                 "cloudfront-keyvaluestore:ListKeys",
@@ -284,26 +284,26 @@ class Admission(pulumi.ComponentResource):
             self.kvs.arn,
         )
         visitor = [
-            Grant(read, table, leading_keys=VISITOR_READS),
-            Grant(write, table, leading_keys=VISITOR_WRITES),
-            Grant(["secretsmanager:GetSecretValue"], [keys_arn, origin_arn]),
+            iam.Grant(read, table, leading_keys=VISITOR_READS),
+            iam.Grant(write, table, leading_keys=VISITOR_WRITES),
+            iam.Grant(["secretsmanager:GetSecretValue"], [keys_arn, origin_arn]),
         ]
         inlet = [
-            Grant([*read, *write, "dynamodb:BatchWriteItem"], table),
-            Grant(["secretsmanager:GetSecretValue"], keys_arn),
+            iam.Grant([*read, *write, "dynamodb:BatchWriteItem"], table),
+            iam.Grant(["secretsmanager:GetSecretValue"], keys_arn),
             kvs_rw,
             # Neither has resource-level permissions (Service Authorization Reference).
-            Grant(["autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricStatistics"],
+            iam.Grant(["autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricStatistics"],
                   "*"),
             # Metric alarms can be named (composite alarms would need "*").
-            Grant(["cloudwatch:DescribeAlarms"], args.pause_alarm_arns),
-            Grant(["cloudwatch:PutMetricData"], "*",
+            iam.Grant(["cloudwatch:DescribeAlarms"], args.pause_alarm_arns),
+            iam.Grant(["cloudwatch:PutMetricData"], "*",
                   condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}}),
         ]  # fmt: skip
         admin = [
-            Grant(read, table, leading_keys=ADMIN_READS),
-            Grant(write, table, leading_keys=ADMIN_WRITES),
-            Grant(["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], keys_arn),
+            iam.Grant(read, table, leading_keys=ADMIN_READS),
+            iam.Grant(write, table, leading_keys=ADMIN_WRITES),
+            iam.Grant(["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], keys_arn),
             kvs_rw,
         ]
         api = args.queue_api
@@ -338,13 +338,13 @@ class Admission(pulumi.ComponentResource):
         role = service_role(
             f"{name}-room-{label}", "lambda.amazonaws.com", tags, child, self._account
         )
-        own_logs = Grant(
+        own_logs = iam.Grant(
             ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(logs.arn, ":*")
         )
         aws.iam.RolePolicy(
             f"{name}-room-{label}",
             role=role.id,
-            policy=_policy([*spec.grants, own_logs]),
+            policy=iam.policy([*spec.grants, own_logs]),
             opts=child,
         )
         return aws.lambda_.Function(
@@ -459,7 +459,7 @@ class Admission(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-inlet-schedule",
             role=scheduler_role.id,
-            policy=_policy([Grant(["lambda:InvokeFunction"], inlet.arn)]),
+            policy=iam.policy([iam.Grant(["lambda:InvokeFunction"], inlet.arn)]),
             opts=child,
         )
         aws.scheduler.Schedule(
@@ -555,40 +555,6 @@ class Admission(pulumi.ComponentResource):
             statistic=statistic,
             period=60,
         )
-
-
-@dataclass(frozen=True)
-class Grant:
-    """One policy statement: `actions` on `resources` (an ARN, "*" or a list of ARNs), with
-    `leading_keys` (the room table's `pk` values, `*` a wildcard) or another `condition`."""
-
-    actions: list[str]
-    resources: pulumi.Input[str] | pulumi.Input[list[str]] | list[pulumi.Output[str]]
-    leading_keys: list[str] | None = None
-    condition: dict[str, Any] | None = None
-
-    def statement(self, resources: str | list[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {"Effect": "Allow", "Action": self.actions, "Resource": resources}
-        if self.leading_keys is not None:
-            # Every key the request touches must match (BatchGetItem too): ForAllValues.
-            out["Condition"] = {
-                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": self.leading_keys}
-            }
-        elif self.condition is not None:
-            out["Condition"] = self.condition
-        return out
-
-
-def _policy(grants: list[Grant]) -> pulumi.Output[str]:
-    """An IAM policy document from `grants`, once their resources are known."""
-    return pulumi.Output.all(*(g.resources for g in grants)).apply(
-        lambda resources: json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [g.statement(r) for g, r in zip(grants, resources, strict=True)],
-            }
-        )
-    )
 
 
 def _require_layer() -> None:

@@ -12,6 +12,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_aws as aws
 
+from components import iam
 from components.admission import EdgeWiring
 from components.private_bucket import PrivateBucket, PrivateBucketArgs
 from functions.admission.room import ORIGIN_HEADER
@@ -291,19 +292,16 @@ class Edge(pulumi.ComponentResource):
         function_name = f"{name}-failover-origin"
         role = aws.iam.Role(
             function_name,
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {
-                                "Service": ["lambda.amazonaws.com", "edgelambda.amazonaws.com"]
-                            },
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
+            assume_role_policy=iam.document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {
+                            "Service": ["lambda.amazonaws.com", "edgelambda.amazonaws.com"]
+                        },
+                        "Action": "sts:AssumeRole",
+                    }
+                ]
             ),
             tags=tags,
             opts=us_east_1,
@@ -312,22 +310,19 @@ class Edge(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             function_name,
             role=role.id,
-            policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": [
-                                "logs:CreateLogGroup",
-                                "logs:CreateLogStream",
-                                "logs:PutLogEvents",
-                            ],
-                            "Resource": "arn:aws:logs:*:*:log-group:/aws/lambda/"
-                            f"us-east-1.{function_name}:*",
-                        }
-                    ],
-                }
+            policy=iam.document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": [
+                            "logs:CreateLogGroup",
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                        ],
+                        "Resource": "arn:aws:logs:*:*:log-group:/aws/lambda/"
+                        f"us-east-1.{function_name}:*",
+                    }
+                ]
             ),
             opts=us_east_1,
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+
+from components import iam
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,14 +97,15 @@ class PrivateBucket(pulumi.ComponentResource):
             name,
             bucket=self.bucket.id,
             policy=pulumi.Output.all(self.bucket.arn, grants).apply(
-                lambda parts: json.dumps(_policy(parts[0], parts[1]))
+                lambda parts: iam.document(_statements(parts[0], parts[1]))
             ),
             opts=child,
         )
         self.register_outputs({"bucket": self.bucket.bucket})
 
 
-def _policy(bucket_arn: str, grants: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _statements(bucket_arn: str, grants: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bucket's grants, then HTTPS only for everyone."""
     deny_plain_http = {
         "Sid": "TlsOnly",
         "Effect": "Deny",
@@ -112,4 +114,4 @@ def _policy(bucket_arn: str, grants: Sequence[dict[str, Any]]) -> dict[str, Any]
         "Resource": [bucket_arn, f"{bucket_arn}/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
-    return {"Version": "2012-10-17", "Statement": [*grants, deny_plain_http]}
+    return [*grants, deny_plain_http]

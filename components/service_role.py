@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+
+from components import iam
 
 
 def service_role(
@@ -31,7 +32,7 @@ def service_role(
         }
         if account is not None:
             statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account}}
-        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        return iam.document([statement])
 
     policy = (
         pulumi.Output.from_input(source_account).apply(trust)
