@@ -72,8 +72,6 @@ class EventPlan:
     """At the peak."""
     instances_for_peak: int
     """Instances that serve the peak at the scaling target, all zones up."""
-    desired: int
-    """MinSize at the peak's stage: the peak with one zone lost, capped by max."""
     max_size: int
     warm_pool: int
     stages: tuple[Stage, ...]
@@ -83,8 +81,6 @@ class EventPlan:
     lcu_steps: tuple[Step, ...]
     """Reservation changes: raised `alb_reservation_lead_s` + one job interval before each
     stage that needs more, lowered at most twice, the last time to the standing level."""
-    lead: timedelta
-    """The first stage's lead: capacity raised this long before the start."""
     raise_at: datetime
     """The window opens: the first step, or start - lead if that is earlier."""
     restore_at: datetime
@@ -97,6 +93,16 @@ class EventPlan:
     @property
     def key(self) -> str:
         return self.occurrence.key
+
+    @property
+    def desired(self) -> int:
+        """MinSize at the peak's stage: the peak with one zone lost, capped by max."""
+        return max(s.min_size for s in self.stages)
+
+    @property
+    def lead(self) -> timedelta:
+        """The first stage's lead: capacity raised this long before the start."""
+        return self.stages[0].lead
 
     @property
     def capacity_units(self) -> int:
@@ -175,9 +181,12 @@ def lcu_used(users: float, requests_per_s: float, settings: Settings) -> float:
     )
 
 
-def capacity_units(users: int, requests_per_s: float, settings: Settings) -> int:
-    """ALB LCUs for `users`: the largest of the four LCU dimensions, rounded up."""
-    return math.ceil(lcu_used(users, requests_per_s, settings) - 1e-9)
+def capacity_units(
+    users: int, requests_per_s: float, settings: Settings, margin_pct: float = 0
+) -> int:
+    """ALB LCUs for `users`: the largest of the four LCU dimensions plus `margin_pct`, rounded
+    up."""
+    return math.ceil(lcu_used(users, requests_per_s, settings) * (1 + margin_pct / 100) - 1e-9)
 
 
 def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
@@ -203,13 +212,11 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
         peak_users=peak,
         origin_requests_per_s=rate,
         instances_for_peak=instances_for(rate, fleet.requests_per_instance_per_s),
-        desired=max(s.min_size for s in stages),
         max_size=fleet.max_size,
         warm_pool=warm_pool,
         stages=stages,
         min_steps=min_steps,
         lcu_steps=_reservation_steps(stages, restore_at, settings),
-        lead=lead,
         raise_at=min([occurrence.start - lead, *(s.at for s in min_steps[:1])]),
         restore_at=restore_at,
         waiting_room=spec.waiting_room,
@@ -236,7 +243,7 @@ def _stages(
     duration = (occurrence.end - occurrence.start).total_seconds()
     length = timedelta(minutes=settings.prescale.stage_minutes)
     standing = settings.load_balancer.minimum_capacity_units
-    margin = 1 + settings.prescale.lcu_margin_pct / 100
+    margin_pct = settings.prescale.lcu_margin_pct
     stages: list[Stage] = []
     begin, below = occurrence.start, fleet.min_size
     while begin < restore_at:
@@ -253,7 +260,7 @@ def _stages(
         if size > below or not stages:
             override = occurrence.spec.lead_time_s if not stages else None
             lead = lead_time(settings, override, from_warm_pool=size - below <= warm_pool)
-        units = max(standing, math.ceil(lcu_used(users, rate, settings) * margin - 1e-9))
+        units = max(standing, capacity_units(users, rate, settings, margin_pct))
         stages.append(Stage(begin, end, users, size, units, lead))
         begin, below = end, size
     return tuple(stages)
