@@ -204,6 +204,17 @@ INVALID: list[tuple[str, Any, str]] = [
     ("admission.room_id", "our room", r"admission\.room_id: String should match pattern"),
     ("admission.max_admit_per_s", 5000, r"admission\.max_admit_per_s: .*less than or equal"),
     (
+        "prescale.stage_minutes",
+        10,
+        r"prescale\.stage_minutes: Input should be greater than or equal to 15 \(got 10\)",
+    ),
+    (
+        "prescale.alb_reservation_lead_s",
+        600,
+        r"prescale\.alb_reservation_lead_s: Input should be greater than or equal to 3600",
+    ),
+    ("prescale.lcu_margin_pct", -5, r"prescale\.lcu_margin_pct: Input should be greater"),
+    (
         "admission.log_group_retention_days",
         10,
         r"admission\.log_group_retention_days: must be one of",
