@@ -116,31 +116,31 @@ class Observability(pulumi.ComponentResource):
     def _declare_alarms(self) -> None:
         """Along the request path: origin 5xx rates (the room pauses on these), response
         times, unhealthy hosts, the fleet at its max, and viewers' 5xx at CloudFront."""
-        args, s = self._args, self._args.settings
-        alb = {"LoadBalancer": args.alb_arn_suffix}
-        target = {"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix}
-        group = {"AutoScalingGroupName": args.group_name}
-        edge = {"DistributionId": args.distribution_id, "Region": "Global"}
-        self.origin_5xx_alarms = [
+        self.origin_5xx_alarms = self._origin_5xx_alarms()
+        self.alarms = [*self.origin_5xx_alarms, *self._fleet_alarms(), self._viewer_alarm()]
+
+    def _origin_5xx_alarms(self) -> list[aws.cloudwatch.MetricAlarm]:
+        """The ALB's own 5xx and the targets' 5xx, each as a percentage of requests."""
+        s, alb = self._args.settings, {"LoadBalancer": self._args.alb_arn_suffix}
+        target = {**alb, "TargetGroup": self._args.target_group_arn_suffix}
+        return [
             self._alarm(
-                "alb-5xx-rate",
-                f"ALB's own 5xx above {s.alb_5xx_rate_pct}% of requests",
-                s.alb_5xx_rate_pct,
-                metric_queries=_rate_queries(
-                    "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "RequestCount", alb
-                ),
-            ),
-            self._alarm(
-                "target-5xx-rate",
-                f"Targets' 5xx above {s.target_5xx_rate_pct}% of requests",
-                s.target_5xx_rate_pct,
-                metric_queries=_rate_queries(
-                    "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "RequestCount", target
-                ),
-            ),
+                f"{label}-5xx-rate",
+                f"{who} 5xx above {pct}% of requests",
+                pct,
+                metric_queries=_rate_queries("AWS/ApplicationELB", errors, "RequestCount", dims),
+            )
+            for label, who, pct, errors, dims in (
+                ("alb", "ALB's own", s.alb_5xx_rate_pct, "HTTPCode_ELB_5XX_Count", alb),
+                ("target", "Targets'", s.target_5xx_rate_pct, "HTTPCode_Target_5XX_Count", target),
+            )
         ]
-        self.alarms = [
-            *self.origin_5xx_alarms,
+
+    def _fleet_alarms(self) -> list[aws.cloudwatch.MetricAlarm]:
+        """Response time (p95, p99), unhealthy targets, and the group at its max size."""
+        args, s = self._args, self._args.settings
+        target = {"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix}
+        return [
             *(
                 self._alarm(
                     f"response-time-{p}",
@@ -170,23 +170,27 @@ class Observability(pulumi.ComponentResource):
                 args.fleet_max_size,
                 namespace="AWS/AutoScaling",
                 metric_name="GroupInServiceInstances",
-                dimensions=group,
+                dimensions={"AutoScalingGroupName": args.group_name},
                 statistic="Maximum",
                 period=PERIOD_S,
             ),
-            self._alarm(
-                "cloudfront-5xx-rate",
-                f"Viewers' 5xx above {s.cloudfront_5xx_rate_pct}%",
-                s.cloudfront_5xx_rate_pct,
-                alarm_opts=self._edge_child,
-                topic=self.edge_topic,
-                namespace="AWS/CloudFront",
-                metric_name="5xxErrorRate",
-                dimensions=edge,
-                statistic="Average",
-                period=PERIOD_S,
-            ),
         ]
+
+    def _viewer_alarm(self) -> aws.cloudwatch.MetricAlarm:
+        """Viewers' 5xx rate at CloudFront; its metrics live in us-east-1, so does the alarm."""
+        pct = self._args.settings.cloudfront_5xx_rate_pct
+        return self._alarm(
+            "cloudfront-5xx-rate",
+            f"Viewers' 5xx above {pct}%",
+            pct,
+            alarm_opts=self._edge_child,
+            topic=self.edge_topic,
+            namespace="AWS/CloudFront",
+            metric_name="5xxErrorRate",
+            dimensions={"DistributionId": self._args.distribution_id, "Region": "Global"},
+            statistic="Average",
+            period=PERIOD_S,
+        )
 
     def _declare_dashboard(self) -> None:
         """One dashboard of the request path, edge to fleet."""
@@ -312,123 +316,69 @@ def _rate_queries(
 
 
 def _dashboard(ids: dict[str, str], region: str) -> dict[str, Any]:
-    """Left to right along the request path: edge, load balancer, fleet."""
+    """Left to right along the request path: edge, load balancer, fleet; one column of two
+    widgets (8 x 6 grid units each) per tier."""
     alb, tg, group, dist = ids["alb"], ids["tg"], ids["group"], ids["dist"]
 
-    def widget(
-        x: int, y: int, title: str, metrics: list[list[Any]], widget_region: str, stat: str = "Sum"
-    ) -> dict[str, Any]:
-        return {
-            "type": "metric",
-            "x": x,
-            "y": y,
-            "width": 8,
-            "height": 6,
-            "properties": {
-                "title": title,
-                "region": widget_region,
-                "stat": stat,
-                "period": PERIOD_S,
-                "view": "timeSeries",
-                "metrics": metrics,
-            },
-        }
+    def edge(metric: str) -> list[Any]:
+        return ["AWS/CloudFront", metric, "DistributionId", dist, "Region", "Global"]
 
+    def elb(metric: str, *more: Any) -> list[Any]:
+        return ["AWS/ApplicationELB", metric, "LoadBalancer", alb, *more]
+
+    def target(metric: str, *more: Any) -> list[Any]:
+        return elb(metric, "TargetGroup", tg, *more)
+
+    def fleet(metric: str) -> list[Any]:
+        return ["AWS/AutoScaling", metric, "AutoScalingGroupName", group]
+
+    columns: list[list[tuple[str, str, str, list[list[Any]]]]] = [
+        [
+            ("1. CloudFront requests", "us-east-1", "Sum", [edge("Requests")]),
+            ("1. CloudFront error rate %", "us-east-1", "Average",
+             [edge("5xxErrorRate"), edge("4xxErrorRate")]),
+        ],
+        [
+            ("2. ALB requests and 5xx", region, "Sum",
+             [elb("RequestCount"), elb("HTTPCode_ELB_5XX_Count"),
+              elb("HTTPCode_Target_5XX_Count")]),
+            ("2. Target response time p95/p99 (s)", region, "p95",
+             [target("TargetResponseTime", {"stat": "p95"}),
+              target("TargetResponseTime", {"stat": "p99"})]),
+        ],
+        [
+            ("3. Fleet: in service / desired / max", region, "Maximum",
+             [fleet("GroupInServiceInstances"), fleet("GroupDesiredCapacity"),
+              fleet("GroupMaxSize"), fleet("WarmPoolWarmedCapacity")]),
+            ("3. Target health", region, "Maximum",
+             [target("HealthyHostCount"), target("UnHealthyHostCount")]),
+        ],
+    ]  # fmt: skip
     return {
         "widgets": [
-            widget(
-                0,
-                0,
-                "1. CloudFront requests",
-                [["AWS/CloudFront", "Requests", "DistributionId", dist, "Region", "Global"]],
-                "us-east-1",
-            ),
-            widget(
-                0,
-                6,
-                "1. CloudFront error rate %",
-                [
-                    ["AWS/CloudFront", "5xxErrorRate", "DistributionId", dist, "Region", "Global"],
-                    ["AWS/CloudFront", "4xxErrorRate", "DistributionId", dist, "Region", "Global"],
-                ],
-                "us-east-1",
-                stat="Average",
-            ),
-            widget(
-                8,
-                0,
-                "2. ALB requests and 5xx",
-                [
-                    ["AWS/ApplicationELB", "RequestCount", "LoadBalancer", alb],
-                    ["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", alb],
-                    ["AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "LoadBalancer", alb],
-                ],
-                region,
-            ),
-            widget(
-                8,
-                6,
-                "2. Target response time p95/p99 (s)",
-                [
-                    [
-                        "AWS/ApplicationELB",
-                        "TargetResponseTime",
-                        "LoadBalancer",
-                        alb,
-                        "TargetGroup",
-                        tg,
-                        {"stat": "p95"},
-                    ],
-                    [
-                        "AWS/ApplicationELB",
-                        "TargetResponseTime",
-                        "LoadBalancer",
-                        alb,
-                        "TargetGroup",
-                        tg,
-                        {"stat": "p99"},
-                    ],
-                ],
-                region,
-                stat="p95",
-            ),
-            widget(
-                16,
-                0,
-                "3. Fleet: in service / desired / max",
-                [
-                    ["AWS/AutoScaling", "GroupInServiceInstances", "AutoScalingGroupName", group],
-                    ["AWS/AutoScaling", "GroupDesiredCapacity", "AutoScalingGroupName", group],
-                    ["AWS/AutoScaling", "GroupMaxSize", "AutoScalingGroupName", group],
-                    ["AWS/AutoScaling", "WarmPoolWarmedCapacity", "AutoScalingGroupName", group],
-                ],
-                region,
-                stat="Maximum",
-            ),
-            widget(
-                16,
-                6,
-                "3. Target health",
-                [
-                    [
-                        "AWS/ApplicationELB",
-                        "HealthyHostCount",
-                        "LoadBalancer",
-                        alb,
-                        "TargetGroup",
-                        tg,
-                    ],
-                    [
-                        "AWS/ApplicationELB",
-                        "UnHealthyHostCount",
-                        "LoadBalancer",
-                        alb,
-                        "TargetGroup",
-                        tg,
-                    ],
-                ],
-                region,
-                stat="Maximum",
-            ),
+            _widget(8 * x, 6 * y, title, metrics, widget_region, stat)
+            for x, column in enumerate(columns)
+            for y, (title, widget_region, stat, metrics) in enumerate(column)
         ]
+    }
+
+
+def _widget(
+    x: int, y: int, title: str, metrics: list[list[Any]], region: str, stat: str
+) -> dict[str, Any]:
+    """A CloudWatch metric widget, 8 x 6 grid units, one-minute points."""
+    return {
+        "type": "metric",
+        "x": x,
+        "y": y,
+        "width": 8,
+        "height": 6,
+        "properties": {
+            "title": title,
+            "region": region,
+            "stat": stat,
+            "period": PERIOD_S,
+            "view": "timeSeries",
+            "metrics": metrics,
+        },
     }
