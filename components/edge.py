@@ -15,6 +15,7 @@ import pulumi_aws as aws
 from components import iam
 from components.admission import EdgeWiring
 from components.private_bucket import PrivateBucket, PrivateBucketArgs
+from components.service_role import service_role
 from functions.admission.room import ORIGIN_HEADER
 from planning.settings import EdgeSettings, WafSettings
 
@@ -207,33 +208,14 @@ class Edge(pulumi.ComponentResource):
                 aws.cloudfront.DistributionDefaultCacheBehaviorArgsDict, default
             ),
             ordered_cache_behaviors=ordered,
-            # Whatever still fails (writes, both origins down) gets the page, never a raw 5xx;
-            # a short TTL brings people back to the origin as soon as it recovers.
-            custom_error_responses=[
-                {
-                    "error_code": code,
-                    "response_code": 503,
-                    "response_page_path": HIGH_DEMAND_PAGE,
-                    "error_caching_min_ttl": s.error_caching_ttl_s,
-                }
-                for code in s.failover_status_codes
-            ],
+            custom_error_responses=_high_demand_responses(s),
             logging_config={
                 "bucket": logs.bucket.bucket_domain_name,
                 "prefix": "cloudfront/",
                 "include_cookies": False,
             },
             restrictions={"geo_restriction": {"restriction_type": "none"}},
-            viewer_certificate=(
-                {
-                    "acm_certificate_arn": s.certificate_arn,
-                    "ssl_support_method": "sni-only",
-                    "minimum_protocol_version": "TLSv1.2_2021",
-                }
-                if s.certificate_arn
-                # The default *.cloudfront.net certificate ignores minimum_protocol_version.
-                else {"cloudfront_default_certificate": True}
-            ),
+            viewer_certificate=_viewer_certificate(s.certificate_arn),
             tags=self._args.tags,
             # CloudFront refuses a log bucket whose ACLs are not enabled yet.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logs.ownership]),
@@ -290,21 +272,8 @@ class Edge(pulumi.ComponentResource):
         functions/edge/failover_origin.py. Lambda@Edge: us-east-1, x86_64, numbered version,
         no environment or layers, role trusted by edgelambda.amazonaws.com too."""
         function_name = f"{name}-failover-origin"
-        role = aws.iam.Role(
-            function_name,
-            assume_role_policy=iam.document(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {
-                            "Service": ["lambda.amazonaws.com", "edgelambda.amazonaws.com"]
-                        },
-                        "Action": "sts:AssumeRole",
-                    }
-                ]
-            ),
-            tags=tags,
-            opts=us_east_1,
+        role = service_role(
+            function_name, ["lambda.amazonaws.com", "edgelambda.amazonaws.com"], tags, us_east_1
         )
         # Replicas write to /aws/lambda/us-east-1.<name> in whichever region served the request.
         aws.iam.RolePolicy(
@@ -505,24 +474,11 @@ def _join_rules(name: str, waf: WafSettings) -> list[aws.wafv2.WebAclRuleArgsDic
             "textTransformations": [{"priority": 0, "type": "NONE"}],
         }
     }
-    limited: Any = (
-        {"challenge": {}}
-        if waf.join_limit_action == "challenge"
-        else {
-            "block": {
-                "custom_response": {
-                    "response_code": 429,
-                    "custom_response_body_key": BUSY_BODY,
-                    "response_headers": [{"name": "retry-after", "value": str(JOIN_RETRY_AFTER_S)}],
-                }
-            }
-        }
-    )
     rules: list[aws.wafv2.WebAclRuleArgsDict] = [
         {
             "name": "queue-join-rate",
             "priority": len(MANAGED_RULE_GROUPS) + 2,
-            "action": limited,
+            "action": _join_limited(waf),
             "statement": {
                 "rate_based_statement": {
                     "limit": waf.join_rate_limit,
@@ -535,26 +491,43 @@ def _join_rules(name: str, waf: WafSettings) -> list[aws.wafv2.WebAclRuleArgsDic
         }
     ]
     if waf.join_limit_action == "challenge":
-        rules.append(
-            {
-                "name": "waiting-page-challenge",
-                "priority": len(MANAGED_RULE_GROUPS) + 3,
-                "action": {"challenge": {}},
-                "statement": cast(
-                    aws.wafv2.WebAclRuleStatementArgsDict,
-                    {
-                        "byte_match_statement": {
-                            "field_to_match": {"uri_path": {}},
-                            "positional_constraint": "STARTS_WITH",
-                            "search_string": "/waiting-room/",
-                            "text_transformations": [{"priority": 0, "type": "NONE"}],
-                        }
-                    },
-                ),
-                "visibility_config": _visibility(f"{name}-waiting-challenge"),
-            }
-        )
+        rules.append(_waiting_page_challenge(name))
     return rules
+
+
+def _join_limited(waf: WafSettings) -> Any:
+    """Over the join rate: a challenge, or 429 with the busy JSON and Retry-After."""
+    if waf.join_limit_action == "challenge":
+        return {"challenge": {}}
+    retry_after = {"name": "retry-after", "value": str(JOIN_RETRY_AFTER_S)}
+    return {
+        "block": {
+            "custom_response": {
+                "response_code": 429,
+                "custom_response_body_key": BUSY_BODY,
+                "response_headers": [retry_after],
+            }
+        }
+    }
+
+
+def _waiting_page_challenge(name: str) -> aws.wafv2.WebAclRuleArgsDict:
+    """Challenge the waiting page on load (priority 5), so the browser holds a token to join."""
+    on_waiting_page: Any = {
+        "byte_match_statement": {
+            "field_to_match": {"uri_path": {}},
+            "positional_constraint": "STARTS_WITH",
+            "search_string": "/waiting-room/",
+            "text_transformations": [{"priority": 0, "type": "NONE"}],
+        }
+    }
+    return {
+        "name": "waiting-page-challenge",
+        "priority": len(MANAGED_RULE_GROUPS) + 3,
+        "action": {"challenge": {}},
+        "statement": on_waiting_page,
+        "visibility_config": _visibility(f"{name}-waiting-challenge"),
+    }
 
 
 def _web_acl(
@@ -687,3 +660,33 @@ def _large_body_rule(name: str, edge: EdgeSettings) -> list[aws.wafv2.WebAclRule
             "visibility_config": _visibility(f"{name}-large-body"),
         }
     ]
+
+
+def _high_demand_responses(
+    s: EdgeSettings,
+) -> list[aws.cloudfront.DistributionCustomErrorResponseArgsDict]:
+    """Whatever still fails (writes, both origins down) gets the page, never a raw 5xx; a short
+    TTL (`error_caching_ttl_s`) brings people back to the origin as soon as it recovers."""
+    return [
+        {
+            "error_code": code,
+            "response_code": 503,
+            "response_page_path": HIGH_DEMAND_PAGE,
+            "error_caching_min_ttl": s.error_caching_ttl_s,
+        }
+        for code in s.failover_status_codes
+    ]
+
+
+def _viewer_certificate(
+    certificate_arn: str | None,
+) -> aws.cloudfront.DistributionViewerCertificateArgsDict:
+    """SNI with TLS 1.2 at least for the stack's certificate; without one, the default
+    *.cloudfront.net certificate, which ignores minimum_protocol_version."""
+    if not certificate_arn:
+        return {"cloudfront_default_certificate": True}
+    return {
+        "acm_certificate_arn": certificate_arn,
+        "ssl_support_method": "sni-only",
+        "minimum_protocol_version": "TLSv1.2_2021",
+    }

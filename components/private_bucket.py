@@ -43,55 +43,24 @@ class PrivateBucket(pulumi.ComponentResource):
         self, name: str, args: PrivateBucketArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("floodgate:private_bucket:PrivateBucket", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        self._name, self._child = name, pulumi.ResourceOptions(parent=self)
         self.bucket = aws.s3.Bucket(
             name,
             force_destroy=args.force_destroy,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        aws.s3.BucketPublicAccessBlock(
-            name,
-            bucket=self.bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            name,
-            bucket=self.bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=child,
-        )
+        self._declare_lockdown()
         self.ownership = aws.s3.BucketOwnershipControls(
             name,
             bucket=self.bucket.id,
             rule={
                 "object_ownership": "ObjectWriter" if args.acl_writers else "BucketOwnerEnforced"
             },
-            opts=child,
+            opts=self._child,
         )
         if args.expire_after_days is not None:
-            aws.s3.BucketLifecycleConfiguration(
-                name,
-                bucket=self.bucket.id,
-                rules=[
-                    {
-                        "id": "expire",
-                        "status": "Enabled",
-                        "filter": {},
-                        "expiration": {"days": args.expire_after_days},
-                    }
-                ],
-                opts=child,
-            )
+            self._declare_expiry(args.expire_after_days)
         grants = args.grants(self.bucket.arn) if args.grants else []
         self.policy = aws.s3.BucketPolicy(
             name,
@@ -99,9 +68,44 @@ class PrivateBucket(pulumi.ComponentResource):
             policy=pulumi.Output.all(self.bucket.arn, grants).apply(
                 lambda parts: iam.document(_statements(parts[0], parts[1]))
             ),
-            opts=child,
+            opts=self._child,
         )
         self.register_outputs({"bucket": self.bucket.bucket})
+
+    def _declare_lockdown(self) -> None:
+        """Every public access blocked; objects encrypted with S3-managed keys (SSE-S3, with
+        a bucket key)."""
+        aws.s3.BucketPublicAccessBlock(
+            self._name,
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=self._child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            self._name,
+            bucket=self.bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
+                    "bucket_key_enabled": True,
+                }
+            ],
+            opts=self._child,
+        )
+
+    def _declare_expiry(self, days: int) -> None:
+        """Objects expire `days` after they were written."""
+        aws.s3.BucketLifecycleConfiguration(
+            self._name,
+            bucket=self.bucket.id,
+            rules=[
+                {"id": "expire", "status": "Enabled", "filter": {}, "expiration": {"days": days}}
+            ],
+            opts=self._child,
+        )
 
 
 def _statements(bucket_arn: str, grants: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

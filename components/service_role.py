@@ -12,12 +12,13 @@ from components import iam
 
 def service_role(
     name: str,
-    service: str,
+    service: str | list[str],
     tags: dict[str, str],
     opts: pulumi.ResourceOptions,
     source_account: pulumi.Input[str] | None = None,
 ) -> aws.iam.Role:
-    """A role only `service` (e.g. "ec2.amazonaws.com") may assume, with no permissions yet.
+    """A role only `service` (e.g. "ec2.amazonaws.com", or a list of services) may assume,
+    with no permissions yet.
 
     `source_account`: the service may assume it only on behalf of this account (confused-deputy
     prevention, aws:SourceAccount). Only for services that send the key when they assume a
