@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from planning import clock
-from planning.event_plan import EventPlan, scheduled_actions
+from planning.event_plan import OWNED_PREFIX, EventPlan, scheduled_actions
 
 KEEP_DESIRED = -1
 """desired_capacity -1: the restore leaves desired alone and lets target tracking scale in."""
@@ -26,7 +26,8 @@ class PrescaleArgs:
 
 class Prescale(pulumi.ComponentResource):
     """Per planned event, one MinSize action per stage change (each its own lead before the
-    stage) and the restore (end + cooldown)."""
+    stage) and the restore (end + cooldown). Each is `<name>-<event key>-stage-<n>` in Pulumi;
+    in AWS it keeps the action's name (`floodgate-<event key>-…`), which the job looks for."""
 
     action_names: list[str]
     """Names of the scheduled actions declared, in time order."""
@@ -38,7 +39,7 @@ class Prescale(pulumi.ComponentResource):
         actions = scheduled_actions(args.plans, args.now)
         for action in actions:
             aws.autoscaling.Schedule(
-                action.name,
+                f"{name}-{action.name.removeprefix(OWNED_PREFIX)}",
                 scheduled_action_name=action.name,
                 autoscaling_group_name=args.group_name,
                 start_time=clock.aws_timestamp(action.start),
@@ -46,7 +47,8 @@ class Prescale(pulumi.ComponentResource):
                 min_size=action.min_size,
                 max_size=action.max_size,
                 desired_capacity=KEEP_DESIRED if action.desired is None else action.desired,
-                opts=pulumi.ResourceOptions(parent=self),
+                # Named by the action alone before 2026-11: kept, not replaced.
+                opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=action.name)]),
             )
         self.action_names = [a.name for a in actions]
         self.register_outputs({"scheduled_actions": self.action_names})

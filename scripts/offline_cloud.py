@@ -170,6 +170,8 @@ class Registration:
     """URNs this resource depends on (explicit `depends_on` and the Outputs it reads)."""
     outputs: dict[str, Any] = field(default_factory=dict)
     """Inputs plus what the provider computes (mocked): what the engine shows stack policies."""
+    aliases: tuple[str, ...] = ()
+    """URNs the resource had before (its `aliases` option): the engine keeps it, not replaces."""
 
     def revealed(self) -> dict[str, Any]:
         """Inputs with secrets unwrapped, for tests that check what a secret carries."""
@@ -181,6 +183,7 @@ class Registration:
             "type": self.type,
             "name": self.name,
             "parent": self.parent,
+            "aliases": list(self.aliases),
             "inputs": _plain(self.inputs),
         }
 
@@ -243,9 +246,27 @@ class _RecordingMonitor(MockMonitor):
                     protect=bool(request.protect),
                     dependencies=tuple(request.dependencies),
                     outputs=rpc.deserialize_properties(response.object),
+                    aliases=self._alias_urns(request),
                 )
             )
         return response
+
+    def _alias_urns(self, request: Any) -> tuple[str, ...]:
+        """The request's aliases as URNs. The SDK sends specs (the mock monitor supports
+        them): an unset name, type or parent means the resource's own; `noParent` means it
+        had none. Aliases a resource inherits from its parent's aliases are not expanded."""
+        urns: list[str] = []
+        for alias in request.aliases:
+            if alias.urn:
+                urns.append(alias.urn)
+                continue
+            spec = alias.spec
+            parent = "" if spec.noParent else spec.parentUrn or request.parent
+            urn = self.make_urn(parent, spec.type or request.type, spec.name or request.name)
+            _, _, qualified = urn.split("::", 2)
+            stack, project = spec.stack or pulumi.get_stack(), spec.project or pulumi.get_project()
+            urns.append(f"urn:pulumi:{stack}::{project}::{qualified}")
+        return tuple(urns)
 
 
 @dataclass

@@ -8,10 +8,11 @@ worktree and the plan of the working tree, both as of one instant (`FLOODGATE_NO
 event schedules match), then compares them. Each plan runs in its own interpreter with its own
 tree on `PYTHONPATH`, so neither can import the other's code.
 
-Resources are matched by URN. A changed input is shown at its nested path (`a.b[2].c`) as
-before -> after; lists are aligned element by element, and JSON documents held in strings (IAM
-policies, dashboards) are compared inside. A value that is secret on either side is shown only
-as "[secret]". Exit codes: 0 no change, 1 changes, 2 error.
+Resources are matched by URN, or by an alias the new one declares for the old URN (Pulumi
+keeps an aliased resource; without the alias it replaces it). A changed input is shown at its
+nested path (`a.b[2].c`) as before -> after; lists are aligned element by element, and JSON
+documents held in strings (IAM policies, dashboards) are compared inside. A value that is
+secret on either side is shown only as "[secret]". Exit codes: 0 no change, 1 changes, 2 error.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class Resource:
     type: str
     name: str
     inputs: dict[str, Any]
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class PlanDiff:
     moved: list[Moved]
     changed: list[ChangedResource]
     unchanged: int
+    renamed: list[Moved]
+    """New URN with an alias for the old one: kept by Pulumi, so not a change in itself."""
 
     @property
     def has_changes(self) -> bool:
@@ -137,31 +141,42 @@ def compare(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
         )
     before = {r.urn: r for r in map(_resource, base["resources"])}
     after = {r.urn: r for r in map(_resource, head["resources"])}
-    added = [after[u] for u in sorted(after.keys() - before.keys())]
-    removed = [before[u] for u in sorted(before.keys() - after.keys())]
+    gone = before.keys() - after.keys()
+    renamed = [
+        Moved(before[old], new)
+        for new in (after[u] for u in sorted(after.keys() - before.keys()))
+        if (old := next((a for a in new.aliases if a in gone), None))
+    ]
+    pairs = [(before[u], after[u]) for u in sorted(before.keys() & after.keys())]
+    pairs += [(r.before, r.after) for r in renamed]
+    kept = {r.before.urn for r in renamed} | {r.after.urn for r in renamed}
+    added = [after[u] for u in sorted(after.keys() - before.keys() - kept)]
+    removed = [before[u] for u in sorted(before.keys() - after.keys() - kept)]
     moved = _pair_moves(added, removed)
     for move in moved:
         added.remove(move.after)
         removed.remove(move.before)
-    changed: list[ChangedResource] = []
-    for urn in sorted(before.keys() & after.keys()):
-        changes = list(_changes(before[urn].inputs, after[urn].inputs, ""))
-        if changes:
-            changed.append(ChangedResource(after[urn], changes))
+    changed = [
+        ChangedResource(new, changes)
+        for old, new in pairs
+        if (changes := list(_changes(old.inputs, new.inputs, "")))
+    ]
     return PlanDiff(
         stack=head["stack"],
         added=added,
         removed=removed,
         moved=moved,
         changed=changed,
-        unchanged=len(before.keys() & after.keys()) - len(changed),
+        unchanged=len(pairs) - len(changed),
+        renamed=renamed,
     )
 
 
 def verdict(diff: PlanDiff) -> str:
     """The one line a reviewer reads first."""
+    renamed = f", {len(diff.renamed)} renamed under an alias" if diff.renamed else ""
     if not diff.has_changes:
-        return f"**No change** to stack `{diff.stack}` ({diff.unchanged} resources)."
+        return f"**No change** to stack `{diff.stack}` ({diff.unchanged} resources{renamed})."
     counts = [
         f"{len(diff.added)} to add",
         f"{len(diff.changed)} to change",
@@ -169,7 +184,7 @@ def verdict(diff: PlanDiff) -> str:
     ]
     if diff.moved:
         counts.append(f"{len(diff.moved)} moved (replaced unless aliased)")
-    line = f"**Stack `{diff.stack}`: {', '.join(counts)}** ({diff.unchanged} unchanged)."
+    line = f"**Stack `{diff.stack}`: {', '.join(counts)}** ({diff.unchanged} unchanged{renamed})."
     if diff.removed_stateful:
         kinds = sorted({STATEFUL_TYPES[r.type] for r in diff.removed_stateful})
         line += f" :warning: **Deletes data:** {', '.join(kinds)}."
@@ -210,6 +225,9 @@ def to_markdown(diff: PlanDiff, base_label: str, limit_chars: int = COMMENT_LIMI
     if diff.added:
         blocks.append(["", f"### Added ({len(diff.added)})", ""])
         blocks += [[f"- {_title(r)}"] for r in diff.added]
+    if diff.renamed:
+        blocks.append(["", f"### Renamed under an alias ({len(diff.renamed)}): kept", ""])
+        blocks += [[f"- {_title(m.after)}", f"  - was {_code(m.before.urn)}"] for m in diff.renamed]
     trailer = 80  # room for the "more resources not shown" line
     lines, used = list(head), sum(len(line) + 1 for line in head) + trailer
     for shown, block in enumerate(blocks):
@@ -238,7 +256,8 @@ def _check_document(document: Any, label: str) -> None:
 
 
 def _resource(raw: dict[str, Any]) -> Resource:
-    return Resource(urn=raw["urn"], type=raw["type"], name=raw["name"], inputs=raw["inputs"])
+    aliases = tuple(raw.get("aliases", ()))  # plans written before aliases were recorded
+    return Resource(raw["urn"], raw["type"], raw["name"], raw["inputs"], aliases)
 
 
 def _pair_moves(added: list[Resource], removed: list[Resource]) -> list[Moved]:

@@ -63,7 +63,7 @@ def test_plan_json_has_the_documented_shape(tmp_path) -> None:
     assert (document["stack"], document["project"]) == ("dev", "floodgate")
     urns = {r["urn"] for r in document["resources"]}
     for resource in document["resources"]:
-        assert set(resource) == {"urn", "type", "name", "parent", "inputs"}
+        assert set(resource) == {"urn", "type", "name", "parent", "aliases", "inputs"}
         assert resource["parent"] is None or resource["parent"] in urns
     assert [r["urn"] for r in document["resources"]] == sorted(urns)
 

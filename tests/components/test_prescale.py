@@ -19,7 +19,10 @@ NOW = datetime(2028, 10, 1, tzinfo=UTC)
 def build(evaluate, settings, now=NOW):
     plans = plan_events(load_calendar(), settings, "prod", now)
     run = evaluate(lambda: Prescale("pre", PrescaleArgs(plans=plans, group_name="asg", now=now)))
-    return plans, {s.name: s.inputs for s in run.of_type("aws:autoscaling/schedule:Schedule")}
+    return plans, {s.inputs["scheduledActionName"]: s.inputs for s in run.of_type(SCHEDULE)}
+
+
+SCHEDULE = "aws:autoscaling/schedule:Schedule"
 
 
 def test_each_event_gets_its_stage_steps_and_a_restore(evaluate, prod) -> None:
@@ -34,6 +37,19 @@ def test_each_event_gets_its_stage_steps_and_a_restore(evaluate, prod) -> None:
     assert (restore["minSize"], restore["maxSize"]) == (prod.fleet.min_size, prod.fleet.max_size)
     assert restore["desiredCapacity"] == KEEP_DESIRED
     assert all(s["desiredCapacity"] == KEEP_DESIRED for s in schedules.values())
+
+
+def test_pulumi_names_follow_the_component_and_alias_the_names_before(evaluate, prod) -> None:
+    plans = plan_events(load_calendar(), prod, "prod", NOW)
+    run = evaluate(lambda: Prescale("pre", PrescaleArgs(plans=plans, group_name="asg", now=NOW)))
+    parent = "urn:pulumi:test::floodgate::floodgate:prescale:Prescale$" + SCHEDULE
+    schedules = run.of_type(SCHEDULE)
+    assert schedules
+    for schedule in schedules:
+        action = schedule.inputs["scheduledActionName"]
+        assert schedule.name == "pre-" + action.removeprefix("floodgate-")
+        # The URN each had when it was named by its action: Pulumi keeps it, not replaces it.
+        assert schedule.aliases == (f"{parent}::{action}",)
 
 
 def test_times_in_utc_are_each_stages_start_less_its_lead(evaluate, prod) -> None:
@@ -73,7 +89,7 @@ def test_names_are_stable_between_runs(evaluate, prod) -> None:
 @pytest.mark.parametrize("stack", ["prod"])
 def test_whole_program_declares_schedules_and_sizes_the_warm_pool(stack: str) -> None:
     run = stack_run(stack)
-    names = {s.name for s in run.of_type("aws:autoscaling/schedule:Schedule")}
+    names = {s.inputs["scheduledActionName"] for s in run.of_type(SCHEDULE)}
     assert "floodgate-us-general-election-20281107-stage-1" in names
     group = run.one("aws:autoscaling/group:Group").inputs
     assert group["warmPool"]["minSize"] == 12  # sized for the next event, a debate

@@ -133,6 +133,42 @@ def test_moved_resource_is_flagged_for_an_alias() -> None:
     assert "1 moved (replaced unless aliased)" in plan_diff.verdict(diff)
 
 
+def renamed_web(head: dict[str, Any], *aliases: str) -> dict[str, Any]:
+    web = next(r for r in head["resources"] if r["name"] == "web")
+    web.update(urn=f"{STACK}{GROUP}::fleet-web", name="fleet-web", aliases=list(aliases))
+    return web
+
+
+def test_renamed_resource_with_an_alias_is_kept_not_moved() -> None:
+    head = base_plan()
+    renamed_web(head, f"{STACK}{GROUP}::web")
+    diff = compare(base_plan(), head)
+    assert not diff.has_changes
+    assert (diff.moved, diff.unchanged, len(diff.renamed)) == ([], 4, 1)
+    text = to_markdown(diff, "`main`")
+    assert text.startswith("**No change** to stack `prod` (4 resources, 1 renamed under an alias).")
+    assert f"  - was `{STACK}{GROUP}::web`" in text
+
+
+def test_renamed_resource_is_compared_with_what_its_alias_names() -> None:
+    head = base_plan()
+    renamed_web(head, f"{STACK}{GROUP}::elsewhere", f"{STACK}{GROUP}::web")["inputs"]["maxSize"] = (
+        9.0
+    )
+    diff = compare(base_plan(), head)
+    assert [(c.resource.name, c.changes) for c in diff.changed] == [
+        ("fleet-web", [Change("maxSize", 120.0, 9.0)])
+    ]
+    assert (diff.added, diff.removed, diff.moved) == ([], [], [])
+
+
+def test_alias_to_a_urn_the_base_lacks_is_no_rename() -> None:
+    head = base_plan()
+    renamed_web(head, f"{STACK}{GROUP}::never-was")
+    diff = compare(base_plan(), head)
+    assert (diff.renamed, len(diff.moved)) == ([], 1)
+
+
 def test_code_change_is_shown_as_a_line_diff() -> None:
     base = {"code": "one\ntwo\nthree\n"}
     head = {"code": "one\n2\nthree\n"}
