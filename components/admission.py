@@ -293,13 +293,17 @@ class Admission(pulumi.ComponentResource):
             iam.Grant(["secretsmanager:GetSecretValue"], keys_arn),
             kvs_rw,
             # Neither has resource-level permissions (Service Authorization Reference).
-            iam.Grant(["autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricStatistics"],
-                  "*"),
+            iam.Grant(
+                ["autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricStatistics"], "*"
+            ),
             # Metric alarms can be named (composite alarms would need "*").
             iam.Grant(["cloudwatch:DescribeAlarms"], args.pause_alarm_arns),
-            iam.Grant(["cloudwatch:PutMetricData"], "*",
-                  condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}}),
-        ]  # fmt: skip
+            iam.Grant(
+                ["cloudwatch:PutMetricData"],
+                "*",
+                condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
+            ),
+        ]
         admin = [
             iam.Grant(read, table, leading_keys=ADMIN_READS),
             iam.Grant(write, table, leading_keys=ADMIN_WRITES),
@@ -453,9 +457,12 @@ class Admission(pulumi.ComponentResource):
             opts=child,
         )
         scheduler_role = service_role(
-            f"{name}-inlet-schedule", "scheduler.amazonaws.com", self._args.tags, child,
+            f"{name}-inlet-schedule",
+            "scheduler.amazonaws.com",
+            self._args.tags,
+            child,
             self._account,
-        )  # fmt: skip
+        )
         aws.iam.RolePolicy(
             f"{name}-inlet-schedule",
             role=scheduler_role.id,
@@ -520,9 +527,16 @@ class Admission(pulumi.ComponentResource):
             "Sum",
             threshold=10,
         )
-        self._alarm("waiting", f"More than {s.waiting_alarm_threshold} people waiting",
-                    METRIC_NAMESPACE, "Waiting", {"Room": s.room_id}, "Maximum",
-                    threshold=s.waiting_alarm_threshold, periods=5)  # fmt: skip
+        self._alarm(
+            "waiting",
+            f"More than {s.waiting_alarm_threshold} people waiting",
+            METRIC_NAMESPACE,
+            "Waiting",
+            {"Room": s.room_id},
+            "Maximum",
+            threshold=s.waiting_alarm_threshold,
+            periods=5,
+        )
 
     def _alarm(
         self,

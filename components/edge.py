@@ -83,11 +83,15 @@ class Edge(pulumi.ComponentResource):
         ordered = [
             *queue_behaviours,
             behaviour("/high-demand/*", PAGES_ORIGIN, READ_METHODS, static, None),
-            *(behaviour(p, PORTAL_GROUP, READ_METHODS, static, None)
-              for p in s.static_path_patterns),
-            *(behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST)
-              for p in s.write_path_patterns),
-        ]  # fmt: skip
+            *(
+                behaviour(p, PORTAL_GROUP, READ_METHODS, static, None)
+                for p in s.static_path_patterns
+            ),
+            *(
+                behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST)
+                for p in s.write_path_patterns
+            ),
+        ]
         self.distribution = self._declare_distribution(
             [*self._origins(pages), *queue_origins], ordered, logs
         )
@@ -400,10 +404,11 @@ class Edge(pulumi.ComponentResource):
             }
         ]
         return origins, [
-            self._behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache.id,
-                            queue_request.id),
+            self._behaviour(
+                "/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache.id, queue_request.id
+            ),
             self._behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, static_cache, None),
-        ]  # fmt: skip
+        ]
 
 
 def page_content_type(name: str) -> str:
@@ -456,8 +461,11 @@ JOIN_PATH = "/queue/join"
 
 def _visibility(metric: str) -> aws.wafv2.WebAclVisibilityConfigArgsDict:
     """CloudWatch metrics and sampled requests under `metric`."""
-    return {"cloudwatch_metrics_enabled": True, "metric_name": metric,
-            "sampled_requests_enabled": True}  # fmt: skip
+    return {
+        "cloudwatch_metrics_enabled": True,
+        "metric_name": metric,
+        "sampled_requests_enabled": True,
+    }
 
 
 def _join_rules(name: str, waf: WafSettings) -> list[aws.wafv2.WebAclRuleArgsDict]:

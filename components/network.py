@@ -76,9 +76,13 @@ class Network(pulumi.ComponentResource):
         # FSBP EC2.2: adopt the VPC's default security group and strip its rules, so nothing
         # launched without a group of its own can talk to anything.
         aws.ec2.DefaultSecurityGroup(
-            name, vpc_id=self.vpc.id, ingress=[], egress=[], tags=self._tagged("default"),
+            name,
+            vpc_id=self.vpc.id,
+            ingress=[],
+            egress=[],
+            tags=self._tagged("default"),
             opts=child,
-        )  # fmt: skip
+        )
         return aws.ec2.InternetGateway(
             name, vpc_id=self.vpc.id, tags=self._tagged("igw"), opts=child
         )
@@ -134,9 +138,11 @@ class Network(pulumi.ComponentResource):
             if zone not in nat_zones:
                 continue
             eip = aws.ec2.Eip(
-                f"{name}-nat-{zone}", domain="vpc", tags=self._tagged(f"nat-{zone}"),
+                f"{name}-nat-{zone}",
+                domain="vpc",
+                tags=self._tagged(f"nat-{zone}"),
                 opts=self._child,
-            )  # fmt: skip
+            )
             nats[zone] = aws.ec2.NatGateway(
                 f"{name}-{zone}",
                 allocation_id=eip.id,

@@ -77,8 +77,10 @@ class Observability(pulumi.ComponentResource):
             tags=tags,
             opts=edge_child,
         )
-        topics = ((f"{name}-alarms", self.topic, child),
-                  (f"{name}-edge-alarms", self.edge_topic, edge_child))  # fmt: skip
+        topics = (
+            (f"{name}-alarms", self.topic, child),
+            (f"{name}-edge-alarms", self.edge_topic, edge_child),
+        )
         for i, email in enumerate(self._args.settings.email_subscriptions):
             for topic_name, topic, topic_opts in topics:
                 aws.sns.TopicSubscription(

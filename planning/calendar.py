@@ -120,8 +120,10 @@ class EventSpec(_Peak):
             return None
         parts = dict(p.split("=", 1) for p in value.upper().split(";") if "=" in p)
         if parts.get("FREQ") not in DAILY_OR_SLOWER:
-            raise ValueError(f"FREQ must be one of {', '.join(DAILY_OR_SLOWER)} (got "
-                             f"{parts.get('FREQ')!r}): events recur daily at most")  # fmt: skip
+            raise ValueError(
+                f"FREQ must be one of {', '.join(DAILY_OR_SLOWER)} (got "
+                f"{parts.get('FREQ')!r}): events recur daily at most"
+            )
         interval = parts.get("INTERVAL", "1")
         if not interval.isdigit() or int(interval) < 1:
             raise ValueError(f"INTERVAL must be a whole number from 1 (got {interval!r})")
@@ -268,14 +270,17 @@ def parse_calendar(document: object, base: Path = STACKS_DIR) -> Calendar:
     for source in parsed.ics:
         events.extend(import_ics(base / source.path, source))
     if parsed.stacks is not None:
-        events = [e if e.stacks is not None else e.model_copy(update={"stacks": parsed.stacks})
-                  for e in events]  # fmt: skip
+        events = [
+            e if e.stacks is not None else e.model_copy(update={"stacks": parsed.stacks})
+            for e in events
+        ]
     known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in base.glob("Pulumi.*.yaml"))
     named = {s for s in parsed.stacks or []} | {s for e in events for s in e.stacks or []}
     unknown = sorted(s for s in named if known and s not in known)
     if unknown:
-        raise CalendarError(f"stacks: {unknown} named by events but no stack file "
-                            f"(stacks: {', '.join(known)})")  # fmt: skip
+        raise CalendarError(
+            f"stacks: {unknown} named by events but no stack file (stacks: {', '.join(known)})"
+        )
     names = [e.name for e in events]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -306,11 +311,13 @@ def _ics_event(path: Path, source: IcsSource, vevent: Any) -> EventSpec:
     if begins is None:
         raise CalendarError(f"{where}: no DTSTART")
     if not isinstance(begins, date):
-        raise CalendarError(f"{where}: DTSTART {begins!r} is not a valid date-time "
-                            "(YYYYMMDDTHHMMSS with a TZID)")  # fmt: skip
+        raise CalendarError(
+            f"{where}: DTSTART {begins!r} is not a valid date-time (YYYYMMDDTHHMMSS with a TZID)"
+        )
     if not isinstance(begins, datetime):
-        raise CalendarError(f"{where}: DTSTART is a date alone (an all-day event); "
-                            "give it a time and a TZID")  # fmt: skip
+        raise CalendarError(
+            f"{where}: DTSTART is a date alone (an all-day event); give it a time and a TZID"
+        )
     zone = _zone_name(begins, vevent, where)
     local = begins.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
     finishes = _ics_time(vevent, "DTEND", where)
@@ -321,8 +328,9 @@ def _ics_event(path: Path, source: IcsSource, vevent: Any) -> EventSpec:
             raise CalendarError(f"{where}: DTEND is a date alone; give it a time like DTSTART")
         shape: dict[str, object] = {
             "end": finishes.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-            if finishes.tzinfo else finishes  # a floating end: the start's local time
-        }  # fmt: skip
+            if finishes.tzinfo
+            else finishes  # a floating end: the start's local time
+        }
     elif "DURATION" in vevent:
         shape = {"duration_h": vevent.decoded("DURATION").total_seconds() / 3600}
     else:
@@ -350,8 +358,9 @@ def _ics_time(vevent: Any, prop: str, where: str) -> object:
     try:
         return vevent.decoded(prop)
     except (ValueError, TypeError) as exc:
-        raise CalendarError(f"{where}: {prop} {vevent[prop].to_ical()!r} is not a valid "
-                            f"date-time ({exc})") from None  # fmt: skip
+        raise CalendarError(
+            f"{where}: {prop} {vevent[prop].to_ical()!r} is not a valid date-time ({exc})"
+        ) from None
 
 
 def _zone_name(moment: datetime, vevent: Any, where: str) -> str:
@@ -361,16 +370,19 @@ def _zone_name(moment: datetime, vevent: Any, where: str) -> str:
     zone = moment.tzinfo
     if zone is None:
         if tzid:
-            raise CalendarError(f"{where}: TZID {tzid!r} is not a time zone the calendar "
-                                "defines or IANA knows (e.g. America/Toronto)")  # fmt: skip
+            raise CalendarError(
+                f"{where}: TZID {tzid!r} is not a time zone the calendar "
+                "defines or IANA knows (e.g. America/Toronto)"
+            )
         raise CalendarError(f"{where}: DTSTART {moment} has no time zone; give it a TZID")
     key = getattr(zone, "key", None)
     if key:
         return str(key)
     if zone.utcoffset(moment) == timedelta(0):
         return "UTC"
-    raise CalendarError(f"{where}: time zone {tzid or zone!r} has no IANA name; use a TZID "
-                        "like America/Toronto")  # fmt: skip
+    raise CalendarError(
+        f"{where}: time zone {tzid or zone!r} has no IANA name; use a TZID like America/Toronto"
+    )
 
 
 def _localize(local: datetime, zone_name: str) -> datetime:
@@ -396,6 +408,9 @@ def _describe(exc: ValidationError, document: object) -> str:
         message = error["msg"].removeprefix("Value error, ")
         value = error.get("input")
         # Model-level errors carry the whole event as input: the message already says enough.
-        lines.append(f"{label}: {message}" if isinstance(value, dict)
-                     else f"{label}: {message} (got {value!r})")  # fmt: skip
+        lines.append(
+            f"{label}: {message}"
+            if isinstance(value, dict)
+            else f"{label}: {message} (got {value!r})"
+        )
     return "invalid calendar:\n  " + "\n  ".join(lines)

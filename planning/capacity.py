@@ -89,15 +89,19 @@ def room_warm_throughput(admission: AdmissionSettings) -> WarmThroughput:
     return WarmThroughput(
         writes_per_s=min(
             quota,
-            max(aws_facts.DDB_NEW_TABLE_WRITES_PER_S,
-                admission.design_joins_per_s * DDB_WRITES_PER_JOIN),
+            max(
+                aws_facts.DDB_NEW_TABLE_WRITES_PER_S,
+                admission.design_joins_per_s * DDB_WRITES_PER_JOIN,
+            ),
         ),
         reads_per_s=min(
             quota,
-            max(aws_facts.DDB_NEW_TABLE_READS_PER_S,
-                admission.design_joins_per_s * DDB_READS_PER_STATUS),
+            max(
+                aws_facts.DDB_NEW_TABLE_READS_PER_S,
+                admission.design_joins_per_s * DDB_READS_PER_STATUS,
+            ),
         ),
-    )  # fmt: skip
+    )
 
 
 ADMIT_CATCH_UP = 3
@@ -224,8 +228,10 @@ def queue_api_capacity(settings: Settings) -> QueueApiCapacity:
     design, warm = queue_api_design(settings), room_warm_throughput(settings.admission)
     return QueueApiCapacity(
         api_per_s=settings.admission.api_rate_limit,
-        joins_per_s=min(design.join_concurrency / JOIN_SERVICE_S,
-                        warm.writes_per_s / DDB_WRITES_PER_JOIN),
-        polls_per_s=min(design.status_concurrency / STATUS_SERVICE_S,
-                        warm.reads_per_s / DDB_READS_PER_STATUS),
-    )  # fmt: skip
+        joins_per_s=min(
+            design.join_concurrency / JOIN_SERVICE_S, warm.writes_per_s / DDB_WRITES_PER_JOIN
+        ),
+        polls_per_s=min(
+            design.status_concurrency / STATUS_SERVICE_S, warm.reads_per_s / DDB_READS_PER_STATUS
+        ),
+    )

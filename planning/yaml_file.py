@@ -31,10 +31,11 @@ class _StrictLoader(yaml.SafeLoader):
                 line = key_node.start_mark.line + 1
                 if key in seen:
                     raise ConstructorError(
-                        None, None,
+                        None,
+                        None,
                         f"duplicate key {key!r} (first on line {seen[key]})",
                         key_node.start_mark,
-                    )  # fmt: skip
+                    )
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
 

@@ -271,8 +271,12 @@ def _rate_s(expression: str) -> int | None:
     if not expression.startswith("rate(") or not expression.endswith(")"):
         return None
     amount, unit = expression[5:-1].split()
-    return int(amount) * {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600,
-                          "day": 86_400, "days": 86_400}[unit]  # fmt: skip
+    return (
+        int(amount)
+        * {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86_400, "days": 86_400}[
+            unit
+        ]
+    )
 
 
 def _request_scaling_after_listener_rule(view: StackView) -> Iterator[Finding]:

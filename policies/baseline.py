@@ -93,14 +93,21 @@ def _waf_logging(view: StackView) -> Iterator[Finding]:
 def _alb_baseline(args: ResourceValidationArgs) -> Iterator[Finding]:
     p = args.props
     if not get(p, "dropInvalidHeaderFields"):
-        yield Finding("dropInvalidHeaderFields", get(p, "dropInvalidHeaderFields"),
-                      "ELB.4: invalid HTTP headers are dropped")  # fmt: skip
+        yield Finding(
+            "dropInvalidHeaderFields",
+            get(p, "dropInvalidHeaderFields"),
+            "ELB.4: invalid HTTP headers are dropped",
+        )
     if not get(p, "accessLogs.enabled"):
-        yield Finding("accessLogs.enabled", get(p, "accessLogs.enabled"),
-                      "ELB.5: access logging is enabled")  # fmt: skip
+        yield Finding(
+            "accessLogs.enabled", get(p, "accessLogs.enabled"), "ELB.5: access logging is enabled"
+        )
     if get(p, "desyncMitigationMode") not in ("defensive", "strictest"):
-        yield Finding("desyncMitigationMode", get(p, "desyncMitigationMode"),
-                      "ELB.12: desync mitigation is defensive or strictest")  # fmt: skip
+        yield Finding(
+            "desyncMitigationMode",
+            get(p, "desyncMitigationMode"),
+            "ELB.12: desync mitigation is defensive or strictest",
+        )
     if len(as_list(get(p, "subnets"))) < 2:
         yield Finding("subnets", get(p, "subnets"), "ELB.13: spans at least two zones")
 
@@ -121,9 +128,11 @@ def _distribution_baseline(args: ResourceValidationArgs) -> Iterator[Finding]:
     p = dict(args.props)
     for pattern, behaviour in behaviours(p):
         if behaviour.get("viewerProtocolPolicy") not in ("redirect-to-https", "https-only"):
-            yield Finding(f"behaviour {pattern}.viewerProtocolPolicy",
-                          behaviour.get("viewerProtocolPolicy"),
-                          "CloudFront.3: viewers use HTTPS")  # fmt: skip
+            yield Finding(
+                f"behaviour {pattern}.viewerProtocolPolicy",
+                behaviour.get("viewerProtocolPolicy"),
+                "CloudFront.3: viewers use HTTPS",
+            )
     if not get(p, "loggingConfig.bucket"):
         yield Finding("loggingConfig", None, "CloudFront.5: standard logging is enabled")
     if not get(p, "webAclId"):
@@ -132,23 +141,33 @@ def _distribution_baseline(args: ResourceValidationArgs) -> Iterator[Finding]:
         custom = get(origin, "customOriginConfig")
         if custom is None:
             if not get(origin, "originAccessControlId"):
-                yield Finding(f"origin {origin.get('originId')}.originAccessControlId", None,
-                              "CloudFront.13: S3 origins use origin access control")  # fmt: skip
+                yield Finding(
+                    f"origin {origin.get('originId')}.originAccessControlId",
+                    None,
+                    "CloudFront.13: S3 origins use origin access control",
+                )
             continue
         if get(custom, "originProtocolPolicy") != "https-only":
-            yield Finding(f"origin {origin.get('originId')}.originProtocolPolicy",
-                          get(custom, "originProtocolPolicy"),
-                          "CloudFront.9: traffic to custom origins is encrypted")  # fmt: skip
+            yield Finding(
+                f"origin {origin.get('originId')}.originProtocolPolicy",
+                get(custom, "originProtocolPolicy"),
+                "CloudFront.9: traffic to custom origins is encrypted",
+            )
         if set(as_list(get(custom, "originSslProtocols"))) - {"TLSv1.2"}:
-            yield Finding(f"origin {origin.get('originId')}.originSslProtocols",
-                          get(custom, "originSslProtocols"),
-                          "CloudFront.10: no deprecated SSL/TLS to origins")  # fmt: skip
+            yield Finding(
+                f"origin {origin.get('originId')}.originSslProtocols",
+                get(custom, "originSslProtocols"),
+                "CloudFront.10: no deprecated SSL/TLS to origins",
+            )
 
 
 def _custom_certificate(args: ResourceValidationArgs) -> Iterator[Finding]:
     if get(args.props, "viewerCertificate.cloudfrontDefaultCertificate"):
-        yield Finding("viewerCertificate.cloudfrontDefaultCertificate", True,
-                      "CloudFront.7: the distribution uses a custom certificate")  # fmt: skip
+        yield Finding(
+            "viewerCertificate.cloudfrontDefaultCertificate",
+            True,
+            "CloudFront.7: the distribution uses a custom certificate",
+        )
 
 
 def _no_aliases(args: ResourceValidationArgs) -> bool:
@@ -158,21 +177,29 @@ def _no_aliases(args: ResourceValidationArgs) -> bool:
 def _group_baseline(args: ResourceValidationArgs) -> Iterator[Finding]:
     p = args.props
     if get(p, "healthCheckType") != "ELB":
-        yield Finding("healthCheckType", get(p, "healthCheckType"),
-                      "AutoScaling.1: ELB health checks")  # fmt: skip
+        yield Finding(
+            "healthCheckType", get(p, "healthCheckType"), "AutoScaling.1: ELB health checks"
+        )
     if len(as_list(get(p, "vpcZoneIdentifiers"))) < 2:
-        yield Finding("vpcZoneIdentifiers", get(p, "vpcZoneIdentifiers"),
-                      "AutoScaling.2: the group spans several zones")  # fmt: skip
+        yield Finding(
+            "vpcZoneIdentifiers",
+            get(p, "vpcZoneIdentifiers"),
+            "AutoScaling.2: the group spans several zones",
+        )
     if get(p, "launchConfiguration"):
-        yield Finding("launchConfiguration", get(p, "launchConfiguration"),
-                      "AutoScaling.9: groups use launch templates")  # fmt: skip
+        yield Finding(
+            "launchConfiguration",
+            get(p, "launchConfiguration"),
+            "AutoScaling.9: groups use launch templates",
+        )
 
 
 def _multiple_instance_types(args: ResourceValidationArgs) -> Iterator[Finding]:
     overrides = get(args.props, "mixedInstancesPolicy.launchTemplate.overrides")
     if len(as_list(overrides)) < 2:
-        yield Finding("mixedInstancesPolicy", None,
-                      "AutoScaling.6: the group uses several instance types")  # fmt: skip
+        yield Finding(
+            "mixedInstancesPolicy", None, "AutoScaling.6: the group uses several instance types"
+        )
 
 
 def _warm_pool_group(args: ResourceValidationArgs) -> bool:
@@ -182,12 +209,18 @@ def _warm_pool_group(args: ResourceValidationArgs) -> bool:
 def _launch_template_baseline(args: ResourceValidationArgs) -> Iterator[Finding]:
     p = args.props
     if get(p, "metadataOptions.httpTokens") != "required":
-        yield Finding("metadataOptions.httpTokens", get(p, "metadataOptions.httpTokens"),
-                      "AutoScaling.3 / EC2.8: IMDSv2 is required")  # fmt: skip
+        yield Finding(
+            "metadataOptions.httpTokens",
+            get(p, "metadataOptions.httpTokens"),
+            "AutoScaling.3 / EC2.8: IMDSv2 is required",
+        )
     for i, nic in enumerate(as_list(get(p, "networkInterfaces"))):
         if str(get(nic, "associatePublicIpAddress", "false")).lower() == "true":
-            yield Finding(f"networkInterfaces[{i}].associatePublicIpAddress", True,
-                          "AutoScaling.5: instances get no public IP")  # fmt: skip
+            yield Finding(
+                f"networkInterfaces[{i}].associatePublicIpAddress",
+                True,
+                "AutoScaling.5: instances get no public IP",
+            )
 
 
 def _bucket_baseline(view: StackView) -> Iterator[Finding]:
@@ -199,8 +232,13 @@ def _bucket_baseline(view: StackView) -> Iterator[Finding]:
         block = blocks.get(bucket_id)
         if block is None or not all(get(block.props, k) for k in keys):
             current = None if block is None else dict(block.props)
-            yield Finding("publicAccessBlock", current, "S3.8: all public access is blocked",
-                          bucket.urn, bucket.name)  # fmt: skip
+            yield Finding(
+                "publicAccessBlock",
+                current,
+                "S3.8: all public access is blocked",
+                bucket.urn,
+                bucket.name,
+            )
         policy = policies.get(bucket_id)
         document = policy_document(get(policy.props, "policy") if policy else None)
         if not any(
@@ -217,8 +255,11 @@ def _id_of(bucket: Resource) -> str:
 
 def _table_baseline(args: ResourceValidationArgs) -> Iterator[Finding]:
     if not get(args.props, "pointInTimeRecovery.enabled"):
-        yield Finding("pointInTimeRecovery.enabled", get(args.props, "pointInTimeRecovery.enabled"),
-                      "DynamoDB.2: point-in-time recovery is enabled")  # fmt: skip
+        yield Finding(
+            "pointInTimeRecovery.enabled",
+            get(args.props, "pointInTimeRecovery.enabled"),
+            "DynamoDB.2: point-in-time recovery is enabled",
+        )
 
 
 def _lambda_baseline(args: ResourceValidationArgs) -> Iterator[Finding]:
@@ -234,8 +275,11 @@ def _topic_encrypted(args: ResourceValidationArgs) -> Iterator[Finding]:
 
 def _key_rotation(args: ResourceValidationArgs) -> Iterator[Finding]:
     if not get(args.props, "enableKeyRotation"):
-        yield Finding("enableKeyRotation", get(args.props, "enableKeyRotation"),
-                      "KMS.4: key rotation is enabled")  # fmt: skip
+        yield Finding(
+            "enableKeyRotation",
+            get(args.props, "enableKeyRotation"),
+            "KMS.4: key rotation is enabled",
+        )
 
 
 def _stage_logging(args: ResourceValidationArgs) -> Iterator[Finding]:
@@ -251,53 +295,140 @@ def _flow_logs(view: StackView) -> Iterator[Finding]:
 
 _HUB = "https://docs.aws.amazon.com/securityhub/latest/userguide"
 RULES = [
-    StackRule("fsbp-ec2-2-default-security-group-closed", "baseline",
-              "EC2.2: the VPC default security group has no rules",
-              f"{_HUB}/ec2-controls.html#ec2-2", _default_sg_closed),
-    StackRule("fsbp-ec2-6-vpc-flow-logs", "baseline", "EC2.6: VPC flow logging",
-              f"{_HUB}/ec2-controls.html#ec2-6", _flow_logs),
-    StackRule("fsbp-waf-11-web-acl-logging", "baseline",
-              "WAF.11: web ACL logging, cookie and authorization headers redacted",
-              f"{_HUB}/waf-controls.html#waf-11", _waf_logging),
-    ResourceRule("fsbp-elb-load-balancer", "baseline",
-                 "ELB.4, ELB.5, ELB.12, ELB.13: headers, logs, desync, zones",
-                 f"{_HUB}/elb-controls.html", (T_LB,), _alb_baseline),
-    ResourceRule("fsbp-elb-listener-tls", "baseline", "ELB.1, ELB.8: HTTPS with TLS 1.2+",
-                 f"{_HUB}/elb-controls.html", (T_LISTENER,), _listener_tls),
-    ResourceRule("fsbp-cloudfront-distribution", "baseline",
-                 "CloudFront.3, .5, .6, .9, .10, .13: HTTPS, logs, WAF, origin encryption, OAC",
-                 f"{_HUB}/cloudfront-controls.html", (T_DISTRIBUTION,), _distribution_baseline),
-    ResourceRule("fsbp-cloudfront-7-custom-certificate", "baseline",
-                 "CloudFront.7: custom SSL/TLS certificate",
-                 f"{_HUB}/cloudfront-controls.html#cloudfront-7", (T_DISTRIBUTION,),
-                 _custom_certificate,
-                 Exemption("a stack with no domain names of its own (dev, PR previews) is "
-                           "reached on *.cloudfront.net, which only the default certificate "
-                           "covers", _no_aliases)),
-    ResourceRule("fsbp-autoscaling-group", "baseline",
-                 "AutoScaling.1, .2, .9: ELB health checks, zones, launch templates",
-                 f"{_HUB}/autoscaling-controls.html", (T_GROUP,), _group_baseline),
-    ResourceRule("fsbp-autoscaling-6-instance-types", "baseline",
-                 "AutoScaling.6: several instance types",
-                 f"{_HUB}/autoscaling-controls.html#autoscaling-6", (T_GROUP,),
-                 _multiple_instance_types,
-                 Exemption("AWS cannot attach a warm pool to a group with a mixed instances "
-                           "policy; prod trades type diversity for instances in service in "
-                           "30-60 s", _warm_pool_group)),
-    ResourceRule("fsbp-launch-template", "baseline",
-                 "AutoScaling.3, .5 / EC2.8: IMDSv2, no public IPs",
-                 f"{_HUB}/autoscaling-controls.html", (T_LAUNCH_TEMPLATE,),
-                 _launch_template_baseline),
-    StackRule("fsbp-s3-buckets", "baseline", "S3.5, S3.8: TLS only, public access blocked",
-              f"{_HUB}/s3-controls.html", _bucket_baseline),
-    ResourceRule("fsbp-dynamodb-2-pitr", "baseline", "DynamoDB.2: point-in-time recovery",
-                 f"{_HUB}/dynamodb-controls.html#dynamodb-2", (T_TABLE,), _table_baseline),
-    ResourceRule("fsbp-lambda-2-runtime", "baseline", "Lambda.2: supported runtimes",
-                 f"{_HUB}/lambda-controls.html#lambda-2", (T_FUNCTION,), _lambda_baseline),
-    ResourceRule("fsbp-sns-encrypted", "baseline", "SNS.1: topics encrypted with KMS",
-                 f"{_HUB}/sns-controls.html", (T_TOPIC,), _topic_encrypted),
-    ResourceRule("fsbp-kms-4-rotation", "baseline", "KMS.4: key rotation",
-                 f"{_HUB}/kms-controls.html#kms-4", (T_KEY,), _key_rotation),
-    ResourceRule("fsbp-apigateway-9-access-logs", "baseline", "APIGateway.9: access logging",
-                 f"{_HUB}/apigateway-controls.html#apigateway-9", (T_STAGE,), _stage_logging),
-]  # fmt: skip
+    StackRule(
+        "fsbp-ec2-2-default-security-group-closed",
+        "baseline",
+        "EC2.2: the VPC default security group has no rules",
+        f"{_HUB}/ec2-controls.html#ec2-2",
+        _default_sg_closed,
+    ),
+    StackRule(
+        "fsbp-ec2-6-vpc-flow-logs",
+        "baseline",
+        "EC2.6: VPC flow logging",
+        f"{_HUB}/ec2-controls.html#ec2-6",
+        _flow_logs,
+    ),
+    StackRule(
+        "fsbp-waf-11-web-acl-logging",
+        "baseline",
+        "WAF.11: web ACL logging, cookie and authorization headers redacted",
+        f"{_HUB}/waf-controls.html#waf-11",
+        _waf_logging,
+    ),
+    ResourceRule(
+        "fsbp-elb-load-balancer",
+        "baseline",
+        "ELB.4, ELB.5, ELB.12, ELB.13: headers, logs, desync, zones",
+        f"{_HUB}/elb-controls.html",
+        (T_LB,),
+        _alb_baseline,
+    ),
+    ResourceRule(
+        "fsbp-elb-listener-tls",
+        "baseline",
+        "ELB.1, ELB.8: HTTPS with TLS 1.2+",
+        f"{_HUB}/elb-controls.html",
+        (T_LISTENER,),
+        _listener_tls,
+    ),
+    ResourceRule(
+        "fsbp-cloudfront-distribution",
+        "baseline",
+        "CloudFront.3, .5, .6, .9, .10, .13: HTTPS, logs, WAF, origin encryption, OAC",
+        f"{_HUB}/cloudfront-controls.html",
+        (T_DISTRIBUTION,),
+        _distribution_baseline,
+    ),
+    ResourceRule(
+        "fsbp-cloudfront-7-custom-certificate",
+        "baseline",
+        "CloudFront.7: custom SSL/TLS certificate",
+        f"{_HUB}/cloudfront-controls.html#cloudfront-7",
+        (T_DISTRIBUTION,),
+        _custom_certificate,
+        Exemption(
+            "a stack with no domain names of its own (dev, PR previews) is "
+            "reached on *.cloudfront.net, which only the default certificate "
+            "covers",
+            _no_aliases,
+        ),
+    ),
+    ResourceRule(
+        "fsbp-autoscaling-group",
+        "baseline",
+        "AutoScaling.1, .2, .9: ELB health checks, zones, launch templates",
+        f"{_HUB}/autoscaling-controls.html",
+        (T_GROUP,),
+        _group_baseline,
+    ),
+    ResourceRule(
+        "fsbp-autoscaling-6-instance-types",
+        "baseline",
+        "AutoScaling.6: several instance types",
+        f"{_HUB}/autoscaling-controls.html#autoscaling-6",
+        (T_GROUP,),
+        _multiple_instance_types,
+        Exemption(
+            "AWS cannot attach a warm pool to a group with a mixed instances "
+            "policy; prod trades type diversity for instances in service in "
+            "30-60 s",
+            _warm_pool_group,
+        ),
+    ),
+    ResourceRule(
+        "fsbp-launch-template",
+        "baseline",
+        "AutoScaling.3, .5 / EC2.8: IMDSv2, no public IPs",
+        f"{_HUB}/autoscaling-controls.html",
+        (T_LAUNCH_TEMPLATE,),
+        _launch_template_baseline,
+    ),
+    StackRule(
+        "fsbp-s3-buckets",
+        "baseline",
+        "S3.5, S3.8: TLS only, public access blocked",
+        f"{_HUB}/s3-controls.html",
+        _bucket_baseline,
+    ),
+    ResourceRule(
+        "fsbp-dynamodb-2-pitr",
+        "baseline",
+        "DynamoDB.2: point-in-time recovery",
+        f"{_HUB}/dynamodb-controls.html#dynamodb-2",
+        (T_TABLE,),
+        _table_baseline,
+    ),
+    ResourceRule(
+        "fsbp-lambda-2-runtime",
+        "baseline",
+        "Lambda.2: supported runtimes",
+        f"{_HUB}/lambda-controls.html#lambda-2",
+        (T_FUNCTION,),
+        _lambda_baseline,
+    ),
+    ResourceRule(
+        "fsbp-sns-encrypted",
+        "baseline",
+        "SNS.1: topics encrypted with KMS",
+        f"{_HUB}/sns-controls.html",
+        (T_TOPIC,),
+        _topic_encrypted,
+    ),
+    ResourceRule(
+        "fsbp-kms-4-rotation",
+        "baseline",
+        "KMS.4: key rotation",
+        f"{_HUB}/kms-controls.html#kms-4",
+        (T_KEY,),
+        _key_rotation,
+    ),
+    ResourceRule(
+        "fsbp-apigateway-9-access-logs",
+        "baseline",
+        "APIGateway.9: access logging",
+        f"{_HUB}/apigateway-controls.html#apigateway-9",
+        (T_STAGE,),
+        _stage_logging,
+    ),
+]

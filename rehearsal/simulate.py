@@ -84,9 +84,16 @@ class Result:
 
 REHEARSAL_RESOURCES = {
     variable: "rehearsal"
-    for variable in ("FG_TABLE", "FG_SECRET_ID", "FG_KVS_ARN", "FG_ASG_NAME", "FG_TARGET_GROUP",
-                     "FG_ALARM_NAMES", "FG_ORIGIN_SECRET_ID")
-}  # fmt: skip
+    for variable in (
+        "FG_TABLE",
+        "FG_SECRET_ID",
+        "FG_KVS_ARN",
+        "FG_ASG_NAME",
+        "FG_TARGET_GROUP",
+        "FG_ALARM_NAMES",
+        "FG_ORIGIN_SECRET_ID",
+    )
+}
 """The variables components/admission.py fills with resource names: the rehearsal has none."""
 
 
@@ -254,8 +261,14 @@ class _Run:
             longest_queue = max(longest_queue, queue_run)
         still_waiting = room.close(len(night.users) * self.dt) if room else 0.0
         measures = self._measures(room, longest_queue, still_waiting)
-        return Result(night.scenario, self.policy, measures, self.series,
-                      room.budgets if room else [], self.api_peak[1])  # fmt: skip
+        return Result(
+            night.scenario,
+            self.policy,
+            measures,
+            self.series,
+            room.budgets if room else [],
+            self.api_peak[1],
+        )
 
     def _queue_api(self, now: float, room: RoomSim, arriving: float) -> None:
         """Newcomers join through the queue API, which also answers everyone's polls (every
@@ -279,9 +292,11 @@ class _Run:
             (wanted_joins + polls) / cap.api_per_s,
         )
         if load > self.api_peak[0]:
-            limits = {"join function": wanted_joins / cap.joins_per_s,
-                      "status function": polls / cap.polls_per_s,
-                      "API throttle": (wanted_joins + polls) / cap.api_per_s}  # fmt: skip
+            limits = {
+                "join function": wanted_joins / cap.joins_per_s,
+                "status function": polls / cap.polls_per_s,
+                "API throttle": (wanted_joins + polls) / cap.api_per_s,
+            }
             self.api_peak = (load, max(limits, key=limits.__getitem__))
         if load > 1:
             self.totals["api_over_s"] += dt

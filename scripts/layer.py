@@ -44,10 +44,20 @@ def build(target: Path, requirements: Path | None = None, extra: tuple[str, ...]
     returns its content hash."""
     shutil.rmtree(target, ignore_errors=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", *PIP_FLAGS, *extra,
-         "--target", str(target / "python"), "-r", str(requirements or REQUIREMENTS)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            *PIP_FLAGS,
+            *extra,
+            "--target",
+            str(target / "python"),
+            "-r",
+            str(requirements or REQUIREMENTS),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return tree_hash(target)
 
 

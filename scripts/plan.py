@@ -195,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Floodgate offline plan: stack {args.stack}")
     print("\n".join(f"  {line}" for line in key_settings(settings)))
-    print(f"\nUpcoming events as of {now:%Y-%m-%d %H:%M}Z "
-          f"(horizon {settings.prescale.horizon_days} days):")  # fmt: skip
+    print(
+        f"\nUpcoming events as of {now:%Y-%m-%d %H:%M}Z "
+        f"(horizon {settings.prescale.horizon_days} days):"
+    )
     print("\n".join(f"  {line}" for line in event_table(plans)))
     if plans:
         print("Rehearsal, each event's own curve, stack as configured (make rehearse for all):")

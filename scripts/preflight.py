@@ -92,8 +92,12 @@ class Clients:
 
 def _at_least(name: str, target: str, have: float, need: float, unit: str) -> Check:
     ok = have >= need
-    return Check(name, target, "ok" if ok else "FAIL",
-                 f"{'has' if ok else 'only'} {have:,.0f} {unit}; needs {need:,.0f}")  # fmt: skip
+    return Check(
+        name,
+        target,
+        "ok" if ok else "FAIL",
+        f"{'has' if ok else 'only'} {have:,.0f} {unit}; needs {need:,.0f}",
+    )
 
 
 def lambda_concurrency(clients: Clients, settings: Settings) -> Iterator[Check]:
@@ -101,17 +105,25 @@ def lambda_concurrency(clients: Clients, settings: Settings) -> Iterator[Check]:
         return
     limit = clients.lambda_.get_account_settings()["AccountLimit"]["ConcurrentExecutions"]
     need = queue_api_design(settings).reserved + aws_facts.LAMBDA_MIN_UNRESERVED
-    yield _at_least("lambda-concurrency", settings.region, limit, need,
-                    "concurrent executions (room reserved + 100 unreserved)")  # fmt: skip
+    yield _at_least(
+        "lambda-concurrency",
+        settings.region,
+        limit,
+        need,
+        "concurrent executions (room reserved + 100 unreserved)",
+    )
 
 
 def ec2_vcpus(clients: Clients, settings: Settings) -> Iterator[Check]:
     types = settings.fleet.instance_types
     other = [t for t in types if not STANDARD_FAMILIES.match(t)]
     if other:
-        yield Check("ec2-vcpus", ", ".join(other), "unknown",
-                    "not a standard family: its vCPU quota is another one; check Service "
-                    "Quotas by hand")  # fmt: skip
+        yield Check(
+            "ec2-vcpus",
+            ", ".join(other),
+            "unknown",
+            "not a standard family: its vCPU quota is another one; check Service Quotas by hand",
+        )
         return
     described = clients.ec2.describe_instance_types(InstanceTypes=types)["InstanceTypes"]
     vcpus = max(t["VCpuInfo"]["DefaultVCpus"] for t in described)
@@ -119,8 +131,13 @@ def ec2_vcpus(clients: Clients, settings: Settings) -> Iterator[Check]:
         "Quota"
     ]["Value"]
     most = settings.fleet.max_size
-    yield _at_least("ec2-vcpus", settings.region, quota, most * vcpus,
-                    f"On-Demand standard vCPUs (max {most} x {vcpus})")  # fmt: skip
+    yield _at_least(
+        "ec2-vcpus",
+        settings.region,
+        quota,
+        most * vcpus,
+        f"On-Demand standard vCPUs (max {most} x {vcpus})",
+    )
 
 
 def dynamodb_throughput(clients: Clients, settings: Settings) -> Iterator[Check]:
@@ -128,10 +145,20 @@ def dynamodb_throughput(clients: Clients, settings: Settings) -> Iterator[Check]
         return
     limits = clients.dynamodb.describe_limits()
     warm = room_warm_throughput(settings.admission)
-    yield _at_least("dynamodb-throughput", "table writes", limits["TableMaxWriteCapacityUnits"],
-                    warm.writes_per_s, "write units/s per table (room warm)")  # fmt: skip
-    yield _at_least("dynamodb-throughput", "table reads", limits["TableMaxReadCapacityUnits"],
-                    warm.reads_per_s, "read units/s per table (room warm)")  # fmt: skip
+    yield _at_least(
+        "dynamodb-throughput",
+        "table writes",
+        limits["TableMaxWriteCapacityUnits"],
+        warm.writes_per_s,
+        "write units/s per table (room warm)",
+    )
+    yield _at_least(
+        "dynamodb-throughput",
+        "table reads",
+        limits["TableMaxReadCapacityUnits"],
+        warm.reads_per_s,
+        "read units/s per table (room warm)",
+    )
 
 
 def alb_reservation(clients: Clients, settings: Settings, largest_planned: int) -> Iterator[Check]:
@@ -140,13 +167,22 @@ def alb_reservation(clients: Clients, settings: Settings, largest_planned: int) 
         return
     quota = _lcu_reservation_quota(clients)
     if quota is None:
-        yield Check("alb-lcu-reservation", settings.region, "unknown",
-                    f"no Elastic Load Balancing quota on capacity-unit reservations found; "
-                    f"check by hand that {largest_planned:,} LCUs may be reserved")  # fmt: skip
+        yield Check(
+            "alb-lcu-reservation",
+            settings.region,
+            "unknown",
+            f"no Elastic Load Balancing quota on capacity-unit reservations found; "
+            f"check by hand that {largest_planned:,} LCUs may be reserved",
+        )
         return
     name, value = quota
-    yield _at_least("alb-lcu-reservation", settings.region, value, largest_planned,
-                    f"LCUs ({name}) for the largest planned reservation")  # fmt: skip
+    yield _at_least(
+        "alb-lcu-reservation",
+        settings.region,
+        value,
+        largest_planned,
+        f"LCUs ({name}) for the largest planned reservation",
+    )
 
 
 def _lcu_reservation_quota(clients: Clients) -> tuple[str, float] | None:
@@ -193,11 +229,21 @@ def _certificate(client: Any, check: str, arn: str, names: list[str], region: st
 
 def certificates(clients: Clients, settings: Settings) -> Iterator[Check]:
     lb, edge = settings.load_balancer, settings.edge
-    yield _certificate(clients.acm, "certificate-origin", lb.certificate_arn,
-                       [lb.origin_domain_name], settings.region)  # fmt: skip
+    yield _certificate(
+        clients.acm,
+        "certificate-origin",
+        lb.certificate_arn,
+        [lb.origin_domain_name],
+        settings.region,
+    )
     if edge.certificate_arn:
-        yield _certificate(clients.acm_edge, "certificate-edge", edge.certificate_arn,
-                           edge.domain_names, CLOUDFRONT_REGION)  # fmt: skip
+        yield _certificate(
+            clients.acm_edge,
+            "certificate-edge",
+            edge.certificate_arn,
+            edge.domain_names,
+            CLOUDFRONT_REGION,
+        )
 
 
 def hosted_zone(clients: Clients, settings: Settings) -> Iterator[Check]:
@@ -265,16 +311,21 @@ def main(argv: list[str] | None = None, clients: Clients | None = None) -> int:
     try:
         checks = run_checks(clients or Clients.for_region(settings.region), settings, largest)
     except NoCredentialsError:
-        print("error: no AWS credentials: log in (aws sso login) or set AWS_PROFILE",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: no AWS credentials: log in (aws sso login) or set AWS_PROFILE", file=sys.stderr
+        )
         return 2
     except (ClientError, BotoCoreError) as exc:
         print(f"error: AWS refused a read: {exc}", file=sys.stderr)
         return 2
     ready = all(c.verdict == "ok" for c in checks)
     if args.json:
-        print(json.dumps({"stack": args.stack, "ready": ready,
-                          "checks": [asdict(c) for c in checks]}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {"stack": args.stack, "ready": ready, "checks": [asdict(c) for c in checks]},
+                indent=2,
+            )
+        )
     else:
         print(f"Floodgate preflight: stack {args.stack} in {settings.region}")
         print(table(checks))

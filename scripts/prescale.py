@@ -75,12 +75,15 @@ class Targets:
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise ValueError(f"--outputs {outputs_file}: unreadable JSON ({exc})") from None
             if not isinstance(values, dict):
-                raise ValueError(f"--outputs {outputs_file}: must be a JSON object of stack "
-                                 f"outputs (got {type(values).__name__})")  # fmt: skip
+                raise ValueError(
+                    f"--outputs {outputs_file}: must be a JSON object of stack "
+                    f"outputs (got {type(values).__name__})"
+                )
             for key in ("asg_name", "alb_arn", "room_table"):
                 if key in values and not isinstance(values[key], str | None):
-                    raise ValueError(f"--outputs {outputs_file}: {key} must be a string "
-                                     f"(got {values[key]!r})")  # fmt: skip
+                    raise ValueError(
+                        f"--outputs {outputs_file}: {key} must be a string (got {values[key]!r})"
+                    )
         values |= {k: v for k, v in overrides.items() if v}
         if not values.get("asg_name"):
             raise ValueError("asg_name missing: pass --outputs <stack outputs JSON> or --asg-name")
@@ -129,9 +132,12 @@ class Change:
 
 
 def schedule_changes(
-    clients: Clients, targets: Targets, group: dict[str, Any], plans: list[EventPlan],
+    clients: Clients,
+    targets: Targets,
+    group: dict[str, Any],
+    plans: list[EventPlan],
     now: datetime,
-) -> list[Change]:  # fmt: skip
+) -> list[Change]:
     """Owned scheduled actions to create, update or delete so they match the plan.
 
     No action sets desired capacity (AWS brings desired up to a new MinSize), and each sets a
@@ -141,9 +147,12 @@ def schedule_changes(
     asg = clients.autoscaling
     wanted: dict[str, dict[str, Any]] = {}
     for action in scheduled_actions(plans, now):
-        spec = {"StartTime": clock.aws_timestamp(action.start), "TimeZone": action.time_zone,
-                "MinSize": action.min_size,
-                "MaxSize": max(action.max_size, group["MaxSize"])}  # fmt: skip
+        spec = {
+            "StartTime": clock.aws_timestamp(action.start),
+            "TimeZone": action.time_zone,
+            "MinSize": action.min_size,
+            "MaxSize": max(action.max_size, group["MaxSize"]),
+        }
         if action.desired is not None:  # absent: AWS leaves desired capacity alone
             spec["DesiredCapacity"] = action.desired
         wanted[action.name] = spec
@@ -163,16 +172,29 @@ def schedule_changes(
             continue
         kwargs = {"AutoScalingGroupName": targets.asg_name, "ScheduledActionName": name, **spec}
         put = asg.put_scheduled_update_group_action
-        changes.append(Change("schedule", "update" if current else "create", name, spec,
-                              lambda put=put, kwargs=kwargs: put(**kwargs)))  # fmt: skip
+        changes.append(
+            Change(
+                "schedule",
+                "update" if current else "create",
+                name,
+                spec,
+                lambda put=put, kwargs=kwargs: put(**kwargs),
+            )
+        )
     for name in sorted(set(existing) - set(wanted) - due):
         start = existing[name].get("StartTime")
         passed = isinstance(start, datetime) and start <= now
-        changes.append(Change("schedule", "delete", name,
-                              {"reason": "passed" if passed else "no longer planned"},
-                              lambda name=name: asg.delete_scheduled_action(
-                                  AutoScalingGroupName=targets.asg_name,
-                                  ScheduledActionName=name)))  # fmt: skip
+        changes.append(
+            Change(
+                "schedule",
+                "delete",
+                name,
+                {"reason": "passed" if passed else "no longer planned"},
+                lambda name=name: asg.delete_scheduled_action(
+                    AutoScalingGroupName=targets.asg_name, ScheduledActionName=name
+                ),
+            )
+        )
     return changes
 
 
@@ -203,9 +225,12 @@ def describe_group(clients: Clients, targets: Targets) -> dict[str, Any]:
 
 
 def group_changes(
-    clients: Clients, targets: Targets, group: dict[str, Any], plans: list[EventPlan],
+    clients: Clients,
+    targets: Targets,
+    group: dict[str, Any],
+    plans: list[EventPlan],
     now: datetime,
-) -> list[Change]:  # fmt: skip
+) -> list[Change]:
     """Inside an active window, raise the live group to the stage's MinSize if an action was
     missed."""
     planned = [m for p in plans if p.active(now) and (m := p.min_size_at(now)) is not None]
@@ -216,12 +241,24 @@ def group_changes(
     if min_size >= want and desired >= want:
         return []
     # Raise only: each figure is the larger of live and planned, so nothing ever goes down.
-    update = {"AutoScalingGroupName": targets.asg_name, "MinSize": max(min_size, want),
-              "DesiredCapacity": max(desired, want), "MaxSize": max(max_size, want)}  # fmt: skip
-    return [Change("group", "raise", targets.asg_name,
-                   {"from": [min_size, desired, max_size],
-                    "to": [update["MinSize"], update["DesiredCapacity"], update["MaxSize"]]},
-                   lambda: clients.autoscaling.update_auto_scaling_group(**update))]  # fmt: skip
+    update = {
+        "AutoScalingGroupName": targets.asg_name,
+        "MinSize": max(min_size, want),
+        "DesiredCapacity": max(desired, want),
+        "MaxSize": max(max_size, want),
+    }
+    return [
+        Change(
+            "group",
+            "raise",
+            targets.asg_name,
+            {
+                "from": [min_size, desired, max_size],
+                "to": [update["MinSize"], update["DesiredCapacity"], update["MaxSize"]],
+            },
+            lambda: clients.autoscaling.update_auto_scaling_group(**update),
+        )
+    ]
 
 
 def reservation_changes(
@@ -241,8 +278,10 @@ def reservation_changes(
     have = (state.get("MinimumLoadBalancerCapacity") or {}).get("CapacityUnits", 0)
     if want == have:
         return []
-    if any(z.get("State", {}).get("Code") == "pending"
-           for z in state.get("CapacityReservationState", [])):  # fmt: skip
+    if any(
+        z.get("State", {}).get("Code") == "pending"
+        for z in state.get("CapacityReservationState", [])
+    ):
         return [_skipped("alb", arn, "previous reservation still pending; next run retries")]
     if want < have:
         holding = [p for p in plans if p.holding(now)]
@@ -254,13 +293,28 @@ def reservation_changes(
         if state.get("DecreaseRequestsRemaining", 0) < 1:
             return [_skipped("alb", arn, "AWS allows two decreases a day; none left today")]
         if want == 0:
-            return [Change("alb", "release", arn, {"from": have, "to": 0},
-                           lambda: elb.modify_capacity_reservation(
-                               LoadBalancerArn=arn, ResetCapacityReservation=True))]  # fmt: skip
-    return [Change("alb", "reserve" if want > have else "lower", arn, {"from": have, "to": want},
-                   lambda: elb.modify_capacity_reservation(
-                       LoadBalancerArn=arn,
-                       MinimumLoadBalancerCapacity={"CapacityUnits": want}))]  # fmt: skip
+            return [
+                Change(
+                    "alb",
+                    "release",
+                    arn,
+                    {"from": have, "to": 0},
+                    lambda: elb.modify_capacity_reservation(
+                        LoadBalancerArn=arn, ResetCapacityReservation=True
+                    ),
+                )
+            ]
+    return [
+        Change(
+            "alb",
+            "reserve" if want > have else "lower",
+            arn,
+            {"from": have, "to": want},
+            lambda: elb.modify_capacity_reservation(
+                LoadBalancerArn=arn, MinimumLoadBalancerCapacity={"CapacityUnits": want}
+            ),
+        )
+    ]
 
 
 def _skipped(layer: str, target: str, reason: str) -> Change:
@@ -284,11 +338,22 @@ def warm_pool_changes(
         have is not None and want < have and any(p.holding(now) for p in plans)
     ):
         return []
-    kwargs = {"AutoScalingGroupName": targets.asg_name, "MinSize": want,
-              "MaxGroupPreparedCapacity": prepared, "PoolState": pool.state,
-              "InstanceReusePolicy": {"ReuseOnScaleIn": True}}  # fmt: skip
-    return [Change("warm_pool", "resize", targets.asg_name, {"from": have, "to": want},
-                   lambda: clients.autoscaling.put_warm_pool(**kwargs))]  # fmt: skip
+    kwargs = {
+        "AutoScalingGroupName": targets.asg_name,
+        "MinSize": want,
+        "MaxGroupPreparedCapacity": prepared,
+        "PoolState": pool.state,
+        "InstanceReusePolicy": {"ReuseOnScaleIn": True},
+    }
+    return [
+        Change(
+            "warm_pool",
+            "resize",
+            targets.asg_name,
+            {"from": have, "to": want},
+            lambda: clients.autoscaling.put_warm_pool(**kwargs),
+        )
+    ]
 
 
 def room_changes(clients: Clients, targets: Targets, plans: list[EventPlan]) -> list[Change]:
@@ -344,14 +409,16 @@ def planned_changes(
         group = None
         failures.append(Failure("group", targets.asg_name, exc))
     planners: dict[str, Callable[[], list[Change]] | None] = {
-        "group": None if group is None
+        "group": None
+        if group is None
         else lambda: group_changes(clients, targets, group, plans, now),
-        "schedule": None if group is None
+        "schedule": None
+        if group is None
         else lambda: schedule_changes(clients, targets, group, plans, now),
         "warm_pool": lambda: warm_pool_changes(clients, targets, plans, settings, now),
         "alb": lambda: reservation_changes(clients, targets, plans, settings, now),
         "room": lambda: room_changes(clients, targets, plans),
-    }  # fmt: skip
+    }
     for layer in LAYERS:
         planner = planners[layer]
         if planner is None:
@@ -414,8 +481,10 @@ def run(argv: list[str] | None = None, clients: Clients | None = None) -> int:
         print(table(changes) if changes else "in sync: no changes")
     else:
         for number, change in enumerate(changes, start=1):
-            print(f"[{number}/{len(changes)}] {change.layer} {change.action} {change.target}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"[{number}/{len(changes)}] {change.layer} {change.action} {change.target}",
+                file=sys.stderr,
+            )
             try:
                 change.apply()
             except Exception as exc:  # the next change still runs
@@ -443,8 +512,14 @@ def _report(failures: list[Failure], verbose: bool) -> None:
 
 
 def _log(change: Change, now: datetime, result: str) -> None:
-    line = {"at": clock.aws_timestamp(now), "layer": change.layer, "action": change.action,
-            "target": change.target, "detail": change.detail, "result": result}  # fmt: skip
+    line = {
+        "at": clock.aws_timestamp(now),
+        "layer": change.layer,
+        "action": change.action,
+        "target": change.target,
+        "detail": change.detail,
+        "result": result,
+    }
     print(json.dumps(line, sort_keys=True))
 
 
@@ -457,18 +532,24 @@ def _parser() -> argparse.ArgumentParser:
         "failure (each reported; the other layers still run).",
     )
     parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
-    parser.add_argument("--outputs", type=Path,
-                        help="JSON from `pulumi stack output --json` (asg_name, alb_arn, "
-                        "room_table)")  # fmt: skip
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        help="JSON from `pulumi stack output --json` (asg_name, alb_arn, room_table)",
+    )
     parser.add_argument("--asg-name", help="web autoscaling group name (overrides --outputs)")
     parser.add_argument("--alb-arn", help="load balancer ARN for LCU reservations")
     parser.add_argument("--room-table", help="DynamoDB table of the waiting room, if any")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the planned changes as a table; change nothing")  # fmt: skip
-    parser.add_argument("--now", help="plan as of this ISO 8601 instant (default: "
-                        "FLOODGATE_NOW, else the current time)")  # fmt: skip
-    parser.add_argument("--verbose", action="store_true",
-                        help="print each failure's traceback too")  # fmt: skip
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the planned changes as a table; change nothing",
+    )
+    parser.add_argument(
+        "--now",
+        help="plan as of this ISO 8601 instant (default: FLOODGATE_NOW, else the current time)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="print each failure's traceback too")
     return parser
 
 

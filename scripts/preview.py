@@ -227,8 +227,10 @@ def cleanup(
     expired = expired_pr_stacks(backend, older_than, now)
     failures: list[str] = []
     for item in expired:
-        print(f"{'would destroy' if dry_run else 'destroying'} {item.stack}: {item.reason}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{'would destroy' if dry_run else 'destroying'} {item.stack}: {item.reason}",
+            file=sys.stderr,
+        )
         if dry_run:
             continue
         number = int(item.stack.removeprefix("pr-"))
@@ -375,8 +377,9 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
             return 1 if changed else 0
         elif args.command == "destroy":
             if not destroy(backend, args.pr, progress):
-                print(f"{pr_stack_name(args.pr)}: no such stack, nothing to destroy",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"{pr_stack_name(args.pr)}: no such stack, nothing to destroy", file=sys.stderr
+                )
         else:
             expired, failures = cleanup(backend, args.older_than, now, args.dry_run, progress)
             print(json.dumps({"expired": [e.stack for e in expired], "failed": failures}))

@@ -82,8 +82,9 @@ def _default(field: FieldInfo) -> str:
 
 def _allowed(field: FieldInfo) -> str:
     rules: list[str] = []
-    literal = [a for a in (field.annotation, *get_args(field.annotation))
-               if get_origin(a) is Literal]  # fmt: skip
+    literal = [
+        a for a in (field.annotation, *get_args(field.annotation)) if get_origin(a) is Literal
+    ]
     if literal:
         rules.append(", ".join(f"`{v}`" for v in get_args(literal[0])))
     for meta in field.metadata:

@@ -67,8 +67,10 @@ def bench_policy_pack() -> None:
             start = time.perf_counter()
             evaluate(resources)
             timings.append(time.perf_counter() - start)
-        print(f"  {stack:<8} {len(resources):>4} resources  {len(verdicts):>3} verdicts  "
-              f"median {statistics.median(timings) * 1000:6.1f} ms")  # fmt: skip
+        print(
+            f"  {stack:<8} {len(resources):>4} resources  {len(verdicts):>3} verdicts  "
+            f"median {statistics.median(timings) * 1000:6.1f} ms"
+        )
 
 
 def bench_planner() -> None:
@@ -100,10 +102,12 @@ def bench_prescale() -> None:
             LaunchTemplateName="web", LaunchTemplateData={"ImageId": "ami-0c9f0b5e1a2d3c4b5"}
         )["LaunchTemplate"]
         autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName="web-asg", MinSize=6, MaxSize=120,
+            AutoScalingGroupName="web-asg",
+            MinSize=6,
+            MaxSize=120,
             LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "1"},
             AvailabilityZones=["ca-central-1a", "ca-central-1b", "ca-central-1d"],
-        )  # fmt: skip
+        )
         autoscaling.put_warm_pool(AutoScalingGroupName="web-asg", MinSize=12)
         clients = Clients(autoscaling, client("elbv2", url), client("dynamodb", url))
         print("\npre-scale job against moto on 127.0.0.1 (prod, as of 2028-10-01):")
@@ -114,12 +118,16 @@ def bench_prescale() -> None:
                 contextlib.redirect_stdout(io.StringIO()),
                 contextlib.redirect_stderr(io.StringIO()),
             ):
-                code = run(["--stack", "prod", "--asg-name", "web-asg",
-                            "--now", "2028-10-01T00:00:00Z"], clients)  # fmt: skip
+                code = run(
+                    ["--stack", "prod", "--asg-name", "web-asg", "--now", "2028-10-01T00:00:00Z"],
+                    clients,
+                )
             elapsed = time.perf_counter() - start
             calls = ", ".join(f"{op} {n}" for op, n in sorted(clients.calls.items()))
-            print(f"  {label:<10} exit {code}  {elapsed * 1000:6.0f} ms  writes {clients.writes:>2}"
-                  f"  calls: {calls}")  # fmt: skip
+            print(
+                f"  {label:<10} exit {code}  {elapsed * 1000:6.0f} ms  writes {clients.writes:>2}"
+                f"  calls: {calls}"
+            )
 
 
 def bench_room(visitors: int = 300) -> None:
@@ -146,8 +154,10 @@ def bench_room(visitors: int = 300) -> None:
         status_s = time.perf_counter() - start
     print(f"\nqueue API against in-process moto ({visitors} visitors, one thread):")
     print(f"  join    {visitors / join_s:8.0f} per s  ({join_s / visitors * 1000:5.1f} ms each)")
-    print(f"  status  {visitors / status_s:8.0f} per s  ({status_s / visitors * 1000:5.1f} ms each,"
-          " token issued)")  # fmt: skip
+    print(
+        f"  status  {visitors / status_s:8.0f} per s  ({status_s / visitors * 1000:5.1f} ms each,"
+        " token issued)"
+    )
     print(f"  inlet step sealing and admitting {step['admitted']}: {step_s * 1000:.0f} ms")
     print("  (moto's per-call overhead dominates; DynamoDB answers single-digit ms)")
 
@@ -164,9 +174,11 @@ def bench_plan_diff() -> None:
         start = time.perf_counter()
         summary = plan_diff.to_markdown(plan_diff.compare(base, head), "base")
         timings.append(time.perf_counter() - start)
-    print(f"\nplan diff of prod ({len(head['resources'])} resources, max_size and one e-mail "
-          f"changed): median {statistics.median(timings) * 1000:.1f} ms, "
-          f"{len(summary):,} characters")  # fmt: skip
+    print(
+        f"\nplan diff of prod ({len(head['resources'])} resources, max_size and one e-mail "
+        f"changed): median {statistics.median(timings) * 1000:.1f} ms, "
+        f"{len(summary):,} characters"
+    )
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
         start = time.perf_counter()
         code = plan_diff.main(["--base", "HEAD", "--stack", "prod", "--out", out])
@@ -192,19 +204,31 @@ def bench_rehearsal() -> None:
         rehearse_all(nights, settings, POLICIES)
         timings.append(time.perf_counter() - start)
         steps = sum(len(n.users) for n in nights) * len(POLICIES)
-    print(f"\nrehearsal of prod, {plan.key}: {len(SCENARIOS)} scenarios x {len(POLICIES)} "
-          f"policies, {steps:,} steps: median {statistics.median(timings):.2f} s, "
-          f"max {max(timings):.2f} s (charts not included)")  # fmt: skip
+    print(
+        f"\nrehearsal of prod, {plan.key}: {len(SCENARIOS)} scenarios x {len(POLICIES)} "
+        f"policies, {steps:,} steps: median {statistics.median(timings):.2f} s, "
+        f"max {max(timings):.2f} s (charts not included)"
+    )
 
 
 def main() -> None:
     os.environ[clock.NOW_VARIABLE] = "2028-10-01T00:00:00Z"  # same schedules every run
-    benches = [bench_program, bench_policy_pack, bench_planner, bench_prescale, bench_room,
-               bench_plan_diff, bench_rehearsal]  # fmt: skip
+    benches = [
+        bench_program,
+        bench_policy_pack,
+        bench_planner,
+        bench_prescale,
+        bench_room,
+        bench_plan_diff,
+        bench_rehearsal,
+    ]
     for number, bench in enumerate(benches, start=1):
         # Progress on stderr (the whole run takes minutes); the figures go to stdout.
-        print(f"[{number}/{len(benches)}] {bench.__name__.removeprefix('bench_')}...",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"[{number}/{len(benches)}] {bench.__name__.removeprefix('bench_')}...",
+            file=sys.stderr,
+            flush=True,
+        )
         bench()
 
 

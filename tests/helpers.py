@@ -12,8 +12,16 @@ from planning.settings import STACKS_DIR, Settings, parse_stack_config
 from scripts.offline_cloud import OfflineRun, run_offline, stack_config
 from scripts.prescale import RETRIES
 
-__all__ = ["REGION", "STACKS", "TEST_NOW", "client", "settings_with", "stack_config",
-           "stack_run", "with_setting"]  # fmt: skip
+__all__ = [
+    "REGION",
+    "STACKS",
+    "TEST_NOW",
+    "client",
+    "settings_with",
+    "stack_config",
+    "stack_run",
+    "with_setting",
+]
 
 TEST_NOW = "2028-10-01T00:00:00Z"
 """Every evaluation of __main__ in the suite plans as of this instant (see planning/clock.py)."""
@@ -47,5 +55,6 @@ def settings_with(config: dict[str, Any], **changes: Any) -> Settings:
 
 def client(service: str, url: str, region: str = REGION) -> Any:
     """A boto3 client for moto's server at `url`, with the pre-scale job's retry settings."""
-    return boto3.client(service, region_name=region, endpoint_url=url, config=RETRIES,
-                        **FAKE_CREDENTIALS)  # fmt: skip
+    return boto3.client(
+        service, region_name=region, endpoint_url=url, config=RETRIES, **FAKE_CREDENTIALS
+    )

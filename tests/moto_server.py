@@ -90,8 +90,11 @@ def moto_process() -> Iterator[str]:
     port = free_port()
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.moto_server", str(port)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert child.stdin is not None and child.stdout is not None
     try:
         if child.stdout.readline().strip() != "ready":

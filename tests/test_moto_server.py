@@ -23,16 +23,20 @@ def test_concurrent_adds_each_return_their_own_value(monkeypatch) -> None:
     with moto_thread() as url:
         dynamodb = boto3.client("dynamodb", region_name="ca-central-1", endpoint_url=url)
         dynamodb.create_table(
-            TableName="t", BillingMode="PAY_PER_REQUEST",
+            TableName="t",
+            BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        )  # fmt: skip
+        )
 
         def add(_: int) -> int:
             answer = dynamodb.update_item(
-                TableName="t", Key={"pk": {"S": "count"}}, UpdateExpression="ADD n :one",
-                ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW",
-            )  # fmt: skip
+                TableName="t",
+                Key={"pk": {"S": "count"}},
+                UpdateExpression="ADD n :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
+            )
             return int(answer["Attributes"]["n"]["N"])
 
         with ThreadPoolExecutor(max_workers=8) as pool:

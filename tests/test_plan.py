@@ -37,8 +37,9 @@ def test_the_tree_is_stable_names_resources_and_omits_empty_components(monkeypat
     trees = [plan.render_tree(run_offline("prod", stack_config("prod"))) for _ in range(2)]
     assert trees[0] == trees[1]
     assert not any(line.strip().startswith("Prescale") for line in trees[0])
-    assert any("x aws:cloudfront/distribution:Distribution: floodgate-prod" in line
-               for line in trees[0])  # fmt: skip
+    assert any(
+        "x aws:cloudfront/distribution:Distribution: floodgate-prod" in line for line in trees[0]
+    )
 
 
 def test_an_event_the_fleet_cannot_carry_breaks_the_budget_in_the_plan(prod_config) -> None:
@@ -49,8 +50,11 @@ def test_an_event_the_fleet_cannot_carry_breaks_the_budget_in_the_plan(prod_conf
     from tests.helpers import settings_with
 
     small = settings_with(prod_config, fleet__max_size=20, fleet__warm_pool__min_size=4)
-    (election,) = [p for p in plan_events(load_calendar(), small, "prod", now())
-                   if p.occurrence.name == "us-general-election"]  # fmt: skip
+    (election,) = [
+        p
+        for p in plan_events(load_calendar(), small, "prod", now())
+        if p.occurrence.name == "us-general-election"
+    ]
     verdict = event_verdict(election, small)
     assert verdict.startswith("BREAKS BUDGET: ")
     assert "kept out" in verdict and "> 5.0 %" in verdict

@@ -135,8 +135,11 @@ def test_fleet_carries_its_planned_peak_with_one_zone_lost(stack: str) -> None:
 
 def test_prod_spans_at_least_three_zones() -> None:
     run = stack_run("prod")
-    zones = {s.inputs["availabilityZone"] for s in run.of_type("aws:ec2/subnet:Subnet")
-             if "-private-" in s.name}  # fmt: skip
+    zones = {
+        s.inputs["availabilityZone"]
+        for s in run.of_type("aws:ec2/subnet:Subnet")
+        if "-private-" in s.name
+    }
     assert len(zones) >= 3
     assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == len(zones)
 

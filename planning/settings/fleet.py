@@ -92,11 +92,17 @@ class FleetSettings(_Model):
         bad = [t for t in value if not _INSTANCE_TYPE.match(t)]
         if bad:
             raise ValueError(f"{bad} are not instance type names like m7i.large")
-        unknown = [t for t in value if t.split(".")[0] not in aws_facts.INSTANCE_FAMILIES
-                   or t.split(".")[1] not in aws_facts.INSTANCE_SIZES]  # fmt: skip
+        unknown = [
+            t
+            for t in value
+            if t.split(".")[0] not in aws_facts.INSTANCE_FAMILIES
+            or t.split(".")[1] not in aws_facts.INSTANCE_SIZES
+        ]
         if unknown:
-            raise ValueError(f"{unknown} are not EC2 instance types Floodgate knows; families: "
-                             f"{sorted(aws_facts.INSTANCE_FAMILIES)}")  # fmt: skip
+            raise ValueError(
+                f"{unknown} are not EC2 instance types Floodgate knows; families: "
+                f"{sorted(aws_facts.INSTANCE_FAMILIES)}"
+            )
         if len(set(value)) != len(value):
             raise ValueError("instance types must be distinct")
         if len({architecture(t) for t in value}) > 1:

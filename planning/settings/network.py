@@ -61,6 +61,7 @@ class NetworkSettings(_Model):
         if known is not None:  # an unknown region is reported on aws:region itself
             for zone in value:
                 if zone not in known:
-                    raise ValueError(f"{zone!r} is not an Availability Zone of {region}; "
-                                     f"allowed: {list(known)}")  # fmt: skip
+                    raise ValueError(
+                        f"{zone!r} is not an Availability Zone of {region}; allowed: {list(known)}"
+                    )
         return value

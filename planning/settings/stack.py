@@ -157,13 +157,24 @@ class Settings(_Model):
         a = self.admission
         if not a.enabled:
             return
-        design = queue_api_design(self.model_copy(update={"admission": a.model_copy(
-            update={"join_concurrency": None, "status_concurrency": None})}))  # fmt: skip
+        design = queue_api_design(
+            self.model_copy(
+                update={
+                    "admission": a.model_copy(
+                        update={"join_concurrency": None, "status_concurrency": None}
+                    )
+                }
+            )
+        )
         for key, have, need, rate in (
             ("join_concurrency", a.join_concurrency, design.join_concurrency, design.joins_per_s),
-            ("status_concurrency", a.status_concurrency, design.status_concurrency,
-             design.polls_per_s),
-        ):  # fmt: skip
+            (
+                "status_concurrency",
+                a.status_concurrency,
+                design.status_concurrency,
+                design.polls_per_s,
+            ),
+        ):
             if have is not None and have < need:
                 raise _at(
                     f"admission.{key}",
@@ -200,8 +211,12 @@ class Settings(_Model):
     def _tag_count(self) -> Self:
         total, own = len(self.stack_tags), len(self.stack_tags) - len(self.tags)
         if total > aws_facts.TAGS_PER_RESOURCE:
-            raise _at("tags", len(self.tags), f"with Floodgate's own {own} a resource would "
-                      f"carry {total} tags; AWS allows {aws_facts.TAGS_PER_RESOURCE}")  # fmt: skip
+            raise _at(
+                "tags",
+                len(self.tags),
+                f"with Floodgate's own {own} a resource would "
+                f"carry {total} tags; AWS allows {aws_facts.TAGS_PER_RESOURCE}",
+            )
         return self
 
     @property

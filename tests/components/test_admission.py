@@ -49,8 +49,11 @@ def test_room_table_is_never_replaced_by_a_plan_or_refresh(run) -> None:
     table = run.one("aws:dynamodb/table:Table")
     assert table.protect and "warmThroughput" in table.ignore_changes
     assert run.one("aws:cloudfront/keyValueStore:KeyValueStore").protect
-    keys = next(s for s in run.of_type("aws:secretsmanager/secret:Secret")
-                if s.name.endswith("signing-keys"))  # fmt: skip
+    keys = next(
+        s
+        for s in run.of_type("aws:secretsmanager/secret:Secret")
+        if s.name.endswith("signing-keys")
+    )
     assert keys.protect
 
 
@@ -68,7 +71,11 @@ def test_functions_concurrency_runtime_and_logs(run) -> None:
     # Sized for prod's planned 340,000 people: joining within 2 minutes (2,834/s x 0.05 s) and
     # polling every minute (5,667/s x 0.03 s); see planning.capacity.queue_api_design.
     assert {k: f["reservedConcurrentExecutions"] for k, f in fns.items()} == {
-        "join": 142, "status": 170, "inlet": 1, "admin": 2}  # fmt: skip
+        "join": 142,
+        "status": 170,
+        "inlet": 1,
+        "admin": 2,
+    }
     for f in fns.values():
         assert (f["runtime"], f["architectures"]) == ("python3.12", ["arm64"])
         assert f["handler"].startswith("admission.handlers.")
@@ -80,9 +87,11 @@ def test_functions_concurrency_runtime_and_logs(run) -> None:
 
 
 def role_policies(run: OfflineRun) -> dict[str, dict]:
-    found = {p.name.rsplit("-", 1)[-1]: json.loads(p.inputs["policy"])
-             for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
-             if "-room-" in p.name or "inlet-schedule" in p.name}  # fmt: skip
+    found = {
+        p.name.rsplit("-", 1)[-1]: json.loads(p.inputs["policy"])
+        for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if "-room-" in p.name or "inlet-schedule" in p.name
+    }
     assert set(found) == {"join", "status", "inlet", "admin", "schedule"}, set(found)
     return found
 
@@ -105,8 +114,11 @@ def allows(policy: dict, action: str, keys: list[str]) -> bool:
 def test_roles_are_least_privilege(run) -> None:
     policies = role_policies(run)
     assert set(policies) == {"join", "status", "inlet", "admin", "schedule"}
-    wildcard_ok = {"autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricStatistics",
-                   "cloudwatch:PutMetricData"}  # fmt: skip
+    wildcard_ok = {
+        "autoscaling:DescribeAutoScalingGroups",
+        "cloudwatch:GetMetricStatistics",
+        "cloudwatch:PutMetricData",
+    }
     for policy in policies.values():
         for statement in policy["Statement"]:
             assert all("*" not in action for action in statement["Action"])
@@ -126,8 +138,13 @@ def test_visitors_functions_cannot_write_the_rooms_own_items(run, label) -> None
     """A bug or injection in join/status cannot reopen the room, forge a tally, clear the
     calendar or lift a revocation: dynamodb:LeadingKeys limits them to visitors' keys."""
     policy = role_policies(run)[label]
-    for key in ("count#1857000000#3", "visitor#abc", "place#42", "collected#3095000#1",
-                "joins#198.51.100.7#30950000"):  # fmt: skip
+    for key in (
+        "count#1857000000#3",
+        "visitor#abc",
+        "place#42",
+        "collected#3095000#1",
+        "joins#198.51.100.7#30950000",
+    ):
         assert allows(policy, "dynamodb:PutItem", [key]), key
         assert allows(policy, "dynamodb:UpdateItem", [key]), key
     for key in ("room", "tally#1857000000", "calendar", "revoked#3"):
@@ -137,16 +154,22 @@ def test_visitors_functions_cannot_write_the_rooms_own_items(run, label) -> None
     assert not allows(policy, "dynamodb:BatchGetItem", ["place#42", "calendar"])
     assert not allows(policy, "dynamodb:BatchWriteItem", ["place#42"])
     admin = role_policies(run)["admin"]
-    assert allows(admin, "dynamodb:PutItem", ["room"]) and allows(admin, "dynamodb:UpdateItem",
-                                                                 ["revoked#3"])  # fmt: skip
+    assert allows(admin, "dynamodb:PutItem", ["room"]) and allows(
+        admin, "dynamodb:UpdateItem", ["revoked#3"]
+    )
     assert not allows(admin, "dynamodb:PutItem", ["calendar"])
 
 
 def test_inlet_describes_only_the_pause_alarms(run) -> None:
-    statement = next(s for s in role_policies(run)["inlet"]["Statement"]
-                     if "cloudwatch:DescribeAlarms" in s["Action"])  # fmt: skip
-    alarms = {a.outputs["name"]: a.outputs["arn"]
-              for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}  # fmt: skip
+    statement = next(
+        s
+        for s in role_policies(run)["inlet"]["Statement"]
+        if "cloudwatch:DescribeAlarms" in s["Action"]
+    )
+    alarms = {
+        a.outputs["name"]: a.outputs["arn"]
+        for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
     inlet = functions(run)["inlet"]["environment"]["variables"]
     assert statement["Resource"] == [alarms[n] for n in inlet["FG_ALARM_NAMES"].split(",")]
 
@@ -158,8 +181,11 @@ def test_service_roles_trust_only_this_account(run) -> None:
         statement = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
         services = statement["Principal"]["Service"]
         condition = statement.get("Condition", {}).get("StringEquals", {})
-        if services in ("lambda.amazonaws.com", "scheduler.amazonaws.com",
-                        "vpc-flow-logs.amazonaws.com"):  # fmt: skip
+        if services in (
+            "lambda.amazonaws.com",
+            "scheduler.amazonaws.com",
+            "vpc-flow-logs.amazonaws.com",
+        ):
             assert condition == {"aws:SourceAccount": "123456789012"}, role.name
         elif services == "ec2.amazonaws.com":
             assert condition == {}, role.name
@@ -167,12 +193,17 @@ def test_service_roles_trust_only_this_account(run) -> None:
 
 def test_api_gateway_invokes_each_function_for_its_own_routes(run) -> None:
     api = run.one("aws:apigatewayv2/api:Api")
-    arns = {p.inputs["function"].rsplit("-", 1)[1] + " " + p.inputs["sourceArn"]
-            for p in run.of_type("aws:lambda/permission:Permission")
-            if p.inputs["principal"] == "apigateway.amazonaws.com"}  # fmt: skip
+    arns = {
+        p.inputs["function"].rsplit("-", 1)[1] + " " + p.inputs["sourceArn"]
+        for p in run.of_type("aws:lambda/permission:Permission")
+        if p.inputs["principal"] == "apigateway.amazonaws.com"
+    }
     base = api.outputs["executionArn"]
-    assert arns == {f"join {base}/*/POST/queue/join", f"status {base}/*/GET/queue/status",
-                    f"status {base}/*/GET/queue/room"}  # fmt: skip
+    assert arns == {
+        f"join {base}/*/POST/queue/join",
+        f"status {base}/*/GET/queue/status",
+        f"status {base}/*/GET/queue/room",
+    }
 
 
 def test_declared_environment_parses_into_the_rooms_config_exactly(run, prod) -> None:
@@ -190,19 +221,29 @@ def test_declared_environment_parses_into_the_rooms_config_exactly(run, prod) ->
 def test_queue_api_checks_the_value_cloudfront_sends(run) -> None:
     """The handlers read the origin-verify secret; it holds both slots, and CloudFront sends
     the current one on the queue origin as on the ALB's."""
-    secret = next(v for v in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
-                  if "origin-verify" in v.name)  # fmt: skip
+    secret = next(
+        v
+        for v in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if "origin-verify" in v.name
+    )
     assert secret.to_json()["inputs"]["secretString"] == "[secret]"
-    slots = {reveal(p.outputs["result"])
-             for p in run.of_type("random:index/randomPassword:RandomPassword")}  # fmt: skip
+    slots = {
+        reveal(p.outputs["result"])
+        for p in run.of_type("random:index/randomPassword:RandomPassword")
+    }
     assert set(secret.revealed()["secretString"].split(",")) == slots
-    verify = next(s for s in run.of_type("aws:secretsmanager/secret:Secret")
-                  if s.name.endswith("origin-verify"))  # fmt: skip
+    verify = next(
+        s
+        for s in run.of_type("aws:secretsmanager/secret:Secret")
+        if s.name.endswith("origin-verify")
+    )
     env = functions(run)["join"]["environment"]["variables"]
     assert env["FG_ORIGIN_SECRET_ID"] == verify.outputs["arn"]
     distribution = run.one("aws:cloudfront/distribution:Distribution").revealed()
-    headers = {o["originId"]: {h["name"]: h["value"] for h in o.get("customHeaders", [])}
-               for o in distribution["origins"]}  # fmt: skip
+    headers = {
+        o["originId"]: {h["name"]: h["value"] for h in o.get("customHeaders", [])}
+        for o in distribution["origins"]
+    }
     assert headers["queue-api"] == headers["alb"] and headers["alb"][ORIGIN_HEADER] in slots
 
 
@@ -222,18 +263,25 @@ def test_the_queue_api_hears_the_viewers_address_and_fetch_metadata(run) -> None
 def test_the_gate_failing_open_raises_an_alarm_in_us_east_1(run) -> None:
     """CloudFront Functions log to /aws/cloudfront/function/<name> in us-east-1; a metric
     filter counts the gate's fail-open lines (the exact text gate.js logs)."""
-    gate = next(f for f in run.of_type("aws:cloudfront/function:Function")
-                if f.inputs["name"].endswith("-gate"))  # fmt: skip
-    group = next(g for g in run.of_type("aws:cloudwatch/logGroup:LogGroup")
-                 if g.name.endswith("-gate-logs"))  # fmt: skip
+    gate = next(
+        f
+        for f in run.of_type("aws:cloudfront/function:Function")
+        if f.inputs["name"].endswith("-gate")
+    )
+    group = next(
+        g for g in run.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name.endswith("-gate-logs")
+    )
     assert group.inputs["name"] == f"/aws/cloudfront/function/{gate.inputs['name']}"
     assert group.provider and "us-east-1" in group.provider
     metric_filter = run.one("aws:cloudwatch/logMetricFilter:LogMetricFilter").inputs
     assert metric_filter["pattern"] == '"floodgate-gate fail-open"'
     assert "console.log(LOG + 'fail-open ' + why)" in gate.inputs["code"]
     assert "const LOG = 'floodgate-gate ';" in gate.inputs["code"]
-    alarm = next(a for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
-                 if a.name.endswith("gate-fail-open")).inputs  # fmt: skip
+    alarm = next(
+        a
+        for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.name.endswith("gate-fail-open")
+    ).inputs
     transform = metric_filter["metricTransformation"]
     assert (alarm["namespace"], alarm["metricName"]) == (transform["namespace"], transform["name"])
     assert alarm["threshold"] == 1 and alarm["alarmActions"][0].endswith("edge-alarms")

@@ -155,8 +155,10 @@ def test_join_limit_can_challenge_and_then_the_waiting_page_is_challenged_too(
     from tests.helpers import settings_with
 
     settings = settings_with(prod_config, waf__join_limit_action="challenge")
-    rules = {r["name"]: r for r in
-             build(evaluate, settings).one("aws:wafv2/webAcl:WebAcl").inputs["rules"]}  # fmt: skip
+    rules = {
+        r["name"]: r
+        for r in build(evaluate, settings).one("aws:wafv2/webAcl:WebAcl").inputs["rules"]
+    }
     assert rules["queue-join-rate"]["action"] == {"challenge": {}}
     page = rules["waiting-page-challenge"]
     assert page["action"] == {"challenge": {}}
@@ -216,8 +218,10 @@ def test_every_failover_behaviour_sends_failed_over_requests_to_the_page(run, di
     functions never see a response >= 400, so none is used (edge-functions-restrictions)."""
     function = run.one("aws:lambda/function:Function")
     assert function.inputs["handler"] == "failover_origin.handler"
-    behaviours = [distribution.inputs["defaultCacheBehavior"],
-                  *distribution.inputs["orderedCacheBehaviors"]]  # fmt: skip
+    behaviours = [
+        distribution.inputs["defaultCacheBehavior"],
+        *distribution.inputs["orderedCacheBehaviors"],
+    ]
     for behaviour in behaviours:
         assert all(a["eventType"] != "viewer-response" for a in behaviour["functionAssociations"])
         triggers = behaviour.get("lambdaFunctionAssociations") or []

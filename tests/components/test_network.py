@@ -35,8 +35,11 @@ def test_prod_has_one_nat_per_zone_and_each_zone_routes_to_its_own(evaluate, pro
     assert len(nats) == 3
     nat_id_by_zone = {n.name.removeprefix("net-"): n.id for n in nats}
     for zone in prod.network.zones:
-        (table,) = [r for r in run.of_type("aws:ec2/routeTable:RouteTable")
-                    if r.name == f"net-private-{zone}"]  # fmt: skip
+        (table,) = [
+            r
+            for r in run.of_type("aws:ec2/routeTable:RouteTable")
+            if r.name == f"net-private-{zone}"
+        ]
         assert table.inputs["routes"] == [
             {"cidrBlock": "0.0.0.0/0", "natGatewayId": nat_id_by_zone[zone]}
         ]
@@ -45,16 +48,18 @@ def test_prod_has_one_nat_per_zone_and_each_zone_routes_to_its_own(evaluate, pro
 def test_dev_shares_one_nat(evaluate, dev) -> None:
     run = build(evaluate, dev)
     (nat,) = run.of_type("aws:ec2/natGateway:NatGateway")
-    private_tables = [r for r in run.of_type("aws:ec2/routeTable:RouteTable")
-                      if "-private-" in r.name]  # fmt: skip
+    private_tables = [
+        r for r in run.of_type("aws:ec2/routeTable:RouteTable") if "-private-" in r.name
+    ]
     assert len(private_tables) == 2
     assert all(t.inputs["routes"][0]["natGatewayId"] == nat.id for t in private_tables)
 
 
 @pytest.mark.parametrize("kind", ["public", "private"])
 def test_no_subnet_hands_out_public_ips(evaluate, prod, kind: str) -> None:
-    subnets = [s for s in build(evaluate, prod).of_type("aws:ec2/subnet:Subnet")
-               if f"-{kind}-" in s.name]  # fmt: skip
+    subnets = [
+        s for s in build(evaluate, prod).of_type("aws:ec2/subnet:Subnet") if f"-{kind}-" in s.name
+    ]
     assert len(subnets) == 3
     assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
 
@@ -62,8 +67,9 @@ def test_no_subnet_hands_out_public_ips(evaluate, prod, kind: str) -> None:
 def test_s3_endpoint_serves_every_private_route_table(evaluate, prod) -> None:
     run = build(evaluate, prod)
     endpoint = run.one("aws:ec2/vpcEndpoint:VpcEndpoint")
-    private_tables = {r.id for r in run.of_type("aws:ec2/routeTable:RouteTable")
-                      if "-private-" in r.name}  # fmt: skip
+    private_tables = {
+        r.id for r in run.of_type("aws:ec2/routeTable:RouteTable") if "-private-" in r.name
+    }
     assert endpoint.inputs["serviceName"] == "com.amazonaws.ca-central-1.s3"
     assert endpoint.inputs["vpcEndpointType"] == "Gateway"
     assert set(endpoint.inputs["routeTableIds"]) == private_tables

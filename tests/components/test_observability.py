@@ -43,8 +43,11 @@ def test_every_alarm_notifies_a_floodgate_topic(evaluate, prod) -> None:
 def test_cloudfront_alarm_is_in_us_east_1_with_its_own_topic(evaluate, prod) -> None:
     run = build(evaluate, prod)
     provider = run.one("pulumi:providers:aws")
-    edge = next(a for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
-                if a.name == "obs-cloudfront-5xx-rate")  # fmt: skip
+    edge = next(
+        a
+        for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.name == "obs-cloudfront-5xx-rate"
+    )
     assert edge.provider.startswith(provider.urn)
     assert edge.inputs["alarmActions"][0].endswith(":obs-edge-alarms")
     assert edge.inputs["dimensions"] == {"DistributionId": "EDIST", "Region": "Global"}
@@ -66,16 +69,22 @@ def test_alarm_set_covers_the_request_path(evaluate, prod) -> None:
 
 
 def test_5xx_alarm_is_a_rate_not_a_count(evaluate, prod) -> None:
-    alarm = next(a for a in build(evaluate, prod).of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
-                 if a.name == "obs-alb-5xx-rate")  # fmt: skip
+    alarm = next(
+        a
+        for a in build(evaluate, prod).of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.name == "obs-alb-5xx-rate"
+    )
     expression = next(q for q in alarm.inputs["metricQueries"] if q.get("returnData"))
     assert "100 * errors / requests" in expression["expression"]
     assert alarm.inputs["threshold"] == prod.alarms.alb_5xx_rate_pct
 
 
 def test_fleet_at_max_alarm_uses_the_stack_max(evaluate, prod) -> None:
-    alarm = next(a for a in build(evaluate, prod).of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
-                 if a.name == "obs-fleet-at-max")  # fmt: skip
+    alarm = next(
+        a
+        for a in build(evaluate, prod).of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.name == "obs-fleet-at-max"
+    )
     assert alarm.inputs["threshold"] == 120
     assert alarm.inputs["dimensions"] == {"AutoScalingGroupName": "web-asg"}
 

@@ -31,8 +31,9 @@ def test_each_event_gets_its_stage_steps_and_a_restore(evaluate, prod) -> None:
     election = next(p for p in plans if p.key == "us-general-election-20281107")
     peak = [schedules[a.name] for a in plan_actions(election) if a.min_size == election.desired]
     # -1: the provider leaves desired alone; AWS raises it to the new min, never lowers it.
-    assert peak and all((s["minSize"], s["desiredCapacity"], s["maxSize"]) == (69, -1, 120)
-                        for s in peak)  # fmt: skip
+    assert peak and all(
+        (s["minSize"], s["desiredCapacity"], s["maxSize"]) == (69, -1, 120) for s in peak
+    )
     restore = schedules["floodgate-us-general-election-20281107-restore"]
     assert (restore["minSize"], restore["maxSize"]) == (prod.fleet.min_size, prod.fleet.max_size)
     assert restore["desiredCapacity"] == KEEP_DESIRED
@@ -58,8 +59,11 @@ def test_times_in_utc_are_each_stages_start_less_its_lead(evaluate, prod) -> Non
     for plan in plans:
         for stage in plan.stages:
             if stage.lead and plan.min_size_at(stage.start - stage.lead) == stage.min_size:
-                [action] = [schedules[a.name] for a in plan_actions(plan)
-                            if a.start == stage.start - stage.lead]  # fmt: skip
+                [action] = [
+                    schedules[a.name]
+                    for a in plan_actions(plan)
+                    if a.start == stage.start - stage.lead
+                ]
                 start = datetime.strptime(action["startTime"], "%Y-%m-%dT%H:%M:%SZ")
                 assert start.replace(tzinfo=UTC) + stage.lead == stage.start
                 assert ZoneInfo(action["timeZone"]) == ZoneInfo(plan.occurrence.time_zone)
@@ -78,8 +82,10 @@ def test_a_schedule_whose_time_has_passed_is_not_declared(evaluate, prod) -> Non
     _, schedules = build(evaluate, prod, now=during)
     assert "floodgate-us-general-election-20281107-stage-1" not in schedules
     assert "floodgate-us-general-election-20281107-restore" in schedules
-    assert all(datetime.strptime(s["startTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-               > during for s in schedules.values())  # fmt: skip
+    assert all(
+        datetime.strptime(s["startTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) > during
+        for s in schedules.values()
+    )
 
 
 def test_names_are_stable_between_runs(evaluate, prod) -> None:

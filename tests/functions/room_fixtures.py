@@ -19,26 +19,45 @@ ORIGIN_SECRET = "edge-secret-a"
 """What the test's CloudFront adds (the origin-verify secret holds it and a second slot)."""
 THROUGH_CLOUDFRONT = {"x-floodgate-origin-verify": ORIGIN_SECRET}
 TEST_ENV = {
-    "FG_ROOM_ID": "election-2028", "FG_SECRET_ID": TABLE, "FG_KVS_ARN": "arn:kvs/test",
-    "FG_SESSIONS_PER_INSTANCE": "100", "FG_REQUESTS_PER_INSTANCE_PER_S": "150",
-    "FG_MAX_ADMIT_PER_S": "200", "FG_STEP_S": "10", "FG_SESSION_S": "1200",
-    "FG_TOKEN_TTL_S": "7200", "FG_SHOW_S": "120", "FG_ABANDON_AFTER_S": "90",
-    "FG_QUEUE_AT_LOAD": "0.85", "FG_OPEN_BELOW_LOAD": "0.6", "FG_CALM_S": "600",
-    "FG_DRAIN_S": "120", "FG_POLLS_PER_S": "0", "FG_DEMAND_FLOOR_PCT": "0",
-    "FG_ASG_NAME": ASG, "FG_TARGET_GROUP": "targetgroup/web/no-metrics", "FG_ALARM_NAMES": ALARM,
-    "FG_METRIC_NAMESPACE": "Floodgate/WaitingRoom", "FG_DEMAND_METRIC": "DemandPercent",
-    "FG_ORIGIN_SECRET_ID": "origin-verify", "FG_JOINS_PER_ADDRESS_PER_MIN": "30",
-}  # fmt: skip
+    "FG_ROOM_ID": "election-2028",
+    "FG_SECRET_ID": TABLE,
+    "FG_KVS_ARN": "arn:kvs/test",
+    "FG_SESSIONS_PER_INSTANCE": "100",
+    "FG_REQUESTS_PER_INSTANCE_PER_S": "150",
+    "FG_MAX_ADMIT_PER_S": "200",
+    "FG_STEP_S": "10",
+    "FG_SESSION_S": "1200",
+    "FG_TOKEN_TTL_S": "7200",
+    "FG_SHOW_S": "120",
+    "FG_ABANDON_AFTER_S": "90",
+    "FG_QUEUE_AT_LOAD": "0.85",
+    "FG_OPEN_BELOW_LOAD": "0.6",
+    "FG_CALM_S": "600",
+    "FG_DRAIN_S": "120",
+    "FG_POLLS_PER_S": "0",
+    "FG_DEMAND_FLOOR_PCT": "0",
+    "FG_ASG_NAME": ASG,
+    "FG_TARGET_GROUP": "targetgroup/web/no-metrics",
+    "FG_ALARM_NAMES": ALARM,
+    "FG_METRIC_NAMESPACE": "Floodgate/WaitingRoom",
+    "FG_DEMAND_METRIC": "DemandPercent",
+    "FG_ORIGIN_SECRET_ID": "origin-verify",
+    "FG_JOINS_PER_ADDRESS_PER_MIN": "30",
+}
 """A small room's environment, as components/admission.py would set it (moto has no ALB metrics:
 the origin load reads as zero until a test puts some)."""
 
 
-def via_edge(cookies: list[str] | None = None, headers: dict[str, str] | None = None,
-             **event: Any) -> dict[str, Any]:  # fmt: skip
+def via_edge(
+    cookies: list[str] | None = None, headers: dict[str, str] | None = None, **event: Any
+) -> dict[str, Any]:
     """An HTTP API v2 event as it arrives through the distribution: CloudFront's origin header
     and a viewer address added to `headers`."""
-    sent = {**THROUGH_CLOUDFRONT, "cloudfront-viewer-address": "198.51.100.7:50123",
-            **(headers or {})}  # fmt: skip
+    sent = {
+        **THROUGH_CLOUDFRONT,
+        "cloudfront-viewer-address": "198.51.100.7:50123",
+        **(headers or {}),
+    }
     return {"cookies": cookies or [], "headers": sent, **event}
 
 

@@ -29,8 +29,10 @@ class PortalSite(QueueApi):
                 return
             self._send(404, "text/plain", b"not found")
             return
-        page = (f'<!doctype html><html lang="en"><title>{PORTAL_TITLE}</title>'
-                f'<main><h1 id="portal">{html.escape(path)}</h1></main></html>')  # fmt: skip
+        page = (
+            f'<!doctype html><html lang="en"><title>{PORTAL_TITLE}</title>'
+            f'<main><h1 id="portal">{html.escape(path)}</h1></main></html>'
+        )
         self._send(200, "text/html; charset=utf-8", page.encode())
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:

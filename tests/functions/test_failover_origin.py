@@ -34,8 +34,15 @@ def event(uri: str, origin: dict[str, Any], querystring: str = "lang=fr") -> dic
     }
 
 
-S3 = {"s3": {"domainName": "pages.s3.ca-central-1.amazonaws.com", "path": "", "authMethod":
-             "origin-access-control", "region": "ca-central-1", "customHeaders": {}}}  # fmt: skip
+S3 = {
+    "s3": {
+        "domainName": "pages.s3.ca-central-1.amazonaws.com",
+        "path": "",
+        "authMethod": "origin-access-control",
+        "region": "ca-central-1",
+        "customHeaders": {},
+    }
+}
 ALB = {"custom": {"domainName": "origin.portal.example.ca", "port": 443, "protocol": "https",
                   "path": "", "sslProtocols": ["TLSv1.2"], "readTimeout": 30,
                   "keepaliveTimeout": 5, "customHeaders": {}}}  # fmt: skip

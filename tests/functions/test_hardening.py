@@ -77,8 +77,9 @@ def test_one_address_takes_at_most_its_share_of_new_places_a_minute(room, monkey
     assert counted(room) == 3
     assert join_from(room, "203.0.113.10:4431")["statusCode"] == 200, "a neighbour is not held"
     cookie = first[0]["cookies"][0].split(";")[0]
-    again = handlers.join(via_edge([cookie], {"cloudfront-viewer-address": "203.0.113.9:1"}),
-                          None, room)  # fmt: skip
+    again = handlers.join(
+        via_edge([cookie], {"cloudfront-viewer-address": "203.0.113.9:1"}), None, room
+    )
     assert again["statusCode"] == 200, "a visitor who already has a place is not counted"
     monkeypatch.setattr(handlers, "clock", lambda: T0 + 61)
     assert join_from(room, "203.0.113.9:4431")["statusCode"] == 200, "the next minute"
@@ -148,8 +149,11 @@ def test_two_concurrent_requeues_of_one_visitor_give_one_place(room, monkeypatch
     atomic_item_writes(monkeypatch.setattr)
     visitor = join_many(room, 1)[0]
     order = int(next(items(room, f"visitor#{visitor}"))["order"])
-    room.table.update_item(Key={"pk": f"place#{order}"}, UpdateExpression="SET skipped = :t",
-                           ExpressionAttributeValues={":t": True})  # fmt: skip
+    room.table.update_item(
+        Key={"pk": f"place#{order}"},
+        UpdateExpression="SET skipped = :t",
+        ExpressionAttributeValues={":t": True},
+    )
     with ThreadPoolExecutor(max_workers=2) as pool:
         answers = list(pool.map(lambda _: room.status(visitor, T0 + 20), range(2)))
     assert all(a["visitor"] == visitor for a in answers)
@@ -164,8 +168,11 @@ def test_a_poll_between_a_requeues_two_writes_waits_for_its_place(room, monkeypa
     place item exists: in flight, not a hole to requeue from (that was a third place)."""
     visitor = join_many(room, 1)[0]
     order = int(next(items(room, f"visitor#{visitor}"))["order"])
-    room.table.update_item(Key={"pk": f"place#{order}"}, UpdateExpression="SET skipped = :t",
-                           ExpressionAttributeValues={":t": True})  # fmt: skip
+    room.table.update_item(
+        Key={"pk": f"place#{order}"},
+        UpdateExpression="SET skipped = :t",
+        ExpressionAttributeValues={":t": True},
+    )
     put_item, between = room.table.put_item, []
 
     def place_written_late(**kwargs):
@@ -216,16 +223,19 @@ def test_the_calendar_the_prescale_job_writes_is_the_one_the_inlet_obeys(room) -
     from planning.settings import load_stack_settings
     from scripts.prescale import Clients, Targets, room_changes
 
-    plans = plan_events(load_calendar(), load_stack_settings("prod"), "prod",
-                        datetime(2028, 10, 20, tzinfo=UTC))  # fmt: skip
+    plans = plan_events(
+        load_calendar(), load_stack_settings("prod"), "prod", datetime(2028, 10, 20, tzinfo=UTC)
+    )
     election = next(p for p in plans if p.key.startswith("us-general-election"))
     queued = [with_mode(p, waiting_room="queue") if p is election else p for p in plans]
     # The job's own low-level clients (the room's DynamoDB is a resource: another encoding).
-    autoscaling, elbv2, dynamodb = (boto3.client(s, region_name=REGION)
-                                    for s in ("autoscaling", "elbv2", "dynamodb"))  # fmt: skip
+    autoscaling, elbv2, dynamodb = (
+        boto3.client(s, region_name=REGION) for s in ("autoscaling", "elbv2", "dynamodb")
+    )
     clients = Clients(autoscaling, elbv2, dynamodb)
-    for change in room_changes(clients, Targets(asg_name="web", room_table=room.config.table),
-                               queued):  # fmt: skip
+    for change in room_changes(
+        clients, Targets(asg_name="web", room_table=room.config.table), queued
+    ):
         change.apply()
 
     def forced(at: datetime) -> bool:

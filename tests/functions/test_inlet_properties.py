@@ -16,8 +16,9 @@ from functions.admission.inlet import (
 from functions.admission.room import POLL_MAX_S, retry_after
 from tests.functions.room_fixtures import config_for_tests
 
-CONFIG = config_for_tests(sessions_per_instance=50, max_admit_per_s=20, step_s=10, drain_s=120,
-                          demand_floor_pct=66.67)  # fmt: skip
+CONFIG = config_for_tests(
+    sessions_per_instance=50, max_admit_per_s=20, step_s=10, drain_s=120, demand_floor_pct=66.67
+)
 NOW = 10_000.0
 
 fleets = st.builds(
@@ -64,8 +65,9 @@ def test_walk_admits_in_order_within_budget_and_only_moves_forward(line, budget)
     passed = places[: moved.passed]
     if moved.last_order is not None:
         assert moved.last_order == passed[-1][0] >= 0
-    live = [o for o, item in passed if item and not item.get("skipped")
-            and NOW - item["seen_at"] <= 90]  # fmt: skip
+    live = [
+        o for o, item in passed if item and not item.get("skipped") and NOW - item["seen_at"] <= 90
+    ]
     assert len(live) == moved.admitted, "everyone passed who was polling got in"
     if moved.passed < len(places):
         # It stopped at someone still waiting, for want of budget, never at a hole.
@@ -106,8 +108,11 @@ def test_demand_never_reads_below_the_target_while_people_wait(fleet, waiting) -
         assert demand == 100 * max(fleet.load, 0)
 
 
-@given(st.one_of(st.none(), st.integers(0, 100_000)), st.integers(0, 1_000_000),
-       st.floats(1, 20_000, allow_nan=False))  # fmt: skip
+@given(
+    st.one_of(st.none(), st.integers(0, 100_000)),
+    st.integers(0, 1_000_000),
+    st.floats(1, 20_000, allow_nan=False),
+)
 def test_the_line_polls_within_the_status_functions_design(eta, waiting, polls_per_s) -> None:
     interval = retry_after(eta, waiting, polls_per_s)
     assert 5 <= interval <= POLL_MAX_S

@@ -13,13 +13,22 @@ ARN = "arn:aws:cloudfront::123456789012:key-value-store/0f7f1e4b-1111-2222-3333-
 
 @pytest.fixture
 def client():
-    return boto3.client("cloudfront-keyvaluestore", region_name="us-east-1",
-                        aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
+    return boto3.client(
+        "cloudfront-keyvaluestore",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
 
 
 def described(etag: str) -> dict:
-    return {"KvsARN": ARN, "Created": "2028-01-01T00:00:00Z", "ETag": etag,
-            "ItemCount": 1, "TotalSizeInBytes": 10}  # fmt: skip
+    return {
+        "KvsARN": ARN,
+        "Created": "2028-01-01T00:00:00Z",
+        "ETag": etag,
+        "ItemCount": 1,
+        "TotalSizeInBytes": 10,
+    }
 
 
 def updated(etag: str) -> dict:
@@ -35,9 +44,13 @@ def test_a_conflicting_write_is_retried_with_the_new_etag(client) -> None:
         stub.add_response(
             "update_keys",
             updated("e3"),
-            {"KvsARN": ARN, "IfMatch": "e2", "Puts": [{"Key": "room", "Value": "{}"}],
-             "Deletes": [{"Key": "key.old"}]},
-        )  # fmt: skip
+            {
+                "KvsARN": ARN,
+                "IfMatch": "e2",
+                "Puts": [{"Key": "room", "Value": "{}"}],
+                "Deletes": [{"Key": "key.old"}],
+            },
+        )
         store.apply({"room": "{}"}, ["key.old"])
         stub.assert_no_pending_responses()
 
@@ -56,7 +69,6 @@ def test_large_changes_go_in_batches_of_fifty(client) -> None:
 def test_items_reads_every_page(client) -> None:
     store = BotoKeyValueStore(client, ARN)
     with Stubber(client) as stub:
-        stub.add_response("list_keys", {"Items": [{"Key": "room", "Value": "a"}],
-                                        "NextToken": "n"})  # fmt: skip
+        stub.add_response("list_keys", {"Items": [{"Key": "room", "Value": "a"}], "NextToken": "n"})
         stub.add_response("list_keys", {"Items": [{"Key": "key.k0", "Value": "b"}]})
         assert store.items() == {"room": "a", "key.k0": "b"}

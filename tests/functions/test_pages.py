@@ -49,8 +49,14 @@ def site(room: Room, monkeypatch) -> Iterator[tuple[str, list[float]]]:
         yield f"http://{host}:{port}", now
 
 
-def open_page(browser: Browser, url: str, *, width: int = DESKTOP, locale: str = "en-CA",
-              fake_clock: bool = True) -> Page:  # fmt: skip
+def open_page(
+    browser: Browser,
+    url: str,
+    *,
+    width: int = DESKTOP,
+    locale: str = "en-CA",
+    fake_clock: bool = True,
+) -> Page:
     """`url` in a new browser context, once its first answer (the join) is on the page."""
     context = browser.new_context(viewport={"width": width, "height": 800}, locale=locale)
     page = context.new_page()
@@ -83,8 +89,9 @@ def until(page: Page, selector: str, contains: str) -> None:
             timeout=5_000,
         )
     except Exception:
-        raise AssertionError(f"{selector} never held {contains!r}: "
-                             f"{page.inner_text('body')!r}") from None  # fmt: skip
+        raise AssertionError(
+            f"{selector} never held {contains!r}: {page.inner_text('body')!r}"
+        ) from None
 
 
 def poll_once(page: Page) -> None:
@@ -97,8 +104,10 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
     result = page.evaluate(
         "(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA
     )
-    return [{"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"])}
-            for v in result["violations"]]  # fmt: skip
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"])}
+        for v in result["violations"]
+    ]
 
 
 # -- in line, admitted, sent back -----------------------------------------------------------
@@ -142,10 +151,18 @@ def test_a_visitor_sent_back_at_once_waits_before_going_again(browser, site, roo
     page.wait_for_url("**/apply?step=2", timeout=5_000)
 
 
-@pytest.mark.parametrize("value", ["%2F%09%2Fevil.example", "%2F%0A%2Fevil.example",
-                                   "%2F%0D%2Fevil.example", "%2F%5Cevil.example",
-                                   "https%3A%2F%2Fevil.example%2F", "javascript%3Aalert(1)",
-                                   "%2F%2Fevil.example"])  # fmt: skip
+@pytest.mark.parametrize(
+    "value",
+    [
+        "%2F%09%2Fevil.example",
+        "%2F%0A%2Fevil.example",
+        "%2F%0D%2Fevil.example",
+        "%2F%5Cevil.example",
+        "https%3A%2F%2Fevil.example%2F",
+        "javascript%3Aalert(1)",
+        "%2F%2Fevil.example",
+    ],
+)
 def test_the_return_path_never_leaves_the_site(browser, site, room, value):
     base, now = site
     page = open_page(browser, f"{base}/waiting-room/index.html?return={value}")
@@ -178,8 +195,12 @@ def test_a_busy_answer_waits_as_long_as_it_is_told(browser, site, room):
     page = open_page(browser, base + WAITING)
     until(page, "#message", "being confirmed")
     busy = json.dumps({"error": "busy", "retry_after_s": 60})  # WAF's join limit answers so
-    page.route("**/queue/status", lambda route: route.fulfill(
-        status=429, body=busy, headers={"content-type": "application/json"}))  # fmt: skip
+    page.route(
+        "**/queue/status",
+        lambda route: route.fulfill(
+            status=429, body=busy, headers={"content-type": "application/json"}
+        ),
+    )
     page.clock.run_for(20_000)
     until(page, "#message", "Trying again in 60 seconds")
 
@@ -238,10 +259,15 @@ def test_the_high_demand_page_never_refreshes_on_its_own(browser, site):
 TITLES = {"en": "You are in line", "fr": "Vous êtes en file d\u2019attente"}
 
 
-@pytest.mark.parametrize(("query", "locale", "lang"), [
-    ("", "en-CA", "en"), ("", "fr-CA", "fr"),
-    ("&lang=fr", "en-CA", "fr"), ("&lang=en", "fr-CA", "en"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("query", "locale", "lang"),
+    [
+        ("", "en-CA", "en"),
+        ("", "fr-CA", "fr"),
+        ("&lang=fr", "en-CA", "fr"),
+        ("&lang=en", "fr-CA", "en"),
+    ],
+)
 def test_the_page_speaks_the_visitors_language(browser, site, query, locale, lang):
     """?lang= first, then the browser's language (the gate adds ?lang= from Accept-Language)."""
     base, _ = site
@@ -268,8 +294,9 @@ def test_the_waiting_page_fits_and_meets_wcag_21_aa(browser, site, room, width, 
     assert overflow <= 0, f"{overflow}px wider than the screen"
     for figure in ("#place", "#ahead", "#wait"):
         box = page.locator(figure).bounding_box()
-        line = page.evaluate(f"parseFloat(getComputedStyle(document.querySelector('{figure}'))"
-                             ".lineHeight)")  # fmt: skip
+        line = page.evaluate(
+            f"parseFloat(getComputedStyle(document.querySelector('{figure}')).lineHeight)"
+        )
         assert box is not None and box["height"] < 1.5 * line, f"{figure} wraps at {width}px"
     assert axe_violations(page) == []
 

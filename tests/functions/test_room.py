@@ -51,8 +51,9 @@ def test_join_is_idempotent_and_places_are_dense_after_sealing(room) -> None:
 def test_concurrent_joins_never_share_a_place(room, monkeypatch) -> None:
     atomic_item_writes(monkeypatch.setattr)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        visitors = list(pool.map(lambda i: room.join(None, T0 + 1 + i / 120)["visitor"],
-                                 range(120)))  # fmt: skip
+        visitors = list(
+            pool.map(lambda i: room.join(None, T0 + 1 + i / 120)["visitor"], range(120))
+        )
     assert len(set(visitors)) == 120
     orders = [int(i["pk"].split("#")[1]) for i in items(room, "place#")]
     assert len(orders) == len(set(orders)) == 120
@@ -210,8 +211,9 @@ def test_sessions_count_for_the_whole_session_not_a_minute(room) -> None:
 def test_the_inlet_publishes_demand_for_the_fleet_to_scale_on(room, monkeypatch) -> None:
     sent: list[dict] = []
     real = room.cloudwatch.put_metric_data
-    monkeypatch.setattr(room.cloudwatch, "put_metric_data",
-                        lambda **kw: sent.append(kw) or real(**kw))  # fmt: skip
+    monkeypatch.setattr(
+        room.cloudwatch, "put_metric_data", lambda **kw: sent.append(kw) or real(**kw)
+    )
     join_many(room, 30)
     report = inlet.step(room, T0 + 10)
     # 20 waiting over a capacity of 10: 200 % (load nil), at least the scaling target.
@@ -350,8 +352,7 @@ def test_http_join_and_status_set_cookies_and_cache_headers(room) -> None:
 )
 def test_cross_site_join_is_refused(room, header, site) -> None:
     """Another site cannot send a waiting visitor to the back of the line."""
-    joined = handlers.join(via_edge(headers={"sec-fetch-site": "same-origin"}),
-                           None, room)  # fmt: skip
+    joined = handlers.join(via_edge(headers={"sec-fetch-site": "same-origin"}), None, room)
     visitor = joined["cookies"][0].split(";")[0].split("=", 1)[1]
     forged = handlers.join(via_edge(headers={header: site}), None, room)
     assert (forged["statusCode"], forged["cookies"]) == (403, [])

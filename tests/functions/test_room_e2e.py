@@ -94,8 +94,11 @@ def gate(store: dict[str, str], now: int, requests: list[dict[str, Any]], tmp: P
     batch.write_text(json.dumps({"store": store, "now": now, "requests": requests}))
     out = subprocess.run(
         ["node", str(ROOT / "tests/edge/gate_batch.mjs"), str(batch)],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return json.loads(out.stdout)
 
 

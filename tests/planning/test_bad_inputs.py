@@ -27,8 +27,9 @@ EVENT = """events:
 """
 
 
-def calendar_text(start: str = "2028-03-01T18:00:00", shape: str = "duration_h: 4",
-                  extra: str = "") -> str:  # fmt: skip
+def calendar_text(
+    start: str = "2028-03-01T18:00:00", shape: str = "duration_h: 4", extra: str = ""
+) -> str:
     return EVENT.format(start=start, shape=shape, extra=extra)
 
 
@@ -45,14 +46,18 @@ def stacks_with(tmp_path: Path, name: str, content: str | bytes) -> Path:
 
 
 def ics(body: str) -> str:
-    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + body.replace("\n", "\r\n")
-            + "END:VCALENDAR\r\n")  # fmt: skip
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
+        + body.replace("\n", "\r\n")
+        + "END:VCALENDAR\r\n"
+    )
 
 
 def calendar_with_ics(tmp_path: Path, body: str) -> Path:
     stacks = stacks_with(tmp_path, "budget.ics", ics(body))
     (stacks / "events.yaml").write_text(
-        "ics:\n  - path: budget.ics\n    peak_multiple: 3\n", encoding="utf-8")  # fmt: skip
+        "ics:\n  - path: budget.ics\n    peak_multiple: 3\n", encoding="utf-8"
+    )
     return stacks / "events.yaml"
 
 
@@ -262,10 +267,19 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_an_ics_until_in_utc_on_a_tzid_start_is_valid(tmp_path) -> None:
     """RFC 5545 3.3.10: with a TZID start, UNTIL must be UTC; it was refused."""
-    calendar = load_calendar(calendar_with_ics(tmp_path, VEVENT.format(lines=(
-        "DTSTART;TZID=America/Toronto:20280301T180000\nDURATION:PT4H\n"
-        "RRULE:FREQ=YEARLY;UNTIL=20310301T220000Z\n"))))  # fmt: skip
-    starts = calendar.events[0].local_starts(parse_instant("2040-01-01T00:00:00Z").replace(
-        tzinfo=None))  # fmt: skip
+    calendar = load_calendar(
+        calendar_with_ics(
+            tmp_path,
+            VEVENT.format(
+                lines=(
+                    "DTSTART;TZID=America/Toronto:20280301T180000\nDURATION:PT4H\n"
+                    "RRULE:FREQ=YEARLY;UNTIL=20310301T220000Z\n"
+                )
+            ),
+        )
+    )
+    starts = calendar.events[0].local_starts(
+        parse_instant("2040-01-01T00:00:00Z").replace(tzinfo=None)
+    )
     # UNTIL 22:00Z is 17:00 in Toronto: the 2031 occurrence (18:00 local) is past it.
     assert [s.year for s in starts] == [2028, 2029, 2030]

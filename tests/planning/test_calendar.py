@@ -28,21 +28,25 @@ def calendar_of(*events: dict[str, Any]):
 
 
 def test_elections_follow_the_tuesday_after_the_first_monday() -> None:
-    starts = [o.local_start.date().isoformat()
-              for o in calendar_of(ELECTION).occurrences("prod", FROM, TO)]  # fmt: skip
+    starts = [
+        o.local_start.date().isoformat()
+        for o in calendar_of(ELECTION).occurrences("prod", FROM, TO)
+    ]
     assert starts == ["2028-11-07", "2032-11-02"]
 
 
 def test_2028_election_is_two_days_after_clocks_go_back() -> None:
-    (night,) = [o for o in calendar_of(ELECTION).occurrences("prod", FROM, TO)
-                if o.start.year == 2028]  # fmt: skip
+    (night,) = [
+        o for o in calendar_of(ELECTION).occurrences("prod", FROM, TO) if o.start.year == 2028
+    ]
     assert night.start == datetime(2028, 11, 7, 23, 0, tzinfo=UTC)  # 18:00 EST, UTC-5
     assert night.end == datetime(2028, 11, 8, 9, 0, tzinfo=UTC)
 
 
 def test_2032_election_is_before_the_change_so_still_daylight_time() -> None:
-    (night,) = [o for o in calendar_of(ELECTION).occurrences("prod", FROM, TO)
-                if o.start.year == 2032]  # fmt: skip
+    (night,) = [
+        o for o in calendar_of(ELECTION).occurrences("prod", FROM, TO) if o.start.year == 2032
+    ]
     assert night.start == datetime(2032, 11, 2, 22, 0, tzinfo=UTC)  # 18:00 EDT, UTC-4
 
 
@@ -113,17 +117,33 @@ def test_invalid_event_is_named_with_its_problem(change: dict[str, Any], message
 
 
 def test_overlapping_events_for_a_stack_are_rejected() -> None:
-    debate = {**ELECTION, "name": "late-debate", "rule": None, "start": "2028-11-07T21:00:00",
-              "duration_h": 2, "peak_multiple": 5}  # fmt: skip
+    debate = {
+        **ELECTION,
+        "name": "late-debate",
+        "rule": None,
+        "start": "2028-11-07T21:00:00",
+        "duration_h": 2,
+        "peak_multiple": 5,
+    }
     calendar = calendar_of(ELECTION, debate)
-    with pytest.raises(CalendarError, match=r"us-general-election-20281107 .* and "
-                       r"late-debate-20281107 .* overlap for stack prod"):  # fmt: skip
+    with pytest.raises(
+        CalendarError,
+        match=r"us-general-election-20281107 .* and "
+        r"late-debate-20281107 .* overlap for stack prod",
+    ):
         calendar.occurrences("prod", FROM, TO)
 
 
 def test_overlap_on_another_stack_only_is_fine() -> None:
-    debate = {**ELECTION, "name": "late-debate", "rule": None, "start": "2028-11-07T21:00:00",
-              "duration_h": 2, "peak_multiple": 5, "stacks": ["staging"]}  # fmt: skip
+    debate = {
+        **ELECTION,
+        "name": "late-debate",
+        "rule": None,
+        "start": "2028-11-07T21:00:00",
+        "duration_h": 2,
+        "peak_multiple": 5,
+        "stacks": ["staging"],
+    }
     assert len(calendar_of(ELECTION, debate).occurrences("prod", FROM, TO)) == 2
 
 
@@ -138,8 +158,13 @@ def test_missing_ics_file_is_named(tmp_path: Path) -> None:
 
 
 def test_calendar_wide_stacks_apply_unless_an_event_names_its_own() -> None:
-    own = {**ELECTION, "name": "dev-rehearsal", "rule": None, "start": "2028-06-01T10:00:00",
-           "stacks": ["dev"]}  # fmt: skip
+    own = {
+        **ELECTION,
+        "name": "dev-rehearsal",
+        "rule": None,
+        "start": "2028-06-01T10:00:00",
+        "stacks": ["dev"],
+    }
     calendar = parse_calendar({"stacks": ["prod"], "events": [ELECTION, own]})
     assert [o.name for o in calendar.occurrences("dev", FROM, TO)] == ["dev-rehearsal"]
     assert {o.name for o in calendar.occurrences("prod", FROM, TO)} == {"us-general-election"}
@@ -167,6 +192,7 @@ def test_a_utc_ics_time_is_kept_in_utc(tmp_path: Path) -> None:
         "UID:a@t\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Budget Day\r\n"
         "DTSTART:20270301T170000Z\r\nDURATION:PT2H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     )
-    (night,) = parse_calendar({"ics": [{"path": "x.ics", "peak_users": 5000}]},
-                              tmp_path).occurrences("prod", FROM, TO)  # fmt: skip
+    (night,) = parse_calendar(
+        {"ics": [{"path": "x.ics", "peak_users": 5000}]}, tmp_path
+    ).occurrences("prod", FROM, TO)
     assert night.start == datetime(2027, 3, 1, 17, 0, tzinfo=UTC)

@@ -62,9 +62,10 @@ def test_room_is_warmed_between_a_new_tables_rate_and_the_quota(prod_config) -> 
     small = settings_with(prod_config, admission__design_joins_per_s=100).admission
     assert room_warm_throughput(small) == WarmThroughput(writes_per_s=4_000, reads_per_s=12_000)
     raised = settings_with(
-        prod_config, admission__design_joins_per_s=20_000,
+        prod_config,
+        admission__design_joins_per_s=20_000,
         admission__table_quota_units_per_s=80_000,
-    ).admission  # fmt: skip
+    ).admission
     # 20,000 joins x 4 writes (the address counter, count, visitor, place); 4 reads a poll.
     assert room_warm_throughput(raised) == WarmThroughput(writes_per_s=80_000, reads_per_s=80_000)
 
@@ -79,8 +80,9 @@ def test_the_room_takes_its_capacity_from_the_fleets_figures(prod_config) -> Non
     assert admit_rate_per_s(prod) == 850
     env = room_tunables(prod)
     assert (env["FG_SESSIONS_PER_INSTANCE"], env["FG_MAX_ADMIT_PER_S"]) == ("7500", "850")
-    chosen = settings_with(prod_config, admission__sessions_per_instance=5000,
-                           admission__max_admit_per_s=900)  # fmt: skip
+    chosen = settings_with(
+        prod_config, admission__sessions_per_instance=5000, admission__max_admit_per_s=900
+    )
     assert (people_per_instance(chosen), admit_rate_per_s(chosen)) == (5000, 900)
 
 
@@ -104,8 +106,9 @@ def test_the_room_must_be_able_to_reopen_at_the_scaling_target(prod_config) -> N
         error.value
     )
     assert "66.7 %" in str(error.value) and "(got 60)" in str(error.value)
-    lower_target = settings_with(prod_config, admission__open_below_load_pct=60,
-                                 fleet__scaling__requests_per_target=5400)  # fmt: skip
+    lower_target = settings_with(
+        prod_config, admission__open_below_load_pct=60, fleet__scaling__requests_per_target=5400
+    )
     assert lower_target.fleet.scaling_target_pct == 60
 
 

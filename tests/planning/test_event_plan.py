@@ -163,8 +163,10 @@ def test_an_event_that_ended_stays_planned_through_its_cooldown_and_the_slip() -
     the restore, the reservation, the pool and the room's calendar (issue 15)."""
     election = plan_events(load_calendar(), PROD, "prod", NOW)[2]
     assert election.key == "us-general-election-20281107"
-    for moment in (election.occurrence.end + timedelta(minutes=17),
-                   election.restore_at + timedelta(seconds=30)):  # fmt: skip
+    for moment in (
+        election.occurrence.end + timedelta(minutes=17),
+        election.restore_at + timedelta(seconds=30),
+    ):
         plans = plan_events(load_calendar(), PROD, "prod", moment)
         assert plans[0].key == election.key and plans[0].holding(moment), moment
     gone = election.restore_at + election.slip
@@ -191,8 +193,9 @@ def test_a_warm_pool_covering_the_raise_exactly_gets_the_warm_lead() -> None:
     plan = plan_event(occurrence(peak_multiple=4), exact)
     assert plan.warm_pool == plan.desired - exact.fleet.min_size == needed
     assert plan.lead == lead_time(exact, from_warm_pool=True)
-    short = settings_with(config, prescale__warm_pool_share_pct=1,
-                          fleet__warm_pool__min_size=needed - 1)  # fmt: skip
+    short = settings_with(
+        config, prescale__warm_pool_share_pct=1, fleet__warm_pool__min_size=needed - 1
+    )
     assert plan_event(occurrence(peak_multiple=4), short).lead == lead_time(short)
 
 

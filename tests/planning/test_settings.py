@@ -261,9 +261,10 @@ def test_the_ami_is_pinned_in_every_stack(prod_config) -> None:
 
 def test_slow_start_is_allowed_with_round_robin(prod_config) -> None:
     settings = settings_with(
-        prod_config, load_balancer__load_balancing_algorithm="round_robin",
+        prod_config,
+        load_balancer__load_balancing_algorithm="round_robin",
         load_balancer__slow_start_s=60,
-    )  # fmt: skip
+    )
     assert settings.load_balancer.slow_start_s == 60
 
 
@@ -296,8 +297,14 @@ def test_every_problem_is_reported_at_once(prod_config) -> None:
 
 @pytest.mark.parametrize(
     ("instance_type", "arch"),
-    [("m7g.large", "arm64"), ("c7gn.xlarge", "arm64"), ("t4g.small", "arm64"),
-     ("m7i.large", "x86_64"), ("t3a.medium", "x86_64"), ("g5.xlarge", "x86_64")],
-)  # fmt: skip
+    [
+        ("m7g.large", "arm64"),
+        ("c7gn.xlarge", "arm64"),
+        ("t4g.small", "arm64"),
+        ("m7i.large", "x86_64"),
+        ("t3a.medium", "x86_64"),
+        ("g5.xlarge", "x86_64"),
+    ],
+)
 def test_architecture_follows_the_family_name(instance_type: str, arch: str) -> None:
     assert architecture(instance_type) == arch

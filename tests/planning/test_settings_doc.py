@@ -28,7 +28,10 @@ def test_the_reference_shows_type_default_bounds_and_choices() -> None:
     assert "| int | `30` | >= 15; <= 1,440 |" in row
     row = next(line for line in text.splitlines() if line.startswith("| `network.nat_gateways`"))
     assert "`one`, `per_zone`" in row
-    row = next(line for line in text.splitlines()
-               if line.startswith("| `load_balancer.origin_domain_name`"))  # fmt: skip
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("| `load_balancer.origin_domain_name`")
+    )
     assert "| required |" in row
     assert (LoadBalancerSettings.__doc__ or "?") in text

@@ -29,8 +29,10 @@ def _plan(stack: str) -> tuple[PlanResource, ...]:
 
 
 def plan(stack: str = "prod") -> Plan:
-    return [replace(r, inputs=copy.deepcopy(r.inputs), outputs=copy.deepcopy(r.outputs))
-            for r in _plan(stack)]  # fmt: skip
+    return [
+        replace(r, inputs=copy.deepcopy(r.inputs), outputs=copy.deepcopy(r.outputs))
+        for r in _plan(stack)
+    ]
 
 
 def edit(resources: Plan, token: str, match: str = "", **changes: Any) -> Plan:
@@ -84,104 +86,136 @@ def _without_dependency(resources: Plan, token: str, match: str, dep_token: str)
     urns = {r.urn for r in resources if r.type == dep_token}
     for i, r in enumerate(resources):
         if r.type == token and match in r.name:
-            resources[i] = replace(r, dependencies=tuple(u for u in r.dependencies
-                                                         if u not in urns))  # fmt: skip
+            resources[i] = replace(
+                r, dependencies=tuple(u for u in r.dependencies if u not in urns)
+            )
     return resources
 
 
 BREAKS: dict[str, Callable[[Plan], Plan]] = {
-    "alb-slow-start-excludes-least-outstanding":
-        lambda p: props(p, TG, "", lambda d: d.update(slowStart=60)),
-    "dynamodb-warm-throughput-within-quota":
-        lambda p: props(p, TABLE, "", lambda d: d["warmThroughput"].update(
-            writeUnitsPerSecond=60_000)),
-    "warm-pool-caps-prepared-capacity":
-        lambda p: props(p, G, "", lambda d: d["warmPool"].pop("maxGroupPreparedCapacity")),
-    "no-viewer-response-function-for-failover":
-        lambda p: props(p, DIST, "", lambda d: d["defaultCacheBehavior"].update(
+    "alb-slow-start-excludes-least-outstanding": lambda p: props(
+        p, TG, "", lambda d: d.update(slowStart=60)
+    ),
+    "dynamodb-warm-throughput-within-quota": lambda p: props(
+        p, TABLE, "", lambda d: d["warmThroughput"].update(writeUnitsPerSecond=60_000)
+    ),
+    "warm-pool-caps-prepared-capacity": lambda p: props(
+        p, G, "", lambda d: d["warmPool"].pop("maxGroupPreparedCapacity")
+    ),
+    "no-viewer-response-function-for-failover": lambda p: props(
+        p,
+        DIST,
+        "",
+        lambda d: d["defaultCacheBehavior"].update(
             functionAssociations=[{"eventType": "viewer-response", "functionArn": "arn:fn"}],
-            lambdaFunctionAssociations=[])),
-    "runtime-managed-values-ignored":
-        lambda p: edit(p, G, "", ignore_changes=("desiredCapacity",)),
-    "instance-refresh-without-auto-rollback":
-        lambda p: props(p, G, "", lambda d: d["instanceRefresh"]["preferences"].update(
-            autoRollback=True)),
-    "waf-common-rules-allow-form-posts":
-        lambda p: props(p, ACL, "", lambda d: _rules(d, "AWSManagedRulesCommonRuleSet")[
-            "statement"]["managedRuleGroupStatement"].pop("ruleActionOverrides")),
-    "waf-rate-limit-blocks":
-        lambda p: props(p, ACL, "", lambda d: _rules(d, "per-ip-rate-limit").update(
-            action={"count": {}})),
-    "alarm-topics-decryptable-by-cloudwatch":
-        lambda p: props(p, "aws:sns/topic:Topic", "edge",
-                        lambda d: d.update(kmsMasterKeyId="alias/aws/sns")),
-    "scheduled-functions-bounded":
-        lambda p: props(p, FN, "inlet", lambda d: d.update(timeout=75)),
-    "request-scaling-after-listener-rule":
-        lambda p: _without_dependency(p, POLICY, "requests", "aws:lb/listenerRule:ListenerRule"),
-    "distribution-after-log-bucket-acls":
-        lambda p: _without_dependency(
-            p, DIST, "", "aws:s3/bucketOwnershipControls:BucketOwnershipControls"),
-    "lambda-edge-constraints":
-        lambda p: props(p, FN, "failover", lambda d: d.update(architectures=["arm64"])),
-    "gate-on-every-origin-behaviour":
-        lambda p: props(p, DIST, "", lambda d: _behaviour(d, "/api/*").update(
-            functionAssociations=[])),
-    "failover-page-for-any-path":
-        lambda p: props(p, DIST, "", lambda d: _behaviour(d, "/assets/*").update(
-            lambdaFunctionAssociations=[])),
-    "edge-triggers-declared":
-        lambda p: props(p, DIST, "", lambda d: _behaviour(d, "*")[
-            "lambdaFunctionAssociations"][0].update(
-            lambdaArn="arn:aws:lambda:us-east-1:123456789012:function:elsewhere:1")),
-    "fleet-carries-peak-with-zone-lost":
-        lambda p: props(p, G, "", lambda d: d.update(maxSize=40)),
-    "stateful-resources-protected":
-        lambda p: edit(p, TABLE, "", protect=False),
-    "alarms-reach-a-topic":
-        lambda p: props(p, "aws:cloudwatch/metricAlarm:MetricAlarm", "fleet-at-max",
-                        lambda d: d.update(alarmActions=[])),
-    "fsbp-ec2-2-default-security-group-closed":
-        lambda p: props(p, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "",
-                        lambda d: d.update(ingress=[{"protocol": "-1", "self": True}])),
+            lambdaFunctionAssociations=[],
+        ),
+    ),
+    "runtime-managed-values-ignored": lambda p: edit(p, G, "", ignore_changes=("desiredCapacity",)),
+    "instance-refresh-without-auto-rollback": lambda p: props(
+        p, G, "", lambda d: d["instanceRefresh"]["preferences"].update(autoRollback=True)
+    ),
+    "waf-common-rules-allow-form-posts": lambda p: props(
+        p,
+        ACL,
+        "",
+        lambda d: _rules(d, "AWSManagedRulesCommonRuleSet")["statement"][
+            "managedRuleGroupStatement"
+        ].pop("ruleActionOverrides"),
+    ),
+    "waf-rate-limit-blocks": lambda p: props(
+        p, ACL, "", lambda d: _rules(d, "per-ip-rate-limit").update(action={"count": {}})
+    ),
+    "alarm-topics-decryptable-by-cloudwatch": lambda p: props(
+        p, "aws:sns/topic:Topic", "edge", lambda d: d.update(kmsMasterKeyId="alias/aws/sns")
+    ),
+    "scheduled-functions-bounded": lambda p: props(p, FN, "inlet", lambda d: d.update(timeout=75)),
+    "request-scaling-after-listener-rule": lambda p: _without_dependency(
+        p, POLICY, "requests", "aws:lb/listenerRule:ListenerRule"
+    ),
+    "distribution-after-log-bucket-acls": lambda p: _without_dependency(
+        p, DIST, "", "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+    ),
+    "lambda-edge-constraints": lambda p: props(
+        p, FN, "failover", lambda d: d.update(architectures=["arm64"])
+    ),
+    "gate-on-every-origin-behaviour": lambda p: props(
+        p, DIST, "", lambda d: _behaviour(d, "/api/*").update(functionAssociations=[])
+    ),
+    "failover-page-for-any-path": lambda p: props(
+        p, DIST, "", lambda d: _behaviour(d, "/assets/*").update(lambdaFunctionAssociations=[])
+    ),
+    "edge-triggers-declared": lambda p: props(
+        p,
+        DIST,
+        "",
+        lambda d: _behaviour(d, "*")["lambdaFunctionAssociations"][0].update(
+            lambdaArn="arn:aws:lambda:us-east-1:123456789012:function:elsewhere:1"
+        ),
+    ),
+    "fleet-carries-peak-with-zone-lost": lambda p: props(p, G, "", lambda d: d.update(maxSize=40)),
+    "stateful-resources-protected": lambda p: edit(p, TABLE, "", protect=False),
+    "alarms-reach-a-topic": lambda p: props(
+        p,
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "fleet-at-max",
+        lambda d: d.update(alarmActions=[]),
+    ),
+    "fsbp-ec2-2-default-security-group-closed": lambda p: props(
+        p,
+        "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+        "",
+        lambda d: d.update(ingress=[{"protocol": "-1", "self": True}]),
+    ),
     "fsbp-ec2-6-vpc-flow-logs": lambda p: drop(p, "aws:ec2/flowLog:FlowLog"),
-    "fsbp-waf-11-web-acl-logging":
-        lambda p: props(p, "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
-                        "", lambda d: d.update(redactedFields=[])),
-    "fsbp-elb-load-balancer":
-        lambda p: props(p, "aws:lb/loadBalancer:LoadBalancer", "",
-                        lambda d: d.update(dropInvalidHeaderFields=False)),
-    "fsbp-elb-listener-tls":
-        lambda p: props(p, "aws:lb/listener:Listener", "",
-                        lambda d: d.update(sslPolicy="ELBSecurityPolicy-2016-08")),
-    "fsbp-cloudfront-distribution":
-        lambda p: props(p, DIST, "", lambda d: d["defaultCacheBehavior"].update(
-            viewerProtocolPolicy="allow-all")),
-    "fsbp-cloudfront-7-custom-certificate":
-        lambda p: props(p, DIST, "", lambda d: d.update(
-            viewerCertificate={"cloudfrontDefaultCertificate": True})),
-    "fsbp-autoscaling-group":
-        lambda p: props(p, G, "", lambda d: d.update(healthCheckType="EC2")),
-    "fsbp-autoscaling-6-instance-types":
-        lambda p: props(p, G, "", lambda d: d.pop("warmPool")),
-    "fsbp-launch-template":
-        lambda p: props(p, "aws:ec2/launchTemplate:LaunchTemplate", "",
-                        lambda d: d["metadataOptions"].update(httpTokens="optional")),
-    "fsbp-s3-buckets":
-        lambda p: props(p, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "pages",
-                        lambda d: d.update(restrictPublicBuckets=False)),
-    "fsbp-dynamodb-2-pitr":
-        lambda p: props(p, TABLE, "", lambda d: d.update(pointInTimeRecovery={"enabled": False})),
-    "fsbp-lambda-2-runtime":
-        lambda p: props(p, FN, "admin", lambda d: d.update(runtime="python3.8")),
-    "fsbp-sns-encrypted":
-        lambda p: props(p, "aws:sns/topic:Topic", "", lambda d: d.pop("kmsMasterKeyId")),
-    "fsbp-kms-4-rotation":
-        lambda p: props(p, "aws:kms/key:Key", "", lambda d: d.update(enableKeyRotation=False)),
-    "fsbp-apigateway-9-access-logs":
-        lambda p: props(p, "aws:apigatewayv2/stage:Stage", "",
-                        lambda d: d.pop("accessLogSettings")),
-}  # fmt: skip
+    "fsbp-waf-11-web-acl-logging": lambda p: props(
+        p,
+        "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
+        "",
+        lambda d: d.update(redactedFields=[]),
+    ),
+    "fsbp-elb-load-balancer": lambda p: props(
+        p, "aws:lb/loadBalancer:LoadBalancer", "", lambda d: d.update(dropInvalidHeaderFields=False)
+    ),
+    "fsbp-elb-listener-tls": lambda p: props(
+        p, "aws:lb/listener:Listener", "", lambda d: d.update(sslPolicy="ELBSecurityPolicy-2016-08")
+    ),
+    "fsbp-cloudfront-distribution": lambda p: props(
+        p, DIST, "", lambda d: d["defaultCacheBehavior"].update(viewerProtocolPolicy="allow-all")
+    ),
+    "fsbp-cloudfront-7-custom-certificate": lambda p: props(
+        p, DIST, "", lambda d: d.update(viewerCertificate={"cloudfrontDefaultCertificate": True})
+    ),
+    "fsbp-autoscaling-group": lambda p: props(p, G, "", lambda d: d.update(healthCheckType="EC2")),
+    "fsbp-autoscaling-6-instance-types": lambda p: props(p, G, "", lambda d: d.pop("warmPool")),
+    "fsbp-launch-template": lambda p: props(
+        p,
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "",
+        lambda d: d["metadataOptions"].update(httpTokens="optional"),
+    ),
+    "fsbp-s3-buckets": lambda p: props(
+        p,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "pages",
+        lambda d: d.update(restrictPublicBuckets=False),
+    ),
+    "fsbp-dynamodb-2-pitr": lambda p: props(
+        p, TABLE, "", lambda d: d.update(pointInTimeRecovery={"enabled": False})
+    ),
+    "fsbp-lambda-2-runtime": lambda p: props(
+        p, FN, "admin", lambda d: d.update(runtime="python3.8")
+    ),
+    "fsbp-sns-encrypted": lambda p: props(
+        p, "aws:sns/topic:Topic", "", lambda d: d.pop("kmsMasterKeyId")
+    ),
+    "fsbp-kms-4-rotation": lambda p: props(
+        p, "aws:kms/key:Key", "", lambda d: d.update(enableKeyRotation=False)
+    ),
+    "fsbp-apigateway-9-access-logs": lambda p: props(
+        p, "aws:apigatewayv2/stage:Stage", "", lambda d: d.pop("accessLogSettings")
+    ),
+}
 
 
 def test_every_rule_has_a_breaking_case() -> None:

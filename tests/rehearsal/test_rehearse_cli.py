@@ -68,8 +68,9 @@ def test_a_bad_curve_is_refused_with_its_row(tmp_path, prod, text, expected) -> 
 
 
 def test_a_missing_curve_file_is_exit_2(tmp_path, capsys) -> None:
-    code = rehearse.main(["--stack", "dev", "--curve", str(tmp_path / "nope.csv"),
-                          "--out", str(tmp_path)])  # fmt: skip
+    code = rehearse.main(
+        ["--stack", "dev", "--curve", str(tmp_path / "nope.csv"), "--out", str(tmp_path)]
+    )
     assert code == 2
     assert "nope.csv: no such file" in capsys.readouterr().err
 
@@ -91,8 +92,9 @@ def test_bad_input_is_exit_2_before_anything_runs(tmp_path, capsys, argv, expect
 
 
 def test_a_replayed_night_writes_json_and_its_chart(tmp_path, capsys) -> None:
-    code = rehearse.main(["--stack", "dev", "--curve", str(write(tmp_path, GOOD)),
-                          "--out", str(tmp_path)])  # fmt: skip
+    code = rehearse.main(
+        ["--stack", "dev", "--curve", str(write(tmp_path, GOOD)), "--out", str(tmp_path)]
+    )
     out = capsys.readouterr().out
     document = json.loads((tmp_path / "rehearsal-dev.json").read_text())
     pairs = {(r["scenario"], r["policy"]) for r in document["results"]}
@@ -104,8 +106,9 @@ def test_a_replayed_night_writes_json_and_its_chart(tmp_path, capsys) -> None:
 
 
 def test_every_scenario_and_policy_is_in_the_table_and_json(tmp_path, capsys) -> None:
-    code = rehearse.main(["--stack", "prod", "--event", "us-general-election", "--no-charts",
-                          "--out", str(tmp_path)])  # fmt: skip
+    code = rehearse.main(
+        ["--stack", "prod", "--event", "us-general-election", "--no-charts", "--out", str(tmp_path)]
+    )
     out = capsys.readouterr().out
     document = json.loads((tmp_path / "rehearsal-prod.json").read_text())
     assert document["event"] == "us-general-election-20281107"
@@ -114,14 +117,29 @@ def test_every_scenario_and_policy_is_in_the_table_and_json(tmp_path, capsys) ->
         assert f"  {scenario}  " in out or f"  {scenario} " in out
     assert code == (1 if document["breaches"] else 0)
     for breach in document["breaches"]:
-        assert breach.split(":")[0] in ("event", "stress", "flash-crowd", "zone-loss",
-                                        "slow-origin")  # fmt: skip
+        assert breach.split(":")[0] in (
+            "event",
+            "stress",
+            "flash-crowd",
+            "zone-loss",
+            "slow-origin",
+        )
         assert f"  {breach}" in out
 
 
 def _result(**measures: float) -> Result:
-    base = dict.fromkeys(("raw_5xx", "high_demand_pct", "wait_p95_min", "longest_queue_min",
-                          "kept_out_pct", "cost_vs_floor", "queue_api_peak_pct"), 0.0)  # fmt: skip
+    base = dict.fromkeys(
+        (
+            "raw_5xx",
+            "high_demand_pct",
+            "wait_p95_min",
+            "longest_queue_min",
+            "kept_out_pct",
+            "cost_vs_floor",
+            "queue_api_peak_pct",
+        ),
+        0.0,
+    )
     return Result("night", "configured", {**base, **measures}, Series())
 
 
@@ -137,8 +155,13 @@ def test_the_verdict_names_scenario_measure_value_and_limit() -> None:
 
 
 def test_an_event_names_a_known_shape() -> None:
-    event = {"name": "vote", "time_zone": "UTC", "start": "2028-11-07T18:00:00",
-             "duration_h": 10, "peak_multiple": 20}  # fmt: skip
+    event = {
+        "name": "vote",
+        "time_zone": "UTC",
+        "start": "2028-11-07T18:00:00",
+        "duration_h": 10,
+        "peak_multiple": 20,
+    }
     assert parse_calendar({"events": [{**event, "shape": "election-night"}]}).events[0].shape == (
         "election-night"
     )

@@ -48,9 +48,20 @@ def flat(users: float, hours: float = 1.0) -> list[float]:
 
 def event_plan(s: Settings, start: datetime, **spec: Any) -> EventPlan:
     """A one-off event starting at `start` (UTC), planned by the real planner."""
-    calendar = parse_calendar({"events": [{
-        "name": "rehearsed", "time_zone": "UTC", "start": start.replace(tzinfo=None),
-        "duration_h": 2, "peak_multiple": 20, **spec}]})  # fmt: skip
+    calendar = parse_calendar(
+        {
+            "events": [
+                {
+                    "name": "rehearsed",
+                    "time_zone": "UTC",
+                    "start": start.replace(tzinfo=None),
+                    "duration_h": 2,
+                    "peak_multiple": 20,
+                    **spec,
+                }
+            ]
+        }
+    )
     (occurrence,) = calendar.occurrences("prod", start - timedelta(days=1), start + timedelta(1))
     return plan_event(occurrence, s)
 
@@ -93,8 +104,9 @@ def _ready_after(group: Group, step_s: int = 5) -> float:
 
 def test_the_warm_pool_shortens_recovery_by_the_documented_difference() -> None:
     def raised(pool: int) -> Group:
-        group = Group(min_size=6, max_size=120, desired=6, target_per_min=6000, warmup_s=120,
-                      pool_target=pool)  # fmt: skip
+        group = Group(
+            min_size=6, max_size=120, desired=6, target_per_min=6000, warmup_s=120, pool_target=pool
+        )
         group.start_at(6)
         group.desired = 16
         group.reconcile(0)
@@ -133,8 +145,8 @@ def test_a_raise_late_by_the_slip_still_lands_before_the_curve(prod: Settings) -
     assert at_start >= plan.desired
     # Without the slip in the lead time, the same raise lands after the crowd: it fails.
     no_slip = prod.model_copy(
-        update={"prescale": prod.prescale.model_copy(update={"schedule_slip_s": 0,
-                                                             "margin_s": 0})})  # fmt: skip
+        update={"prescale": prod.prescale.model_copy(update={"schedule_slip_s": 0, "margin_s": 0})}
+    )
     late_plan = event_plan(no_slip, event_start)
     late = rehearse(Night("step", START, STEP, users, late_plan), no_slip, "reactive")
     assert late.measures["high_demand"] > 0
@@ -160,8 +172,9 @@ def test_slow_origin_halves_capacity_only_inside_its_window(prod: Settings) -> N
     size = static_size(Night("x", START, STEP, [1.0], None), prod)
     users = users_for(prod, size * 0.75)
     slow = range(30, 30 + 20 * 60 // STEP)
-    m = rehearse(Night("slow", START, STEP, flat(users, 1), None, slow=slow), prod,
-                 "static-peak").measures  # fmt: skip
+    m = rehearse(
+        Night("slow", START, STEP, flat(users, 1), None, slow=slow), prod, "static-peak"
+    ).measures
     rate = prod.fleet.requests_per_instance_per_s
     expected = 20 * 60 * size * rate * (0.75 - SLOW_ORIGIN_FACTOR)
     assert m["high_demand"] == pytest.approx(expected, rel=1e-6)
@@ -197,8 +210,11 @@ def test_the_rehearsal_room_is_configured_as_the_lambda_is(prod: Settings) -> No
     from tests.helpers import stack_run
 
     run = stack_run("prod")
-    inlet = next(r for r in run.registrations if r.type == "aws:lambda/function:Function"
-                 and r.name.endswith("inlet"))  # fmt: skip
+    inlet = next(
+        r
+        for r in run.registrations
+        if r.type == "aws:lambda/function:Function" and r.name.endswith("inlet")
+    )
     env = inlet.inputs["environment"]["variables"]
     config = room_config(prod)
     lambda_config = Config.from_env(env)
@@ -229,8 +245,9 @@ def test_the_room_never_admits_beyond_the_inlets_budget(
         rehearsal__patience_minutes=patience,
     )
     # A quiet start (the fleet at its minimum), then the generated levels of its capacity.
-    users = [u for level in [0.1, *levels] for u in flat(users_for(s, s.fleet.min_size * level),
-                                                            0.25)]  # fmt: skip
+    users = [
+        u for level in [0.1, *levels] for u in flat(users_for(s, s.fleet.min_size * level), 0.25)
+    ]
     result = rehearse(Night("room", START, STEP, users, None), s, "configured")
     for budget, admitted in result.budgets:
         assert admitted <= budget + 1e-6
@@ -248,11 +265,16 @@ def test_slow_start_ramps_a_new_targets_share(prod_config) -> None:
     assert group.serving_share(ready + 300, 300) == 3
     # On a night: the same flash crowd fails more while reactive's new instances ramp up.
     plain = settings_with(prod_config, load_balancer__load_balancing_algorithm="round_robin")
-    ramped = settings_with(prod_config, load_balancer__load_balancing_algorithm="round_robin",
-                           load_balancer__slow_start_s=600)  # fmt: skip
+    ramped = settings_with(
+        prod_config,
+        load_balancer__load_balancing_algorithm="round_robin",
+        load_balancer__slow_start_s=600,
+    )
     users = flat(users_for(plain, 4), 0.5) + flat(users_for(plain, 20), 1.5)
-    failed = [rehearse(Night("ramp", START, STEP, users, None), s, "reactive").measures[
-        "high_demand"] for s in (plain, ramped)]  # fmt: skip
+    failed = [
+        rehearse(Night("ramp", START, STEP, users, None), s, "reactive").measures["high_demand"]
+        for s in (plain, ramped)
+    ]
     assert failed[1] > failed[0] > 0
 
 
@@ -276,8 +298,11 @@ def test_election_night_holds_with_a_zone_lost_at_no_more_than_twice_the_floor(p
     election night and its zone loss at the peak with no raw 5xx and no high-demand page, at
     most twice the cost of capacity that follows demand exactly (it was 4.95x on this
     yardstick with one raise to the peak a day's reservation ahead)."""
-    (election,) = [o for o in load_calendar().occurrences("prod", START, START + timedelta(2))
-                   if o.name == "us-general-election"]  # fmt: skip
+    (election,) = [
+        o
+        for o in load_calendar().occurrences("prod", START, START + timedelta(2))
+        if o.name == "us-general-election"
+    ]
     plan = plan_event(election, prod)
     nights = scenario_nights(["event", "zone-loss"], plan, prod, STEP)
     for result in rehearse_all(nights, prod, ("configured", "floor")):
@@ -306,8 +331,11 @@ def test_a_reservation_held_before_the_night_is_paid_for(prod_config) -> None:
     """Asked for 6 h + the job's hour ahead, election night's reservation starts before the
     rehearsed night (21:00 UTC): the job's runs at :17 raise it to 117, 270, then 450."""
     s = settings_with(prod_config, prescale__alb_reservation_lead_s=6 * 3600)
-    (election,) = [o for o in load_calendar().occurrences("prod", START, START + timedelta(2))
-                   if o.name == "us-general-election"]  # fmt: skip
+    (election,) = [
+        o
+        for o in load_calendar().occurrences("prod", START, START + timedelta(2))
+        if o.name == "us-general-election"
+    ]
     plan = plan_event(election, s)
     assert plan.reserve_alb_at == datetime(2028, 11, 7, 18, tzinfo=UTC)
     night = scenario_nights(["event"], plan, s, STEP)[0]

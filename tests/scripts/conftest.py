@@ -25,9 +25,11 @@ def web_group(aws: str) -> str:
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName="web-asg",
         LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "1"},
-        MinSize=6, MaxSize=120, DesiredCapacity=6,
+        MinSize=6,
+        MaxSize=120,
+        DesiredCapacity=6,
         AvailabilityZones=["ca-central-1a", "ca-central-1b", "ca-central-1d"],
-    )  # fmt: skip
+    )
     # As Pulumi creates it: a pool of 12 that stays 12 (min_size 6 + 12 prepared at most).
     autoscaling.put_warm_pool(
         AutoScalingGroupName="web-asg", MinSize=12, MaxGroupPreparedCapacity=18, PoolState="Stopped"
@@ -38,8 +40,9 @@ def web_group(aws: str) -> str:
 @pytest.fixture
 def room_table(aws: str) -> str:
     client("dynamodb", aws).create_table(
-        TableName="room", BillingMode="PAY_PER_REQUEST",
+        TableName="room",
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )  # fmt: skip
+    )
     return "room"

@@ -22,13 +22,21 @@ STACK = "urn:pulumi:prod::floodgate::"
 
 def resource(name: str, token: str, parent: str = "", **inputs: Any) -> dict[str, Any]:
     qualified = f"{parent}${token}" if parent else token
-    return {"urn": f"{STACK}{qualified}::{name}", "type": token, "name": name,
-            "parent": None, "inputs": inputs}  # fmt: skip
+    return {
+        "urn": f"{STACK}{qualified}::{name}",
+        "type": token,
+        "name": name,
+        "parent": None,
+        "inputs": inputs,
+    }
 
 
 def document(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {"stack": "prod", "project": "floodgate",
-            "resources": sorted(resources, key=lambda r: r["urn"])}  # fmt: skip
+    return {
+        "stack": "prod",
+        "project": "floodgate",
+        "resources": sorted(resources, key=lambda r: r["urn"]),
+    }
 
 
 GROUP = "aws:autoscaling/group:Group"
@@ -45,9 +53,12 @@ def base_plan() -> dict[str, Any]:
         resource("web", GROUP, maxSize=120.0, tags=[{"key": "a", "value": "1"}]),
         resource("verify", RULE, conditions=SECRET, priority=10.0),
         resource("room", TABLE, billingMode="PAY_PER_REQUEST"),
-        resource("policy", "aws:iam/rolePolicy:RolePolicy",
-                 policy=json.dumps({"Statement": [{"Action": ["s3:GetObject"]}]})),
-    )  # fmt: skip
+        resource(
+            "policy",
+            "aws:iam/rolePolicy:RolePolicy",
+            policy=json.dumps({"Statement": [{"Action": ["s3:GetObject"]}]}),
+        ),
+    )
 
 
 def test_identical_plans_have_no_change_and_say_so() -> None:
@@ -239,8 +250,10 @@ def repo(tmp_path: Path) -> Path:
     """A git repository holding this project's files, committed once."""
     listed = subprocess.run(
         ["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard"],
-        check=True, capture_output=True, text=True,
-    ).stdout.split()  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     repo = tmp_path / "repo"
     for name in listed:
         if (ROOT / name).is_file():

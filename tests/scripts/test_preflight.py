@@ -69,15 +69,22 @@ class Account:
             acm_edge=client("acm", url, "us-east-1"),
             route53=client("route53", url),
         )
-        self.stubs = [Stubber(c) for c in (self.clients.lambda_, self.clients.quotas,
-                                           self.clients.dynamodb)]  # fmt: skip
+        self.stubs = [
+            Stubber(c) for c in (self.clients.lambda_, self.clients.quotas, self.clients.dynamodb)
+        ]
 
     def certificate(self, acm: Any, *names: str) -> str:
         cert, key = pem_certificate(*names)
         return acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"]
 
-    def stub(self, concurrency: int = 1000, vcpus: float = 512, table_units: int = 40_000,
-             lcu_quota: dict | None = LCU_QUOTA, lcu: bool = True) -> None:  # fmt: skip
+    def stub(
+        self,
+        concurrency: int = 1000,
+        vcpus: float = 512,
+        table_units: int = 40_000,
+        lcu_quota: dict | None = LCU_QUOTA,
+        lcu: bool = True,
+    ) -> None:
         lambda_, quotas, dynamodb = self.stubs
         lambda_.add_response(
             "get_account_settings",
@@ -90,10 +97,16 @@ class Account:
         )
         quotas.add_response(
             "get_service_quota",
-            {"Quota": {"ServiceCode": "ec2", "QuotaCode": EC2_STANDARD_VCPU_QUOTA,
-                       "QuotaName": "Running On-Demand Standard instances", "Value": vcpus}},
+            {
+                "Quota": {
+                    "ServiceCode": "ec2",
+                    "QuotaCode": EC2_STANDARD_VCPU_QUOTA,
+                    "QuotaName": "Running On-Demand Standard instances",
+                    "Value": vcpus,
+                }
+            },
             {"ServiceCode": "ec2", "QuotaCode": EC2_STANDARD_VCPU_QUOTA},
-        )  # fmt: skip
+        )
         dynamodb.add_response(
             "describe_limits",
             {
@@ -104,9 +117,11 @@ class Account:
             },
         )
         if lcu:
-            quotas.add_response("list_service_quotas",
-                                {"Quotas": [lcu_quota] if lcu_quota else []},
-                                {"ServiceCode": "elasticloadbalancing"})  # fmt: skip
+            quotas.add_response(
+                "list_service_quotas",
+                {"Quotas": [lcu_quota] if lcu_quota else []},
+                {"ServiceCode": "elasticloadbalancing"},
+            )
         for stub in self.stubs:
             stub.activate()
 
@@ -121,8 +136,9 @@ def ready(account: Account, prod_config: dict) -> Settings:
     """Prod's settings pointing at certificates that exist, are ISSUED and cover the names."""
     origin = account.certificate(account.clients.acm, "origin.portal.example.ca")
     edge = account.certificate(account.clients.acm_edge, "portal.example.ca", "*.example.ca")
-    return settings_with(prod_config, load_balancer__certificate_arn=origin,
-                         edge__certificate_arn=edge)  # fmt: skip
+    return settings_with(
+        prod_config, load_balancer__certificate_arn=origin, edge__certificate_arn=edge
+    )
 
 
 def verdicts(checks: list[Check]) -> dict[str, list[str]]:
@@ -136,9 +152,14 @@ def test_prod_is_ready_when_the_account_holds_it(account, ready) -> None:
     account.stub()
     checks = run_checks(account.clients, ready, largest_planned=1200)
     assert all(c.verdict == "ok" for c in checks), checks
-    assert set(verdicts(checks)) == {"lambda-concurrency", "ec2-vcpus", "dynamodb-throughput",
-                                     "alb-lcu-reservation", "certificate-origin",
-                                     "certificate-edge"}  # fmt: skip
+    assert set(verdicts(checks)) == {
+        "lambda-concurrency",
+        "ec2-vcpus",
+        "dynamodb-throughput",
+        "alb-lcu-reservation",
+        "certificate-origin",
+        "certificate-edge",
+    }
     vcpus = next(c for c in checks if c.check == "ec2-vcpus")
     assert "needs 240" in vcpus.detail, "120 x m7i.large (2 vCPUs, from EC2's own data)"
 
@@ -157,16 +178,22 @@ def test_a_default_new_account_is_not_ready(account, ready) -> None:
 
 def test_lcu_reservation_above_the_quota_fails(account, ready) -> None:
     account.stub()
-    (check,) = [c for c in run_checks(account.clients, ready, largest_planned=2000)
-                if c.check == "alb-lcu-reservation"]  # fmt: skip
+    (check,) = [
+        c
+        for c in run_checks(account.clients, ready, largest_planned=2000)
+        if c.check == "alb-lcu-reservation"
+    ]
     assert (check.verdict, check.detail) == ("FAIL", check.detail)
     assert "needs 2,000" in check.detail
 
 
 def test_lcu_quota_that_cannot_be_found_is_not_ready(account, ready) -> None:
     account.stub(lcu_quota=None)
-    (check,) = [c for c in run_checks(account.clients, ready, largest_planned=100)
-                if c.check == "alb-lcu-reservation"]  # fmt: skip
+    (check,) = [
+        c
+        for c in run_checks(account.clients, ready, largest_planned=100)
+        if c.check == "alb-lcu-reservation"
+    ]
     assert check.verdict == "unknown" and "check by hand" in check.detail
 
 
@@ -175,8 +202,9 @@ def test_certificate_that_misses_a_name_or_is_pending_fails(account, prod_config
     pending = account.clients.acm_edge.request_certificate(
         DomainName="portal.example.ca", ValidationMethod="DNS"
     )["CertificateArn"]
-    settings = settings_with(prod_config, load_balancer__certificate_arn=origin,
-                             edge__certificate_arn=pending)  # fmt: skip
+    settings = settings_with(
+        prod_config, load_balancer__certificate_arn=origin, edge__certificate_arn=pending
+    )
     account.stub()
     checks = {c.check: c for c in run_checks(account.clients, settings, largest_planned=100)}
     assert checks["certificate-origin"].verdict == "FAIL"
@@ -195,11 +223,17 @@ def test_hosted_zone_must_exist_be_public_and_hold_the_origin(account, ready) ->
         "Z0000000NOSUCHZONE": "FAIL",
     }
     for zone_id, expected in cases.items():
-        settings = ready.model_copy(update={"load_balancer": ready.load_balancer.model_copy(
-            update={"hosted_zone_id": zone_id})})  # fmt: skip
+        settings = ready.model_copy(
+            update={
+                "load_balancer": ready.load_balancer.model_copy(update={"hosted_zone_id": zone_id})
+            }
+        )
         account.stub()
-        (check,) = [c for c in run_checks(account.clients, settings, largest_planned=100)
-                    if c.check == "hosted-zone"]  # fmt: skip
+        (check,) = [
+            c
+            for c in run_checks(account.clients, settings, largest_planned=100)
+            if c.check == "hosted-zone"
+        ]
         assert check.verdict == expected, (zone_id, check)
         for stub in account.stubs:
             stub.deactivate()

@@ -29,8 +29,11 @@ def plans_at(now: str):
 
 def owned_actions(clients, group: str) -> dict[str, dict]:
     actions = clients.autoscaling.describe_scheduled_actions(AutoScalingGroupName=group)
-    return {a["ScheduledActionName"]: a for a in actions["ScheduledUpdateGroupActions"]
-            if a["ScheduledActionName"].startswith("floodgate-")}  # fmt: skip
+    return {
+        a["ScheduledActionName"]: a
+        for a in actions["ScheduledUpdateGroupActions"]
+        if a["ScheduledActionName"].startswith("floodgate-")
+    }
 
 
 def args(*extra: str, now: str = BEFORE, group: str = "web-asg") -> list[str]:
@@ -61,7 +64,10 @@ def test_second_run_makes_no_writes(clients, web_group) -> None:
     assert run(args(), clients) == 0
     assert clients.writes == 0
     assert set(clients.calls) == {
-        "DescribeAutoScalingGroups", "DescribeScheduledActions", "DescribeWarmPool"}  # fmt: skip
+        "DescribeAutoScalingGroups",
+        "DescribeScheduledActions",
+        "DescribeWarmPool",
+    }
 
 
 def test_dry_run_changes_nothing_and_prints_a_table(clients, web_group, capsys) -> None:
@@ -87,9 +93,11 @@ def test_the_dry_run_names_a_load_balancer_not_its_arn(clients, web_group, alb, 
 def test_stale_owned_actions_go_and_foreign_ones_stay(clients, web_group) -> None:
     for name in ("floodgate-cancelled-debate-20281020-raise", "team-nightly-batch"):
         clients.autoscaling.put_scheduled_update_group_action(
-            AutoScalingGroupName=web_group, ScheduledActionName=name,
-            StartTime=datetime(2028, 10, 20, tzinfo=UTC), MinSize=8,
-        )  # fmt: skip
+            AutoScalingGroupName=web_group,
+            ScheduledActionName=name,
+            StartTime=datetime(2028, 10, 20, tzinfo=UTC),
+            MinSize=8,
+        )
     run(args(), clients)
     actions = clients.autoscaling.describe_scheduled_actions(AutoScalingGroupName=web_group)
     names = {a["ScheduledActionName"] for a in actions["ScheduledUpdateGroupActions"]}
@@ -100,10 +108,13 @@ def test_stale_owned_actions_go_and_foreign_ones_stay(clients, web_group) -> Non
 def test_a_drifted_action_is_put_back(clients, web_group) -> None:
     run(args(), clients)
     clients.autoscaling.put_scheduled_update_group_action(
-        AutoScalingGroupName=web_group, ScheduledActionName=FIRST_STAGE,
-        StartTime=datetime(2028, 11, 8, 0, 10, tzinfo=UTC), MinSize=10, MaxSize=120,
+        AutoScalingGroupName=web_group,
+        ScheduledActionName=FIRST_STAGE,
+        StartTime=datetime(2028, 11, 8, 0, 10, tzinfo=UTC),
+        MinSize=10,
+        MaxSize=120,
         DesiredCapacity=10,
-    )  # fmt: skip
+    )
     clients.calls.clear()
     assert run(args(), clients) == 1
     assert clients.calls["PutScheduledUpdateGroupAction"] == 1
@@ -143,22 +154,28 @@ def test_warm_pool_is_sized_for_the_coming_event(clients, web_group) -> None:
 
 def test_waiting_room_calendar_is_written_once(clients, web_group, room_table) -> None:
     run(args("--room-table", room_table), clients)
-    events = clients.dynamodb.get_item(TableName=room_table, Key={"pk": {"S": "calendar"}})[
-        "Item"]["events"]["M"]  # fmt: skip
+    events = clients.dynamodb.get_item(TableName=room_table, Key={"pk": {"S": "calendar"}})["Item"][
+        "events"
+    ]["M"]
     election = events["us-general-election-20281107"]["M"]
     assert election["mode"] == {"S": "armed"}
     assert (election["starts_at"]["S"], election["ends_at"]["S"]) == (
-        "2028-11-07T22:00:00Z", "2028-11-08T10:00:00Z")  # fmt: skip
+        "2028-11-07T22:00:00Z",
+        "2028-11-08T10:00:00Z",
+    )
     clients.calls.clear()
     assert run(args("--room-table", room_table), clients) == 0
     assert clients.writes == 0
 
 
 def reservation(units: int, decreases: int = 2, code: str = "provisioned") -> dict:
-    return {"MinimumLoadBalancerCapacity": {"CapacityUnits": units},
-            "DecreaseRequestsRemaining": decreases,
-            "CapacityReservationState": [{"AvailabilityZone": "ca-central-1a",
-                                          "State": {"Code": code}}]}  # fmt: skip
+    return {
+        "MinimumLoadBalancerCapacity": {"CapacityUnits": units},
+        "DecreaseRequestsRemaining": decreases,
+        "CapacityReservationState": [
+            {"AvailabilityZone": "ca-central-1a", "State": {"Code": code}}
+        ],
+    }
 
 
 @pytest.fixture
@@ -173,33 +190,39 @@ def alb(clients):
 def test_reservation_is_requested_hours_ahead_of_its_stage(clients, web_group, alb) -> None:
     """17:17 local: the run asks for the 20:00 stage's 117 LCUs (2 h + the job's hour ahead)."""
     alb.add_response("describe_capacity_reservation", reservation(100), {"LoadBalancerArn": ALB})
-    alb.add_response("modify_capacity_reservation", reservation(117),
-                     {"LoadBalancerArn": ALB,
-                      "MinimumLoadBalancerCapacity": {"CapacityUnits": 117}})  # fmt: skip
+    alb.add_response(
+        "modify_capacity_reservation",
+        reservation(117),
+        {"LoadBalancerArn": ALB, "MinimumLoadBalancerCapacity": {"CapacityUnits": 117}},
+    )
     assert run(args("--alb-arn", ALB, now="2028-11-07T22:17:00Z"), clients) == 1
 
 
 def test_reservation_is_released_to_the_standing_level_after(clients, web_group, alb) -> None:
     after = "2028-11-09T00:00:00Z"
     alb.add_response("describe_capacity_reservation", reservation(490), {"LoadBalancerArn": ALB})
-    alb.add_response("modify_capacity_reservation", reservation(100),
-                     {"LoadBalancerArn": ALB,
-                      "MinimumLoadBalancerCapacity": {"CapacityUnits": 100}})  # fmt: skip
+    alb.add_response(
+        "modify_capacity_reservation",
+        reservation(100),
+        {"LoadBalancerArn": ALB, "MinimumLoadBalancerCapacity": {"CapacityUnits": 100}},
+    )
     assert run(args("--alb-arn", ALB, now=after), clients) == 1
 
 
 def test_no_decrease_left_today_defers_the_release(clients, web_group, alb, capsys) -> None:
     after = "2028-11-09T00:00:00Z"
-    alb.add_response("describe_capacity_reservation", reservation(490, decreases=0),
-                     {"LoadBalancerArn": ALB})  # fmt: skip
+    alb.add_response(
+        "describe_capacity_reservation", reservation(490, decreases=0), {"LoadBalancerArn": ALB}
+    )
     assert run(args("--alb-arn", ALB, now=after), clients) != 2  # schedules still get made
     assert "two decreases a day" in capsys.readouterr().out
     assert clients.calls["ModifyCapacityReservation"] == 0
 
 
 def test_no_reservation_change_while_one_is_pending(clients, web_group, alb, capsys) -> None:
-    alb.add_response("describe_capacity_reservation", reservation(100, code="pending"),
-                     {"LoadBalancerArn": ALB})  # fmt: skip
+    alb.add_response(
+        "describe_capacity_reservation", reservation(100, code="pending"), {"LoadBalancerArn": ALB}
+    )
     assert run(args("--alb-arn", ALB, now="2028-11-07T22:17:00Z"), clients) != 2
     assert "still pending" in capsys.readouterr().out
     assert clients.calls["ModifyCapacityReservation"] == 0
@@ -246,12 +269,15 @@ def test_warm_pool_gets_a_prepared_capacity_cap(clients, web_group) -> None:
     assert pool["WarmPoolConfiguration"]["MaxGroupPreparedCapacity"] == 6 + 18
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--now", ""], "--now: empty"),
-    (["--now", "2028-10-01"], "--now: '2028-10-01' has no offset"),
-    (["--outputs", "LIST"], "must be a JSON object of stack outputs (got list)"),
-    (["--outputs", "NUMBER"], "asg_name must be a string (got 7)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--now", ""], "--now: empty"),
+        (["--now", "2028-10-01"], "--now: '2028-10-01' has no offset"),
+        (["--outputs", "LIST"], "must be a JSON object of stack outputs (got list)"),
+        (["--outputs", "NUMBER"], "asg_name must be a string (got 7)"),
+    ],
+)
 def test_bad_flags_are_clear_errors_naming_the_flag(tmp_path, capsys, argv, message) -> None:
     files = {"LIST": "[1, 2]", "NUMBER": '{"asg_name": 7}'}
     for i, arg in enumerate(argv):

@@ -34,13 +34,17 @@ class Reservations:
         self.units, self.decreases, self.day = units, 2, None
         self.now: datetime | None = None
         events = elbv2.meta.events
-        events.register("before-call.elastic-load-balancing-v2.DescribeCapacityReservation",
-                        self._describe)  # fmt: skip
+        events.register(
+            "before-call.elastic-load-balancing-v2.DescribeCapacityReservation", self._describe
+        )
         # The call's own parameters (before-call sees them serialised), as Stubber reads them.
-        events.register("before-parameter-build.elastic-load-balancing-v2."
-                        "ModifyCapacityReservation", self._params)  # fmt: skip
-        events.register("before-call.elastic-load-balancing-v2.ModifyCapacityReservation",
-                        self._modify)  # fmt: skip
+        events.register(
+            "before-parameter-build.elastic-load-balancing-v2.ModifyCapacityReservation",
+            self._params,
+        )
+        events.register(
+            "before-call.elastic-load-balancing-v2.ModifyCapacityReservation", self._modify
+        )
         self.asked: dict[str, Any] = {}
 
     def _answer(self, body: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
@@ -49,10 +53,13 @@ class Reservations:
     def _state(self) -> dict[str, Any]:
         if self.now is not None and self.day != self.now.date():
             self.day, self.decreases = self.now.date(), 2
-        return {"MinimumLoadBalancerCapacity": {"CapacityUnits": self.units},
-                "DecreaseRequestsRemaining": self.decreases,
-                "CapacityReservationState": [{"AvailabilityZone": "ca-central-1a",
-                                              "State": {"Code": "provisioned"}}]}  # fmt: skip
+        return {
+            "MinimumLoadBalancerCapacity": {"CapacityUnits": self.units},
+            "DecreaseRequestsRemaining": self.decreases,
+            "CapacityReservationState": [
+                {"AvailabilityZone": "ca-central-1a", "State": {"Code": "provisioned"}}
+            ],
+        }
 
     def _describe(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         return self._answer(self._state())
@@ -63,8 +70,11 @@ class Reservations:
     def _modify(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         self._state()
         params = self.asked
-        units = 0 if params.get("ResetCapacityReservation") else (
-            params["MinimumLoadBalancerCapacity"]["CapacityUnits"])  # fmt: skip
+        units = (
+            0
+            if params.get("ResetCapacityReservation")
+            else (params["MinimumLoadBalancerCapacity"]["CapacityUnits"])
+        )
         if units < self.units:
             assert self.decreases > 0, "AWS refuses a third decrease in a day"
             self.decreases -= 1
@@ -80,15 +90,17 @@ def run_due_actions(autoscaling: Any, group: str, until: datetime) -> None:
     for action in sorted(actions["ScheduledUpdateGroupActions"], key=lambda a: a["StartTime"]):
         if action["StartTime"] > until:
             continue
-        (live,) = autoscaling.describe_auto_scaling_groups(
-            AutoScalingGroupNames=[group])["AutoScalingGroups"]  # fmt: skip
+        (live,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+            "AutoScalingGroups"
+        ]
         low = action.get("MinSize", live["MinSize"])
         high = action.get("MaxSize", live["MaxSize"])
         desired = action.get("DesiredCapacity")
         if desired is None or desired < 0:
             desired = min(max(live["DesiredCapacity"], low), high)
-        autoscaling.update_auto_scaling_group(AutoScalingGroupName=group, MinSize=low,
-                                              MaxSize=high, DesiredCapacity=desired)  # fmt: skip
+        autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=group, MinSize=low, MaxSize=high, DesiredCapacity=desired
+        )
         name = action["ScheduledActionName"]
         autoscaling.delete_scheduled_action(AutoScalingGroupName=group, ScheduledActionName=name)
 
@@ -96,8 +108,12 @@ def run_due_actions(autoscaling: Any, group: str, until: datetime) -> None:
 @pytest.fixture
 def night(aws: str, web_group: str, room_table: str) -> dict[str, Any]:
     clients = Clients(client("autoscaling", aws), client("elbv2", aws), client("dynamodb", aws))
-    return {"clients": clients, "group": web_group, "room": room_table,
-            "alb": Reservations(clients.elbv2)}  # fmt: skip
+    return {
+        "clients": clients,
+        "group": web_group,
+        "room": room_table,
+        "alb": Reservations(clients.elbv2),
+    }
 
 
 def at(night: dict[str, Any], instant: datetime) -> dict[str, Any]:
@@ -106,8 +122,18 @@ def at(night: dict[str, Any], instant: datetime) -> dict[str, Any]:
     clients: Clients = night["clients"]
     run_due_actions(clients.autoscaling, night["group"], instant - LATE)
     night["alb"].now = instant
-    argv = ["--stack", "prod", "--asg-name", night["group"], "--alb-arn", ALB,
-            "--room-table", night["room"], "--now", instant.isoformat()]  # fmt: skip
+    argv = [
+        "--stack",
+        "prod",
+        "--asg-name",
+        night["group"],
+        "--alb-arn",
+        ALB,
+        "--room-table",
+        night["room"],
+        "--now",
+        instant.isoformat(),
+    ]
     clients.calls.clear()
     code = run(argv, clients)
     writes = clients.writes
@@ -115,19 +141,26 @@ def at(night: dict[str, Any], instant: datetime) -> dict[str, Any]:
     assert run(argv, clients) == 0 and clients.writes == 0, f"second run at {instant} wrote"
     asg = clients.autoscaling
     (group,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[night["group"]])[
-        "AutoScalingGroups"]  # fmt: skip
-    actions = {a["ScheduledActionName"] for a in asg.describe_scheduled_actions(
-        AutoScalingGroupName=night["group"])["ScheduledUpdateGroupActions"]}  # fmt: skip
+        "AutoScalingGroups"
+    ]
+    actions = {
+        a["ScheduledActionName"]
+        for a in asg.describe_scheduled_actions(AutoScalingGroupName=night["group"])[
+            "ScheduledUpdateGroupActions"
+        ]
+    }
     pool = asg.describe_warm_pool(AutoScalingGroupName=night["group"])
     calendar = clients.dynamodb.get_item(TableName=night["room"], Key={"pk": {"S": "calendar"}})
     return {
-        "code": code, "writes": writes,
+        "code": code,
+        "writes": writes,
         "group": (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]),
-        "first": FIRST in actions, "restore": RESTORE in actions,
+        "first": FIRST in actions,
+        "restore": RESTORE in actions,
         "pool": (pool.get("WarmPoolConfiguration") or {}).get("MinSize"),
         "lcu": night["alb"].units,
         "room": ELECTION.key in calendar["Item"]["events"]["M"],
-    }  # fmt: skip
+    }
 
 
 def test_the_job_keeps_the_whole_window_and_lets_aws_restore(night) -> None:
@@ -166,8 +199,14 @@ def test_the_job_keeps_the_whole_window_and_lets_aws_restore(night) -> None:
     ]  # fmt: skip
     for label, instant, group, first, restore, pool, lcu, room in timeline:
         seen = at(night, instant)
-        want = {"group": group, "first": first, "restore": restore, "pool": pool, "lcu": lcu,
-                "room": room}  # fmt: skip
+        want = {
+            "group": group,
+            "first": first,
+            "restore": restore,
+            "pool": pool,
+            "lcu": lcu,
+            "room": room,
+        }
         assert {k: seen[k] for k in want} == want, label
         assert seen["code"] == (1 if seen["writes"] else 0), label
 
@@ -177,13 +216,15 @@ def test_a_raise_never_lowers_a_busier_group(night) -> None:
     service: the raise sets the plan's min, never desired; a max raised to 150 stands through
     the restore and the next raise."""
     asg = night["clients"].autoscaling
-    asg.update_auto_scaling_group(AutoScalingGroupName=night["group"], MinSize=90,
-                                  DesiredCapacity=100, MaxSize=120)  # fmt: skip
+    asg.update_auto_scaling_group(
+        AutoScalingGroupName=night["group"], MinSize=90, DesiredCapacity=100, MaxSize=120
+    )
     at(night, ELECTION.raise_at - timedelta(hours=2))
     seen = at(night, ELECTION.min_steps[0].at + timedelta(minutes=5))  # AWS ran the first stage
     assert seen["group"][1:] == (100, 120) and not seen["first"]
-    asg.update_auto_scaling_group(AutoScalingGroupName=night["group"], MaxSize=150,
-                                  DesiredCapacity=140)  # fmt: skip
+    asg.update_auto_scaling_group(
+        AutoScalingGroupName=night["group"], MaxSize=150, DesiredCapacity=140
+    )
     at(night, ELECTION.occurrence.start + timedelta(hours=1))  # the hourly run sees it
     after = at(night, ELECTION.restore_at + timedelta(minutes=5))  # AWS ran the restore
     assert after["group"] == (6, 140, 150), "the restore hands min back and cuts nobody"
@@ -216,13 +257,18 @@ def test_a_moved_events_actions_move_with_it(night) -> None:
     first = ELECTION.min_steps[0]
     at(night, ELECTION.raise_at - timedelta(days=2))
     asg.put_scheduled_update_group_action(
-        AutoScalingGroupName=night["group"], ScheduledActionName=FIRST,
-        StartTime=first.at - timedelta(hours=5), MinSize=first.value, MaxSize=120)  # fmt: skip
+        AutoScalingGroupName=night["group"],
+        ScheduledActionName=FIRST,
+        StartTime=first.at - timedelta(hours=5),
+        MinSize=first.value,
+        MaxSize=120,
+    )
     seen = at(night, ELECTION.raise_at - timedelta(days=2) + timedelta(hours=1))
     assert seen["writes"] == 1
     listed = asg.describe_scheduled_actions(AutoScalingGroupName=night["group"])
-    (action,) = [a for a in listed["ScheduledUpdateGroupActions"]
-                 if a["ScheduledActionName"] == FIRST]  # fmt: skip
+    (action,) = [
+        a for a in listed["ScheduledUpdateGroupActions"] if a["ScheduledActionName"] == FIRST
+    ]
     assert action["StartTime"] == first.at
 
 
@@ -237,12 +283,15 @@ def test_throttling_is_retried_not_reported(night) -> None:
         if throttled["left"] == 0:
             return None
         throttled["left"] -= 1
-        body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-                b"<Message>Rate exceeded</Message></Error></ErrorResponse>")  # fmt: skip
+        body = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+            b"<Message>Rate exceeded</Message></Error></ErrorResponse>"
+        )
         return AWSResponse("https://autoscaling", 400, {}, _Raw(body))
 
     clients.autoscaling.meta.events.register(
-        "before-send.auto-scaling.DescribeAutoScalingGroups", throttle)  # fmt: skip
+        "before-send.auto-scaling.DescribeAutoScalingGroups", throttle
+    )
     seen = at(night, ELECTION.raise_at - timedelta(hours=1))
     assert throttled["left"] == 0 and seen["code"] == 1
 
@@ -267,8 +316,18 @@ def test_a_failing_layer_is_reported_and_the_others_still_run(night, capsys) -> 
         raise ResponseParserError("Unable to parse response (no element found)")
 
     clients.autoscaling.meta.events.register("before-call.auto-scaling.DescribeWarmPool", broken)
-    argv = ["--stack", "prod", "--asg-name", night["group"], "--alb-arn", ALB,
-            "--room-table", night["room"], "--now", ELECTION.raise_at.isoformat()]  # fmt: skip
+    argv = [
+        "--stack",
+        "prod",
+        "--asg-name",
+        night["group"],
+        "--alb-arn",
+        ALB,
+        "--room-table",
+        night["room"],
+        "--now",
+        ELECTION.raise_at.isoformat(),
+    ]
     assert run(argv, clients) == 2
     err = capsys.readouterr().err
     assert "error: warm_pool web-asg: AWS call failed: Unable to parse response" in err

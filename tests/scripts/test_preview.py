@@ -59,8 +59,9 @@ class FakeStack:
     def preview(self, *, refresh: bool, diff: bool, on_output, policy_packs) -> PreviewResult:
         assert policy_packs == [str(ROOT / "policies")], "every preview runs the policy pack"
         self.backend.calls.append(("preview", self.name, refresh, diff))
-        return PreviewResult("~ aws:autoscaling:Group web update [diff: ~maxSize]\n",
-                             self.backend.change_summary)  # fmt: skip
+        return PreviewResult(
+            "~ aws:autoscaling:Group web update [diff: ~maxSize]\n", self.backend.change_summary
+        )
 
     def destroy(self, *, on_output) -> None:
         self.backend.calls.append(("destroy", self.name))
