@@ -1,0 +1,50 @@
+"""The README's layout section is the tree: every tracked module is named in it, and every
+file it names exists."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from scripts.offline_cloud import ROOT
+
+# Named by what they are, not one by one: package markers, tests (their folders are), pages.
+UNNAMED = re.compile(r"(^|/)__init__\.py$|^tests/.+/|^functions/pages/.+\.html$")
+
+
+def layout() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return text.split("## Layout\n\n```\n", 1)[1].split("```", 1)[0]
+
+
+def tracked() -> list[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()
+
+
+def test_every_top_level_entry_has_a_line() -> None:
+    starts = {line.split("/")[0].split()[0] for line in layout().splitlines() if line[:1].strip()}
+    tops = {path.split("/")[0] for path in tracked()}
+    missing = tops - starts - {".gitignore", "README.md", "requirements.lock", "package-lock.json"}
+    assert not missing, f"README layout has no line for {sorted(missing)}"
+
+
+def test_every_module_is_named() -> None:
+    text = layout()
+    words = set(re.findall(r"[\w.-]+", text))
+    missing = [
+        path
+        for path in tracked()
+        if path.count("/") >= 1
+        and not path.startswith((".github/", "tests/", "stacks/Pulumi."))
+        and not UNNAMED.search(path)
+        and path.rsplit("/", 1)[1] not in words
+        and path.rsplit("/", 1)[1].removesuffix(".py") not in words
+    ]
+    assert not missing, f"README layout does not name {missing}"
+
+
+def test_every_file_named_exists() -> None:
+    names = {path.rsplit("/", 1)[-1] for path in tracked()}
+    named = set(re.findall(r"[\w-]+\.(?:py|js|mjs|md|yaml|yml|ics|txt|sh|json)\b", layout()))
+    assert named - {"Pulumi.<stack>.yaml"} <= names, sorted(named - names)
