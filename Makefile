@@ -53,7 +53,10 @@ unit: install $(CHROMIUM) $(NODE_STAMP)
 	$(BIN)/pytest -q -n auto --dist worksteal
 	node --test tests/edge/
 
-test: lint types unit
+# Lint, types and tests side by side: pyright keeps one core for ~50 s, and pytest's two
+# workers leave it room (moto round trips, the browser, subprocesses). Output per target.
+test:
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint types unit
 
 # The main job, offline: evaluate the stack under Pulumi's mocks, print it, write build/.
 # NOW=2028-10-01T00:00:00Z plans as of that instant (sets FLOODGATE_NOW).

@@ -22,6 +22,12 @@ os.environ["FLOODGATE_NOW"] = TEST_NOW
 os.environ["FLOODGATE_OFFLINE"] = "1"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `long` first: pytest-xdist hands them out before the short ones, so the
+    short ones fill the other worker instead of one long test running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture
 def evaluate() -> Callable[[Callable[[], object]], OfflineRun]:
     """Evaluate one component alone under the offline cloud and return what it registered."""

@@ -1,29 +1,20 @@
-"""moto's server for tests, on 127.0.0.1 only: in this process, or in a process of its own.
-
-`python -m tests.moto_server PORT` serves until its standard input closes, so it never
-outlives the test that started it (see `moto_process`). In its own process moto uses the second
-core while the test drives it from this one.
-"""
+"""moto for tests: its server on 127.0.0.1 only, in a thread of this process, and DynamoDB's
+per-item write atomicity for tests whose threads write concurrently."""
 
 from __future__ import annotations
 
 import logging
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import moto.backends
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -82,38 +73,3 @@ def moto_thread(port: int | None = None) -> Iterator[str]:
     finally:
         server.stop()
         undo()
-
-
-@contextmanager
-def moto_process() -> Iterator[str]:
-    """moto's server in a child process with atomic item writes; yields its URL."""
-    port = free_port()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.moto_server", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert child.stdin is not None and child.stdout is not None
-    try:
-        if child.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"moto's server did not start (exit {child.poll()})")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        child.stdin.close()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-
-
-def _serve(port: int) -> None:
-    atomic_item_writes()
-    with moto_thread(port):
-        print("ready", flush=True)
-        sys.stdin.read()
-
-
-if __name__ == "__main__":
-    _serve(int(sys.argv[1]))

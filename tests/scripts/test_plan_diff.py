@@ -265,6 +265,7 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
+@pytest.mark.long
 def test_plan_diff_compares_two_git_refs_in_a_worktree(repo: Path, capsys) -> None:
     stack_file = repo / "stacks" / "Pulumi.dev.yaml"
     text = stack_file.read_text()
