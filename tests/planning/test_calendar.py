@@ -116,16 +116,19 @@ def test_invalid_event_is_named_with_its_problem(change: dict[str, Any], message
     assert re.search(message, str(caught.value)), str(caught.value)
 
 
+LATE_DEBATE = {
+    **ELECTION,
+    "name": "late-debate",
+    "rule": None,
+    "start": "2028-11-07T21:00:00",
+    "duration_h": 2,
+    "peak_multiple": 5,
+}
+"""A debate that runs into election night."""
+
+
 def test_overlapping_events_for_a_stack_are_rejected() -> None:
-    debate = {
-        **ELECTION,
-        "name": "late-debate",
-        "rule": None,
-        "start": "2028-11-07T21:00:00",
-        "duration_h": 2,
-        "peak_multiple": 5,
-    }
-    calendar = calendar_of(ELECTION, debate)
+    calendar = calendar_of(ELECTION, LATE_DEBATE)
     with pytest.raises(
         CalendarError,
         match=r"us-general-election-20281107 .* and "
@@ -135,15 +138,7 @@ def test_overlapping_events_for_a_stack_are_rejected() -> None:
 
 
 def test_overlap_on_another_stack_only_is_fine() -> None:
-    debate = {
-        **ELECTION,
-        "name": "late-debate",
-        "rule": None,
-        "start": "2028-11-07T21:00:00",
-        "duration_h": 2,
-        "peak_multiple": 5,
-        "stacks": ["staging"],
-    }
+    debate = {**LATE_DEBATE, "stacks": ["staging"]}
     assert len(calendar_of(ELECTION, debate).occurrences("prod", FROM, TO)) == 2
 
 

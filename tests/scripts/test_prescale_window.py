@@ -116,24 +116,19 @@ def night(aws: str, web_group: str, room_table: str) -> dict[str, Any]:
     }
 
 
+def job_argv(night: dict[str, Any], instant: datetime) -> list[str]:
+    """The job's flags for tonight's prod group, ALB and room, run at `instant`."""
+    return ["--stack", "prod", "--asg-name", night["group"], "--alb-arn", ALB,
+            "--room-table", night["room"], "--now", instant.isoformat()]  # fmt: skip
+
+
 def at(night: dict[str, Any], instant: datetime) -> dict[str, Any]:
     """AWS catches up to `instant` (less LATE), then the job runs at `instant`, then again
     (which must write nothing). What the job left behind."""
     clients: Clients = night["clients"]
     run_due_actions(clients.autoscaling, night["group"], instant - LATE)
     night["alb"].now = instant
-    argv = [
-        "--stack",
-        "prod",
-        "--asg-name",
-        night["group"],
-        "--alb-arn",
-        ALB,
-        "--room-table",
-        night["room"],
-        "--now",
-        instant.isoformat(),
-    ]
+    argv = job_argv(night, instant)
     clients.calls.clear()
     code = run(argv, clients)
     writes = clients.writes
@@ -316,18 +311,7 @@ def test_a_failing_layer_is_reported_and_the_others_still_run(night, capsys) -> 
         raise ResponseParserError("Unable to parse response (no element found)")
 
     clients.autoscaling.meta.events.register("before-call.auto-scaling.DescribeWarmPool", broken)
-    argv = [
-        "--stack",
-        "prod",
-        "--asg-name",
-        night["group"],
-        "--alb-arn",
-        ALB,
-        "--room-table",
-        night["room"],
-        "--now",
-        ELECTION.raise_at.isoformat(),
-    ]
+    argv = job_argv(night, ELECTION.raise_at)
     assert run(argv, clients) == 2
     err = capsys.readouterr().err
     assert "error: warm_pool web-asg: AWS call failed: Unable to parse response" in err
