@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.9
 STACK ?= prod
 CHROMIUM := /usr/bin/chromium
 NODE_STAMP := node_modules/.installed
@@ -18,11 +19,12 @@ export PYTHONPYCACHEPREFIX := $(CURDIR)/build/pycache
 
 .PHONY: install lint types unit test plan policy preflight plan-diff rehearse bench layer lock clean docs
 
+# uv (pinned) installs the locked packages in seconds where pip took ~20 s: it downloads in
+# parallel and, like pip --no-compile, writes no bytecode. pip stays for scripts/layer.py.
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile \
-		-r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --upgrade "pip>=24" -r requirements.lock
 	touch $(STAMP)
 
 install: $(STAMP)
