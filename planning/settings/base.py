@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -101,6 +101,9 @@ def _at(key: str, value: object, message: str) -> PydanticCustomError:
     )
 
 
+_T = TypeVar("_T")
+
+
 def _check_range(value: int, bounds: tuple[int, int], unit: str) -> int:
     low, high = bounds
     if not low <= value <= high:
@@ -108,12 +111,16 @@ def _check_range(value: int, bounds: tuple[int, int], unit: str) -> int:
     return value
 
 
-def _check_retention(value: int) -> int:
-    if value not in aws_facts.LOG_RETENTION_DAYS:
-        raise ValueError(
-            f"must be one of CloudWatch's retention periods {aws_facts.LOG_RETENTION_DAYS}"
-        )
+def _check_one_of(value: _T, allowed: Collection[_T], listing: str) -> _T:
+    """`value` if AWS accepts it (it is in `allowed`), else "must be one of <listing>"."""
+    if value not in allowed:
+        raise ValueError(f"must be one of {listing}")
     return value
+
+
+def _check_retention(value: int) -> int:
+    retention = aws_facts.LOG_RETENTION_DAYS
+    return _check_one_of(value, retention, f"CloudWatch's retention periods {retention}")
 
 
 def _check_domain(value: str) -> str:

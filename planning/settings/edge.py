@@ -16,6 +16,7 @@ from planning.settings.base import (
     LogRetentionDays,
     _at,
     _check_domain,
+    _check_one_of,
     _check_range,
     _Model,
 )
@@ -143,6 +144,5 @@ class WafSettings(_Model):
     @field_validator("evaluation_window_s")
     @classmethod
     def _window(cls, value: int) -> int:
-        if value not in aws_facts.WAF_EVALUATION_WINDOWS_S:
-            raise ValueError(f"must be one of {list(aws_facts.WAF_EVALUATION_WINDOWS_S)} seconds")
-        return value
+        windows = aws_facts.WAF_EVALUATION_WINDOWS_S
+        return _check_one_of(value, windows, f"{list(windows)} seconds")

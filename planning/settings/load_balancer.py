@@ -17,6 +17,7 @@ from planning.settings.base import (
     DomainName,
     Port,
     _at,
+    _check_one_of,
     _Model,
 )
 
@@ -85,12 +86,9 @@ class LoadBalancerSettings(_Model):
     @field_validator("tls_policy")
     @classmethod
     def _tls(cls, value: str) -> str:
-        if value not in aws_facts.ALLOWED_ALB_TLS_POLICIES:
-            raise ValueError(
-                f"must be one of {', '.join(aws_facts.ALLOWED_ALB_TLS_POLICIES)} "
-                "(TLS 1.2+ with forward secrecy)"
-            )
-        return value
+        policies = aws_facts.ALLOWED_ALB_TLS_POLICIES
+        listing = f"{', '.join(policies)} (TLS 1.2+ with forward secrecy)"
+        return _check_one_of(value, policies, listing)
 
     @field_validator("health_check_path")
     @classmethod

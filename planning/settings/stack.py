@@ -23,6 +23,7 @@ from planning.settings.base import (
     STACKS_DIR,
     SettingsError,
     _at,
+    _check_one_of,
     _Model,
 )
 from planning.settings.capacity import CapacitySettings
@@ -70,9 +71,7 @@ class Settings(_Model):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if value not in aws_facts.REGION_ZONES:
-            raise ValueError(f"must be one of {sorted(aws_facts.REGION_ZONES)}")
-        return value
+        return _check_one_of(value, aws_facts.REGION_ZONES, str(sorted(aws_facts.REGION_ZONES)))
 
     @field_validator("tags")
     @classmethod
