@@ -47,7 +47,8 @@ class Prescale(pulumi.ComponentResource):
                 min_size=action.min_size,
                 max_size=action.max_size,
                 desired_capacity=KEEP_DESIRED if action.desired is None else action.desired,
-                # Named by the action alone before 2026-11: kept, not replaced.
+                # Named by the action alone before 2026-11: the alias keeps each in place
+                # (https://www.pulumi.com/docs/iac/concepts/resources/options/aliases/).
                 opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=action.name)]),
             )
         self.action_names = [a.name for a in actions]

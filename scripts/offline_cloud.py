@@ -254,7 +254,9 @@ class _RecordingMonitor(MockMonitor):
     def _alias_urns(self, request: Any) -> tuple[str, ...]:
         """The request's aliases as URNs. The SDK sends specs (the mock monitor supports
         them): an unset name, type or parent means the resource's own; `noParent` means it
-        had none. Aliases a resource inherits from its parent's aliases are not expanded."""
+        had none. The engine also combines a parent's aliases with each child's name and type
+        (https://www.pulumi.com/docs/iac/concepts/resources/options/aliases/); that is not
+        expanded here, so a renamed component's children would show as moved offline."""
         urns: list[str] = []
         for alias in request.aliases:
             if alias.urn:

@@ -8,11 +8,14 @@ worktree and the plan of the working tree, both as of one instant (`FLOODGATE_NO
 event schedules match), then compares them. Each plan runs in its own interpreter with its own
 tree on `PYTHONPATH`, so neither can import the other's code.
 
-Resources are matched by URN, or by an alias the new one declares for the old URN (Pulumi
-keeps an aliased resource; without the alias it replaces it). A changed input is shown at its
-nested path (`a.b[2].c`) as before -> after; lists are aligned element by element, and JSON
-documents held in strings (IAM policies, dashboards) are compared inside. A value that is
-secret on either side is shown only as "[secret]". Exit codes: 0 no change, 1 changes, 2 error.
+Resources are matched by URN, or by an alias the new one declares for the old URN: Pulumi
+treats the old URN as the same resource and updates it in place; without the alias it deletes
+and recreates it (https://www.pulumi.com/docs/iac/concepts/resources/options/aliases/).
+
+A changed input is shown at its nested path (`a.b[2].c`) as before -> after; lists are aligned
+element by element, and JSON documents held in strings (IAM policies, dashboards) are compared
+inside. A value that is secret on either side is shown only as "[secret]". Exit codes: 0 no
+change, 1 changes, 2 error.
 """
 
 from __future__ import annotations
