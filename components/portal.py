@@ -23,7 +23,7 @@ from components.observability import Observability, ObservabilityArgs
 from components.prescale import Prescale, PrescaleArgs
 from components.web_fleet import DemandMetric, WebFleet, WebFleetArgs
 from planning.capacity import queue_api_design, room_tunables
-from planning.event_plan import EventPlan
+from planning.event_plan import EventPlan, night_plan
 from planning.settings import Settings
 
 
@@ -59,19 +59,18 @@ class Portal(pulumi.ComponentResource):
         )
         network, lb = self._declare_network_and_load_balancer(slots)
         fleet = self._declare_fleet(network, lb, event_plans)
-        prescale = Prescale(
-            name,
-            PrescaleArgs(plans=event_plans, group_name=fleet.group.name, now=now),
-            opts=self._child,
-        )
         admission, wire_room = self._declare_room(fleet, lb, slots, require_layer)
         edge = self._declare_edge(slots, us_east_1, admission)
         observability = self._declare_observability(lb, fleet, edge, us_east_1)
         wire_room(observability)
+        prescale = self._declare_prescale(event_plans, now, fleet, lb, admission, observability)
 
         # What scripts (pre-scale, PR preview) and operators read from the stack.
         self.outputs = {
             "scheduled_actions": pulumi.Output.from_input(prescale.action_names),
+            "prescale_schedule": prescale.schedule_name,
+            "prescale_dlq_url": prescale.dlq_url,
+            "prescale_function": prescale.function_name,
             "cdn_domain_name": edge.distribution.domain_name,
             "distribution_id": edge.distribution.id,
             "web_acl_arn": edge.web_acl.arn,
@@ -92,6 +91,37 @@ class Portal(pulumi.ComponentResource):
                 "queue_api": admission.api.api_endpoint,
             }
         self.register_outputs(dict(self.outputs))
+
+    def _declare_prescale(
+        self,
+        event_plans: list[EventPlan],
+        now: datetime,
+        fleet: WebFleet,
+        lb: LoadBalancer,
+        admission: Admission | None,
+        observability: Observability,
+    ) -> Prescale:
+        """The events' scheduled actions and the runner that carries every other lever, with
+        its alarms on the stack's topic."""
+        settings = self._settings
+        return Prescale(
+            self._name,
+            PrescaleArgs(
+                plans=event_plans,
+                night_plan=night_plan(event_plans, settings, pulumi.get_stack()),
+                settings=settings.prescale,
+                group_name=fleet.group.name,
+                group_arn=fleet.group.arn,
+                alb_arn=lb.alb.arn,
+                room_table=admission.table.name if admission else None,
+                room_table_arn=admission.table.arn if admission else None,
+                alarm_topic_arn=observability.topic.arn,
+                log_retention_days=settings.prescale.log_group_retention_days,
+                tags=self._tags,
+                now=now,
+            ),
+            opts=self._child,
+        )
 
     def _declare_origin_secrets(self) -> dict[str, random.RandomPassword]:
         """CloudFront proves itself to the ALB with this header. It lives only in Pulumi state

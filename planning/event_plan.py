@@ -13,19 +13,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
+from functions.prescale.night_plan import (
+    MAX_DOCUMENT_BYTES,
+    OWNED_PREFIX,
+    Action,
+    EventLevers,
+    Need,
+    NightPlan,
+    Step,
+)
 from planning.calendar import Calendar, Occurrence, RoomMode
 from planning.capacity import instances_for, origin_requests_per_s
 from planning.settings import Settings
 from planning.shapes import SHAPES
 
-OWNED_PREFIX = "floodgate-"
-"""Scheduled actions whose names start with this are Floodgate's; it never touches others."""
+__all__ = ["OWNED_PREFIX", "Action", "EventPlan", "Step"]
 SCHEDULED_ACTIONS_PER_ASG = 125
 """AWS quota; each planned event uses one per MinSize step (its stages and the restore)."""
-JOB_INTERVAL = timedelta(hours=1)
-"""The pre-scale job runs hourly (.github/workflows/prescale.yml, cron "17 * * * *"): what it
-must have asked for by a moment, it asks for one run earlier."""
 
 # ALB LCU dimensions, per LCU (EC2 targets).
 LCU_NEW_CONNECTIONS_PER_S = 25
@@ -37,14 +43,6 @@ FREE_RULES_PER_REQUEST = 10
 
 class PlanError(ValueError):
     """The calendar cannot be planned within AWS quotas."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """A planned level (`value`) from `at` until the next step: MinSize or reserved LCUs."""
-
-    at: datetime
-    value: int
 
 
 @dataclass(frozen=True)
@@ -74,12 +72,14 @@ class EventPlan:
     """Instances that serve the peak at the scaling target, all zones up."""
     max_size: int
     warm_pool: int
+    prepared: int
+    """MaxGroupPreparedCapacity that keeps `warm_pool` in the pool (settings.fleet)."""
     stages: tuple[Stage, ...]
     min_steps: tuple[Step, ...]
     """MinSize changes from the first raise until back to the fleet's own min (the restore, at
     end + cooldown at the latest): one scheduled action each."""
     lcu_steps: tuple[Step, ...]
-    """Reservation changes: raised `alb_reservation_lead_s` + one job interval before each
+    """Reservation changes: raised `alb_reservation_lead_s` + one runner interval before each
     stage that needs more, lowered at most twice, the last time to the standing level."""
     raise_at: datetime
     """The window opens: the first step, or start - lead if that is earlier."""
@@ -111,42 +111,48 @@ class EventPlan:
 
     @property
     def reserve_alb_at(self) -> datetime | None:
-        """When the job first raises the reservation; None when the standing level suffices."""
+        """When the reservation is first raised; None when the standing level suffices."""
         return self.lcu_steps[0].at if self.lcu_steps else None
 
-    def action_name(self, index: int) -> str:
-        """Scheduled action name of min step `index`; the OWNED_PREFIX marks actions Floodgate
-        may change. The last step is the restore."""
-        last = index == len(self.min_steps) - 1
-        return f"{OWNED_PREFIX}{self.key}-{'restore' if last else f'stage-{index + 1}'}"
+    @cached_property
+    def levers(self) -> EventLevers:
+        """The plan as the pre-scale engine acts on it (functions/prescale/night_plan.py): the
+        window, the level at any moment and the actions are computed there, once."""
+        return EventLevers(
+            key=self.key,
+            time_zone=self.occurrence.time_zone,
+            start=self.occurrence.start,
+            raise_at=self.raise_at,
+            restore_at=self.restore_at,
+            slip=self.slip,
+            max_size=self.max_size,
+            min_steps=self.min_steps,
+            lcu_steps=self.lcu_steps,
+            needs=tuple(Need(s.start, s.end, s.min_size, s.capacity_units) for s in self.stages),
+            warm_pool=self.warm_pool,
+            prepared=self.prepared,
+            room=self.waiting_room,
+        )
 
     def min_size_at(self, moment: datetime) -> int | None:
         """The planned MinSize at `moment`; None outside the raise..restore steps."""
-        return _level_at(self.min_steps, self.restore_at, moment)
+        return self.levers.min_size_at(moment)
 
     def reservation_at(self, moment: datetime) -> int | None:
         """The planned LCU reservation at `moment`; None when the plan asks for nothing."""
-        return _level_at(self.lcu_steps, self.restore_at, moment)
+        return self.levers.reservation_at(moment)
 
     def active(self, moment: datetime) -> bool:
         """Inside the window where capacity must not be lowered: raise_at..restore_at."""
-        return self.raise_at <= moment < self.restore_at
+        return self.levers.active(moment)
 
     def holding(self, moment: datetime) -> bool:
-        """Capacity raised for this event must not be lowered: from the raise until AWS has run
-        the restore (which may be `slip` late), the lead, the event and the cooldown."""
-        return self.raise_at <= moment and not self.over(moment)
+        """From the raise until AWS has run the restore (EventLevers.holding)."""
+        return self.levers.holding(moment)
 
     def over(self, moment: datetime) -> bool:
-        """AWS has run the restore (its time and the slip have passed): nothing left to do.
-        Until then the plan stays, or its pending restore would be deleted as unplanned."""
-        return moment >= self.restore_at + self.slip
-
-
-def _level_at(steps: tuple[Step, ...], until: datetime, moment: datetime) -> int | None:
-    if not steps or moment < steps[0].at or moment >= until:
-        return None
-    return [s.value for s in steps if s.at <= moment][-1]
+        """AWS has run the restore (its time and the slip have passed): nothing left to do."""
+        return self.levers.over(moment)
 
 
 def lead_time(
@@ -214,6 +220,7 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
         instances_for_peak=instances_for(rate, fleet.requests_per_instance_per_s),
         max_size=fleet.max_size,
         warm_pool=warm_pool,
+        prepared=fleet.prepared_capacity(warm_pool),
         stages=stages,
         min_steps=min_steps,
         lcu_steps=_reservation_steps(stages, restore_at, settings),
@@ -289,13 +296,14 @@ def _steps(
 def _reservation_steps(
     stages: tuple[Stage, ...], restore_at: datetime, settings: Settings
 ) -> tuple[Step, ...]:
-    """Reservation steps: each stage's LCUs asked for `alb_reservation_lead_s` plus one job
-    interval ahead (the job runs hourly; AWS fulfils most requests in minutes, some in "up to a
-    few hours"), and at most two decreases, the last one back to the standing level by the
-    restore: AWS allows two a day ("you can only decrease the reserved capacity two times per
-    day", ELB user guide, request LCU reservation). The decreases go where they save the most
-    LCU-hours; the level never falls below what a stage asks for."""
-    ahead = timedelta(seconds=settings.prescale.alb_reservation_lead_s) + JOB_INTERVAL
+    """Reservation steps: each stage's LCUs asked for `alb_reservation_lead_s` plus one runner
+    interval ahead (the runner passes every `run_every_minutes`; AWS fulfils most requests in
+    minutes, some in "up to a few hours"), and at most two decreases, the last one back to the
+    standing level by the restore: AWS allows two a day ("you can only decrease the reserved
+    capacity two times per day", ELB user guide, request LCU reservation). The decreases go
+    where they save the most LCU-hours; the level never falls below what a stage asks for."""
+    p = settings.prescale
+    ahead = timedelta(seconds=p.alb_reservation_lead_s) + runner_interval(settings)
     standing = settings.load_balancer.minimum_capacity_units
     wanted = _steps(
         [(s.start - ahead, s.end, s.capacity_units) for s in stages], standing, restore_at
@@ -305,6 +313,12 @@ def _reservation_steps(
     last = len(wanted) - 1
     options = [_held(wanted, {cut, last}) for cut in range(last + 1)]
     return min(options, key=lambda steps: _unit_hours(steps, restore_at))
+
+
+def runner_interval(settings: Settings) -> timedelta:
+    """How often the runner in AWS passes over every lever (its rate schedule): what must be in
+    effect by a moment is asked for one interval earlier."""
+    return timedelta(minutes=settings.prescale.run_every_minutes)
 
 
 def _held(steps: tuple[Step, ...], cuts: set[int]) -> tuple[Step, ...]:
@@ -350,31 +364,18 @@ def plan_events(
     return plans
 
 
-@dataclass(frozen=True)
-class ScheduledAction:
-    """One scheduled update of the web group, as Pulumi declares it and the job checks it."""
-
-    name: str
-    start: datetime
-    time_zone: str
-    min_size: int
-    max_size: int
-    desired: int | None
-    """None leaves desired capacity alone (the restore hands it back to target tracking)."""
-
-
-def plan_actions(plan: EventPlan) -> list[ScheduledAction]:
+def plan_actions(plan: EventPlan) -> list[Action]:
     """One action per MinSize step of the plan, the last one the restore; past ones included."""
-    zone = plan.occurrence.time_zone
-    return [
-        ScheduledAction(plan.action_name(i), step.at, zone, step.value, plan.max_size, None)
-        for i, step in enumerate(plan.min_steps)
-    ]
+    return plan.levers.actions()
 
 
-def scheduled_actions(plans: list[EventPlan], now: datetime) -> list[ScheduledAction]:
-    """Every plan's stage and restore actions whose time is still to come: AWS rejects past
-    start times (pulumi-aws issue 2473) and a one-off action that ran is gone from AWS anyway.
+def scheduled_actions(
+    plans: list[EventPlan], now: datetime, ahead: timedelta = timedelta(0)
+) -> list[Action]:
+    """Every plan's stage and restore actions that start more than `ahead` after `now`: AWS
+    rejects past start times (pulumi-aws issue 2473), and a create that lands after the start
+    would fail the update that makes it, so `pulumi up` declares only those `create_ahead_s`
+    away and leaves nearer ones to the runner.
 
     None sets desired capacity, so none can lower it: a raise sets MinSize (and MaxSize), and
     AWS brings desired up to a new MinSize above it ("If you specify a new value for MinSize
@@ -383,4 +384,29 @@ def scheduled_actions(plans: list[EventPlan], now: datetime) -> list[ScheduledAc
     UpdateAutoScalingGroup, which scheduled actions apply); a group already busier keeps its
     size. A step down and the restore hand the floor back and leave desired to target tracking,
     which scales in only after 15 minutes below its target."""
-    return [action for plan in plans for action in plan_actions(plan) if action.start > now]
+    return [action for plan in plans for action in plan_actions(plan) if action.start > now + ahead]
+
+
+def night_plan(plans: list[EventPlan], settings: Settings, stack: str) -> NightPlan:
+    """The plans as the pre-scale engine acts on them, in the runner and in the CI job. Raises
+    PlanError when the document would exceed what the runner's schedule can carry."""
+    fleet, pool = settings.fleet, settings.fleet.warm_pool
+    plan = NightPlan(
+        stack=stack,
+        horizon_days=settings.prescale.horizon_days,
+        fleet_min=fleet.min_size,
+        fleet_max=fleet.max_size,
+        standing_lcus=settings.load_balancer.minimum_capacity_units,
+        warm_pool=None if pool is None else pool.min_size,
+        prepared=None if pool is None else fleet.prepared_capacity(pool.min_size),
+        pool_state=None if pool is None else pool.state,
+        events=tuple(p.levers for p in plans),
+    )
+    size = len(plan.to_json().encode())
+    if size > MAX_DOCUMENT_BYTES:
+        raise PlanError(
+            f"the night plan of {len(plans)} events is {size:,} bytes; the runner's schedule "
+            f"carries at most {MAX_DOCUMENT_BYTES:,}: shorten prescale.horizon_days or "
+            "lengthen prescale.stage_minutes"
+        )
+    return plan

@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from planning.capacity import max_with_zone_lost
-from planning.event_plan import ScheduledAction
+from planning.event_plan import Action
 from rehearsal import model
 
 
@@ -99,11 +99,9 @@ class Group:
         self.serving.append([-1e9, float(count)])
         self.pool = float(self.pool_target)
 
-    def scheduled(self, action: ScheduledAction) -> None:
-        """A scheduled action: min and max, and desired when the action sets it (absolutely)."""
+    def scheduled(self, action: Action) -> None:
+        """A scheduled action: min and max; desired is brought within them (none sets it)."""
         self.min_size, self.max_size = action.min_size, action.max_size
-        if action.desired is not None:
-            self.desired = action.desired
         self.desired = min(max(self.desired, self.min_size), self.max_size)
 
     def lose_zone(self, zones: int) -> None:

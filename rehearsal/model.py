@@ -42,10 +42,13 @@ SCHEDULE_SLIP_S = 120
 """A scheduled action runs within seconds of its start time but may be delayed up to two
 minutes. Source: Amazon EC2 Auto Scaling User Guide, scheduled scaling, considerations."""
 
-PRESCALE_JOB_MINUTE = 17
-"""The pre-scale job runs hourly at minute 17 (.github/workflows/prescale.yml, cron
-"17 * * * *"): an LCU reservation changes when it runs, not at its step's own time. The plan
-asks for each step an hour early for that reason (event_plan.JOB_INTERVAL)."""
+RUNNER_PHASE_S = 60
+"""The runner in AWS passes every `prescale.run_every_minutes` on an EventBridge Scheduler rate
+schedule, whose phase is the minute it was created: here one minute past each interval of the
+clock. An LCU reservation changes at the first pass after its step, not at the step's own time;
+the plan asks for each step one interval early for that reason (event_plan.runner_interval).
+Source: EventBridge Scheduler user guide, schedule types ("rate-based schedules ... 60 second
+precision")."""
 
 OVERLOAD_STATUS = 503
 """What a request beyond an instance's `requests_per_instance_per_s` gets: the application

@@ -24,7 +24,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from functions.admission.inlet import Fleet, demand_pct
 from functions.admission.room import Config, admission_rate, retry_after
@@ -35,10 +35,10 @@ from planning.capacity import (
     room_tunables,
 )
 from planning.event_plan import (
-    JOB_INTERVAL,
+    Action,
     EventPlan,
-    ScheduledAction,
     lcu_used,
+    runner_interval,
     scheduled_actions,
     with_zone_headroom,
 )
@@ -184,7 +184,7 @@ class _Run:
             else None
         )
         self.group = self._group(configured)
-        self.actions: deque[tuple[float, ScheduledAction]] = deque()
+        self.actions: deque[tuple[float, Action]] = deque()
         if configured and plan is not None:
             before = night.start - timedelta(days=1)
             late = [
@@ -454,24 +454,25 @@ def reserved_lcus(
     night: Night, settings: Settings, plan: EventPlan | None
 ) -> tuple[list[float], float]:
     """LCUs reserved at each step of the night, and the LCU-hours above the standing level the
-    event's reservation holds outside the night. The job applies the plan's steps when it runs
-    (hourly, at model.PRESCALE_JOB_MINUTE), not at the steps' own times."""
+    event's reservation holds outside the night. The runner applies the plan's steps when it
+    passes (every interval, model.RUNNER_PHASE_S into it), not at the steps' own times."""
     standing = float(settings.load_balancer.minimum_capacity_units)
     steps = len(night.users)
     if plan is None or not plan.lcu_steps:
         return [standing] * steps, 0.0
 
+    interval_s = runner_interval(settings).total_seconds()
+
     def reserved(moment: datetime) -> float:
-        run = moment - timedelta(minutes=model.PRESCALE_JOB_MINUTE)
-        run = run.replace(minute=0, second=0, microsecond=0)
-        run += timedelta(minutes=model.PRESCALE_JOB_MINUTE)
+        since = moment.timestamp() - model.RUNNER_PHASE_S
+        run = datetime.fromtimestamp(since - since % interval_s + model.RUNNER_PHASE_S, UTC)
         return float(plan.reservation_at(run) or standing)
 
     at_steps = [reserved(night.at(i)) for i in range(steps)]
     night_end = night.at(steps)
     outside = 0.0
     moment = min(plan.lcu_steps[0].at, night.start)
-    while moment < plan.restore_at + JOB_INTERVAL:
+    while moment < plan.restore_at + runner_interval(settings):
         if not night.start <= moment < night_end:
             outside += (reserved(moment) - standing) * night.step_s / 3600
         moment += timedelta(seconds=night.step_s)

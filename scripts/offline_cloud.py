@@ -140,6 +140,19 @@ def _computed(
             out |= {"arn": f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{name}:1"}
         case "aws:cloudfront/keyValueStore:KeyValueStore":
             out |= {"arn": f"arn:aws:cloudfront::{ACCOUNT}:key-value-store/{h}"}
+        case "aws:sqs/queue:Queue":
+            queue = inputs.get("name") or f"{name}-{h}"
+            out |= {
+                "name": queue,
+                "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}",
+                "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{queue}",
+            }
+        case "aws:scheduler/schedule:Schedule":
+            schedule = inputs.get("name") or f"{name}-{h}"
+            out |= {
+                "name": schedule,
+                "arn": f"arn:aws:scheduler:{region}:{ACCOUNT}:schedule/default/{schedule}",
+            }
         case "aws:dynamodb/table:Table" | "aws:cloudwatch/metricAlarm:MetricAlarm":
             out |= {"name": inputs.get("name") or f"{name}-{h}"}
         case "random:index/randomId:RandomId":
@@ -172,6 +185,10 @@ class Registration:
     """Inputs plus what the provider computes (mocked): what the engine shows stack policies."""
     aliases: tuple[str, ...] = ()
     """URNs the resource had before (its `aliases` option): the engine keeps it, not replaces."""
+    retain_on_delete: bool = False
+    """Dropped from the program, it leaves state but stays in the cloud (`retain_on_delete`)."""
+    create_timeout: str = ""
+    """The `custom_timeouts` create duration ("4h"); empty: the provider's default."""
 
     def revealed(self) -> dict[str, Any]:
         """Inputs with secrets unwrapped, for tests that check what a secret carries."""
@@ -247,6 +264,8 @@ class _RecordingMonitor(MockMonitor):
                     dependencies=tuple(request.dependencies),
                     outputs=rpc.deserialize_properties(response.object),
                     aliases=self._alias_urns(request),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    create_timeout=request.customTimeouts.create,
                 )
             )
         return response

@@ -1,23 +1,18 @@
-"""Pre-scale job: make live capacity match the event plan before each known event.
+"""Pre-scale job: verify and repair the night's levers well before each known event.
 
-Reads the stack's settings, the event calendar and the stack outputs, then for every event
-inside the horizon:
-  1. scheduled actions it owns (names starting "floodgate-") exist and match the plan; stale
-     ones it owns are deleted; actions it does not own are never touched;
-  2. the ALB capacity reservation follows the plan's steps: each stage's LCUs asked for hours
-     ahead, then at most two decreases, the last to the standing level (AWS allows two a day);
-  3. the warm pool is sized for the coming event;
-  4. the waiting room learns the event windows (the `calendar` item, when it has a room table);
-and, inside an active event window, raises the live group to the plan if it is below it.
-The job itself never lowers min or desired capacity during an active event; the plan's own
-step-down actions lower MinSize only and leave desired to target tracking.
+The night itself runs inside AWS: scheduled actions raise and lower the group, and the runner
+(a Lambda that EventBridge Scheduler invokes every `prescale.run_every_minutes`) makes one pass
+of the pre-scale engine (functions/prescale/levers.py) over every lever with the plan the stack
+was deployed with. This job makes the same pass from CI with the plan computed now, so drift is
+repaired days ahead; and it checks the runner itself: its schedule is enabled, carries the
+current plan for every event inside the horizon, and its dead-letter queue is empty.
 
-Idempotent: a second run makes no write calls. Throttling is retried (botocore standard mode).
-Each change is logged as one JSON line on stdout; progress goes to stderr.
+Each change is logged as one JSON line on stdout; progress goes to stderr. Idempotent: a second
+run makes no write calls. Throttling is retried (botocore standard mode).
 
 Exit codes: 0 in sync, 1 changes applied (or pending, with --dry-run), 2 any failure: every
-failure is reported, and a failing layer (group, schedule, warm pool, ALB, room) does not stop
-the others.
+failure is reported (a reservation AWS says failed, less in effect than the running stage
+needs, a runner that would miss an event), and a failing layer does not stop the others.
 """
 
 from __future__ import annotations
@@ -26,9 +21,7 @@ import argparse
 import json
 import sys
 import traceback
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,33 +34,40 @@ from botocore.parsers import ResponseParserError
 if not __package__:  # run as `python scripts/prescale.py`: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from functions.prescale.levers import (
+    Change,
+    Clients,
+    Failure,
+    Shortfall,
+    Targets,
+    apply_pass,
+    plan_pass,
+)
+from functions.prescale.night_plan import NightPlan, NightPlanError, timestamp
 from planning import clock
 from planning.calendar import CalendarError, load_calendar
-from planning.event_plan import (
-    OWNED_PREFIX,
-    EventPlan,
-    PlanError,
-    plan_actions,
-    plan_events,
-    scheduled_actions,
-)
-from planning.settings import Settings, SettingsError, load_stack_settings
+from planning.event_plan import PlanError, night_plan, plan_events
+from planning.settings import SettingsError, load_stack_settings
 from scripts.text_table import aligned
 
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
-READ_PREFIXES = ("Describe", "List", "Get")
+OUTPUT_KEYS = ("asg_name", "alb_arn", "room_table", "prescale_schedule", "prescale_dlq_url")
 
 
 @dataclass(frozen=True)
-class Targets:
-    """What the job acts on, from `pulumi stack output --json` or the command line."""
+class JobTargets:
+    """What the job acts on and checks, from `pulumi stack output --json` or the flags."""
 
-    asg_name: str
-    alb_arn: str | None = None
-    room_table: str | None = None
+    levers: Targets
+    schedule: str | None = None
+    """The runner's EventBridge Scheduler schedule (default group)."""
+    dlq_url: str | None = None
+    """The runner schedule's dead-letter queue."""
 
     @classmethod
-    def from_sources(cls, outputs_file: Path | None, overrides: dict[str, str | None]) -> Targets:
+    def from_sources(
+        cls, outputs_file: Path | None, overrides: dict[str, str | None]
+    ) -> JobTargets:
         values: dict[str, Any] = {}
         if outputs_file is not None:
             try:
@@ -79,7 +79,7 @@ class Targets:
                     f"--outputs {outputs_file}: must be a JSON object of stack "
                     f"outputs (got {type(values).__name__})"
                 )
-            for key in ("asg_name", "alb_arn", "room_table"):
+            for key in OUTPUT_KEYS:
                 if key in values and not isinstance(values[key], str | None):
                     raise ValueError(
                         f"--outputs {outputs_file}: {key} must be a string (got {values[key]!r})"
@@ -87,358 +87,101 @@ class Targets:
         values |= {k: v for k, v in overrides.items() if v}
         if not values.get("asg_name"):
             raise ValueError("asg_name missing: pass --outputs <stack outputs JSON> or --asg-name")
-        return cls(values["asg_name"], values.get("alb_arn"), values.get("room_table"))
+        return cls(
+            Targets(values["asg_name"], values.get("alb_arn"), values.get("room_table")),
+            values.get("prescale_schedule"),
+            values.get("prescale_dlq_url"),
+        )
 
 
 @dataclass
-class Clients:
-    """AWS clients, each counting the API calls it makes (for idempotency checks and bench)."""
+class Services:
+    """The engine's clients, and the two the job reads to check the runner."""
 
-    autoscaling: Any
-    elbv2: Any
-    dynamodb: Any
-    calls: Counter[str] = field(default_factory=Counter)
-
-    def __post_init__(self) -> None:
-        for client in (self.autoscaling, self.elbv2, self.dynamodb):
-            client.meta.events.register("before-call.*.*", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
-
-    @property
-    def writes(self) -> int:
-        return sum(n for op, n in self.calls.items() if not op.startswith(READ_PREFIXES))
+    levers: Clients
+    scheduler: Any = None
+    sqs: Any = None
 
     @classmethod
-    def for_region(cls, region: str) -> Clients:
+    def for_region(cls, region: str) -> Services:
         session = boto3.Session(region_name=region)
-        return cls(
-            session.client("autoscaling", config=RETRIES),
-            session.client("elbv2", config=RETRIES),
-            session.client("dynamodb", config=RETRIES),
-        )
+        client = lambda name: session.client(name, config=RETRIES)  # noqa: E731
+        levers = Clients(client("autoscaling"), client("elbv2"), client("dynamodb"))
+        return cls(levers, client("scheduler"), client("sqs"))
 
 
-@dataclass(frozen=True)
-class Change:
-    """One write the job will make; `apply` performs it."""
-
-    layer: str
-    action: str
-    target: str
-    detail: dict[str, Any]
-    apply: Callable[[], object]
-
-
-def schedule_changes(
-    clients: Clients,
-    targets: Targets,
-    group: dict[str, Any],
-    plans: list[EventPlan],
-    now: datetime,
-) -> list[Change]:
-    """Owned scheduled actions to create, update or delete so they match the plan.
-
-    No action sets desired capacity (AWS brings desired up to a new MinSize), and each sets a
-    MaxSize at least the group's own: a MaxSize below desired would cut the group to it, so an
-    operator's raised max stands until they lower it. An action whose time has come but that
-    AWS has not run yet (it may run `schedule_slip_s` late) is left to AWS, never deleted."""
-    asg = clients.autoscaling
-    wanted: dict[str, dict[str, Any]] = {}
-    for action in scheduled_actions(plans, now):
-        spec = {
-            "StartTime": clock.aws_timestamp(action.start),
-            "TimeZone": action.time_zone,
-            "MinSize": action.min_size,
-            "MaxSize": max(action.max_size, group["MaxSize"]),
-        }
-        if action.desired is not None:  # absent: AWS leaves desired capacity alone
-            spec["DesiredCapacity"] = action.desired
-        wanted[action.name] = spec
-    due = {a.name for plan in plans for a in plan_actions(plan) if a.start <= now}
-    existing: dict[str, dict[str, Any]] = {}
-    for page in asg.get_paginator("describe_scheduled_actions").paginate(
-        AutoScalingGroupName=targets.asg_name
-    ):
-        for action in page["ScheduledUpdateGroupActions"]:
-            if action["ScheduledActionName"].startswith(OWNED_PREFIX):
-                existing[action["ScheduledActionName"]] = action
-
-    changes = []
-    for name, spec in wanted.items():
-        current = existing.get(name)
-        if current is not None and _same_action(current, spec):
-            continue
-        kwargs = {"AutoScalingGroupName": targets.asg_name, "ScheduledActionName": name, **spec}
-        put = asg.put_scheduled_update_group_action
-        changes.append(
-            Change(
-                "schedule",
-                "update" if current else "create",
-                name,
-                spec,
-                lambda put=put, kwargs=kwargs: put(**kwargs),
-            )
-        )
-    for name in sorted(set(existing) - set(wanted) - due):
-        start = existing[name].get("StartTime")
-        passed = isinstance(start, datetime) and start <= now
-        changes.append(
-            Change(
-                "schedule",
-                "delete",
-                name,
-                {"reason": "passed" if passed else "no longer planned"},
-                lambda name=name: asg.delete_scheduled_action(
-                    AutoScalingGroupName=targets.asg_name, ScheduledActionName=name
-                ),
-            )
-        )
-    return changes
-
-
-def _same_action(current: dict[str, Any], spec: dict[str, Any]) -> bool:
-    start = current.get("StartTime")
-    start_text = clock.aws_timestamp(start) if isinstance(start, datetime) else start
-    return (
-        start_text == spec["StartTime"]
-        and current.get("MinSize") == spec["MinSize"]
-        and current.get("MaxSize") == spec["MaxSize"]
-        and current.get("DesiredCapacity") == spec.get("DesiredCapacity")
-    )
-
-
-class GroupNotFoundError(LookupError):
-    """The stack outputs name a group that does not exist in this account and region."""
-
-
-def describe_group(clients: Clients, targets: Targets) -> dict[str, Any]:
-    groups = clients.autoscaling.describe_auto_scaling_groups(
-        AutoScalingGroupNames=[targets.asg_name]
-    )["AutoScalingGroups"]
-    if not groups:
-        raise GroupNotFoundError(
-            f"autoscaling group {targets.asg_name!r} not found; check --outputs"
-        )
-    return groups[0]
-
-
-def group_changes(
-    clients: Clients,
-    targets: Targets,
-    group: dict[str, Any],
-    plans: list[EventPlan],
-    now: datetime,
-) -> list[Change]:
-    """Inside an active window, raise the live group to the stage's MinSize if an action was
-    missed."""
-    planned = [m for p in plans if p.active(now) and (m := p.min_size_at(now)) is not None]
-    if not planned:
-        return []
-    want = max(planned)
-    min_size, desired, max_size = group["MinSize"], group["DesiredCapacity"], group["MaxSize"]
-    if min_size >= want and desired >= want:
-        return []
-    # Raise only: each figure is the larger of live and planned, so nothing ever goes down.
-    update = {
-        "AutoScalingGroupName": targets.asg_name,
-        "MinSize": max(min_size, want),
-        "DesiredCapacity": max(desired, want),
-        "MaxSize": max(max_size, want),
-    }
-    return [
-        Change(
-            "group",
-            "raise",
-            targets.asg_name,
-            {
-                "from": [min_size, desired, max_size],
-                "to": [update["MinSize"], update["DesiredCapacity"], update["MaxSize"]],
-            },
-            lambda: clients.autoscaling.update_auto_scaling_group(**update),
-        )
+def runner_failures(
+    services: Services, targets: JobTargets, plan: NightPlan, now: datetime
+) -> list[Failure]:
+    """The runner, checked: its schedule is enabled and carries, for every event inside the
+    horizon, the same levers this job plans (an event it lacks would run on the night with
+    no LCU steps, warm pool or backstop); none it carries is one the calendar dropped; its
+    dead-letter queue holds no invocation Scheduler could not deliver."""
+    checks = [
+        (targets.schedule, services.scheduler, _schedule_failures),
+        (targets.dlq_url, services.sqs, _dlq_failures),
     ]
-
-
-def reservation_changes(
-    clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
-) -> list[Change]:
-    """Reserve each event's LCUs as its plan steps them (see EventPlan.lcu_steps) until its
-    restore has run; then fall back to the standing level, never below it. Inside an event's
-    window the only decrease is the plan's own, of the plan's own reservation: one raised by
-    hand above the plan's peak stays until the event is over."""
-    if not targets.alb_arn:
-        return []
-    elb, arn = clients.elbv2, targets.alb_arn
-    due = [units for p in plans if (units := p.reservation_at(now)) is not None]
-    standing = settings.load_balancer.minimum_capacity_units
-    want = max(due, default=standing)
-    state = elb.describe_capacity_reservation(LoadBalancerArn=arn)
-    have = (state.get("MinimumLoadBalancerCapacity") or {}).get("CapacityUnits", 0)
-    if want == have:
-        return []
-    if any(
-        z.get("State", {}).get("Code") == "pending"
-        for z in state.get("CapacityReservationState", [])
-    ):
-        return [_skipped("alb", arn, "previous reservation still pending; next run retries")]
-    if want < have:
-        holding = [p for p in plans if p.holding(now)]
-        planned = all(p.reservation_at(now) is not None for p in holding) and have <= max(
-            (p.capacity_units for p in holding), default=have
-        )
-        if not planned:
-            return [_skipped("alb", arn, "an event is active; releasing waits until it ends")]
-        if state.get("DecreaseRequestsRemaining", 0) < 1:
-            return [_skipped("alb", arn, "AWS allows two decreases a day; none left today")]
-        if want == 0:
-            return [
-                Change(
-                    "alb",
-                    "release",
-                    arn,
-                    {"from": have, "to": 0},
-                    lambda: elb.modify_capacity_reservation(
-                        LoadBalancerArn=arn, ResetCapacityReservation=True
-                    ),
-                )
-            ]
-    return [
-        Change(
-            "alb",
-            "reserve" if want > have else "lower",
-            arn,
-            {"from": have, "to": want},
-            lambda: elb.modify_capacity_reservation(
-                LoadBalancerArn=arn, MinimumLoadBalancerCapacity={"CapacityUnits": want}
-            ),
-        )
-    ]
-
-
-def _skipped(layer: str, target: str, reason: str) -> Change:
-    return Change(layer, "skip", target, {"reason": reason}, lambda: None)
-
-
-def warm_pool_changes(
-    clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
-) -> list[Change]:
-    """Size the warm pool for the coming (or current) event; settings' size when none."""
-    pool = settings.fleet.warm_pool
-    if pool is None:
-        return []
-    want = plans[0].warm_pool if plans else pool.min_size
-    # Without MaxGroupPreparedCapacity AWS keeps max - desired prepared, not `want`.
-    prepared = settings.fleet.prepared_capacity(want)
-    current = clients.autoscaling.describe_warm_pool(AutoScalingGroupName=targets.asg_name)
-    config = current.get("WarmPoolConfiguration") or {}
-    have, have_prepared = config.get("MinSize"), config.get("MaxGroupPreparedCapacity")
-    if (have, have_prepared) == (want, prepared) or (
-        have is not None and want < have and any(p.holding(now) for p in plans)
-    ):
-        return []
-    kwargs = {
-        "AutoScalingGroupName": targets.asg_name,
-        "MinSize": want,
-        "MaxGroupPreparedCapacity": prepared,
-        "PoolState": pool.state,
-        "InstanceReusePolicy": {"ReuseOnScaleIn": True},
-    }
-    return [
-        Change(
-            "warm_pool",
-            "resize",
-            targets.asg_name,
-            {"from": have, "to": want},
-            lambda: clients.autoscaling.put_warm_pool(**kwargs),
-        )
-    ]
-
-
-def room_changes(clients: Clients, targets: Targets, plans: list[EventPlan]) -> list[Change]:
-    """Tell the waiting room about the coming events: one `calendar` item the inlet reads.
-
-    Each event maps to its mode (`queue` forces the room to queue from raise to restore; `armed`
-    leaves it to the inlet's load hysteresis) and window. Events marked `off` are left out.
-    """
-    if not targets.room_table:
-        return []
-    events = {
-        plan.key: {
-            "M": {
-                "mode": {"S": plan.waiting_room},
-                "starts_at": {"S": clock.aws_timestamp(plan.raise_at)},
-                "ends_at": {"S": clock.aws_timestamp(plan.restore_at)},
-            }
-        }
-        for plan in plans
-        if plan.waiting_room != "off"
-    }
-    item = {"pk": {"S": "calendar"}, "events": {"M": events}}
-    found = clients.dynamodb.get_item(TableName=targets.room_table, Key={"pk": item["pk"]})
-    if found.get("Item") == item:
-        return []
-    summary = {key: event["M"]["mode"]["S"] for key, event in events.items()}
-    put = lambda: clients.dynamodb.put_item(TableName=targets.room_table, Item=item)  # noqa: E731
-    return [Change("room", "calendar", "waiting room", summary, put)]
-
-
-LAYERS = ("group", "schedule", "warm_pool", "alb", "room")
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A layer that could not be read or changed; the job carries on with the others."""
-
-    layer: str
-    target: str
-    error: BaseException
-
-
-def planned_changes(
-    clients: Clients, targets: Targets, plans: list[EventPlan], settings: Settings, now: datetime
-) -> tuple[list[Change], list[Failure]]:
-    """Every change needed, reading live state only (no writes). A layer whose reads fail is
-    reported and the others are still planned; the group is read once for two of them."""
-    changes: list[Change] = []
     failures: list[Failure] = []
+    for target, client, check in checks:
+        if target and client is not None:
+            try:
+                failures += check(client, target, plan, now)
+            except Exception as exc:  # reported; the other check goes on
+                failures.append(Failure("runner", target, exc))
+    return failures
+
+
+def _dlq_failures(sqs: Any, url: str, _plan: NightPlan, _now: datetime) -> list[Failure]:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    waiting = int(attributes.get("ApproximateNumberOfMessages", "0"))
+    if not waiting:
+        return []
+    return [
+        _runner(
+            url,
+            f"{waiting} runner invocation(s) Scheduler could not deliver are in its dead-letter "
+            "queue: read them, fix the cause, then purge the queue",
+        )
+    ]
+
+
+def _schedule_failures(scheduler: Any, name: str, plan: NightPlan, now: datetime) -> list[Failure]:
+    schedule = scheduler.get_schedule(Name=name)
+    found: list[Failure] = []
+    if schedule.get("State") != "ENABLED":
+        state = schedule.get("State")
+        found.append(
+            _runner(name, f"its schedule is {state}: nothing acts on the night; enable it")
+        )
     try:
-        group: dict[str, Any] | None = describe_group(clients, targets)
-    except Exception as exc:  # reported; the other layers go on
-        group = None
-        failures.append(Failure("group", targets.asg_name, exc))
-    planners: dict[str, Callable[[], list[Change]] | None] = {
-        "group": None
-        if group is None
-        else lambda: group_changes(clients, targets, group, plans, now),
-        "schedule": None
-        if group is None
-        else lambda: schedule_changes(clients, targets, group, plans, now),
-        "warm_pool": lambda: warm_pool_changes(clients, targets, plans, settings, now),
-        "alb": lambda: reservation_changes(clients, targets, plans, settings, now),
-        "room": lambda: room_changes(clients, targets, plans),
-    }
-    for layer in LAYERS:
-        planner = planners[layer]
-        if planner is None:
-            continue
-        try:
-            changes += planner()
-        except Exception as exc:  # reported; the other layers go on
-            failures.append(Failure(layer, _layer_target(layer, targets), exc))
-    return changes, failures
+        deployed = NightPlan.from_json(schedule["Target"]["Input"])
+    except (KeyError, NightPlanError) as exc:
+        return [*found, _runner(name, f"its plan is unreadable: {exc}")]
+    theirs = {e.key: e for e in deployed.current(now)}
+    ours = {e.key: e for e in plan.current(now)}
+    for key, event in ours.items():
+        if theirs.get(key) != event:
+            why = "lacks" if key not in theirs else "has another plan for"
+            starts = timestamp(event.start)
+            found.append(
+                _runner(
+                    name, f"it {why} {key} (starts {starts}): `pulumi up` gives it the current plan"
+                )
+            )
+    for key in sorted(set(theirs) - set(ours)):
+        found.append(
+            _runner(name, f"it still plans {key}, which the calendar no longer has: `pulumi up`")
+        )
+    return found
 
 
-def _layer_target(layer: str, targets: Targets) -> str:
-    if layer == "alb":
-        return targets.alb_arn or ""
-    if layer == "room":
-        return targets.room_table or ""
-    return targets.asg_name
+def _runner(target: str, message: str) -> Failure:
+    return Failure("runner", target, RuntimeError(message))
 
 
-def table(changes: Iterable[Change]) -> str:
+def table(changes: list[Change]) -> str:
     """The dry run's table: a load balancer by its name, not its ARN (which padded every row to
     its width), and each detail as `key value` pairs rather than raw JSON."""
     rows = [("layer", "action", "target", "detail")] + [
@@ -455,7 +198,7 @@ def _pairs(detail: dict[str, Any]) -> str:
     return ", ".join(f"{key} {value}" for key, value in sorted(detail.items()))
 
 
-def run(argv: list[str] | None = None, clients: Clients | None = None) -> int:
+def run(argv: list[str] | None = None, services: Services | Clients | None = None) -> int:
     """0 nothing to do, 1 changes applied (or pending with --dry-run), 2 any failure: every
     failure is reported, one line each (with its traceback under --verbose), and a failing
     layer does not stop the others."""
@@ -463,44 +206,47 @@ def run(argv: list[str] | None = None, clients: Clients | None = None) -> int:
     try:
         settings = load_stack_settings(args.stack)
         now = clock.parse_instant(args.now, "--now") if args.now is not None else clock.now()
-        plans = plan_events(load_calendar(), settings, args.stack, now)
-        targets = Targets.from_sources(
+        plan = night_plan(
+            plan_events(load_calendar(), settings, args.stack, now), settings, args.stack
+        )
+        targets = JobTargets.from_sources(
             args.outputs,
             {"asg_name": args.asg_name, "alb_arn": args.alb_arn, "room_table": args.room_table},
         )
-        clients = clients or Clients.for_region(settings.region)
+        if isinstance(services, Clients):
+            services = Services(services)
+        services = services or Services.for_region(settings.region)
     except (SettingsError, CalendarError, PlanError, clock.ClockError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # never a bare traceback, never exit 1
-        _report([Failure("setup", args.stack, exc)], args.verbose)
+        _report([Failure("setup", args.stack, exc)], [], args.verbose)
         return 2
-    changes, failures = planned_changes(clients, targets, plans, settings, now)
-    writes = [c for c in changes if c.action != "skip"]
+    clients = services.levers
+    found = plan_pass(clients, targets.levers, plan, now)
     if args.dry_run:
-        print(table(changes) if changes else "in sync: no changes")
+        print(table(found.changes) if found.changes else "in sync: no changes")
+        found.failures += [
+            Failure(c.layer, c.target, RuntimeError(c.problem)) for c in found.changes if c.problem
+        ]
     else:
-        for number, change in enumerate(changes, start=1):
+        total = len(found.changes)
+        for number, change in enumerate(found.changes, start=1):
             print(
-                f"[{number}/{len(changes)}] {change.layer} {change.action} {change.target}",
+                f"[{number}/{total}] {change.layer} {change.action} {change.target}",
                 file=sys.stderr,
             )
-            try:
-                change.apply()
-            except Exception as exc:  # the next change still runs
-                failures.append(Failure(change.layer, change.target, exc))
-                _log(change, now, "failed")
-                continue
-            _log(change, now, "skipped" if change.action == "skip" else "applied")
+        apply_pass(found, lambda change, result: _log(change, now, result))
+    found.failures += runner_failures(services, targets, plan, now)
     summary = ", ".join(f"{op} {n}" for op, n in sorted(clients.calls.items()))
     print(f"API calls: {summary or 'none'} (writes: {clients.writes})", file=sys.stderr)
-    if failures:
-        _report(failures, args.verbose)
+    if found.failures or found.shortfalls:
+        _report(found.failures, found.shortfalls, args.verbose)
         return 2
-    return 1 if writes else 0
+    return 1 if found.writes else 0
 
 
-def _report(failures: list[Failure], verbose: bool) -> None:
+def _report(failures: list[Failure], shortfalls: list[Shortfall], verbose: bool) -> None:
     for failure in failures:
         error = failure.error
         aws = isinstance(error, ClientError | BotoCoreError | ResponseParserError)
@@ -508,12 +254,18 @@ def _report(failures: list[Failure], verbose: bool) -> None:
         print(f"error: {failure.layer} {failure.target}: {kind}: {error}", file=sys.stderr)
         if verbose:
             traceback.print_exception(error, file=sys.stderr)
-    print(f"{len(failures)} failure(s); exit 2", file=sys.stderr)
+    for short in shortfalls:
+        print(
+            f"error: shortfall {short.event}: {short.lever} {short.actual} in effect, the "
+            f"running stage needs {short.needed}",
+            file=sys.stderr,
+        )
+    print(f"{len(failures) + len(shortfalls)} failure(s); exit 2", file=sys.stderr)
 
 
 def _log(change: Change, now: datetime, result: str) -> None:
     line = {
-        "at": clock.aws_timestamp(now),
+        "at": timestamp(now),
         "layer": change.layer,
         "action": change.action,
         "target": change.target,
@@ -526,8 +278,8 @@ def _log(change: Change, now: datetime, result: str) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.prescale",
-        description="Make live capacity match the event plan before known events "
-        "(scheduled actions, ALB reservation, warm pool, waiting room).",
+        description="Verify and repair the night's levers before known events (scheduled "
+        "actions, ALB reservation, warm pool, waiting room) and check the runner in AWS.",
         epilog="Exit codes: 0 in sync, 1 changes applied (or pending with --dry-run), 2 any "
         "failure (each reported; the other layers still run).",
     )
@@ -535,7 +287,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--outputs",
         type=Path,
-        help="JSON from `pulumi stack output --json` (asg_name, alb_arn, room_table)",
+        help="JSON from `pulumi stack output --json` (asg_name, alb_arn, room_table, "
+        "prescale_schedule, prescale_dlq_url)",
     )
     parser.add_argument("--asg-name", help="web autoscaling group name (overrides --outputs)")
     parser.add_argument("--alb-arn", help="load balancer ARN for LCU reservations")

@@ -30,16 +30,20 @@ def test_plan_prints_tree_and_key_settings(tmp_path, capsys) -> None:
 
 
 def test_the_tree_is_stable_names_resources_and_omits_empty_components(monkeypatch) -> None:
-    """Two runs print the same tree; a Prescale without events (after the horizon) is left out."""
-    from scripts.offline_cloud import run_offline, stack_config
+    """Two runs print the same tree; with no event within the horizon Prescale holds the runner
+    and no scheduled action; a component that declares nothing is left out."""
+    from scripts.offline_cloud import OfflineRun, Registration, run_offline, stack_config
 
     monkeypatch.setenv("FLOODGATE_NOW", "2031-06-01T00:00:00Z")  # no event within 120 days
     trees = [plan.render_tree(run_offline("prod", stack_config("prod"))) for _ in range(2)]
     assert trees[0] == trees[1]
-    assert not any(line.strip().startswith("Prescale") for line in trees[0])
+    assert any(line.strip() == "Prescale floodgate-prod" for line in trees[0])
+    assert not any("aws:autoscaling/schedule:Schedule" in line for line in trees[0])
     assert any(
         "x aws:cloudfront/distribution:Distribution: floodgate-prod" in line for line in trees[0]
     )
+    empty = Registration("urn:c", "floodgate:prescale:Prescale", "idle", None, False, {})
+    assert plan.render_tree(OfflineRun("prod", [empty])) == []
 
 
 def test_an_event_the_fleet_cannot_carry_breaks_the_budget_in_the_plan(prod_config) -> None:

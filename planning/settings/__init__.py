@@ -24,7 +24,7 @@ from planning.settings.edge import EdgeSettings, WafSettings
 from planning.settings.fleet import FleetSettings, ScalingSettings, WarmPoolSettings
 from planning.settings.load_balancer import LoadBalancerSettings
 from planning.settings.network import NetworkSettings
-from planning.settings.prescale import PrescaleSettings
+from planning.settings.prescale import RUNNER_CONCURRENCY, PrescaleSettings
 from planning.settings.rehearsal import PriceSettings, RehearsalSettings
 from planning.settings.stack import (
     Settings,
@@ -38,6 +38,7 @@ __all__ = [
     "INLET_CONCURRENCY",
     "PROJECT",
     "REGION_KEY",
+    "RUNNER_CONCURRENCY",
     "SETTINGS_KEY",
     "STACKS_DIR",
     "AdmissionSettings",

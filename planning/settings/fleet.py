@@ -75,6 +75,11 @@ class FleetSettings(_Model):
     default_warmup_s: int = Field(default=120, ge=0, le=3600)
     """Seconds a new instance's metrics are kept out of scaling decisions (the group's
     default instance warmup)."""
+    launch_hook_timeout_s: int = Field(default=900, ge=30, le=7200)
+    """Seconds the launch lifecycle hook holds a new instance (into the warm pool or into
+    service) for its bootstrap to finish and say so (CompleteLifecycleAction); past it, AWS
+    abandons the instance and launches another. AWS allows 30-7,200 (default 3,600). At least
+    `prescale.cold_launch_s`."""
     health_check_grace_s: int = Field(default=180, ge=0)
     """Seconds after launch before the ALB's health check can mark an instance unhealthy."""
     requests_per_instance_per_s: float = Field(default=100.0, gt=0)

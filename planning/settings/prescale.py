@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from pydantic import (
     Field,
+    model_validator,
 )
 
-from planning.settings.base import _Model
+from planning.settings.base import LogRetentionDays, _at, _Model
+
+RUNNER_CONCURRENCY = 1
+"""One pre-scale pass at a time: the runner's reserved concurrency (a pass overrunning its
+interval throttles the next, which is dropped, not queued)."""
 
 
 class PrescaleSettings(_Model):
@@ -19,11 +26,31 @@ class PrescaleSettings(_Model):
     horizon_days: int = Field(default=120, ge=1, le=400)
     """Only events starting within this many days are declared (125 scheduled actions/ASG)."""
     cold_launch_s: int = Field(default=300, ge=30, le=1800)
-    """Cold instance to serving (3-5 min with app start)."""
+    """Seconds from launch to serving for a new instance: boot, the bootstrap (user data, then
+    the application), and the ALB's health checks. 3-5 minutes is AWS's typical figure for an
+    application that installs at boot; measure yours (the group's activity history shows each
+    launch's start and end) and set it. Must fit in `fleet.launch_hook_timeout_s`, which holds
+    an instance out of service until its bootstrap has finished."""
     warm_launch_s: int = Field(default=60, ge=10, le=600)
-    """Warm-pool instance to serving (~30-60 s)."""
+    """Seconds from start to serving for a warm-pool instance: it ran its whole bootstrap before
+    it was stopped (the launch hook holds it until then), so only the boot, the application's
+    start as a service and the health checks remain (~30-60 s, AWS warm pools: "ready to serve
+    in seconds rather than minutes"). At most `cold_launch_s`."""
     schedule_slip_s: int = Field(default=120, ge=0, le=900)
-    """Scheduled actions can run up to 2 minutes late."""
+    """Scheduled actions can run up to 2 minutes late ("the action might be delayed for up to
+    two minutes", Auto Scaling user guide, scheduled scaling)."""
+    run_every_minutes: int = Field(default=5, ge=1, le=15)
+    """The runner in AWS (a Lambda on an EventBridge Scheduler rate schedule) passes over every
+    lever this often: the LCU steps, the warm pool, the room's calendar and the group backstop
+    happen within this of their time, with no CI runner. The plan asks for each LCU step this
+    much earlier still. 1 is Scheduler's finest rate."""
+    log_group_retention_days: LogRetentionDays = 90
+    """Days the runner's CloudWatch log keeps each pass's changes and failures."""
+    create_ahead_s: int = Field(default=1800, ge=600, le=86_400)
+    """`pulumi up` declares only scheduled actions starting more than this after its instant:
+    an update takes 10-20 minutes, and AWS refuses a start time already past when the create
+    lands. Nearer ones are left to the runner, and actions Pulumi stops declaring are kept in
+    AWS (retain_on_delete) until they run."""
     margin_s: int = Field(default=900, ge=0, le=86_400)
     """Seconds added to every lead on top of launch, warmup and slip."""
     cooldown_s: int = Field(default=3600, ge=0, le=86_400)
@@ -51,3 +78,14 @@ class PrescaleSettings(_Model):
     """Average bytes per origin request, both directions (dynamic HTML and API responses)."""
     rules_per_request: int = Field(default=1, ge=0, le=100)
     """Listener rules evaluated per request (the first 10 are free in the LCU count)."""
+
+    @model_validator(mode="after")
+    def _launches(self) -> Self:
+        if self.warm_launch_s > self.cold_launch_s:
+            raise _at(
+                "warm_launch_s",
+                self.warm_launch_s,
+                f"must be <= cold_launch_s ({self.cold_launch_s}): a warm instance skips the "
+                "bootstrap a cold one runs",
+            )
+        return self

@@ -101,6 +101,15 @@ class Settings(_Model):
                 f"must be in the stack's region {self.region} (an ALB uses regional certificates)",
             )
         self._room_capacity()
+        hook = self.fleet.launch_hook_timeout_s
+        if self.prescale.cold_launch_s > hook:
+            raise _at(
+                "prescale.cold_launch_s",
+                self.prescale.cold_launch_s,
+                f"must be <= fleet.launch_hook_timeout_s ({hook}): the launch hook abandons an "
+                "instance whose bootstrap takes longer than its timeout, so the plan's leads "
+                "would count on instances AWS terminates",
+            )
         if self.environment == "prod":
             if len(self.network.zones) < 3:
                 raise _at(

@@ -60,7 +60,11 @@ def test_room_table_is_never_replaced_by_a_plan_or_refresh(run) -> None:
 def test_inlet_ends_inside_its_minute_and_is_never_retried(run) -> None:
     inlet = functions(run)["inlet"]
     assert inlet["timeout"] < 60, "the schedule fires every 60 s; concurrency is 1"
-    config = run.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs
+    (config,) = [
+        c.inputs
+        for c in run.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+        if c.name.endswith("room-inlet")
+    ]
     assert config["functionName"] == inlet["name"]
     assert (config["maximumRetryAttempts"], config["maximumEventAgeInSeconds"]) == (0, 60)
 

@@ -3,26 +3,32 @@ cooldown, in UTC."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from components.prescale import KEEP_DESIRED, Prescale, PrescaleArgs
-from planning.calendar import load_calendar
-from planning.event_plan import plan_actions, plan_events
+from components.prescale import KEEP, METRIC_NAMESPACE
+from functions.prescale.handler import ENVIRONMENT, RunnerConfig
+from functions.prescale.night_plan import NightPlan
+from planning.event_plan import night_plan, plan_actions
+from tests.aws_night import prescale_program
 from tests.helpers import stack_run
 
 NOW = datetime(2028, 10, 1, tzinfo=UTC)
+SCHEDULE = "aws:autoscaling/schedule:Schedule"
+KEEP_DESIRED = KEEP
+
+
+def prescale(settings, now=NOW, room=True):
+    return prescale_program(settings, now, room=room)
 
 
 def build(evaluate, settings, now=NOW):
-    plans = plan_events(load_calendar(), settings, "prod", now)
-    run = evaluate(lambda: Prescale("pre", PrescaleArgs(plans=plans, group_name="asg", now=now)))
+    plans, program = prescale(settings, now)
+    run = evaluate(program)
     return plans, {s.inputs["scheduledActionName"]: s.inputs for s in run.of_type(SCHEDULE)}
-
-
-SCHEDULE = "aws:autoscaling/schedule:Schedule"
 
 
 def test_each_event_gets_its_stage_steps_and_a_restore(evaluate, prod) -> None:
@@ -41,8 +47,7 @@ def test_each_event_gets_its_stage_steps_and_a_restore(evaluate, prod) -> None:
 
 
 def test_pulumi_names_follow_the_component_and_alias_the_names_before(evaluate, prod) -> None:
-    plans = plan_events(load_calendar(), prod, "prod", NOW)
-    run = evaluate(lambda: Prescale("pre", PrescaleArgs(plans=plans, group_name="asg", now=NOW)))
+    run = evaluate(prescale(prod)[1])
     parent = "urn:pulumi:test::floodgate::floodgate:prescale:Prescale$" + SCHEDULE
     schedules = run.of_type(SCHEDULE)
     assert schedules
@@ -77,15 +82,31 @@ def test_election_nights_first_raise_is_19_10_eastern_standard_time(evaluate, pr
     assert (first["startTime"], first["minSize"]) == ("2028-11-08T00:10:00Z", 8)
 
 
-def test_a_schedule_whose_time_has_passed_is_not_declared(evaluate, prod) -> None:
-    during = datetime(2028, 11, 8, 3, tzinfo=UTC)  # election night under way
+def test_a_schedule_due_within_create_ahead_is_left_to_the_runner(evaluate, prod) -> None:
+    """An update takes 10-20 minutes and AWS refuses a start already past: `pulumi up`
+    declares only actions more than `create_ahead_s` (30 min) away."""
+    during = datetime(2028, 11, 8, 3, tzinfo=UTC)  # election night under way; 03:10 is next
     _, schedules = build(evaluate, prod, now=during)
     assert "floodgate-us-general-election-20281107-stage-1" not in schedules
+    assert "floodgate-us-general-election-20281107-stage-7" not in schedules  # 03:10, 10 min
+    assert "floodgate-us-general-election-20281107-stage-8" in schedules  # 05:00
     assert "floodgate-us-general-election-20281107-restore" in schedules
+    ahead = timedelta(seconds=prod.prescale.create_ahead_s)
     assert all(
-        datetime.strptime(s["startTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) > during
+        datetime.strptime(s["startTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) > during + ahead
         for s in schedules.values()
     )
+
+
+def test_actions_keep_their_sizes_and_outlive_their_declaration(evaluate, prod) -> None:
+    """The runner owns the sizes (floors, an operator's max): a refresh never puts the plan's
+    back. An action Pulumi stops declaring stays in AWS until AWS runs it."""
+    run = evaluate(prescale(prod)[1])
+    schedules = run.of_type(SCHEDULE)
+    assert schedules
+    for schedule in schedules:
+        assert set(schedule.ignore_changes) >= {"minSize", "maxSize", "desiredCapacity"}
+        assert schedule.retain_on_delete
 
 
 def test_names_are_stable_between_runs(evaluate, prod) -> None:
@@ -99,3 +120,90 @@ def test_whole_program_declares_schedules_and_sizes_the_warm_pool(stack: str) ->
     assert "floodgate-us-general-election-20281107-stage-1" in names
     group = run.one("aws:autoscaling/group:Group").inputs
     assert group["warmPool"]["minSize"] == 12  # sized for the next event, a debate
+
+
+FUNCTION = "aws:lambda/function:Function"
+
+
+def runner(evaluate, settings, room=True):
+    plans, program = prescale(settings, room=room)
+    return plans, evaluate(program)
+
+
+def test_the_runner_gets_the_night_plan_every_interval(evaluate, prod) -> None:
+    """EventBridge Scheduler carries the same plan the job computes, every 5 minutes, and keeps
+    an invocation it cannot deliver in a dead-letter queue."""
+    plans, run = runner(evaluate, prod)
+    (schedule,) = run.of_type("aws:scheduler/schedule:Schedule")
+    inputs = schedule.inputs
+    assert inputs["scheduleExpression"] == "rate(5 minutes)"
+    assert inputs["flexibleTimeWindow"] == {"mode": "OFF"}
+    plan = NightPlan.from_json(inputs["target"]["input"])
+    assert plan == night_plan(plans, prod, "prod")
+    assert [e.key for e in plan.events] == [p.key for p in plans]
+    (dlq,) = run.of_type("aws:sqs/queue:Queue")
+    assert inputs["target"]["deadLetterConfig"]["arn"] == dlq.outputs["arn"]
+    assert inputs["target"]["retryPolicy"]["maximumEventAgeInSeconds"] <= 300
+
+
+def test_the_runner_ends_inside_its_interval_one_at_a_time_never_retried(evaluate, prod) -> None:
+    _, run = runner(evaluate, prod)
+    (function,) = run.of_type(FUNCTION)
+    assert function.inputs["timeout"] < 300 and function.inputs["reservedConcurrentExecutions"] == 1
+    assert function.inputs["handler"] == "prescale.handler.handler"
+    (config,) = run.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+    assert config.inputs["maximumRetryAttempts"] == 0
+    assert config.inputs["maximumEventAgeInSeconds"] <= 300
+
+
+def test_the_runner_environment_is_its_handlers_contract(evaluate, prod) -> None:
+    _, run = runner(evaluate, prod)
+    (function,) = run.of_type(FUNCTION)
+    variables = function.inputs["environment"]["variables"]
+    assert set(variables) == set(ENVIRONMENT)
+    config = RunnerConfig.from_env(variables)
+    assert config.targets.asg_name == "asg" and config.targets.room_table == "room"
+    assert config.namespace == METRIC_NAMESPACE and config.stack == "prod"
+
+
+def _runner_policy(run) -> list[dict]:
+    (policy,) = [
+        p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "pre-prescale"
+    ]
+    return json.loads(policy.inputs["policy"])["Statement"]
+
+
+@pytest.mark.parametrize("room", [True, False])
+def test_the_runner_may_change_this_stacks_levers_and_nothing_else(evaluate, prod, room) -> None:
+    _, run = runner(evaluate, prod, room=room)
+    by_action = {a: s for s in _runner_policy(run) for a in s["Action"]}
+    assert by_action["autoscaling:UpdateAutoScalingGroup"]["Resource"].endswith("/asg")
+    assert by_action["autoscaling:PutScheduledUpdateGroupAction"]["Resource"].endswith("/asg")
+    assert by_action["elasticloadbalancing:ModifyCapacityReservation"]["Resource"].endswith(
+        "loadbalancer/app/web/1"
+    )
+    writes = [a for a, s in by_action.items() if s["Resource"] == "*"]
+    assert all(a.split(":")[1].startswith(("Describe", "PutMetricData")) for a in writes)
+    if room:
+        calendar = by_action["dynamodb:PutItem"]
+        assert calendar["Condition"] == {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["calendar"]}
+        }
+    else:
+        assert not any(a.startswith("dynamodb:") for a in by_action)
+
+
+def test_what_the_runner_cannot_do_pages_a_human(evaluate, prod) -> None:
+    _, run = runner(evaluate, prod)
+    alarms = {a.name: a.inputs for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert set(alarms) == {
+        f"pre-prescale-{label}"
+        for label in ("failures", "instances-short", "lcus-short", "stopped", "errors",
+                      "undelivered")
+    }  # fmt: skip
+    assert all(a["alarmActions"] == ["arn:aws:sns:ca-central-1:123456789012:alarms"]
+               for a in alarms.values())  # fmt: skip
+    stopped = alarms["pre-prescale-stopped"]
+    assert (stopped["metricName"], stopped["treatMissingData"]) == ("Passes", "breaching")
+    assert stopped["comparisonOperator"] == "LessThanThreshold"
+    assert alarms["pre-prescale-undelivered"]["namespace"] == "AWS/SQS"

@@ -218,14 +218,13 @@ def test_the_calendar_the_prescale_job_writes_is_the_one_the_inlet_obeys(room) -
     from dataclasses import replace as with_mode
     from datetime import UTC, datetime, timedelta
 
+    from functions.prescale.levers import Clients, Targets, room_changes
     from planning.calendar import load_calendar
-    from planning.event_plan import plan_events
+    from planning.event_plan import night_plan, plan_events
     from planning.settings import load_stack_settings
-    from scripts.prescale import Clients, Targets, room_changes
 
-    plans = plan_events(
-        load_calendar(), load_stack_settings("prod"), "prod", datetime(2028, 10, 20, tzinfo=UTC)
-    )
+    prod, now = load_stack_settings("prod"), datetime(2028, 10, 20, tzinfo=UTC)
+    plans = plan_events(load_calendar(), prod, "prod", now)
     election = next(p for p in plans if p.key.startswith("us-general-election"))
     queued = [with_mode(p, waiting_room="queue") if p is election else p for p in plans]
     # The job's own low-level clients (the room's DynamoDB is a resource: another encoding).
@@ -233,8 +232,9 @@ def test_the_calendar_the_prescale_job_writes_is_the_one_the_inlet_obeys(room) -
         boto3.client(s, region_name=REGION) for s in ("autoscaling", "elbv2", "dynamodb")
     )
     clients = Clients(autoscaling, elbv2, dynamodb)
+    plan = night_plan(queued, prod, "prod")
     for change in room_changes(
-        clients, Targets(asg_name="web", room_table=room.config.table), queued
+        clients, Targets(asg_name="web", room_table=room.config.table), plan, now
     ):
         change.apply()
 

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from planning.calendar import Occurrence, load_calendar, parse_calendar
 from planning.capacity import max_with_zone_lost
 from planning.event_plan import (
-    JOB_INTERVAL,
     SCHEDULED_ACTIONS_PER_ASG,
     PlanError,
     Step,
@@ -21,6 +20,7 @@ from planning.event_plan import (
     plan_actions,
     plan_event,
     plan_events,
+    runner_interval,
 )
 from planning.settings import load_stack_settings
 from planning.shapes import SHAPES
@@ -61,7 +61,8 @@ def test_election_night_plan_for_prod() -> None:
     assert plan.min_steps[-1] == Step(plan.restore_at, PROD.fleet.min_size)
     # LCUs: 490 at the peak + 10 % margin, asked for 2 h + the job's hour ahead.
     assert plan.capacity_units == 539
-    assert plan.reserve_alb_at == datetime(2028, 11, 7, 22, tzinfo=UTC)
+    # 2 h and one runner interval (5 min) before the 01:00Z stage that first needs more.
+    assert plan.reserve_alb_at == datetime(2028, 11, 7, 22, 55, tzinfo=UTC)
     # Down twice, as AWS allows in a day: at 02:00 local to 232, at 04:00 to the standing 100
     # (no stage after needs more).
     assert [(f"{s.at:%H:%M}", s.value) for s in plan.lcu_steps[-2:]] == [
@@ -92,11 +93,12 @@ def test_the_events_lead_time_is_the_first_stages() -> None:
     assert all(s.lead <= lead_time(PROD) for s in plan.stages[1:])
 
 
-def test_steps_down_follow_the_shape_and_never_set_desired() -> None:
+def test_steps_down_follow_the_shape_to_the_restore() -> None:
     plan = plan_event(occurrence(shape="election-night"), PROD)
     actions = plan_actions(plan)
     assert [a.min_size for a in actions] == [s.value for s in plan.min_steps]
-    assert all(a.desired is None and a.max_size == PROD.fleet.max_size for a in actions)
+    assert all(a.max_size == PROD.fleet.max_size for a in actions)
+    assert [a.restore for a in actions] == [False] * (len(actions) - 1) + [True]
     after_peak = [a.min_size for a in actions if a.start > datetime(2028, 11, 8, 4, tzinfo=UTC)]
     assert after_peak == sorted(after_peak, reverse=True) and after_peak[-1] == 6
     assert actions[-1].name == plan.key.join(("floodgate-", "-restore"))
@@ -105,7 +107,7 @@ def test_steps_down_follow_the_shape_and_never_set_desired() -> None:
 
 def test_the_reservation_covers_every_stage_ahead_and_decreases_at_most_twice() -> None:
     plan = plan_event(occurrence(shape="election-night"), PROD)
-    ahead = timedelta(seconds=PROD.prescale.alb_reservation_lead_s) + JOB_INTERVAL
+    ahead = timedelta(seconds=PROD.prescale.alb_reservation_lead_s) + runner_interval(PROD)
     for stage in plan.stages:
         for moment in (stage.start - ahead, stage.start, stage.end - timedelta(seconds=1)):
             if moment < plan.restore_at and stage.capacity_units > 100:
@@ -264,7 +266,7 @@ def test_every_stage_is_covered_from_its_lead_and_its_reservation_ahead(
     reservation decreases at most twice and ends at the standing level; no step of the min is
     a no-op (each is a scheduled action, out of a quota of 125)."""
     plan = plan_event(occurrence(peak_multiple=multiple, shape=shape, duration_h=hours), PROD)
-    ahead = timedelta(seconds=PROD.prescale.alb_reservation_lead_s) + JOB_INTERVAL
+    ahead = timedelta(seconds=PROD.prescale.alb_reservation_lead_s) + runner_interval(PROD)
     last = timedelta(seconds=1)
     start, duration = plan.occurrence.start, plan.occurrence.end - plan.occurrence.start
     base = PROD.capacity.baseline_users

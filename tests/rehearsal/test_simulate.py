@@ -328,8 +328,9 @@ def test_lcus_bill_the_larger_of_reserved_and_used(prod_config) -> None:
 
 
 def test_a_reservation_held_before_the_night_is_paid_for(prod_config) -> None:
-    """Asked for 6 h + the job's hour ahead, election night's reservation starts before the
-    rehearsed night (21:00 UTC): the job's runs at :17 raise it to 117, 270, then 450."""
+    """Asked for 6 h + the runner's 5 minutes ahead, election night's reservation starts
+    before the rehearsed night (21:00 UTC): the runner's passes (a minute into each five)
+    raise it to 117 at 18:56, 181, 270, 360 and 450 at 20:56, each half an hour apart."""
     s = settings_with(prod_config, prescale__alb_reservation_lead_s=6 * 3600)
     (election,) = [
         o
@@ -337,11 +338,12 @@ def test_a_reservation_held_before_the_night_is_paid_for(prod_config) -> None:
         if o.name == "us-general-election"
     ]
     plan = plan_event(election, s)
-    assert plan.reserve_alb_at == datetime(2028, 11, 7, 18, tzinfo=UTC)
+    assert plan.reserve_alb_at == datetime(2028, 11, 7, 18, 55, tzinfo=UTC)
     night = scenario_nights(["event"], plan, s, STEP)[0]
     assert night.start == START
     at_steps, outside = reserved_lcus(night, s, plan)
-    assert outside == pytest.approx((117 - 100) * 1 + (270 - 100) * 1 + (450 - 100) * 43 / 60)
+    half_hours = sum(level - 100 for level in (117, 181, 270, 360)) / 2
+    assert outside == pytest.approx(half_hours + (450 - 100) * 4 / 60)
     assert at_steps[0] == 450 and max(at_steps) == plan.capacity_units == 539
-    quarter_past = 17 * 60 // STEP  # 21:17, 22:17: the job's runs
-    assert at_steps[quarter_past - 1] == 450 and at_steps[quarter_past] == 539
+    pass_after_step = 26 * 60 // STEP  # the 21:25 step, applied by the 21:26 pass
+    assert at_steps[pass_after_step - 1] == 450 and at_steps[pass_after_step] == 539

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from botocore.stub import Stubber
 
 from planning.calendar import load_calendar
-from planning.event_plan import JOB_INTERVAL, plan_actions, plan_events
+from planning.event_plan import plan_actions, plan_events
 from planning.settings import load_stack_settings
 from rehearsal import model
 from scripts.prescale import run
@@ -83,7 +83,7 @@ def test_dry_run_changes_nothing_and_prints_a_table(clients, web_group, capsys) 
 
 def test_the_dry_run_names_a_load_balancer_not_its_arn(clients, web_group, alb, capsys) -> None:
     alb.add_response("describe_capacity_reservation", reservation(100), {"LoadBalancerArn": ALB})
-    assert run(args("--dry-run", "--alb-arn", ALB, now="2028-11-07T22:17:00Z"), clients) == 1
+    assert run(args("--dry-run", "--alb-arn", ALB, now="2028-11-07T22:56:00Z"), clients) == 1
     out = capsys.readouterr().out
     assert ALB not in out and "app/web/0123456789abcdef" in out
     widths = {len(line) for line in out.splitlines()}
@@ -121,9 +121,14 @@ def test_a_drifted_action_is_put_back(clients, web_group) -> None:
     assert owned_actions(clients, web_group)[FIRST_STAGE]["MinSize"] == 8
 
 
-def test_during_an_event_a_low_group_is_raised_to_the_stages_min(clients, web_group) -> None:
-    """22:00 local: the 22:00 stage's 57 is due (asked for at 21:40); 69 comes at 22:10."""
-    assert run(args(now=ELECTION_NIGHT), clients) == 1
+def test_during_an_event_a_low_group_is_raised_to_the_stages_min(
+    clients, web_group, capsys
+) -> None:
+    """22:00 local: the 22:00 stage's 57 is due (asked for at 21:40); 69 comes at 22:10. Six
+    in service when the stage needs 57 is a shortfall, reported (exit 2) as it is repaired."""
+    assert run(args(now=ELECTION_NIGHT), clients) == 2
+    err = capsys.readouterr().err
+    assert "shortfall us-general-election-20281107: instances 6 in effect, the running " in err
     (group,) = clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[web_group])[
         "AutoScalingGroups"
     ]
@@ -188,14 +193,14 @@ def alb(clients):
 
 
 def test_reservation_is_requested_hours_ahead_of_its_stage(clients, web_group, alb) -> None:
-    """17:17 local: the run asks for the 20:00 stage's 117 LCUs (2 h + the job's hour ahead)."""
+    """17:56 local: the pass asks for the 20:00 stage's 117 LCUs (2 h + 5 min ahead)."""
     alb.add_response("describe_capacity_reservation", reservation(100), {"LoadBalancerArn": ALB})
     alb.add_response(
         "modify_capacity_reservation",
         reservation(117),
         {"LoadBalancerArn": ALB, "MinimumLoadBalancerCapacity": {"CapacityUnits": 117}},
     )
-    assert run(args("--alb-arn", ALB, now="2028-11-07T22:17:00Z"), clients) == 1
+    assert run(args("--alb-arn", ALB, now="2028-11-07T22:56:00Z"), clients) == 1
 
 
 def test_reservation_is_released_to_the_standing_level_after(clients, web_group, alb) -> None:
@@ -223,14 +228,14 @@ def test_no_reservation_change_while_one_is_pending(clients, web_group, alb, cap
     alb.add_response(
         "describe_capacity_reservation", reservation(100, code="pending"), {"LoadBalancerArn": ALB}
     )
-    assert run(args("--alb-arn", ALB, now="2028-11-07T22:17:00Z"), clients) != 2
+    assert run(args("--alb-arn", ALB, now="2028-11-07T22:56:00Z"), clients) != 2
     assert "still pending" in capsys.readouterr().out
     assert clients.calls["ModifyCapacityReservation"] == 0
 
 
 def test_reservation_in_place_is_left_alone(clients, web_group, alb) -> None:
     alb.add_response("describe_capacity_reservation", reservation(539), {"LoadBalancerArn": ALB})
-    assert run(args("--alb-arn", ALB, now=ELECTION_NIGHT), clients) == 1  # the group is raised
+    assert run(args("--alb-arn", ALB, now=ELECTION_NIGHT), clients) == 2  # the group is short
     assert clients.calls["ModifyCapacityReservation"] == 0
 
 
@@ -290,11 +295,12 @@ def test_bad_flags_are_clear_errors_naming_the_flag(tmp_path, capsys, argv, mess
     assert message in err and "Traceback" not in err and "FLOODGATE_NOW" not in err
 
 
-def test_the_workflow_runs_the_job_as_the_plan_and_the_rehearsal_assume() -> None:
-    """The plan asks for each LCU step one JOB_INTERVAL early and the rehearsal applies it at
-    minute PRESCALE_JOB_MINUTE: both are the workflow's hourly schedule."""
+def test_the_workflow_verifies_ahead_and_nothing_on_the_night_waits_for_it() -> None:
+    """GitHub runs scheduled workflows best-effort (delayed at busy times, sometimes dropped):
+    the job verifies and repairs twice a day, away from the top of the hour; the runner in AWS
+    acts, and the plan's one-interval head start is the runner's rate, not the workflow's."""
     workflow = Path(__file__).resolve().parents[2] / ".github/workflows/prescale.yml"
     (cron,) = re.findall(r'cron: "([^"]+)"', workflow.read_text(encoding="utf-8"))
     minute, hour, *rest = cron.split()
-    assert (minute, hour, rest) == (str(model.PRESCALE_JOB_MINUTE), "*", ["*", "*", "*"])
-    assert timedelta(hours=1) == JOB_INTERVAL
+    assert minute not in ("0", "*") and "," in hour and rest == ["*", "*", "*"]
+    assert PROD.prescale.run_every_minutes * 60 > model.RUNNER_PHASE_S

@@ -1,13 +1,12 @@
 """The pre-scale job driven through the whole of an event window, at the instants that broke it
 (issue 15): raise - 1 s, raise, inside, end, end + 17 min, restore, restore + 30 s,
 restore + 3 min, the next day. Between instants, AWS does what it does: it runs each one-off
-scheduled action, late (`LATE`, inside the settings' 120 s slip), then deletes it. moto keeps
-scheduled actions but never runs them, and has no ALB capacity reservations: `run_due_actions`
-and `Reservations` stand in for both, with AWS's rules."""
+scheduled action, late (`LATE`, inside the settings' 120 s slip), then deletes it, and fulfils
+LCU reservations (tests/aws_night.py: `run_due_actions` and `Reservations`, with AWS's rules)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from botocore.awsrequest import AWSResponse
 
 from planning.event_plan import plan_actions
 from scripts.prescale import Clients, run
+from tests.aws_night import Reservations, run_due_actions
 from tests.helpers import client
 from tests.scripts.test_prescale import ALB, plans_at
 
@@ -25,95 +25,17 @@ assert ELECTION.key == "us-general-election-20281107"
 FIRST, *_, RESTORE = (action.name for action in plan_actions(ELECTION))
 
 
-class Reservations:
-    """An ALB's capacity reservation as Elastic Load Balancing keeps it: the units last asked
-    for, and at most two decreases a day (ModifyCapacityReservation, "Capacity unit
-    reservation"). Answers the elbv2 client's two calls before they reach moto."""
-
-    def __init__(self, elbv2: Any, units: int = 100) -> None:
-        self.units, self.decreases, self.day = units, 2, None
-        self.now: datetime | None = None
-        events = elbv2.meta.events
-        events.register(
-            "before-call.elastic-load-balancing-v2.DescribeCapacityReservation", self._describe
-        )
-        # The call's own parameters (before-call sees them serialised), as Stubber reads them.
-        events.register(
-            "before-parameter-build.elastic-load-balancing-v2.ModifyCapacityReservation",
-            self._params,
-        )
-        events.register(
-            "before-call.elastic-load-balancing-v2.ModifyCapacityReservation", self._modify
-        )
-        self.asked: dict[str, Any] = {}
-
-    def _answer(self, body: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
-        return AWSResponse("https://elb", 200, {}, None), {"ResponseMetadata": {}, **body}
-
-    def _state(self) -> dict[str, Any]:
-        if self.now is not None and self.day != self.now.date():
-            self.day, self.decreases = self.now.date(), 2
-        return {
-            "MinimumLoadBalancerCapacity": {"CapacityUnits": self.units},
-            "DecreaseRequestsRemaining": self.decreases,
-            "CapacityReservationState": [
-                {"AvailabilityZone": "ca-central-1a", "State": {"Code": "provisioned"}}
-            ],
-        }
-
-    def _describe(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        return self._answer(self._state())
-
-    def _params(self, params: dict[str, Any], **_: Any) -> None:
-        self.asked = dict(params)
-
-    def _modify(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        self._state()
-        params = self.asked
-        units = (
-            0
-            if params.get("ResetCapacityReservation")
-            else (params["MinimumLoadBalancerCapacity"]["CapacityUnits"])
-        )
-        if units < self.units:
-            assert self.decreases > 0, "AWS refuses a third decrease in a day"
-            self.decreases -= 1
-        self.units = units
-        return self._answer(self._state())
-
-
-def run_due_actions(autoscaling: Any, group: str, until: datetime) -> None:
-    """What Auto Scaling does with one-off scheduled actions due by `until`: apply the sizes
-    given (a MinSize above desired raises desired to it, a MaxSize below lowers it), then
-    delete the action."""
-    actions = autoscaling.describe_scheduled_actions(AutoScalingGroupName=group)
-    for action in sorted(actions["ScheduledUpdateGroupActions"], key=lambda a: a["StartTime"]):
-        if action["StartTime"] > until:
-            continue
-        (live,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
-            "AutoScalingGroups"
-        ]
-        low = action.get("MinSize", live["MinSize"])
-        high = action.get("MaxSize", live["MaxSize"])
-        desired = action.get("DesiredCapacity")
-        if desired is None or desired < 0:
-            desired = min(max(live["DesiredCapacity"], low), high)
-        autoscaling.update_auto_scaling_group(
-            AutoScalingGroupName=group, MinSize=low, MaxSize=high, DesiredCapacity=desired
-        )
-        name = action["ScheduledActionName"]
-        autoscaling.delete_scheduled_action(AutoScalingGroupName=group, ScheduledActionName=name)
-
-
 @pytest.fixture
 def night(aws: str, web_group: str, room_table: str) -> dict[str, Any]:
     clients = Clients(client("autoscaling", aws), client("elbv2", aws), client("dynamodb", aws))
-    return {
+    night: dict[str, Any] = {
         "clients": clients,
         "group": web_group,
         "room": room_table,
-        "alb": Reservations(clients.elbv2),
+        "alb": Reservations(clients.elbv2, clock=lambda: night["now"]),
+        "now": datetime(2028, 10, 1, tzinfo=UTC),
     }
+    return night
 
 
 def job_argv(night: dict[str, Any], instant: datetime) -> list[str]:
@@ -127,13 +49,15 @@ def at(night: dict[str, Any], instant: datetime) -> dict[str, Any]:
     (which must write nothing). What the job left behind."""
     clients: Clients = night["clients"]
     run_due_actions(clients.autoscaling, night["group"], instant - LATE)
-    night["alb"].now = instant
+    night["now"] = instant
     argv = job_argv(night, instant)
     clients.calls.clear()
     code = run(argv, clients)
     writes = clients.writes
     clients.calls.clear()
-    assert run(argv, clients) == 0 and clients.writes == 0, f"second run at {instant} wrote"
+    # 2 only for a shortfall: with no runner between these instants, a stage can find less in
+    # effect than it needs (a reservation asked for now is still pending).
+    assert run(argv, clients) in (0, 2) and clients.writes == 0, f"second run at {instant} wrote"
     asg = clients.autoscaling
     (group,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[night["group"]])[
         "AutoScalingGroups"
@@ -153,7 +77,7 @@ def at(night: dict[str, Any], instant: datetime) -> dict[str, Any]:
         "first": FIRST in actions,
         "restore": RESTORE in actions,
         "pool": (pool.get("WarmPoolConfiguration") or {}).get("MinSize"),
-        "lcu": night["alb"].units,
+        "lcu": night["alb"].requested,
         "room": ELECTION.key in calendar["Item"]["events"]["M"],
     }
 
@@ -166,11 +90,12 @@ def test_the_job_keeps_the_whole_window_and_lets_aws_restore(night) -> None:
     # (instant, group min/desired/max, first stage action, restore action, pool, LCUs, room)
     timeline = [
         ("window - 1 s", e.raise_at - second, (6, 6, 120), True, True, 18, 100, True),
-        # The window opens at 17:00 local; the reservation's first step (2 h + the job's hour
-        # before the 20:00 stage) with it.
-        ("window", e.raise_at, (6, 6, 120), True, True, 18, 117, True),
+        # The window opens at 17:40 local, with the first stage's raise 1 h ahead.
+        ("window", e.raise_at, (6, 6, 120), True, True, 18, 100, True),
+        # The reservation's first step: 2 h + the runner's 5 min before the 01:00 stage.
+        ("first LCU step", e.lcu_steps[0].at, (6, 6, 120), True, True, 18, 117, True),
         # AWS runs the first stage 90 s late: the job raises the group itself meanwhile.
-        ("first stage", step[8], (8, 8, 120), True, True, 18, 450, True),
+        ("first stage", step[8], (8, 8, 120), True, True, 18, 270, True),
         ("peak stage", step[69], (69, 69, 120), False, True, 18, 539, True),
         ("inside", nov8 + 4 * 60 * minute, (69, 69, 120), False, True, 18, 539, True),
         # Stepping down lowers MinSize only: desired is target tracking's (moto has none).
@@ -203,7 +128,7 @@ def test_the_job_keeps_the_whole_window_and_lets_aws_restore(night) -> None:
             "room": room,
         }
         assert {k: seen[k] for k in want} == want, label
-        assert seen["code"] == (1 if seen["writes"] else 0), label
+        assert seen["code"] in (1 if seen["writes"] else 0, 2), label
 
 
 def test_a_raise_never_lowers_a_busier_group(night) -> None:
@@ -235,13 +160,13 @@ def test_a_small_events_reservation_never_drops_below_the_standing_level(night) 
     assert inauguration.reserve_alb_at is not None
     seen = at(night, inauguration.reserve_alb_at + timedelta(minutes=1))
     assert seen["lcu"] == inauguration.lcu_steps[0].value
-    night["alb"].units = 100
+    night["alb"].request.units = night["alb"].provisioned = 100
     after = at(night, inauguration.restore_at + timedelta(days=1))
     assert after["lcu"] == 100, "back to the standing level, never 0"
 
 
 def test_a_reservation_raised_by_hand_is_not_lowered_while_the_event_holds(night) -> None:
-    night["alb"].units = 600  # an operator, expecting more than the plan's 539
+    night["alb"].request.units = night["alb"].provisioned = 600  # an operator: more than 539
     seen = at(night, ELECTION.occurrence.end + timedelta(minutes=17))
     assert seen["lcu"] == 600
     assert at(night, ELECTION.restore_at + timedelta(minutes=3))["lcu"] == 100

@@ -1,0 +1,1 @@
+"""The pre-scale engine and the runner that carries it into AWS."""
