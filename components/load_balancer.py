@@ -104,9 +104,12 @@ class LoadBalancer(pulumi.ComponentResource):
         )  # fmt: skip
 
     def _declare_alb(self, logs: PrivateBucket) -> aws.lb.LoadBalancer:
-        """The ALB, logging to `logs`. The pre-scale job raises and releases the LCU
-        reservation around events; a refresh must not put it back (and spend one of the two
-        daily decreases)."""
+        """The ALB, logging to `logs`, created with no LCU reservation: the provider would wait
+        for one to be provisioned (its 10-minute create timeout) before applying the
+        attributes (access logs, deletion protection, desync mode), and AWS fulfils a
+        reservation "within a few minutes, but can take up to a few hours". The pre-scale
+        runner sets the standing level after the create and steps it around events; Pulumi
+        ignores it, so a refresh never puts one back (nor spends one of two daily decreases)."""
         s = self._args.settings
         return aws.lb.LoadBalancer(
             self._name,
@@ -120,9 +123,6 @@ class LoadBalancer(pulumi.ComponentResource):
             enable_http2=True,
             desync_mitigation_mode="strictest",
             access_logs={"bucket": logs.bucket.bucket, "enabled": True, "prefix": "alb"},
-            minimum_load_balancer_capacity=(
-                {"capacity_units": s.minimum_capacity_units} if s.minimum_capacity_units else None
-            ),
             tags=self._args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -11,10 +11,18 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import iam
 from components.service_role import service_role
 from planning.settings import FleetSettings, LoadBalancerSettings
 
-DEFAULT_USER_DATA = Path(__file__).resolve().parent.parent / "functions/instance/user_data.sh"
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "functions/instance"
+DEFAULT_USER_DATA = INSTANCE_DIR / "user_data.sh"
+BOOTSTRAP = INSTANCE_DIR / "bootstrap.sh"
+LAUNCH_HOOK = "floodgate-bootstrap"
+"""The launch lifecycle hook that holds each new instance until its bootstrap has finished
+(functions/instance/bootstrap.sh completes it)."""
+USER_DATA_LIMIT_BYTES = 16 * 1024
+"""EC2 takes at most 16 KB of user data, before base64 (EC2 user guide, instance user data)."""
 
 RUNTIME_MANAGED = ["desiredCapacity", "minSize", "maxSize", "warmPool"]
 """Group values that scheduled actions, scaling and the pre-scale job change at run time."""
@@ -76,15 +84,17 @@ class WebFleet(pulumi.ComponentResource):
         super().__init__("floodgate:web_fleet:WebFleet", name, None, opts)
         self._name, self._args = name, args
         self._child = pulumi.ResourceOptions(parent=self)
-        profile_arn = self._declare_instance_profile()
+        role, profile_arn = self._declare_instance_profile()
         security_group_id = self._declare_security_group()
         self.launch_template = self._declare_launch_template(profile_arn, security_group_id)
         self.group = self._declare_group()
+        self._declare_launch_hook(role)
         self._declare_scaling_policies()
         self.register_outputs({"group_name": self.group.name})
 
-    def _declare_instance_profile(self) -> pulumi.Output[str]:
-        """The instances' role: Session Manager only, no SSH keys, no other AWS access."""
+    def _declare_instance_profile(self) -> tuple[aws.iam.Role, pulumi.Output[str]]:
+        """The instances' role: Session Manager, no SSH keys; and (see _declare_launch_hook)
+        releasing their own group's launch hook."""
         name, tags, child = self._name, self._args.tags, self._child
         role = service_role(f"{name}-instance", "ec2.amazonaws.com", tags, child)
         aws.iam.RolePolicyAttachment(
@@ -94,7 +104,7 @@ class WebFleet(pulumi.ComponentResource):
             opts=child,
         )
         profile = aws.iam.InstanceProfile(f"{name}-instance", role=role.name, tags=tags, opts=child)
-        return profile.arn
+        return role, profile.arn
 
     def _declare_security_group(self) -> pulumi.Output[str]:
         """The app port from the ALB only in; HTTPS out (SSM, packages) through NAT."""
@@ -150,7 +160,7 @@ class WebFleet(pulumi.ComponentResource):
                 }
             ],
             monitoring={"enabled": True},
-            user_data=base64.b64encode(_user_data(s, self._args.load_balancer).encode()).decode(),
+            user_data=base64.b64encode(user_data(s, self._args.load_balancer).encode()).decode(),
             tag_specifications=[
                 {"resource_type": kind, "tags": {**tags, "Name": name}}
                 for kind in ("instance", "volume")
@@ -216,6 +226,9 @@ class WebFleet(pulumi.ComponentResource):
             health_check_type="ELB",
             health_check_grace_period=s.health_check_grace_s,
             default_instance_warmup=s.default_warmup_s,
+            # On a new group the hook must exist before its first launch (pulumi-aws: "If you
+            # need hooks to run on all instances, add them with initial_lifecycle_hook").
+            initial_lifecycle_hooks=[self._launch_hook_spec()],
             # Launch before terminating: a refresh or rebalance never dips below desired.
             instance_maintenance_policy={
                 "min_healthy_percentage": 100,
@@ -244,6 +257,44 @@ class WebFleet(pulumi.ComponentResource):
             ],
             **self._launch(),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=RUNTIME_MANAGED),
+        )
+
+    def _launch_hook_spec(self) -> aws.autoscaling.GroupInitialLifecycleHookArgsDict:
+        """Hold every launch (into the warm pool and into service) until the bootstrap says it
+        is done, at most `launch_hook_timeout_s`; an instance that never says so is abandoned
+        (terminated and replaced), never put in service half-made."""
+        return {
+            "name": LAUNCH_HOOK,
+            "lifecycle_transition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+            "heartbeat_timeout": self._args.settings.launch_hook_timeout_s,
+            "default_result": "ABANDON",
+        }
+
+    def _declare_launch_hook(self, role: aws.iam.Role) -> None:
+        """The same hook as its own resource, for groups created before it existed (the
+        group's initial hooks apply at creation only; PutLifecycleHook sets the same values),
+        and the instances' right to release it: CompleteLifecycleAction on this group only."""
+        spec = self._launch_hook_spec()
+        aws.autoscaling.LifecycleHook(
+            f"{self._name}-bootstrap",
+            autoscaling_group_name=self.group.name,
+            name=spec["name"],
+            lifecycle_transition=spec["lifecycle_transition"],
+            heartbeat_timeout=spec.get("heartbeat_timeout"),
+            default_result=spec.get("default_result"),
+            opts=self._child,
+        )
+        aws.iam.RolePolicy(
+            f"{self._name}-launch-hook",
+            role=role.id,
+            policy=iam.policy(
+                [
+                    iam.Grant(["autoscaling:CompleteLifecycleAction"], self.group.arn),
+                    # No resource-level permissions (Service Authorization Reference).
+                    iam.Grant(["autoscaling:DescribeAutoScalingInstances"], "*"),
+                ]
+            ),
+            opts=self._child,
         )
 
     def _declare_scaling_policies(self) -> None:
@@ -307,9 +358,27 @@ class WebFleet(pulumi.ComponentResource):
         )
 
 
-def _user_data(fleet: FleetSettings, load_balancer: LoadBalancerSettings) -> str:
-    if fleet.user_data is not None:
-        return fleet.user_data
-    return Template(DEFAULT_USER_DATA.read_text(encoding="utf-8")).substitute(
-        app_port=load_balancer.app_port, health_check_path=load_balancer.health_check_path
+def user_data(fleet: FleetSettings, load_balancer: LoadBalancerSettings) -> str:
+    """The instances' user data: Floodgate's bootstrap (functions/instance/bootstrap.sh) around
+    the application's (`fleet.user_data`, or the placeholder portal of user_data.sh). Raises
+    ValueError past EC2's 16 KB."""
+    app = fleet.user_data
+    if app is None:
+        app = Template(DEFAULT_USER_DATA.read_text(encoding="utf-8")).substitute(
+            app_port=load_balancer.app_port, health_check_path=load_balancer.health_check_path
+        )
+    script = Template(BOOTSTRAP.read_text(encoding="utf-8")).substitute(
+        app_bootstrap_b64=base64.b64encode(app.encode()).decode(),
+        app_port=load_balancer.app_port,
+        health_check_path=load_balancer.health_check_path,
+        hook_name=LAUNCH_HOOK,
+        hook_timeout_s=fleet.launch_hook_timeout_s,
     )
+    size = len(script.encode())
+    if size > USER_DATA_LIMIT_BYTES:
+        raise ValueError(
+            f"fleet.user_data: the instances' user data would be {size:,} bytes with Floodgate's "
+            f"bootstrap; EC2 takes at most {USER_DATA_LIMIT_BYTES:,}: shorten the script (fetch "
+            "the rest from S3 or bake it into the AMI)"
+        )
+    return script

@@ -40,6 +40,10 @@ T_LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
 T_OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 T_BUCKET = "aws:s3/bucket:Bucket"
 T_ROLE = "aws:iam/role:Role"
+T_ACTION = "aws:autoscaling/schedule:Schedule"
+RESERVATION_WAIT_S = 4 * 3600
+"""A create timeout under which a reservation on create can fail `pulumi up`: AWS fulfils most
+requests "within a few minutes, but can take up to a few hours"."""
 
 
 def _slow_start_with_lor(args: ResourceValidationArgs) -> Iterator[Finding]:
@@ -126,6 +130,8 @@ RUNTIME_MANAGED: dict[str, tuple[tuple[str, str | None], ...]] = {
     T_LB: (("minimumLoadBalancerCapacity", "minimumLoadBalancerCapacity"),),
     T_TABLE: (("warmThroughput", "warmThroughput"),),
     T_SECRET_VERSION: (("secretString", None), ("versionStages", None)),
+    # The runner owns the actions' sizes: the floor an operator raised, a max they raised.
+    T_ACTION: (("minSize", None), ("maxSize", None), ("desiredCapacity", None)),
 }
 """type -> (property to ignore, property whose presence makes it apply (None: always))."""
 
@@ -139,9 +145,56 @@ def _runtime_managed_ignored(args: ResourceValidationArgs) -> Iterator[Finding]:
             yield Finding(
                 "ignoreChanges",
                 sorted(ignored),
-                f"{prop} is managed at run time (scheduled actions, the pre-scale job, AWS); "
+                f"{prop} is managed at run time (scheduled actions, the pre-scale runner, AWS); "
                 "without ignore_changes a `pulumi up --refresh` reverts it",
             )
+
+
+def _reservation_not_waited_on(args: ResourceValidationArgs) -> Iterator[Finding]:
+    """terraform-provider-aws, which pulumi-aws bridges, waits for a reservation asked for on
+    create until it is provisioned, with the create timeout (10 minutes by default), and sets
+    the load balancer's attributes (access logs, deletion protection, desync mode) only after:
+    a slow reservation fails the first `pulumi up` half-applied."""
+    units = get(args.props, "minimumLoadBalancerCapacity.capacityUnits", 0)
+    waits = args.opts.custom_timeouts.create_seconds if args.opts.custom_timeouts else 0
+    if units and waits < RESERVATION_WAIT_S:
+        yield Finding(
+            "minimumLoadBalancerCapacity",
+            {"capacityUnits": units, "createTimeoutSeconds": waits},
+            "a reservation on create is waited for (10 minutes unless a custom create timeout "
+            "says more) and can take up to a few hours: leave it to the pre-scale runner, or "
+            f"set custom_timeouts create to at least {RESERVATION_WAIT_S // 3600}h",
+        )
+
+
+def _warm_pool_waits_for_bootstrap(args: ResourceValidationArgs) -> Iterator[Finding]:
+    """AWS stops an instance launching into the warm pool as soon as it has launched, without
+    waiting for user data; only a launch lifecycle hook holds it until its bootstrap is done,
+    and one shorter than the bootstrap abandons instances the plan counts on."""
+    if get(args.props, "warmPool") is None:
+        return
+    hooks = [
+        h
+        for h in as_list(get(args.props, "initialLifecycleHooks"))
+        if h.get("lifecycleTransition") == "autoscaling:EC2_INSTANCE_LAUNCHING"
+    ]
+    if not hooks:
+        yield Finding(
+            "initialLifecycleHooks",
+            get(args.props, "initialLifecycleHooks"),
+            "a warm pool without a launch lifecycle hook stops instances before their user "
+            "data finishes, and they enter service with their bootstrap cut short",
+        )
+        return
+    cold = resource_settings(args).prescale.cold_launch_s
+    timeout = max(h.get("heartbeatTimeout", 3600) for h in hooks)
+    if timeout < cold:
+        yield Finding(
+            "initialLifecycleHooks.heartbeatTimeout",
+            timeout,
+            f"shorter than prescale.cold_launch_s ({cold} s): the hook gives up on an instance "
+            "whose bootstrap takes as long as the plan assumes",
+        )
 
 
 def _no_auto_rollback(args: ResourceValidationArgs) -> Iterator[Finding]:
@@ -410,6 +463,22 @@ RULES = [
                 args.resource_type == T_SECRET_VERSION and args.name.endswith(ORIGIN_VERIFY_SUFFIX)
             ),
         ),
+    ),
+    ResourceRule(
+        "alb-reservation-not-waited-on-create",
+        "apply-time",
+        "An ALB is not created with an LCU reservation the provider would wait minutes for",
+        f"{_DOCS}/elasticloadbalancing/latest/application/request-capacity-unit-reservation.html",
+        (T_LB,),
+        _reservation_not_waited_on,
+    ),
+    ResourceRule(
+        "warm-pool-waits-for-bootstrap",
+        "apply-time",
+        "A warm pool's group holds launches with a lifecycle hook until the bootstrap is done",
+        f"{_DOCS}/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html",
+        (T_GROUP,),
+        _warm_pool_waits_for_bootstrap,
     ),
     ResourceRule(
         "instance-refresh-without-auto-rollback",

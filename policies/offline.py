@@ -41,6 +41,7 @@ class PlanResource:
     ignore_changes: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
     parent: str | None = None
+    create_timeout_s: float = 0
 
 
 def label(token: str, name: str) -> str:
@@ -63,7 +64,7 @@ def _options(r: PlanResource) -> PolicyResourceOptions:
         ignore_changes=list(r.ignore_changes),
         delete_before_replace=None,
         aliases=[],
-        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        custom_timeouts=PolicyCustomTimeouts(r.create_timeout_s, 0, 0),
         additional_secret_outputs=[],
         parent=r.parent,
     )

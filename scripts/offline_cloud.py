@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import runpy
 import uuid
 from collections.abc import Callable, Mapping
@@ -187,8 +188,8 @@ class Registration:
     """URNs the resource had before (its `aliases` option): the engine keeps it, not replaces."""
     retain_on_delete: bool = False
     """Dropped from the program, it leaves state but stays in the cloud (`retain_on_delete`)."""
-    create_timeout: str = ""
-    """The `custom_timeouts` create duration ("4h"); empty: the provider's default."""
+    create_timeout_s: float = 0
+    """The `custom_timeouts` create duration in seconds; 0: the provider's default."""
 
     def revealed(self) -> dict[str, Any]:
         """Inputs with secrets unwrapped, for tests that check what a secret carries."""
@@ -265,7 +266,7 @@ class _RecordingMonitor(MockMonitor):
                     outputs=rpc.deserialize_properties(response.object),
                     aliases=self._alias_urns(request),
                     retain_on_delete=bool(request.retainOnDelete),
-                    create_timeout=request.customTimeouts.create,
+                    create_timeout_s=duration_s(request.customTimeouts.create),
                 )
             )
         return response
@@ -402,6 +403,13 @@ def reveal(value: Any) -> Any:
     if isinstance(value, list):
         return [reveal(v) for v in value]
     return value
+
+
+def duration_s(text: str) -> float:
+    """A Pulumi custom-timeout duration ("4h", "1h30m", "90s") in seconds; 0 when empty."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text or "")
+    return sum(float(amount) * units[unit] for amount, unit in parts)
 
 
 def _urn_qualified_type(urn: str) -> str:

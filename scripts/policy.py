@@ -39,6 +39,7 @@ def plan_resources(run: OfflineRun) -> list[PlanResource]:
             ignore_changes=r.ignore_changes,
             dependencies=r.dependencies,
             parent=r.parent,
+            create_timeout_s=r.create_timeout_s,
         )
         for r in run.registrations
     ]

@@ -20,6 +20,10 @@ from planning.settings.base import (
     architecture,
 )
 
+USER_DATA_MAX_BYTES = 10_000
+"""`fleet.user_data` at most: base64 (x 4/3) inside the ~2.5 KB bootstrap stays within EC2's
+16 KB of user data (components/web_fleet.py checks the whole)."""
+
 
 class WarmPoolSettings(_Model):
     """Pre-initialised stopped instances: ready in ~30-60 s instead of 3-5 min cold.
@@ -68,7 +72,13 @@ class FleetSettings(_Model):
     only when someone bumps it (latest AL2023: `aws ssm get-parameter --name
     /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64`)."""
     user_data: str | None = None
-    """Cloud-init script; None installs a minimal server answering the health check."""
+    """The application's bootstrap script; None installs a minimal server answering the
+    health check. It runs once, on the instance's first boot, inside Floodgate's bootstrap
+    (functions/instance/bootstrap.sh), which then holds the instance out of the warm pool and
+    out of service until the health check answers. It must install the application as a
+    service that starts at boot: a warm-pool instance is stopped after that first boot and
+    started again when it enters service, and cloud-init does not run user data again. At
+    most 10,000 bytes (EC2 takes 16 KB of user data; the bootstrap and base64 take the rest)."""
     root_volume_gb: int = Field(default=20, ge=8, le=16384)
     """gp3 root volume per instance, GB (AWS: 8-16,384); a stopped pool instance still
     pays for it."""
@@ -116,6 +126,17 @@ class FleetSettings(_Model):
             )
         if len(value) > 40:
             raise ValueError("AWS allows at most 40 instance type overrides")
+        return value
+
+    @field_validator("user_data")
+    @classmethod
+    def _user_data_fits(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) > USER_DATA_MAX_BYTES:
+            raise ValueError(
+                f"is {len(value.encode()):,} bytes; at most {USER_DATA_MAX_BYTES:,} fit in EC2's "
+                "16 KB of user data with Floodgate's bootstrap: fetch the rest from S3 or bake "
+                "it into the AMI"
+            )
         return value
 
     @field_validator("ami_id")

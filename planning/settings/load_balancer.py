@@ -63,7 +63,8 @@ class LoadBalancerSettings(_Model):
     """Which of the two origin secrets CloudFront sends; the ALB accepts both, so switching
     slots never answers 403 while CloudFront propagates (see README, rotating the secret)."""
     minimum_capacity_units: int = Field(default=0, ge=0, le=MAX_CAPACITY_UNITS)
-    """Standing LCU reservation; 0 means none. Event-time raises are the pre-scale script's."""
+    """Standing LCU reservation; 0 means none. The pre-scale runner sets it once the ALB
+    exists (never on create, which would wait for it) and steps it around events."""
     deletion_protection: bool = True
     """AWS refuses to delete the ALB while set (a new ALB is a new DNS name and an empty
     LCU reservation)."""

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+import pytest
 
-from components.web_fleet import RUNTIME_MANAGED, DemandMetric, WebFleet, WebFleetArgs
+from components.web_fleet import (
+    RUNTIME_MANAGED,
+    DemandMetric,
+    WebFleet,
+    WebFleetArgs,
+    user_data,
+)
 from planning.settings import Settings
 from tests.helpers import settings_with
 
@@ -65,18 +77,102 @@ def test_ami_is_the_one_pinned_in_the_stack(evaluate, prod, prod_config) -> None
     assert template.inputs["imageId"] == "ami-0123456789abcdef0"
 
 
+def app_script(template: dict) -> str:
+    """The application's bootstrap, as Floodgate's bootstrap carries it (base64)."""
+    script = base64.b64decode(template["userData"]).decode()
+    (encoded,) = re.findall(r"echo '([A-Za-z0-9+/=]+)' \| base64 -d", script)
+    return base64.b64decode(encoded).decode()
+
+
 def test_default_user_data_serves_the_health_check(evaluate, prod) -> None:
     template = build(evaluate, prod).one("aws:ec2/launchTemplate:LaunchTemplate").inputs
-    script = base64.b64decode(template["userData"]).decode()
+    script = app_script(template)
     assert "/srv/portal/healthz" in script
     assert "http.server 8080" in script
+    assert "systemctl enable --now portal.service" in script, "started again on every boot"
     assert "$" not in script.replace("$(", ""), "every template placeholder is filled"
 
 
-def test_custom_user_data_is_used_verbatim(evaluate, prod_config) -> None:
+def test_custom_user_data_runs_inside_floodgates_bootstrap(evaluate, prod_config) -> None:
     settings = settings_with(prod_config, fleet__user_data="#!/bin/bash\necho portal\n")
     template = build(evaluate, settings).one("aws:ec2/launchTemplate:LaunchTemplate").inputs
-    assert base64.b64decode(template["userData"]).decode() == "#!/bin/bash\necho portal\n"
+    assert app_script(template) == "#!/bin/bash\necho portal\n"
+    wrapper = base64.b64decode(template["userData"]).decode()
+    assert "/opt/floodgate/app-bootstrap.sh\nsystemctl daemon-reload" in wrapper
+    assert "--lifecycle-hook-name floodgate-bootstrap" in wrapper
+    assert "http://127.0.0.1:8080/healthz" in wrapper
+
+
+def test_the_bootstrap_passes_shellcheck(prod) -> None:
+    """The rendered script, and the ready script it writes, as bash would run them."""
+    script = user_data(prod.fleet, prod.load_balancer)
+    ready = script.split("<<'READY'\n", 1)[1].split("\nREADY\n", 1)[0]
+    for text in (script, ready):
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "shellcheck"), "-s", "bash", "-"],
+            input=text, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize(
+    ("state", "completes"), [("Warmed:Pending:Wait", True), ("Pending:Wait", True),
+                             ("InService", False)],
+)  # fmt: skip
+def test_the_ready_script_releases_the_hook_only_when_aws_holds_the_instance(
+    prod, tmp_path, state, completes
+) -> None:
+    """Run the ready script with stand-ins for curl (IMDS and the health check) and the AWS
+    CLI: into the pool or into service it completes the hook with CONTINUE, after the health
+    check answers; on a reboot in service there is nothing to release."""
+    script = user_data(prod.fleet, prod.load_balancer)
+    ready = tmp_path / "ready.sh"
+    ready.write_text(script.split("<<'READY'\n", 1)[1].split("\nREADY\n", 1)[0])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    stubs = {
+        "curl": 'case "$*" in *api/token*) echo token;; *instance-id) echo i-0abc;; '
+        "*placement/region) echo ca-central-1;; *healthz*) echo ok;; esac",
+        "aws": f'echo "$*" >> {calls}; case "$*" in *AutoScalingGroupName*) echo web-asg;; '
+        f"*LifecycleState*) echo {state};; esac",
+        "sleep": "exit 0",
+    }
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    done = subprocess.run(["bash", str(ready)], env=env, capture_output=True, text=True,
+                          timeout=20, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    completed = [c for c in calls.read_text().splitlines() if "complete-lifecycle-action" in c]
+    if completes:
+        (call,) = completed
+        assert "--lifecycle-hook-name floodgate-bootstrap" in call
+        assert "--auto-scaling-group-name web-asg --instance-id i-0abc" in call
+        assert "--lifecycle-action-result CONTINUE" in call
+    else:
+        assert not completed
+
+
+def test_every_launch_waits_for_its_bootstrap(evaluate, prod) -> None:
+    """AWS stops a warm-pool instance as soon as it launches, without waiting for user data;
+    the launch hook holds it (and every launch into service) until the bootstrap is done, and
+    abandons one that never is. On a new group from its first launch, on an old one too."""
+    run = build(evaluate, prod)
+    (hook,) = run.one("aws:autoscaling/group:Group").inputs["initialLifecycleHooks"]
+    assert hook == {
+        "name": "floodgate-bootstrap",
+        "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+        "heartbeatTimeout": prod.fleet.launch_hook_timeout_s,
+        "defaultResult": "ABANDON",
+    }
+    alone = run.one("aws:autoscaling/lifecycleHook:LifecycleHook").inputs
+    assert {k: alone[k] for k in hook} == hook
+    (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    by_action = {a: st["Resource"] for st in statements for a in st["Action"]}
+    assert by_action["autoscaling:CompleteLifecycleAction"].startswith("arn:aws:autoscaling")
 
 
 def test_instances_accept_traffic_only_from_the_alb(evaluate, prod) -> None:
@@ -87,11 +183,16 @@ def test_instances_accept_traffic_only_from_the_alb(evaluate, prod) -> None:
     assert rule["fromPort"] == prod.load_balancer.app_port
 
 
-def test_instance_role_has_only_ssm(evaluate, prod) -> None:
+def test_instance_role_has_ssm_and_its_own_launch_hook_only(evaluate, prod) -> None:
     run = build(evaluate, prod)
     (attachment,) = run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     assert attachment.inputs["policyArn"].endswith("/AmazonSSMManagedInstanceCore")
-    assert not run.of_type("aws:iam/rolePolicy:RolePolicy")
+    (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
+    actions = {a for st in json.loads(policy.inputs["policy"])["Statement"] for a in st["Action"]}
+    assert actions == {
+        "autoscaling:CompleteLifecycleAction",
+        "autoscaling:DescribeAutoScalingInstances",
+    }
 
 
 def test_group_uses_elb_health_checks_and_never_fights_scaling(evaluate, prod) -> None:

@@ -215,6 +215,30 @@ INVALID: list[tuple[str, Any, str]] = [
     ),
     ("prescale.lcu_margin_pct", -5, r"prescale\.lcu_margin_pct: Input should be greater"),
     (
+        "prescale.warm_launch_s",
+        400,
+        r"prescale\.warm_launch_s: must be <= cold_launch_s \(300\): a warm instance skips the "
+        r"bootstrap a cold one runs \(got 400\)",
+    ),
+    (
+        "prescale.cold_launch_s",
+        1200,
+        r"prescale\.cold_launch_s: must be <= fleet\.launch_hook_timeout_s \(900\): the launch "
+        r"hook abandons",
+    ),
+    (
+        "fleet.launch_hook_timeout_s",
+        10,
+        r"fleet\.launch_hook_timeout_s: Input should be greater than or equal to 30 \(got 10\)",
+    ),
+    ("prescale.run_every_minutes", 0, r"prescale\.run_every_minutes: Input should be greater"),
+    ("prescale.create_ahead_s", 60, r"prescale\.create_ahead_s: Input should be greater"),
+    (
+        "fleet.user_data",
+        "#!/bin/bash\n" + "x" * 10_000,
+        r"fleet\.user_data: is 10,012 bytes; at most 10,000 fit in EC2's 16 KB",
+    ),
+    (
         "admission.log_group_retention_days",
         10,
         r"admission\.log_group_retention_days: must be one of",

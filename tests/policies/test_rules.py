@@ -70,6 +70,7 @@ G, TG, TABLE = (
 )
 DIST, ACL = "aws:cloudfront/distribution:Distribution", "aws:wafv2/webAcl:WebAcl"
 FN, POLICY = "aws:lambda/function:Function", "aws:autoscaling/policy:Policy"
+LB, ACTION = "aws:lb/loadBalancer:LoadBalancer", "aws:autoscaling/schedule:Schedule"
 
 
 def _rules(acl: dict, name: str) -> dict:
@@ -112,6 +113,12 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
         ),
     ),
     "runtime-managed-values-ignored": lambda p: edit(p, G, "", ignore_changes=("desiredCapacity",)),
+    "alb-reservation-not-waited-on-create": lambda p: props(
+        p, LB, "", lambda d: d.update(minimumLoadBalancerCapacity={"capacityUnits": 100})
+    ),
+    "warm-pool-waits-for-bootstrap": lambda p: props(
+        p, G, "", lambda d: d.pop("initialLifecycleHooks")
+    ),
     "instance-refresh-without-auto-rollback": lambda p: props(
         p, G, "", lambda d: d["instanceRefresh"]["preferences"].update(autoRollback=True)
     ),
@@ -238,6 +245,49 @@ def test_every_shipped_stack_passes_the_pack(stack: str) -> None:
     assert failing(verdicts) == set(), "\n".join(table(verdicts, failures_only=True))
     applied = {v.rule for v in verdicts}
     assert applied == {rule.name for rule in RULES}, "every rule found something to check"
+
+
+def _fails(resources: Plan, rule: str) -> list[Verdict]:
+    return [v for v in evaluate(resources) if v.rule == rule and v.outcome == "fail"]
+
+
+@pytest.mark.parametrize("left_out", ["minSize", "maxSize", "desiredCapacity"])
+def test_a_scheduled_action_whose_size_pulumi_would_revert_fails(left_out: str) -> None:
+    """The runner owns the actions' sizes: a refresh putting the plan's MaxSize back cut a
+    group an operator had raised."""
+    kept = tuple(p for p in ("minSize", "maxSize", "desiredCapacity") if p != left_out)
+    failures = _fails(
+        edit(plan(), ACTION, "", ignore_changes=kept), "runtime-managed-values-ignored"
+    )
+    assert failures and all(left_out in v.message for v in failures)
+    assert all(v.resource.startswith("Schedule ") for v in failures)
+
+
+def test_a_reservation_on_create_passes_only_with_a_create_timeout_of_hours() -> None:
+    reserved = props(
+        plan(), LB, "", lambda d: d.update(minimumLoadBalancerCapacity={"capacityUnits": 100})
+    )
+    (failure,) = _fails(reserved, "alb-reservation-not-waited-on-create")
+    assert "'createTimeoutSeconds': 0" in failure.message
+    patient = edit(reserved, LB, "", create_timeout_s=4 * 3600)
+    assert not _fails(patient, "alb-reservation-not-waited-on-create")
+    hurried = edit(reserved, LB, "", create_timeout_s=3600)
+    assert _fails(hurried, "alb-reservation-not-waited-on-create")
+
+
+def test_a_launch_hook_shorter_than_a_cold_launch_fails() -> None:
+    short = props(
+        plan(), G, "", lambda d: d["initialLifecycleHooks"][0].update(heartbeatTimeout=120)
+    )
+    (failure,) = _fails(short, "warm-pool-waits-for-bootstrap")
+    assert "shorter than prescale.cold_launch_s (300 s)" in failure.message
+    terminating = props(
+        plan(), G, "",
+        lambda d: d["initialLifecycleHooks"][0].update(
+            lifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING"
+        ),
+    )  # fmt: skip
+    assert _fails(terminating, "warm-pool-waits-for-bootstrap"), "a terminate hook holds nothing"
 
 
 def test_deliberate_departures_are_shown_as_documented_exceptions() -> None:
