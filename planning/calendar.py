@@ -86,6 +86,13 @@ class EventSpec(_Peak):
     duration_h: float | None = Field(default=None, gt=0, le=72)
     rule: str | None = None
     """RFC 5545 RRULE body, e.g. FREQ=YEARLY;INTERVAL=4;BYMONTH=11;BYDAY=TU;BYMONTHDAY=2,...,8"""
+    rdates: list[datetime] = []
+    """More local starts, each as long as the event (RFC 5545 RDATE: a debate added)."""
+    exdates: list[datetime] = []
+    """Local starts that do not happen after all (RFC 5545 EXDATE: a night dropped)."""
+    cancelled: bool = False
+    """The whole event is off (RFC 5545 STATUS:CANCELLED): `make plan` lists it, nothing is
+    planned or paid for."""
 
     @field_validator("name")
     @classmethod
@@ -113,6 +120,13 @@ class EventSpec(_Peak):
             raise ValueError("is a date alone; give a local date and time, e.g. 2028-11-07T18:00")
         return value
 
+    @field_validator("rdates", "exdates", mode="before")
+    @classmethod
+    def _dates_and_times(cls, value: object) -> object:
+        for item in value if isinstance(value, list) else []:
+            cls._date_and_time(item)
+        return value
+
     @field_validator("rule")
     @classmethod
     def _rule_parts(cls, value: str | None) -> str | None:
@@ -138,14 +152,22 @@ class EventSpec(_Peak):
             raise ValueError("must be a local wall-clock time without offset; set time_zone")
         return value
 
+    @field_validator("rdates", "exdates")
+    @classmethod
+    def _locals(cls, value: list[datetime]) -> list[datetime]:
+        for item in value:
+            cls._local(item)
+        return sorted(set(value))
+
     @model_validator(mode="after")
     def _shape(self) -> Self:
         if (self.end is None) == (self.duration_h is None):
             raise ValueError("give exactly one of end or duration_h")
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"end {self.end} is not after start {self.start}")
-        _localize(self.start, self.time_zone)  # rejects a start inside a DST gap
-        _localize(self.start + self.duration, self.time_zone)  # and an end inside one
+        for begins in (self.start, *self.rdates):
+            _localize(begins, self.time_zone)  # rejects a start inside a DST gap
+            _localize(begins + self.duration, self.time_zone)  # and an end inside one
         if self.rule is not None:
             try:
                 rule = self._rrule()
@@ -162,10 +184,25 @@ class EventSpec(_Peak):
         return timedelta(hours=self.duration_h or 0)
 
     def local_starts(self, until_local: datetime) -> list[datetime]:
-        """Local start times up to `until_local` (naive, in the event's zone)."""
+        """Local start times up to `until_local` (naive, in the event's zone): the rule's (or
+        the one start) and the RDATEs, less the EXDATEs; none for a cancelled event (RFC 5545
+        3.8.5: the recurrence set is RRULE and RDATE less EXDATE)."""
+        if self.cancelled:
+            return []
+        return [t for t in self._all_starts(until_local) if t not in self.exdates]
+
+    def skipped_starts(self, until_local: datetime) -> list[tuple[datetime, str]]:
+        """Starts up to `until_local` that are not planned, and why: `EXDATE`, `cancelled`."""
+        if self.cancelled:
+            return [(t, "cancelled (STATUS:CANCELLED)") for t in self._all_starts(until_local)]
+        return [(t, "EXDATE") for t in self._all_starts(until_local) if t in self.exdates]
+
+    def _all_starts(self, until_local: datetime) -> list[datetime]:
         if self.rule is None:
-            return [self.start] if self.start <= until_local else []
-        return list(self._rrule().between(self.start, until_local, inc=True))
+            starts = [self.start] if self.start <= until_local else []
+        else:
+            starts = list(self._rrule().between(self.start, until_local, inc=True))
+        return sorted({*starts, *(t for t in self.rdates if t <= until_local)})
 
     def _rrule(self) -> Any:
         """The rule over the local start. An UNTIL in UTC (`...Z`, which RFC 5545 requires
@@ -203,6 +240,12 @@ class Occurrence:
     end: datetime
     time_zone: str
     spec: EventSpec
+
+    @property
+    def added(self) -> bool:
+        """An RDATE of the event's, not its start or rule."""
+        local = self.local_start.replace(tzinfo=None)
+        return local in self.spec.rdates
 
     @property
     def key(self) -> str:
@@ -252,6 +295,29 @@ class Calendar:
         return found
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A night the calendar names but does not plan: an EXDATE, or a cancelled event."""
+
+    key: str
+    local_start: datetime
+    reason: str
+
+
+def skipped(calendar: Calendar, stack: str, start: datetime, end: datetime) -> list[Skipped]:
+    """The nights of `stack` between `start` and `end` that are not planned, with why."""
+    found = []
+    for spec in calendar.events:
+        if spec.stacks is not None and stack not in spec.stacks:
+            continue
+        zone = ZoneInfo(spec.time_zone)
+        for local, reason in spec.skipped_starts(end.astimezone(zone).replace(tzinfo=None)):
+            moment = local.replace(tzinfo=zone)
+            if moment >= start.astimezone(zone) - spec.duration:
+                found.append(Skipped(f"{spec.name}-{local:%Y%m%d}", moment, reason))
+    return sorted(found, key=lambda s: s.local_start)
+
+
 def load_calendar(path: Path = EVENTS_FILE) -> Calendar:
     """Read events.yaml and the .ics files it names; raise CalendarError naming every problem."""
     try:
@@ -289,8 +355,11 @@ def parse_calendar(document: object, base: Path = STACKS_DIR) -> Calendar:
 
 
 def import_ics(path: Path, source: IcsSource) -> list[EventSpec]:
-    """VEVENTs of an iCalendar file as EventSpecs (SUMMARY names the event). Every error names
-    the file and the event."""
+    """VEVENTs of an iCalendar file as EventSpecs (SUMMARY names the event), read as RFC 5545
+    says: RDATE adds nights, EXDATE removes them, STATUS:CANCELLED cancels the event, and a
+    VEVENT with a RECURRENCE-ID overrides one night of the event with its UID (cancelled, or
+    moved to its own DTSTART; it keeps the event's length and figures). Every error names the
+    file and the event."""
     try:
         calendar = icalendar.Calendar.from_ical(path.read_bytes())
     except FileNotFoundError:
@@ -300,13 +369,33 @@ def import_ics(path: Path, source: IcsSource) -> list[EventSpec]:
     vevents = calendar.walk("VEVENT")
     if not vevents:
         raise CalendarError(f"{path}: no VEVENT: the file holds no event to plan")
-    return [_ics_event(path, source, vevent) for vevent in vevents]
+    masters = [v for v in vevents if "RECURRENCE-ID" not in v]
+    by_uid = {str(v.get("UID", "")): v for v in masters if v.get("UID")}
+    changes: dict[int, tuple[list[datetime], list[datetime]]] = {}
+    for override in (v for v in vevents if "RECURRENCE-ID" in v):
+        master = by_uid.get(str(override.get("UID", "")))
+        if master is None:  # a lone instance: an event of its own
+            masters.append(override)
+            continue
+        where = f"{path}: event {str(master.get('SUMMARY', '')).strip()!r}"
+        zone = _zone_name(_ics_start(master, where), master, where)
+        added, removed = changes.setdefault(id(master), ([], []))
+        (night,) = _ics_dates(override, "RECURRENCE-ID", zone, where)
+        moved = _local_in(_ics_start(override, where), zone)
+        if _cancelled(override) or moved != night:
+            removed.append(night)
+        if not _cancelled(override) and moved != night:
+            added.append(moved)
+    return [
+        _ics_event(path, source, vevent, *changes.get(id(vevent), ([], []))) for vevent in masters
+    ]
 
 
-def _ics_event(path: Path, source: IcsSource, vevent: Any) -> EventSpec:
-    summary = str(vevent.get("SUMMARY", "")).strip()
-    where = f"{path}: event {summary!r}"
-    name = re.sub(r"[^a-z0-9]+", "-", summary.lower()).strip("-")[:63]
+def _cancelled(vevent: Any) -> bool:
+    return str(vevent.get("STATUS", "")).upper() == "CANCELLED"
+
+
+def _ics_start(vevent: Any, where: str) -> datetime:
     begins = _ics_time(vevent, "DTSTART", where)
     if begins is None:
         raise CalendarError(f"{where}: no DTSTART")
@@ -318,19 +407,57 @@ def _ics_event(path: Path, source: IcsSource, vevent: Any) -> EventSpec:
         raise CalendarError(
             f"{where}: DTSTART is a date alone (an all-day event); give it a time and a TZID"
         )
+    return begins
+
+
+def _local_in(moment: datetime, zone: str) -> datetime:
+    """An .ics time as a local wall time in `zone`: an aware one converted, a floating one
+    (no TZID, no Z) taken as the event's own local time (RFC 5545 3.3.5)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def _ics_dates(vevent: Any, prop: str, zone: str, where: str) -> list[datetime]:
+    """Every date-time of RDATE, EXDATE or RECURRENCE-ID (a property may repeat and hold a
+    list; a PERIOD counts by its start), as local wall times in `zone`."""
+    if prop not in vevent:
+        return []
+    values = vevent[prop] if isinstance(vevent[prop], list) else [vevent[prop]]
+    moments: list[object] = []
+    for value in values:
+        moments += [d.dt for d in value.dts] if hasattr(value, "dts") else [value.dt]
+    found = []
+    for moment in moments:
+        start = moment[0] if isinstance(moment, tuple) else moment
+        if not isinstance(start, datetime):
+            raise CalendarError(
+                f"{where}: {prop} {start!r} is a date alone; give it a time like DTSTART"
+            )
+        found.append(_local_in(start, zone))
+    return found
+
+
+def _ics_event(
+    path: Path,
+    source: IcsSource,
+    vevent: Any,
+    moved_to: list[datetime],
+    moved_from: list[datetime],
+) -> EventSpec:
+    summary = str(vevent.get("SUMMARY", "")).strip()
+    where = f"{path}: event {summary!r}"
+    name = re.sub(r"[^a-z0-9]+", "-", summary.lower()).strip("-")[:63]
+    begins = _ics_start(vevent, where)
     zone = _zone_name(begins, vevent, where)
-    local = begins.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    local = _local_in(begins, zone)
     finishes = _ics_time(vevent, "DTEND", where)
     if finishes is not None:
         if not isinstance(finishes, date):
             raise CalendarError(f"{where}: DTEND {finishes!r} is not a valid date-time")
         if not isinstance(finishes, datetime):
             raise CalendarError(f"{where}: DTEND is a date alone; give it a time like DTSTART")
-        shape: dict[str, object] = {
-            "end": finishes.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-            if finishes.tzinfo
-            else finishes  # a floating end: the start's local time
-        }
+        shape: dict[str, object] = {"end": _local_in(finishes, zone)}
     elif "DURATION" in vevent:
         shape = {"duration_h": vevent.decoded("DURATION").total_seconds() / 3600}
     else:
@@ -344,6 +471,9 @@ def _ics_event(path: Path, source: IcsSource, vevent: Any) -> EventSpec:
                 "time_zone": zone,
                 "start": local,
                 "rule": rule.to_ical().decode() if rule else None,
+                "rdates": [*_ics_dates(vevent, "RDATE", zone, where), *moved_to],
+                "exdates": [*_ics_dates(vevent, "EXDATE", zone, where), *moved_from],
+                "cancelled": _cancelled(vevent),
                 **shape,
             }
         )

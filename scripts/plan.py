@@ -17,15 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 if not __package__:  # run by path (`python scripts/plan.py`): make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planning import clock
-from planning.calendar import CalendarError, load_calendar
+from planning.calendar import CalendarError, Skipped, load_calendar, skipped
 from planning.capacity import admit_rate_per_s, peak_check, people_per_instance
-from planning.event_plan import EventPlan, PlanError, Step, plan_events
+from planning.event_plan import EventPlan, PlanError, Step, plan_actions, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
 from rehearsal.verdict import event_verdict
 from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
@@ -74,35 +76,58 @@ def _room(settings: Settings) -> str:
     )
 
 
-def event_table(plans: list[EventPlan]) -> list[str]:
+def event_table(
+    plans: list[EventPlan], settings: Settings, now: datetime, skipped: Sequence[Skipped] = ()
+) -> list[str]:
     """Upcoming events and the capacity planned for each (times UTC): one row per event, then
-    its staged MinSize actions and LCU reservation steps."""
-    if not plans:
-        return ["no events inside the horizon"]
-    header = ("event", "local start", "window (UTC)", "peak users", "origin r/s", "peak min",
-              "max", "warm", "LCU", "room")  # fmt: skip
-    rows = [header] + [
-        (
-            p.key,
-            f"{p.occurrence.local_start:%Y-%m-%d %H:%M %Z}",
-            f"{p.raise_at:%m-%d %H:%M} - {p.restore_at:%m-%d %H:%M}",
-            f"{p.peak_users:,}",
-            f"{p.origin_requests_per_s:,.0f}",
-            f"{p.desired}{' (capped)' if p.capped else ''}",
-            str(p.max_size),
-            str(p.warm_pool),
-            str(p.capacity_units),
-            p.waiting_room,
-        )
-        for p in plans
+    its staged MinSize actions, its LCU reservation steps and what in AWS carries each lever;
+    then the nights the calendar names but does not plan (an EXDATE, a cancelled event)."""
+    lines = ["no events inside the horizon"] if not plans else []
+    if plans:
+        header = ("event", "local start", "window (UTC)", "peak users", "origin r/s",
+                  "peak min", "max", "warm", "LCU", "room")  # fmt: skip
+        rows = [header] + [
+            (
+                p.key,
+                f"{p.occurrence.local_start:%Y-%m-%d %H:%M %Z}"
+                + (" RDATE" if p.occurrence.added else ""),
+                f"{p.raise_at:%m-%d %H:%M} - {p.restore_at:%m-%d %H:%M}",
+                f"{p.peak_users:,}",
+                f"{p.origin_requests_per_s:,.0f}",
+                f"{p.desired}{' (capped)' if p.capped else ''}",
+                str(p.max_size),
+                str(p.warm_pool),
+                str(p.capacity_units),
+                p.waiting_room,
+            )
+            for p in plans
+        ]
+        table = aligned(rows)
+        lines = table[:1]
+        for plan, row in zip(plans, table[1:], strict=True):
+            lines.append(row)
+            lines += _steps_lines("MinSize", plan.min_steps)
+            lines += _steps_lines("LCUs", plan.lcu_steps)
+            lines += _carried_by(plan, settings, now)
+    lines += [
+        f"not planned: {s.key} ({s.local_start:%Y-%m-%d %H:%M %Z}): {s.reason}" for s in skipped
     ]
-    table = aligned(rows)
-    lines = table[:1]
-    for plan, row in zip(plans, table[1:], strict=True):
-        lines.append(row)
-        lines += _steps_lines("MinSize", plan.min_steps)
-        lines += _steps_lines("LCUs", plan.lcu_steps)
     return lines
+
+
+def _carried_by(plan: EventPlan, settings: Settings, now: datetime) -> list[str]:
+    """Which AWS mechanism carries each lever of `plan`: none of them is a CI runner."""
+    p = settings.prescale
+    ahead = now + timedelta(seconds=p.create_ahead_s)
+    actions = [a for a in plan_actions(plan) if a.start > now]
+    declared = sum(a.start > ahead for a in actions)
+    room = f"room ({plan.waiting_room})" if plan.waiting_room != "off" else "no room"
+    return [
+        f"  {'carried':<8} MinSize: {len(actions)} Auto Scaling scheduled actions (pulumi up "
+        f"declares {declared}, the runner {len(actions) - declared})",
+        f"  {'':<8} LCUs, warm pool {plan.warm_pool}, {room}, backstop: the runner Lambda, "
+        f"every {p.run_every_minutes} min (Scheduler)",
+    ]
 
 
 def _steps_lines(label: str, steps: tuple[Step, ...], per_line: int = 9) -> list[str]:
@@ -199,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         f"\nUpcoming events as of {now:%Y-%m-%d %H:%M}Z "
         f"(horizon {settings.prescale.horizon_days} days):"
     )
-    print("\n".join(f"  {line}" for line in event_table(plans)))
+    calendar = load_calendar()
+    horizon = now + timedelta(days=settings.prescale.horizon_days)
+    not_planned = skipped(calendar, args.stack, now, horizon)
+    print("\n".join(f"  {line}" for line in event_table(plans, settings, now, not_planned)))
     if plans:
         print("Rehearsal, each event's own curve, stack as configured (make rehearse for all):")
         for plan in plans:

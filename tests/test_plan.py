@@ -116,3 +116,36 @@ def test_a_diff_against_a_plan_of_another_instant_says_so(tmp_path, capsys, monk
     plan.main(["--stack", "dev", "--out", str(tmp_path / "later"), "--diff", str(base)])
     err = capsys.readouterr().err
     assert "was planned at 2028-10-01T00:00:00Z, this plan at 2028-11-01T00:00:00Z" in err
+
+
+def test_the_plan_says_what_in_aws_carries_each_lever(monkeypatch, tmp_path, capsys) -> None:
+    """During election night: 12 actions still to come, 11 far enough for `pulumi up` to
+    declare, the one due within create_ahead_s (03:10) left to the runner."""
+    monkeypatch.setenv("FLOODGATE_NOW", "2028-11-08T03:00:00Z")
+    assert plan.main(["--stack", "prod", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    election = out.split("us-general-election-20281107")[1]
+    assert "MinSize: 12 Auto Scaling scheduled actions (pulumi up declares 11, the runner 1)" in (
+        election
+    )
+    assert "LCUs, warm pool 18, room (armed), backstop: the runner Lambda, every 5 min" in election
+
+
+def test_the_plan_marks_added_nights_and_lists_the_dropped_ones(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from planning.calendar import parse_calendar, skipped
+    from planning.event_plan import plan_events
+    from planning.settings import load_stack_settings
+
+    prod, now = load_stack_settings("prod"), datetime(2028, 10, 1, tzinfo=UTC)
+    calendar = parse_calendar({"events": [{
+        "name": "budget", "time_zone": "America/Toronto", "start": "2028-10-05T14:00:00",
+        "duration_h": 4, "peak_multiple": 3, "rule": "FREQ=WEEKLY;COUNT=2",
+        "rdates": ["2028-10-20T14:00:00"], "exdates": ["2028-10-12T14:00:00"]}]})  # fmt: skip
+    plans = plan_events(calendar, prod, "prod", now)
+    gone = skipped(calendar, "prod", now, datetime(2029, 1, 1, tzinfo=UTC))
+    lines = plan.event_table(plans, prod, now, gone)
+    assert [p.key for p in plans] == ["budget-20281005", "budget-20281020"]
+    assert any(line.startswith("budget-20281020  2028-10-20 14:00 EDT RDATE") for line in lines)
+    assert lines[-1] == "not planned: budget-20281012 (2028-10-12 14:00 EDT): EXDATE"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from planning.calendar import CalendarError, load_calendar, parse_calendar
+from planning.calendar import CalendarError, load_calendar, parse_calendar, skipped
 
 ELECTION: dict[str, Any] = {
     "name": "us-general-election",
@@ -191,3 +191,88 @@ def test_a_utc_ics_time_is_kept_in_utc(tmp_path: Path) -> None:
         {"ics": [{"path": "x.ics", "peak_users": 5000}]}, tmp_path
     ).occurrences("prod", FROM, TO)
     assert night.start == datetime(2027, 3, 1, 17, 0, tzinfo=UTC)
+
+
+DEBATES = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n"
+    "BEGIN:VEVENT\r\nUID:d@t\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Debate\r\n"
+    "DTSTART;TZID=America/New_York:20280926T210000\r\nDURATION:PT4H\r\n"
+    "RRULE:FREQ=WEEKLY;COUNT=3\r\n{master}END:VEVENT\r\n{extra}END:VCALENDAR\r\n"
+)
+
+
+def debates(tmp_path: Path, master: str = "", extra: str = ""):
+    (tmp_path / "d.ics").write_text(DEBATES.format(master=master, extra=extra))
+    calendar = parse_calendar({"ics": [{"path": "d.ics", "peak_multiple": 5}]}, tmp_path)
+    return calendar, [o.key for o in calendar.occurrences("prod", FROM, TO)]
+
+
+def test_ics_rdate_adds_nights_and_exdate_removes_them(tmp_path: Path) -> None:
+    """RFC 5545 3.8.5: the set is the RRULE's nights and the RDATEs, less the EXDATEs."""
+    calendar, keys = debates(
+        tmp_path,
+        "RDATE;TZID=America/New_York:20281017T210000,20281024T210000\r\n"
+        "RDATE:20281031T010000Z\r\nEXDATE;TZID=America/New_York:20281003T210000\r\n",
+    )
+    assert keys == ["debate-20280926", "debate-20281010", "debate-20281017", "debate-20281024",
+                    "debate-20281030"]  # fmt: skip
+    nights = calendar.occurrences("prod", FROM, TO)
+    assert [o.added for o in nights] == [False, False, True, True, True]
+    assert nights[-1].start == datetime(2028, 10, 31, 1, tzinfo=UTC)  # 21:00 EDT, from UTC
+    (gone,) = skipped(calendar, "prod", FROM, TO)
+    assert (gone.key, gone.reason) == ("debate-20281003", "EXDATE")
+
+
+def test_a_cancelled_ics_event_plans_nothing_and_says_so(tmp_path: Path) -> None:
+    calendar, keys = debates(tmp_path, "STATUS:CANCELLED\r\n")
+    assert keys == []
+    assert [(s.key, s.reason) for s in skipped(calendar, "prod", FROM, TO)] == [
+        (f"debate-2028{day}", "cancelled (STATUS:CANCELLED)") for day in ("0926", "1003", "1010")
+    ]
+
+
+def override(night: str, start: str, status: str = "") -> str:
+    return (
+        f"BEGIN:VEVENT\r\nUID:d@t\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Debate\r\n"
+        f"RECURRENCE-ID;TZID=America/New_York:{night}\r\n"
+        f"DTSTART;TZID=America/New_York:{start}\r\nDURATION:PT4H\r\n{status}END:VEVENT\r\n"
+    )
+
+
+def test_a_recurrence_id_cancels_or_moves_one_night(tmp_path: Path) -> None:
+    cancelled = override("20281003T210000", "20281003T210000", "STATUS:CANCELLED\r\n")
+    moved = override("20281010T210000", "20281011T200000")
+    same = override("20280926T210000", "20280926T210000")  # a new description only
+    calendar, keys = debates(tmp_path, extra=cancelled + moved + same)
+    assert keys == ["debate-20280926", "debate-20281011"]
+    assert [(s.key, s.reason) for s in skipped(calendar, "prod", FROM, TO)] == [
+        ("debate-20281003", "EXDATE"),
+        ("debate-20281010", "EXDATE"),
+    ]
+
+
+def test_yaml_events_take_rdates_exdates_and_cancelled() -> None:
+    extra = {**ELECTION, "rdates": ["2029-11-06T18:00:00"], "exdates": ["2032-11-02T18:00:00"]}
+    keys = [o.key for o in calendar_of(extra).occurrences("prod", FROM, TO)]
+    assert "us-general-election-20291106" in keys and "us-general-election-20321102" not in keys
+    off = calendar_of({**ELECTION, "cancelled": True})
+    assert off.occurrences("prod", FROM, TO) == []
+    assert len(skipped(off, "prod", FROM, TO)) == 2  # 2028 and 2032: 2036's is after TO
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"rdates": ["2029-03-11T02:30:00"]}, r"2029-03-11 02:30:00 does not exist in America/To"),
+        ({"rdates": [date(2029, 11, 6)]}, r"rdates: is a date alone"),  # as YAML reads it
+        ({"exdates": ["2032-11-02T18:00:00Z"]}, r"exdates: must be a local wall-clock time"),
+    ],
+)
+def test_bad_rdates_and_exdates_are_named(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(CalendarError, match=message):
+        calendar_of({**ELECTION, **change})
+
+
+def test_a_date_only_ics_rdate_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CalendarError, match=r"event 'Debate': RDATE .* is a date alone"):
+        debates(tmp_path, "RDATE;VALUE=DATE:20281017\r\n")
