@@ -6,8 +6,11 @@ Run with the operator's credentials before the first `pulumi up` and before ever
 only reads (Service Quotas, Lambda, DynamoDB, EC2, ACM, Route 53) and compares what the
 account allows with what the stack's settings and event plan need:
 
-  lambda-concurrency   account concurrent executions >= reserved by the room + 100 unreserved
+  lambda-concurrency   account concurrent executions >= reserved by the room and the pre-scale
+                       runner + 100 unreserved
   ec2-vcpus            Running On-Demand Standard instances vCPUs >= fleet max x vCPUs per type
+  ami                  the pinned AMI exists in the region, is available, is not deprecated
+                       before the last planned event, and matches the instance types' CPUs
   dynamodb-throughput  table-level read/write quota >= the room table's warm throughput
   alb-lcu-reservation  the ALB capacity-unit reservation quota >= the largest planned reservation
   certificate-origin   the regional ACM certificate is ISSUED and covers the origin name
@@ -40,7 +43,7 @@ from planning import aws_facts, clock
 from planning.calendar import CalendarError, load_calendar
 from planning.capacity import queue_api_design, room_warm_throughput
 from planning.event_plan import PlanError, plan_events
-from planning.settings import Settings, SettingsError, load_stack_settings
+from planning.settings import RUNNER_CONCURRENCY, Settings, SettingsError, load_stack_settings
 from scripts.prescale import RETRIES
 from scripts.text_table import aligned
 
@@ -101,16 +104,15 @@ def _at_least(name: str, target: str, have: float, need: float, unit: str) -> Ch
 
 
 def lambda_concurrency(clients: Clients, settings: Settings) -> Iterator[Check]:
-    if not settings.admission.enabled:
-        return
+    room = queue_api_design(settings).reserved if settings.admission.enabled else 0
     limit = clients.lambda_.get_account_settings()["AccountLimit"]["ConcurrentExecutions"]
-    need = queue_api_design(settings).reserved + aws_facts.LAMBDA_MIN_UNRESERVED
+    need = room + RUNNER_CONCURRENCY + aws_facts.LAMBDA_MIN_UNRESERVED
     yield _at_least(
         "lambda-concurrency",
         settings.region,
         limit,
         need,
-        "concurrent executions (room reserved + 100 unreserved)",
+        "concurrent executions (room and pre-scale runner reserved + 100 unreserved)",
     )
 
 
@@ -138,6 +140,41 @@ def ec2_vcpus(clients: Clients, settings: Settings) -> Iterator[Check]:
         most * vcpus,
         f"On-Demand standard vCPUs (max {most} x {vcpus})",
     )
+
+
+def ami(clients: Clients, settings: Settings, last_event_end: datetime | None) -> Iterator[Check]:
+    """`fleet.ami_id` as the launch template will ask for it. Deprecated AMIs are left out of
+    DescribeImages unless asked for (`IncludeDeprecated`, EC2 API reference); a deprecated one
+    still launches but is on its way out, so one deprecated before the last planned event is
+    not ready either."""
+    image_id, want = settings.fleet.ami_id, settings.fleet.architecture
+    try:
+        images = clients.ec2.describe_images(ImageIds=[image_id], IncludeDeprecated=True)["Images"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"].startswith("InvalidAMIID"):
+            images = []
+        else:
+            raise
+    if not images:
+        yield Check("ami", image_id, "FAIL", f"no such AMI in {settings.region}")
+        return
+    image = images[0]
+    deprecated = image.get("DeprecationTime")
+    until = max(filter(None, [clock.now(), last_event_end]))
+
+    def verdict(ok: bool, detail: str) -> Check:
+        return Check("ami", image_id, "ok" if ok else "FAIL", detail)
+
+    if image.get("State") != "available":
+        yield verdict(False, f"state {image.get('State')}, not available")
+    elif image.get("Architecture") != want:
+        types = ", ".join(settings.fleet.instance_types)
+        yield verdict(False, f"is {image.get('Architecture')}; {types} need {want}")
+    elif deprecated and clock.parse_instant(deprecated, "DeprecationTime") <= until:
+        planned = clock.aws_timestamp(until)
+        yield verdict(False, f"deprecated from {deprecated} (planned events run to {planned})")
+    else:
+        yield verdict(True, f"{image.get('Name') or 'unnamed'}, {want}, available")
 
 
 def dynamodb_throughput(clients: Clients, settings: Settings) -> Iterator[Check]:
@@ -271,11 +308,17 @@ def hosted_zone(clients: Clients, settings: Settings) -> Iterator[Check]:
         yield Check("hosted-zone", zone_id, "ok", f"{name} holds {origin}")
 
 
-def run_checks(clients: Clients, settings: Settings, largest_planned: int) -> list[Check]:
+def run_checks(
+    clients: Clients,
+    settings: Settings,
+    largest_planned: int,
+    last_event_end: datetime | None = None,
+) -> list[Check]:
     """Every check; a call AWS refuses (access denied, ...) propagates as ClientError."""
     steps: list[Callable[[], Iterator[Check]]] = [
         lambda: lambda_concurrency(clients, settings),
         lambda: ec2_vcpus(clients, settings),
+        lambda: ami(clients, settings, last_event_end),
         lambda: dynamodb_throughput(clients, settings),
         lambda: alb_reservation(clients, settings, largest_planned),
         lambda: certificates(clients, settings),
@@ -284,10 +327,14 @@ def run_checks(clients: Clients, settings: Settings, largest_planned: int) -> li
     return [check for step in steps for check in step()]
 
 
-def largest_reservation(settings: Settings, stack: str, now: datetime) -> int:
-    """The standing reservation or the largest any planned event asks for (LCUs)."""
+def planned_needs(settings: Settings, stack: str, now: datetime) -> tuple[int, datetime | None]:
+    """The standing reservation or the largest any planned event asks for (LCUs), and when the
+    last planned event's window closes."""
     plans = plan_events(load_calendar(), settings, stack, now)
-    return max([settings.load_balancer.minimum_capacity_units, *(p.capacity_units for p in plans)])
+    largest = max(
+        [settings.load_balancer.minimum_capacity_units, *(p.capacity_units for p in plans)]
+    )
+    return largest, max((p.restore_at for p in plans), default=None)
 
 
 def table(checks: list[Check]) -> str:
@@ -304,12 +351,14 @@ def main(argv: list[str] | None = None, clients: Clients | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_stack_settings(args.stack)
-        largest = largest_reservation(settings, args.stack, clock.now())
+        largest, last_end = planned_needs(settings, args.stack, clock.now())
     except (SettingsError, CalendarError, PlanError, clock.ClockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        checks = run_checks(clients or Clients.for_region(settings.region), settings, largest)
+        checks = run_checks(
+            clients or Clients.for_region(settings.region), settings, largest, last_end
+        )
     except NoCredentialsError:
         print(
             "error: no AWS credentials: log in (aws sso login) or set AWS_PROFILE", file=sys.stderr

@@ -131,13 +131,25 @@ def account(aws: str) -> Account:
     return Account(aws)
 
 
+def an_ami(account: Account, architecture: str) -> str:
+    """One of the Amazon AMIs moto holds in the region, of `architecture`."""
+    images = account.clients.ec2.describe_images(
+        Filters=[{"Name": "architecture", "Values": [architecture]}]
+    )["Images"]
+    return next(i["ImageId"] for i in images if i["State"] == "available")
+
+
 @pytest.fixture
 def ready(account: Account, prod_config: dict) -> Settings:
-    """Prod's settings pointing at certificates that exist, are ISSUED and cover the names."""
+    """Prod's settings pointing at certificates that exist, are ISSUED and cover the names,
+    and at an x86_64 AMI of the region (m7i.large is x86_64)."""
     origin = account.certificate(account.clients.acm, "origin.portal.example.ca")
     edge = account.certificate(account.clients.acm_edge, "portal.example.ca", "*.example.ca")
     return settings_with(
-        prod_config, load_balancer__certificate_arn=origin, edge__certificate_arn=edge
+        prod_config,
+        load_balancer__certificate_arn=origin,
+        edge__certificate_arn=edge,
+        fleet__ami_id=an_ami(account, "x86_64"),
     )
 
 
@@ -155,6 +167,7 @@ def test_prod_is_ready_when_the_account_holds_it(account, ready) -> None:
     assert set(verdicts(checks)) == {
         "lambda-concurrency",
         "ec2-vcpus",
+        "ami",
         "dynamodb-throughput",
         "alb-lcu-reservation",
         "certificate-origin",
@@ -172,8 +185,8 @@ def test_a_default_new_account_is_not_ready(account, ready) -> None:
     assert verdicts(checks)["ec2-vcpus"] == ["FAIL"]
     assert verdicts(checks)["dynamodb-throughput"] == ["FAIL", "FAIL"]
     lam = next(c for c in checks if c.check == "lambda-concurrency")
-    # join 142 + status 170 + inlet 1 + admin 2 reserved, and 100 unreserved
-    assert lam.detail.startswith("only 50") and "needs 415" in lam.detail
+    # join 142 + status 170 + inlet 1 + admin 2 + the pre-scale runner 1, and 100 unreserved
+    assert lam.detail.startswith("only 50") and "needs 416" in lam.detail
 
 
 def test_lcu_reservation_above_the_quota_fails(account, ready) -> None:
@@ -239,6 +252,51 @@ def test_hosted_zone_must_exist_be_public_and_hold_the_origin(account, ready) ->
             stub.deactivate()
 
 
+def ami_check(account: Account, settings: Settings, last_event_end=None) -> Check:
+    account.stub()
+    checks = run_checks(account.clients, settings, 100, last_event_end)
+    (check,) = [c for c in checks if c.check == "ami"]
+    return check
+
+
+def test_an_ami_missing_disabled_or_of_the_wrong_architecture_is_not_ready(account, ready) -> None:
+    missing = ready.model_copy(
+        update={"fleet": ready.fleet.model_copy(update={"ami_id": "ami-0123456789abcdef0"})}
+    )
+    assert ami_check(account, missing).detail == "no such AMI in ca-central-1"
+    for stub in account.stubs:
+        stub.deactivate()
+    arm = ready.model_copy(
+        update={"fleet": ready.fleet.model_copy(update={"ami_id": an_ami(account, "arm64")})}
+    )
+    check = ami_check(account, arm)
+    assert check.verdict == "FAIL" and "is arm64; m7i.large need x86_64" in check.detail
+    for stub in account.stubs:
+        stub.deactivate()
+    account.clients.ec2.disable_image(ImageId=ready.fleet.ami_id)
+    assert "state disabled, not available" in ami_check(account, ready).detail
+
+
+def test_an_ami_deprecated_before_the_last_planned_event_is_not_ready(account, ready) -> None:
+    """moto has no deprecation: EC2's own answer, through the Stubber (checked against the API
+    model), with the instance types' answer the vCPU check asks for first."""
+    ec2 = Stubber(account.clients.ec2)
+    ec2.add_response(
+        "describe_instance_types",
+        {"InstanceTypes": [{"InstanceType": "m7i.large", "VCpuInfo": {"DefaultVCpus": 2}}]},
+    )
+    image = {"ImageId": ready.fleet.ami_id, "State": "available", "Architecture": "x86_64",
+             "DeprecationTime": "2028-10-15T00:00:00.000Z"}  # fmt: skip
+    ec2.add_response("describe_images", {"Images": [image]},
+                     {"ImageIds": [ready.fleet.ami_id], "IncludeDeprecated": True})  # fmt: skip
+    with ec2:
+        check = ami_check(account, ready, datetime(2028, 11, 8, 10, tzinfo=UTC))
+    assert check.verdict == "FAIL"
+    assert "deprecated from 2028-10-15T00:00:00.000Z (planned events run to 2028-11-08" in (
+        check.detail
+    )
+
+
 def test_wildcards_cover_one_label_only() -> None:
     assert covers(["*.example.ca"], "portal.example.ca")
     assert not covers(["*.example.ca"], "a.portal.example.ca")
@@ -253,7 +311,7 @@ def test_main_prints_json_and_exits_1_when_not_ready(account, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["ready"] is False
     failed = {c["check"] for c in report["checks"] if c["verdict"] != "ok"}
-    assert failed == {"certificate-origin", "certificate-edge"}
+    assert failed == {"certificate-origin", "certificate-edge", "ami"}, "placeholders, all three"
 
 
 def test_refused_read_is_an_error_naming_it(account, capsys) -> None:

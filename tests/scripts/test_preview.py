@@ -329,3 +329,20 @@ def test_long_preview_output_keeps_its_end_within_the_comment_limit() -> None:
     assert len(summary) < preview.COMMENT_LIMIT_CHARS
     assert "Resources: 3000 to update" in summary, "the engine's totals at the end are kept"
     assert "fn-0 update" not in summary
+
+
+def test_the_pr_preview_runs_the_pack_and_reads_only_what_its_role_may() -> None:
+    """The preview role is ReadOnlyAccess, which cannot GetSecretValue the secret versions a
+    refresh reads: the preview diffs against state, and the policy pack runs on it."""
+    import yaml
+
+    from scripts.offline_cloud import ROOT
+
+    workflow = yaml.safe_load((ROOT / ".github/workflows/pr-preview.yml").read_text())
+    (step,) = [
+        s for s in workflow["jobs"]["preview"]["steps"] if "pulumi/actions" in s.get("uses", "")
+    ]
+    assert step["with"]["command"] == "preview"
+    assert step["with"]["refresh"] is False
+    assert step["with"]["policyPacks"] == "policies"
+    assert (ROOT / step["with"]["policyPacks"] / "PulumiPolicy.yaml").is_file()
