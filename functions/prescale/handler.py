@@ -120,6 +120,10 @@ def _log(change: Change, now: datetime, result: str) -> None:
     print(json.dumps(line, sort_keys=True, default=str))
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Scheduler's entry point: `event` is the night plan (the schedule's input)."""
     config = RunnerConfig.from_env(os.environ)
@@ -134,6 +138,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         clients,
         client("cloudwatch"),
         config,
-        datetime.now(UTC),
+        _now(),
         lambda: time.monotonic() > stop_at,
     )

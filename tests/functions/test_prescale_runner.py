@@ -1,0 +1,203 @@
+"""The runner and its engine, piece by piece: the plan document it is handed, its FG_*
+environment, the metrics it publishes (to moto's CloudWatch), a pass short of time, the floor
+it keeps, and what it makes of the reservation AWS reports."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from functions.prescale import handler as runner
+from functions.prescale.levers import (
+    Reservation,
+    Targets,
+    floor_for,
+    plan_pass,
+    reservation_changes,
+)
+from functions.prescale.night_plan import NightPlan, NightPlanError
+from planning.calendar import load_calendar
+from planning.event_plan import night_plan, plan_events
+from tests.aws_night import ALB_ARN
+from tests.helpers import client
+
+NOW = datetime(2028, 10, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def plan(request) -> NightPlan:
+    from planning.settings import load_stack_settings
+
+    prod = load_stack_settings("prod")
+    return night_plan(plan_events(load_calendar(), prod, "prod", NOW), prod, "prod")
+
+
+def election(plan: NightPlan):
+    return next(e for e in plan.events if e.key == "us-general-election-20281107")
+
+
+def test_the_plan_document_round_trips_and_is_the_same_text_each_time(plan) -> None:
+    text = plan.to_json()
+    assert NightPlan.from_json(text) == plan
+    assert NightPlan.from_json(text).to_json() == text, "no churn in the schedule's input"
+    assert len(text.encode()) < 64 * 1024, "prod's 120 days fit well inside the limit"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(version=2), r"plan\.version: 2 is not 1"),
+        (lambda d: d.pop("fleet"), r"plan\.fleet: must be an object \(got NoneType\)"),
+        (lambda d: d["events"][0].update(room="maybe"), r"plan\.events\[0\]\.room: 'maybe' is not"),
+        (lambda d: d["events"][0]["min_steps"][0].__setitem__(0, "soon"),
+         r"plan\.events\[0\]\.min_steps\[0\]: 'soon' is not YYYY-MM-DDThh:mm:ssZ"),
+        (lambda d: d["events"][0]["lcu_steps"].reverse(), r"lcu_steps: steps must be in time"),
+        (lambda d: d["events"][0].update(warm_pool=-1), r"warm_pool: must be a whole number >= 0"),
+        (lambda d: d["events"].reverse(), r"plan\.events: must be soonest first"),
+    ],
+)  # fmt: skip
+def test_a_bad_plan_is_refused_naming_the_key(plan, change, message) -> None:
+    document = json.loads(plan.to_json())
+    change(document)
+    with pytest.raises(NightPlanError, match=message):
+        NightPlan.from_document(document)
+
+
+def test_the_runner_names_every_missing_variable() -> None:
+    with pytest.raises(runner.RunnerConfigError) as error:
+        runner.RunnerConfig.from_env({"FG_STACK": "prod", "FG_ASG_NAME": ""})
+    text = str(error.value)
+    assert "'FG_ALB_ARN', 'FG_ROOM_TABLE', 'FG_METRIC_NAMESPACE'" in text
+    assert "empty ['FG_ASG_NAME']" in text
+
+
+def test_the_handler_passes_and_publishes_its_metrics(aws, web_group, room_table, plan,
+                                                      monkeypatch) -> None:  # fmt: skip
+    """Scheduler's invocation, whole: the FG_* environment, boto3 as the Lambda runtime builds
+    it (here pointed at moto by AWS_ENDPOINT_URL), the plan as the event; then the metrics in
+    CloudWatch that the alarms read."""
+    env = {"FG_STACK": "prod", "FG_ASG_NAME": web_group, "FG_ALB_ARN": "",
+           "FG_ROOM_TABLE": room_table, "FG_METRIC_NAMESPACE": "Floodgate/Prescale",
+           "AWS_ENDPOINT_URL": aws, "AWS_DEFAULT_REGION": "ca-central-1"}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(runner, "_now", lambda: NOW)
+    context = SimpleNamespace(get_remaining_time_in_millis=lambda: 290_000)
+    summary = runner.handler(plan.to_document(), context)
+    assert summary["failures"] == [] and summary["metrics"]["Writes"] > 20  # actions, pool, room
+    cloudwatch = client("cloudwatch", aws)
+    names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Floodgate/Prescale")[
+        "Metrics"]}  # fmt: skip
+    assert names == {"Passes", "Failures", "Writes", "InstanceShortfall", "LcuShortfall"}
+    again = runner.handler(plan.to_document(), context)
+    assert again["metrics"]["Writes"] == 0, "idempotent"
+
+
+def test_a_pass_short_of_time_does_the_backstop_first_and_reports_the_rest(
+    clients, web_group, plan
+) -> None:
+    calls = iter([False, False, True, True, True])  # group and schedule get their turn
+    found = plan_pass(clients, Targets(web_group), plan, NOW, lambda: next(calls))
+    skipped = [f.layer for f in found.failures]
+    assert skipped == ["warm_pool", "room"]
+    assert all("the next run does it" in str(f.error) for f in found.failures)
+
+
+def group(min_size: int, desired: int | None = None) -> dict[str, Any]:
+    return {"MinSize": min_size, "DesiredCapacity": desired or min_size, "MaxSize": 120}
+
+
+def test_the_floor_before_the_window_is_the_groups_own(plan) -> None:
+    e = election(plan)
+    assert floor_for(e, group(20), {}, e.raise_at - timedelta(hours=1)) == 20
+
+
+def test_inside_the_window_the_floor_is_carried_by_the_actions_and_raised_by_an_operator(
+    plan,
+) -> None:
+    e = election(plan)
+    moment = datetime(2028, 11, 8, 3, 30, tzinfo=UTC)  # the plan holds 69 here
+    later = {a.name: {"MinSize": 20} for a in e.actions() if a.start > moment and not a.restore}
+    lows = {n: v for n, v in later.items() if v["MinSize"] > next(
+        a.min_size for a in e.actions() if a.name == n)}  # fmt: skip
+    assert lows, "some later actions plan less than 20"
+    assert floor_for(e, group(69), later, moment) == 20, "carried by the rewritten actions"
+    assert floor_for(e, group(90), later, moment) == 90, "an operator's raise above it all"
+    assert floor_for(e, group(69), {}, moment) == 0, "nothing to hold beyond the plan"
+
+
+def test_a_step_down_aws_has_yet_to_run_is_not_an_operators_raise(plan) -> None:
+    """The 05:00 step to 63, a minute late: the group still at 69 is the plan, not a floor."""
+    e = election(plan)
+    step = next(s for s in e.min_steps if s.value == 63)
+    assert floor_for(e, group(69), {}, step.at + timedelta(seconds=60)) == 0
+
+
+def state(units: int, *codes: str, effective: float | None = None, decreases: int = 2) -> dict:
+    zones = [{"AvailabilityZone": f"ca-central-1{z}", "State": {"Code": c}}
+             for z, c in zip("abd", codes, strict=False)]  # fmt: skip
+    if effective is not None:
+        for zone in zones:
+            zone["EffectiveCapacityUnits"] = effective / len(zones)
+    return {"MinimumLoadBalancerCapacity": {"CapacityUnits": units}, "CapacityReservationState":
+            zones, "DecreaseRequestsRemaining": decreases}  # fmt: skip
+
+
+def test_what_is_in_effect_is_what_the_zones_report() -> None:
+    assert Reservation.of(state(539, "provisioned", "provisioned", "provisioned")).granted == 539
+    assert Reservation.of(state(539, "pending", "pending", "pending")).granted == 0
+    assert Reservation.of(state(539, "pending", "pending", "pending", effective=450)).granted == 450
+    assert Reservation.of(state(0)).granted == 0
+
+
+class Elb:
+    def __init__(self) -> None:
+        self.asked: list[dict[str, Any]] = []
+
+    def modify_capacity_reservation(self, **kwargs: Any) -> None:
+        self.asked.append(kwargs)
+
+
+def changes(plan: NightPlan, reported: dict, moment: datetime):
+    elb = Elb()
+    clients = SimpleNamespace(elbv2=elb)
+    found = reservation_changes(clients, Targets("web", ALB_ARN), plan, Reservation.of(reported),
+                                moment)  # fmt: skip
+    for change in found:
+        change.apply()
+    return found, elb.asked
+
+
+def test_a_failed_reservation_is_asked_again_and_reported(plan) -> None:
+    e = election(plan)
+    moment = e.lcu_steps[0].at + timedelta(minutes=10)
+    (change,), asked = changes(plan, state(117, "failed", "failed", "provisioned"), moment)
+    assert change.action == "retry" and asked == [{"LoadBalancerArn": ALB_ARN,
+        "MinimumLoadBalancerCapacity": {"CapacityUnits": 117}}]  # fmt: skip
+    assert change.problem and "failed in ca-central-1a, ca-central-1b" in change.problem
+
+
+def test_nothing_is_asked_while_aws_works_on_a_request(plan) -> None:
+    e = election(plan)
+    moment = e.lcu_steps[1].at
+    (change,), asked = changes(plan, state(117, "pending", "pending", "pending"), moment)
+    assert change.action == "skip" and asked == []
+    assert changes(plan, state(181, "rebalancing"), moment)[1] == []
+
+
+def test_inside_a_window_only_the_plans_own_decreases_are_made(plan) -> None:
+    e = election(plan)
+    inside = datetime(2028, 11, 8, 4, tzinfo=UTC)
+    (change,), asked = changes(plan, state(600, "provisioned"), inside)  # raised by hand
+    assert change.action == "skip" and asked == []
+    down = next(s for s in e.lcu_steps if s.value == 232).at
+    (change,), asked = changes(plan, state(539, "provisioned", decreases=0), down)
+    assert "none left today" in change.detail["reason"]
+    (change,), asked = changes(plan, state(539, "provisioned"), down)
+    assert change.action == "lower" and asked[0]["MinimumLoadBalancerCapacity"] == {
+        "CapacityUnits": 232
+    }
