@@ -164,7 +164,7 @@ class Elb:
 
 def changes(plan: NightPlan, reported: dict, moment: datetime):
     elb = Elb()
-    clients = SimpleNamespace(elbv2=elb)
+    clients: Any = SimpleNamespace(elbv2=elb)
     found = reservation_changes(clients, Targets("web", ALB_ARN), plan, Reservation.of(reported),
                                 moment)  # fmt: skip
     for change in found:
