@@ -144,8 +144,8 @@ class Reservations:
         self.decreases, self.day = 2, None
         self.clock = clock or (lambda: datetime.now(UTC))
         self.fulfil_after = timedelta(minutes=5)
-        self.failures_to_come = 0
-        """The next requests AWS fails, one each."""
+        self.fail_once: set[int] = set()
+        """Units whose first request AWS fails (then provisions the next ask for them)."""
         self.asked: list[tuple[datetime, int]] = []
         elbv2.meta.events.register("before-send.elastic-load-balancing-v2", self._send)
 
@@ -209,8 +209,8 @@ class Reservations:
                 return elb_error(url, "CapacityDecreaseRequestLimitExceeded", "two a day")
             self.decreases -= 1
         now = self.clock()
-        fails = self.failures_to_come > 0
-        self.failures_to_come -= fails
+        fails = units in self.fail_once
+        self.fail_once.discard(units)
         self.request = Request(units, now, now + self.fulfil_after, fails)
         self.asked.append((now, units))
         return elb_response(url, "ModifyCapacityReservation", self.state())
@@ -325,8 +325,10 @@ class PulumiUp:
                 self.state[name] = Declared(
                     inputs, resource.ignore_changes, resource.retain_on_delete
                 )
+        live = set(self._live())
         for name in sorted(set(self.state) - set(wanted)):
-            if not self.state.pop(name).retain_on_delete:
+            # Gone already (AWS ran it): the provider's delete finds nothing and succeeds.
+            if not self.state.pop(name).retain_on_delete and name in live:
                 self.autoscaling.delete_scheduled_action(
                     AutoScalingGroupName=self.group, ScheduledActionName=name
                 )

@@ -59,6 +59,8 @@ class World:
     """The MinSize an operator set, which must stand until the restore."""
     throttling: bool = False
     """AWS throttles `Throttle.share` of the runner's and the job's calls."""
+    ran: list[str] = field(default_factory=list)
+    """The scheduled actions AWS ran, in order."""
 
     def __post_init__(self) -> None:
         def client(service: str) -> Any:
@@ -148,7 +150,7 @@ class World:
         while moment <= until:
             self.now = moment
             if moment - LATE >= due:  # AWS's own schedules: not throttled API calls
-                run_due_actions(self.clients.autoscaling, "web-asg", moment - LATE)
+                self.ran += run_due_actions(self.clients.autoscaling, "web-asg", moment - LATE)
                 due = self._next_due()
             if moment in self.events:
                 self.events.pop(moment)()
@@ -229,15 +231,16 @@ def end_of(world: World) -> datetime:
 def test_with_no_ci_on_the_day_the_levers_follow_the_plan_and_a_failed_reservation_is_redone(
     world,
 ) -> None:
-    """Nothing but AWS acts: the actions, and the runner every 5 minutes. The night's first
-    reservation request comes back `failed`: the next pass asks again, and says so once."""
-    world.alb.failures_to_come = 1
+    """Nothing but AWS acts: the actions, and the runner every 5 minutes. The request for the
+    peak's 539 LCUs comes back `failed`: the next pass asks again, and says so once (the job
+    used to read a failed 539 as "in sync" and hold 450 until the event ended)."""
+    peak = max(s.value for s in world.election.lcu_steps)
+    world.alb.fail_once = {peak}
     world.play(end_of(world), holds_the_plan(world))
     assert world.group()["MinSize"] == 6, "the restore handed the floor back"
-    standing, first, retry, *_ = world.alb.asked
-    assert standing[1] == 100, "the runner set the standing reservation after the deploy"
-    assert first[1] == retry[1] == world.election.lcu_steps[0].value
-    assert retry[0] - first[0] <= world.interval + world.alb.fulfil_after
+    assert world.alb.asked[0][1] == 100, "the runner set the standing reservation after the deploy"
+    first, retry = [moment for moment, units in world.alb.asked if units == peak]
+    assert retry - first <= world.interval + world.alb.fulfil_after
     reported = [r for r in world.runs if r["metrics"]["Failures"]]
     assert len(reported) == 1 and "failed in ca-central-1a" in reported[0]["failures"][0]
 
@@ -300,6 +303,8 @@ def test_a_floor_before_the_window_stands_and_an_update_after_a_stage_keeps_it(w
     world.events[up] = lambda: (world.deploy(up), None)[1]
     world.play(end_of(world), holds_the_plan(world))
     assert not world.pulumi.refused
+    (name,) = [a.name for a in world.election.actions() if a.start == stage.at]
+    assert name in world.ran, "AWS ran the action the update had stopped declaring"
 
 
 def _at(summary: dict[str, Any]) -> datetime:
