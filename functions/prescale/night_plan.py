@@ -71,7 +71,7 @@ class EventLevers:
     start: datetime
     """The event itself starts (the crowd arrives); `raise_at` comes before it."""
     raise_at: datetime
-    """The window opens: the first raise (MinSize or LCUs)."""
+    """The window opens: the first MinSize raise (or start less the lead, if earlier)."""
     restore_at: datetime
     """End + cooldown: the restore action's time."""
     slip: timedelta
