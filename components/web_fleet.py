@@ -25,7 +25,10 @@ USER_DATA_LIMIT_BYTES = 16 * 1024
 """EC2 takes at most 16 KB of user data, before base64 (EC2 user guide, instance user data)."""
 
 RUNTIME_MANAGED = ["desiredCapacity", "minSize", "maxSize", "warmPool"]
-"""Group values that scheduled actions, scaling and the pre-scale job change at run time."""
+"""Group values that scheduled actions, scaling and the pre-scale runner change at run time."""
+CREATE_ONLY = ["initialLifecycleHooks"]
+"""Group values that matter at creation only: the provider replaces a group whose initial hooks
+change (ForceNew), so an existing group gets the hook from its own LifecycleHook resource."""
 
 # Group metrics the alarms and dashboard read (1-minute granularity, no extra charge).
 _M = aws.autoscaling.Metric
@@ -227,7 +230,8 @@ class WebFleet(pulumi.ComponentResource):
             health_check_grace_period=s.health_check_grace_s,
             default_instance_warmup=s.default_warmup_s,
             # On a new group the hook must exist before its first launch (pulumi-aws: "If you
-            # need hooks to run on all instances, add them with initial_lifecycle_hook").
+            # need hooks to run on all instances, add them with initial_lifecycle_hook"); it is
+            # ignored afterwards (CREATE_ONLY), or adding it would replace a running group.
             initial_lifecycle_hooks=[self._launch_hook_spec()],
             # Launch before terminating: a refresh or rebalance never dips below desired.
             instance_maintenance_policy={
@@ -256,7 +260,9 @@ class WebFleet(pulumi.ComponentResource):
                 for k, v in sorted(args.tags.items())
             ],
             **self._launch(),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=RUNTIME_MANAGED),
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=[*RUNTIME_MANAGED, *CREATE_ONLY]
+            ),
         )
 
     def _launch_hook_spec(self) -> aws.autoscaling.GroupInitialLifecycleHookArgsDict:

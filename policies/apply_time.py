@@ -197,6 +197,20 @@ def _warm_pool_waits_for_bootstrap(args: ResourceValidationArgs) -> Iterator[Fin
         )
 
 
+def _initial_hooks_never_replace_the_group(args: ResourceValidationArgs) -> Iterator[Finding]:
+    """terraform-provider-aws declares a group's initial_lifecycle_hook ForceNew: adding one to
+    a running group, or changing its timeout, replaces the group with an empty one."""
+    if get(args.props, "initialLifecycleHooks") is None:
+        return
+    if "initialLifecycleHooks" not in set(args.opts.ignore_changes or ()):
+        yield Finding(
+            "ignoreChanges",
+            sorted(args.opts.ignore_changes or ()),
+            "initialLifecycleHooks forces a new group when it changes: ignore it after creation "
+            "and carry the hook on an existing group with an autoscaling.LifecycleHook",
+        )
+
+
 def _no_auto_rollback(args: ResourceValidationArgs) -> Iterator[Finding]:
     if get(args.props, "instanceRefresh.preferences.autoRollback"):
         yield Finding(
@@ -479,6 +493,14 @@ RULES = [
         f"{_DOCS}/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html",
         (T_GROUP,),
         _warm_pool_waits_for_bootstrap,
+    ),
+    ResourceRule(
+        "initial-hooks-never-replace-the-group",
+        "apply-time",
+        "A group's initial lifecycle hooks are ignored after creation (the provider replaces it)",
+        "https://www.pulumi.com/registry/packages/aws/api-docs/autoscaling/group/",
+        (T_GROUP,),
+        _initial_hooks_never_replace_the_group,
     ),
     ResourceRule(
         "instance-refresh-without-auto-rollback",

@@ -198,7 +198,7 @@ def test_instance_role_has_ssm_and_its_own_launch_hook_only(evaluate, prod) -> N
 def test_group_uses_elb_health_checks_and_never_fights_scaling(evaluate, prod) -> None:
     group = build(evaluate, prod).one("aws:autoscaling/group:Group")
     assert group.inputs["healthCheckType"] == "ELB"
-    assert group.ignore_changes == tuple(RUNTIME_MANAGED)
+    assert group.ignore_changes == (*RUNTIME_MANAGED, "initialLifecycleHooks")
     assert set(RUNTIME_MANAGED) == {"desiredCapacity", "minSize", "maxSize", "warmPool"}
     assert group.inputs["vpcZoneIdentifiers"] == ["subnet-0", "subnet-1", "subnet-2"]
     assert group.inputs["instanceMaintenancePolicy"]["minHealthyPercentage"] == 100

@@ -119,6 +119,9 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
     "warm-pool-waits-for-bootstrap": lambda p: props(
         p, G, "", lambda d: d.pop("initialLifecycleHooks")
     ),
+    "initial-hooks-never-replace-the-group": lambda p: edit(
+        p, G, "", ignore_changes=("desiredCapacity", "minSize", "maxSize", "warmPool")
+    ),
     "instance-refresh-without-auto-rollback": lambda p: props(
         p, G, "", lambda d: d["instanceRefresh"]["preferences"].update(autoRollback=True)
     ),
