@@ -85,7 +85,7 @@ def deployed(settings: Settings, now: datetime, group: str) -> tuple[NightPlan, 
 ELB_XMLNS = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
 
 
-class _Raw:
+class RawBody:
     """A urllib3-like body for botocore's AWSResponse."""
 
     def __init__(self, body: bytes) -> None:
@@ -110,7 +110,7 @@ def elb_response(url: str, operation: str, result: dict[str, Any]) -> AWSRespons
         f"</{operation}Result><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>"
         f"</{operation}Response>"
     )
-    return AWSResponse(url, 200, {}, _Raw(body.encode()))
+    return AWSResponse(url, 200, {}, RawBody(body.encode()))
 
 
 def elb_error(url: str, code: str, message: str, status: int = 400) -> AWSResponse:
@@ -118,7 +118,7 @@ def elb_error(url: str, code: str, message: str, status: int = 400) -> AWSRespon
         f'<ErrorResponse xmlns="{ELB_XMLNS}"><Error><Type>Sender</Type><Code>{code}</Code>'
         f"<Message>{escape(message)}</Message></Error><RequestId>fake</RequestId></ErrorResponse>"
     )
-    return AWSResponse(url, status, {}, _Raw(body.encode()))
+    return AWSResponse(url, status, {}, RawBody(body.encode()))
 
 
 @dataclass
@@ -277,7 +277,7 @@ class Throttle:
             return None
         self.throttled += 1
         body = THROTTLED_JSON if event_name.startswith("before-send.dynamodb") else THROTTLED_QUERY
-        return AWSResponse(request.url, 400, {}, _Raw(body))
+        return AWSResponse(request.url, 400, {}, RawBody(body))
 
 
 @dataclass

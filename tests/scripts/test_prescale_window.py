@@ -14,7 +14,7 @@ from botocore.awsrequest import AWSResponse
 
 from planning.event_plan import plan_actions
 from scripts.prescale import Clients, run
-from tests.aws_night import Reservations, run_due_actions
+from tests.aws_night import THROTTLED_QUERY, RawBody, Reservations, run_due_actions
 from tests.helpers import client
 from tests.scripts.test_prescale import ALB, plans_at
 
@@ -203,27 +203,13 @@ def test_throttling_is_retried_not_reported(night) -> None:
         if throttled["left"] == 0:
             return None
         throttled["left"] -= 1
-        body = (
-            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-            b"<Message>Rate exceeded</Message></Error></ErrorResponse>"
-        )
-        return AWSResponse("https://autoscaling", 400, {}, _Raw(body))
+        return AWSResponse("https://autoscaling", 400, {}, RawBody(THROTTLED_QUERY))
 
     clients.autoscaling.meta.events.register(
         "before-send.auto-scaling.DescribeAutoScalingGroups", throttle
     )
     seen = at(night, ELECTION.raise_at - timedelta(hours=1))
     assert throttled["left"] == 0 and seen["code"] == 1
-
-
-class _Raw:
-    """A urllib3-like body for botocore's AWSResponse."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any):
-        yield self.body
 
 
 def test_a_failing_layer_is_reported_and_the_others_still_run(night, capsys) -> None:
