@@ -13,6 +13,8 @@ from planning import aws_facts
 from planning.settings import LoadBalancerSettings
 
 CLOUDFRONT_ORIGIN_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
+RESERVATION_CREATE_TIMEOUT = "4h"
+"""AWS fulfils an LCU reservation "within a few minutes, but can take up to a few hours"."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +130,10 @@ class LoadBalancer(pulumi.ComponentResource):
                 parent=self,
                 depends_on=[logs.policy],
                 ignore_changes=["minimumLoadBalancerCapacity"],
+                # Only a create with a reservation waits on it, and none is asked for here; an
+                # ALB created with one before keeps it in state (ignored), which the engine
+                # shows the policy pack: hours, as AWS may take, if one is ever asked for.
+                custom_timeouts=pulumi.CustomTimeouts(create=RESERVATION_CREATE_TIMEOUT),
             ),
         )
 

@@ -21,6 +21,8 @@ BOOTSTRAP = INSTANCE_DIR / "bootstrap.sh"
 LAUNCH_HOOK = "floodgate-bootstrap"
 """The launch lifecycle hook that holds each new instance until its bootstrap has finished
 (functions/instance/bootstrap.sh completes it)."""
+FLEET_TAG = "floodgate:fleet"
+"""The group's tag its instances' role is conditioned on (the component's name)."""
 USER_DATA_LIMIT_BYTES = 16 * 1024
 """EC2 takes at most 16 KB of user data, before base64 (EC2 user guide, instance user data)."""
 
@@ -88,10 +90,11 @@ class WebFleet(pulumi.ComponentResource):
         self._name, self._args = name, args
         self._child = pulumi.ResourceOptions(parent=self)
         role, profile_arn = self._declare_instance_profile()
+        may_release = self._declare_hook_release(role)
         security_group_id = self._declare_security_group()
         self.launch_template = self._declare_launch_template(profile_arn, security_group_id)
-        self.group = self._declare_group()
-        self._declare_launch_hook(role)
+        self.group = self._declare_group(may_release)
+        self._declare_launch_hook()
         self._declare_scaling_policies()
         self.register_outputs({"group_name": self.group.name})
 
@@ -213,11 +216,12 @@ class WebFleet(pulumi.ComponentResource):
             "capacity_rebalance": s.spot_pct > 0,
         }
 
-    def _declare_group(self) -> aws.autoscaling.Group:
+    def _declare_group(self, may_release: aws.iam.RolePolicy) -> aws.autoscaling.Group:
         """The group, ELB-health-checked, refreshed launch-before-terminate. Pulumi sets sizes
         and the warm pool when it creates it; after that scaling policies, scheduled actions
-        and the pre-scale job own them, and a `pulumi up --refresh` mid-event must not put
-        them back (RUNTIME_MANAGED)."""
+        and the pre-scale runner own them, and a `pulumi up --refresh` mid-event must not put
+        them back (RUNTIME_MANAGED). Created after `may_release`: its first instances release
+        their launch hook, which a policy created after the group would refuse them."""
         s, args = self._args.settings, self._args
         return aws.autoscaling.Group(
             self._name,
@@ -257,11 +261,13 @@ class WebFleet(pulumi.ComponentResource):
             termination_policies=["OldestLaunchTemplate", "Default"],
             tags=[
                 {"key": k, "value": v, "propagate_at_launch": False}
-                for k, v in sorted(args.tags.items())
+                for k, v in sorted({**args.tags, FLEET_TAG: self._name}.items())
             ],
             **self._launch(),
             opts=pulumi.ResourceOptions(
-                parent=self, ignore_changes=[*RUNTIME_MANAGED, *CREATE_ONLY]
+                parent=self,
+                depends_on=[may_release],
+                ignore_changes=[*RUNTIME_MANAGED, *CREATE_ONLY],
             ),
         )
 
@@ -276,10 +282,38 @@ class WebFleet(pulumi.ComponentResource):
             "default_result": "ABANDON",
         }
 
-    def _declare_launch_hook(self, role: aws.iam.Role) -> None:
-        """The same hook as its own resource, for groups created before it existed (the
-        group's initial hooks apply at creation only; PutLifecycleHook sets the same values),
-        and the instances' right to release it: CompleteLifecycleAction on this group only."""
+    def _declare_hook_release(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
+        """The instances' right to release their own group's launch hook, before the group
+        exists: by the group's tag (its name is Pulumi's to choose), not its ARN.
+        CompleteLifecycleAction takes autoscaling:ResourceTag conditions; Describe actions
+        have no resource-level permissions (Service Authorization Reference)."""
+        return aws.iam.RolePolicy(
+            f"{self._name}-launch-hook",
+            role=role.id,
+            policy=iam.document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["autoscaling:CompleteLifecycleAction"],
+                        "Resource": "*",
+                        "Condition": {
+                            "StringEquals": {f"autoscaling:ResourceTag/{FLEET_TAG}": self._name}
+                        },
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": ["autoscaling:DescribeAutoScalingInstances"],
+                        "Resource": "*",
+                    },
+                ]
+            ),
+            opts=self._child,
+        )
+
+    def _declare_launch_hook(self) -> None:
+        """The same hook as its own resource, for groups created before it existed: the
+        group's initial hooks apply at creation only, and PutLifecycleHook sets the same
+        values."""
         spec = self._launch_hook_spec()
         aws.autoscaling.LifecycleHook(
             f"{self._name}-bootstrap",
@@ -288,18 +322,6 @@ class WebFleet(pulumi.ComponentResource):
             lifecycle_transition=spec["lifecycle_transition"],
             heartbeat_timeout=spec.get("heartbeat_timeout"),
             default_result=spec.get("default_result"),
-            opts=self._child,
-        )
-        aws.iam.RolePolicy(
-            f"{self._name}-launch-hook",
-            role=role.id,
-            policy=iam.policy(
-                [
-                    iam.Grant(["autoscaling:CompleteLifecycleAction"], self.group.arn),
-                    # No resource-level permissions (Service Authorization Reference).
-                    iam.Grant(["autoscaling:DescribeAutoScalingInstances"], "*"),
-                ]
-            ),
             opts=self._child,
         )
 

@@ -41,6 +41,7 @@ T_OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 T_BUCKET = "aws:s3/bucket:Bucket"
 T_ROLE = "aws:iam/role:Role"
 T_ACTION = "aws:autoscaling/schedule:Schedule"
+T_LIFECYCLE_HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
 RESERVATION_WAIT_S = 4 * 3600
 """A create timeout under which a reservation on create can fail `pulumi up`: AWS fulfils most
 requests "within a few minutes, but can take up to a few hours"."""
@@ -167,34 +168,47 @@ def _reservation_not_waited_on(args: ResourceValidationArgs) -> Iterator[Finding
         )
 
 
-def _warm_pool_waits_for_bootstrap(args: ResourceValidationArgs) -> Iterator[Finding]:
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+
+
+def _warm_pool_waits_for_bootstrap(view: StackView) -> Iterator[Finding]:
     """AWS stops an instance launching into the warm pool as soon as it has launched, without
     waiting for user data; only a launch lifecycle hook holds it until its bootstrap is done,
-    and one shorter than the bootstrap abandons instances the plan counts on."""
-    if get(args.props, "warmPool") is None:
-        return
-    hooks = [
-        h
-        for h in as_list(get(args.props, "initialLifecycleHooks"))
-        if h.get("lifecycleTransition") == "autoscaling:EC2_INSTANCE_LAUNCHING"
-    ]
-    if not hooks:
-        yield Finding(
-            "initialLifecycleHooks",
-            get(args.props, "initialLifecycleHooks"),
-            "a warm pool without a launch lifecycle hook stops instances before their user "
-            "data finishes, and they enter service with their bootstrap cut short",
-        )
-        return
-    cold = resource_settings(args).prescale.cold_launch_s
-    timeout = max(h.get("heartbeatTimeout", 3600) for h in hooks)
-    if timeout < cold:
-        yield Finding(
-            "initialLifecycleHooks.heartbeatTimeout",
-            timeout,
-            f"shorter than prescale.cold_launch_s ({cold} s): the hook gives up on an instance "
-            "whose bootstrap takes as long as the plan assumes",
-        )
+    and one shorter than the bootstrap abandons instances the plan counts on. The hook is the
+    group's initial one (a new group) or a LifecycleHook of its own (an existing group, whose
+    ignored initial hooks the engine shows as they were)."""
+    for group in view.of_type(T_GROUP):
+        if get(group.props, "warmPool") is None:
+            continue
+        hooks = [h for h in as_list(get(group.props, "initialLifecycleHooks"))]
+        hooks += [
+            dict(h.props)
+            for h in view.of_type(T_LIFECYCLE_HOOK)
+            if group.urn in h.dependencies
+            or get(h.props, "autoscalingGroupName") == get(group.props, "name")
+        ]
+        launching = [h for h in hooks if h.get("lifecycleTransition") == LAUNCHING]
+        if not launching:
+            yield Finding(
+                "lifecycle hooks",
+                None,
+                "a warm pool without a launch lifecycle hook stops instances before their user "
+                "data finishes, and they enter service with their bootstrap cut short",
+                group.urn,
+                group.name,
+            )
+            continue
+        cold = view.settings.prescale.cold_launch_s
+        timeout = max(h.get("heartbeatTimeout", 3600) for h in launching)
+        if timeout < cold:
+            yield Finding(
+                "heartbeatTimeout",
+                timeout,
+                f"shorter than prescale.cold_launch_s ({cold} s): the hook gives up on an "
+                "instance whose bootstrap takes as long as the plan assumes",
+                group.urn,
+                group.name,
+            )
 
 
 def _initial_hooks_never_replace_the_group(args: ResourceValidationArgs) -> Iterator[Finding]:
@@ -486,12 +500,11 @@ RULES = [
         (T_LB,),
         _reservation_not_waited_on,
     ),
-    ResourceRule(
+    StackRule(
         "warm-pool-waits-for-bootstrap",
         "apply-time",
         "A warm pool's group holds launches with a lifecycle hook until the bootstrap is done",
         f"{_DOCS}/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html",
-        (T_GROUP,),
         _warm_pool_waits_for_bootstrap,
     ),
     ResourceRule(

@@ -115,37 +115,45 @@ def test_the_bootstrap_passes_shellcheck(prod) -> None:
         assert done.returncode == 0, done.stdout
 
 
-@pytest.mark.parametrize(
-    ("state", "completes"), [("Warmed:Pending:Wait", True), ("Pending:Wait", True),
-                             ("InService", False)],
-)  # fmt: skip
-def test_the_ready_script_releases_the_hook_only_when_aws_holds_the_instance(
-    prod, tmp_path, state, completes
-) -> None:
-    """Run the ready script with stand-ins for curl (IMDS and the health check) and the AWS
-    CLI: into the pool or into service it completes the hook with CONTINUE, after the health
-    check answers; on a reboot in service there is nothing to release."""
+def run_ready(prod, tmp_path, state: str, describe_fails: int = 0) -> list[str]:
+    """Run the ready script once with stand-ins for curl (instance metadata and the health
+    check) and the AWS CLI (which fails its first `describe_fails` calls, as it does before
+    the role's policy has propagated); returns the AWS CLI calls it made."""
     script = user_data(prod.fleet, prod.load_balancer)
     ready = tmp_path / "ready.sh"
     ready.write_text(script.split("<<'READY'\n", 1)[1].split("\nREADY\n", 1)[0])
-    bin_dir = tmp_path / "bin"
+    bin_dir, calls, count = tmp_path / "bin", tmp_path / "calls", tmp_path / "count"
     bin_dir.mkdir()
-    calls = tmp_path / "calls"
+    count.write_text("0")
     stubs = {
         "curl": 'case "$*" in *api/token*) echo token;; *instance-id) echo i-0abc;; '
-        "*placement/region) echo ca-central-1;; *healthz*) echo ok;; esac",
-        "aws": f'echo "$*" >> {calls}; case "$*" in *AutoScalingGroupName*) echo web-asg;; '
-        f"*LifecycleState*) echo {state};; esac",
+        "*placement/region) echo ca-central-1;; *target-lifecycle-state*) echo InService;; "
+        "*healthz*) echo ok;; esac",
+        "aws": f'echo "$*" >> {calls}; n=$(($(cat {count}) + 1)); echo $n > {count}; '
+        f'[ $n -le {describe_fails} ] && exit 255; case "$*" in *AutoScalingGroupName*) '
+        f"echo web-asg;; *LifecycleState*) echo {state};; esac",
         "sleep": "exit 0",
     }
     for name, body in stubs.items():
         (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
         (bin_dir / name).chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
-    done = subprocess.run(["bash", str(ready)], env=env, capture_output=True, text=True,
-                          timeout=20, check=False)  # fmt: skip
+    done = subprocess.run(["bash", str(ready), "once"], env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=20, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    completed = [c for c in calls.read_text().splitlines() if "complete-lifecycle-action" in c]
+    return calls.read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("state", "completes"), [("Warmed:Pending:Wait", True), ("Pending:Wait", True),
+                             ("InService", False), ("Warmed:Running", False)],
+)  # fmt: skip
+def test_the_ready_script_releases_the_hook_only_when_aws_holds_the_instance(
+    prod, tmp_path, state, completes
+) -> None:
+    """Into the pool or into service it completes the hook with CONTINUE, after the health
+    check answers; with nothing held (a reboot in service, a pool instance waiting) it
+    releases nothing."""
+    completed = [c for c in run_ready(prod, tmp_path, state) if "complete-lifecycle-action" in c]
     if completes:
         (call,) = completed
         assert "--lifecycle-hook-name floodgate-bootstrap" in call
@@ -153,6 +161,13 @@ def test_the_ready_script_releases_the_hook_only_when_aws_holds_the_instance(
         assert "--lifecycle-action-result CONTINUE" in call
     else:
         assert not completed
+
+
+def test_the_ready_script_retries_what_the_aws_cli_refuses(prod, tmp_path) -> None:
+    """Describe refused twice (a policy still propagating): it asks again, then releases."""
+    calls = run_ready(prod, tmp_path, "Pending:Wait", describe_fails=2)
+    assert sum("describe-auto-scaling-instances" in c for c in calls) >= 3
+    assert any("complete-lifecycle-action" in c for c in calls)
 
 
 def test_every_launch_waits_for_its_bootstrap(evaluate, prod) -> None:
@@ -171,8 +186,18 @@ def test_every_launch_waits_for_its_bootstrap(evaluate, prod) -> None:
     assert {k: alone[k] for k in hook} == hook
     (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
     statements = json.loads(policy.inputs["policy"])["Statement"]
-    by_action = {a: st["Resource"] for st in statements for a in st["Action"]}
-    assert by_action["autoscaling:CompleteLifecycleAction"].startswith("arn:aws:autoscaling")
+    (release,) = [
+        st for st in statements if st["Action"] == ["autoscaling:CompleteLifecycleAction"]
+    ]
+    # By the group's tag: the policy exists before the group, whose first launches use it.
+    assert release["Condition"] == {
+        "StringEquals": {"autoscaling:ResourceTag/floodgate:fleet": "web"}
+    }
+    group = run.one("aws:autoscaling/group:Group")
+    assert {"key": "floodgate:fleet", "value": "web", "propagateAtLaunch": False} in group.inputs[
+        "tags"
+    ]
+    assert policy.urn in group.dependencies
 
 
 def test_instances_accept_traffic_only_from_the_alb(evaluate, prod) -> None:

@@ -71,6 +71,7 @@ G, TG, TABLE = (
 DIST, ACL = "aws:cloudfront/distribution:Distribution", "aws:wafv2/webAcl:WebAcl"
 FN, POLICY = "aws:lambda/function:Function", "aws:autoscaling/policy:Policy"
 LB, ACTION = "aws:lb/loadBalancer:LoadBalancer", "aws:autoscaling/schedule:Schedule"
+HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
 
 
 def _rules(acl: dict, name: str) -> dict:
@@ -81,6 +82,13 @@ def _behaviour(dist: dict, pattern: str) -> dict:
     if pattern == "*":
         return dist["defaultCacheBehavior"]
     return next(b for b in dist["orderedCacheBehaviors"] if b["pathPattern"] == pattern)
+
+
+def reserve(resources: Plan) -> Plan:
+    """The ALB with 100 LCUs reserved, as an old plan asked for it on create."""
+    return props(
+        resources, LB, "", lambda d: d.update(minimumLoadBalancerCapacity={"capacityUnits": 100})
+    )
 
 
 def _without_dependency(resources: Plan, token: str, match: str, dep_token: str) -> Plan:
@@ -113,11 +121,9 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
         ),
     ),
     "runtime-managed-values-ignored": lambda p: edit(p, G, "", ignore_changes=("desiredCapacity",)),
-    "alb-reservation-not-waited-on-create": lambda p: props(
-        p, LB, "", lambda d: d.update(minimumLoadBalancerCapacity={"capacityUnits": 100})
-    ),
-    "warm-pool-waits-for-bootstrap": lambda p: props(
-        p, G, "", lambda d: d.pop("initialLifecycleHooks")
+    "alb-reservation-not-waited-on-create": lambda p: edit(reserve(p), LB, "", create_timeout_s=0),
+    "warm-pool-waits-for-bootstrap": lambda p: drop(
+        props(p, G, "", lambda d: d.pop("initialLifecycleHooks")), HOOK
     ),
     "initial-hooks-never-replace-the-group": lambda p: edit(
         p, G, "", ignore_changes=("desiredCapacity", "minSize", "maxSize", "warmPool")
@@ -267,9 +273,11 @@ def test_a_scheduled_action_whose_size_pulumi_would_revert_fails(left_out: str) 
 
 
 def test_a_reservation_on_create_passes_only_with_a_create_timeout_of_hours() -> None:
-    reserved = props(
-        plan(), LB, "", lambda d: d.update(minimumLoadBalancerCapacity={"capacityUnits": 100})
+    reserved = reserve(plan())
+    assert not _fails(reserved, "alb-reservation-not-waited-on-create"), (
+        "the stack's ALB waits hours on create: an old reservation in state passes"
     )
+    reserved = edit(reserved, LB, "", create_timeout_s=0)
     (failure,) = _fails(reserved, "alb-reservation-not-waited-on-create")
     assert "'createTimeoutSeconds': 0" in failure.message
     patient = edit(reserved, LB, "", create_timeout_s=4 * 3600)
@@ -278,18 +286,26 @@ def test_a_reservation_on_create_passes_only_with_a_create_timeout_of_hours() ->
     assert _fails(hurried, "alb-reservation-not-waited-on-create")
 
 
+def both_hooks(resources: Plan, change: Callable[[dict], None]) -> Plan:
+    """`change` applied to the group's initial launch hook and to its LifecycleHook alike."""
+    props(resources, G, "", lambda d: change(d["initialLifecycleHooks"][0]))
+    return props(resources, HOOK, "", change)
+
+
+def test_an_existing_group_passes_on_its_own_lifecycle_hook() -> None:
+    """The engine shows an existing group's ignored initial hooks as they were: none."""
+    existing = props(plan(), G, "", lambda d: d.pop("initialLifecycleHooks"))
+    assert not _fails(existing, "warm-pool-waits-for-bootstrap")
+
+
 def test_a_launch_hook_shorter_than_a_cold_launch_fails() -> None:
-    short = props(
-        plan(), G, "", lambda d: d["initialLifecycleHooks"][0].update(heartbeatTimeout=120)
-    )
+    short = both_hooks(plan(), lambda h: h.update(heartbeatTimeout=120))
     (failure,) = _fails(short, "warm-pool-waits-for-bootstrap")
+    assert "heartbeatTimeout = 120" in failure.message
     assert "shorter than prescale.cold_launch_s (300 s)" in failure.message
-    terminating = props(
-        plan(), G, "",
-        lambda d: d["initialLifecycleHooks"][0].update(
-            lifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING"
-        ),
-    )  # fmt: skip
+    terminating = both_hooks(
+        plan(), lambda h: h.update(lifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING")
+    )
     assert _fails(terminating, "warm-pool-waits-for-bootstrap"), "a terminate hook holds nothing"
 
 
