@@ -60,6 +60,12 @@ class PrescaleArgs:
     """Actions due within `create_ahead_s` of it are not declared (see planning.event_plan)."""
 
 
+def rate(minutes: int) -> str:
+    """A Scheduler rate expression: `rate(1 minute)`, `rate(5 minutes)` (the unit agrees with
+    the value, Scheduler user guide, rate-based schedules)."""
+    return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
+
+
 class Prescale(pulumi.ComponentResource):
     """Per planned event, one MinSize action per stage change (each its own lead before the
     stage) and the restore (end + cooldown); and the runner. Actions are
@@ -265,7 +271,7 @@ class Prescale(pulumi.ComponentResource):
         schedule = aws.scheduler.Schedule(
             f"{name}-prescale",
             description="Floodgate pre-scale runner: every lever of the night plan",
-            schedule_expression=f"rate({args.settings.run_every_minutes} minutes)",
+            schedule_expression=rate(args.settings.run_every_minutes),
             flexible_time_window={"mode": "OFF"},
             target={
                 "arn": function.arn,

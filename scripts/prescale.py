@@ -4,15 +4,17 @@ The night itself runs inside AWS: scheduled actions raise and lower the group, a
 (a Lambda that EventBridge Scheduler invokes every `prescale.run_every_minutes`) makes one pass
 of the pre-scale engine (functions/prescale/levers.py) over every lever with the plan the stack
 was deployed with. This job makes the same pass from CI with the plan computed now, so drift is
-repaired days ahead; and it checks the runner itself: its schedule is enabled, carries the
-current plan for every event inside the horizon, and its dead-letter queue is empty.
+repaired days ahead; and it checks the runner itself: its schedule is enabled (reported if
+not), carries the current plan for every event inside the horizon (replaced if stale), and its
+dead-letter queue is empty.
 
 Each change is logged as one JSON line on stdout; progress goes to stderr. Idempotent: a second
 run makes no write calls. Throttling is retried (botocore standard mode).
 
 Exit codes: 0 in sync, 1 changes applied (or pending, with --dry-run), 2 any failure: every
 failure is reported (a reservation AWS says failed, less in effect than the running stage
-needs, a runner that would miss an event), and a failing layer does not stop the others.
+needs, a disabled runner, undelivered invocations), and a failing layer does not stop the
+others.
 """
 
 from __future__ import annotations
@@ -110,28 +112,32 @@ class Services:
         return cls(levers, client("scheduler"), client("sqs"))
 
 
-def runner_failures(
+def runner_checks(
     services: Services, targets: JobTargets, plan: NightPlan, now: datetime
-) -> list[Failure]:
-    """The runner, checked: its schedule is enabled and carries, for every event inside the
-    horizon, the same levers this job plans (an event it lacks would run on the night with
-    no LCU steps, warm pool or backstop); none it carries is one the calendar dropped; its
-    dead-letter queue holds no invocation Scheduler could not deliver."""
-    checks = [
-        (targets.schedule, services.scheduler, _schedule_failures),
-        (targets.dlq_url, services.sqs, _dlq_failures),
-    ]
+) -> tuple[list[Change], list[Failure]]:
+    """The runner, checked and repaired: its schedule is enabled (a disabled one is a human's
+    decision, reported, not undone) and carries, for every event inside the horizon, the same
+    levers this job plans; a stale plan (an event it lacks would get no LCU steps, pool or
+    backstop on the night; one the calendar dropped would still be reserved for) is replaced
+    by the current one. Its dead-letter queue holds no invocation Scheduler could not
+    deliver."""
+    changes: list[Change] = []
     failures: list[Failure] = []
-    for target, client, check in checks:
-        if target and client is not None:
-            try:
-                failures += check(client, target, plan, now)
-            except Exception as exc:  # reported; the other check goes on
-                failures.append(Failure("runner", target, exc))
-    return failures
+    if targets.schedule and services.scheduler is not None:
+        try:
+            found, failed = _schedule_checks(services.scheduler, targets.schedule, plan, now)
+            changes, failures = changes + found, failures + failed
+        except Exception as exc:  # reported; the other check goes on
+            failures.append(Failure("runner", targets.schedule, exc))
+    if targets.dlq_url and services.sqs is not None:
+        try:
+            failures += _dlq_failures(services.sqs, targets.dlq_url)
+        except Exception as exc:
+            failures.append(Failure("runner", targets.dlq_url, exc))
+    return changes, failures
 
 
-def _dlq_failures(sqs: Any, url: str, _plan: NightPlan, _now: datetime) -> list[Failure]:
+def _dlq_failures(sqs: Any, url: str) -> list[Failure]:
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
@@ -147,34 +153,41 @@ def _dlq_failures(sqs: Any, url: str, _plan: NightPlan, _now: datetime) -> list[
     ]
 
 
-def _schedule_failures(scheduler: Any, name: str, plan: NightPlan, now: datetime) -> list[Failure]:
+SCHEDULE_FIELDS = (
+    "Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "StartDate",
+    "EndDate", "Description", "State", "KmsKeyArn", "FlexibleTimeWindow", "Target",
+    "ActionAfterCompletion",
+)  # fmt: skip
+"""What UpdateSchedule takes back: it replaces the whole schedule, so every field is sent."""
+
+
+def _schedule_checks(
+    scheduler: Any, name: str, plan: NightPlan, now: datetime
+) -> tuple[list[Change], list[Failure]]:
     schedule = scheduler.get_schedule(Name=name)
-    found: list[Failure] = []
+    failures: list[Failure] = []
     if schedule.get("State") != "ENABLED":
         state = schedule.get("State")
-        found.append(
+        failures.append(
             _runner(name, f"its schedule is {state}: nothing acts on the night; enable it")
         )
     try:
         deployed = NightPlan.from_json(schedule["Target"]["Input"])
-    except (KeyError, NightPlanError) as exc:
-        return [*found, _runner(name, f"its plan is unreadable: {exc}")]
-    theirs = {e.key: e for e in deployed.current(now)}
+        theirs = {e.key: e for e in deployed.current(now)}
+    except (KeyError, NightPlanError):
+        theirs = None
     ours = {e.key: e for e in plan.current(now)}
-    for key, event in ours.items():
-        if theirs.get(key) != event:
-            why = "lacks" if key not in theirs else "has another plan for"
-            starts = timestamp(event.start)
-            found.append(
-                _runner(
-                    name, f"it {why} {key} (starts {starts}): `pulumi up` gives it the current plan"
-                )
-            )
-    for key in sorted(set(theirs) - set(ours)):
-        found.append(
-            _runner(name, f"it still plans {key}, which the calendar no longer has: `pulumi up`")
-        )
-    return found
+    if theirs == ours:
+        return [], failures
+    detail: dict[str, Any] = {"unreadable": True} if theirs is None else {
+        "lacks": sorted(set(ours) - set(theirs)),
+        "differs": sorted(k for k in set(ours) & set(theirs) if ours[k] != theirs[k]),
+        "dropped": sorted(set(theirs) - set(ours)),
+    }  # fmt: skip
+    update = {k: schedule[k] for k in SCHEDULE_FIELDS if schedule.get(k) is not None}
+    update["Target"] = {**schedule["Target"], "Input": plan.to_json()}
+    put = lambda: scheduler.update_schedule(**update)  # noqa: E731
+    return [Change("runner", "replan", name, detail, put)], failures
 
 
 def _runner(target: str, message: str) -> Failure:
@@ -224,6 +237,9 @@ def run(argv: list[str] | None = None, services: Services | Clients | None = Non
         return 2
     clients = services.levers
     found = plan_pass(clients, targets.levers, plan, now)
+    replans, unready = runner_checks(services, targets, plan, now)
+    found.changes += replans
+    found.failures += unready
     if args.dry_run:
         print(table(found.changes) if found.changes else "in sync: no changes")
         found.failures += [
@@ -237,7 +253,6 @@ def run(argv: list[str] | None = None, services: Services | Clients | None = Non
                 file=sys.stderr,
             )
         apply_pass(found, lambda change, result: _log(change, now, result))
-    found.failures += runner_failures(services, targets, plan, now)
     summary = ", ".join(f"{op} {n}" for op, n in sorted(clients.calls.items()))
     print(f"API calls: {summary or 'none'} (writes: {clients.writes})", file=sys.stderr)
     if found.failures or found.shortfalls:

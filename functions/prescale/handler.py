@@ -87,7 +87,8 @@ def run(
     out_of_time: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
     """One pass at `now`: plan, apply, publish. Returns the summary it logs."""
-    found = plan_pass(clients, config.targets, plan, now, out_of_time)
+    # The plan is the last deploy's: actions of events it does not know are the job's to judge.
+    found = plan_pass(clients, config.targets, plan, now, out_of_time, delete_unknown=False)
     apply_pass(found, lambda change, result: _log(change, now, result))
     figures = metrics(found)
     dimensions = [{"Name": "Stack", "Value": config.stack}]

@@ -234,10 +234,13 @@ def schedule_changes(
     plan: NightPlan,
     floor: int,
     now: datetime,
+    delete_unknown: bool = True,
 ) -> list[Change]:
     """Owned scheduled actions to create, update or delete so they match the plan. An action
     whose time has come but that AWS has not run yet (it may run `slip` late) is left to AWS,
-    never deleted; one due within PUT_AHEAD is not put (the group backstop covers it)."""
+    never deleted; one due within PUT_AHEAD is not put (the group backstop covers it). With
+    `delete_unknown` False (the runner, whose plan is the last deploy's), an owned action of an
+    event the plan does not know is left alone: it may be a newer plan's."""
     asg = targets.asg_name
     put = clients.autoscaling.put_scheduled_update_group_action
     delete = clients.autoscaling.delete_scheduled_action
@@ -251,7 +254,10 @@ def schedule_changes(
         kwargs = {"AutoScalingGroupName": asg, "ScheduledActionName": name, **spec}
         verb = "update" if current else "create"
         changes.append(Change("schedule", verb, name, spec, lambda kwargs=kwargs: put(**kwargs)))
+    known = tuple(f"{OWNED_PREFIX}{e.key}-" for e in plan.events)
     for name in sorted(set(live) - set(wanted) - due):
+        if not delete_unknown and not name.startswith(known):
+            continue  # another plan's (a newer one the job put): not this plan's to judge
         start = live[name].get("StartTime")
         passed = isinstance(start, datetime) and start <= now
         changes.append(
@@ -459,10 +465,12 @@ def plan_pass(
     plan: NightPlan,
     now: datetime,
     out_of_time: Callable[[], bool] = lambda: False,
+    *,
+    delete_unknown: bool = True,
 ) -> Pass:
     """Every change needed and every shortfall, reading live state only (no writes). A layer
     whose reads fail is reported and the others still planned; a layer not reached before
-    `out_of_time` is reported for the next run."""
+    `out_of_time` is reported for the next run. `delete_unknown`: see schedule_changes."""
     found = Pass()
     group = live = reservation = None
     floor = 0
@@ -485,7 +493,9 @@ def plan_pass(
         else lambda: group_changes(clients, targets, group, plan, floor, now),
         "schedule": None
         if group is None or live is None
-        else lambda: schedule_changes(clients, targets, group, live, plan, floor, now),
+        else lambda: schedule_changes(
+            clients, targets, group, live, plan, floor, now, delete_unknown
+        ),
         "alb": None
         if reservation is None
         else lambda: reservation_changes(clients, targets, plan, reservation, now),

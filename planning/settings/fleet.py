@@ -131,6 +131,11 @@ class FleetSettings(_Model):
     @field_validator("user_data")
     @classmethod
     def _user_data_fits(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("#!"):
+            raise ValueError(
+                "must be a script starting with #! (e.g. #!/bin/bash): Floodgate's bootstrap "
+                "runs it; cloud-config and MIME multi-part are not taken"
+            )
         if value is not None and len(value.encode()) > USER_DATA_MAX_BYTES:
             raise ValueError(
                 f"is {len(value.encode()):,} bytes; at most {USER_DATA_MAX_BYTES:,} fit in EC2's "

@@ -12,8 +12,9 @@ from pydantic import (
 from planning.settings.base import LogRetentionDays, _at, _Model
 
 RUNNER_CONCURRENCY = 1
-"""One pre-scale pass at a time: the runner's reserved concurrency (a pass overrunning its
-interval throttles the next, which is dropped, not queued)."""
+"""One pre-scale pass at a time: the runner's reserved concurrency. An invocation throttled by
+a pass still running is retried by Lambda for at most its event age (one interval), then
+dropped: the next one is an interval away."""
 
 
 class PrescaleSettings(_Model):
@@ -62,11 +63,11 @@ class PrescaleSettings(_Model):
     hold the shape's highest point in it. One scheduled action per change (a 10-hour election
     night takes 18; AWS allows 125 per group)."""
     alb_reservation_lead_s: int = Field(default=7200, ge=3600, le=14 * 86_400)
-    """Seconds before a stage needs more LCUs that they are asked for; the hourly job adds up
-    to an hour. AWS fulfils most reservations "within a few minutes, but can take up to a few
-    hours" (ELB user guide, request LCU reservation); until then the ALB keeps scaling on its
-    own and the job reports the request pending. Longer is surer and costs more (the
-    rehearsal's cost column shows how much)."""
+    """Seconds before a stage needs more LCUs that they are asked for; the runner's interval
+    (`run_every_minutes`) is added on top. AWS fulfils most reservations "within a few
+    minutes, but can take up to a few hours" (ELB user guide, request LCU reservation); until
+    then the ALB keeps scaling on its own and the runner reports the request pending. Longer
+    is surer and costs more (the rehearsal's cost column shows how much)."""
     lcu_margin_pct: float = Field(default=10, ge=0, le=200)
     """LCUs reserved above what a stage's users use (the largest LCU dimension below): the
     per-request figures are estimates; the ALB still scales above its reservation."""

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from components.prescale import KEEP, METRIC_NAMESPACE
+from components.prescale import KEEP, METRIC_NAMESPACE, rate
 from functions.prescale.handler import ENVIRONMENT, RunnerConfig
 from functions.prescale.night_plan import NightPlan
 from planning.event_plan import night_plan, plan_actions
@@ -207,3 +207,8 @@ def test_what_the_runner_cannot_do_pages_a_human(evaluate, prod) -> None:
     assert (stopped["metricName"], stopped["treatMissingData"]) == ("Passes", "breaching")
     assert stopped["comparisonOperator"] == "LessThanThreshold"
     assert alarms["pre-prescale-undelivered"]["namespace"] == "AWS/SQS"
+
+
+@pytest.mark.parametrize(("minutes", "expression"), [(1, "rate(1 minute)"), (5, "rate(5 minutes)")])
+def test_the_runners_rate_reads_as_scheduler_spells_it(minutes: int, expression: str) -> None:
+    assert rate(minutes) == expression

@@ -201,3 +201,26 @@ def test_inside_a_window_only_the_plans_own_decreases_are_made(plan) -> None:
     assert change.action == "lower" and asked[0]["MinimumLoadBalancerCapacity"] == {
         "CapacityUnits": 232
     }
+
+
+def test_a_stale_runner_leaves_the_actions_of_events_it_does_not_know(
+    clients, web_group, plan
+) -> None:
+    """Deployed in June, the runner's plan has no election; the job, planning now, put the
+    election's actions. The runner's pass deletes none of them (the job would: it judges
+    every owned action against the calendar)."""
+    from planning.settings import load_stack_settings
+
+    prod = load_stack_settings("prod")
+    june = datetime(2028, 6, 1, tzinfo=UTC)
+    stale = night_plan(plan_events(load_calendar(), prod, "prod", june), prod, "prod")
+    assert "us-general-election-20281107" not in {e.key for e in stale.events}
+    for change in plan_pass(clients, Targets(web_group), plan, NOW).changes:
+        change.apply()
+    config = runner.RunnerConfig("prod", Targets(web_group), "Floodgate/Prescale")
+    runner.run(stale, clients, SimpleNamespace(put_metric_data=lambda **_: None), config, NOW)
+    left = clients.autoscaling.describe_scheduled_actions(AutoScalingGroupName=web_group)
+    names = {a["ScheduledActionName"] for a in left["ScheduledUpdateGroupActions"]}
+    assert "floodgate-us-general-election-20281107-restore" in names
+    theirs = plan_pass(clients, Targets(web_group), stale, NOW)
+    assert any(c.action == "delete" and "general-election" in c.target for c in theirs.changes)

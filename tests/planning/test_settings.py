@@ -235,6 +235,11 @@ INVALID: list[tuple[str, Any, str]] = [
     ("prescale.create_ahead_s", 60, r"prescale\.create_ahead_s: Input should be greater"),
     (
         "fleet.user_data",
+        "#cloud-config\npackages: [nginx]\n",
+        r"fleet\.user_data: must be a script starting with #! \(e\.g\. #!/bin/bash\)",
+    ),
+    (
+        "fleet.user_data",
         "#!/bin/bash\n" + "x" * 10_000,
         r"fleet\.user_data: is 10,012 bytes; at most 10,000 fit in EC2's 16 KB",
     ),

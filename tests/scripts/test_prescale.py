@@ -6,15 +6,18 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 
+from functions.prescale.night_plan import NightPlan
 from planning.calendar import load_calendar
-from planning.event_plan import plan_actions, plan_events
+from planning.event_plan import night_plan, plan_actions, plan_events
 from planning.settings import load_stack_settings
 from rehearsal import model
-from scripts.prescale import run
+from scripts.prescale import Services, run
+from tests.helpers import client
 
 BEFORE = "2028-10-01T00:00:00Z"  # debates and election ahead
 ELECTION_NIGHT = "2028-11-08T03:00:00Z"  # election under way
@@ -304,3 +307,65 @@ def test_the_workflow_verifies_ahead_and_nothing_on_the_night_waits_for_it() -> 
     minute, hour, *rest = cron.split()
     assert minute not in ("0", "*") and "," in hour and rest == ["*", "*", "*"]
     assert PROD.prescale.run_every_minutes * 60 > model.RUNNER_PHASE_S
+
+
+def runner_schedule(aws: str, plan_input: str, state: str = "ENABLED") -> Any:
+    scheduler = client("scheduler", aws)
+    scheduler.create_schedule(
+        Name="floodgate-prod-prescale",
+        ScheduleExpression="rate(5 minutes)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        State=state,
+        Target={"Arn": "arn:aws:lambda:ca-central-1:123456789012:function:floodgate-prod-prescale",
+                "RoleArn": "arn:aws:iam::123456789012:role/scheduler", "Input": plan_input},
+    )  # fmt: skip
+    return scheduler
+
+
+@pytest.fixture
+def outputs(tmp_path) -> Path:
+    """The stack outputs the workflow hands the job: the group and the runner's schedule."""
+    path = tmp_path / "outputs.json"
+    path.write_text(
+        json.dumps({"asg_name": "web-asg", "prescale_schedule": "floodgate-prod-prescale"})
+    )
+    return path
+
+
+def test_a_runner_with_a_stale_plan_gets_the_current_one(
+    aws, clients, web_group, outputs, capsys
+) -> None:
+    """Deployed in July, the runner's plan has no election (120 days ahead): the job, days
+    before, hands it the current plan, so the night's LCUs, pool and backstop are the runner's."""
+    stale = night_plan(plans_at("2028-06-01T00:00:00Z"), PROD, "prod")
+    scheduler = runner_schedule(aws, stale.to_json())
+    services = Services(clients, scheduler, client("sqs", aws))
+    assert run([*args(), "--outputs", str(outputs)], services) == 1
+    current = NightPlan.from_json(
+        scheduler.get_schedule(Name="floodgate-prod-prescale")["Target"]["Input"]
+    )
+    assert "us-general-election-20281107" in {e.key for e in current.events}
+    line = next(json.loads(s) for s in capsys.readouterr().out.splitlines() if '"runner"' in s)
+    assert "us-general-election-20281107" in line["detail"]["lacks"]
+    assert run([*args(), "--outputs", str(outputs)], services) == 0, "in sync: nothing twice"
+
+
+def test_a_disabled_runner_is_reported_not_undone(aws, clients, web_group, outputs, capsys) -> None:
+    current = night_plan(plans_at(BEFORE), PROD, "prod")
+    scheduler = runner_schedule(aws, current.to_json(), state="DISABLED")
+    run(args(), clients)  # the actions in place first
+    assert run([*args(), "--outputs", str(outputs)], Services(clients, scheduler)) == 2
+    assert "its schedule is DISABLED: nothing acts on the night" in capsys.readouterr().err
+    assert scheduler.get_schedule(Name="floodgate-prod-prescale")["State"] == "DISABLED"
+
+
+def test_invocations_scheduler_could_not_deliver_are_reported(
+    aws, clients, web_group, tmp_path, capsys
+) -> None:
+    sqs = client("sqs", aws)
+    url = sqs.create_queue(QueueName="floodgate-prod-prescale-dlq")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="{}")
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"asg_name": web_group, "prescale_dlq_url": url}))
+    assert run([*args(), "--outputs", str(path)], Services(clients, None, sqs)) == 2
+    assert "1 runner invocation(s) Scheduler could not deliver" in capsys.readouterr().err
