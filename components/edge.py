@@ -1,4 +1,4 @@
-"""CloudFront in front of the ALB, WAF on it, and failover to a static high-demand page."""
+"""CloudFront in front of the ALB, WAF on it, and the static high-demand page for what fails."""
 
 from __future__ import annotations
 
@@ -12,16 +12,15 @@ from typing import Any, cast
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
 from components.admission import EdgeWiring
 from components.private_bucket import PrivateBucket, PrivateBucketArgs
-from components.service_role import service_role
 from functions.admission.room import ORIGIN_HEADER
+from functions.admission.tokens import VISITOR_COOKIE
+from planning import aws_facts
 from planning.settings import EdgeSettings, WafSettings
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 PAGES_DIR = FUNCTIONS_DIR / "pages"
-FAILOVER_ORIGIN_FUNCTION = FUNCTIONS_DIR / "edge/failover_origin.py"
 GATE_FUNCTION = FUNCTIONS_DIR / "edge/gate.js"
 HIGH_DEMAND_PAGE = "/high-demand/index.html"
 
@@ -30,8 +29,10 @@ CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"
 
-ALB_ORIGIN, PAGES_ORIGIN, PORTAL_GROUP = "alb", "high-demand-pages", "portal"
+ALB_ORIGIN, PAGES_ORIGIN = "alb", "high-demand-pages"
 QUEUE_ORIGIN = "queue-api"
+ROOM_PATH = "/queue/room"
+"""The queue API's one answer that is the same for everyone (cached 2 s, shared)."""
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
 ALL_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
 QUEUE_HEADERS = ("CloudFront-Viewer-Address", "Sec-Fetch-Site")
@@ -73,8 +74,6 @@ class Edge(pulumi.ComponentResource):
         pages, logs = self._declare_buckets(name, args, distribution_arn)
         static = self._declare_static_policy()
         self.web_acl = _web_acl(name, args.waf, args.settings, args.tags, us_east_1)
-        failover = self._declare_failover_trigger(name, args.tags, us_east_1)
-        self._failover_arn = failover.qualified_arn
         self._gate = self._declare_gate(name, args.admission)
         queue_origins, queue_behaviours = self._declare_queue_routes(
             name, args.admission, args.origin_secret, static
@@ -83,10 +82,7 @@ class Edge(pulumi.ComponentResource):
         ordered = [
             *queue_behaviours,
             behaviour("/high-demand/*", PAGES_ORIGIN, READ_METHODS, static, None),
-            *(
-                behaviour(p, PORTAL_GROUP, READ_METHODS, static, None)
-                for p in s.static_path_patterns
-            ),
+            *(behaviour(p, ALB_ORIGIN, READ_METHODS, static, None) for p in s.static_path_patterns),
             *(
                 behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST)
                 for p in s.write_path_patterns
@@ -128,8 +124,10 @@ class Edge(pulumi.ComponentResource):
         origin_request: pulumi.Input[str] | None,
     ) -> aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict:
         """One cache behaviour. Every path that reaches the ALB passes the gate, or the room
-        can be walked around; the portal group's paths fail over through the trigger."""
-        reaches_alb = origin in (ALB_ORIGIN, PORTAL_GROUP)
+        can be walked around. No behaviour carries a Lambda@Edge: it would run on every request
+        that misses the cache, in the Region of the viewer's regional edge cache, against that
+        Region's concurrency (docs/architecture.md, "The edge carries the crowd")."""
+        reaches_alb = origin == ALB_ORIGIN
         return {
             "path_pattern": pattern,
             "target_origin_id": origin,
@@ -141,11 +139,6 @@ class Edge(pulumi.ComponentResource):
             "origin_request_policy_id": origin_request,
             "response_headers_policy_id": SECURITY_HEADERS,
             "function_associations": self._gate if reaches_alb else [],
-            "lambda_function_associations": (
-                [{"event_type": "origin-request", "lambda_arn": self._failover_arn}]
-                if origin == PORTAL_GROUP
-                else []
-            ),
         }
 
     def _origins(self, pages: PrivateBucket) -> list[aws.cloudfront.DistributionOriginArgsDict]:
@@ -184,11 +177,12 @@ class Edge(pulumi.ComponentResource):
         ordered: list[aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
         logs: PrivateBucket,
     ) -> aws.cloudfront.Distribution:
-        """The distribution: the portal group (ALB, failing over to the pages bucket) behind
-        the gate by default, `ordered` before it, the high-demand page for what still fails."""
+        """The distribution: the ALB behind the gate by default, `ordered` before it, and for
+        any path the origin fails (a failover status, no connection, a timeout) the high-demand
+        page from the pages bucket, through the distribution's custom error responses."""
         name, s = self._name, self._args.settings
         everything = self._behaviour(
-            "*", PORTAL_GROUP, READ_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST
+            "*", ALB_ORIGIN, READ_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST
         )
         default = {k: v for k, v in everything.items() if k != "path_pattern"}
         return aws.cloudfront.Distribution(
@@ -201,13 +195,6 @@ class Edge(pulumi.ComponentResource):
             web_acl_id=self.web_acl.arn,
             comment=f"{name}: portal behind Floodgate",
             origins=origins,
-            origin_groups=[
-                {
-                    "origin_id": PORTAL_GROUP,
-                    "failover_criteria": {"status_codes": s.failover_status_codes},
-                    "members": [{"origin_id": ALB_ORIGIN}, {"origin_id": PAGES_ORIGIN}],
-                }
-            ],
             default_cache_behavior=cast(
                 aws.cloudfront.DistributionDefaultCacheBehaviorArgsDict, default
             ),
@@ -269,56 +256,6 @@ class Edge(pulumi.ComponentResource):
         )
         return pages, logs
 
-    def _declare_failover_trigger(
-        self, name: str, tags: dict[str, str], us_east_1: pulumi.ResourceOptions
-    ) -> aws.lambda_.Function:
-        """Lambda@Edge (origin request) that sends failed-over requests to the page; see
-        functions/edge/failover_origin.py. Lambda@Edge: us-east-1, x86_64, numbered version,
-        no environment or layers, role trusted by edgelambda.amazonaws.com too."""
-        function_name = f"{name}-failover-origin"
-        role = service_role(
-            function_name, ["lambda.amazonaws.com", "edgelambda.amazonaws.com"], tags, us_east_1
-        )
-        # Replicas write to /aws/lambda/us-east-1.<name> in whichever region served the request.
-        aws.iam.RolePolicy(
-            function_name,
-            role=role.id,
-            policy=iam.document(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": [
-                            "logs:CreateLogGroup",
-                            "logs:CreateLogStream",
-                            "logs:PutLogEvents",
-                        ],
-                        "Resource": "arn:aws:logs:*:*:log-group:/aws/lambda/"
-                        f"us-east-1.{function_name}:*",
-                    }
-                ]
-            ),
-            opts=us_east_1,
-        )
-        return aws.lambda_.Function(
-            function_name,
-            name=function_name,
-            runtime="python3.12",
-            architectures=["x86_64"],
-            handler="failover_origin.handler",
-            code=pulumi.AssetArchive(
-                {"failover_origin.py": pulumi.FileAsset(str(FAILOVER_ORIGIN_FUNCTION))}
-            ),
-            role=role.arn,
-            timeout=5,
-            memory_size=128,
-            publish=True,
-            # Replicas outlive the association for hours; destroy leaves the function to AWS
-            # rather than failing on "replicated function" (Lambda@Edge deletion rules).
-            skip_destroy=True,
-            tags=tags,
-            opts=pulumi.ResourceOptions.merge(us_east_1, pulumi.ResourceOptions(depends_on=[role])),
-        )
-
     def _declare_gate(
         self, name: str, admission: EdgeWiring | None
     ) -> list[aws.cloudfront.DistributionDefaultCacheBehaviorFunctionAssociationArgsDict]:
@@ -366,21 +303,8 @@ class Edge(pulumi.ComponentResource):
         to the pages bucket."""
         if admission is None:
             return [], []
-        # Honours the API's Cache-Control: /queue/room is public for 2 s, the rest private.
-        queue_cache = aws.cloudfront.CachePolicy(
-            f"{name}-queue",
-            comment="Queue API: origin Cache-Control, at most 5 s",
-            min_ttl=0,
-            default_ttl=0,
-            max_ttl=5,
-            parameters_in_cache_key_and_forwarded_to_origin={
-                "cookies_config": {"cookie_behavior": "none"},
-                "headers_config": {"header_behavior": "none"},
-                "query_strings_config": {"query_string_behavior": "none"},
-                "enable_accept_encoding_gzip": True,
-            },
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        queue_cache = self._queue_cache_policy("queue", (VISITOR_COOKIE,))
+        room_cache = self._queue_cache_policy("queue-room", ())
         # What the handlers read: the visitor cookie, the viewer's address (CloudFront adds
         # it only when a policy names it), Sec-Fetch-Site (cross-site joins); never Host, which
         # API Gateway needs to be its own.
@@ -404,11 +328,34 @@ class Edge(pulumi.ComponentResource):
             }
         ]
         return origins, [
-            self._behaviour(
-                "/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache.id, queue_request.id
-            ),
+            self._behaviour(ROOM_PATH, QUEUE_ORIGIN, READ_METHODS, room_cache, queue_request.id),
+            self._behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache, queue_request.id),
             self._behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, static_cache, None),
         ]
+
+    def _queue_cache_policy(self, suffix: str, cookies: tuple[str, ...]) -> pulumi.Output[str]:
+        """The queue API's Cache-Control, at most 5 s (/queue/room is public for 2 s, the rest
+        private), keyed on `cookies`: the visitor's for every per-visitor route, so not even an
+        error CloudFront caches can answer another visitor; none for the shared /queue/room."""
+        cookies_config: Any = (
+            {"cookie_behavior": "whitelist", "cookies": {"items": list(cookies)}}
+            if cookies
+            else {"cookie_behavior": "none"}
+        )
+        return aws.cloudfront.CachePolicy(
+            f"{self._name}-{suffix}",
+            comment=f"Queue API ({'per visitor' if cookies else 'shared'}): origin Cache-Control",
+            min_ttl=0,
+            default_ttl=0,
+            max_ttl=5,
+            parameters_in_cache_key_and_forwarded_to_origin={
+                "cookies_config": cookies_config,
+                "headers_config": {"header_behavior": "none"},
+                "query_strings_config": {"query_string_behavior": "none"},
+                "enable_accept_encoding_gzip": True,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        ).id
 
 
 def page_content_type(name: str) -> str:
@@ -673,9 +620,13 @@ def _large_body_rule(name: str, edge: EdgeSettings) -> list[aws.wafv2.WebAclRule
 def _high_demand_responses(
     s: EdgeSettings,
 ) -> list[aws.cloudfront.DistributionCustomErrorResponseArgsDict]:
-    """Whatever still fails (writes, both origins down) gets the page, never a raw 5xx; a short
-    TTL (`error_caching_ttl_s`) brings people back to the origin as soon as it recovers."""
-    return [
+    """Whatever the origin fails (a failover status; CloudFront's own 502 for no connection and
+    504 for a timeout) gets the bilingual high-demand page with a 503, for any path, never a raw
+    5xx; a short TTL (`error_caching_ttl_s`) brings people back to the origin as soon as it
+    recovers, and sheds its load meanwhile. The errors that CloudFront would otherwise cache
+    for 10 s whatever their Cache-Control (`NEVER_CACHED_ERRORS`) are never cached: one
+    visitor's 400 or 403 is never another's answer."""
+    pages: list[aws.cloudfront.DistributionCustomErrorResponseArgsDict] = [
         {
             "error_code": code,
             "response_code": 503,
@@ -683,6 +634,9 @@ def _high_demand_responses(
             "error_caching_min_ttl": s.error_caching_ttl_s,
         }
         for code in s.failover_status_codes
+    ]
+    return pages + [
+        {"error_code": code, "error_caching_min_ttl": 0} for code in aws_facts.NEVER_CACHED_ERRORS
     ]
 
 

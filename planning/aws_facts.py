@@ -34,8 +34,17 @@ ALLOWED_ALB_TLS_POLICIES: tuple[str, ...] = (
     "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04",
 )
 
-# CloudFront fails over from an origin group only on these response codes.
-FAILOVER_STATUS_CODES: tuple[int, ...] = (403, 404, 500, 502, 503, 504)
+# Origin statuses the stack turns into the high-demand page (custom error responses), a subset
+# of the codes CloudFront lets a custom error response name: 400, 403, 404, 405, 414, 416,
+# 500, 501, 502, 503, 504 (CloudFront Developer Guide, "Create a custom error page for
+# specific HTTP status codes"). 501 is not overload; 4xx are the portal's own answers.
+FAILOVER_STATUS_CODES: tuple[int, ...] = (500, 502, 503, 504)
+CLOUDFRONT_ERROR_CODES: tuple[int, ...] = (400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504)
+# Errors CloudFront may cache for the error-caching minimum TTL (10 s by default) whatever the
+# origin's no-store, no-cache or private: it honours those only for 404, 410, 414 and 501, and
+# 416 is never cached. A custom error response with only ErrorCachingMinTTL 0 stops it.
+# https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/custom-error-pages-expiration.html
+NEVER_CACHED_ERRORS: tuple[int, ...] = (400, 403, 405)
 
 # WAFv2 rate-based rules: limit per evaluation window, minimum 10 (lowered from 100 in 2024).
 WAF_RATE_LIMIT_MIN = 10

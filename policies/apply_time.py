@@ -15,7 +15,6 @@ from policies.props import as_list, get, policy_document, statements
 from policies.rule import (
     Exemption,
     Finding,
-    Resource,
     ResourceRule,
     StackRule,
     StackView,
@@ -84,39 +83,11 @@ def _warm_pool_capped(args: ResourceValidationArgs) -> Iterator[Finding]:
         )
 
 
-def _origin_groups(props: dict) -> set[str]:
-    return {g.get("originId") for g in as_list(get(props, "originGroups"))}
-
-
 def behaviours(props: dict) -> list[tuple[str, dict]]:
     """(path pattern, behaviour) for every cache behaviour, the default one as `*`."""
     out = [("*", get(props, "defaultCacheBehavior", {}))]
     out += [(b.get("pathPattern", "?"), b) for b in as_list(get(props, "orderedCacheBehaviors"))]
     return out
-
-
-def _viewer_response_on_failover(args: ResourceValidationArgs) -> Iterator[Finding]:
-    """A viewer-response function on a failover behaviour is fine for 2xx/3xx work (the room's
-    session stamp) but can never be what answers a failover: that needs an origin-request
-    trigger on the same behaviour (functions/edge/failover_origin.py)."""
-    groups = _origin_groups(dict(args.props))
-    for pattern, behaviour in behaviours(dict(args.props)):
-        if behaviour.get("targetOriginId") not in groups:
-            continue
-        triggers = {
-            a.get("eventType") for a in as_list(behaviour.get("lambdaFunctionAssociations"))
-        }
-        if "origin-request" in triggers:
-            continue
-        for assoc in as_list(behaviour.get("functionAssociations")):
-            if assoc.get("eventType") == "viewer-response":
-                yield Finding(
-                    f"behaviour {pattern}.functionAssociations",
-                    "viewer-response",
-                    "CloudFront does not run viewer-response functions when the origin's status "
-                    "is 400 or higher, so it never sees a failed-over error; with no "
-                    "origin-request trigger, nothing on this behaviour answers a failover",
-                )
 
 
 # Values AWS or the pre-scale job change at run time: `pulumi up` (and a refresh) must leave
@@ -398,51 +369,6 @@ def _distribution_after_log_acls(view: StackView) -> Iterator[Finding]:
             )
 
 
-def _lambda_edge_constraints(view: StackView) -> Iterator[Finding]:
-    functions = {f"{get(f.props, 'name')}": f for f in view.of_type(T_FUNCTION)}
-    for distribution in view.of_type(T_DISTRIBUTION):
-        for _, behaviour in behaviours(dict(distribution.props)):
-            for assoc in as_list(behaviour.get("lambdaFunctionAssociations")):
-                arn = str(assoc.get("lambdaArn", ""))
-                name = arn.rsplit(":function:", maxsplit=1)[-1].split(":", maxsplit=1)[0]
-                function = functions.get(name)
-                if function is None:
-                    continue
-                yield from _edge_function_findings(function, arn, view)
-
-
-def _edge_function_findings(function: Resource, arn: str, view: StackView) -> Iterator[Finding]:
-    p, at = function.props, (function.urn, function.name)
-    if not arn.rsplit(":", 1)[-1].isdigit() and not get(p, "publish"):
-        yield Finding("publish", get(p, "publish"), "Lambda@Edge needs a numbered version", *at)
-    checks = [
-        ("architectures", as_list(get(p, "architectures", ["x86_64"])) == ["x86_64"],
-         "Lambda@Edge supports x86_64 only"),
-        ("layers", not as_list(get(p, "layers")), "Lambda@Edge does not support layers"),
-        ("environment", not get(p, "environment.variables"),
-         "Lambda@Edge does not support environment variables"),
-        ("timeout", get(p, "timeout", 3) <= 30, "origin triggers allow at most 30 s"),
-        ("reservedConcurrentExecutions", get(p, "reservedConcurrentExecutions", -1) < 0,
-         "Lambda@Edge does not support reserved concurrency"),
-    ]  # fmt: skip
-    for prop, ok, rule in checks:
-        if not ok:
-            yield Finding(prop, get(p, prop), rule, *at)
-    if ":us-east-1:" not in arn:
-        yield Finding("region", arn, "Lambda@Edge functions must be in us-east-1", *at)
-    roles = [view.by_urn(u) for u in function.dependencies]
-    role = next((r for r in roles if r is not None and r.type == T_ROLE), None)
-    trust = policy_document(role.props.get("assumeRolePolicy")) if role else {}
-    services = {s for st in statements(trust) for s in as_list(get(st, "Principal.Service"))}
-    if "edgelambda.amazonaws.com" not in services:
-        yield Finding(
-            "role.assumeRolePolicy",
-            sorted(services),
-            "the execution role must trust edgelambda.amazonaws.com as well as lambda",
-            *at,
-        )
-
-
 _DOCS = "https://docs.aws.amazon.com"
 RULES = [
     ResourceRule(
@@ -468,14 +394,6 @@ RULES = [
         f"{_DOCS}/autoscaling/ec2/userguide/ec2-auto-scaling-warm-pools.html",
         (T_GROUP,),
         _warm_pool_capped,
-    ),
-    ResourceRule(
-        "no-viewer-response-function-for-failover",
-        "apply-time",
-        "Viewer-response functions do not run on responses >= 400: failover needs a trigger",
-        f"{_DOCS}/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html",
-        (T_DISTRIBUTION,),
-        _viewer_response_on_failover,
     ),
     ResourceRule(
         "runtime-managed-values-ignored",
@@ -566,12 +484,5 @@ RULES = [
         "CloudFront logging is configured after the bucket enables ACLs",
         f"{_DOCS}/AmazonCloudFront/latest/DeveloperGuide/standard-logging-legacy-s3.html",
         _distribution_after_log_acls,
-    ),
-    StackRule(
-        "lambda-edge-constraints",
-        "apply-time",
-        "Lambda@Edge: us-east-1, numbered version, x86_64, no layers or environment, 30 s",
-        f"{_DOCS}/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html",
-        _lambda_edge_constraints,
     ),
 ]

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterator
 
 from pulumi_policy import ResourceValidationArgs
 
+from planning import aws_facts
 from planning.capacity import max_with_zone_lost, peak_check
 from policies.apply_time import (
     T_ALARM,
     T_BUCKET,
     T_DISTRIBUTION,
-    T_FUNCTION,
     T_GROUP,
     T_LISTENER_RULE,
     T_TABLE,
@@ -85,23 +86,88 @@ def _gate_everywhere(view: StackView) -> Iterator[Finding]:
                 )
 
 
-def _failover_page_for_any_path(view: StackView) -> Iterator[Finding]:
-    """After a failover CloudFront asks the secondary (S3) for the viewer's own path; only an
-    origin-request trigger, which runs again for the secondary, can point it at the page."""
+def _high_demand_page_for_any_path(view: StackView) -> Iterator[Finding]:
+    """Every failover status answers the high-demand page, for any path, from an origin that is
+    not the one failing: a custom error response is distribution-wide, and CloudFront fetches
+    its page through the behaviour matching the page's path."""
+    codes = view.settings.edge.failover_status_codes
     for distribution in view.of_type(T_DISTRIBUTION):
-        groups = {g.get("originId") for g in as_list(get(distribution.props, "originGroups"))}
+        props = dict(distribution.props)
+        pages = {
+            int(r.get("errorCode", 0)): str(r.get("responsePagePath") or "")
+            for r in as_list(props.get("customErrorResponses"))
+        }
+        buckets = {
+            o.get("originId")
+            for o in as_list(props.get("origins"))
+            if o.get("originAccessControlId") or o.get("s3OriginConfig")
+        }
+        for code in codes:
+            page = pages.get(code, "")
+            if not page.startswith("/high-demand/"):
+                yield Finding(
+                    f"customErrorResponses[{code}].responsePagePath",
+                    page or None,
+                    "an origin answering this status must become the high-demand page",
+                    distribution.urn,
+                    distribution.name,
+                )
+            elif _behaviour_for(props, page).get("targetOriginId") not in buckets:
+                yield Finding(
+                    f"behaviour for {page}.targetOriginId",
+                    _behaviour_for(props, page).get("targetOriginId"),
+                    "the high-demand page must come from the pages bucket, not from the origin "
+                    "that is failing",
+                    distribution.urn,
+                    distribution.name,
+                )
+
+
+def _behaviour_for(props: dict, path: str) -> dict:
+    """The behaviour CloudFront picks for `path`: the first ordered pattern that matches."""
+    for pattern, behaviour in behaviours(props)[1:]:
+        if fnmatch.fnmatchcase(path, pattern):
+            return behaviour
+    return behaviours(props)[0][1]
+
+
+def _no_lambda_at_edge(view: StackView) -> Iterator[Finding]:
+    """Lambda@Edge runs in the Region of the viewer's regional edge cache, against that Region's
+    concurrency (1,000 by default) and 10,000 requests/s; throttled, CloudFront answers 503.
+    On a behaviour to an origin it runs on every miss (viewer events: every request)."""
+    for distribution in view.of_type(T_DISTRIBUTION):
         for pattern, behaviour in behaviours(dict(distribution.props)):
-            if behaviour.get("targetOriginId") not in groups:
-                continue
-            events = {
+            events = [
                 a.get("eventType") for a in as_list(behaviour.get("lambdaFunctionAssociations"))
-            }
-            if "origin-request" not in events:
+            ]
+            if events:
                 yield Finding(
                     f"behaviour {pattern}.lambdaFunctionAssociations",
-                    sorted(e for e in events if e),
-                    "a failed-over request for a deep path reaches the pages bucket as that "
-                    "path and gets S3's AccessDenied unless an origin-request trigger rewrites it",
+                    events,
+                    "no Lambda@Edge on the crowd's path: it needs each serving Region's "
+                    "concurrency checked by preflight and an alarm on its throttles, which "
+                    "Floodgate does not provide (use a CloudFront Function or a custom error "
+                    "response)",
+                    distribution.urn,
+                    distribution.name,
+                )
+
+
+def _errors_never_shared(view: StackView) -> Iterator[Finding]:
+    """CloudFront caches 400, 403 and 405 for the error-caching TTL (10 s by default) whatever
+    the origin's no-store: one visitor's refusal would answer every visitor with the same cache
+    key (a revoked visitor's 403 on /queue/status, a cookieless request's 400)."""
+    for distribution in view.of_type(T_DISTRIBUTION):
+        ttls = {
+            int(r.get("errorCode", 0)): r.get("errorCachingMinTtl")
+            for r in as_list(get(distribution.props, "customErrorResponses"))
+        }
+        for code in aws_facts.NEVER_CACHED_ERRORS:
+            if ttls.get(code) != 0:
+                yield Finding(
+                    f"customErrorResponses[{code}].errorCachingMinTtl",
+                    ttls.get(code),
+                    "must be 0: a cached refusal would be every visitor's answer",
                     distribution.urn,
                     distribution.name,
                 )
@@ -168,23 +234,6 @@ def _alarms_deliver(view: StackView) -> Iterator[Finding]:
             )
 
 
-def _edge_functions_exist(view: StackView) -> Iterator[Finding]:
-    """Guard for the failover rule: the trigger it relies on is a function of this stack."""
-    names = {str(get(f.props, "name")) for f in view.of_type(T_FUNCTION)}
-    for distribution in view.of_type(T_DISTRIBUTION):
-        for pattern, behaviour in behaviours(dict(distribution.props)):
-            for assoc in as_list(behaviour.get("lambdaFunctionAssociations")):
-                name = str(assoc.get("lambdaArn", "")).split(":function:")[-1].split(":")[0]
-                if name not in names:
-                    yield Finding(
-                        f"behaviour {pattern}.lambdaFunctionAssociations",
-                        assoc.get("lambdaArn"),
-                        "names a function this stack does not declare",
-                        distribution.urn,
-                        distribution.name,
-                    )
-
-
 _DOCS = "https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide"
 RULES = [
     StackRule(
@@ -195,18 +244,25 @@ RULES = [
         _gate_everywhere,
     ),
     StackRule(
-        "failover-page-for-any-path",
+        "high-demand-page-for-any-path",
         "readiness",
-        "Every origin-group behaviour answers a failed-over request with the high-demand page",
-        f"{_DOCS}/high_availability_origin_failover.html#concept_origin_groups.lambda",
-        _failover_page_for_any_path,
+        "Every failover status answers the high-demand page for any path, from the pages bucket",
+        f"{_DOCS}/GeneratingCustomErrorResponses.html",
+        _high_demand_page_for_any_path,
     ),
     StackRule(
-        "edge-triggers-declared",
+        "no-lambda-at-edge",
         "readiness",
-        "Lambda@Edge triggers name functions this stack declares",
-        f"{_DOCS}/lambda-edge-add-triggers.html",
-        _edge_functions_exist,
+        "No Lambda@Edge on any behaviour: nothing per-request and regional on the crowd's path",
+        f"{_DOCS}/cloudfront-limits.html#limits-lambda-at-edge",
+        _no_lambda_at_edge,
+    ),
+    StackRule(
+        "errors-never-shared",
+        "readiness",
+        "400, 403 and 405 are never cached: no visitor's refusal is another's answer",
+        f"{_DOCS}/custom-error-pages-expiration.html",
+        _errors_never_shared,
     ),
     StackRule(
         "fleet-carries-peak-with-zone-lost",

@@ -52,9 +52,9 @@ precision")."""
 
 OVERLOAD_STATUS = 503
 """What a request beyond an instance's `requests_per_instance_per_s` gets: the application
-refuses it (503) rather than queue it past CloudFront's read timeout. CloudFront fails over to
-the pages bucket on the stack's `edge.failover_status_codes` for reads and answers the custom
-error response (the high-demand page) for every behaviour; any other code reaches the viewer."""
+refuses it (503) rather than queue it past CloudFront's read timeout. On the stack's
+`edge.failover_status_codes` CloudFront answers the custom error response (the high-demand page)
+for every behaviour and method; any other code reaches the viewer."""
 
 
 def page_after_s(attempts: int, connect_timeout_s: int, read_timeout_s: int) -> dict[str, int]:
@@ -63,7 +63,7 @@ def page_after_s(attempts: int, connect_timeout_s: int, read_timeout_s: int) -> 
     instance) at once; an origin that accepts no connection after `attempts` x the connection
     timeout; one that connects and stays silent after the read timeout, each attempt. Source:
     Amazon CloudFront Developer Guide, origin settings (connection attempts, connection timeout,
-    response timeout) and origin failover."""
+    response timeout) and custom error responses."""
     return {
         "refused": 0,
         "no_connection": attempts * connect_timeout_s,

@@ -30,9 +30,8 @@ from .room import (
     retry_after,
     viewer_address,
 )
-from .tokens import COOKIE
+from .tokens import COOKIE, VISITOR_COOKIE
 
-VISITOR_COOKIE = "fg_visitor"
 VISITOR_MAX_AGE_S = 2 * 86_400
 OVERLOAD_RETRY_S = 10
 THROTTLING_CODES = frozenset(

@@ -14,6 +14,8 @@ import hmac
 import re
 
 COOKIE = "fg_admit"
+VISITOR_COOKIE = "fg_visitor"
+"""The visitor id's cookie (Path=/queue/): the queue API's per-visitor routes key on it."""
 VERSION = "v1"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 """Room, visitor and key ids (planning.settings checks room_id against it too)."""

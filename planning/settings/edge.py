@@ -23,7 +23,7 @@ from planning.settings.base import (
 
 
 class EdgeSettings(_Model):
-    """CloudFront distribution and its failover."""
+    """CloudFront distribution, what it caches, and the high-demand page for what fails."""
 
     RENAMED: ClassVar[dict[str, str]] = {
         "log_retention_days": "access_log_expiry_days (S3) and log_group_retention_days "
@@ -40,18 +40,18 @@ class EdgeSettings(_Model):
     static_path_patterns: list[str] = ["/assets/*", "/static/*"]
     """Paths cached for `static_ttl_s` (versioned assets); all still pass the gate."""
     write_path_patterns: list[str] = ["/api/*", "/submit/*"]
-    """Paths that accept POST/PUT/DELETE. CloudFront cannot attach an origin group to a
-    behaviour that allows writes, so these go to the ALB directly; their 5xx still become the
-    high-demand page through the custom error responses."""
+    """Paths that accept POST/PUT/DELETE, never cached; their 5xx become the high-demand page
+    like any other path's (a failed write is never retried elsewhere)."""
     static_ttl_s: int = Field(default=86_400, ge=0, le=31_536_000)
     """Default seconds CloudFront caches static assets (CloudFront's maximum is a year)."""
     error_caching_ttl_s: int = Field(default=10, ge=0, le=300)
     """How long CloudFront serves the high-demand page before asking the origin again."""
     failover_status_codes: list[int] = [500, 502, 503, 504]
-    """Origin status codes that fail reads over to the pages bucket and turn writes into the
-    high-demand page (a subset of 500, 502, 503, 504)."""
+    """Origin status codes that become the bilingual high-demand page (status 503), for any
+    path, through the distribution's custom error responses; CloudFront's own 502 (no
+    connection) and 504 (timeout) are among them by default. A subset of 500, 502, 503, 504."""
     origin_connection_attempts: int = 1
-    """Times CloudFront tries to connect to the ALB before failing over (AWS: 1-3)."""
+    """Times CloudFront tries to connect to the ALB before it answers 502 (AWS: 1-3)."""
     origin_connection_timeout_s: int = 3
     """Seconds CloudFront waits for each connection to the ALB (AWS: 1-10)."""
     origin_read_timeout_s: int = 30

@@ -9,6 +9,7 @@ import pytest
 
 from components.admission import DEMAND_METRIC, METRIC_NAMESPACE
 from functions.admission.room import ORIGIN_HEADER, Config
+from functions.admission.tokens import VISITOR_COOKIE
 from planning.capacity import room_tunables
 from scripts.offline_cloud import OfflineRun, reveal
 from tests.helpers import stack_run
@@ -262,6 +263,29 @@ def test_the_queue_api_hears_the_viewers_address_and_fetch_metadata(run) -> None
     distribution = run.one("aws:cloudfront/distribution:Distribution").inputs
     queue = next(b for b in distribution["orderedCacheBehaviors"] if b["pathPattern"] == "/queue/*")
     assert queue["originRequestPolicyId"] == policy.id
+
+
+def test_only_the_room_summary_is_shared_between_visitors(run) -> None:
+    """Every per-visitor queue route keys on the visitor's cookie, so not even an error
+    CloudFront caches (400/403 for 10 s) reaches another visitor; /queue/room, the same for
+    everyone, is matched first and keyed on nothing."""
+    distribution = run.one("aws:cloudfront/distribution:Distribution").inputs
+    patterns = [b["pathPattern"] for b in distribution["orderedCacheBehaviors"]]
+    assert patterns.index("/queue/room") < patterns.index("/queue/*")
+    by_pattern = {b["pathPattern"]: b for b in distribution["orderedCacheBehaviors"]}
+    policies = {p.id: p.inputs for p in run.of_type("aws:cloudfront/cachePolicy:CachePolicy")}
+    cookies = {
+        pattern: policies[by_pattern[pattern]["cachePolicyId"]][
+            "parametersInCacheKeyAndForwardedToOrigin"
+        ]["cookiesConfig"]
+        for pattern in ("/queue/*", "/queue/room")
+    }
+    assert cookies["/queue/*"] == {
+        "cookieBehavior": "whitelist",
+        "cookies": {"items": [VISITOR_COOKIE]},
+    }
+    assert cookies["/queue/room"] == {"cookieBehavior": "none"}
+    assert by_pattern["/queue/room"]["allowedMethods"] == ["GET", "HEAD", "OPTIONS"]
 
 
 def test_the_gate_failing_open_raises_an_alarm_in_us_east_1(run) -> None:

@@ -1,4 +1,4 @@
-"""Edge: CloudFront with WAF, HTTPS to origin, failover to the bilingual high-demand page."""
+"""Edge: CloudFront with WAF, HTTPS to origin, the bilingual high-demand page for what fails."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from components.edge import (
     HIGH_DEMAND_PAGE,
     PAGES_DIR,
     PAGES_ORIGIN,
-    PORTAL_GROUP,
     Edge,
     EdgeArgs,
 )
 from functions.admission.room import ORIGIN_HEADER
+from planning import aws_facts
 
 
 def build(evaluate, settings):
@@ -70,35 +70,44 @@ def test_origin_is_https_only_and_carries_the_secret_header(distribution) -> Non
     assert (alb["connectionAttempts"], alb["connectionTimeout"]) == (1, 3)
 
 
-def test_origin_group_fails_over_to_the_pages_bucket(distribution, prod) -> None:
-    (group,) = distribution.inputs["originGroups"]
-    assert group["originId"] == PORTAL_GROUP
-    assert group["failoverCriteria"]["statusCodes"] == [500, 502, 503, 504]
-    assert [m["originId"] for m in group["members"]] == [ALB_ORIGIN, PAGES_ORIGIN]
-    assert distribution.inputs["defaultCacheBehavior"]["targetOriginId"] == PORTAL_GROUP
+def test_every_path_reaches_the_alb_directly_with_no_origin_group(distribution) -> None:
+    """No origin group: its secondary would get the viewer's own path, which only a
+    Lambda@Edge on every request could rewrite to the page."""
+    assert "originGroups" not in distribution.inputs
+    behaviours = [
+        distribution.inputs["defaultCacheBehavior"],
+        *distribution.inputs["orderedCacheBehaviors"],
+    ]
+    to_alb = {b.get("pathPattern", "*") for b in behaviours if b["targetOriginId"] == ALB_ORIGIN}
+    assert to_alb == {"*", "/assets/*", "/static/*", "/api/*", "/submit/*"}
     pages = next(o for o in distribution.revealed()["origins"] if o["originId"] == PAGES_ORIGIN)
     assert pages["originAccessControlId"]
 
 
-def test_writes_bypass_the_origin_group_but_keep_error_pages(distribution) -> None:
-    writes = [
-        b for b in distribution.inputs["orderedCacheBehaviors"] if "POST" in b["allowedMethods"]
-    ]
-    assert {b["pathPattern"] for b in writes} == {"/api/*", "/submit/*"}
-    assert all(b["targetOriginId"] == ALB_ORIGIN for b in writes)
-    group_targets = [
+def test_a_failing_origin_answers_the_high_demand_page_for_any_path(distribution) -> None:
+    """Custom error responses are distribution-wide and cover CloudFront's own 502 (no
+    connection) and 504 (timeout); the page comes through /high-demand/* from the bucket."""
+    responses = distribution.inputs["customErrorResponses"]
+    pages = [r for r in responses if "responsePagePath" in r]
+    assert {r["errorCode"] for r in pages} == {500, 502, 503, 504}
+    assert all(r["responsePagePath"] == HIGH_DEMAND_PAGE for r in pages)
+    assert all((r["responseCode"], r["errorCachingMinTtl"]) == (503, 10) for r in pages)
+    page_behaviour = next(
         b
         for b in distribution.inputs["orderedCacheBehaviors"]
-        if b["targetOriginId"] == PORTAL_GROUP
-    ]
-    assert all("POST" not in b["allowedMethods"] for b in group_targets)
+        if b["pathPattern"] == "/high-demand/*"
+    )
+    assert page_behaviour["targetOriginId"] == PAGES_ORIGIN
 
 
-def test_errors_show_the_high_demand_page_briefly_cached(distribution) -> None:
+def test_refusals_are_never_cached_for_another_visitor(distribution) -> None:
+    """CloudFront caches 400, 403 and 405 for 10 s whatever the origin's no-store."""
     responses = distribution.inputs["customErrorResponses"]
-    assert {r["errorCode"] for r in responses} == {500, 502, 503, 504}
-    assert all(r["responsePagePath"] == HIGH_DEMAND_PAGE for r in responses)
-    assert all(r["errorCachingMinTtl"] == 10 for r in responses)
+    never = [r for r in responses if "responsePagePath" not in r]
+    assert sorted(r["errorCode"] for r in never) == list(aws_facts.NEVER_CACHED_ERRORS)
+    assert all(r["errorCachingMinTtl"] == 0 and "responseCode" not in r for r in never)
+    codes = [r["errorCode"] for r in responses]
+    assert len(codes) == len(set(codes)) and set(codes) <= set(aws_facts.CLOUDFRONT_ERROR_CODES)
 
 
 def test_static_assets_are_cached_long_and_dynamic_pages_not_at_all(run, distribution) -> None:
@@ -213,39 +222,15 @@ def test_high_demand_page_is_bilingual_and_self_contained() -> None:
     assert "<script" not in html and "http" not in html.replace("http-equiv", "")
 
 
-def test_every_failover_behaviour_sends_failed_over_requests_to_the_page(run, distribution) -> None:
-    """CloudFront runs origin-request triggers again for the secondary origin; viewer-response
-    functions never see a response >= 400, so none is used (edge-functions-restrictions)."""
-    function = run.one("aws:lambda/function:Function")
-    assert function.inputs["handler"] == "failover_origin.handler"
+def test_no_behaviour_carries_lambda_at_edge(run, distribution) -> None:
+    """Nothing per-request and regional on the healthy path: Lambda@Edge would run in the
+    viewer's Region against its 1,000 concurrency, and a throttle answers 503."""
     behaviours = [
         distribution.inputs["defaultCacheBehavior"],
         *distribution.inputs["orderedCacheBehaviors"],
     ]
-    for behaviour in behaviours:
-        assert all(a["eventType"] != "viewer-response" for a in behaviour["functionAssociations"])
-        triggers = behaviour.get("lambdaFunctionAssociations") or []
-        if behaviour["targetOriginId"] == PORTAL_GROUP:
-            (trigger,) = triggers
-            assert trigger["eventType"] == "origin-request"
-            assert trigger["lambdaArn"] == function.outputs["qualifiedArn"]
-        else:
-            assert triggers == []
-
-
-def test_failover_trigger_meets_lambda_at_edge_rules(run) -> None:
-    function = run.one("aws:lambda/function:Function")
-    f = function.inputs
-    assert function.outputs["arn"].startswith("arn:aws:lambda:us-east-1:")
-    assert f["publish"] is True and f["architectures"] == ["x86_64"]
-    assert "layers" not in f and "environment" not in f and f["timeout"] <= 30
-    assert f["skipDestroy"] is True, "replicas outlive the association; destroy must not fail"
-    role = run.one("aws:iam/role:Role").inputs
-    (statement,) = json.loads(role["assumeRolePolicy"])["Statement"]
-    assert set(statement["Principal"]["Service"]) == {
-        "lambda.amazonaws.com",
-        "edgelambda.amazonaws.com",
-    }
+    assert all(not b.get("lambdaFunctionAssociations") for b in behaviours)
+    assert run.of_type("aws:lambda/function:Function") == []
 
 
 def test_large_form_posts_pass_the_common_rule_set_on_write_paths_only(run, prod) -> None:

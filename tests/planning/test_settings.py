@@ -133,7 +133,7 @@ INVALID: list[tuple[str, Any, str]] = [
         "edge.failover_status_codes",
         [500, 501],
         r"edge\.failover_status_codes: must be a non-empty subset of "
-        r"\[403, 404, 500, 502, 503, 504\] \(got \[500, 501\]\)",
+        r"\[500, 502, 503, 504\] \(got \[500, 501\]\)",
     ),
     (
         "edge.origin_connection_timeout_s",

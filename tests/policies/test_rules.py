@@ -72,6 +72,7 @@ DIST, ACL = "aws:cloudfront/distribution:Distribution", "aws:wafv2/webAcl:WebAcl
 FN, POLICY = "aws:lambda/function:Function", "aws:autoscaling/policy:Policy"
 LB, ACTION = "aws:lb/loadBalancer:LoadBalancer", "aws:autoscaling/schedule:Schedule"
 HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
+EDGE_FN = "us-east-1:123456789012:function:rewrite"
 
 
 def _rules(acl: dict, name: str) -> dict:
@@ -111,15 +112,6 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
     "warm-pool-caps-prepared-capacity": lambda p: props(
         p, G, "", lambda d: d["warmPool"].pop("maxGroupPreparedCapacity")
     ),
-    "no-viewer-response-function-for-failover": lambda p: props(
-        p,
-        DIST,
-        "",
-        lambda d: d["defaultCacheBehavior"].update(
-            functionAssociations=[{"eventType": "viewer-response", "functionArn": "arn:fn"}],
-            lambdaFunctionAssociations=[],
-        ),
-    ),
     "runtime-managed-values-ignored": lambda p: edit(p, G, "", ignore_changes=("desiredCapacity",)),
     "alb-reservation-not-waited-on-create": lambda p: edit(reserve(p), LB, "", create_timeout_s=0),
     "warm-pool-waits-for-bootstrap": lambda p: drop(
@@ -152,23 +144,23 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
     "distribution-after-log-bucket-acls": lambda p: _without_dependency(
         p, DIST, "", "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
     ),
-    "lambda-edge-constraints": lambda p: props(
-        p, FN, "failover", lambda d: d.update(architectures=["arm64"])
-    ),
     "gate-on-every-origin-behaviour": lambda p: props(
         p, DIST, "", lambda d: _behaviour(d, "/api/*").update(functionAssociations=[])
     ),
-    "failover-page-for-any-path": lambda p: props(
-        p, DIST, "", lambda d: _behaviour(d, "/assets/*").update(lambdaFunctionAssociations=[])
+    "high-demand-page-for-any-path": lambda p: props(
+        p, DIST, "", lambda d: d["customErrorResponses"].pop(0)
     ),
-    "edge-triggers-declared": lambda p: props(
+    "no-lambda-at-edge": lambda p: props(
         p,
         DIST,
         "",
-        lambda d: _behaviour(d, "*")["lambdaFunctionAssociations"][0].update(
-            lambdaArn="arn:aws:lambda:us-east-1:123456789012:function:elsewhere:1"
+        lambda d: _behaviour(d, "*").update(
+            lambdaFunctionAssociations=[
+                {"eventType": "origin-request", "lambdaArn": f"arn:aws:lambda:{EDGE_FN}:1"}
+            ]
         ),
     ),
+    "errors-never-shared": lambda p: props(p, DIST, "", lambda d: d["customErrorResponses"].pop()),
     "fleet-carries-peak-with-zone-lost": lambda p: props(p, G, "", lambda d: d.update(maxSize=40)),
     "stateful-resources-protected": lambda p: edit(p, TABLE, "", protect=False),
     "alarms-reach-a-topic": lambda p: props(
