@@ -18,6 +18,7 @@ import pulumi_random as random
 from components import iam
 from components.alarms import metric_alarm
 from components.service_role import service_role
+from functions.admission.room import FAULT_LOG
 from planning.capacity import (
     DEMAND_METRIC,
     METRIC_NAMESPACE,
@@ -38,9 +39,12 @@ LAYER_DIR = ROOT / "build/layers/awscrt"
 RUNTIME, ARCH = "python3.12", "arm64"
 __all__ = ["DEMAND_METRIC", "METRIC_NAMESPACE", "Admission", "AdmissionArgs", "EdgeWiring"]
 INLET_TIMEOUT_S = 58
-ROUTES = (("POST /queue/join", "join"), ("GET /queue/status", "status"),
-          ("GET /queue/room", "status"))  # fmt: skip
-"""The queue API's routes and the function behind each (functions/admission/handlers.py)."""
+FAULTS_METRIC = "QueueApiFaults"
+"""Joins and polls that failed unexpectedly: the handlers answer them 429 and log FAULT_LOG."""
+ROUTES = (("POST /queue/join", "join", "join"), ("GET /queue/status", "status", "status"),
+          ("GET /queue/room", "status", "room"))  # fmt: skip
+"""The queue API's routes, the function behind each (functions/admission/handlers.py) and its
+throttle (planning.capacity.QueueApiDesign.route_limits)."""
 VISITOR_READS = ["room", "visitor#*", "place#*", "tally#*"]
 VISITOR_WRITES = ["count#*", "visitor#*", "place#*", "collected#*", "joins#*"]
 """Room-table keys join and status may read and write (dynamodb:LeadingKeys): never the room,
@@ -394,6 +398,8 @@ class Admission(pulumi.ComponentResource):
             "latencyMs": "$context.responseLatency",
             "error": "$context.integrationErrorMessage",
         }
+        routes = [self._declare_route(route, self.functions[label]) for route, label, _ in ROUTES]
+        limits = self._args.queue_api.route_limits(s.api_rate_limit, s.api_burst_limit)
         aws.apigatewayv2.Stage(
             f"{name}-queue",
             api_id=self.api.id,
@@ -403,17 +409,25 @@ class Admission(pulumi.ComponentResource):
                 "throttling_rate_limit": s.api_rate_limit,
                 "throttling_burst_limit": s.api_burst_limit,
             },
+            # Each route answers 429 before its function's reserved concurrency would throttle
+            # (API Gateway's 500); route settings name routes that must exist first.
+            route_settings=[
+                {
+                    "route_key": route,
+                    "throttling_rate_limit": limits[limit][0],
+                    "throttling_burst_limit": limits[limit][1],
+                }
+                for route, _, limit in ROUTES
+            ],
             access_log_settings={
                 "destination_arn": access_logs.arn,
                 "format": json.dumps(access_format),
             },
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=routes)),
         )
-        for route, label in ROUTES:
-            self._declare_route(route, self.functions[label])
 
-    def _declare_route(self, route: str, function: aws.lambda_.Function) -> None:
+    def _declare_route(self, route: str, function: aws.lambda_.Function) -> aws.apigatewayv2.Route:
         """`route` ("METHOD /path") to `function`, which API Gateway may invoke for that route
         only (execute-api ARNs: <api>/<stage>/<METHOD>/<path>)."""
         name, child = self._name, self._child
@@ -428,7 +442,7 @@ class Admission(pulumi.ComponentResource):
             timeout_milliseconds=10_000,
             opts=child,
         )
-        aws.apigatewayv2.Route(
+        declared = aws.apigatewayv2.Route(
             f"{name}-queue-{slug}",
             api_id=self.api.id,
             route_key=route,
@@ -443,6 +457,7 @@ class Admission(pulumi.ComponentResource):
             source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/", method, path),
             opts=child,
         )
+        return declared
 
     def _declare_inlet_schedule(self) -> None:
         """EventBridge Scheduler runs the inlet every minute (its finest rate); a late or
@@ -517,6 +532,30 @@ class Admission(pulumi.ComponentResource):
             comparison="LessThanThreshold",
             periods=3,
             missing="breaching",
+        )
+        for label in ("join", "status"):
+            aws.cloudwatch.LogMetricFilter(
+                f"{self._name}-room-{label}-faults",
+                log_group_name=self.functions[label].logging_config.apply(
+                    lambda c: c.log_group if c else ""
+                ),
+                pattern=f'"{FAULT_LOG}"',
+                metric_transformation={
+                    "namespace": METRIC_NAMESPACE,
+                    "name": FAULTS_METRIC,
+                    "value": "1",
+                    "default_value": "0",
+                },
+                opts=self._child,
+            )
+        self._alarm(
+            "api-faults",
+            "Queue API faults (answered 429, logged as floodgate-queue fault)",
+            METRIC_NAMESPACE,
+            FAULTS_METRIC,
+            {},
+            "Sum",
+            threshold=10,
         )
         self._alarm(
             "api-5xx",

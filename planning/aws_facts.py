@@ -71,6 +71,12 @@ DDB_TABLE_QUOTA_UNITS_PER_S = 40_000
 # throughput lifts that (DynamoDB developer guide, warm throughput).
 DDB_NEW_TABLE_WRITES_PER_S, DDB_NEW_TABLE_READS_PER_S = 4_000, 12_000
 
+# One partition serves at most 3,000 read units and 1,000 write units a second; an eventually
+# consistent read of an item up to 4 KB is half a unit, and every item of a BatchGetItem counts.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html
+DDB_PARTITION_READ_UNITS_PER_S = 3_000
+DDB_EVENTUAL_READ_UNITS = 0.5
+
 # Lambda: 1,000 concurrent executions per region by default, and at least 100 must stay
 # unreserved (Lambda quotas; PutFunctionConcurrency refuses to go below).
 LAMBDA_DEFAULT_CONCURRENCY = 1_000

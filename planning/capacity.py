@@ -69,8 +69,10 @@ def peak_check(settings: Settings) -> PeakCheck:
     )
 
 
-DDB_WRITES_PER_JOIN, DDB_READS_PER_STATUS = 4, 4
-"""Room table units per join and per status poll (see functions/admission/room.py)."""
+DDB_WRITES_PER_JOIN, DDB_READS_PER_STATUS = 4, 3
+"""Room table units per join and per status poll (see functions/admission/room.py): a poll
+reads the visitor, its place and its second's tally; the room item a container reuses for
+ROOM_CACHE_S is counted apart (room_item_reads), against its partition."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class WarmThroughput:
 def room_warm_throughput(admission: AdmissionSettings) -> WarmThroughput:
     """The design join rate in table units, at least what a new on-demand table starts with
     and at most the table-level quota (40,000 units/s by default). With the default quota that
-    is 40,000 / 4 = 10,000 joins/s and 40,000 / 4 = 10,000 status polls/s."""
+    is 40,000 / 4 = 10,000 joins/s and 40,000 / 3 = 13,333 status polls/s."""
     quota = admission.table_quota_units_per_s
     return WarmThroughput(
         writes_per_s=min(
@@ -162,6 +164,7 @@ def room_tunables(settings: Settings) -> dict[str, str]:
         "FG_DEMAND_FLOOR_PCT": f"{settings.fleet.scaling_target_pct:.2f}",
         "FG_POLLS_PER_S": f"{queue_api_capacity(settings).polls_per_s:.0f}",
         "FG_JOINS_PER_ADDRESS_PER_MIN": str(s.joins_per_address_per_min),
+        "FG_ROOM_CACHE_S": str(ROOM_CACHE_S),
         "FG_METRIC_NAMESPACE": METRIC_NAMESPACE,
         "FG_DEMAND_METRIC": DEMAND_METRIC,
     }
@@ -173,6 +176,9 @@ read), seconds: a function with concurrency C serves C / duration requests a sec
 assumption, not a measurement: check it against the functions' Duration metric."""
 
 
+ROOM_ROUTE_SHARE = 0.1
+"""The share of the status function GET /queue/room may take: it is cached 2 s at the edge, so
+each regional edge cache asks at most every 2 s."""
 DESIGN_ARRIVAL_S = 120
 """The planned crowd may arrive within two minutes (the rehearsal's flash crowd): joins/s."""
 POLL_MAX_S = 60
@@ -190,6 +196,23 @@ class QueueApiDesign:
     join_concurrency: int
     status_concurrency: int
 
+    def route_limits(self, stage_rate: int, stage_burst: int) -> dict[str, tuple[int, int]]:
+        """(rate per s, burst) per function label for its API Gateway route: its concurrency
+        over its service time, and its concurrency as the burst, within the stage's. Past them
+        API Gateway answers 429 itself; past the function's concurrency Lambda would throttle
+        and API Gateway answer 500 (Lambda developer guide, "Handling API Gateway errors").
+        The status function's share is split with /queue/room (ROOM_ROUTE_SHARE)."""
+
+        def limit(concurrency: int, service_s: float, share: float) -> tuple[int, int]:
+            rate = max(1, math.floor(concurrency / service_s * share))
+            return min(rate, stage_rate), min(max(1, math.floor(concurrency * share)), stage_burst)
+
+        return {
+            "join": limit(self.join_concurrency, JOIN_SERVICE_S, 1.0),
+            "status": limit(self.status_concurrency, STATUS_SERVICE_S, 1 - ROOM_ROUTE_SHARE),
+            "room": limit(self.status_concurrency, STATUS_SERVICE_S, ROOM_ROUTE_SHARE),
+        }
+
     @property
     def reserved(self) -> int:
         """Concurrency the room's four functions reserve out of the region's pool."""
@@ -200,7 +223,8 @@ class QueueApiDesign:
 
 def queue_api_design(settings: Settings) -> QueueApiDesign:
     """The planned peak joining within DESIGN_ARRIVAL_S and all of it polling every POLL_MAX_S
-    (prod: 340,000 / 120 = 2,834 joins/s and 5,667 polls/s: 142 and 171 concurrent)."""
+    (prod: 340,000 / 120 = 2,834 joins/s and 5,667 polls/s: 142 and 189 concurrent, the
+    status function's including /queue/room's ROOM_ROUTE_SHARE)."""
     a = settings.admission
     peak = settings.capacity.baseline_users * settings.capacity.peak_multiple
     joins, polls = peak / DESIGN_ARRIVAL_S, peak / POLL_MAX_S
@@ -208,8 +232,41 @@ def queue_api_design(settings: Settings) -> QueueApiDesign:
         joins_per_s=joins,
         polls_per_s=polls,
         join_concurrency=a.join_concurrency or max(1, math.ceil(joins * JOIN_SERVICE_S)),
-        status_concurrency=a.status_concurrency or max(1, math.ceil(polls * STATUS_SERVICE_S)),
+        status_concurrency=a.status_concurrency
+        or max(1, math.ceil(polls * STATUS_SERVICE_S / (1 - ROOM_ROUTE_SHARE))),
     )
+
+
+ROOM_CACHE_S = 1.0
+"""Seconds a join or status container reuses the room item (`FG_ROOM_CACHE_S`): a second late
+on a state change, which the page's next poll corrects."""
+
+
+@dataclass(frozen=True)
+class HotItem:
+    """Reads a second of the one item every join and poll needs (the room item, under 4 KB:
+    half a read unit each, eventually consistent), at the queue API's design point."""
+
+    reads_per_s: float
+    uncached_reads_per_s: float
+    """What it would take if every join and poll read it."""
+
+    @property
+    def units_per_s(self) -> float:
+        return self.reads_per_s * aws_facts.DDB_EVENTUAL_READ_UNITS
+
+
+def room_item_reads(
+    settings: Settings, containers: int | None = None, cache_s: float = ROOM_CACHE_S
+) -> HotItem:
+    """At most one read per join/status container per `cache_s` (`containers`: the join and
+    status functions' concurrency, the design's by default), never more than the requests
+    themselves (prod: 331 containers -> 331 reads/s, 166 units, against 8,500 and 4,250)."""
+    design = queue_api_design(settings)
+    uncached = design.joins_per_s + design.polls_per_s
+    pool = design.join_concurrency + design.status_concurrency if containers is None else containers
+    reads = uncached if cache_s <= 0 else min(uncached, pool / cache_s)
+    return HotItem(reads_per_s=reads, uncached_reads_per_s=uncached)
 
 
 @dataclass(frozen=True)
@@ -221,7 +278,8 @@ class QueueApiCapacity:
     joins_per_s: float
     """Join function concurrency / JOIN_SERVICE_S, within the table's pre-warmed writes."""
     polls_per_s: float
-    """Status function concurrency / STATUS_SERVICE_S, within the table's pre-warmed reads."""
+    """Status function concurrency / STATUS_SERVICE_S (less /queue/room's share), within the
+    table's pre-warmed reads."""
 
 
 def queue_api_capacity(settings: Settings) -> QueueApiCapacity:
@@ -232,6 +290,7 @@ def queue_api_capacity(settings: Settings) -> QueueApiCapacity:
             design.join_concurrency / JOIN_SERVICE_S, warm.writes_per_s / DDB_WRITES_PER_JOIN
         ),
         polls_per_s=min(
-            design.status_concurrency / STATUS_SERVICE_S, warm.reads_per_s / DDB_READS_PER_STATUS
+            design.status_concurrency / STATUS_SERVICE_S * (1 - ROOM_ROUTE_SHARE),
+            warm.reads_per_s / DDB_READS_PER_STATUS,
         ),
     )

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pulumi_policy import ResourceValidationArgs
 
 from planning import aws_facts
-from planning.capacity import max_with_zone_lost, peak_check
+from planning.capacity import max_with_zone_lost, peak_check, room_item_reads
 from policies.apply_time import (
     T_ALARM,
     T_BUCKET,
     T_DISTRIBUTION,
+    T_FUNCTION,
     T_GROUP,
     T_LISTENER_RULE,
     T_TABLE,
@@ -173,6 +174,33 @@ def _errors_never_shared(view: StackView) -> Iterator[Finding]:
                 )
 
 
+def _room_item_within_its_partition(view: StackView) -> Iterator[Finding]:
+    """Every join and poll needs the room item; read by each, at the queue API's design point
+    it alone would take more than one partition's 3,000 read units a second, and DynamoDB
+    throttles that key whatever the table's capacity."""
+    readers = [
+        f
+        for f in view.of_type(T_FUNCTION)
+        if str(get(f.props, "name", "")).endswith(("-room-join", "-room-status"))
+    ]
+    if not readers:
+        return
+    containers = sum(int(get(f.props, "reservedConcurrentExecutions", 0)) for f in readers)
+    caches = [get(f.props, "environment.variables.FG_ROOM_CACHE_S") for f in readers]
+    cache_s = min(float(c) if c is not None else 0.0 for c in caches)
+    hot = room_item_reads(view.settings, containers, cache_s)
+    if hot.units_per_s > aws_facts.DDB_PARTITION_READ_UNITS_PER_S:
+        yield Finding(
+            "environment.variables.FG_ROOM_CACHE_S",
+            caches,
+            f"the room item would take {hot.units_per_s:,.0f} read units/s at the design point "
+            f"({hot.reads_per_s:,.0f} reads over {containers} containers); one partition serves "
+            f"{aws_facts.DDB_PARTITION_READ_UNITS_PER_S:,}",
+            readers[0].urn,
+            readers[0].name,
+        )
+
+
 def _peak_with_zone_lost(view: StackView) -> Iterator[Finding]:
     settings = view.settings
     need = peak_check(settings).instances_needed
@@ -263,6 +291,13 @@ RULES = [
         "400, 403 and 405 are never cached: no visitor's refusal is another's answer",
         f"{_DOCS}/custom-error-pages-expiration.html",
         _errors_never_shared,
+    ),
+    StackRule(
+        "room-item-within-its-partition",
+        "readiness",
+        "The room item every join and poll reads stays within one partition's 3,000 units/s",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html",
+        _room_item_within_its_partition,
     ),
     StackRule(
         "fleet-carries-peak-with-zone-lost",

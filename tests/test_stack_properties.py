@@ -110,9 +110,9 @@ def test_alarms_are_wired_to_the_topics(run) -> None:
     alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
     room = [a for a in alarms if "-room-" in a.name]
     runner = [a for a in alarms if "-prescale-" in a.name]
-    # 7 along the request path + the gate's fail-open; 4 room functions x 2 + 3 room alarms;
+    # 7 along the request path + the gate's fail-open; 4 room functions x 2 + 4 room alarms;
     # 6 for the pre-scale runner (failures, two shortfalls, stopped, errors, undelivered).
-    assert (len(alarms) - len(room) - len(runner), len(room), len(runner)) == (8, 11, 6)
+    assert (len(alarms) - len(room) - len(runner), len(room), len(runner)) == (8, 12, 6)
     for alarm in alarms:
         assert alarm.inputs["alarmActions"]
         assert all(a.rsplit(":", 1)[1] in topic_names for a in alarm.inputs["alarmActions"])

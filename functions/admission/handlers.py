@@ -22,6 +22,7 @@ from . import admin as admin_actions
 from . import inlet as inlet_run
 from .kvs import BotoKeyValueStore
 from .room import (
+    FAULT_LOG,
     ORIGIN_HEADER,
     Config,
     Room,
@@ -105,8 +106,9 @@ def summary(event: dict[str, Any], context: object = None, the_room: Room | None
     """GET /queue/room: the room's state and pace, the same for everyone (cacheable 2 s)."""
 
     def answer(r: Room) -> dict[str, Any]:
-        state = r.state()
-        rate = admission_rate(state["history"], clock())
+        now = clock()
+        state = r.shared_state(now)
+        rate = admission_rate(state["history"], now)
         return {
             "state": state["state"],
             "admitted_up_to": state["cursor_place"],
@@ -147,6 +149,8 @@ def _http(
     try:
         body = act(current)
     except RoomError as error:
+        if error.status >= 500:  # the room could not do it now (a full second, throttled reads)
+            return _busy(f"room-{error.code}")
         response = _response(error.status, {"error": error.code, "message": str(error)},
                              "no-store")  # fmt: skip
         if error.status == 429:
@@ -154,14 +158,9 @@ def _http(
         return response
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        if code not in THROTTLING_CODES:
-            raise
-        # Overload is a 429, never a 5xx: CloudFront's custom error responses would replace a
-        # 5xx with the HTML high-demand page and cache it for every poller at that edge.
-        print(json.dumps({"throttled": code}))
-        response = _response(429, {"error": "busy", "retry_after_s": OVERLOAD_RETRY_S}, "no-store")
-        response["headers"]["retry-after"] = str(OVERLOAD_RETRY_S)
-        return response
+        return _busy(code if code in THROTTLING_CODES else f"fault {code}")
+    except Exception as error:
+        return _busy(f"fault {type(error).__name__}: {error}")
     cookies = []
     if body.get("visitor"):
         cookies.append(
@@ -180,6 +179,20 @@ def _http(
             body.get("eta_s"), int(body.get("waiting") or 0), current.config.polls_per_s
         )
     return _response(200, body, cache, cookies)
+
+
+def _busy(why: str) -> dict[str, Any]:
+    """429 JSON with Retry-After: overload, and any fault, is never a 5xx. CloudFront's custom
+    error responses would turn a 5xx into the HTML high-demand page for this path, and API
+    Gateway would answer a crash with its own 500. A fault is logged as `FAULT_LOG` (a metric
+    filter counts it and an alarm watches it: components/admission.py)."""
+    if why.startswith("fault"):
+        print(f"{FAULT_LOG} {why}")
+    else:
+        print(json.dumps({"throttled": why}))
+    response = _response(429, {"error": "busy", "retry_after_s": OVERLOAD_RETRY_S}, "no-store")
+    response["headers"]["retry-after"] = str(OVERLOAD_RETRY_S)
+    return response
 
 
 def _response(

@@ -33,6 +33,12 @@ A join that fails half-way leaves a counted sequence with no ``place#`` item: a 
 by the inlet without admitting anyone. A visitor whose place was skipped (stopped polling) or
 lost (a join slower than the seal grace) is put at the back on their next poll.
 
+The one item every join and poll reads is the room item (state, cursor, period, pace): read by
+each, prod's design point (2,834 joins/s + 5,667 polls/s) would put ~4,250 read units/s on its
+partition, past DynamoDB's 3,000. Joins and polls read it through ``Room.shared_state``, which
+a container reuses for ``room_cache_s`` (1 s): at most one read a second per container (331 at
+prod's design point). A state change reaches a page at most that late, and its next poll.
+
 Sessions and capacity
 ---------------------
 The inlet admits ``min(capacity - active, max_admit_per_s * step_s)`` per step, where capacity
@@ -104,6 +110,11 @@ ORIGIN_HEADER = "X-Floodgate-Origin-Verify"
 the stack's values did not come through the distribution and its WAF."""
 
 
+FAULT_LOG = "floodgate-queue fault"
+"""How the handlers log a join or poll that failed unexpectedly (answered 429, never 5xx); a
+metric filter on the join and status logs counts it (components/admission.py)."""
+
+
 class ConfigError(ValueError):
     """The Lambda's environment does not describe a room; raised at cold start."""
 
@@ -157,6 +168,10 @@ class Config:
     """The secret holding the values CloudFront may send in ORIGIN_HEADER, comma-separated (two
     slots, so a rotation never refuses an edge location still sending the old one). A secret,
     not an environment variable: the environment shows in the console and in every preview."""
+    room_cache_s: float = _rule(float, 0.0, 5.0)
+    """Seconds a container reuses the room item for joins and polls (0: read it every time):
+    every request reading it would make it a hot key past DynamoDB's 3,000 read units/s per
+    partition (planning.capacity.room_item_reads)."""
     joins_per_address_per_min: int = _rule(int, 1)
     """New places one viewer address may take a minute (the handler's own limit; WAF's
     rate rule on /queue/join is the first line)."""
@@ -220,6 +235,7 @@ class Room:
     kvs: KeyValueStore | None = None
     _keys: tuple[float, dict[str, Any]] | None = field(default=None, repr=False)
     _origin: tuple[float, list[str]] | None = field(default=None, repr=False)
+    _room: tuple[float, dict[str, Any]] | None = field(default=None, repr=False)
 
     @cached_property
     def table(self) -> Any:
@@ -231,6 +247,26 @@ class Room:
     def state(self) -> dict[str, Any]:
         """The room item, with defaults for a room that has never run."""
         return _room_defaults(self.table.get_item(Key=ROOM_KEY).get("Item") or {})
+
+    def shared_state(self, now: float) -> dict[str, Any]:
+        """The room item as joins and polls see it: this container's copy while it is younger
+        than `room_cache_s`, else read (eventually consistent, as before). The inlet and admin
+        read `state()`, fresh, because they write it back."""
+        if self._room_fresh(now):
+            return self._shared_room
+        return self._keep_room(now, self.table.get_item(Key=ROOM_KEY).get("Item") or {})
+
+    @property
+    def _shared_room(self) -> dict[str, Any]:
+        assert self._room is not None
+        return self._room[1]
+
+    def _keep_room(self, now: float, item: dict[str, Any]) -> dict[str, Any]:
+        self._room = (now, _room_defaults(item))
+        return self._room[1]
+
+    def _room_fresh(self, now: float) -> bool:
+        return self._room is not None and 0 <= now - self._room[0] < self.config.room_cache_s
 
     def save(self, room: dict[str, Any]) -> None:
         """Write the room item, only if nobody else wrote it since `room` was read."""
@@ -332,7 +368,7 @@ class Room:
         here: an id the room does not know (a client's own choice) gets a new one. `address`
         (the viewer's, from CloudFront) may take `joins_per_address_per_min` new places a
         minute; None (no address known) is not limited."""
-        room = self.state()
+        room = self.shared_state(now)
         if room["state"] != "queue":
             return {"state": room["state"]}
         if visitor is not None and tokens.valid_id(visitor):
@@ -416,8 +452,9 @@ class Room:
             raise RoomError(404, "unknown-visitor", "unknown visitor: join again")
         order = int(found["order"])
         second = order // SEQ_SPAN // SHARDS
-        got = self._batch_get([f"place#{order}", "room", f"tally#{second}"])
-        room = _room_defaults(got.get("room", {}))
+        fresh = self._room_fresh(now)
+        got = self._batch_get([f"place#{order}", f"tally#{second}", *([] if fresh else ["room"])])
+        room = self._shared_room if fresh else self._keep_room(now, got.get("room", {}))
         if room["state"] != "queue":
             return {"state": room["state"], "visitor": visitor}
         place_item, tally = got.get(f"place#{order}"), got.get(f"tally#{second}")

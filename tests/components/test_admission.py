@@ -8,9 +8,14 @@ import json
 import pytest
 
 from components.admission import DEMAND_METRIC, METRIC_NAMESPACE
-from functions.admission.room import ORIGIN_HEADER, Config
+from functions.admission.room import FAULT_LOG, ORIGIN_HEADER, Config
 from functions.admission.tokens import VISITOR_COOKIE
-from planning.capacity import room_tunables
+from planning.capacity import (
+    JOIN_SERVICE_S,
+    STATUS_SERVICE_S,
+    queue_api_design,
+    room_tunables,
+)
 from scripts.offline_cloud import OfflineRun, reveal
 from tests.helpers import stack_run
 
@@ -74,10 +79,11 @@ def test_functions_concurrency_runtime_and_logs(run) -> None:
     fns = functions(run)
     assert set(fns) == {"join", "status", "inlet", "admin"}
     # Sized for prod's planned 340,000 people: joining within 2 minutes (2,834/s x 0.05 s) and
-    # polling every minute (5,667/s x 0.03 s); see planning.capacity.queue_api_design.
+    # polling every minute (5,667/s x 0.03 s, and a tenth more for /queue/room); see
+    # planning.capacity.queue_api_design.
     assert {k: f["reservedConcurrentExecutions"] for k, f in fns.items()} == {
         "join": 142,
-        "status": 170,
+        "status": 189,
         "inlet": 1,
         "admin": 2,
     }
@@ -288,6 +294,48 @@ def test_only_the_room_summary_is_shared_between_visitors(run) -> None:
     assert by_pattern["/queue/room"]["allowedMethods"] == ["GET", "HEAD", "OPTIONS"]
 
 
+def test_queue_routes_answer_429_before_their_functions_throttle(run, prod) -> None:
+    """API Gateway answers a Lambda throttle with 500 (which CloudFront would turn into the HTML
+    page): each route's own limit stops at what its function's reserved concurrency serves."""
+    stage = run.one("aws:apigatewayv2/stage:Stage")
+    routes = {r.inputs["routeKey"]: r for r in run.of_type("aws:apigatewayv2/route:Route")}
+    limits = {s["routeKey"]: s for s in stage.inputs["routeSettings"]}
+    assert set(limits) == set(routes)
+    assert set(routes[k].urn for k in routes) <= set(stage.dependencies)
+    reserved = {label: f["reservedConcurrentExecutions"] for label, f in functions(run).items()}
+    join, status = limits["POST /queue/join"], limits["GET /queue/status"]
+    room = limits["GET /queue/room"]
+    assert join["throttlingBurstLimit"] <= reserved["join"]
+    assert join["throttlingRateLimit"] <= reserved["join"] / JOIN_SERVICE_S
+    shared = status["throttlingBurstLimit"] + room["throttlingBurstLimit"]
+    assert shared <= reserved["status"]
+    assert status["throttlingRateLimit"] + room["throttlingRateLimit"] <= (
+        reserved["status"] / STATUS_SERVICE_S
+    )
+    design = queue_api_design(prod)
+    assert status["throttlingRateLimit"] >= design.polls_per_s, "the design's polls still fit"
+
+
+def test_a_fault_in_join_or_status_reaches_the_alarm_topic(run) -> None:
+    filters = [
+        f.inputs
+        for f in run.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+        if "faults" in f.name
+    ]
+    groups = {f["logGroupName"] for f in filters}
+    assert groups == {
+        functions(run)[label]["loggingConfig"]["logGroup"] for label in ("join", "status")
+    }
+    assert all(f["pattern"] == f'"{FAULT_LOG}"' for f in filters)
+    alarm = next(
+        a
+        for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.name.endswith("api-faults")
+    ).inputs
+    assert alarm["metricName"] == filters[0]["metricTransformation"]["name"]
+    assert alarm["namespace"] == filters[0]["metricTransformation"]["namespace"]
+
+
 def test_the_gate_failing_open_raises_an_alarm_in_us_east_1(run) -> None:
     """CloudFront Functions log to /aws/cloudfront/function/<name> in us-east-1; a metric
     filter counts the gate's fail-open lines (the exact text gate.js logs)."""
@@ -301,7 +349,9 @@ def test_the_gate_failing_open_raises_an_alarm_in_us_east_1(run) -> None:
     )
     assert group.inputs["name"] == f"/aws/cloudfront/function/{gate.inputs['name']}"
     assert group.provider and "us-east-1" in group.provider
-    metric_filter = run.one("aws:cloudwatch/logMetricFilter:LogMetricFilter").inputs
+    metric_filter = next(
+        f for f in run.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter") if "gate" in f.name
+    ).inputs
     assert metric_filter["pattern"] == '"floodgate-gate fail-open"'
     assert "console.log(LOG + 'fail-open ' + why)" in gate.inputs["code"]
     assert "const LOG = 'floodgate-gate ';" in gate.inputs["code"]

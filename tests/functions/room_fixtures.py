@@ -43,9 +43,12 @@ TEST_ENV = {
     "FG_DEMAND_METRIC": "DemandPercent",
     "FG_ORIGIN_SECRET_ID": "origin-verify",
     "FG_JOINS_PER_ADDRESS_PER_MIN": "30",
+    "FG_ROOM_CACHE_S": "0",
 }
 """A small room's environment, as components/admission.py would set it (moto has no ALB metrics:
-the origin load reads as zero until a test puts some)."""
+the origin load reads as zero until a test puts some). The room item is read on every request
+(`FG_ROOM_CACHE_S` 0) so a test sees the inlet's write at once; test_room_item_cache covers
+the cache."""
 
 
 def via_edge(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -424,13 +425,53 @@ def test_throttled_queue_api_answers_429_json_never_5xx(room, monkeypatch) -> No
     assert answer["headers"]["cache-control"] == "no-store"
 
 
-def test_a_bug_still_fails_loudly_for_the_error_alarm(room, monkeypatch) -> None:
-    def broken(*_args, **_kwargs):
-        raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad"}}, "PutItem")
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutItem"),
+        KeyError("order"),
+        RoomError(503, "throttled", "DynamoDB kept keys unprocessed"),
+    ],
+    ids=["client-error", "bug", "room-503"],
+)
+def test_a_fault_answers_429_json_and_is_logged_for_the_fault_alarm(
+    room, monkeypatch, capsys, failure
+) -> None:
+    """Never a 5xx: API Gateway would answer a crash with its own 500, and CloudFront would
+    turn it into the HTML page; the fault alarm counts the logged line instead."""
 
-    monkeypatch.setattr(room_module.Room, "join", broken)
-    with pytest.raises(ClientError):
-        handlers.join(via_edge(), None, room)
+    def broken(*_args, **_kwargs):
+        raise failure
+
+    monkeypatch.setattr(room_module.Room, "status", broken)
+    answer = handlers.status(via_edge(cookies=["fg_visitor=abc"]), None, room)
+    assert answer["statusCode"] == 429
+    assert json.loads(answer["body"])["retry_after_s"] == handlers.OVERLOAD_RETRY_S
+    assert answer["headers"]["retry-after"] == str(handlers.OVERLOAD_RETRY_S)
+    logged = capsys.readouterr().out
+    assert (handlers.FAULT_LOG in logged) == (not isinstance(failure, RoomError))
+
+
+def test_the_room_item_is_read_once_a_second_per_container(room, monkeypatch) -> None:
+    """Every join and poll needs the room item: read by each, it is one hot key past
+    DynamoDB's 3,000 read units/s per partition. A container reuses it for room_cache_s."""
+    cached = replace(room, config=replace(room.config, room_cache_s=1.0))
+    visitors = [room.join(None, T0)["visitor"] for _ in range(3)]
+    reads: list[str] = []
+    batch_get = cached.dynamodb.batch_get_item
+
+    def counting(RequestItems):  # noqa: N803 - boto3's name
+        reads.extend(k["pk"] for k in RequestItems[room.config.table]["Keys"])
+        return batch_get(RequestItems=RequestItems)
+
+    monkeypatch.setattr(cached.dynamodb, "batch_get_item", counting)
+    for i in range(20):
+        assert cached.status(visitors[i % 3], T0 + i * 0.04)["state"] == "queue"
+    assert reads.count("room") == 1
+    admin.pin(room, "open", T0 + 0.9)
+    assert cached.status(visitors[0], T0 + 0.95)["state"] == "queue", "a second late at most"
+    assert cached.status(visitors[0], T0 + 1.0)["state"] == "open"
+    assert reads.count("room") == 2
 
 
 def test_inlet_starts_no_step_past_its_deadline(room) -> None:

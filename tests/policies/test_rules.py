@@ -161,6 +161,12 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
         ),
     ),
     "errors-never-shared": lambda p: props(p, DIST, "", lambda d: d["customErrorResponses"].pop()),
+    "room-item-within-its-partition": lambda p: props(
+        p,
+        FN,
+        "room-",
+        lambda d: d.get("environment", {}).get("variables", {}).update(FG_ROOM_CACHE_S="0"),
+    ),
     "fleet-carries-peak-with-zone-lost": lambda p: props(p, G, "", lambda d: d.update(maxSize=40)),
     "stateful-resources-protected": lambda p: edit(p, TABLE, "", protect=False),
     "alarms-reach-a-topic": lambda p: props(

@@ -186,7 +186,7 @@ def test_a_default_new_account_is_not_ready(account, ready) -> None:
     assert verdicts(checks)["dynamodb-throughput"] == ["FAIL", "FAIL"]
     lam = next(c for c in checks if c.check == "lambda-concurrency")
     # join 142 + status 170 + inlet 1 + admin 2 + the pre-scale runner 1, and 100 unreserved
-    assert lam.detail.startswith("only 50") and "needs 416" in lam.detail
+    assert lam.detail.startswith("only 50") and "needs 435" in lam.detail
 
 
 def test_lcu_reservation_above_the_quota_fails(account, ready) -> None:
