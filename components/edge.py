@@ -30,6 +30,8 @@ ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"
 
 ALB_ORIGIN, PAGES_ORIGIN = "alb", "high-demand-pages"
+PUBLIC_ORIGIN = "alb-shielded"
+"""The ALB again, behind Origin Shield: the public pages' origin when a shield is set."""
 QUEUE_ORIGIN = "queue-api"
 ROOM_PATH = "/queue/room"
 """The queue API's one answer that is the same for everyone (cached 2 s, shared)."""
@@ -79,10 +81,17 @@ class Edge(pulumi.ComponentResource):
             name, args.admission, args.origin_secret, static
         )
         behaviour, s = self._behaviour, args.settings
+        public = self._declare_public_policy() if s.public_page_patterns else None
+        public_origin = PUBLIC_ORIGIN if s.origin_shield_region else ALB_ORIGIN
         ordered = [
             *queue_behaviours,
             behaviour("/high-demand/*", PAGES_ORIGIN, READ_METHODS, static, None),
             *(behaviour(p, ALB_ORIGIN, READ_METHODS, static, None) for p in s.static_path_patterns),
+            *(
+                behaviour(p, public_origin, READ_METHODS, public, None)
+                for p in s.public_page_patterns
+                if public is not None
+            ),
             *(
                 behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST)
                 for p in s.write_path_patterns
@@ -115,6 +124,37 @@ class Edge(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         ).id
 
+    def _declare_public_policy(self) -> pulumi.Output[str]:
+        """Public pages: cached as the origin's Cache-Control says (max-age or s-maxage,
+        stale-while-revalidate, stale-if-error), up to `public_page_max_ttl_s`; default TTL 0,
+        so a page without max-age, or `private`/`no-store`, is never kept. No cookie or viewer
+        header is in the key or reaches the origin (so no answer can be one visitor's, and
+        CloudFront drops the origin's Set-Cookie); only the named query strings are."""
+        s = self._args.settings
+        queries: Any = (
+            {
+                "query_string_behavior": "whitelist",
+                "query_strings": {"items": s.public_page_query_strings},
+            }
+            if s.public_page_query_strings
+            else {"query_string_behavior": "none"}
+        )
+        return aws.cloudfront.CachePolicy(
+            f"{self._name}-public",
+            comment="Public pages: the origin's Cache-Control, no cookies",
+            min_ttl=0,
+            default_ttl=0,
+            max_ttl=s.public_page_max_ttl_s,
+            parameters_in_cache_key_and_forwarded_to_origin={
+                "cookies_config": {"cookie_behavior": "none"},
+                "headers_config": {"header_behavior": "none"},
+                "query_strings_config": queries,
+                "enable_accept_encoding_brotli": True,
+                "enable_accept_encoding_gzip": True,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        ).id
+
     def _behaviour(
         self,
         pattern: str,
@@ -127,7 +167,7 @@ class Edge(pulumi.ComponentResource):
         can be walked around. No behaviour carries a Lambda@Edge: it would run on every request
         that misses the cache, in the Region of the viewer's regional edge cache, against that
         Region's concurrency (docs/architecture.md, "The edge carries the crowd")."""
-        reaches_alb = origin == ALB_ORIGIN
+        reaches_alb = origin in (ALB_ORIGIN, PUBLIC_ORIGIN)
         return {
             "path_pattern": pattern,
             "target_origin_id": origin,
@@ -153,17 +193,35 @@ class Edge(pulumi.ComponentResource):
             signing_protocol="sigv4",
             opts=pulumi.ResourceOptions(parent=self),
         )
+        alb: aws.cloudfront.DistributionOriginArgsDict = {
+            "origin_id": ALB_ORIGIN,
+            "domain_name": self._args.origin_domain_name,
+            "connection_attempts": s.origin_connection_attempts,
+            "connection_timeout": s.origin_connection_timeout_s,
+            "custom_headers": [{"name": ORIGIN_HEADER, "value": self._args.origin_secret}],
+            "custom_origin_config": _https_origin(
+                origin_read_timeout=s.origin_read_timeout_s, origin_keepalive_timeout=5
+            ),
+        }
+        # The same ALB behind Origin Shield, for the public pages only: their misses from every
+        # regional edge cache reach the origin once; uncached requests skip the extra hop.
+        shielded: list[aws.cloudfront.DistributionOriginArgsDict] = (
+            [
+                {
+                    **alb,
+                    "origin_id": PUBLIC_ORIGIN,
+                    "origin_shield": {
+                        "enabled": True,
+                        "origin_shield_region": s.origin_shield_region,
+                    },
+                }
+            ]
+            if s.origin_shield_region and s.public_page_patterns
+            else []
+        )
         return [
-            {
-                "origin_id": ALB_ORIGIN,
-                "domain_name": self._args.origin_domain_name,
-                "connection_attempts": s.origin_connection_attempts,
-                "connection_timeout": s.origin_connection_timeout_s,
-                "custom_headers": [{"name": ORIGIN_HEADER, "value": self._args.origin_secret}],
-                "custom_origin_config": _https_origin(
-                    origin_read_timeout=s.origin_read_timeout_s, origin_keepalive_timeout=5
-                ),
-            },
+            alb,
+            *shielded,
             {
                 "origin_id": PAGES_ORIGIN,
                 "domain_name": pages.bucket.bucket_regional_domain_name,

@@ -154,3 +154,26 @@ INSTANCE_SIZES = frozenset(
     ]
 )
 """EC2 size names ("Amazon EC2 instance types", sizes within a family)."""
+
+# CloudFront Origin Shield: the Regions it runs in, and the one AWS recommends for an origin in
+# each Region (the same Region where Origin Shield runs there).
+# https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/origin-shield.html
+ORIGIN_SHIELD_REGIONS: tuple[str, ...] = (
+    "us-east-2", "us-east-1", "us-west-2", "ap-south-1", "ap-northeast-2", "ap-southeast-1",
+    "ap-southeast-2", "ap-northeast-1", "eu-central-1", "eu-west-1", "eu-west-2", "sa-east-1",
+)  # fmt: skip
+ORIGIN_SHIELD_FOR: dict[str, str] = {
+    **{region: region for region in ORIGIN_SHIELD_REGIONS},
+    "ca-central-1": "us-east-1",
+    "us-west-1": "us-west-2",
+    "af-south-1": "eu-west-1",
+    "ap-east-1": "ap-southeast-1",
+    "eu-south-1": "eu-central-1",
+    "eu-west-3": "eu-west-2",
+    "eu-north-1": "eu-west-2",
+    "me-south-1": "ap-south-1",
+}
+# Regional edge caches, the layer between edge locations and the origin: without Origin Shield
+# each asks the origin for an object on its own (CloudFront Developer Guide, "How CloudFront
+# works with regional edge caches": 13 of them). With Origin Shield, one asks.
+REGIONAL_EDGE_CACHES = 13

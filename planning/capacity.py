@@ -35,11 +35,30 @@ class PeakCheck:
         return self.instances_with_zone_lost >= self.instances_needed
 
 
-def origin_requests_per_s(
-    users: float, requests_per_user_per_s: float, cdn_offload_pct: float
-) -> float:
-    """Requests per second reaching the ALB: users x req/s per user x (1 - CDN offload)."""
-    return users * requests_per_user_per_s * (1 - cdn_offload_pct / 100)
+def origin_requests_per_s(users: float, settings: Settings, edge_cache: bool = True) -> float:
+    """Requests per second reaching the ALB for `users`: their requests less the static assets
+    (`cdn_offload_pct`) and the public pages (`public_page_pct`), plus what the edge asks the
+    origin for public pages: each cache key once per cache per `public_page_ttl_s`, never more
+    than the pages asked for (all of them when the TTL is 0, or `edge_cache` is False: an
+    origin sending no-store). Prod: 340,000 x 0.05 x 40 % = 6,800 with no public pages."""
+    c = settings.capacity
+    requests = users * c.requests_per_user_per_s
+    dynamic = requests * (1 - (c.cdn_offload_pct + c.public_page_pct) / 100)
+    public = requests * c.public_page_pct / 100
+    if edge_cache and c.public_page_ttl_s > 0:
+        public = min(public, public_page_refill_per_s(settings))
+    return dynamic + public
+
+
+def public_page_refill_per_s(settings: Settings) -> float:
+    """The most public-page requests a second the edge sends the origin: every cache key, from
+    every cache that asks on its own (one with Origin Shield, else each regional edge cache),
+    once per TTL. A TTL of 0 caches nothing: infinite."""
+    c = settings.capacity
+    if c.public_page_ttl_s <= 0:
+        return math.inf
+    caches = 1 if settings.edge.origin_shield_region else aws_facts.REGIONAL_EDGE_CACHES
+    return c.public_page_urls * caches / c.public_page_ttl_s
 
 
 def instances_for(requests_per_s: float, requests_per_instance_per_s: float) -> int:
@@ -58,7 +77,7 @@ def peak_check(settings: Settings) -> PeakCheck:
     """Planned peak (baseline x peak_multiple) against the fleet's max with one zone lost."""
     c = settings.capacity
     peak_users = math.ceil(c.baseline_users * c.peak_multiple)
-    rate = origin_requests_per_s(peak_users, c.requests_per_user_per_s, c.cdn_offload_pct)
+    rate = origin_requests_per_s(peak_users, settings)
     return PeakCheck(
         peak_users=peak_users,
         origin_requests_per_s=rate,
@@ -118,9 +137,7 @@ def people_per_instance(settings: Settings) -> int:
     c, override = settings.capacity, settings.admission.sessions_per_instance
     if override is not None:
         return override
-    return derived_people_per_instance(
-        settings.fleet.requests_per_instance_per_s, c.requests_per_user_per_s, c.cdn_offload_pct
-    )
+    return derived_people_per_instance(settings.fleet.requests_per_instance_per_s, c)
 
 
 def admit_rate_per_s(settings: Settings) -> int:

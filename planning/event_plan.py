@@ -199,7 +199,7 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
     """Capacity for one occurrence on every layer, in stages along its shape."""
     spec, fleet, cap = occurrence.spec, settings.fleet, settings.capacity
     peak = spec.peak_users or math.ceil(cap.baseline_users * (spec.peak_multiple or 1))
-    rate = origin_requests_per_s(peak, cap.requests_per_user_per_s, cap.cdn_offload_pct)
+    rate = origin_requests_per_s(peak, settings)
     restore_at = occurrence.end + timedelta(seconds=settings.prescale.cooldown_s)
     peak_min = min(_min_size(peak, settings), fleet.max_size)
     # The pool never holds more than can enter service: desired + pool <= max_size.
@@ -234,8 +234,8 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
 
 def _min_size(users: int, settings: Settings) -> int:
     """Instances for `users` with one zone lost, at least the fleet's min (not capped)."""
-    c, fleet = settings.capacity, settings.fleet
-    rate = origin_requests_per_s(users, c.requests_per_user_per_s, c.cdn_offload_pct)
+    fleet = settings.fleet
+    rate = origin_requests_per_s(users, settings)
     needed = instances_for(rate, fleet.requests_per_instance_per_s)
     return max(fleet.min_size, with_zone_headroom(needed, len(settings.network.zones)))
 
@@ -261,7 +261,7 @@ def _stages(
         users = max(
             math.ceil(c.baseline_users + (peak - c.baseline_users) * level) for level in levels
         )
-        rate = origin_requests_per_s(users, c.requests_per_user_per_s, c.cdn_offload_pct)
+        rate = origin_requests_per_s(users, settings)
         size = min(_min_size(users, settings), fleet.max_size)
         lead = timedelta(0)
         if size > below or not stages:

@@ -18,7 +18,9 @@ from planning.event_plan import EventPlan
 from planning.settings import Settings
 from planning.shapes import SHAPES
 
-SCENARIOS = ("event", "stress", "flash-crowd", "zone-loss", "slow-origin")
+SCENARIOS = ("event", "stress", "flash-crowd", "zone-loss", "slow-origin", "edge-uncached")
+"""edge-uncached: the event's night with the origin sending no-store on its public pages, so
+the edge caches none of them (only for stacks whose plan counts on `capacity.public_page_pct`)."""
 STRESS_FACTOR = 3.0
 FLASH_MULTIPLE, FLASH_RAMP_S = 10.0, 120
 """flash-crowd: 10x baseline within 2 minutes on an ordinary evening, with no schedule."""
@@ -51,6 +53,8 @@ class Night:
     """Step from which one zone is lost (for the rest of the night)."""
     slow: range = field(default_factory=lambda: range(0))
     """Steps during which each instance serves SLOW_ORIGIN_FACTOR of its rate."""
+    edge_cache: bool = True
+    """False: the edge caches no public page (the origin sends no-store)."""
 
     def at(self, step: int) -> datetime:
         return self.start + timedelta(seconds=step * self.step_s)
@@ -97,7 +101,7 @@ def scenario_nights(
             crowd = flash_crowd(settings, FLASH_NIGHT_S // step_s, step_s)
             nights.append(Night(name, start, step_s, crowd, None))
             continue
-        if plan is None:
+        if plan is None or (name == "edge-uncached" and not settings.capacity.public_page_pct):
             continue
         curve = event_night(plan, settings, step_s)
         peak = max(range(len(curve)), key=curve.__getitem__)
@@ -105,7 +109,10 @@ def scenario_nights(
             curve = [u * STRESS_FACTOR for u in curve]
         lost = peak if name == "zone-loss" else None
         slow = range(peak, peak + SLOW_ORIGIN_S // step_s) if name == "slow-origin" else range(0)
-        nights.append(Night(name, start, step_s, curve, plan, zone_lost_at=lost, slow=slow))
+        cached = name != "edge-uncached"
+        nights.append(
+            Night(name, start, step_s, curve, plan, zone_lost_at=lost, slow=slow, edge_cache=cached)
+        )
     return nights
 
 

@@ -124,9 +124,7 @@ def static_size(night: Night, settings: Settings) -> int:
     if night.plan is not None:
         return night.plan.desired
     c, fleet = settings.capacity, settings.fleet
-    rate = origin_requests_per_s(
-        c.baseline_users * c.peak_multiple, c.requests_per_user_per_s, c.cdn_offload_pct
-    )
+    rate = origin_requests_per_s(c.baseline_users * c.peak_multiple, settings)
     wanted = with_zone_headroom(
         instances_for(rate, fleet.requests_per_instance_per_s), len(settings.network.zones)
     )
@@ -169,9 +167,7 @@ class _Run:
         fleet, plan = settings.fleet, night.plan
         self.dt = night.step_s
         self.session_s = settings.admission.session_minutes * 60
-        self.per_user = origin_requests_per_s(
-            1, settings.capacity.requests_per_user_per_s, settings.capacity.cdn_offload_pct
-        )
+        self.edge_cache = night.edge_cache
         self.rate = fleet.requests_per_instance_per_s
         self.slow_start_s = settings.load_balancer.slow_start_s
         self.page_codes = set(settings.edge.failover_status_codes)
@@ -209,6 +205,11 @@ class _Run:
         """People still in line after the inlet's last step (not those who just arrived)."""
         self.series = Series()
 
+    def origin(self, users: float) -> float:
+        """Origin requests a second for `users` on this night (the edge caching public pages
+        unless the night's origin sends no-store)."""
+        return origin_requests_per_s(users, self.settings, self.edge_cache)
+
     def _group(self, configured: bool) -> Group:
         """The group as the night finds it: steady at baseline (static-peak: at its size)."""
         fleet, night = self.settings.fleet, self.night
@@ -216,7 +217,7 @@ class _Run:
         if configured and fleet.warm_pool is not None:
             pool = night.plan.warm_pool if night.plan is not None else fleet.warm_pool.min_size
         target = fleet.scaling.requests_per_target
-        start = math.ceil(night.users[0] * self.per_user * 60 / target)
+        start = math.ceil(self.origin(night.users[0]) * 60 / target)
         start = min(max(start, fleet.min_size), fleet.max_size)
         static = self.policy == "static-peak"
         if static:
@@ -309,7 +310,7 @@ class _Run:
         factor = SLOW_ORIGIN_FACTOR if i in self.night.slow else 1.0
         capacity = group.serving_share(now, self.slow_start_s) * self.rate * factor
         inside = max(self.inside, 0.0)
-        offered = inside * self.per_user
+        offered = self.origin(inside)
         failed = max(0.0, offered - capacity)
         status = model.NO_TARGET_STATUS if serving < 1e-9 else model.OVERLOAD_STATUS
         totals["offered"] += offered * dt
@@ -331,7 +332,7 @@ class _Run:
         group.publish(minute["requests"], minute["demand_pct"] / steps if self.room else None)
         group.track(now)
         room, series = self.room, self.series
-        series.demand_instances.append(wanted * self.per_user / self.rate)
+        series.demand_instances.append(self.origin(wanted) / self.rate)
         series.in_service.append(serving)
         series.failed.append(minute["failed"])
         series.waiting.append(self.left_waiting)
@@ -411,18 +412,19 @@ class _Run:
 
 def _floor(night: Night, settings: Settings) -> Result:
     """Capacity that follows the wanted crowd exactly, step by step: nothing fails."""
-    per_user = origin_requests_per_s(
-        1, settings.capacity.requests_per_user_per_s, settings.capacity.cdn_offload_pct
-    )
+
+    def origin(users: float) -> float:
+        return origin_requests_per_s(users, settings, night.edge_cache)
+
     rate = settings.fleet.requests_per_instance_per_s
     _, wanted = arrivals(night.users, night.step_s, settings.admission.session_minutes * 60)
-    needed = [math.ceil(w * per_user / rate - 1e-9) for w in wanted]
+    needed = [math.ceil(origin(w) / rate - 1e-9) for w in wanted]
     hours = sum(needed) * night.step_s / 3600
-    lcu_hours = sum(lcu_used(w, w * per_user, settings) for w in wanted) * night.step_s / 3600
+    lcu_hours = sum(lcu_used(w, origin(w), settings) for w in wanted) * night.step_s / 3600
     prices = settings.rehearsal.prices
     per_minute = max(1, model.METRIC_PERIOD_S // night.step_s)
     series = Series(
-        demand_instances=[w * per_user / rate for w in wanted[per_minute - 1 :: per_minute]],
+        demand_instances=[origin(w) / rate for w in wanted[per_minute - 1 :: per_minute]],
         in_service=[float(n) for n in needed[per_minute - 1 :: per_minute]],
     )
     zero = (

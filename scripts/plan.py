@@ -26,7 +26,12 @@ if not __package__:  # run by path (`python scripts/plan.py`): make the project 
 
 from planning import clock
 from planning.calendar import CalendarError, Skipped, load_calendar, skipped
-from planning.capacity import admit_rate_per_s, peak_check, people_per_instance
+from planning.capacity import (
+    admit_rate_per_s,
+    origin_requests_per_s,
+    peak_check,
+    people_per_instance,
+)
 from planning.event_plan import EventPlan, PlanError, Step, plan_actions, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
 from rehearsal.verdict import event_verdict
@@ -56,8 +61,30 @@ def key_settings(settings: Settings) -> list[str]:
         f"planned peak     {peak.peak_users:,} users -> {peak.origin_requests_per_s:,.0f} "
         f"origin req/s -> needed {peak.instances_needed} instances; max with a zone lost "
         f"{peak.instances_with_zone_lost} ({'holds' if peak.holds else 'DOES NOT HOLD'})",
+        f"edge cache       {_edge_cache(settings, peak.peak_users)}",
         f"waiting room     {_room(settings)}",
     ]
+
+
+def _edge_cache(settings: Settings, peak_users: int) -> str:
+    """What the edge keeps from the origin at the planned peak, and what the plan counts on."""
+    e, c = settings.edge, settings.capacity
+    if not e.public_page_patterns:
+        return "static assets only (no edge.public_page_patterns)"
+    shield = f"Origin Shield {e.origin_shield_region}" if e.origin_shield_region else "no shield"
+    uncached = origin_requests_per_s(peak_users, settings, edge_cache=False)
+    if c.public_page_pct == 0 or c.public_page_ttl_s == 0:
+        counted = "the plan counts on none of it (capacity.public_page_pct/_ttl_s)"
+    else:
+        counted = (
+            f"{origin_requests_per_s(peak_users, settings):,.0f} origin req/s at the peak with "
+            f"them cached ({c.public_page_pct:g} % of requests, max-age {c.public_page_ttl_s} s, "
+            f"{c.public_page_urls} keys), {uncached:,.0f} without"
+        )
+    return (
+        f"public pages {', '.join(e.public_page_patterns)} as their Cache-Control says (at most "
+        f"{e.public_page_max_ttl_s} s, {shield}); {counted}"
+    )
 
 
 def _room(settings: Settings) -> str:

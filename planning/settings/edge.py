@@ -21,6 +21,9 @@ from planning.settings.base import (
     _Model,
 )
 
+ROOM_PREFIXES = ("/queue/", "/waiting-room/", "/high-demand/")
+"""Paths the edge routes to the room's API and pages, never to the portal."""
+
 
 class EdgeSettings(_Model):
     """CloudFront distribution, what it caches, and the high-demand page for what fails."""
@@ -42,6 +45,21 @@ class EdgeSettings(_Model):
     write_path_patterns: list[str] = ["/api/*", "/submit/*"]
     """Paths that accept POST/PUT/DELETE, never cached; their 5xx become the high-demand page
     like any other path's (a failed write is never retried elsewhere)."""
+    public_page_patterns: list[str] = []
+    """Public page paths (e.g. `/en/*`, `/fr/*`) whose responses the edge may cache for as long
+    as the origin's `Cache-Control` says (`max-age`/`s-maxage`, `stale-while-revalidate`,
+    `stale-if-error`), up to `public_page_max_ttl_s`: default TTL 0, so a response without
+    `max-age` or with `private`/`no-store` is never cached. Cookies and viewer headers are
+    neither in the cache key nor sent to the origin. They pass the gate like every other path."""
+    public_page_max_ttl_s: int = Field(default=300, ge=1, le=31_536_000)
+    """The most seconds CloudFront keeps a public page, whatever the origin's max-age."""
+    public_page_query_strings: list[str] = ["lang"]
+    """Query strings of public pages that reach the cache key and the origin; others are
+    dropped (a made-up query must not miss the cache)."""
+    origin_shield_region: str | None = None
+    """CloudFront Origin Shield in front of the ALB, so the regional edge caches' misses reach
+    the origin once: the Region AWS recommends for the stack's Region (us-east-1 for
+    ca-central-1; see planning/aws_facts.ORIGIN_SHIELD_FOR). Billed per request it forwards."""
     static_ttl_s: int = Field(default=86_400, ge=0, le=31_536_000)
     """Default seconds CloudFront caches static assets (CloudFront's maximum is a year)."""
     error_caching_ttl_s: int = Field(default=10, ge=0, le=300)
@@ -80,6 +98,39 @@ class EdgeSettings(_Model):
                 f"is in {match['region']}; CloudFront only uses certificates from us-east-1"
             )
         return value
+
+    @field_validator("public_page_patterns")
+    @classmethod
+    def _public_pages(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern.startswith("/") or pattern.startswith(ROOM_PREFIXES):
+                raise ValueError(
+                    f"{pattern!r}: must start with / and not be one of the room's paths "
+                    f"({', '.join(p + '*' for p in ROOM_PREFIXES)})"
+                )
+        return value
+
+    @field_validator("origin_shield_region")
+    @classmethod
+    def _shield(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_one_of(
+                value, aws_facts.ORIGIN_SHIELD_REGIONS, f"{list(aws_facts.ORIGIN_SHIELD_REGIONS)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _public_pages_are_not_writes(self) -> Self:
+        clash = sorted(
+            set(self.public_page_patterns) & {*self.write_path_patterns, *self.static_path_patterns}
+        )
+        if clash:
+            raise _at(
+                "public_page_patterns",
+                clash,
+                "are also write or static paths: each path has one cache behaviour",
+            )
+        return self
 
     @field_validator("failover_status_codes")
     @classmethod

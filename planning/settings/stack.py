@@ -101,6 +101,7 @@ class Settings(_Model):
                 f"must be in the stack's region {self.region} (an ALB uses regional certificates)",
             )
         self._room_capacity()
+        self._edge_cache()
         hook = self.fleet.launch_hook_timeout_s
         if self.prescale.cold_launch_s > hook:
             raise _at(
@@ -125,6 +126,33 @@ class Settings(_Model):
                 )
         return self
 
+    def _edge_cache(self) -> None:
+        """Public pages the plan counts on are ones the edge may cache, for the TTL the plan
+        assumes; Origin Shield sits where AWS recommends for the stack's Region."""
+        c, e = self.capacity, self.edge
+        if c.public_page_pct > 0 and not e.public_page_patterns:
+            raise _at(
+                "capacity.public_page_pct",
+                c.public_page_pct,
+                "needs edge.public_page_patterns: the edge caches only the paths named there",
+            )
+        if c.public_page_ttl_s > e.public_page_max_ttl_s:
+            raise _at(
+                "capacity.public_page_ttl_s",
+                c.public_page_ttl_s,
+                f"must be <= edge.public_page_max_ttl_s ({e.public_page_max_ttl_s}): CloudFront "
+                "keeps a page no longer than the cache policy's max TTL",
+            )
+        shield = aws_facts.ORIGIN_SHIELD_FOR.get(self.region)
+        if e.origin_shield_region is not None and e.origin_shield_region != shield:
+            raise _at(
+                "edge.origin_shield_region",
+                e.origin_shield_region,
+                f"must be {shield}, the Origin Shield Region AWS recommends for {self.region}"
+                if shield
+                else f"AWS publishes no Origin Shield Region for {self.region}",
+            )
+
     def _room_capacity(self) -> None:
         """An override of the room's people per instance must agree with the fleet's figures,
         and the room must be able to reopen with the fleet at its scaling target."""
@@ -143,9 +171,7 @@ class Settings(_Model):
         if override is None:
             return
         c = self.capacity
-        derived = derived_people_per_instance(
-            self.fleet.requests_per_instance_per_s, c.requests_per_user_per_s, c.cdn_offload_pct
-        )
+        derived = derived_people_per_instance(self.fleet.requests_per_instance_per_s, c)
         if not derived / 2 <= override <= derived:
             raise _at(
                 "admission.sessions_per_instance",
@@ -153,7 +179,7 @@ class Settings(_Model):
                 f"must lie between {derived // 2:,} and {derived:,}: the fleet's figures "
                 f"({self.fleet.requests_per_instance_per_s:g} req/s per instance / "
                 f"({c.requests_per_user_per_s:g} req/s per user x "
-                f"{100 - c.cdn_offload_pct:g} % reaching the origin)) mean {derived:,} people "
+                f"{100 - c.edge_share_pct:g} % reaching the origin)) mean {derived:,} people "
                 "per instance; leave it unset to use that",
             )
 
@@ -233,11 +259,10 @@ class Settings(_Model):
         return {"floodgate:environment": self.environment, "ManagedBy": "pulumi", **self.tags}
 
 
-def derived_people_per_instance(
-    requests_per_instance_per_s: float, requests_per_user_per_s: float, cdn_offload_pct: float
-) -> int:
-    """People one instance serves: its request rate over one person's origin requests."""
-    per_user = requests_per_user_per_s * (1 - cdn_offload_pct / 100)
+def derived_people_per_instance(requests_per_instance_per_s: float, c: CapacitySettings) -> int:
+    """People one instance serves: its request rate over one more person's origin requests
+    (the public pages the edge caches cost the origin nothing per person)."""
+    per_user = c.requests_per_user_per_s * (1 - c.edge_share_pct / 100)
     return max(1, int(requests_per_instance_per_s / per_user + 1e-9))  # 150 / 0.02 is 7,499.99
 
 

@@ -78,8 +78,12 @@ def test_every_path_reaches_the_alb_directly_with_no_origin_group(distribution) 
         distribution.inputs["defaultCacheBehavior"],
         *distribution.inputs["orderedCacheBehaviors"],
     ]
-    to_alb = {b.get("pathPattern", "*") for b in behaviours if b["targetOriginId"] == ALB_ORIGIN}
-    assert to_alb == {"*", "/assets/*", "/static/*", "/api/*", "/submit/*"}
+    to_alb = {
+        b.get("pathPattern", "*")
+        for b in behaviours
+        if b["targetOriginId"] in (ALB_ORIGIN, "alb-shielded")
+    }
+    assert to_alb == {"*", "/assets/*", "/static/*", "/en/*", "/fr/*", "/api/*", "/submit/*"}
     pages = next(o for o in distribution.revealed()["origins"] if o["originId"] == PAGES_ORIGIN)
     assert pages["originAccessControlId"]
 
@@ -111,7 +115,9 @@ def test_refusals_are_never_cached_for_another_visitor(distribution) -> None:
 
 
 def test_static_assets_are_cached_long_and_dynamic_pages_not_at_all(run, distribution) -> None:
-    static = run.one("aws:cloudfront/cachePolicy:CachePolicy")
+    static = next(
+        p for p in run.of_type("aws:cloudfront/cachePolicy:CachePolicy") if "static" in p.name
+    )
     assert static.inputs["defaultTtl"] == 86_400
     by_pattern = {b["pathPattern"]: b for b in distribution.inputs["orderedCacheBehaviors"]}
     assert by_pattern["/assets/*"]["cachePolicyId"] == static.id
@@ -220,6 +226,42 @@ def test_high_demand_page_is_bilingual_and_self_contained() -> None:
     parser.feed(html)
     assert {"en", "fr"} <= parser.langs
     assert "<script" not in html and "http" not in html.replace("http-equiv", "")
+
+
+def test_public_pages_are_cached_as_the_origin_says_with_nothing_per_visitor(
+    run, distribution, prod
+) -> None:
+    """Default TTL 0: a page without max-age, or with private/no-store, is never kept; no cookie
+    or viewer header in the key; the named query strings only; gated like every ALB path."""
+    by_pattern = {b["pathPattern"]: b for b in distribution.inputs["orderedCacheBehaviors"]}
+    policies = {p.id: p.inputs for p in run.of_type("aws:cloudfront/cachePolicy:CachePolicy")}
+    assert prod.edge.public_page_patterns == ["/en/*", "/fr/*"]
+    for pattern in prod.edge.public_page_patterns:
+        behaviour = by_pattern[pattern]
+        assert behaviour["allowedMethods"] == ["GET", "HEAD", "OPTIONS"]
+        assert "originRequestPolicyId" not in behaviour, "only the cache key reaches the origin"
+        policy = policies[behaviour["cachePolicyId"]]
+        assert (policy["minTtl"], policy["defaultTtl"], policy["maxTtl"]) == (0, 0, 300)
+        key = policy["parametersInCacheKeyAndForwardedToOrigin"]
+        assert key["cookiesConfig"] == {"cookieBehavior": "none"}
+        assert key["headersConfig"] == {"headerBehavior": "none"}
+        assert key["queryStringsConfig"] == {
+            "queryStringBehavior": "whitelist",
+            "queryStrings": {"items": ["lang"]},
+        }
+
+
+def test_origin_shield_fronts_the_public_pages_only(distribution, prod) -> None:
+    origins = {o["originId"]: o for o in distribution.revealed()["origins"]}
+    shielded = origins["alb-shielded"]
+    assert shielded["originShield"] == {"enabled": True, "originShieldRegion": "us-east-1"}
+    assert shielded["domainName"] == origins[ALB_ORIGIN]["domainName"]
+    assert shielded["customHeaders"] == origins[ALB_ORIGIN]["customHeaders"]
+    assert "originShield" not in origins[ALB_ORIGIN], "uncached requests skip the extra hop"
+    targets = {
+        b["pathPattern"]: b["targetOriginId"] for b in distribution.inputs["orderedCacheBehaviors"]
+    }
+    assert [p for p, o in targets.items() if o == "alb-shielded"] == ["/en/*", "/fr/*"]
 
 
 def test_no_behaviour_carries_lambda_at_edge(run, distribution) -> None:

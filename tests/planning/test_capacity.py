@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,12 +17,41 @@ from planning.capacity import (
     room_item_reads,
     room_warm_throughput,
 )
+from planning.settings import Settings, load_stack_settings
 from tests.helpers import settings_with
+
+PROD = load_stack_settings("prod")
+
+
+def capacity(**changes: Any) -> Settings:
+    """Prod with `changes` to its capacity section (no validation: pure arithmetic)."""
+    return PROD.model_copy(update={"capacity": PROD.capacity.model_copy(update=changes)})
 
 
 def test_2016_night_in_origin_requests() -> None:
     # 200,000 users x 0.05 req/s x 40 % reaching the origin = 4,000 req/s.
-    assert origin_requests_per_s(200_000, 0.05, 60) == 4000
+    assert origin_requests_per_s(200_000, capacity(public_page_pct=0)) == pytest.approx(4000)
+
+
+def test_public_pages_reach_the_origin_once_per_cache_and_ttl() -> None:
+    """20 % of requests are public pages kept 60 s: 500 keys from one Origin Shield reach the
+    origin 8.3 times a second however many people read them; without the shield, each of the
+    13 regional edge caches asks; with no-store (or a TTL of 0) all of them do."""
+    pages = {"public_page_pct": 20, "public_page_ttl_s": 60, "public_page_urls": 500}
+    shielded = capacity(**pages).model_copy(
+        update={"edge": PROD.edge.model_copy(update={"origin_shield_region": "us-east-1"})}
+    )
+    unshielded = capacity(**pages).model_copy(
+        update={"edge": PROD.edge.model_copy(update={"origin_shield_region": None})}
+    )
+    dynamic = 340_000 * 0.05 * 0.2
+    assert origin_requests_per_s(340_000, shielded) == pytest.approx(dynamic + 500 / 60)
+    assert origin_requests_per_s(340_000, unshielded) == pytest.approx(dynamic + 500 * 13 / 60)
+    assert origin_requests_per_s(340_000, shielded, edge_cache=False) == pytest.approx(6_800)
+    assert origin_requests_per_s(340_000, capacity(**{**pages, "public_page_ttl_s": 0})) == (
+        pytest.approx(6_800)
+    )
+    assert origin_requests_per_s(10, shielded) == pytest.approx(10 * 0.05 * 0.4), "few readers"
 
 
 def test_instances_round_up() -> None:
@@ -43,12 +74,22 @@ def test_prod_carries_twenty_times_baseline_with_a_zone_lost(prod) -> None:
     users=st.integers(1, 10_000_000),
     extra=st.integers(0, 1_000_000),
     per_user=st.floats(0.001, 2),
-    offload=st.floats(0, 99),
+    offload=st.floats(0, 49),
+    public=st.floats(0, 49),
+    ttl=st.integers(0, 600),
     per_instance=st.floats(1, 10_000),
 )
-def test_more_users_never_need_fewer_instances(users, extra, per_user, offload, per_instance):
-    fewer = instances_for(origin_requests_per_s(users, per_user, offload), per_instance)
-    more = instances_for(origin_requests_per_s(users + extra, per_user, offload), per_instance)
+def test_more_users_never_need_fewer_instances(
+    users, extra, per_user, offload, public, ttl, per_instance
+):
+    s = capacity(
+        requests_per_user_per_s=per_user,
+        cdn_offload_pct=offload,
+        public_page_pct=public,
+        public_page_ttl_s=ttl,
+    )
+    fewer = instances_for(origin_requests_per_s(users, s), per_instance)
+    more = instances_for(origin_requests_per_s(users + extra, s), per_instance)
     assert more >= fewer >= 1
 
 

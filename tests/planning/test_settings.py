@@ -130,6 +130,38 @@ INVALID: list[tuple[str, Any, str]] = [
     ),
     ("fleet.spot_pct", 30, r"fleet\.warm_pool: needs spot_pct 0, got 30.*Spot Instances"),
     (
+        "edge.origin_shield_region",
+        "eu-west-1",
+        r"edge\.origin_shield_region: must be us-east-1, the Origin Shield Region AWS recommends "
+        r"for ca-central-1 \(got 'eu-west-1'\)",
+    ),
+    (
+        "edge.origin_shield_region",
+        "ca-central-1",
+        r"edge\.origin_shield_region: must be one of \['us-east-2', 'us-east-1'",
+    ),
+    (
+        "edge.public_page_patterns",
+        ["/queue/*"],
+        r"edge\.public_page_patterns: .*'/queue/\*': must start with / and not be one of the "
+        r"room's paths",
+    ),
+    (
+        "edge.public_page_patterns",
+        ["/api/*"],
+        r"edge\.public_page_patterns: are also write or static paths",
+    ),
+    (
+        "capacity.public_page_ttl_s",
+        600,
+        r"capacity\.public_page_ttl_s: must be <= edge\.public_page_max_ttl_s \(300\)",
+    ),
+    (
+        "capacity.public_page_pct",
+        45,
+        r"capacity\.public_page_pct: with cdn_offload_pct 60 must leave some requests",
+    ),
+    (
         "edge.failover_status_codes",
         [500, 501],
         r"edge\.failover_status_codes: must be a non-empty subset of "

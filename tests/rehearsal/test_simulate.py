@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,7 +35,10 @@ START = datetime(2028, 11, 7, 21, 0, tzinfo=UTC)
 
 
 def per_user(s: Settings) -> float:
-    return origin_requests_per_s(1, s.capacity.requests_per_user_per_s, s.capacity.cdn_offload_pct)
+    """Origin requests a second per person (the stacks these tests use count on no public
+    page cache, so it is linear)."""
+    assert s.capacity.public_page_pct == 0
+    return origin_requests_per_s(1, s)
 
 
 def users_for(s: Settings, instances: float) -> float:
@@ -178,6 +182,29 @@ def test_slow_origin_halves_capacity_only_inside_its_window(prod: Settings) -> N
     rate = prod.fleet.requests_per_instance_per_s
     expected = 20 * 60 * size * rate * (0.75 - SLOW_ORIGIN_FACTOR)
     assert m["high_demand"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_an_origin_that_sends_no_store_is_rehearsed_when_the_plan_counts_on_its_cache(
+    prod_config: dict[str, Any],
+) -> None:
+    """The plan counts on public pages cached for 60 s; edge-uncached plays the same crowd with
+    every one of them reaching the origin: twice the origin's requests at the plateau."""
+    no_pages = settings_with(copy.deepcopy(prod_config))
+    cached = settings_with(
+        prod_config, capacity__public_page_pct=20, capacity__public_page_ttl_s=60
+    )
+    users = flat(200_000.0, 5)
+    plan = None
+    night = Night("event", START, STEP, users, plan)
+    uncached = Night("edge-uncached", START, STEP, users, plan, edge_cache=False)
+    floor = {n.scenario: rehearse(n, cached, "floor").measures for n in (night, uncached)}
+    ratio = floor["edge-uncached"]["instance_hours"] / floor["event"]["instance_hours"]
+    assert ratio == pytest.approx(2, rel=0.05)
+    assert scenario_nights(["edge-uncached"], None, cached, STEP) == [], "needs an event"
+    event = event_plan(no_pages, START + timedelta(hours=3))
+    assert [
+        n.scenario for n in scenario_nights(["event", "edge-uncached"], event, no_pages, STEP)
+    ] == ["event"], "a plan that counts on no public page cache has nothing to lose"
 
 
 def test_arrivals_reproduce_the_curve_unhindered() -> None:
