@@ -23,6 +23,8 @@ FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 PAGES_DIR = FUNCTIONS_DIR / "pages"
 GATE_FUNCTION = FUNCTIONS_DIR / "edge/gate.js"
 HIGH_DEMAND_PAGE = "/high-demand/index.html"
+EXACT_FILES = ("/favicon.ico", "/robots.txt")
+"""The portal's files that pass the gate (gate.js BYPASS_FILES): kept at the edge."""
 
 # AWS-managed policies (fixed ids, same in every account).
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
@@ -72,13 +74,14 @@ class Edge(pulumi.ComponentResource):
         super().__init__("floodgate:edge:Edge", name, None, opts)
         us_east_1 = pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
         self._name, self._args = name, args
+        self._exact_file_policy: pulumi.Output[str] | None = None
         distribution_arn, resolve_distribution_arn = pulumi.deferred_output()
         pages, logs = self._declare_buckets(name, args, distribution_arn)
         static = self._declare_static_policy()
         self.web_acl = _web_acl(name, args.waf, args.settings, args.tags, us_east_1)
         self._gate = self._declare_gate(name, args.admission)
         queue_origins, queue_behaviours = self._declare_queue_routes(
-            name, args.admission, args.origin_secret, static
+            name, args.admission, args.origin_secret
         )
         behaviour, s = self._behaviour, args.settings
         public = self._declare_public_policy() if s.public_page_patterns else None
@@ -91,6 +94,10 @@ class Edge(pulumi.ComponentResource):
                 behaviour(p, public_origin, READ_METHODS, public, None)
                 for p in s.public_page_patterns
                 if public is not None
+            ),
+            *(
+                behaviour(p, public_origin, READ_METHODS, self._declare_exact_file_policy(), None)
+                for p in EXACT_FILES
             ),
             *(
                 behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST)
@@ -106,23 +113,30 @@ class Edge(pulumi.ComponentResource):
         )
 
     def _declare_static_policy(self) -> pulumi.Output[str]:
-        """The cache policy for long-lived static assets; returns its id."""
-        return aws.cloudfront.CachePolicy(
-            f"{self._name}-static",
-            comment="Long-lived static assets",
-            min_ttl=0,
-            default_ttl=self._args.settings.static_ttl_s,
-            max_ttl=31_536_000,  # one year, the CloudFront maximum
-            parameters_in_cache_key_and_forwarded_to_origin={
-                "cookies_config": {"cookie_behavior": "none"},
-                "headers_config": {"header_behavior": "none"},
-                # Versioned asset URLs (?v=hash) must reach the cache key.
-                "query_strings_config": {"query_string_behavior": "all"},
-                "enable_accept_encoding_brotli": True,
-                "enable_accept_encoding_gzip": True,
-            },
-            opts=pulumi.ResourceOptions(parent=self),
-        ).id
+        """The cache policy for long-lived static assets; returns its id. Versioned asset URLs
+        (?v=hash) must reach the cache key."""
+        return self._cache_policy(
+            "static", "Long-lived static assets", (0, self._args.settings.static_ttl_s), "all"
+        )
+
+    def _declare_pages_policy(self) -> pulumi.Output[str]:
+        """The waiting-room pages from the bucket: the object's max-age, one copy whatever the
+        query (`?return=…&lang=…` is read by the page's script, never by S3)."""
+        return self._cache_policy(
+            "room-pages", "Waiting-room pages: the bucket's max-age, no query strings", (0, 60)
+        )
+
+    def _declare_exact_file_policy(self) -> pulumi.Output[str]:
+        """/favicon.ico and /robots.txt pass the gate (a browser asks for them on the waiting
+        page too): the edge keeps them at least an hour whatever the origin says, with no
+        query string in the key, so a queueing room does not send their crowd to the fleet."""
+        if self._exact_file_policy is None:
+            self._exact_file_policy = self._cache_policy(
+                "exact-files",
+                "favicon.ico and robots.txt: at least an hour, no query strings",
+                (3_600, self._args.settings.static_ttl_s),
+            )
+        return self._exact_file_policy
 
     def _declare_public_policy(self) -> pulumi.Output[str]:
         """Public pages: cached as the origin's Cache-Control says (max-age or s-maxage,
@@ -131,24 +145,46 @@ class Edge(pulumi.ComponentResource):
         header is in the key or reaches the origin (so no answer can be one visitor's, and
         CloudFront drops the origin's Set-Cookie); only the named query strings are."""
         s = self._args.settings
-        queries: Any = (
-            {
-                "query_string_behavior": "whitelist",
-                "query_strings": {"items": s.public_page_query_strings},
-            }
-            if s.public_page_query_strings
-            else {"query_string_behavior": "none"}
+        return self._cache_policy(
+            "public",
+            "Public pages: the origin's Cache-Control, no cookies",
+            (0, 0, s.public_page_max_ttl_s),
+            s.public_page_query_strings or None,
+        )
+
+    def _cache_policy(
+        self,
+        suffix: str,
+        comment: str,
+        ttls_s: tuple[int, int] | tuple[int, int, int],
+        queries: str | list[str] | None = None,
+        cookies: list[str] | None = None,
+    ) -> pulumi.Output[str]:
+        """A cache policy `<name>-<suffix>`: (min, default[, max]) TTLs in seconds (max: a
+        year, CloudFront's most), `queries` "all" or the names in the key (None: none),
+        `cookies` the names in the key (None: none), no header; its id."""
+        query: Any = (
+            {"query_string_behavior": "none"}
+            if queries is None
+            else {"query_string_behavior": "all"}
+            if queries == "all"
+            else {"query_string_behavior": "whitelist", "query_strings": {"items": queries}}
+        )
+        cookie: Any = (
+            {"cookie_behavior": "whitelist", "cookies": {"items": cookies}}
+            if cookies
+            else {"cookie_behavior": "none"}
         )
         return aws.cloudfront.CachePolicy(
-            f"{self._name}-public",
-            comment="Public pages: the origin's Cache-Control, no cookies",
-            min_ttl=0,
-            default_ttl=0,
-            max_ttl=s.public_page_max_ttl_s,
+            f"{self._name}-{suffix}",
+            comment=comment,
+            min_ttl=ttls_s[0],
+            default_ttl=ttls_s[1],
+            max_ttl=ttls_s[2] if len(ttls_s) == 3 else 31_536_000,
             parameters_in_cache_key_and_forwarded_to_origin={
-                "cookies_config": {"cookie_behavior": "none"},
+                "cookies_config": cookie,
                 "headers_config": {"header_behavior": "none"},
-                "query_strings_config": queries,
+                "query_strings_config": query,
                 "enable_accept_encoding_brotli": True,
                 "enable_accept_encoding_gzip": True,
             },
@@ -350,7 +386,6 @@ class Edge(pulumi.ComponentResource):
         name: str,
         admission: EdgeWiring | None,
         origin_secret: pulumi.Input[str],
-        static_cache: pulumi.Input[str],
     ) -> tuple[
         list[aws.cloudfront.DistributionOriginArgsDict],
         list[aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
@@ -388,32 +423,19 @@ class Edge(pulumi.ComponentResource):
         return origins, [
             self._behaviour(ROOM_PATH, QUEUE_ORIGIN, READ_METHODS, room_cache, queue_request.id),
             self._behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache, queue_request.id),
-            self._behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, static_cache, None),
+            self._behaviour(
+                "/waiting-room/*", PAGES_ORIGIN, READ_METHODS, self._declare_pages_policy(), None
+            ),
         ]
 
     def _queue_cache_policy(self, suffix: str, cookies: tuple[str, ...]) -> pulumi.Output[str]:
         """The queue API's Cache-Control, at most 5 s (/queue/room is public for 2 s, the rest
         private), keyed on `cookies`: the visitor's for every per-visitor route, so not even an
         error CloudFront caches can answer another visitor; none for the shared /queue/room."""
-        cookies_config: Any = (
-            {"cookie_behavior": "whitelist", "cookies": {"items": list(cookies)}}
-            if cookies
-            else {"cookie_behavior": "none"}
+        shared = "per visitor" if cookies else "shared"
+        return self._cache_policy(
+            suffix, f"Queue API ({shared}): origin Cache-Control", (0, 0, 5), None, list(cookies)
         )
-        return aws.cloudfront.CachePolicy(
-            f"{self._name}-{suffix}",
-            comment=f"Queue API ({'per visitor' if cookies else 'shared'}): origin Cache-Control",
-            min_ttl=0,
-            default_ttl=0,
-            max_ttl=5,
-            parameters_in_cache_key_and_forwarded_to_origin={
-                "cookies_config": cookies_config,
-                "headers_config": {"header_behavior": "none"},
-                "query_strings_config": {"query_string_behavior": "none"},
-                "enable_accept_encoding_gzip": True,
-            },
-            opts=pulumi.ResourceOptions(parent=self),
-        ).id
 
 
 def page_content_type(name: str) -> str:
@@ -459,6 +481,16 @@ BODY_SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
 """Label the common rule set puts on bodies over 8 KB (AWS managed rule groups, baseline)."""
 
 
+LIMITED_BODY, LIMITED_RETRY_S = "limited", 60
+"""The page WAF answers an address over `waf.rate_limit` with (429, Retry-After)."""
+LIMITED_PAGE = (
+    '<!doctype html><html lang="en"><meta charset="utf-8"><title>Too many requests / Trop de '
+    "requêtes</title><h1>Too many requests from your network</h1><p>Please wait a minute and "
+    'try again.</p><h1 lang="fr">Trop de requêtes depuis votre réseau</h1><p lang="fr">Veuillez '
+    "patienter une minute et réessayer.</p></html>"
+)
+UNCOUNTED = ("/queue/status", "/queue/room", "/waiting-room/", "/high-demand/")
+"""Paths the per-IP rule does not count (with the static assets): polls and the room's pages."""
 BUSY_BODY, JOIN_RETRY_AFTER_S = "busy", 60
 """The JSON body WAF answers a limited join with: the waiting page reads `retry_after_s`."""
 JOIN_PATH = "/queue/join"
@@ -553,7 +585,7 @@ def _web_acl(
     """Per-IP rate limit, the room's join rules, AWS's common and known-bad-inputs rule sets,
     the large-body rule, and logging."""
     rules = [
-        _rate_rule(name, waf),
+        _rate_rule(name, waf, edge),
         *_join_rules(name, waf),
         *_managed_rules(name),
         *_large_body_rule(name, edge),
@@ -568,7 +600,8 @@ def _web_acl(
                 "key": BUSY_BODY,
                 "content": json.dumps({"error": "busy", "retry_after_s": JOIN_RETRY_AFTER_S}),
                 "content_type": "APPLICATION_JSON",
-            }
+            },
+            {"key": LIMITED_BODY, "content": LIMITED_PAGE, "content_type": "TEXT_HTML"},
         ],
         visibility_config=_visibility(name),
         tags=tags,
@@ -595,17 +628,45 @@ def _web_acl(
     return acl
 
 
-def _rate_rule(name: str, waf: WafSettings) -> aws.wafv2.WebAclRuleArgsDict:
-    """Requests per client IP per window above `rate_limit`: 429 (priority 0)."""
+def _rate_rule(name: str, waf: WafSettings, edge: EdgeSettings) -> aws.wafv2.WebAclRuleArgsDict:
+    """Page and write requests per client IP per window above `rate_limit`: 429 with
+    Retry-After and a short bilingual page (priority 0). Assets, the room's polls and pages and
+    the high-demand page are not counted: a household or an office behind one address loads
+    dozens of assets a page, and a waiting page polls for as long as it waits. WAF counts an
+    IPv6 address as itself (it has no prefix aggregation; the join handler counts /64s)."""
+    exempt = "|".join(re.escape(p.rstrip("*")) for p in (*edge.static_path_patterns, *UNCOUNTED))
+    # Engine (camelCase) names this deep, as in _large_body_rule.
+    counted: Any = {
+        "notStatement": {
+            "statements": [
+                {
+                    "regexMatchStatement": {
+                        "fieldToMatch": {"uriPath": {}},
+                        "regexString": f"^({exempt})",
+                        "textTransformations": [{"priority": 0, "type": "NONE"}],
+                    }
+                }
+            ]
+        }
+    }
     return {
         "name": "per-ip-rate-limit",
         "priority": 0,
-        "action": {"block": {"custom_response": {"response_code": 429}}},
+        "action": {
+            "block": {
+                "custom_response": {
+                    "response_code": 429,
+                    "custom_response_body_key": LIMITED_BODY,
+                    "response_headers": [{"name": "retry-after", "value": str(LIMITED_RETRY_S)}],
+                }
+            }
+        },
         "statement": {
             "rate_based_statement": {
                 "limit": waf.rate_limit,
                 "aggregate_key_type": "IP",
                 "evaluation_window_sec": waf.evaluation_window_s,
+                "scope_down_statement": counted,
             }
         },
         "visibility_config": _visibility(f"{name}-rate-limit"),

@@ -291,6 +291,9 @@ def test_only_the_room_summary_is_shared_between_visitors(run) -> None:
         "cookies": {"items": [VISITOR_COOKIE]},
     }
     assert cookies["/queue/room"] == {"cookieBehavior": "none"}
+    pages = policies[by_pattern["/waiting-room/*"]["cachePolicyId"]]
+    key = pages["parametersInCacheKeyAndForwardedToOrigin"]
+    assert key["queryStringsConfig"] == {"queryStringBehavior": "none"}, "one copy per page"
     assert by_pattern["/queue/room"]["allowedMethods"] == ["GET", "HEAD", "OPTIONS"]
 
 

@@ -13,6 +13,7 @@ from pulumi.runtime import rpc
 
 from components.edge import (
     ALB_ORIGIN,
+    EXACT_FILES,
     HIGH_DEMAND_PAGE,
     PAGES_DIR,
     PAGES_ORIGIN,
@@ -83,7 +84,11 @@ def test_every_path_reaches_the_alb_directly_with_no_origin_group(distribution) 
         for b in behaviours
         if b["targetOriginId"] in (ALB_ORIGIN, "alb-shielded")
     }
-    assert to_alb == {"*", "/assets/*", "/static/*", "/en/*", "/fr/*", "/api/*", "/submit/*"}
+    assert to_alb == {
+        "*",
+        *("/assets/*", "/static/*", "/en/*", "/fr/*", "/favicon.ico", "/robots.txt"),
+        *("/api/*", "/submit/*"),
+    }
     pages = next(o for o in distribution.revealed()["origins"] if o["originId"] == PAGES_ORIGIN)
     assert pages["originAccessControlId"]
 
@@ -142,6 +147,41 @@ def test_waf_rate_limits_per_ip_and_uses_managed_rules(run, prod) -> None:
     assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= set(rules)
 
 
+def test_the_per_ip_limit_counts_pages_and_writes_and_answers_a_bilingual_429(run, prod) -> None:
+    """2,000 requests per address per 5 minutes counted every asset and poll: a few people
+    behind one carrier-grade NAT or office proxy were blocked for minutes, with no Retry-After."""
+    acl = run.one("aws:wafv2/webAcl:WebAcl").inputs
+    rule = next(r for r in acl["rules"] if r["name"] == "per-ip-rate-limit")
+    rate = rule["statement"]["rateBasedStatement"]
+    (exempt,) = rate["scopeDownStatement"]["notStatement"]["statements"]
+    uncounted = re.compile(exempt["regexMatchStatement"]["regexString"])
+    for path in ("/assets/app.js", "/static/x.css", "/queue/status", "/queue/room",
+                 "/waiting-room/index.html", "/high-demand/index.html"):  # fmt: skip
+        assert uncounted.match(path), path
+    for path in ("/", "/en/apply", "/api/forms", "/submit/x", "/queue/join", "/assetsx"):
+        assert not uncounted.match(path), path
+    response = rule["action"]["block"]["customResponse"]
+    assert response["responseCode"] == 429
+    assert response["responseHeaders"] == [{"name": "retry-after", "value": "60"}]
+    page = {b["key"]: b for b in acl["customResponseBodies"]}[response["customResponseBodyKey"]]
+    assert page["contentType"] == "TEXT_HTML" and 'lang="fr"' in page["content"]
+    assert len(page["content"].encode()) <= 4_096, "WAF: 4 KB per custom response body"
+
+
+def test_the_waiting_pages_and_exact_files_ignore_query_strings(run, distribution) -> None:
+    """Every `?return=…&lang=…` was its own S3 GET; a made-up query on /favicon.ico reached
+    the fleet while the room queued (the gate passes it)."""
+    policies = {p.id: p.inputs for p in run.of_type("aws:cloudfront/cachePolicy:CachePolicy")}
+    by_pattern = {b["pathPattern"]: b for b in distribution.inputs["orderedCacheBehaviors"]}
+    for pattern in ("/favicon.ico", "/robots.txt"):
+        policy = policies[by_pattern[pattern]["cachePolicyId"]]
+        key = policy["parametersInCacheKeyAndForwardedToOrigin"]
+        assert key["queryStringsConfig"] == {"queryStringBehavior": "none"}
+        assert policy["minTtl"] >= 3_600, "the edge keeps them whatever the origin says"
+    gate = (PAGES_DIR.parent / "edge/gate.js").read_text(encoding="utf-8")
+    assert f"const BYPASS_FILES = {json.dumps(list(EXACT_FILES))};".replace('"', "'") in gate
+
+
 def test_joins_are_rate_limited_per_ip_with_a_json_429(run, prod) -> None:
     """500 joins from one client once filled the head of the line: WAF holds one address to
     `join_rate_limit` joins a window and answers as the queue API does when busy."""
@@ -156,8 +196,8 @@ def test_joins_are_rate_limited_per_ip_with_a_json_429(run, prod) -> None:
     response = join["action"]["block"]["customResponse"]
     assert response["responseCode"] == 429
     assert response["responseHeaders"] == [{"name": "retry-after", "value": "60"}]
-    (body,) = acl["customResponseBodies"]
-    assert body["key"] == response["customResponseBodyKey"]
+    bodies = {b["key"]: b for b in acl["customResponseBodies"]}
+    body = bodies[response["customResponseBodyKey"]]
     assert json.loads(body["content"]) == {"error": "busy", "retry_after_s": 60}
     priorities = [r["priority"] for r in acl["rules"]]
     assert len(priorities) == len(set(priorities)), "WAF refuses two rules of one priority"
@@ -261,7 +301,8 @@ def test_origin_shield_fronts_the_public_pages_only(distribution, prod) -> None:
     targets = {
         b["pathPattern"]: b["targetOriginId"] for b in distribution.inputs["orderedCacheBehaviors"]
     }
-    assert [p for p, o in targets.items() if o == "alb-shielded"] == ["/en/*", "/fr/*"]
+    shielded_paths = [p for p, o in targets.items() if o == "alb-shielded"]
+    assert shielded_paths == ["/en/*", "/fr/*", "/favicon.ico", "/robots.txt"]
 
 
 def test_no_behaviour_carries_lambda_at_edge(run, distribution) -> None:
