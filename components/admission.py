@@ -78,7 +78,11 @@ class AdmissionArgs:
     """The same alarms' ARNs: the inlet may describe these and no others."""
     origin_secrets: list[pulumi.Input[str]]
     """Values CloudFront may add in ORIGIN_HEADER; the queue API refuses requests without one
-    (its execute-api endpoint is public)."""
+    (where its execute-api endpoint is still public)."""
+    api_certificate_arn: str
+    """The custom domain's regional certificate (settings.api_certificate_arn, or the ALB's)."""
+    hosted_zone_id: str | None = None
+    """Where the custom domain's alias record goes (load_balancer.hosted_zone_id)."""
     alarm_topic_arn: pulumi.Input[str]
     protect: bool
     """Protect the table (also with DynamoDB deletion protection), key-value store and signing
@@ -106,7 +110,7 @@ class Admission(pulumi.ComponentResource):
     """Queue-based admission: places, an inlet paced by the fleet, tokens checked at the edge.
 
     Named outputs: `table`, `kvs`, `api`, `functions` (join, status, inlet, admin),
-    `admin_function_name` and `edge` (what the distribution needs)."""
+    `admin_function_name`, `edge` (what the distribution needs) and `api_target`."""
 
     table: aws.dynamodb.Table
     kvs: aws.cloudfront.KeyValueStore
@@ -114,6 +118,9 @@ class Admission(pulumi.ComponentResource):
     functions: dict[str, aws.lambda_.Function]
     admin_function_name: pulumi.Output[str]
     edge: EdgeWiring
+    api_target: pulumi.Output[str] | None = None
+    """The custom domain's regional target: a CNAME for `api_domain_name` points at it when
+    Floodgate does not write the record (no hosted zone)."""
 
     def __init__(
         self, name: str, args: AdmissionArgs, opts: pulumi.ResourceOptions | None = None
@@ -136,8 +143,10 @@ class Admission(pulumi.ComponentResource):
         self._declare_inlet_schedule()
         self._declare_alarms()
         self.admin_function_name = self.functions["admin"].name
+        api_domain = self._declare_custom_domain()
         self.edge = EdgeWiring(
-            api_domain=self.api.api_endpoint.apply(lambda url: url.removeprefix("https://")),
+            api_domain=api_domain
+            or self.api.api_endpoint.apply(lambda url: url.removeprefix("https://")),
             kvs_arn=self.kvs.arn,
         )
         self.register_outputs(
@@ -381,6 +390,9 @@ class Admission(pulumi.ComponentResource):
             f"{name}-queue",
             protocol_type="HTTP",
             description="Waiting-room queue API, served under /queue/* by CloudFront",
+            # With a custom domain CloudFront uses it, and the default endpoint is turned off:
+            # a direct request would otherwise spend the throttle and concurrency visitors need.
+            disable_execute_api_endpoint=s.api_domain_name is not None,
             tags=tags,
             opts=child,
         )
@@ -400,7 +412,7 @@ class Admission(pulumi.ComponentResource):
         }
         routes = [self._declare_route(route, self.functions[label]) for route, label, _ in ROUTES]
         limits = self._args.queue_api.route_limits(s.api_rate_limit, s.api_burst_limit)
-        aws.apigatewayv2.Stage(
+        self.stage = aws.apigatewayv2.Stage(
             f"{name}-queue",
             api_id=self.api.id,
             name="$default",
@@ -426,6 +438,51 @@ class Admission(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=routes)),
         )
+
+    def _declare_custom_domain(self) -> pulumi.Output[str] | None:
+        """The API's custom domain (regional, TLS 1.2) mapped to its stage, and its alias
+        record when the stack has a hosted zone; the name CloudFront uses, or None."""
+        name, s, child = self._name, self._args.settings, self._child
+        if s.api_domain_name is None:
+            return None
+        domain = aws.apigatewayv2.DomainName(
+            f"{name}-queue",
+            domain_name=s.api_domain_name,
+            domain_name_configuration={
+                "certificate_arn": self._args.api_certificate_arn,
+                "endpoint_type": "REGIONAL",
+                "security_policy": "TLS_1_2",
+            },
+            tags=self._args.tags,
+            opts=child,
+        )
+        mapping = aws.apigatewayv2.ApiMapping(
+            f"{name}-queue",
+            api_id=self.api.id,
+            domain_name=domain.domain_name,
+            stage="$default",
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[self.stage])
+            ),
+        )
+        target = domain.domain_name_configuration
+        self.api_target = target.target_domain_name
+        if self._args.hosted_zone_id:
+            aws.route53.Record(
+                f"{name}-queue",
+                zone_id=self._args.hosted_zone_id,
+                name=s.api_domain_name,
+                type="A",
+                aliases=[
+                    {
+                        "name": target.target_domain_name,
+                        "zone_id": target.hosted_zone_id,
+                        "evaluate_target_health": False,
+                    }
+                ],
+                opts=child,
+            )
+        return mapping.domain_name
 
     def _declare_route(self, route: str, function: aws.lambda_.Function) -> aws.apigatewayv2.Route:
         """`route` ("METHOD /path") to `function`, which API Gateway may invoke for that route

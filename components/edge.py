@@ -390,10 +390,9 @@ class Edge(pulumi.ComponentResource):
         list[aws.cloudfront.DistributionOriginArgsDict],
         list[aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
     ]:
-        """/queue/* to the room's API (with the origin secret its handlers require: the API's
-        execute-api endpoint is public, and a custom domain, which would let it be turned off,
-        needs a certificate in the API's region that PR stacks do not have) and /waiting-room/*
-        to the pages bucket."""
+        """/queue/* to the room's API, by its custom domain where the stack has one (its
+        execute-api endpoint is then off), with the origin secret its handlers also require
+        (PR previews keep the endpoint public), and /waiting-room/* to the pages bucket."""
         if admission is None:
             return [], []
         queue_cache = self._queue_cache_policy("queue", (VISITOR_COOKIE,))

@@ -90,6 +90,8 @@ class Portal(pulumi.ComponentResource):
                 "room_kvs_arn": admission.kvs.arn,
                 "queue_api": admission.api.api_endpoint,
             }
+            if admission.api_target is not None:
+                self.outputs["queue_api_target"] = admission.api_target
         self.register_outputs(dict(self.outputs))
 
     def _declare_prescale(
@@ -229,6 +231,9 @@ class Portal(pulumi.ComponentResource):
                 pause_alarm_names=pause_alarms,
                 pause_alarm_arns=pause_alarm_arns,
                 origin_secrets=[slot.result for slot in slots.values()],
+                api_certificate_arn=settings.admission.api_certificate_arn
+                or settings.load_balancer.certificate_arn,
+                hosted_zone_id=settings.load_balancer.hosted_zone_id,
                 alarm_topic_arn=topic_arn,
                 protect=not settings.ephemeral,
                 tags=self._tags,

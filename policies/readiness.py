@@ -21,9 +21,17 @@ from policies.apply_time import (
     behaviours,
 )
 from policies.props import as_list, get
-from policies.rule import Finding, ResourceRule, StackRule, StackView, resource_settings
+from policies.rule import (
+    Exemption,
+    Finding,
+    ResourceRule,
+    StackRule,
+    StackView,
+    resource_settings,
+)
 
 T_KVS = "aws:cloudfront/keyValueStore:KeyValueStore"
+T_API = "aws:apigatewayv2/api:Api"
 T_SECRET = "aws:secretsmanager/secret:Secret"
 T_CF_FUNCTION = "aws:cloudfront/function:Function"
 T_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
@@ -40,15 +48,18 @@ def _alb_headers(view: StackView) -> set[str]:
     }
 
 
-def _alb_behaviours(props: dict, alb_headers: set[str]) -> Iterator[tuple[str, dict]]:
+def _alb_behaviours(
+    props: dict, alb_headers: set[str], api_domain: str | None
+) -> Iterator[tuple[str, dict]]:
     """Behaviours that reach the load balancer: its origin, or an origin group holding it. The
-    queue API's origin carries the same header (its handlers check it too) but is API Gateway's
-    `<id>.execute-api.<region>.amazonaws.com`."""
+    queue API's origin carries the same header (its handlers check it too) but is its custom
+    domain (`api_domain`) or API Gateway's `<id>.execute-api.<region>.amazonaws.com`."""
     origins = {
         o.get("originId")
         for o in as_list(props.get("origins"))
         if alb_headers & {str(h.get("name", "")).lower() for h in as_list(o.get("customHeaders"))}
         and ".execute-api." not in str(o.get("domainName", ""))
+        and str(o.get("domainName", "")) != api_domain
     }
     groups = {
         g.get("originId")
@@ -70,7 +81,10 @@ def _gate_everywhere(view: StackView) -> Iterator[Finding]:
         if as_list(get(f.props, "keyValueStoreAssociations"))
     }
     for distribution in view.of_type(T_DISTRIBUTION):
-        for pattern, behaviour in _alb_behaviours(dict(distribution.props), alb_headers):
+        api_domain = view.settings.admission.api_domain_name
+        for pattern, behaviour in _alb_behaviours(
+            dict(distribution.props), alb_headers, api_domain
+        ):
             attached = {
                 str(a.get("functionArn", "")).rsplit("/", 1)[-1]
                 for a in as_list(behaviour.get("functionAssociations"))
@@ -201,6 +215,18 @@ def _room_item_within_its_partition(view: StackView) -> Iterator[Finding]:
         )
 
 
+def _api_only_through_cloudfront(args: ResourceValidationArgs) -> Iterator[Finding]:
+    """A request straight to the execute-api endpoint is refused by the handlers, but only
+    after it has spent the stage's throttle and the functions' reserved concurrency."""
+    if not get(args.props, "disableExecuteApiEndpoint"):
+        yield Finding(
+            "disableExecuteApiEndpoint",
+            get(args.props, "disableExecuteApiEndpoint"),
+            "the queue API is reached only through CloudFront: set admission.api_domain_name "
+            "(a custom domain) so the default endpoint is disabled",
+        )
+
+
 def _peak_with_zone_lost(view: StackView) -> Iterator[Finding]:
     settings = view.settings
     need = peak_check(settings).instances_needed
@@ -298,6 +324,19 @@ RULES = [
         "The room item every join and poll reads stays within one partition's 3,000 units/s",
         "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html",
         _room_item_within_its_partition,
+    ),
+    ResourceRule(
+        "queue-api-only-through-cloudfront",
+        "readiness",
+        "The queue API's default execute-api endpoint is disabled behind a custom domain",
+        "https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-disable-default-endpoint.html",
+        (T_API,),
+        _api_only_through_cloudfront,
+        Exemption(
+            "PR previews have no custom domain of their own: the endpoint stays public and the "
+            "handlers refuse any request without the origin secret",
+            lambda args: resource_settings(args).ephemeral,
+        ),
     ),
     StackRule(
         "fleet-carries-peak-with-zone-lost",

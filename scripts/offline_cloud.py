@@ -148,6 +148,15 @@ def _computed(
                 "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}",
                 "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{queue}",
             }
+        case "aws:apigatewayv2/domainName:DomainName":
+            config = dict(inputs.get("domainNameConfiguration") or {})
+            out |= {
+                "domainNameConfiguration": {
+                    **config,
+                    "targetDomainName": f"d-{h[:10]}.execute-api.{region}.amazonaws.com",
+                    "hostedZoneId": "Z19DQILCV0OWEC",  # API Gateway's, ca-central-1
+                }
+            }
         case "aws:scheduler/schedule:Schedule":
             schedule = inputs.get("name") or f"{name}-{h}"
             out |= {

@@ -13,7 +13,8 @@ account allows with what the stack's settings and event plan need:
                        before the last planned event, and matches the instance types' CPUs
   dynamodb-throughput  table-level read/write quota >= the room table's warm throughput
   alb-lcu-reservation  the ALB capacity-unit reservation quota >= the largest planned reservation
-  certificate-origin   the regional ACM certificate is ISSUED and covers the origin name
+  certificate-origin   the regional ACM certificate is ISSUED and covers the origin name (and
+                       the queue API's custom domain, unless it has a certificate of its own)
   certificate-edge     the us-east-1 certificate is ISSUED and covers every edge domain name
   hosted-zone          the hosted zone exists, is public and holds the origin name
 
@@ -265,14 +266,20 @@ def _certificate(client: Any, check: str, arn: str, names: list[str], region: st
 
 
 def certificates(clients: Clients, settings: Settings) -> Iterator[Check]:
-    lb, edge = settings.load_balancer, settings.edge
+    lb, edge, a = settings.load_balancer, settings.edge, settings.admission
+    api = [a.api_domain_name] if a.enabled and a.api_domain_name else []
+    shared = a.api_certificate_arn is None
     yield _certificate(
         clients.acm,
         "certificate-origin",
         lb.certificate_arn,
-        [lb.origin_domain_name],
+        [lb.origin_domain_name, *(api if shared else [])],
         settings.region,
     )
+    if api and a.api_certificate_arn is not None:
+        yield _certificate(
+            clients.acm, "certificate-queue-api", a.api_certificate_arn, api, settings.region
+        )
     if edge.certificate_arn:
         yield _certificate(
             clients.acm_edge,

@@ -6,12 +6,13 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import (
     Field,
+    field_validator,
     model_validator,
 )
 
 from functions.admission.tokens import ID_PATTERN
 from planning import aws_facts
-from planning.settings.base import LogRetentionDays, _at, _Model
+from planning.settings.base import LogRetentionDays, _at, _check_domain, _Model
 
 INLET_CONCURRENCY = 1
 """One inlet at a time (the room item is versioned as well)."""
@@ -78,6 +79,17 @@ class AdmissionSettings(_Model):
     carry the design's joins and polls together."""
     api_burst_limit: int = Field(default=5_000, ge=1, le=5_000)
     """HTTP API stage burst (requests), within the account's 5,000 default."""
+    api_domain_name: str | None = None
+    """The name CloudFront reaches the queue API by: an API Gateway custom domain, with the
+    API's default execute-api endpoint disabled, so nothing reaches the join and status
+    functions (or spends their throttle and concurrency) except through CloudFront and its WAF.
+    Its certificate is `api_certificate_arn`; Floodgate writes its DNS record in
+    `load_balancer.hosted_zone_id` when set (else point a CNAME at the `queue_api_target`
+    output). Unset (PR previews): the endpoint stays public and the handlers refuse requests
+    without the origin secret."""
+    api_certificate_arn: str | None = None
+    """Regional ACM certificate (the stack's region) covering `api_domain_name`; unset, the
+    load balancer's certificate, which must then cover both names."""
     log_group_retention_days: LogRetentionDays = 30
     """Days CloudWatch Logs keeps the room's function and API access logs."""
     waiting_alarm_threshold: int = Field(default=100_000, ge=1)
@@ -86,6 +98,11 @@ class AdmissionSettings(_Model):
     """New places one viewer address may take in a minute, counted by the join function (WAF's
     join_rate_limit is the first line; this one holds if WAF is bypassed or lags: its rate
     rules act within seconds, not at once)."""
+
+    @field_validator("api_domain_name")
+    @classmethod
+    def _api_domain(cls, value: str | None) -> str | None:
+        return None if value is None else _check_domain(value)
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Self:

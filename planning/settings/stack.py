@@ -102,6 +102,16 @@ class Settings(_Model):
             )
         self._room_capacity()
         self._edge_cache()
+        api_cert = self.admission.api_certificate_arn
+        if api_cert is not None:
+            match = _ACM_ARN.match(api_cert)
+            if match is None or match["region"] != self.region:
+                raise _at(
+                    "admission.api_certificate_arn",
+                    api_cert,
+                    f"must be an ACM certificate ARN in the stack's region {self.region} (API "
+                    "Gateway's regional custom domains use certificates from their own region)",
+                )
         hook = self.fleet.launch_hook_timeout_s
         if self.prescale.cold_launch_s > hook:
             raise _at(

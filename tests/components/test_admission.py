@@ -339,6 +339,24 @@ def test_a_fault_in_join_or_status_reaches_the_alarm_topic(run) -> None:
     assert alarm["namespace"] == filters[0]["metricTransformation"]["namespace"]
 
 
+def test_the_queue_api_is_reached_only_through_cloudfront(run, prod) -> None:
+    """Direct requests to execute-api were refused by the handlers only after spending the
+    stage's throttle and the functions' concurrency: the default endpoint is off, and
+    CloudFront reaches the API by its custom domain (regional, TLS 1.2)."""
+    api = run.one("aws:apigatewayv2/api:Api").inputs
+    assert api["disableExecuteApiEndpoint"] is True
+    domain = run.one("aws:apigatewayv2/domainName:DomainName").inputs
+    assert domain["domainName"] == prod.admission.api_domain_name
+    config = domain["domainNameConfiguration"]
+    assert (config["endpointType"], config["securityPolicy"]) == ("REGIONAL", "TLS_1_2")
+    assert config["certificateArn"] == prod.load_balancer.certificate_arn
+    mapping = run.one("aws:apigatewayv2/apiMapping:ApiMapping").inputs
+    assert mapping["stage"] == "$default"
+    distribution = run.one("aws:cloudfront/distribution:Distribution").revealed()
+    queue = next(o for o in distribution["origins"] if o["originId"] == "queue-api")
+    assert queue["domainName"] == prod.admission.api_domain_name
+
+
 def test_the_gate_failing_open_raises_an_alarm_in_us_east_1(run) -> None:
     """CloudFront Functions log to /aws/cloudfront/function/<name> in us-east-1; a metric
     filter counts the gate's fail-open lines (the exact text gate.js logs)."""

@@ -167,6 +167,9 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
         "room-",
         lambda d: d.get("environment", {}).get("variables", {}).update(FG_ROOM_CACHE_S="0"),
     ),
+    "queue-api-only-through-cloudfront": lambda p: props(
+        p, "aws:apigatewayv2/api:Api", "", lambda d: d.update(disableExecuteApiEndpoint=False)
+    ),
     "fleet-carries-peak-with-zone-lost": lambda p: props(p, G, "", lambda d: d.update(maxSize=40)),
     "stateful-resources-protected": lambda p: edit(p, TABLE, "", protect=False),
     "alarms-reach-a-topic": lambda p: props(

@@ -143,7 +143,9 @@ def an_ami(account: Account, architecture: str) -> str:
 def ready(account: Account, prod_config: dict) -> Settings:
     """Prod's settings pointing at certificates that exist, are ISSUED and cover the names,
     and at an x86_64 AMI of the region (m7i.large is x86_64)."""
-    origin = account.certificate(account.clients.acm, "origin.portal.example.ca")
+    origin = account.certificate(
+        account.clients.acm, "origin.portal.example.ca", "queue-origin.portal.example.ca"
+    )
     edge = account.certificate(account.clients.acm_edge, "portal.example.ca", "*.example.ca")
     return settings_with(
         prod_config,
