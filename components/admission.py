@@ -23,6 +23,7 @@ from planning.capacity import (
     DEMAND_METRIC,
     METRIC_NAMESPACE,
     ORIGIN_VERIFY_SUFFIX,
+    QUEUE_FUNCTION_MEMORY_MB,
     QueueApiDesign,
     room_warm_throughput,
 )
@@ -325,8 +326,12 @@ class Admission(pulumi.ComponentResource):
         ]
         api = args.queue_api
         return {
-            "join": FunctionSpec("join", 10, 512, api.join_concurrency, visitor),
-            "status": FunctionSpec("status", 10, 512, api.status_concurrency, visitor),
+            "join": FunctionSpec(
+                "join", 10, QUEUE_FUNCTION_MEMORY_MB, api.join_concurrency, visitor
+            ),
+            "status": FunctionSpec(
+                "status", 10, QUEUE_FUNCTION_MEMORY_MB, api.status_concurrency, visitor
+            ),
             # Inside the minute: the schedule fires every 60 s and a run still going then
             # throttles the next (reserved concurrency 1). The handler stops stepping 3 s
             # before this timeout.

@@ -187,6 +187,8 @@ def room_tunables(settings: Settings) -> dict[str, str]:
     }
 
 
+QUEUE_FUNCTION_MEMORY_MB = 512
+"""Memory of the join and status functions (components/admission.py), which Lambda bills."""
 JOIN_SERVICE_S, STATUS_SERVICE_S = 0.05, 0.03
 """Assumed Lambda duration of one join (three DynamoDB writes) and one status poll (one batch
 read), seconds: a function with concurrency C serves C / duration requests a second. An

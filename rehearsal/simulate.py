@@ -28,7 +28,13 @@ from datetime import UTC, datetime, timedelta
 
 from functions.admission.inlet import Fleet, demand_pct
 from functions.admission.room import Config, admission_rate, retry_after
+from planning import aws_facts
 from planning.capacity import (
+    DDB_READS_PER_STATUS,
+    DDB_WRITES_PER_JOIN,
+    JOIN_SERVICE_S,
+    QUEUE_FUNCTION_MEMORY_MB,
+    STATUS_SERVICE_S,
     instances_for,
     origin_requests_per_s,
     queue_api_capacity,
@@ -50,7 +56,7 @@ from rehearsal.room import RoomSim
 
 POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
-          "pool_instance_s", "api_over_s", "lcu_s")  # fmt: skip
+          "pool_instance_s", "api_over_s", "lcu_s", "joins", "polls")  # fmt: skip
 MINUTE = ("requests", "failed", "no_target", "admitted", "demand_pct", "inlet_steps")
 HOURS_PER_MONTH = 730
 
@@ -285,6 +291,8 @@ class _Run:
         wanted_joins = arriving / dt + retrying / model.JOIN_RETRY_S
         room_for_joins = max(0.0, min(cap.joins_per_s, cap.api_per_s - polls))
         joins = min(wanted_joins, room_for_joins)
+        self.totals["joins"] += joins * dt
+        self.totals["polls"] += polls * dt
         room.join(now, joins * dt)
         self.joining -= joins * dt
         load = max(
@@ -387,6 +395,9 @@ class _Run:
             + pool_gb_hours * prices.ebs_gb_month_usd / HOURS_PER_MONTH
             + lcu_hours * prices.lcu_hour_usd
         )
+        edge_cost = request_path_cost(
+            self.settings, totals["served_user_s"], totals["joins"], totals["polls"]
+        )
         waits = room.waits if room else []
         wanted = max(totals["wanted_user_s"], 1e-9)
         return {
@@ -407,7 +418,31 @@ class _Run:
             "instance_hours": hours,
             "lcu_hours": lcu_hours,
             "cost_usd": cost,
+            "edge_cost_usd": edge_cost,
+            "origin_requests": totals["offered"],
         }
+
+
+def request_path_cost(settings: Settings, user_s: float, joins: float, polls: float) -> float:
+    """The night's request-path cost (US dollars) at the settings' dated prices, apart from
+    instances and LCUs: every viewer request through CloudFront and WAF (`user_s` person-
+    seconds on the site x requests per person, plus the queue's joins and polls), the queue
+    API's requests, Lambda requests and duration (JOIN_SERVICE_S / STATUS_SERVICE_S at 512 MB)
+    and DynamoDB units (4 writes a join; a poll's 3 eventually consistent reads, half a unit
+    each). No Lambda@Edge runs on any request. Origin Shield's per-request charge on public-page
+    misses (at most the keys x regional edge caches per TTL) is left out: cents a night."""
+    p = settings.rehearsal.prices
+    viewer = user_s * settings.capacity.requests_per_user_per_s + joins + polls
+    queue = joins + polls
+    gb = QUEUE_FUNCTION_MEMORY_MB / 1024
+    return (
+        viewer * (p.cloudfront_https_10k_usd / 1e4 + p.waf_million_usd / 1e6)
+        + queue * (p.http_api_million_usd + p.lambda_million_usd) / 1e6
+        + (joins * JOIN_SERVICE_S + polls * STATUS_SERVICE_S) * gb * p.lambda_arm_gb_s_usd
+        + joins * DDB_WRITES_PER_JOIN * p.dynamodb_million_writes_usd / 1e6
+        + polls * DDB_READS_PER_STATUS * aws_facts.DDB_EVENTUAL_READ_UNITS
+        * p.dynamodb_million_reads_usd / 1e6
+    )  # fmt: skip
 
 
 def _floor(night: Night, settings: Settings) -> Result:
@@ -448,6 +483,8 @@ def _floor(night: Night, settings: Settings) -> Result:
         instance_hours=hours,
         lcu_hours=lcu_hours,
         cost_usd=hours * prices.instance_hour_usd + lcu_hours * prices.lcu_hour_usd,
+        edge_cost_usd=request_path_cost(settings, sum(wanted) * night.step_s, 0.0, 0.0),
+        origin_requests=sum(origin(w) for w in wanted) * night.step_s,
     )
     return Result(night.scenario, "floor", measures, series)
 

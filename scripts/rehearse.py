@@ -48,6 +48,7 @@ COLUMNS = (
     ("inst-h", "instance_hours", "{:,.0f}"),
     ("cost $", "cost_usd", "{:,.0f}"),
     ("x floor", "cost_vs_floor", "{:.2f}"),
+    ("edge $", "edge_cost_usd", "{:,.0f}"),
 )
 
 
@@ -222,6 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"prices as of {p.as_of}: ${p.instance_hour_usd}/instance-hour, "
         f"${p.lcu_hour_usd}/LCU-hour ({p.source})"
+    )
+    print(
+        f"edge $ (not in x floor): CloudFront ${p.cloudfront_https_10k_usd}/10k and WAF "
+        f"${p.waf_million_usd}/M viewer requests, HTTP API ${p.http_api_million_usd}/M, Lambda "
+        f"${p.lambda_million_usd}/M + ${p.lambda_arm_gb_s_usd}/GB-s, DynamoDB "
+        f"${p.dynamodb_million_writes_usd}/M writes ${p.dynamodb_million_reads_usd}/M reads; "
+        "no Lambda@Edge"
     )
     print(f"verdict (configured policy): {summary(found)}")
     for breach in found:

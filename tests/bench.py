@@ -1,5 +1,5 @@
 """`make bench`: figures for the offline program, the policy pack, the event planner, the
-pre-scale job, the queue API, the plan diff and the rehearsal.
+pre-scale job, the queue API, the plan diff, the rehearsal and the edge.
 
 Prints figures; asserts nothing (speed belongs here, not in unit tests). Targets: prod evaluates
 under mocks in < 3 s median; a year of events plans in < 1 s; a second pre-scale run makes zero
@@ -211,6 +211,68 @@ def bench_rehearsal() -> None:
     )
 
 
+LAMBDA_EDGE_S, LAMBDA_EDGE_GB = 0.005, 0.125
+"""What an origin-request trigger like the failover rewrite took: 5 ms billed at 128 MB."""
+
+
+def bench_edge() -> None:
+    """The edge at prod's planned peak and on its election night: origin requests, Lambda@Edge
+    on the healthy path, reads of the queue API's hottest item, and the request-path cost."""
+    from planning.capacity import origin_requests_per_s, peak_check, room_item_reads
+    from rehearsal.curves import scenario_nights
+    from rehearsal.simulate import rehearse
+    from scripts.rehearse import choose_event
+
+    s = load_stack_settings("prod")
+    users = peak_check(s).peak_users
+    counted = s.model_copy(
+        update={
+            "capacity": s.capacity.model_copy(
+                update={"public_page_pct": 20, "public_page_ttl_s": 60}
+            )
+        }
+    )
+    print(f"\nedge of prod at the planned peak ({users:,} people):")
+    print(
+        f"  origin req/s       {origin_requests_per_s(users, s):,.0f} as planned "
+        f"(public pages counted on: {s.capacity.public_page_pct:g} %); if the plan counts on "
+        f"20 % public pages at max-age 60 s: {origin_requests_per_s(users, counted):,.0f}, "
+        f"with the origin sending no-store {origin_requests_per_s(users, counted, False):,.0f}"
+    )
+    resources = plan_resources(run_offline("prod", stack_config("prod")))
+    (distribution,) = [r for r in resources if r.type == "aws:cloudfront/distribution:Distribution"]
+    behaviours = [
+        distribution.outputs["defaultCacheBehavior"],
+        *distribution.outputs.get("orderedCacheBehaviors", []),
+    ]
+    triggered = [b for b in behaviours if b.get("lambdaFunctionAssociations")]
+    healthy = origin_requests_per_s(users, s) if triggered else 0.0
+    print(
+        f"  Lambda@Edge        {healthy:,.0f} invocations/s on the healthy path ({len(triggered)} "
+        f"of {len(behaviours)} behaviours carry one; the failover trigger ran on every origin "
+        f"request: {origin_requests_per_s(users, s):,.0f}/s)"
+    )
+    hot, every = room_item_reads(s), room_item_reads(s, cache_s=0)
+    print(
+        f"  hottest item       {hot.reads_per_s:,.0f} reads/s ({hot.units_per_s:,.0f} units) of "
+        f"the room item at the queue API's design point; read by every join and poll "
+        f"{every.reads_per_s:,.0f} ({every.units_per_s:,.0f} units; 3,000 per partition)"
+    )
+    plan = choose_event(s, "prod", clock.now(), "us-general-election")
+    (night,) = scenario_nights(["event"], plan, s, s.admission.step_s)
+    m = rehearse(night, s, "configured").measures
+    p = s.rehearsal.prices
+    trigger = m["origin_requests"] * (
+        p.lambda_edge_million_usd / 1e6 + LAMBDA_EDGE_S * LAMBDA_EDGE_GB * p.lambda_edge_gb_s_usd
+    )
+    print(
+        f"  night's cost       {plan.key}: instances and LCUs ${m['cost_usd']:,.0f}, request path "
+        f"${m['edge_cost_usd']:,.0f} (CloudFront, WAF, HTTP API, Lambda, DynamoDB; prices "
+        f"{p.as_of}); the removed trigger would add ${trigger:,.0f} "
+        f"({m['origin_requests'] / 1e6:,.0f} M origin requests)"
+    )
+
+
 def main() -> None:
     os.environ[clock.NOW_VARIABLE] = "2028-10-01T00:00:00Z"  # same schedules every run
     benches = [
@@ -221,6 +283,7 @@ def main() -> None:
         bench_room,
         bench_plan_diff,
         bench_rehearsal,
+        bench_edge,
     ]
     for number, bench in enumerate(benches, start=1):
         # Progress on stderr (the whole run takes minutes); the figures go to stdout.

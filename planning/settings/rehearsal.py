@@ -20,11 +20,33 @@ class PriceSettings(_Model):
     """One ALB capacity unit per hour; a reservation bills its LCUs whether used or not."""
     ebs_gb_month_usd: float = Field(default=0.088, gt=0)
     """gp3 storage per GB-month: what a stopped warm-pool instance still costs (730 h/month)."""
+    cloudfront_https_10k_usd: float = Field(default=0.0100, ge=0)
+    """CloudFront HTTPS requests per 10,000 (United States, Mexico, Canada)."""
+    waf_million_usd: float = Field(default=0.60, ge=0)
+    """AWS WAF, per million requests the web ACL inspects."""
+    http_api_million_usd: float = Field(default=1.00, ge=0)
+    """API Gateway HTTP API requests per million (first 300 million a month)."""
+    lambda_million_usd: float = Field(default=0.20, ge=0)
+    """Lambda requests per million."""
+    lambda_arm_gb_s_usd: float = Field(default=0.0000133334, ge=0)
+    """Lambda duration per GB-second, arm64 (the room's functions: 512 MB)."""
+    dynamodb_million_writes_usd: float = Field(default=0.625, ge=0)
+    """DynamoDB on-demand, per million write request units."""
+    dynamodb_million_reads_usd: float = Field(default=0.125, ge=0)
+    """DynamoDB on-demand, per million read request units."""
+    lambda_edge_million_usd: float = Field(default=0.60, ge=0)
+    """Lambda@Edge requests per million (the bench prices the trigger Floodgate removed)."""
+    lambda_edge_gb_s_usd: float = Field(default=0.00005001, ge=0)
+    """Lambda@Edge duration per GB-second."""
     as_of: str = Field(default="2026-11", pattern=r"^\d{4}-\d{2}(-\d{2})?$")
     """When the prices were read (YYYY-MM or YYYY-MM-DD)."""
     source: str = (
         "https://aws.amazon.com/ec2/pricing/on-demand/, "
-        "https://aws.amazon.com/elasticloadbalancing/pricing/, https://aws.amazon.com/ebs/pricing/"
+        "https://aws.amazon.com/elasticloadbalancing/pricing/, "
+        "https://aws.amazon.com/ebs/pricing/, "
+        "https://aws.amazon.com/cloudfront/pricing/, https://aws.amazon.com/waf/pricing/, "
+        "https://aws.amazon.com/api-gateway/pricing/, https://aws.amazon.com/lambda/pricing/, "
+        "https://aws.amazon.com/dynamodb/pricing/on-demand/"
     )
     """Where the prices were read."""
 

@@ -24,6 +24,7 @@ from rehearsal.simulate import (
     arrivals,
     rehearse,
     rehearse_all,
+    request_path_cost,
     reserved_lcus,
     room_config,
     static_size,
@@ -374,3 +375,16 @@ def test_a_reservation_held_before_the_night_is_paid_for(prod_config) -> None:
     assert at_steps[0] == 450 and max(at_steps) == plan.capacity_units == 539
     pass_after_step = 26 * 60 // STEP  # the 21:25 step, applied by the 21:26 pass
     assert at_steps[pass_after_step - 1] == 450 and at_steps[pass_after_step] == 539
+
+
+def test_the_request_path_is_priced_per_viewer_request_and_queue_call(prod: Settings) -> None:
+    """A million viewer requests cost $1.00 at CloudFront and $0.60 at WAF; a million polls
+    add the HTTP API ($1.00), Lambda ($0.20 + 30 ms at 512 MB) and 1.5 read units each."""
+    p = prod.rehearsal.prices
+    viewers = request_path_cost(prod, 1e6 / prod.capacity.requests_per_user_per_s, 0, 0)
+    assert viewers == pytest.approx(1.6)
+    polls = request_path_cost(prod, 0, 0, 1e6) - 1.6
+    lambda_s = 1e6 * 0.03 * 0.5 * p.lambda_arm_gb_s_usd
+    assert polls == pytest.approx(1.0 + 0.2 + lambda_s + 1.5 * 0.125)
+    joins = request_path_cost(prod, 0, 1e6, 0) - 1.6
+    assert joins == pytest.approx(1.0 + 0.2 + 1e6 * 0.05 * 0.5 * p.lambda_arm_gb_s_usd + 4 * 0.625)
