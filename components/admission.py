@@ -595,6 +595,30 @@ class Admission(pulumi.ComponentResource):
             periods=3,
             missing="breaching",
         )
+        self._declare_fault_alarm()
+        self._alarm(
+            "api-5xx",
+            "Queue API answered 5xx",
+            "AWS/ApiGateway",
+            "5xx",
+            {"ApiId": self.api.id, "Stage": "$default"},
+            "Sum",
+            threshold=10,
+        )
+        self._alarm(
+            "waiting",
+            f"More than {s.waiting_alarm_threshold} people waiting",
+            METRIC_NAMESPACE,
+            "Waiting",
+            {"Room": s.room_id},
+            "Maximum",
+            threshold=s.waiting_alarm_threshold,
+            periods=5,
+        )
+
+    def _declare_fault_alarm(self) -> None:
+        """The handlers answer a fault 429 (never 5xx) and log FAULT_LOG: a metric filter on
+        the join and status logs counts it, and an alarm watches the count."""
         for label in ("join", "status"):
             aws.cloudwatch.LogMetricFilter(
                 f"{self._name}-room-{label}-faults",
@@ -618,25 +642,6 @@ class Admission(pulumi.ComponentResource):
             {},
             "Sum",
             threshold=10,
-        )
-        self._alarm(
-            "api-5xx",
-            "Queue API answered 5xx",
-            "AWS/ApiGateway",
-            "5xx",
-            {"ApiId": self.api.id, "Stage": "$default"},
-            "Sum",
-            threshold=10,
-        )
-        self._alarm(
-            "waiting",
-            f"More than {s.waiting_alarm_threshold} people waiting",
-            METRIC_NAMESPACE,
-            "Waiting",
-            {"Room": s.room_id},
-            "Maximum",
-            threshold=s.waiting_alarm_threshold,
-            periods=5,
         )
 
     def _alarm(
