@@ -83,7 +83,8 @@ class AdmissionArgs:
     api_certificate_arn: str
     """The custom domain's regional certificate (settings.api_certificate_arn, or the ALB's)."""
     hosted_zone_id: str | None = None
-    """Where the custom domain's alias record goes (load_balancer.hosted_zone_id)."""
+    """Where the custom domain's alias record goes (load_balancer.hosted_zone_id; the settings
+    require it with a custom domain)."""
     alarm_topic_arn: pulumi.Input[str]
     protect: bool
     """Protect the table (also with DynamoDB deletion protection), key-value store and signing
@@ -111,7 +112,7 @@ class Admission(pulumi.ComponentResource):
     """Queue-based admission: places, an inlet paced by the fleet, tokens checked at the edge.
 
     Named outputs: `table`, `kvs`, `api`, `functions` (join, status, inlet, admin),
-    `admin_function_name`, `edge` (what the distribution needs) and `api_target`."""
+    `admin_function_name` and `edge` (what the distribution needs)."""
 
     table: aws.dynamodb.Table
     kvs: aws.cloudfront.KeyValueStore
@@ -119,9 +120,6 @@ class Admission(pulumi.ComponentResource):
     functions: dict[str, aws.lambda_.Function]
     admin_function_name: pulumi.Output[str]
     edge: EdgeWiring
-    api_target: pulumi.Output[str] | None = None
-    """The custom domain's regional target: a CNAME for `api_domain_name` points at it when
-    Floodgate does not write the record (no hosted zone)."""
 
     def __init__(
         self, name: str, args: AdmissionArgs, opts: pulumi.ResourceOptions | None = None
@@ -471,23 +469,23 @@ class Admission(pulumi.ComponentResource):
             ),
         )
         target = domain.domain_name_configuration
-        self.api_target = target.target_domain_name
-        if self._args.hosted_zone_id:
-            aws.route53.Record(
-                f"{name}-queue",
-                zone_id=self._args.hosted_zone_id,
-                name=s.api_domain_name,
-                type="A",
-                aliases=[
-                    {
-                        "name": target.target_domain_name,
-                        "zone_id": target.hosted_zone_id,
-                        "evaluate_target_health": False,
-                    }
-                ],
-                opts=child,
-            )
-        return mapping.domain_name
+        # Settings require the zone: CloudFront moves to this name in the same update.
+        assert self._args.hosted_zone_id is not None
+        record = aws.route53.Record(
+            f"{name}-queue",
+            zone_id=self._args.hosted_zone_id,
+            name=s.api_domain_name,
+            type="A",
+            aliases=[
+                {
+                    "name": target.target_domain_name,
+                    "zone_id": target.hosted_zone_id,
+                    "evaluate_target_health": False,
+                }
+            ],
+            opts=child,
+        )
+        return pulumi.Output.all(mapping.domain_name, record.name).apply(lambda a: a[0])
 
     def _declare_route(self, route: str, function: aws.lambda_.Function) -> aws.apigatewayv2.Route:
         """`route` ("METHOD /path") to `function`, which API Gateway may invoke for that route

@@ -28,6 +28,9 @@ EXACT_FILES = ("/favicon.ico", "/robots.txt")
 
 # AWS-managed policies (fixed ids, same in every account).
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+"""The origin's max-age within 1 s to a year (a day without one); no query string, cookie or
+header in the key. Managed: it costs none of the account's 20 custom cache policies."""
 ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"
 
@@ -74,7 +77,6 @@ class Edge(pulumi.ComponentResource):
         super().__init__("floodgate:edge:Edge", name, None, opts)
         us_east_1 = pulumi.ResourceOptions(parent=self, provider=args.us_east_1)
         self._name, self._args = name, args
-        self._exact_file_policy: pulumi.Output[str] | None = None
         distribution_arn, resolve_distribution_arn = pulumi.deferred_output()
         pages, logs = self._declare_buckets(name, args, distribution_arn)
         static = self._declare_static_policy()
@@ -95,8 +97,10 @@ class Edge(pulumi.ComponentResource):
                 for p in s.public_page_patterns
                 if public is not None
             ),
+            # They pass the gate (a browser asks for them on the waiting page too): kept at the
+            # edge with no query string in the key, a queueing room sends none to the fleet.
             *(
-                behaviour(p, public_origin, READ_METHODS, self._declare_exact_file_policy(), None)
+                behaviour(p, public_origin, READ_METHODS, CACHING_OPTIMIZED, None)
                 for p in EXACT_FILES
             ),
             *(
@@ -118,25 +122,6 @@ class Edge(pulumi.ComponentResource):
         return self._cache_policy(
             "static", "Long-lived static assets", (0, self._args.settings.static_ttl_s), "all"
         )
-
-    def _declare_pages_policy(self) -> pulumi.Output[str]:
-        """The waiting-room pages from the bucket: the object's max-age, one copy whatever the
-        query (`?return=…&lang=…` is read by the page's script, never by S3)."""
-        return self._cache_policy(
-            "room-pages", "Waiting-room pages: the bucket's max-age, no query strings", (0, 60)
-        )
-
-    def _declare_exact_file_policy(self) -> pulumi.Output[str]:
-        """/favicon.ico and /robots.txt pass the gate (a browser asks for them on the waiting
-        page too): the edge keeps them at least an hour whatever the origin says, with no
-        query string in the key, so a queueing room does not send their crowd to the fleet."""
-        if self._exact_file_policy is None:
-            self._exact_file_policy = self._cache_policy(
-                "exact-files",
-                "favicon.ico and robots.txt: at least an hour, no query strings",
-                (3_600, self._args.settings.static_ttl_s),
-            )
-        return self._exact_file_policy
 
     def _declare_public_policy(self) -> pulumi.Output[str]:
         """Public pages: cached as the origin's Cache-Control says (max-age or s-maxage,
@@ -239,8 +224,9 @@ class Edge(pulumi.ComponentResource):
                 origin_read_timeout=s.origin_read_timeout_s, origin_keepalive_timeout=5
             ),
         }
-        # The same ALB behind Origin Shield, for the public pages only: their misses from every
-        # regional edge cache reach the origin once; uncached requests skip the extra hop.
+        # The same ALB behind Origin Shield, for what the edge caches from it (public pages,
+        # favicon.ico, robots.txt): their misses from every regional edge cache reach the origin
+        # once. Every other path skips the extra hop (and its per-request charge).
         shielded: list[aws.cloudfront.DistributionOriginArgsDict] = (
             [
                 {
@@ -252,7 +238,7 @@ class Edge(pulumi.ComponentResource):
                     },
                 }
             ]
-            if s.origin_shield_region and s.public_page_patterns
+            if s.origin_shield_region
             else []
         )
         return [
@@ -422,9 +408,8 @@ class Edge(pulumi.ComponentResource):
         return origins, [
             self._behaviour(ROOM_PATH, QUEUE_ORIGIN, READ_METHODS, room_cache, queue_request.id),
             self._behaviour("/queue/*", QUEUE_ORIGIN, ALL_METHODS, queue_cache, queue_request.id),
-            self._behaviour(
-                "/waiting-room/*", PAGES_ORIGIN, READ_METHODS, self._declare_pages_policy(), None
-            ),
+            # One copy per page whatever `?return=…&lang=…` (the page's script reads them).
+            self._behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, CACHING_OPTIMIZED, None),
         ]
 
     def _queue_cache_policy(self, suffix: str, cookies: tuple[str, ...]) -> pulumi.Output[str]:
@@ -584,7 +569,7 @@ def _web_acl(
     """Per-IP rate limit, the room's join rules, AWS's common and known-bad-inputs rule sets,
     the large-body rule, and logging."""
     rules = [
-        _rate_rule(name, waf, edge),
+        *_rate_rules(name, waf, edge),
         *_join_rules(name, waf),
         *_managed_rules(name),
         *_large_body_rule(name, edge),
@@ -627,48 +612,64 @@ def _web_acl(
     return acl
 
 
-def _rate_rule(name: str, waf: WafSettings, edge: EdgeSettings) -> aws.wafv2.WebAclRuleArgsDict:
-    """Page and write requests per client IP per window above `rate_limit`: 429 with
-    Retry-After and a short bilingual page (priority 0). Assets, the room's polls and pages and
-    the high-demand page are not counted: a household or an office behind one address loads
-    dozens of assets a page, and a waiting page polls for as long as it waits. WAF counts an
-    IPv6 address as itself (it has no prefix aggregation; the join handler counts /64s)."""
+def _rate_rules(
+    name: str, waf: WafSettings, edge: EdgeSettings
+) -> list[aws.wafv2.WebAclRuleArgsDict]:
+    """Requests per client IP per window (priority 0 and after the room's rules): page and
+    write requests against `rate_limit`; static assets, the room's polls and pages and the
+    high-demand page against the far larger `asset_rate_limit`, so a household, campus or
+    carrier NAT loading a page's assets or waiting in line is not blocked, and a client that
+    busts the asset cache or floods the status route still is. Both answer 429 with
+    Retry-After and a short bilingual page. WAF counts an IPv6 address as itself: it has no
+    prefix aggregation (the join handler counts /64s)."""
     exempt = "|".join(re.escape(p.rstrip("*")) for p in (*edge.static_path_patterns, *UNCOUNTED))
-    # Engine (camelCase) names this deep, as in _large_body_rule.
-    counted: Any = {
-        "notStatement": {
-            "statements": [
-                {
-                    "regexMatchStatement": {
-                        "fieldToMatch": {"uriPath": {}},
-                        "regexString": f"^({exempt})",
-                        "textTransformations": [{"priority": 0, "type": "NONE"}],
-                    }
-                }
-            ]
+    # Engine (camelCase) names this deep, as in _large_body_rule; a NOT holds one statement.
+    on_assets: Any = {
+        "regexMatchStatement": {
+            "fieldToMatch": {"uriPath": {}},
+            "regexString": f"^({exempt})",
+            "textTransformations": [{"priority": 0, "type": "NONE"}],
         }
     }
+    rules: list[aws.wafv2.WebAclRuleArgsDict] = []
+    scope: Any
+    for rule, priority, limit, scope in (
+        ("per-ip-rate-limit", 0, waf.rate_limit, {"notStatement": {"statement": on_assets}}),
+        ("per-ip-asset-rate-limit", len(MANAGED_RULE_GROUPS) + 4, waf.asset_rate_limit, on_assets),
+    ):
+        rules.append(
+            {
+                "name": rule,
+                "priority": priority,
+                "action": _limited(),
+                "statement": cast(
+                    aws.wafv2.WebAclRuleStatementArgsDict,
+                    {
+                        "rate_based_statement": {
+                            "limit": limit,
+                            "aggregate_key_type": "IP",
+                            "evaluation_window_sec": waf.evaluation_window_s,
+                            "scope_down_statement": scope,
+                        }
+                    },
+                ),
+                "visibility_config": _visibility(f"{name}-{rule.removeprefix('per-ip-')}"),
+            }
+        )
+    return rules
+
+
+def _limited() -> Any:
+    """429 with Retry-After and the bilingual LIMITED_PAGE."""
+    retry_after = {"name": "retry-after", "value": str(LIMITED_RETRY_S)}
     return {
-        "name": "per-ip-rate-limit",
-        "priority": 0,
-        "action": {
-            "block": {
-                "custom_response": {
-                    "response_code": 429,
-                    "custom_response_body_key": LIMITED_BODY,
-                    "response_headers": [{"name": "retry-after", "value": str(LIMITED_RETRY_S)}],
-                }
+        "block": {
+            "custom_response": {
+                "response_code": 429,
+                "custom_response_body_key": LIMITED_BODY,
+                "response_headers": [retry_after],
             }
-        },
-        "statement": {
-            "rate_based_statement": {
-                "limit": waf.rate_limit,
-                "aggregate_key_type": "IP",
-                "evaluation_window_sec": waf.evaluation_window_s,
-                "scope_down_statement": counted,
-            }
-        },
-        "visibility_config": _visibility(f"{name}-rate-limit"),
+        }
     }
 
 
@@ -721,7 +722,7 @@ def _large_body_rule(name: str, edge: EdgeSettings) -> list[aws.wafv2.WebAclRule
     body_too_large = {"label_match_statement": {"scope": "LABEL", "key": BODY_SIZE_LABEL}}
     statement = {
         "and_statement": {
-            "statements": [body_too_large, {"not_statement": {"statements": [on_write_path]}}]
+            "statements": [body_too_large, {"not_statement": {"statement": on_write_path}}]
         }
     }
     return [

@@ -90,8 +90,6 @@ class Portal(pulumi.ComponentResource):
                 "room_kvs_arn": admission.kvs.arn,
                 "queue_api": admission.api.api_endpoint,
             }
-            if admission.api_target is not None:
-                self.outputs["queue_api_target"] = admission.api_target
         self.register_outputs(dict(self.outputs))
 
     def _declare_prescale(

@@ -40,9 +40,10 @@ ALLOWED_ALB_TLS_POLICIES: tuple[str, ...] = (
 # specific HTTP status codes"). 501 is not overload; 4xx are the portal's own answers.
 FAILOVER_STATUS_CODES: tuple[int, ...] = (500, 502, 503, 504)
 CLOUDFRONT_ERROR_CODES: tuple[int, ...] = (400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504)
-# Errors CloudFront may cache for the error-caching minimum TTL (10 s by default) whatever the
-# origin's no-store, no-cache or private: it honours those only for 404, 410, 414 and 501, and
-# 416 is never cached. A custom error response with only ErrorCachingMinTTL 0 stops it.
+# Errors CloudFront may cache for the error-caching minimum TTL (10 s by default): the guide
+# says it honours no-store, no-cache and private only for 404, 410, 414 and 501, and elsewhere
+# that it caches 400, 403 and 405 when the origin sends max-age; 416 is never cached. A custom
+# error response with only ErrorCachingMinTTL 0 stops it either way.
 # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/custom-error-pages-expiration.html
 NEVER_CACHED_ERRORS: tuple[int, ...] = (400, 403, 405)
 

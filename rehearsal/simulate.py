@@ -429,8 +429,9 @@ def request_path_cost(settings: Settings, user_s: float, joins: float, polls: fl
     seconds on the site x requests per person, plus the queue's joins and polls), the queue
     API's requests, Lambda requests and duration (JOIN_SERVICE_S / STATUS_SERVICE_S at 512 MB)
     and DynamoDB units (4 writes a join; a poll's 3 eventually consistent reads, half a unit
-    each). No Lambda@Edge runs on any request. Origin Shield's per-request charge on public-page
-    misses (at most the keys x regional edge caches per TTL) is left out: cents a night."""
+    each). No Lambda@Edge runs on any request. Origin Shield's per-request charge is left out: it
+    bills the public pages' and exact files' requests that miss a regional edge cache (every
+    one of them when the origin sends no-store), which the plan does not count."""
     p = settings.rehearsal.prices
     viewer = user_s * settings.capacity.requests_per_user_per_s + joins + polls
     queue = joins + polls

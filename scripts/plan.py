@@ -67,23 +67,27 @@ def key_settings(settings: Settings) -> list[str]:
 
 
 def _edge_cache(settings: Settings, peak_users: int) -> str:
-    """What the edge keeps from the origin at the planned peak, and what the plan counts on."""
+    """What reaches the origin at the planned peak with the public pages cached as planned and
+    with none cached, what the edge may cache, and what the plan counts on."""
     e, c = settings.edge, settings.capacity
-    if not e.public_page_patterns:
-        return "static assets only (no edge.public_page_patterns)"
-    shield = f"Origin Shield {e.origin_shield_region}" if e.origin_shield_region else "no shield"
+    planned = origin_requests_per_s(peak_users, settings)
     uncached = origin_requests_per_s(peak_users, settings, edge_cache=False)
-    if c.public_page_pct == 0 or c.public_page_ttl_s == 0:
-        counted = "the plan counts on none of it (capacity.public_page_pct/_ttl_s)"
-    else:
-        counted = (
-            f"{origin_requests_per_s(peak_users, settings):,.0f} origin req/s at the peak with "
-            f"them cached ({c.public_page_pct:g} % of requests, max-age {c.public_page_ttl_s} s, "
-            f"{c.public_page_urls} keys), {uncached:,.0f} without"
-        )
-    return (
+    counted = (
+        f"counts on {c.public_page_pct:g} % of requests at max-age {c.public_page_ttl_s} s, "
+        f"{c.public_page_urls} keys"
+        if c.public_page_pct and c.public_page_ttl_s
+        else "counts on none (capacity.public_page_pct, public_page_ttl_s)"
+    )
+    pages = (
         f"public pages {', '.join(e.public_page_patterns)} as their Cache-Control says (at most "
-        f"{e.public_page_max_ttl_s} s, {shield}); {counted}"
+        f"{e.public_page_max_ttl_s} s"
+        f"{f', Origin Shield {e.origin_shield_region}' if e.origin_shield_region else ''})"
+        if e.public_page_patterns
+        else "static assets only (no edge.public_page_patterns)"
+    )
+    return (
+        f"{planned:,.0f} origin req/s at the peak as planned, {uncached:,.0f} with no public "
+        f"page cached; {pages}; the plan {counted}"
     )
 
 

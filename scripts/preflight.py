@@ -16,7 +16,8 @@ account allows with what the stack's settings and event plan need:
   certificate-origin   the regional ACM certificate is ISSUED and covers the origin name (and
                        the queue API's custom domain, unless it has a certificate of its own)
   certificate-edge     the us-east-1 certificate is ISSUED and covers every edge domain name
-  hosted-zone          the hosted zone exists, is public and holds the origin name
+  hosted-zone          the hosted zone exists, is public and holds the origin name and the
+                       queue API's custom domain
 
 Exit codes: 0 ready, 1 not ready (a check failed or could not be settled), 2 error (invalid
 settings, no credentials, a call refused). AWS throttling is retried (botocore standard mode).
@@ -291,10 +292,9 @@ def certificates(clients: Clients, settings: Settings) -> Iterator[Check]:
 
 
 def hosted_zone(clients: Clients, settings: Settings) -> Iterator[Check]:
-    zone_id, origin = (
-        settings.load_balancer.hosted_zone_id,
-        settings.load_balancer.origin_domain_name,
-    )
+    zone_id, a = settings.load_balancer.hosted_zone_id, settings.admission
+    names = [settings.load_balancer.origin_domain_name]
+    names += [a.api_domain_name] if a.enabled and a.api_domain_name else []
     if not zone_id:
         return
     try:
@@ -309,10 +309,10 @@ def hosted_zone(clients: Clients, settings: Settings) -> Iterator[Check]:
         yield Check(
             "hosted-zone", zone_id, "FAIL", f"{name} is private; CloudFront needs public DNS"
         )
-    elif origin != name and not origin.endswith(f".{name}"):
-        yield Check("hosted-zone", zone_id, "FAIL", f"{name} cannot hold {origin}")
+    elif outside := [n for n in names if n != name and not n.endswith(f".{name}")]:
+        yield Check("hosted-zone", zone_id, "FAIL", f"{name} cannot hold {', '.join(outside)}")
     else:
-        yield Check("hosted-zone", zone_id, "ok", f"{name} holds {origin}")
+        yield Check("hosted-zone", zone_id, "ok", f"{name} holds {', '.join(names)}")
 
 
 def run_checks(

@@ -83,10 +83,9 @@ class AdmissionSettings(_Model):
     """The name CloudFront reaches the queue API by: an API Gateway custom domain, with the
     API's default execute-api endpoint disabled, so nothing reaches the join and status
     functions (or spends their throttle and concurrency) except through CloudFront and its WAF.
-    Its certificate is `api_certificate_arn`; Floodgate writes its DNS record in
-    `load_balancer.hosted_zone_id` when set (else point a CNAME at the `queue_api_target`
-    output). Unset (PR previews): the endpoint stays public and the handlers refuse requests
-    without the origin secret."""
+    Its certificate is `api_certificate_arn`; it needs `load_balancer.hosted_zone_id`, where
+    Floodgate writes its alias record in the same update. Unset (PR previews): the endpoint
+    stays public and the handlers refuse requests without the origin secret."""
     api_certificate_arn: str | None = None
     """Regional ACM certificate (the stack's region) covering `api_domain_name`; unset, the
     load balancer's certificate, which must then cover both names."""

@@ -46,11 +46,13 @@ class EdgeSettings(_Model):
     """Paths that accept POST/PUT/DELETE, never cached; their 5xx become the high-demand page
     like any other path's (a failed write is never retried elsewhere)."""
     public_page_patterns: list[str] = []
-    """Public page paths (e.g. `/en/*`, `/fr/*`) whose responses the edge may cache for as long
-    as the origin's `Cache-Control` says (`max-age`/`s-maxage`, `stale-while-revalidate`,
-    `stale-if-error`), up to `public_page_max_ttl_s`: default TTL 0, so a response without
-    `max-age` or with `private`/`no-store` is never cached. Cookies and viewer headers are
-    neither in the cache key nor sent to the origin. They pass the gate like every other path."""
+    """Paths of pages that are the same for every visitor (e.g. `/en/information/*`), which the
+    edge may cache for as long as the origin's `Cache-Control` says (`max-age`/`s-maxage`,
+    `stale-while-revalidate`, `stale-if-error`), up to `public_page_max_ttl_s`; default TTL 0,
+    so a response without `max-age` or with `private`/`no-store` is never cached. Their
+    requests reach the origin with no cookie, no viewer header and only
+    `public_page_query_strings`: never name a path with sessions, forms or search. They pass
+    the gate like every other path."""
     public_page_max_ttl_s: int = Field(default=300, ge=1, le=31_536_000)
     """The most seconds CloudFront keeps a public page, whatever the origin's max-age."""
     public_page_query_strings: list[str] = ["lang"]
@@ -171,9 +173,15 @@ class WafSettings(_Model):
     """WAFv2 web ACL on the distribution."""
 
     rate_limit: int = 2000
-    """Requests per client IP per evaluation window before WAF blocks it."""
+    """Page and write requests per client IP per evaluation window before WAF answers 429
+    (static assets, polls and the room's pages count against `asset_rate_limit`)."""
     evaluation_window_s: int = 300
     """The window WAF's rate rules count requests over: 60, 120, 300 or 600 seconds."""
+    asset_rate_limit: int = 20_000
+    """Requests per client IP per evaluation window to static assets, the queue's polls and the
+    room's and high-demand pages, counted apart from `rate_limit` (which counts pages and
+    writes): a page loads dozens of assets and a waiting page polls for as long as it waits,
+    but a client that busts the asset cache with made-up queries still stops here."""
     join_rate_limit: int = 100
     """Waiting-room joins (POST /queue/join) per client IP per evaluation window; above it WAF
     answers 429 JSON (or challenges, see join_limit_action). A join is one per visitor, so this
@@ -183,7 +191,7 @@ class WafSettings(_Model):
     then challenged on load too, so real browsers hold a WAF token before they join (a fetch
     cannot answer a challenge itself)."""
 
-    @field_validator("rate_limit", "join_rate_limit")
+    @field_validator("rate_limit", "asset_rate_limit", "join_rate_limit")
     @classmethod
     def _limit(cls, value: int) -> int:
         return _check_range(

@@ -102,6 +102,14 @@ class Settings(_Model):
             )
         self._room_capacity()
         self._edge_cache()
+        if self.admission.api_domain_name and not self.load_balancer.hosted_zone_id:
+            raise _at(
+                "admission.api_domain_name",
+                self.admission.api_domain_name,
+                "needs load_balancer.hosted_zone_id: the same update that disables the API's "
+                "execute-api endpoint points CloudFront at this name, so Floodgate must write "
+                "its DNS record in that update, or every join and poll fails until it resolves",
+            )
         api_cert = self.admission.api_certificate_arn
         if api_cert is not None:
             match = _ACM_ARN.match(api_cert)

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from components.admission import DEMAND_METRIC, METRIC_NAMESPACE
+from components.edge import CACHING_OPTIMIZED
 from functions.admission.room import FAULT_LOG, ORIGIN_HEADER, Config
 from functions.admission.tokens import VISITOR_COOKIE
 from planning.capacity import (
@@ -291,9 +292,8 @@ def test_only_the_room_summary_is_shared_between_visitors(run) -> None:
         "cookies": {"items": [VISITOR_COOKIE]},
     }
     assert cookies["/queue/room"] == {"cookieBehavior": "none"}
-    pages = policies[by_pattern["/waiting-room/*"]["cachePolicyId"]]
-    key = pages["parametersInCacheKeyAndForwardedToOrigin"]
-    assert key["queryStringsConfig"] == {"queryStringBehavior": "none"}, "one copy per page"
+    # Managed CachingOptimized: no query string in the key, one copy per page.
+    assert by_pattern["/waiting-room/*"]["cachePolicyId"] == CACHING_OPTIMIZED
     assert by_pattern["/queue/room"]["allowedMethods"] == ["GET", "HEAD", "OPTIONS"]
 
 

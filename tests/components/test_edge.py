@@ -13,6 +13,7 @@ from pulumi.runtime import rpc
 
 from components.edge import (
     ALB_ORIGIN,
+    CACHING_OPTIMIZED,
     EXACT_FILES,
     HIGH_DEMAND_PAGE,
     PAGES_DIR,
@@ -86,7 +87,8 @@ def test_every_path_reaches_the_alb_directly_with_no_origin_group(distribution) 
     }
     assert to_alb == {
         "*",
-        *("/assets/*", "/static/*", "/en/*", "/fr/*", "/favicon.ico", "/robots.txt"),
+        *("/assets/*", "/static/*", "/en/information/*", "/fr/information/*"),
+        *("/favicon.ico", "/robots.txt"),
         *("/api/*", "/submit/*"),
     }
     pages = next(o for o in distribution.revealed()["origins"] if o["originId"] == PAGES_ORIGIN)
@@ -153,13 +155,19 @@ def test_the_per_ip_limit_counts_pages_and_writes_and_answers_a_bilingual_429(ru
     acl = run.one("aws:wafv2/webAcl:WebAcl").inputs
     rule = next(r for r in acl["rules"] if r["name"] == "per-ip-rate-limit")
     rate = rule["statement"]["rateBasedStatement"]
-    (exempt,) = rate["scopeDownStatement"]["notStatement"]["statements"]
+    # pulumi-aws: a NOT statement holds one `statement` (an AND or OR holds `statements`).
+    exempt = rate["scopeDownStatement"]["notStatement"]["statement"]
     uncounted = re.compile(exempt["regexMatchStatement"]["regexString"])
     for path in ("/assets/app.js", "/static/x.css", "/queue/status", "/queue/room",
                  "/waiting-room/index.html", "/high-demand/index.html"):  # fmt: skip
         assert uncounted.match(path), path
     for path in ("/", "/en/apply", "/api/forms", "/submit/x", "/queue/join", "/assetsx"):
         assert not uncounted.match(path), path
+    assets = next(r for r in acl["rules"] if r["name"] == "per-ip-asset-rate-limit")
+    asset_rate = assets["statement"]["rateBasedStatement"]
+    assert asset_rate["scopeDownStatement"] == exempt, "what one rule leaves out, the other counts"
+    assert (rate["limit"], asset_rate["limit"]) == (prod.waf.rate_limit, prod.waf.asset_rate_limit)
+    assert assets["action"] == rule["action"]
     response = rule["action"]["block"]["customResponse"]
     assert response["responseCode"] == 429
     assert response["responseHeaders"] == [{"name": "retry-after", "value": "60"}]
@@ -168,18 +176,27 @@ def test_the_per_ip_limit_counts_pages_and_writes_and_answers_a_bilingual_429(ru
     assert len(page["content"].encode()) <= 4_096, "WAF: 4 KB per custom response body"
 
 
-def test_the_waiting_pages_and_exact_files_ignore_query_strings(run, distribution) -> None:
-    """Every `?return=…&lang=…` was its own S3 GET; a made-up query on /favicon.ico reached
-    the fleet while the room queued (the gate passes it)."""
-    policies = {p.id: p.inputs for p in run.of_type("aws:cloudfront/cachePolicy:CachePolicy")}
+def test_the_exact_files_the_gate_passes_are_kept_at_the_edge(run, distribution) -> None:
+    """A made-up query on /favicon.ico reached the fleet while the room queued (the gate passes
+    it): the managed CachingOptimized policy keys on no query string and keeps the file."""
     by_pattern = {b["pathPattern"]: b for b in distribution.inputs["orderedCacheBehaviors"]}
-    for pattern in ("/favicon.ico", "/robots.txt"):
-        policy = policies[by_pattern[pattern]["cachePolicyId"]]
-        key = policy["parametersInCacheKeyAndForwardedToOrigin"]
-        assert key["queryStringsConfig"] == {"queryStringBehavior": "none"}
-        assert policy["minTtl"] >= 3_600, "the edge keeps them whatever the origin says"
+    for pattern in EXACT_FILES:
+        assert by_pattern[pattern]["cachePolicyId"] == CACHING_OPTIMIZED
+        assert by_pattern[pattern]["functionAssociations"] == [], "no room in this build"
     gate = (PAGES_DIR.parent / "edge/gate.js").read_text(encoding="utf-8")
     assert f"const BYPASS_FILES = {json.dumps(list(EXACT_FILES))};".replace('"', "'") in gate
+
+
+def test_a_shield_without_public_pages_still_has_its_origin(evaluate, prod) -> None:
+    """The exact files use the shielded origin whenever a shield is set: CloudFront refuses a
+    behaviour whose target origin the distribution does not declare."""
+    bare = prod.model_copy(
+        update={"edge": prod.edge.model_copy(update={"public_page_patterns": []})}
+    )
+    distribution = build(evaluate, bare).one("aws:cloudfront/distribution:Distribution").revealed()
+    origins = {o["originId"] for o in distribution["origins"]}
+    targets = {b["targetOriginId"] for b in distribution["orderedCacheBehaviors"]}
+    assert targets <= origins and "alb-shielded" in targets
 
 
 def test_joins_are_rate_limited_per_ip_with_a_json_429(run, prod) -> None:
@@ -275,7 +292,7 @@ def test_public_pages_are_cached_as_the_origin_says_with_nothing_per_visitor(
     or viewer header in the key; the named query strings only; gated like every ALB path."""
     by_pattern = {b["pathPattern"]: b for b in distribution.inputs["orderedCacheBehaviors"]}
     policies = {p.id: p.inputs for p in run.of_type("aws:cloudfront/cachePolicy:CachePolicy")}
-    assert prod.edge.public_page_patterns == ["/en/*", "/fr/*"]
+    assert prod.edge.public_page_patterns == ["/en/information/*", "/fr/information/*"]
     for pattern in prod.edge.public_page_patterns:
         behaviour = by_pattern[pattern]
         assert behaviour["allowedMethods"] == ["GET", "HEAD", "OPTIONS"]
@@ -302,7 +319,8 @@ def test_origin_shield_fronts_the_public_pages_only(distribution, prod) -> None:
         b["pathPattern"]: b["targetOriginId"] for b in distribution.inputs["orderedCacheBehaviors"]
     }
     shielded_paths = [p for p, o in targets.items() if o == "alb-shielded"]
-    assert shielded_paths == ["/en/*", "/fr/*", "/favicon.ico", "/robots.txt"]
+    public = ["/en/information/*", "/fr/information/*"]
+    assert shielded_paths == [*public, "/favicon.ico", "/robots.txt"]
 
 
 def test_no_behaviour_carries_lambda_at_edge(run, distribution) -> None:
@@ -326,7 +344,7 @@ def test_large_form_posts_pass_the_common_rule_set_on_write_paths_only(run, prod
     assert "block" in scoped["action"]
     label, outside = scoped["statement"]["andStatement"]["statements"]
     assert label["labelMatchStatement"]["key"].endswith("SizeRestrictions_Body")
-    (write_path,) = outside["notStatement"]["statements"]
+    write_path = outside["notStatement"]["statement"]
     pattern = re.compile(write_path["regexMatchStatement"]["regexString"])
     assert all(pattern.match(p.rstrip("*") + "form") for p in prod.edge.write_path_patterns)
     assert not pattern.match("/apply") and not pattern.match("/x/api/")

@@ -31,7 +31,6 @@ EXPECTED_OUTPUTS = {
     "room_admin_function",
     "room_kvs_arn",
     "queue_api",
-    "queue_api_target",
 }
 
 

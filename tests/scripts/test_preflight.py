@@ -147,11 +147,19 @@ def ready(account: Account, prod_config: dict) -> Settings:
         account.clients.acm, "origin.portal.example.ca", "queue-origin.portal.example.ca"
     )
     edge = account.certificate(account.clients.acm_edge, "portal.example.ca", "*.example.ca")
-    return settings_with(
+    zone = account.clients.route53.create_hosted_zone(Name="portal.example.ca", CallerReference="r")
+    settings = settings_with(
         prod_config,
         load_balancer__certificate_arn=origin,
         edge__certificate_arn=edge,
         fleet__ami_id=an_ami(account, "x86_64"),
+    )
+    # moto's zone ids do not look like Route 53's (Z...): set without validation.
+    zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+    return settings.model_copy(
+        update={
+            "load_balancer": settings.load_balancer.model_copy(update={"hosted_zone_id": zone_id})
+        }
     )
 
 
@@ -174,6 +182,7 @@ def test_prod_is_ready_when_the_account_holds_it(account, ready) -> None:
         "alb-lcu-reservation",
         "certificate-origin",
         "certificate-edge",
+        "hosted-zone",
     }
     vcpus = next(c for c in checks if c.check == "ec2-vcpus")
     assert "needs 240" in vcpus.detail, "120 x m7i.large (2 vCPUs, from EC2's own data)"
@@ -187,7 +196,7 @@ def test_a_default_new_account_is_not_ready(account, ready) -> None:
     assert verdicts(checks)["ec2-vcpus"] == ["FAIL"]
     assert verdicts(checks)["dynamodb-throughput"] == ["FAIL", "FAIL"]
     lam = next(c for c in checks if c.check == "lambda-concurrency")
-    # join 142 + status 170 + inlet 1 + admin 2 + the pre-scale runner 1, and 100 unreserved
+    # join 142 + status 189 + inlet 1 + admin 2 + the pre-scale runner 1, and 100 unreserved
     assert lam.detail.startswith("only 50") and "needs 435" in lam.detail
 
 
@@ -307,13 +316,15 @@ def test_wildcards_cover_one_label_only() -> None:
 
 
 def test_main_prints_json_and_exits_1_when_not_ready(account, capsys) -> None:
-    """Prod's stack file holds placeholder certificate ARNs: not found, so not ready."""
+    """Prod's stack file holds placeholder certificate ARNs and hosted zone: not found, so not
+    ready."""
     account.stub()
     assert main(["--stack", "prod", "--json"], account.clients) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["ready"] is False
     failed = {c["check"] for c in report["checks"] if c["verdict"] != "ok"}
-    assert failed == {"certificate-origin", "certificate-edge", "ami"}, "placeholders, all three"
+    placeholders = {"certificate-origin", "certificate-edge", "ami", "hosted-zone"}
+    assert failed == placeholders, "placeholders, all four"
 
 
 def test_refused_read_is_an_error_naming_it(account, capsys) -> None:
