@@ -203,8 +203,8 @@ class Edge(pulumi.ComponentResource):
         }
 
     def _origins(self, pages: PrivateBucket) -> list[aws.cloudfront.DistributionOriginArgsDict]:
-        """The ALB (with the origin secret) and the pages bucket (through an origin access
-        control)."""
+        """The ALB (with the origin secret), the same ALB behind Origin Shield when a shield is
+        set, and the pages bucket (through an origin access control)."""
         s = self._args.settings
         oac = aws.cloudfront.OriginAccessControl(
             f"{self._name}-pages",
