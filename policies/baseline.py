@@ -241,11 +241,22 @@ def _bucket_baseline(view: StackView) -> Iterator[Finding]:
             )
         policy = policies.get(bucket_id)
         document = policy_document(get(policy.props, "policy") if policy else None)
-        if not any(
-            s.get("Effect") == "Deny" and get(s, "Condition.Bool.aws:SecureTransport") == "false"
-            for s in statements(document)
-        ):
+        arn = f"arn:aws:s3:::{bucket_id}"
+        if not any(_denies_plain_http(s, arn) for s in statements(document)):
             yield Finding("policy", None, "S3.5: requests must use SSL", bucket.urn, bucket.name)
+
+
+def _denies_plain_http(statement: dict, bucket_arn: str) -> bool:
+    """A Deny of every S3 action, to everyone, on the bucket and its objects, when the request
+    is not over TLS: any narrower Deny leaves plain HTTP open somewhere (S3.5)."""
+    principal = statement.get("Principal")
+    return (
+        statement.get("Effect") == "Deny"
+        and get(statement, "Condition.Bool.aws:SecureTransport") == "false"
+        and (principal == "*" or get(statement, "Principal.AWS") == "*")
+        and "s3:*" in as_list(statement.get("Action"))
+        and {bucket_arn, f"{bucket_arn}/*"} <= set(as_list(statement.get("Resource")))
+    )
 
 
 def _id_of(bucket: Resource) -> str:
