@@ -7,7 +7,8 @@ A control met on purpose in another way is a documented exception (see `Exemptio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
@@ -246,7 +247,7 @@ def _bucket_baseline(view: StackView) -> Iterator[Finding]:
             yield Finding("policy", None, "S3.5: requests must use SSL", bucket.urn, bucket.name)
 
 
-def _denies_plain_http(statement: dict, bucket_arn: str) -> bool:
+def _denies_plain_http(statement: Mapping[str, Any], bucket_arn: str) -> bool:
     """A Deny of every S3 action, to everyone, on the bucket and its objects, when the request
     is not over TLS: any narrower Deny leaves plain HTTP open somewhere (S3.5)."""
     principal = statement.get("Principal")
