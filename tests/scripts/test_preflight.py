@@ -22,6 +22,7 @@ from scripts.preflight import (
     Clients,
     covers,
     main,
+    planned_needs,
     run_checks,
 )
 from tests.helpers import client, settings_with
@@ -241,9 +242,12 @@ def test_hosted_zone_must_exist_be_public_and_hold_the_origin(account, ready) ->
     route53 = account.clients.route53
     public = route53.create_hosted_zone(Name="portal.example.ca", CallerReference="a")
     other = route53.create_hosted_zone(Name="elsewhere.ca", CallerReference="b")
+    # "ple.ca" ends the origin's name as text but is no parent of it: DNS delegates by label.
+    suffix = route53.create_hosted_zone(Name="ple.ca", CallerReference="c")
     cases = {
         public["HostedZone"]["Id"].split("/")[-1]: "ok",
         other["HostedZone"]["Id"].split("/")[-1]: "FAIL",
+        suffix["HostedZone"]["Id"].split("/")[-1]: "FAIL",
         "Z0000000NOSUCHZONE": "FAIL",
     }
     for zone_id, expected in cases.items():
@@ -338,3 +342,23 @@ def test_refused_read_is_an_error_naming_it(account, capsys) -> None:
 def test_unknown_stack_is_an_error_before_any_call(capsys) -> None:
     assert main(["--stack", "nope"], clients=None) == 2
     assert "stack 'nope': no file" in capsys.readouterr().err
+
+
+def test_vcpus_are_counted_at_the_largest_instance_type(account, ready) -> None:
+    """The group may launch any of its types at max size: m7i.2xlarge has 8 vCPUs (EC2
+    instance types), so 120 of them need 960, not the 240 of m7i.large."""
+    mixed = ready.model_copy(
+        update={
+            "fleet": ready.fleet.model_copy(update={"instance_types": ["m7i.large", "m7i.2xlarge"]})
+        }
+    )
+    account.stub(vcpus=512)
+    (check,) = [c for c in run_checks(account.clients, mixed, 100) if c.check == "ec2-vcpus"]
+    assert check.verdict == "FAIL" and "needs 960" in check.detail, check
+
+
+def test_the_lcu_quota_is_checked_against_the_largest_planned_reservation(ready) -> None:
+    """Election night asks for more than prod's standing 100 LCUs: the quota must hold that."""
+    largest, last_end = planned_needs(ready, "prod", datetime(2028, 10, 1, tzinfo=UTC))
+    assert largest > ready.load_balancer.minimum_capacity_units == 100
+    assert last_end is not None and last_end > datetime(2028, 11, 7, tzinfo=UTC)
