@@ -260,6 +260,30 @@ def test_rotation_keeps_old_tokens_valid_until_they_expire(room) -> None:
     assert tokens.verify(old, "election-2028", T0 + 13, {"k0": KEY_HEX}) == visitor
 
 
+def test_a_normal_rotation_keeps_the_old_key_at_the_edge_until_its_last_token_expires(
+    room,
+) -> None:
+    """A token signed a moment before the rotation lives token_ttl_s more: the old key stays in
+    the KeyValueStore until then, to the second, and leaves at that second."""
+    at = T0 + 12
+    admin.rotate(room, at)
+    ttl = room.config.token_ttl_s
+    inlet.sync_kvs(room, at + ttl - 1)
+    assert "key.k0" in room.kvs.data, "a token signed at the rotation still verifies"
+    inlet.sync_kvs(room, at + ttl)
+    assert "key.k0" not in room.kvs.data
+
+
+def test_the_signing_key_cache_expires(room) -> None:
+    """A container reuses the secret for KEYS_CACHE_S (60 s), then reads it again: a rotation
+    made by another container (or by hand) reaches every container within a minute."""
+    assert room.signing_keys(T0)["current"] == "k0"
+    rotated = {"current": "k1", "keys": {"k0": {"key": KEY_HEX}, "k1": {"key": "cd" * 32}}}
+    room.secrets.put_secret_value(SecretId=room.config.secret_id, SecretString=json.dumps(rotated))
+    assert room.signing_keys(T0 + 59)["current"] == "k0", "cached"
+    assert room.signing_keys(T0 + 61)["current"] == "k1"
+
+
 def test_queueing_again_requeues_the_old_line_instead_of_admitting_it(room) -> None:
     visitors = join_many(room, 20)
     assert inlet.step(room, T0 + 10)["admitted"] == 10  # capacity 10: places 11-20 wait

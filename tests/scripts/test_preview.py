@@ -223,6 +223,21 @@ def test_cleanup_destroys_only_expired_pr_stacks(workspace, capsys) -> None:
     assert {"prod", "pr-demo", "pr-2", "pr-4", "pr-6", "pr-7"} <= workspace.stacks.keys()
 
 
+def test_a_pr_stack_lives_exactly_its_idle_time_or_its_tag(workspace) -> None:
+    """72 h idle is expired; a second less is not. A tag expiring a second from now holds."""
+    second, hours_72 = timedelta(seconds=1), timedelta(hours=72)
+    for name, updated, tags in [
+        ("pr-10", NOW - hours_72, {}),
+        ("pr-11", NOW - hours_72 + second, {}),
+        ("pr-12", NOW - 9 * hours_72, {EXPIRES_TAG: preview._timestamp(NOW + second)}),
+        ("pr-13", NOW - second, {EXPIRES_TAG: preview._timestamp(NOW)}),
+    ]:
+        workspace.stacks[name] = Summary(name, updated)
+        workspace.tags[name] = tags
+    expired = {e.stack for e in preview.expired_pr_stacks(workspace, hours_72, NOW)}
+    assert expired == {"pr-10", "pr-13"}
+
+
 def test_cleanup_dry_run_changes_nothing(workspace, capsys) -> None:
     stacks_of_every_kind(workspace)
     assert preview.main(["cleanup", "--older-than", "72h", "--dry-run"], backend=workspace) == 0
