@@ -144,6 +144,21 @@ def test_moved_resource_is_flagged_for_an_alias() -> None:
     assert "1 moved (replaced unless aliased)" in plan_diff.verdict(diff)
 
 
+def test_a_table_removed_and_another_added_is_no_move() -> None:
+    """Only identical inputs make a move: a different table in place of the old one is a
+    deletion of the data (and its warning), not a rename."""
+    head = base_plan()
+    table = next(r for r in head["resources"] if r["type"] == TABLE)
+    table.update(urn=f"{STACK}{TABLE}::room-v2", name="room-v2")
+    table["inputs"] = {**table["inputs"], "name": "room-v2"}
+    diff = compare(base_plan(), head)
+    assert diff.moved == []
+    assert [r.name for r in diff.removed] == ["room"] and [r.name for r in diff.added] == [
+        "room-v2"
+    ]
+    assert ":warning: **Deletes data:** DynamoDB table." in plan_diff.verdict(diff)
+
+
 def renamed_web(head: dict[str, Any], *aliases: str) -> dict[str, Any]:
     web = next(r for r in head["resources"] if r["name"] == "web")
     web.update(urn=f"{STACK}{GROUP}::fleet-web", name="fleet-web", aliases=list(aliases))
