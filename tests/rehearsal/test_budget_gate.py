@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planning.clock import now
-from planning.settings import load_stack_settings
+from planning.settings import RehearsalSettings, load_stack_settings
 from rehearsal.curves import SCENARIOS, Night, scenario_nights
-from rehearsal.simulate import rehearse, rehearse_all
-from rehearsal.verdict import breaches
+from rehearsal.simulate import Result, Series, rehearse, rehearse_all
+from rehearsal.verdict import BUDGET, breaches
 from scripts.offline_cloud import stack_config
 from scripts.rehearse import choose_event
 from tests.helpers import settings_with
@@ -66,3 +66,23 @@ def test_the_loop_never_scales_in_with_people_waiting_and_always_reopens(
             assert max(window, default=0) < 1, f"scaled in at minute {minute} with a line"
     assert not series.queueing[-1], "the room reopens once the surge is over"
     assert series.waiting[-1] < 1
+
+
+@pytest.mark.parametrize(
+    "key", sorted(k for k in RehearsalSettings.model_fields if k.startswith("max_"))
+)
+def test_every_limit_breaks_just_above_itself_and_holds_at_itself(key: str) -> None:
+    """Each `rehearsal.max_*` is judged: a hundredth over it breaks the budget, naming it; at
+    the limit it holds. A limit missing from the verdict's table would never break."""
+    budget = load_stack_settings("prod").rehearsal
+    measure = next((m for m, k, _, _ in BUDGET if k == key), None)
+    assert measure is not None, f"{key} is not judged"
+    limit = float(getattr(budget, key))
+    measures = {m: 0.0 for m, _, _, _ in BUDGET}
+    at = Result("event", "configured", {**measures, measure: limit}, Series())
+    over = Result("event", "configured", {**measures, measure: limit + 0.01}, Series())
+    assert breaches([at], budget) == []
+    (breach,) = breaches([over], budget)
+    assert breach.measure == key and breach.scenario == "event"
+    other = Result("event", "reactive", {**measures, measure: limit * 10 + 1}, Series())
+    assert breaches([other], budget) == [], "only the configured stack is judged"
