@@ -13,8 +13,11 @@ import pytest
 
 from functions.prescale import handler as runner
 from functions.prescale.levers import (
+    Change,
+    Pass,
     Reservation,
     Targets,
+    apply_pass,
     floor_for,
     plan_pass,
     reservation_changes,
@@ -224,3 +227,30 @@ def test_a_stale_runner_leaves_the_actions_of_events_it_does_not_know(
     assert "floodgate-us-general-election-20281107-restore" in names
     theirs = plan_pass(clients, Targets(web_group), stale, NOW)
     assert any(c.action == "delete" and "general-election" in c.target for c in theirs.changes)
+
+
+def test_one_failed_write_never_stops_the_writes_after_it() -> None:
+    """Each change is its own AWS call: a refused scheduled action must not cost the warm pool
+    or the reservation behind it their write, and each failure is reported."""
+    made: list[str] = []
+
+    def write(name: str):
+        def apply() -> None:
+            if name.startswith("refused"):
+                raise RuntimeError(f"{name}: ValidationError")
+            made.append(name)
+
+        return apply
+
+    names = ["refused-action", "pool", "refused-reservation", "room"]
+    found = Pass(changes=[Change("asg", "put", n, {}, write(n)) for n in names])
+    logged: list[tuple[str, str]] = []
+    apply_pass(found, lambda change, outcome: logged.append((change.target, outcome)))
+    assert made == ["pool", "room"]
+    assert [f.target for f in found.failures] == ["refused-action", "refused-reservation"]
+    assert logged == [
+        ("refused-action", "failed"),
+        ("pool", "applied"),
+        ("refused-reservation", "failed"),
+        ("room", "applied"),
+    ]
