@@ -36,7 +36,8 @@ SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"
 
 ALB_ORIGIN, PAGES_ORIGIN = "alb", "high-demand-pages"
 PUBLIC_ORIGIN = "alb-shielded"
-"""The ALB again, behind Origin Shield: the public pages' origin when a shield is set."""
+"""The ALB again, behind Origin Shield: the origin of what the edge caches from the ALB (public
+pages, EXACT_FILES) when a shield is set."""
 QUEUE_ORIGIN = "queue-api"
 ROOM_PATH = "/queue/room"
 """The queue API's one answer that is the same for everyone (cached 2 s, shared)."""
@@ -474,7 +475,8 @@ LIMITED_PAGE = (
     "patienter une minute et réessayer.</p></html>"
 )
 UNCOUNTED = ("/queue/status", "/queue/room", "/waiting-room/", "/high-demand/")
-"""Paths the per-IP rule does not count (with the static assets): polls and the room's pages."""
+"""Paths (with the static assets) counted against `asset_rate_limit`, not `rate_limit`: polls
+and the room's pages."""
 BUSY_BODY, JOIN_RETRY_AFTER_S = "busy", 60
 """The JSON body WAF answers a limited join with: the waiting page reads `retry_after_s`."""
 JOIN_PATH = "/queue/join"
@@ -528,13 +530,18 @@ def _join_limited(waf: WafSettings) -> Any:
     """Over the join rate: a challenge, or 429 with the busy JSON and Retry-After."""
     if waf.join_limit_action == "challenge":
         return {"challenge": {}}
-    retry_after = {"name": "retry-after", "value": str(JOIN_RETRY_AFTER_S)}
+    return _too_many(BUSY_BODY, JOIN_RETRY_AFTER_S)
+
+
+def _too_many(body_key: str, retry_after_s: int) -> Any:
+    """Block with 429, the custom body `body_key` and Retry-After (WAF allows any response
+    header but content-type)."""
     return {
         "block": {
             "custom_response": {
                 "response_code": 429,
-                "custom_response_body_key": BUSY_BODY,
-                "response_headers": [retry_after],
+                "custom_response_body_key": body_key,
+                "response_headers": [{"name": "retry-after", "value": str(retry_after_s)}],
             }
         }
     }
@@ -641,7 +648,7 @@ def _rate_rules(
             {
                 "name": rule,
                 "priority": priority,
-                "action": _limited(),
+                "action": _too_many(LIMITED_BODY, LIMITED_RETRY_S),
                 "statement": cast(
                     aws.wafv2.WebAclRuleStatementArgsDict,
                     {
@@ -657,20 +664,6 @@ def _rate_rules(
             }
         )
     return rules
-
-
-def _limited() -> Any:
-    """429 with Retry-After and the bilingual LIMITED_PAGE."""
-    retry_after = {"name": "retry-after", "value": str(LIMITED_RETRY_S)}
-    return {
-        "block": {
-            "custom_response": {
-                "response_code": 429,
-                "custom_response_body_key": LIMITED_BODY,
-                "response_headers": [retry_after],
-            }
-        }
-    }
 
 
 def _managed_rules(name: str) -> list[aws.wafv2.WebAclRuleArgsDict]:
@@ -742,9 +735,9 @@ def _high_demand_responses(
     """Whatever the origin fails (a failover status; CloudFront's own 502 for no connection and
     504 for a timeout) gets the bilingual high-demand page with a 503, for any path, never a raw
     5xx; a short TTL (`error_caching_ttl_s`) brings people back to the origin as soon as it
-    recovers, and sheds its load meanwhile. The errors that CloudFront would otherwise cache
-    for 10 s whatever their Cache-Control (`NEVER_CACHED_ERRORS`) are never cached: one
-    visitor's 400 or 403 is never another's answer."""
+    recovers, and sheds its load meanwhile. The errors CloudFront may otherwise cache for 10 s
+    (`NEVER_CACHED_ERRORS`) are never cached: one visitor's 400 or 403 is never another's
+    answer."""
     pages: list[aws.cloudfront.DistributionCustomErrorResponseArgsDict] = [
         {
             "error_code": code,

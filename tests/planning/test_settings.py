@@ -157,6 +157,22 @@ INVALID: list[tuple[str, Any, str]] = [
         r"capacity\.public_page_ttl_s: must be <= edge\.public_page_max_ttl_s \(300\)",
     ),
     (
+        "admission.api_certificate_arn",
+        "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555",
+        r"admission\.api_certificate_arn: must be an ACM certificate ARN in the stack's region "
+        r"ca-central-1",
+    ),
+    (
+        "load_balancer.hosted_zone_id",
+        None,
+        r"admission\.api_domain_name: needs load_balancer\.hosted_zone_id",
+    ),
+    (
+        "admission.api_domain_name",
+        "Not A Domain",
+        r"admission\.api_domain_name: must be a lower-case DNS name .*\(got .Not A Domain.\)",
+    ),
+    (
         "capacity.public_page_pct",
         45,
         r"capacity\.public_page_pct: with cdn_offload_pct 60 must leave some requests",
@@ -369,3 +385,10 @@ def test_every_problem_is_reported_at_once(prod_config) -> None:
 )
 def test_architecture_follows_the_family_name(instance_type: str, arch: str) -> None:
     assert architecture(instance_type) == arch
+
+
+def test_public_pages_the_plan_counts_on_must_be_ones_the_edge_caches(prod_config) -> None:
+    with pytest.raises(
+        SettingsError, match=r"capacity\.public_page_pct: needs edge\.public_page_patterns"
+    ):
+        settings_with(prod_config, edge__public_page_patterns=[], capacity__public_page_pct=10)
