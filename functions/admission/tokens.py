@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 
 COOKIE = "fg_admit"
@@ -50,3 +51,34 @@ def verify(token: str, room: str, now: float, keys: dict[str, str]) -> str | Non
     signed = ".".join(parts[:5])
     mac = hmac.new(keys[parts[4]].encode(), signed.encode(), hashlib.sha256).hexdigest()
     return parts[2] if hmac.compare_digest(mac, parts[5]) else None
+
+
+SESSION_VERSION = "s2"
+"""Sessions (cookie `fg_session`) are stamped by the gate itself:
+`s2.<room>.<network id>.<expiry>.<kid>.<issued epoch s>.<hex HMAC-SHA256>`."""
+
+
+def network_prefix(address: str) -> str | None:
+    """The network a session is bound to, as the gate writes it: an IPv4 address's first three
+    octets (`198.51.100`, its /24) or an IPv6 address's first three groups of four hex digits
+    (`2001:0db8:0001`, its /48); an IPv4-mapped IPv6 address is its IPv4 network. None if
+    `address` is not an address."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ".".join(str(octet) for octet in ip.packed[:3])
+    return ":".join(ip.exploded.split(":")[:3])
+
+
+def network_id(room: str, address: str) -> str | None:
+    """The visitor id of every session issued to `address`'s network in `room` (what `revoke`
+    names to end them): 20 hex characters of SHA-256 over `fg-net|<room>|<prefix>`, exactly as
+    functions/edge/gate.js computes it. None if `address` is not an address."""
+    prefix = network_prefix(address)
+    if prefix is None:
+        return None
+    return hashlib.sha256(f"fg-net|{room}|{prefix}".encode()).hexdigest()[:20]

@@ -4,20 +4,29 @@
 // call.
 //
 // Failure, decided once: what the gate needs for everyone (the room entry, the current key) it
-// cannot read -> the request passes (a public portal must never be down because of its waiting
-// room) and "floodgate-gate fail-open <why>" is logged (CloudWatch Logs, us-east-1: a metric
-// filter and alarm count it). What it needs for one visitor (their revocation) it cannot read ->
-// that visitor is not admitted this time ("floodgate-gate refused <why>"): a read error never
-// lets a revoked visitor in.
+// cannot read -> every request passes, whatever cookie it carries (a public portal must never be
+// down because of its waiting room, and a cookie naming a key the store lacks is worth no more
+// than none) and "floodgate-gate fail-open <why>" is logged (CloudWatch Logs, us-east-1: a metric
+// filter and alarm count it). A rotation never causes it: a new key is in the store before the
+// room names it (functions/admission/admin.rotate). What it needs for one visitor (their
+// revocation, a retired key) it cannot read -> that visitor is not admitted this time
+// ("floodgate-gate refused <why>"): a read error never lets a revoked visitor in.
 //
 // KVS keys: "room" -> {"state":"open|queue|closed","room":"<room id>","kid":"<current key>",
-// "session_s":<session length>,"token_ttl_s":<token life>}; "key.<kid>" -> the HMAC key, 64 hex
-// characters used as-is; "revoked.<visitor>" -> the time the revocation ends.
+// "session_s":<session length>,"session_max_s":<absolute session life>,"queue_since":<epoch s
+// queueing began>,"token_ttl_s":<token life>}; "key.<kid>" -> the HMAC key, 64 hex characters
+// used as-is; "revoked.<visitor>" -> the time the revocation ends.
 // Admission token cookie "fg_admit" (signed by the room's Lambda):
 //   v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256 of everything before it>
-// Session cookie "fg_session" (stamped here on responses while the room is open, renewed while
-// the visitor keeps using the site): the same shape with "s1" and a nonce for the visitor.
-// When the room starts queueing, people already inside carry on; only new arrivals queue.
+// Session cookie "fg_session" (stamped here on responses while the room is open):
+//   s2.<room>.<network>.<expiry>.<kid>.<issued epoch s>.<hex HMAC-SHA256>
+// A session is a place for the network it was issued to, not a cookie anyone can farm: its
+// visitor id is the viewer's network (IPv4 /24, IPv6 /48: tokens.network_id in Python, the same
+// bytes), so a harvested session passes from nowhere else and `revoke` can name it. While the
+// room queues it passes only if it was issued before queueing began (`queue_since`), for at
+// most `session_max_s` after it was issued, and only when not revoked; it is renewed (past half
+// its life, keeping its issue time) but never issued. So people already inside when queueing
+// starts carry on; a session made after, or shared with another network, queues.
 //
 // Static assets are gated like pages: nobody in line needs them (the room's pages are
 // self-contained), people inside carry their cookies (Path=/), and an ungated asset path was a
@@ -54,12 +63,16 @@ async function handler(event) {
   const room = await readRoom(true);
   if (room === null || room.state === 'open') return request;
   if (room.state === 'queue') {
-    const token = await admitted(request, room);
-    if (token === UNVERIFIABLE) return failOpen('key-missing', request);
-    if (token) return request;
-    const session = await signed(request.cookies[SESSION], 's1', room, Number(room.session_s));
-    if (session === UNVERIFIABLE) return failOpen('key-missing', request);
-    if (session) return request;
+    const current = await readKey(room.kid);
+    if (current === null) return failOpen('key-missing', request);
+    const token = await signed(request.cookies[COOKIE], TOKEN, room, current,
+      Number(room.token_ttl_s));
+    if (token && await notRevoked(token[2])) return request;
+    const session = await signed(request.cookies[SESSION], SESSION_VERSION, room, current,
+      Number(room.session_s));
+    if (session && holds(session, room, event.viewer) && await notRevoked(session[2])) {
+      return request;
+    }
   }
   return turnAway(request, room.state === 'closed');
 }
@@ -83,67 +96,133 @@ function failOpen(why, value) {
   return value;
 }
 
-// True for a valid, unrevoked token; UNVERIFIABLE if its key is the room's current one and the
-// store lacks it (the sync lags); false otherwise.
-async function admitted(request, room) {
-  const parts = await signed(request.cookies[COOKIE], 'v1', room, Number(room.token_ttl_s));
-  if (!parts || parts === UNVERIFIABLE) return parts;
+// The HMAC key `kid` names, or null if the store lacks it or cannot be read.
+async function readKey(kid) {
+  if (typeof kid !== 'string' || !ID.test(kid)) return null;
   try {
-    return !(await kvs.exists('revoked.' + parts[2]));
+    return await kvs.get('key.' + kid);
+  } catch (e) {
+    return null;
+  }
+}
+
+// True unless the store lists `visitor` as revoked; a read error refuses (logged).
+async function notRevoked(visitor) {
+  try {
+    return !(await kvs.exists('revoked.' + visitor));
   } catch (e) {
     console.log(LOG + 'refused revocation-unreadable');
     return false;
   }
 }
 
-const UNVERIFIABLE = 'unverifiable';
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+const TOKEN = 'v1';
+const SESSION_VERSION = 's2';
+const PARTS = { v1: 6, s2: 7 };
 
-// The cookie's six parts if it carries `version`, this room, an expiry still ahead (and at most
-// `lifeS` ahead when lifeS > 0) and a valid signature; UNVERIFIABLE if signed with the room's
-// current key and the store lacks it; otherwise null (a retired or made-up kid included).
-async function signed(cookie, version, room, lifeS) {
+// The cookie's parts if it carries `version`, this room, an expiry still ahead (and at most
+// `lifeS` ahead when lifeS > 0) and a valid signature by the room's current key (`current`,
+// already read) or another key still in the store; otherwise null.
+async function signed(cookie, version, room, current, lifeS) {
   if (!cookie || typeof cookie.value !== 'string') return null;
   const parts = cookie.value.split('.');
-  if (parts.length !== 6 || parts[0] !== version || parts[1] !== room.room) return null;
+  if (parts.length !== PARTS[version] || parts[0] !== version || parts[1] !== room.room) {
+    return null;
+  }
   const expiry = Number(parts[3]);
   const now = Date.now() / 1000;
   if (!(expiry > now) || (lifeS > 0 && expiry > now + lifeS + 60)) return null;
-  let key;
-  try {
-    key = await kvs.get('key.' + parts[4]);
-  } catch (e) {
-    return parts[4] === room.kid ? UNVERIFIABLE : null;
-  }
-  const expected = crypto.createHmac('sha256', key).update(parts.slice(0, 5).join('.'))
-    .digest('hex');
-  return sameText(expected, parts[5]) ? parts : null;
+  const key = parts[4] === room.kid ? current : await readKey(parts[4]);
+  if (key === null) return null;
+  const mac = parts[parts.length - 1];
+  const expected = crypto.createHmac('sha256', key)
+    .update(parts.slice(0, parts.length - 1).join('.')).digest('hex');
+  return sameText(expected, mac) ? parts : null;
 }
 
-// Viewer response: while the room is open, give the visitor a session (or renew one past half
-// its life); while it queues, renew only a session the visitor already holds. CloudFront runs
-// no viewer-response function on a response the gate made or on a status of 400 or higher.
+// A session's own conditions while the room queues: issued before queueing began, within its
+// absolute life, and presented from the network it was issued to.
+// (A room entry without `queue_since` or `session_max_s`, written by an older inlet, skips
+// that condition until the inlet's next run rewrites it.)
+function holds(session, room, viewer) {
+  const issued = Number(session[5]);
+  const since = Number(room.queue_since);
+  return issued > 0 && (!(since > 0) || issued <= since)
+    && Date.now() / 1000 < sessionEnd(issued, room) && session[2] === networkId(room.room, viewer && viewer.ip);
+}
+
+function sessionEnd(issued, room) {
+  const maxS = Number(room.session_max_s);
+  return maxS > 0 ? issued + maxS : Infinity;
+}
+
+// The viewer's network as a visitor id: the first 20 hex characters of SHA-256 over
+// "fg-net|<room>|<prefix>", the prefix being an IPv4 address's first three octets ("198.51.100")
+// or an IPv6 address's first three groups, four hex digits each ("2001:0db8:0001"). An IPv4
+// address mapped into IPv6 (::ffff:a.b.c.d) is its IPv4 network. Null if `ip` is not an address.
+function networkId(roomId, ip) {
+  const prefix = networkPrefix(typeof ip === 'string' ? ip.toLowerCase() : '');
+  if (prefix === null) return null;
+  return crypto.createHash('sha256').update('fg-net|' + roomId + '|' + prefix).digest('hex')
+    .slice(0, 20);
+}
+
+function networkPrefix(ip) {
+  if (ip.indexOf(':') === -1) return ipv4Prefix(ip);
+  if (ip.indexOf('.') !== -1) {
+    return ip.indexOf('::ffff:') === 0 ? ipv4Prefix(ip.slice(7)) : null;
+  }
+  const halves = ip.split('::');
+  if (halves.length > 2) return null;
+  const head = halves[0] ? halves[0].split(':') : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
+  const groups = head.slice();
+  for (let i = 0; i < missing; i++) groups.push('0');
+  for (let i = 0; i < tail.length; i++) groups.push(tail[i]);
+  for (let i = 0; i < 8; i++) {
+    if (!/^[0-9a-f]{1,4}$/.test(groups[i])) return null;
+    groups[i] = ('000' + groups[i]).slice(-4);
+  }
+  return groups.slice(0, 3).join(':');
+}
+
+function ipv4Prefix(ip) {
+  const octets = ip.split('.');
+  if (octets.length !== 4) return null;
+  for (let i = 0; i < 4; i++) {
+    if (!/^[0-9]{1,3}$/.test(octets[i]) || Number(octets[i]) > 255) return null;
+  }
+  return octets.slice(0, 3).map(Number).join('.');
+}
+
+// Viewer response: while the room is open, give the visitor's network a session, issued now
+// (or renew theirs past half its life); while it queues, renew only a session that holds (its
+// issue time kept, so the absolute life still counts from it). CloudFront runs no
+// viewer-response function on a response the gate made or on a status of 400 or higher.
 async function stamp(event) {
   const response = event.response;
   const room = await readRoom(false);  // the gate has logged it on the way in
   const lifeS = room === null ? 0 : Number(room.session_s);
-  if (!(lifeS > 0) || typeof room.kid !== 'string') return response;
-  let held = await signed(event.request.cookies[SESSION], 's1', room, lifeS);
-  if (held === UNVERIFIABLE) held = null;
-  if (room.state !== 'open' && !held) return response;
+  if (!(lifeS > 0) || room.state === 'closed') return response;
+  const key = await readKey(room.kid);
+  const network = networkId(room.room, event.viewer && event.viewer.ip);
+  if (key === null || network === null) return response;
+  const held = await signed(event.request.cookies[SESSION], SESSION_VERSION, room, key, lifeS);
+  const mine = held && held[2] === network ? held : null;
   const now = Math.floor(Date.now() / 1000);
-  if (held && Number(held[3]) - now > lifeS / 2) return response;
-  let key;
-  try {
-    key = await kvs.get('key.' + room.kid);
-  } catch (e) {
-    return response;
-  }
-  const nonce = held ? held[2]
-    : crypto.createHash('sha256').update(event.context.requestId).digest('hex').slice(0, 20);
-  const body = ['s1', room.room, nonce, String(now + lifeS), room.kid].join('.');
+  if (room.state !== 'open' && !(mine && holds(mine, room, event.viewer))) return response;
+  if (mine && Number(mine[3]) - now > lifeS / 2) return response;
+  const issued = room.state === 'open' ? now : Number(mine[5]);
+  const expiry = room.state === 'open' ? now + lifeS
+    : Math.min(now + lifeS, sessionEnd(issued, room));
+  const body = [SESSION_VERSION, room.room, network, String(expiry), room.kid, String(issued)]
+    .join('.');
   const mac = crypto.createHmac('sha256', key).update(body).digest('hex');
   response.cookies[SESSION] = { value: body + '.' + mac,
-    attributes: 'Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=' + lifeS };
+    attributes: 'Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=' + (expiry - now) };
   return response;
 }
 

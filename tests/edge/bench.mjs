@@ -20,4 +20,4 @@ async function rate(label, cookie, n) {
 console.log('edge gate under node (one core):');
 await rate('valid token (admitted)', V.valid[0], 200000);
 await rate('tampered token (redirected)', V.invalid['tampered signature'], 200000);
-console.log(`  gate.js as deployed ${Buffer.byteLength(DEPLOYED)} bytes (target < 7,168; CloudFront limit 10,240; ${Buffer.byteLength(SOURCE)} with comments)`);
+console.log(`  gate.js as deployed ${Buffer.byteLength(DEPLOYED)} bytes (target < 9,216; CloudFront limit 10,240; ${Buffer.byteLength(SOURCE)} with comments)`);

@@ -6,16 +6,18 @@ import { readFileSync } from 'node:fs';
 
 export const SOURCE = readFileSync(new URL('../../functions/edge/gate.js', import.meta.url),
   'utf8');
-// What CloudFront runs: components/edge.gate_code deploys the file without whole-line comments.
-export const DEPLOYED = SOURCE.split('\n').filter((l) => !l.trimStart().startsWith('//')).join('\n');
+// What CloudFront runs, and what every test here runs: components/edge.gate_code deploys the
+// file without whole-line comments, indentation and blank lines.
+export const DEPLOYED = `${SOURCE.split('\n').map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('//')).join('\n')}\n`;
 export const V = JSON.parse(readFileSync(new URL('./vectors.json', import.meta.url), 'utf8'));
 
 // The runtime provides `cloudfront` and `require`; under node the harness supplies both.
 // `failing` names store keys whose reads throw (as a KeyValueStore read error would); `logs`
 // collects what the function logs (console.log goes to CloudWatch Logs in us-east-1).
 export function loadGate(store, { failing = [], logs = [] } = {}) {
-  const body = SOURCE.replace(/^import cf from 'cloudfront';$/m, '');
-  assert.notEqual(body, SOURCE, 'gate.js imports cloudfront as the runtime expects');
+  const body = DEPLOYED.replace(/^import cf from 'cloudfront';$/m, '');
+  assert.notEqual(body, DEPLOYED, 'gate.js imports cloudfront as the runtime expects');
   const cf = {
     kvs: () => ({
       get: async (key) => {
@@ -74,10 +76,12 @@ export function runViewerResponse(handler, event) {
 }
 
 // A KeyValueStore holding every signing key of the vectors and the room entry `room` (merged
-// over {room: V.room}), plus `extra` entries.
+// over {room: V.room, kid: the vectors' key}: the inlet always names its current key), plus
+// `extra` entries.
 export function kvsStore(room, extra = {}) {
   const keys = Object.fromEntries(Object.entries(V.keys).map(([k, v]) => [`key.${k}`, v]));
-  return { room: JSON.stringify({ room: V.room, ...room }), ...keys, ...extra };
+  const entry = { room: V.room, kid: Object.keys(V.keys)[0], ...room };
+  return { room: JSON.stringify(entry), ...keys, ...extra };
 }
 
 // Every test in the calling file runs at the vectors' instant.

@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import json
 
-from functions.admission.tokens import sign
+from functions.admission.tokens import network_id, sign
 
 KEY_ID, KEY_HEX = "k1", "8f" * 32
 OTHER_KEY_HEX = "11" * 32
 ROOM, NOW = "election-2028", 1_857_000_000  # 2028-11-05T...Z; tests pin Date.now to NOW
+
+
+NETWORK_ADDRESSES = [
+    "198.51.100.11",
+    "198.51.100.250",
+    "203.0.113.7",
+    "2001:db8:1::1",
+    "2001:DB8:1:ffff::2",
+    "2001:0db8:0001:0000:0000:0000:0000:0003",
+    "2001:db8:2::1",
+    "::ffff:198.51.100.12",
+    "fe80::1",
+    "::1",
+]
 
 
 def vectors() -> dict[str, object]:
@@ -23,6 +37,9 @@ def vectors() -> dict[str, object]:
         "room": ROOM,
         "now": NOW,
         "keys": {KEY_ID: KEY_HEX},
+        # Viewer addresses as CloudFront may write them, and the network id Python gives each:
+        # the gate must bind sessions to the same id (revoke names it).
+        "networks": {ip: network_id(ROOM, ip) for ip in NETWORK_ADDRESSES},
         "valid": [good, sign(ROOM, "visitor-2", NOW + 1, KEY_ID, KEY_HEX)],
         "invalid": {
             "expired": sign(ROOM, "visitor-1", NOW - 1, KEY_ID, KEY_HEX),
