@@ -43,7 +43,7 @@ ROOM_PATH = "/queue/room"
 """The queue API's one answer that is the same for everyone (cached 2 s, shared)."""
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
 ALL_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
-QUEUE_HEADERS = ("CloudFront-Viewer-Address", "Sec-Fetch-Site")
+QUEUE_HEADERS = ("CloudFront-Viewer-Address", "Sec-Fetch-Site", "Origin")
 """Viewer headers the queue API's handlers read (functions/admission/handlers.py)."""
 MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
 
@@ -385,8 +385,8 @@ class Edge(pulumi.ComponentResource):
         queue_cache = self._queue_cache_policy("queue", (VISITOR_COOKIE,))
         room_cache = self._queue_cache_policy("queue-room", ())
         # What the handlers read: the visitor cookie, the viewer's address (CloudFront adds
-        # it only when a policy names it), Sec-Fetch-Site (cross-site joins); never Host, which
-        # API Gateway needs to be its own.
+        # it only when a policy names it), Sec-Fetch-Site and Origin (cross-site joins); never
+        # Host, which API Gateway needs to be its own.
         queue_request = aws.cloudfront.OriginRequestPolicy(
             f"{name}-queue",
             comment="Queue API: cookies, viewer address, fetch metadata",

@@ -19,6 +19,7 @@ from policies.apply_time import (
     T_GROUP,
     T_KEY,
     T_LB,
+    T_ROLE,
     T_TABLE,
     T_TOPIC,
     T_WEB_ACL,
@@ -305,6 +306,40 @@ def _flow_logs(view: StackView) -> Iterator[Finding]:
             yield Finding("flowLogs", None, "EC2.6: VPC flow logging is enabled", vpc.urn, vpc.name)
 
 
+NO_SOURCE_CONTEXT = ("ec2.amazonaws.com",)
+"""Services that send no aws:SourceAccount when they assume a role: a trust condition on it would
+refuse them. EC2 assumes an instance profile's role only for instances launched in the role's
+own account (iam:PassRole cannot pass a role across accounts), so there is no other account to
+confuse it for."""
+SOURCE_KEYS = ("aws:sourceaccount", "aws:sourcearn")
+
+
+def _trust_names_the_account(args: ResourceValidationArgs) -> Iterator[Finding]:
+    """Every service a role trusts (but those in NO_SOURCE_CONTEXT) may assume it only for this
+    account: aws:SourceAccount or aws:SourceArn in the statement's condition."""
+    for statement in statements(policy_document(get(args.props, "assumeRolePolicy"))):
+        if statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        services = as_list(principal.get("Service")) if isinstance(principal, Mapping) else []
+        if not [svc for svc in services if svc not in NO_SOURCE_CONTEXT]:
+            continue
+        condition = statement.get("Condition")
+        keys = {
+            key.lower()
+            for test in (condition.values() if isinstance(condition, Mapping) else [])
+            if isinstance(test, Mapping)
+            for key in test
+        }
+        if not keys & set(SOURCE_KEYS):
+            yield Finding(
+                "assumeRolePolicy",
+                services,
+                "a service principal's trust names the account (aws:SourceAccount or "
+                "aws:SourceArn): cross-service confused-deputy prevention",
+            )
+
+
 _HUB = "https://docs.aws.amazon.com/securityhub/latest/userguide"
 RULES = [
     StackRule(
@@ -434,6 +469,14 @@ RULES = [
         f"{_HUB}/kms-controls.html#kms-4",
         (T_KEY,),
         _key_rotation,
+    ),
+    ResourceRule(
+        "service-trust-names-the-account",
+        "baseline",
+        "service roles: aws:SourceAccount in the trust (confused deputy)",
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html",
+        (T_ROLE,),
+        _trust_names_the_account,
     ),
     ResourceRule(
         "fsbp-apigateway-9-access-logs",

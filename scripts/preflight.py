@@ -3,7 +3,7 @@
 Usage: python -m scripts.preflight --stack prod [--json]
 
 Run with the operator's credentials before the first `pulumi up` and before every event. It
-only reads (Service Quotas, Lambda, DynamoDB, EC2, ACM, Route 53) and compares what the
+only reads (Service Quotas, Lambda, DynamoDB, EC2, ACM, Route 53, IAM) and compares what the
 account allows with what the stack's settings and event plan need:
 
   lambda-concurrency   account concurrent executions >= reserved by the room and the pre-scale
@@ -18,6 +18,9 @@ account allows with what the stack's settings and event plan need:
   certificate-edge     the us-east-1 certificate is ISSUED and covers every edge domain name
   hosted-zone          the hosted zone exists, is public and holds the origin name and the
                        queue API's custom domain
+  kvs-readers          who in the account can read the room's KeyValueStore, and so its signing
+                       keys (listed, not failed: docs/architecture.md says why the keys are there
+                       and what reading them grants)
 
 Exit codes: 0 ready, 1 not ready (a check failed or could not be settled), 2 error (invalid
 settings, no credentials, a call refused). AWS throttling is retried (botocore standard mode).
@@ -34,6 +37,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -76,6 +80,7 @@ class Clients:
     acm: Any
     acm_edge: Any
     route53: Any
+    iam: Any
 
     @classmethod
     def for_region(cls, region: str) -> Clients:
@@ -92,6 +97,7 @@ class Clients:
             client("acm"),
             client("acm", CLOUDFRONT_REGION),
             client("route53"),
+            client("iam"),
         )
 
 
@@ -315,6 +321,89 @@ def hosted_zone(clients: Clients, settings: Settings) -> Iterator[Check]:
         yield Check("hosted-zone", zone_id, "ok", f"{name} holds {', '.join(names)}")
 
 
+KVS_READ_ACTIONS = ("cloudfront-keyvaluestore:GetKey", "cloudfront-keyvaluestore:ListKeys")
+"""The KeyValueStore reads that return values (ListKeys returns every key with its value)."""
+
+
+def _matches(pattern: str, value: str) -> bool:
+    """IAM's wildcard match (`*` any run, `?` one character), case-insensitive like actions."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE) is not None
+
+
+def reads_the_store(document: Any) -> bool:
+    """True if an Allow statement of `document` grants a KeyValueStore read on any store: its
+    Action (or everything outside its NotAction) covers GetKey or ListKeys, on a resource that
+    can name a key-value store. Deny statements and conditions are not weighed: the list errs
+    towards showing a principal, never towards hiding one."""
+    if isinstance(document, str):  # IAM sends documents URL-encoded; botocore usually decodes
+        document = json.loads(unquote(document))
+    for statement in _as_list(document.get("Statement")):
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        if "NotAction" in statement:
+            excluded = _as_list(statement["NotAction"])
+            granted = [a for a in KVS_READ_ACTIONS if not any(_matches(p, a) for p in excluded)]
+        else:
+            actions = _as_list(statement.get("Action"))
+            granted = [a for a in KVS_READ_ACTIONS if any(_matches(p, a) for p in actions)]
+        resources = _as_list(statement.get("Resource", "*"))
+        store = "arn:aws:cloudfront::000000000000:key-value-store/any"
+        if granted and (
+            "NotResource" in statement
+            or any(_matches(r, store) or "key-value-store" in r for r in resources)
+        ):
+            return True
+    return False
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def kvs_readers(clients: Clients, settings: Settings) -> Iterator[Check]:
+    """Every user, group and role whose attached or inline policies read a KeyValueStore (AWS's
+    CloudFrontReadOnlyAccess does; so do the stack's own inlet and admin roles), from one
+    paginated GetAccountAuthorizationDetails."""
+    if not settings.admission.enabled:
+        return
+    readable: set[str] = set()  # managed policies (ARNs) that read a store
+    held: dict[str, list[tuple[str, str]]] = {}  # principal -> (policy ARN or "", inline name)
+    pages = clients.iam.get_paginator("get_account_authorization_details").paginate(
+        Filter=["User", "Role", "Group", "LocalManagedPolicy", "AWSManagedPolicy"]
+    )
+    for page in pages:
+        for policy in page.get("Policies", []):
+            versions = [v for v in policy.get("PolicyVersionList", []) if v["IsDefaultVersion"]]
+            if policy.get("AttachmentCount") and any(
+                reads_the_store(v["Document"]) for v in versions
+            ):
+                readable.add(policy["Arn"])
+        for kind, details, inline in (
+            ("user", "UserDetailList", "UserPolicyList"),
+            ("group", "GroupDetailList", "GroupPolicyList"),
+            ("role", "RoleDetailList", "RolePolicyList"),
+        ):
+            for who in page.get(details, []):
+                name = f"{kind}/{who[kind.capitalize() + 'Name']}"
+                held[name] = [(p["PolicyArn"], "") for p in who.get("AttachedManagedPolicies", [])]
+                held[name] += [
+                    ("", p["PolicyName"])
+                    for p in who.get(inline, [])
+                    if reads_the_store(p["PolicyDocument"])
+                ]
+    readers = []
+    for name, grants in sorted(held.items()):
+        why = [arn.rsplit("/", 1)[-1] for arn, _ in grants if arn in readable]
+        why += [f"inline {own}" for arn, own in grants if not arn]
+        if why:
+            readers.append(f"{name} ({', '.join(why)})")
+    detail = "; ".join(readers) if readers else "none but AWS account root"
+    yield Check(
+        "kvs-readers", "room KeyValueStore", "ok", f"{len(readers)} can read the keys: {detail}"
+    )
+
+
 def run_checks(
     clients: Clients,
     settings: Settings,
@@ -330,6 +419,7 @@ def run_checks(
         lambda: alb_reservation(clients, settings, largest_planned),
         lambda: certificates(clients, settings),
         lambda: hosted_zone(clients, settings),
+        lambda: kvs_readers(clients, settings),
     ]
     return [check for step in steps for check in step()]
 

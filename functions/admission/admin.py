@@ -1,6 +1,7 @@
 """Operator actions on the room: pin or unpin its state, rotate the signing key, revoke a visitor.
 
-Invoked directly with IAM (`lambda:InvokeFunction`, see scripts/room.py), never over HTTP. Each
+Invoked directly with IAM (`lambda:InvokeFunction`, see the README's "Operating it"), never
+over HTTP. Each
 action is idempotent and ends by syncing the CloudFront KeyValueStore, so the edge follows
 within seconds.
 """
@@ -13,13 +14,14 @@ from typing import Any
 
 from . import tokens
 from .inlet import sync_kvs
-from .room import STATES, Room, RoomError, enter_queue
+from .room import KEY_PUBLISH_S, STATES, Room, RoomError, enter_queue
 
 ACTIONS = ("show", "pin", "unpin", "rotate", "revoke")
 
 
 def handle(room: Room, event: dict[str, Any], now: float) -> dict[str, Any]:
-    """`{"action": "pin", "state": "queue"}`, `{"action": "revoke", "visitor": "..."}`, ..."""
+    """`{"action": "pin", "state": "queue"}`, `{"action": "revoke", "visitor": "..."}`,
+    `{"action": "revoke", "address": "203.0.113.7"}` (that network's sessions), ..."""
     action = event.get("action")
     if action not in ACTIONS:
         raise RoomError(400, "action", f"action {action!r} is not one of {list(ACTIONS)}")
@@ -30,6 +32,8 @@ def handle(room: Room, event: dict[str, Any], now: float) -> dict[str, Any]:
     if action == "rotate":
         return rotate(room, now, emergency=event.get("emergency") is True)
     if action == "revoke":
+        if "address" in event:
+            return revoke_network(room, event.get("address"), now)
         return revoke(room, event.get("visitor"), now)
     r = room.state()
     keys = room.signing_keys(now)
@@ -53,27 +57,42 @@ def pin(room: Room, state: object, now: float) -> dict[str, Any]:
 
 
 def rotate(room: Room, now: float, emergency: bool = False) -> dict[str, Any]:
-    """New current key; the old one keeps verifying until every token it signed has expired.
+    """A new key, published to the edge now and signing from `KEY_PUBLISH_S` later; the current
+    one keeps verifying until every token it signed before then has expired.
 
-    `emergency` (a leaked key): old keys stop verifying at once, at the edge within the sync;
-    everyone admitted or inside on a session under them goes back through the room."""
+    `emergency` (a leaked key): the new key signs at once and old keys stop verifying, at the
+    edge within the sync; everyone admitted or inside on a session under them goes back through
+    the room (and until the new key reaches an edge location, that location fails open)."""
     keys = room.signing_keys(now)
     kid = f"k{int(now)}"
     if kid in keys["keys"]:
         raise RoomError(409, "rotate", f"key {kid} exists: rotate at most once a second")
+    upcoming = keys.get("next")
+    if upcoming and not emergency:
+        raise RoomError(409, "rotate", f"key {upcoming['kid']} signs from {upcoming['at']}: wait")
+    at = int(now) if emergency else int(now) + KEY_PUBLISH_S
     for entry in keys["keys"].values():
         if emergency:
             entry["retire_at"] = int(now)
         elif entry.get("retire_at") is None:
-            entry["retire_at"] = int(now) + room.config.token_ttl_s
+            entry["retire_at"] = at + room.config.token_ttl_s
     keys["keys"] = {
         k: v for k, v in keys["keys"].items() if v.get("retire_at") is None or v["retire_at"] > now
     }
     keys["keys"][kid] = {"key": secrets.token_hex(32), "retire_at": None}
-    keys["current"] = kid
+    if emergency:
+        keys["current"], keys["next"] = kid, None
+    else:
+        keys["next"] = {"kid": kid, "at": at}
     room.secrets.put_secret_value(SecretId=room.config.secret_id, SecretString=json.dumps(keys))
     room._keys = (now, keys)
-    return {"current_key": kid, "emergency": emergency, "kvs": sync_kvs(room, now)}
+    return {
+        "current_key": keys["current"],
+        "next_key": kid,
+        "signs_from": at,
+        "emergency": emergency,
+        "kvs": sync_kvs(room, now),
+    }
 
 
 def revoke(room: Room, visitor: object, now: float) -> dict[str, Any]:
@@ -90,3 +109,17 @@ def revoke(room: Room, visitor: object, now: float) -> dict[str, Any]:
         )
     room.revoke(visitor, int(now) + room.config.token_ttl_s)
     return {"visitor": visitor, "known": found is not None, "kvs": sync_kvs(room, now)}
+
+
+def revoke_network(room: Room, address: object, now: float) -> dict[str, Any]:
+    """Refuse the sessions of `address`'s network (IPv4 /24, IPv6 /48: everyone the gate stamped
+    there, see tokens.network_id) until the longest of them could still pass."""
+    network = tokens.network_id(room.config.room_id, address) if isinstance(address, str) else None
+    if network is None:
+        raise RoomError(400, "address", f"address {address!r} must be an IPv4 or IPv6 address")
+    room.revoke(network, int(now) + max(room.config.token_ttl_s, room.config.session_max_s))
+    return {
+        "network": tokens.network_prefix(str(address)),
+        "visitor": network,
+        "kvs": sync_kvs(room, now),
+    }

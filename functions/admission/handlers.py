@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -79,17 +80,42 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
 def join(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:
     """POST /queue/join: a place for this visitor (the same one if they joined before).
 
-    Only the portal's own pages may join: a browser marks a request another site made with
-    `Sec-Fetch-Site: cross-site` (or `same-site` from a sibling domain), and such a join would
-    hand the visitor a new id, sending them to the back of the line. New places are counted
-    against the viewer's address (CloudFront-Viewer-Address)."""
+    Only the portal's own pages may join (`cross_site`): such a join would hand the visitor a
+    new id, sending them to the back of the line. New places are counted against the viewer's
+    address (CloudFront-Viewer-Address)."""
     headers = _headers(event)
-    if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
-        return _response(403, {"error": "cross-site", "message": "join from the portal itself"},
-                         "no-store")  # fmt: skip
     address = viewer_address(headers.get("cloudfront-viewer-address"))
-    return _http(event, lambda r: r.join(_cookie(event, VISITOR_COOKIE), clock(), address),
-                 the_room)  # fmt: skip
+
+    def act(r: Room) -> dict[str, Any]:
+        if cross_site(headers, r.config.portal_origins):
+            raise RoomError(403, "cross-site", "join from the portal itself")
+        return r.join(_cookie(event, VISITOR_COOKIE), clock(), address)
+
+    return _http(event, act, the_room)
+
+
+CLOUDFRONT_ORIGIN = re.compile(r"https://d[a-z0-9]+\.cloudfront\.net")
+"""A distribution's own name: the portal's origin on a stack without `edge.domain_names`."""
+
+
+def cross_site(headers: dict[str, str], portal_origins: str) -> bool:
+    """True for a join another site made. A browser with Fetch Metadata marks it
+    `Sec-Fetch-Site: cross-site` (or `same-site`, a sibling domain); one without sends an
+    `Origin` on every cross-origin POST, which must then be one of `portal_origins`
+    (comma-separated `https://<edge.domain_names>`; with none, any distribution's own name,
+    which is all a stack without a domain knows of itself). No Origin at all is not a
+    browser's cross-site request (a script can send anything; WAF and the per-address limit
+    hold it)."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("cross-site", "same-site")
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    allowed = [o for o in portal_origins.split(",") if o]
+    if allowed:
+        return origin.lower() not in allowed
+    return CLOUDFRONT_ORIGIN.fullmatch(origin.lower()) is None
 
 
 def status(event: dict[str, Any], context: object = None, the_room: Room | None = None) -> dict:

@@ -258,6 +258,9 @@ def sync_kvs(room: Room, now: float) -> dict[str, int]:
                 "room": room.config.room_id,
                 "kid": keys["current"],  # the gate stamps sessions with the current key
                 "session_s": room.config.session_s,
+                "session_max_s": room.config.session_max_s,
+                # Sessions issued after queueing began never pass (functions/edge/gate.js).
+                "queue_since": int(r.get("queue_since") or 0) if r["state"] == "queue" else 0,
                 "token_ttl_s": room.config.token_ttl_s,  # no token lives longer
             }
         )

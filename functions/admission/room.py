@@ -78,6 +78,11 @@ SEEN_WRITE_S = 30
 RATE_WINDOW_S = 300
 ROOM_KEY = {"pk": "room"}
 KEYS_CACHE_S = 60
+KEY_PUBLISH_S = 300
+"""A rotated-in key is in the KeyValueStore this long before anything signs with it or the
+gate's room entry names it: the gate never meets a current key the store lacks (which fails
+open). AWS states no propagation time for KeyValueStore writes; five minutes is many times the
+seconds seen, and `gate-fail-open` counts a lag longer than that."""
 BATCH_GET_MAX = 100  # DynamoDB BatchGetItem limit
 REVOKED_SHARDS = 16
 """Revocations live in their own items, `revoked#<0-15>` (a map visitor -> until, epoch s),
@@ -141,6 +146,8 @@ class Config:
     max_admit_per_s: int = _rule(int, 1)
     step_s: int = _rule(int, 1, 60)
     session_s: int = _rule(int, 60)
+    session_max_s: int = _rule(int, 180)
+    """A session's absolute life from its issue (the gate reads it from the KeyValueStore)."""
     token_ttl_s: int = _rule(int, 60)
     show_s: int = _rule(int, 1)
     abandon_after_s: int = _rule(int, 1)
@@ -172,6 +179,9 @@ class Config:
     """Seconds a container reuses the room item for joins and polls (0: read it every time):
     every request reading it would make it a hot key past DynamoDB's 3,000 read units/s per
     partition (planning.capacity.room_item_reads)."""
+    portal_origins: str = _rule(str, empty=True)
+    """Comma-separated `https://<name>` of the portal (edge.domain_names): a join from a browser
+    without Fetch Metadata must name one of them in `Origin` (handlers.cross_site)."""
     joins_per_address_per_min: int = _rule(int, 1)
     """New places one viewer address may take a minute (the handler's own limit; WAF's
     rate rule on /queue/join is the first line)."""
@@ -278,11 +288,17 @@ class Room:
         )
 
     def signing_keys(self, now: float) -> dict[str, Any]:
-        """`{"current": kid, "keys": {kid: {"key": hex, "retire_at": epoch|None}}}`, cached."""
+        """`{"current": kid, "keys": {kid: {"key": hex, "retire_at": epoch|None}}, "next":
+        {"kid": kid, "at": epoch}|None}`, cached: the secret as of `now`, a `next` key whose
+        time has come already current (admin.rotate publishes a key before it signs)."""
         if self._keys is None or now - self._keys[0] > KEYS_CACHE_S:
             raw = self.secrets.get_secret_value(SecretId=self.config.secret_id)["SecretString"]
             self._keys = (now, _parse_keys(raw))
-        return self._keys[1]
+        keys = self._keys[1]
+        upcoming = keys.get("next")
+        if upcoming and now >= float(upcoming["at"]):
+            return {**keys, "current": upcoming["kid"], "next": None}
+        return keys
 
     def origin_secrets(self, now: float) -> list[str]:
         """The values CloudFront may send in ORIGIN_HEADER (empty ones dropped), cached."""
@@ -580,10 +596,17 @@ class Room:
         return found
 
 
+JOIN_PREFIX_V6 = 48
+"""IPv6 joins are counted per /48 (viewer_address)."""
+
+
 def viewer_address(header: str | None) -> str | None:
     """The address a join is counted against, from CloudFront-Viewer-Address (`ip:port`, IPv6
-    unbracketed): the IPv4 address, or the IPv6 /64 (one household's prefix); None if absent
-    or unreadable."""
+    unbracketed): the IPv4 address, or the IPv6 /48 (a site's prefix: a household or a host is
+    commonly given a /48 or /56, and counting /64s let 200 of one /48 take 200 places in a
+    second); None if absent or unreadable. WAF's rate rules cannot aggregate a prefix (their
+    keys are an address, a header, custom keys or a constant), so this is the limit that binds
+    IPv6 clients."""
     if not header:
         return None
     try:
@@ -591,7 +614,11 @@ def viewer_address(header: str | None) -> str | None:
     except ValueError:
         return None
     if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address) + "/64"
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/{JOIN_PREFIX_V6}", strict=False).network_address) + (
+            f"/{JOIN_PREFIX_V6}"
+        )
     return str(ip)
 
 
@@ -618,6 +645,7 @@ def enter_queue(room: dict[str, Any], now: float) -> None:
     their places, from an older period, are requeued when they next poll (never admitted)."""
     room["period"] = int(room.get("period", 0)) + 1
     second = int(now)
+    room["queue_since"] = second  # the gate honours only sessions issued before it
     room["sealed_through"] = max(int(room["sealed_through"]), second - 1)
     room["cursor_order"] = max(int(room["cursor_order"]), second * SHARDS * SEQ_SPAN - 1)
     room["cursor_place"] = room["total_places"]
@@ -662,6 +690,10 @@ def _parse_keys(raw: str) -> dict[str, Any]:
     keys = json.loads(raw)
     if keys.get("current") not in keys.get("keys", {}):
         raise RoomError(500, "keys", "signing-key secret has no current key")
+    upcoming = keys.get("next")
+    known = isinstance(upcoming, dict) and upcoming.get("kid") in keys["keys"] and "at" in upcoming
+    if upcoming is not None and not known:
+        raise RoomError(500, "keys", "signing-key secret's next key is not one of its keys")
     return keys
 
 

@@ -44,6 +44,12 @@ class AdmissionSettings(_Model):
     """Inlet step inside each one-minute run (divides 60)."""
     session_minutes: int = Field(default=20, ge=1, le=240)
     """How long an admitted visitor typically stays: sessions count as active this long."""
+    session_max_minutes: int = Field(default=240, ge=3, le=1_440)
+    """A session's absolute life, from when it was issued while the room was open: while the
+    room queues it passes at most this long after, however often it is renewed (a session kept
+    alive before the surge is not a bypass for the whole night). At least three
+    `session_minutes`: with visits averaging `session_minutes`, exponentially distributed, at
+    most e^-3 (5 %) of them outlast it."""
     token_ttl_minutes: int = Field(default=120, ge=5, le=1_440)
     """Admission token (cookie) lifetime; also how long a rotated-out key keeps verifying."""
     show_s: int = Field(default=120, ge=30, le=900)
@@ -110,6 +116,13 @@ class AdmissionSettings(_Model):
                 "open_below_load_pct",
                 self.open_below_load_pct,
                 f"must be below queue_at_load_pct ({self.queue_at_load_pct}) or the room flaps",
+            )
+        if self.session_max_minutes < 3 * self.session_minutes:
+            raise _at(
+                "session_max_minutes",
+                self.session_max_minutes,
+                f"must be at least 3 x session_minutes ({3 * self.session_minutes}): shorter cuts"
+                " off more than 5 % of the people inside when the room starts queueing",
             )
         if self.show_s >= self.token_ttl_minutes * 60:
             raise _at("show_s", self.show_s, "must be shorter than token_ttl_minutes")

@@ -265,7 +265,11 @@ def test_the_queue_api_hears_the_viewers_address_and_fetch_metadata(run) -> None
     policy = run.one("aws:cloudfront/originRequestPolicy:OriginRequestPolicy")
     headers = policy.inputs["headersConfig"]
     assert headers["headerBehavior"] == "whitelist"
-    assert set(headers["headers"]["items"]) == {"CloudFront-Viewer-Address", "Sec-Fetch-Site"}
+    assert set(headers["headers"]["items"]) == {
+        "CloudFront-Viewer-Address",
+        "Sec-Fetch-Site",
+        "Origin",
+    }
     assert policy.inputs["cookiesConfig"] == {"cookieBehavior": "all"}
     distribution = run.one("aws:cloudfront/distribution:Distribution").inputs
     queue = next(b for b in distribution["orderedCacheBehaviors"] if b["pathPattern"] == "/queue/*")

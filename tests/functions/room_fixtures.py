@@ -27,6 +27,7 @@ TEST_ENV = {
     "FG_MAX_ADMIT_PER_S": "200",
     "FG_STEP_S": "10",
     "FG_SESSION_S": "1200",
+    "FG_SESSION_MAX_S": "14400",
     "FG_TOKEN_TTL_S": "7200",
     "FG_SHOW_S": "120",
     "FG_ABANDON_AFTER_S": "90",
@@ -43,6 +44,7 @@ TEST_ENV = {
     "FG_DEMAND_METRIC": "DemandPercent",
     "FG_ORIGIN_SECRET_ID": "origin-verify",
     "FG_JOINS_PER_ADDRESS_PER_MIN": "30",
+    "FG_PORTAL_ORIGINS": "https://portal.example.ca",
     "FG_ROOM_CACHE_S": "0",
 }
 """A small room's environment, as components/admission.py would set it (moto has no ALB metrics:

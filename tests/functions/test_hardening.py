@@ -10,8 +10,8 @@ from dataclasses import replace
 import boto3
 import pytest
 
-from functions.admission import admin, handlers, inlet
-from functions.admission.room import REVOKED_SHARDS, Room, viewer_address
+from functions.admission import admin, handlers, inlet, tokens
+from functions.admission.room import REVOKED_SHARDS, Room, RoomError, viewer_address
 from tests.functions.room_fixtures import (
     ORIGIN_SECRET,
     REGION,
@@ -85,13 +85,28 @@ def test_one_address_takes_at_most_its_share_of_new_places_a_minute(room, monkey
     assert join_from(room, "203.0.113.9:4431")["statusCode"] == 200, "the next minute"
 
 
-def test_an_ipv6_household_shares_one_count() -> None:
-    """One subscriber holds a whole /64: counting single IPv6 addresses would limit nobody."""
-    assert viewer_address("2001:db8:1:2:aaaa::1:443") == viewer_address("2001:db8:1:2::ffff:80")
-    assert viewer_address("2001:db8:1:2::1:443") == "2001:db8:1:2::/64"
-    assert viewer_address("2001:db8:1:3::1:443") != viewer_address("2001:db8:1:2::1:443")
+def test_an_ipv6_site_shares_one_count() -> None:
+    """One subscriber or host commonly holds a /48 (RFC 6177 recommends /48 to /56 per site):
+    counting /64s let 200 /64s of one /48 take 200 places in a second (issue 26)."""
+    assert viewer_address("2001:db8:1:2:aaaa::1:443") == viewer_address("2001:db8:1:ffff::ffff:80")
+    assert viewer_address("2001:db8:1:2::1:443") == "2001:db8:1::/48"
+    assert viewer_address("2001:db8:2::1:443") != viewer_address("2001:db8:1::1:443")
+    assert viewer_address("::ffff:198.51.100.7:443") == "198.51.100.7", "IPv4-mapped is IPv4"
     assert viewer_address("198.51.100.7:50123") == "198.51.100.7"
     assert viewer_address(None) is None and viewer_address("not an address") is None
+
+
+def test_200_subnets_of_one_48_take_the_places_of_one_address(room) -> None:
+    """Issue 26: 200 /64s of one /48 in one second took 200 places against a limit of 30."""
+    taken = refused = 0
+    for n in range(200):
+        try:
+            room.join(None, T0, viewer_address(f"2001:db8:7:{n:x}::1:443"))
+            taken += 1
+        except RoomError as error:
+            assert error.status == 429
+            refused += 1
+    assert (taken, refused) == (room.config.joins_per_address_per_min, 170)
 
 
 # -- revocations in their own items (item 10) ------------------------------------------------
@@ -202,8 +217,8 @@ def test_a_join_never_lands_in_a_second_already_sealed(room) -> None:
 
 
 def test_retired_keys_leave_the_secret(room) -> None:
-    admin.rotate(room, T0 + 10)
-    later = T0 + 10 + room.config.token_ttl_s + 1  # k0's tokens have all expired
+    signs_from = admin.rotate(room, T0 + 10)["signs_from"]
+    later = signs_from + room.config.token_ttl_s + 1  # k0's tokens have all expired
     admin.rotate(room, later)
     stored = json.loads(
         room.secrets.get_secret_value(SecretId=room.config.secret_id)["SecretString"]
@@ -247,3 +262,75 @@ def test_the_calendar_the_prescale_job_writes_is_the_one_the_inlet_obeys(room) -
     assert not forced(election.restore_at)
     others = [p for p in plans if p is not election]
     assert others and not any(forced(p.raise_at + second) for p in others), "armed: not forced"
+
+
+# -- issue 26: sessions the room can end -----------------------------------------------------
+
+
+def test_revoking_an_address_ends_its_networks_sessions_at_the_edge(room) -> None:
+    """Sessions were bound to nothing, so `revoke` could not name one: now their visitor id is
+    the network's, and revoking an address puts that id in the store for as long as any
+    session or token could still pass."""
+    out = admin.handle(room, {"action": "revoke", "address": "198.51.100.99"}, T0)
+    network = tokens.network_id("election-2028", "198.51.100.11")
+    assert out["visitor"] == network and out["network"] == "198.51.100"
+    until = int(room.kvs.data[f"revoked.{network}"])
+    assert until == int(T0) + 14_400, "the longer of token_ttl_s (7,200) and session_max_s"
+    with pytest.raises(RoomError, match="must be an IPv4 or IPv6 address"):
+        admin.handle(room, {"action": "revoke", "address": "not-an-ip"}, T0)
+
+
+def test_the_edge_learns_when_queueing_began(room) -> None:
+    """The gate honours only sessions issued before queueing began: the room entry says when."""
+    admin.pin(room, "open", T0)
+    assert json.loads(room.kvs.data["room"])["queue_since"] == 0
+    admin.pin(room, "queue", T0 + 5)
+    entry = json.loads(room.kvs.data["room"])
+    assert (entry["state"], entry["queue_since"]) == ("queue", int(T0) + 5)
+    assert entry["session_max_s"] == 14_400
+    admin.pin(room, "queue", T0 + 50)
+    assert json.loads(room.kvs.data["room"])["queue_since"] == int(T0) + 5, "still the same queue"
+
+
+@pytest.mark.parametrize(
+    ("origin", "refused"),
+    [
+        ("https://evil.example", True),
+        ("https://portal.example.ca.evil.example", True),
+        ("http://portal.example.ca", True),  # the portal is served over HTTPS only
+        ("null", True),  # a sandboxed frame or a redirect across origins
+        ("https://portal.example.ca", False),
+        ("HTTPS://PORTAL.EXAMPLE.CA", False),
+    ],
+)
+def test_a_join_without_fetch_metadata_is_judged_by_its_origin(room, origin, refused) -> None:
+    """Issue 26: a browser without Fetch Metadata sends no Sec-Fetch-Site, and Origin was never
+    read, so another site's join was accepted."""
+    answer = handlers.join(via_edge(headers={"origin": origin}), None, room)
+    assert (answer["statusCode"] == 403) is refused, answer["body"]
+    if refused:
+        assert json.loads(answer["body"])["error"] == "cross-site"
+
+
+def test_without_a_domain_only_a_distributions_own_name_may_join() -> None:
+    """A stack without edge.domain_names is reached by its CloudFront name, which its functions
+    cannot know (the distribution is declared after them): any distribution's name is allowed,
+    nothing else."""
+    assert not handlers.cross_site({"origin": "https://d111111abcdef8.cloudfront.net"}, "")
+    assert handlers.cross_site({"origin": "https://evil.example"}, "")
+    assert handlers.cross_site({"origin": "https://d1.cloudfront.net.evil.example"}, "")
+    assert not handlers.cross_site({}, ""), "no Origin: not a browser's cross-site request"
+    assert handlers.cross_site({"sec-fetch-site": "same-site", "origin": "https://x"}, "")
+    assert not handlers.cross_site(
+        {"sec-fetch-site": "same-origin", "origin": "https://evil.example"},
+        "https://portal.example.ca",
+    ), "Fetch Metadata, where a browser sends it, decides"
+
+
+def test_a_next_key_the_secret_does_not_hold_is_refused(room) -> None:
+    """A hand-edited secret naming a next key it lacks would sign with nothing: refused."""
+    broken = {"current": "k0", "keys": {"k0": {"key": "ab" * 32}}, "next": {"kid": "k9", "at": 1}}
+    room.secrets.put_secret_value(SecretId=room.config.secret_id, SecretString=json.dumps(broken))
+    room._keys = None
+    with pytest.raises(RoomError, match="next key is not one of its keys"):
+        room.signing_keys(T0)

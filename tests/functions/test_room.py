@@ -232,6 +232,8 @@ def test_pin_holds_the_state_against_the_inlet(room) -> None:
         "room": "election-2028",
         "kid": room.signing_keys(T0)["current"],
         "session_s": room.config.session_s,
+        "session_max_s": 14400,
+        "queue_since": 0,  # not queueing
         "token_ttl_s": room.config.token_ttl_s,
     }
     assert room.join(None, T0 + 11) == {"state": "closed"}
@@ -244,33 +246,61 @@ def test_rotation_keeps_old_tokens_valid_until_they_expire(room) -> None:
     inlet.step(room, T0 + 10)
     old = room.status(visitor, T0 + 11)["token"]
     rotated = admin.rotate(room, T0 + 12)
-    new_kid = rotated["current_key"]
+    new_kid, signs_from = rotated["next_key"], rotated["signs_from"]
+    assert signs_from == T0 + 12 + 300, "KEY_PUBLISH_S: five minutes"
     keys = {k[4:]: v for k, v in room.kvs.data.items() if k.startswith("key.")}
     assert set(keys) == {"k0", new_kid}
     assert tokens.verify(old, "election-2028", T0 + 13, keys) == visitor
     reissued = room.status(visitor, T0 + 13)["token"]
-    assert reissued.split(".")[:4] == old.split(".")[:4], "same visitor, same expiry"
-    second = join_many(room, 1, at=T0 + 14)[0]
-    inlet.step(room, T0 + 30)
-    fresh = room.status(second, T0 + 31)["token"]
+    assert reissued.split(".")[:5] == old.split(".")[:5], "same visitor, expiry and key"
+    second = join_many(room, 1, at=signs_from)[0]
+    inlet.step(room, signs_from + 10)
+    fresh = room.status(second, signs_from + 11)["token"]
     assert f".{new_kid}." in fresh
-    after = T0 + 12 + room.config.token_ttl_s + 1
+    after = signs_from + room.config.token_ttl_s + 1
     inlet.run(room, clock=lambda: after, sleep=lambda s: None, steps=1)
     assert "key.k0" not in room.kvs.data, "retired key leaves the edge once its tokens expired"
     assert tokens.verify(old, "election-2028", T0 + 13, {"k0": KEY_HEX}) == visitor
 
 
+def test_a_rotated_key_is_at_the_edge_before_anything_signs_with_it(room) -> None:
+    """Issue 26: key and room entry in one write let an edge location see the new kid before
+    its key, and the gate failed open for it. The new key is published KEY_PUBLISH_S (300 s)
+    before any token or room entry names it."""
+    visitor = join_many(room, 1)[0]
+    inlet.step(room, T0 + 10)
+    rotated = admin.rotate(room, T0 + 12)
+    new_kid = rotated["next_key"]
+    assert f"key.{new_kid}" in room.kvs.data, "published at once"
+    for t in (T0 + 13, T0 + 12 + 299):
+        inlet.sync_kvs(room, t)
+        assert json.loads(room.kvs.data["room"])["kid"] == "k0", t
+        assert room.status(visitor, t)["token"].split(".")[4] == "k0", t
+    inlet.sync_kvs(room, T0 + 12 + 300)
+    assert json.loads(room.kvs.data["room"])["kid"] == new_kid
+    with pytest.raises(RoomError, match="signs from"):  # a second rotation waits for the first
+        admin.rotate(room, T0 + 20)
+
+
+def test_an_emergency_rotation_signs_at_once_and_drops_every_old_key(room) -> None:
+    admin.rotate(room, T0 + 12)
+    rotated = admin.rotate(room, T0 + 13, emergency=True)
+    kid = rotated["current_key"]
+    assert rotated["next_key"] == kid and rotated["signs_from"] == T0 + 13
+    assert {k for k in room.kvs.data if k.startswith("key.")} == {f"key.{kid}"}
+    assert json.loads(room.kvs.data["room"])["kid"] == kid
+
+
 def test_a_normal_rotation_keeps_the_old_key_at_the_edge_until_its_last_token_expires(
     room,
 ) -> None:
-    """A token signed a moment before the rotation lives token_ttl_s more: the old key stays in
-    the KeyValueStore until then, to the second, and leaves at that second."""
-    at = T0 + 12
-    admin.rotate(room, at)
+    """A token signed a moment before the new key signs lives token_ttl_s more: the old key
+    stays in the KeyValueStore until then, to the second, and leaves at that second."""
+    signs_from = admin.rotate(room, T0 + 12)["signs_from"]
     ttl = room.config.token_ttl_s
-    inlet.sync_kvs(room, at + ttl - 1)
-    assert "key.k0" in room.kvs.data, "a token signed at the rotation still verifies"
-    inlet.sync_kvs(room, at + ttl)
+    inlet.sync_kvs(room, signs_from + ttl - 1)
+    assert "key.k0" in room.kvs.data, "a token signed just before the switch still verifies"
+    inlet.sync_kvs(room, signs_from + ttl)
     assert "key.k0" not in room.kvs.data
 
 

@@ -241,6 +241,10 @@ CASES: list[Case] = [
      lambda t: settings_with(stack_config("prod"), admission__show_s=900,
                              admission__token_ttl_minutes=10),
      SettingsError, "admission.show_s: must be shorter than token_ttl_minutes"),
+    ("a session's absolute life under three visits",
+     lambda t: settings_with(stack_config("prod"), admission__session_minutes=20,
+                             admission__session_max_minutes=59),
+     SettingsError, "admission.session_max_minutes: must be at least 3 x session_minutes (60)"),
     # -- instants -------------------------------------------------------------------------------
     ("FLOODGATE_NOW in year 9999", lambda t: parse_instant("9999-12-31T23:59:59Z"),
      ClockError, "FLOODGATE_NOW: '9999-12-31T23:59:59Z' is outside 2000-2199"),

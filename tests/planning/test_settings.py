@@ -15,7 +15,7 @@ from planning.settings import (
     load_stack_settings,
     parse_stack_config,
 )
-from tests.helpers import STACKS, settings_with, with_setting
+from tests.helpers import STACKS, settings_with, stack_config, with_setting
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -392,3 +392,11 @@ def test_public_pages_the_plan_counts_on_must_be_ones_the_edge_caches(prod_confi
         SettingsError, match=r"capacity\.public_page_pct: needs edge\.public_page_patterns"
     ):
         settings_with(prod_config, edge__public_page_patterns=[], capacity__public_page_pct=10)
+
+
+def test_a_sessions_absolute_life_of_exactly_three_visits_is_allowed() -> None:
+    """The boundary of session_max_minutes >= 3 x session_minutes holds on its allowed side."""
+    settings = settings_with(
+        stack_config("prod"), admission__session_minutes=20, admission__session_max_minutes=60
+    )
+    assert settings.admission.session_max_minutes == 60

@@ -22,6 +22,7 @@ from tests.policies.test_rules import (
     TABLE,
     Plan,
     _behaviour,
+    _trust,
     drop,
     edit,
     failing,
@@ -33,6 +34,7 @@ INVOKE = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
 SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
 POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+ROLE = "aws:iam/role:Role"
 
 
 def _origin(d: dict, origin_id: str) -> dict:
@@ -225,6 +227,36 @@ CASES: dict[str, tuple[str, Callable[[Plan], Plan]]] = {
             ),
         ),
     ),
+    # Confused deputy: a service's trust must name the account, for every service it names.
+    "a lambda role trusted with no condition": (
+        "service-trust-names-the-account",
+        lambda p: props(p, ROLE, "-prescale", lambda d: d.update(assumeRolePolicy=_trust({}))),
+    ),
+    "a scheduler role trusted on another condition only": (
+        "service-trust-names-the-account",
+        lambda p: props(
+            p,
+            ROLE,
+            "-inlet-schedule",
+            lambda d: d.update(
+                assumeRolePolicy=_trust(
+                    {"StringEquals": {"aws:PrincipalTag/team": "portal"}},
+                    "scheduler.amazonaws.com",
+                )
+            ),
+        ),
+    ),
+    "ec2 beside a service that sends the key": (
+        "service-trust-names-the-account",
+        lambda p: props(
+            p,
+            ROLE,
+            "-flow-logs",
+            lambda d: d.update(
+                assumeRolePolicy=_trust({}, ["ec2.amazonaws.com", "vpc-flow-logs.amazonaws.com"])
+            ),
+        ),
+    ),
 }
 
 
@@ -258,6 +290,31 @@ def test_each_check_fails_on_its_own(case: str) -> None:
             "fsbp-s3-buckets",
             lambda p: props(
                 p, POLICY, "pages", _tls_statement(lambda s: s.update(Principal={"AWS": "*"}))
+            ),
+        ),
+        # aws:SourceArn is the other way to name the account, in any condition operator and
+        # any key case (IAM condition keys are case-insensitive).
+        (
+            "service-trust-names-the-account",
+            lambda p: props(
+                p,
+                ROLE,
+                "-prescale",
+                lambda d: d.update(
+                    assumeRolePolicy=_trust(
+                        {"ArnLike": {"AWS:SourceArn": "arn:aws:lambda:*:123456789012:*"}}
+                    )
+                ),
+            ),
+        ),
+        # EC2 sends no source context: its instance role needs no condition.
+        (
+            "service-trust-names-the-account",
+            lambda p: props(
+                p,
+                ROLE,
+                "-instance",
+                lambda d: d.update(assumeRolePolicy=_trust({}, "ec2.amazonaws.com")),
             ),
         ),
     ],

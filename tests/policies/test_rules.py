@@ -8,6 +8,7 @@ objects through policies/offline.py, as `pulumi preview --policy-pack policies` 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
@@ -229,10 +230,25 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
     "fsbp-kms-4-rotation": lambda p: props(
         p, "aws:kms/key:Key", "", lambda d: d.update(enableKeyRotation=False)
     ),
+    "service-trust-names-the-account": lambda p: props(
+        p, "aws:iam/role:Role", "-room-join", lambda d: d.update(assumeRolePolicy=_trust({}))
+    ),
     "fsbp-apigateway-9-access-logs": lambda p: props(
         p, "aws:apigatewayv2/stage:Stage", "", lambda d: d.pop("accessLogSettings")
     ),
 }
+
+
+def _trust(condition: dict[str, Any], service: str | list[str] = "lambda.amazonaws.com") -> str:
+    """A trust policy letting `service` assume the role under `condition` (none if empty)."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Action": "sts:AssumeRole",
+        "Principal": {"Service": service},
+    }
+    if condition:
+        statement["Condition"] = condition
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
 def test_every_rule_has_a_breaking_case() -> None:

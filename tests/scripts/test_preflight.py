@@ -21,6 +21,7 @@ from scripts.preflight import (
     Check,
     Clients,
     covers,
+    kvs_readers,
     main,
     planned_needs,
     run_checks,
@@ -69,6 +70,7 @@ class Account:
             acm=client("acm", url),
             acm_edge=client("acm", url, "us-east-1"),
             route53=client("route53", url),
+            iam=client("iam", url),
         )
         self.stubs = [
             Stubber(c) for c in (self.clients.lambda_, self.clients.quotas, self.clients.dynamodb)
@@ -184,6 +186,7 @@ def test_prod_is_ready_when_the_account_holds_it(account, ready) -> None:
         "certificate-origin",
         "certificate-edge",
         "hosted-zone",
+        "kvs-readers",
     }
     vcpus = next(c for c in checks if c.check == "ec2-vcpus")
     assert "needs 240" in vcpus.detail, "120 x m7i.large (2 vCPUs, from EC2's own data)"
@@ -362,3 +365,90 @@ def test_the_lcu_quota_is_checked_against_the_largest_planned_reservation(ready)
     largest, last_end = planned_needs(ready, "prod", datetime(2028, 10, 1, tzinfo=UTC))
     assert largest > ready.load_balancer.minimum_capacity_units == 100
     assert last_end is not None and last_end > datetime(2028, 11, 7, tzinfo=UTC)
+
+
+# The shape of AWS's managed CloudFrontReadOnlyAccess (AWS Managed Policy Reference): Describe,
+# Get and List on CloudFront and on cloudfront-keyvaluestore, on "*". Written out as a customer
+# policy because moto's copy of the managed policies may predate the KeyValueStore actions.
+CLOUDFRONT_READ_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "cloudfront:Describe*",
+                "cloudfront:Get*",
+                "cloudfront:List*",
+                "cloudfront-keyvaluestore:Describe*",
+                "cloudfront-keyvaluestore:Get*",
+                "cloudfront-keyvaluestore:List*",
+            ],
+            "Resource": "*",
+        }
+    ],
+}
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+
+
+def test_who_can_read_the_signing_keys_is_listed(account, ready) -> None:
+    """Issue 26: anyone who can read the store can mint tokens; preflight names them: a role
+    with a CloudFrontReadOnlyAccess-like managed policy, a user with an inline
+    `cloudfront-keyvaluestore:*`, a group with NotAction; not a role that may only describe."""
+    iam = account.clients.iam
+    readonly = iam.create_policy(
+        PolicyName="CloudFrontReadOnlyAccess", PolicyDocument=json.dumps(CLOUDFRONT_READ_ONLY)
+    )["Policy"]["Arn"]
+    iam.create_role(RoleName="auditors", AssumeRolePolicyDocument=TRUST)
+    iam.attach_role_policy(RoleName="auditors", PolicyArn=readonly)
+    iam.create_user(UserName="ops")
+    iam.put_user_policy(
+        UserName="ops",
+        PolicyName="edge-admin",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "cloudfront-keyvaluestore:*",
+             "Resource": "arn:aws:cloudfront::123456789012:key-value-store/abc"}]}),
+    )  # fmt: skip
+    iam.create_group(GroupName="everything-but-iam")
+    iam.put_group_policy(
+        GroupName="everything-but-iam",
+        PolicyName="broad",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}),
+    )  # fmt: skip
+    iam.create_role(RoleName="describers", AssumeRolePolicyDocument=TRUST)
+    iam.put_role_policy(
+        RoleName="describers",
+        PolicyName="describe",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "cloudfront-keyvaluestore:DescribeKeyValueStore",
+             "Resource": "*"},
+            {"Effect": "Deny", "Action": "cloudfront-keyvaluestore:GetKey", "Resource": "*"}]}),
+    )  # fmt: skip
+    [check] = kvs_readers(account.clients, ready)
+    assert check.verdict == "ok", "listed, not failed: a stated trade-off"
+    assert check.detail.startswith("3 can read the keys: "), check.detail
+    for who in (
+        "role/auditors (CloudFrontReadOnlyAccess)",
+        "user/ops (inline edge-admin)",
+        "group/everything-but-iam (inline broad)",
+    ):
+        assert who in check.detail
+    assert "describers" not in check.detail
+
+
+def test_nobody_reads_a_store_that_is_not_there(account, ready) -> None:
+    no_room = ready.model_copy(
+        update={"admission": ready.admission.model_copy(update={"enabled": False})}
+    )
+    assert list(kvs_readers(account.clients, no_room)) == []
