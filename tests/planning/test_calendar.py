@@ -276,3 +276,59 @@ def test_bad_rdates_and_exdates_are_named(change: dict[str, Any], message: str) 
 def test_a_date_only_ics_rdate_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CalendarError, match=r"event 'Debate': RDATE .* is a date alone"):
         debates(tmp_path, "RDATE;VALUE=DATE:20281017\r\n")
+
+
+MORNING = {
+    **ELECTION,
+    "name": "budget-lockup",
+    "rule": None,
+    "start": "2028-06-01T10:00:00",
+    "duration_h": 2,
+}
+"""10:00-12:00 EDT: 14:00Z-16:00Z."""
+
+
+def test_a_night_ending_exactly_at_the_window_start_is_not_in_it() -> None:
+    """Catches `finishes >= start`: a night over at 16:00Z is not in a window from 16:00Z."""
+    calendar = calendar_of(MORNING)
+    assert calendar.occurrences("prod", datetime(2028, 6, 1, 16, tzinfo=UTC), TO) == []
+    (night,) = calendar.occurrences("prod", datetime(2028, 6, 1, 15, 59, 59, tzinfo=UTC), TO)
+    assert (night.start, night.end) == (
+        datetime(2028, 6, 1, 14, tzinfo=UTC),
+        datetime(2028, 6, 1, 16, tzinfo=UTC),
+    )
+
+
+def test_a_night_starting_exactly_at_the_window_end_is_not_in_it() -> None:
+    """Catches `begins <= end`: the window [start, end) ends before a night starting at end."""
+    calendar = calendar_of(MORNING)
+    assert calendar.occurrences("prod", FROM, datetime(2028, 6, 1, 14, tzinfo=UTC)) == []
+    assert len(calendar.occurrences("prod", FROM, datetime(2028, 6, 1, 14, 0, 1, tzinfo=UTC))) == 1
+
+
+def test_back_to_back_events_do_not_overlap() -> None:
+    """Catches `after.start <= before.end`: one event ending at 12:00 as the next starts at
+    12:00 share no second; a minute earlier they do."""
+    follows = {**MORNING, "name": "budget-speech", "start": "2028-06-01T12:00:00"}
+    nights = calendar_of(MORNING, follows).occurrences("prod", FROM, TO)
+    assert [o.name for o in nights] == ["budget-lockup", "budget-speech"]
+    early = {**follows, "start": "2028-06-01T11:59:00"}
+    with pytest.raises(CalendarError, match="overlap for stack prod"):
+        calendar_of(MORNING, early).occurrences("prod", FROM, TO)
+
+
+def test_skipped_nights_of_later_events_are_listed_after_another_stacks_event() -> None:
+    """Catches `continue` turned into `break` in skipped(): an event for another stack listed
+    first hid every skipped night after it."""
+    staging = {**MORNING, "name": "staging-drill", "stacks": ["staging"]}
+    dropped = {**ELECTION, "exdates": ["2028-11-07T18:00:00"]}
+    (gone,) = skipped(calendar_of(staging, dropped), "prod", FROM, TO)
+    assert (gone.key, gone.reason) == ("us-general-election-20281107", "EXDATE")
+
+
+def test_a_skipped_night_still_running_at_the_window_start_is_listed() -> None:
+    """Catches dropping the event's duration in skipped(): a night cancelled from 14:00Z to
+    16:00Z is still listed from 15:00Z, as its planned twin would still be in occurrences."""
+    off = calendar_of({**MORNING, "cancelled": True})
+    (night,) = skipped(off, "prod", datetime(2028, 6, 1, 15, tzinfo=UTC), TO)
+    assert night.key == "budget-lockup-20280601"
