@@ -219,7 +219,7 @@ def test_a_small_events_reservation_is_never_below_the_standing_level() -> None:
 
 def test_too_many_events_for_the_scheduled_action_quota() -> None:
     daily = {**ELECTION, "rule": "FREQ=DAILY", "duration_h": 1}
-    with pytest.raises(PlanError, match=rf"AWS allows {SCHEDULED_ACTIONS_PER_ASG} per group"):
+    with pytest.raises(PlanError, match=r"AWS allows 125 per group"):
         plan_events(parse_calendar({"events": [daily]}), PROD, "prod", NOW)
 
 
@@ -294,3 +294,67 @@ def test_lead_covers_launch_and_warmup(multiple: int) -> None:
     plan = plan_event(occurrence(peak_multiple=multiple, lead_time_s=None), PROD)
     launch = PROD.prescale.warm_launch_s
     assert plan.lead >= timedelta(seconds=launch + PROD.fleet.default_warmup_s)
+
+
+AWS_SCHEDULED_ACTIONS_PER_GROUP = 125
+"""Amazon EC2 Auto Scaling user guide, "Quotas for Auto Scaling resources and groups"
+(https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-quotas.html):
+"Scheduled actions per Auto Scaling group: 125", a quota that cannot be changed."""
+
+
+def test_the_quota_is_awss_125_scheduled_actions_and_exactly_125_fit() -> None:
+    """Catches `needed >= quota` (a calendar using exactly the 125 AWS allows was refused) and
+    a quota constant that drifts from AWS's figure."""
+    assert SCHEDULED_ACTIONS_PER_ASG == AWS_SCHEDULED_ACTIONS_PER_GROUP
+    hour = {**ELECTION, "rule": None, "duration_h": 1, "shape": "plateau"}
+    daily = {**hour, "name": "nightly", "start": "2028-10-02T18:00:00"}
+    long = {**hour, "name": "tabling", "start": "2028-12-01T12:00:00", "duration_h": 3,
+            "shape": "announcement"}  # fmt: skip
+    fits = parse_calendar({"events": [{**daily, "rule": "FREQ=DAILY;COUNT=39"}, long]})
+    plans = plan_events(fits, PROD, "prod", NOW)
+    assert sum(len(p.min_steps) for p in plans) == 125  # 39 x 3 + 8
+    over = parse_calendar({"events": [{**daily, "rule": "FREQ=DAILY;COUNT=42"}]})  # 42 x 3
+    with pytest.raises(PlanError, match=r"need 126 scheduled actions .* AWS allows 125 per group"):
+        plan_events(over, PROD, "prod", NOW)
+
+
+def test_an_event_starting_exactly_at_the_horizon_is_not_planned() -> None:
+    """Catches `o.start <= horizon_end` (with the calendar's `begins <= end`): prod plans 120
+    days ahead, so a night starting at now + 120 days is left to a later run."""
+    assert PROD.prescale.horizon_days == 120
+    edge = NOW + timedelta(days=120)  # 2029-01-29T00:00Z, 19:00 EST the evening before
+    at_edge = {**ELECTION, "name": "late-sitting", "rule": None, "time_zone": "UTC",
+               "start": f"{edge:%Y-%m-%dT%H:%M:%S}", "duration_h": 2}  # fmt: skip
+    assert plan_events(parse_calendar({"events": [at_edge]}), PROD, "prod", NOW) == []
+    inside = {**at_edge, "start": f"{edge - timedelta(seconds=1):%Y-%m-%dT%H:%M:%S}"}
+    (plan,) = plan_events(parse_calendar({"events": [inside]}), PROD, "prod", NOW)
+    assert plan.occurrence.start == edge - timedelta(seconds=1)
+
+
+def lcus(users: int, requests_per_s: float, **prescale) -> int:
+    """capacity_units with no margin for prod with `prescale` changes."""
+    settings = PROD.model_copy(update={"prescale": PROD.prescale.model_copy(update=prescale)})
+    return capacity_units(users, requests_per_s, settings)
+
+
+def test_each_lcu_dimension_is_awss_figure() -> None:
+    """Catches a wrong LCU dimension (only the bytes one decided any test). Elastic Load
+    Balancing pricing (https://aws.amazon.com/elasticloadbalancing/pricing/): an ALB LCU is
+    25 new connections/s, 3,000 active connections, 1 GB an hour to EC2 targets, or 1,000
+    rule evaluations/s, the first 10 rules of a request free. Each case makes one dimension
+    the largest by hand."""
+    # 300,000 users holding one connection each / 3,000 per LCU (1 req/s: nothing else counts).
+    assert lcus(300_000, 1) == 100
+    # 10,000 req/s all opening a connection / 25 per LCU; 100 bytes each is 3.6 LCUs of bytes.
+    assert lcus(1, 10_000, new_connections_per_request=1, bytes_per_request=100) == 400
+    # 10,000 req/s x (100 rules - 10 free) / 1,000 per LCU; new connections 1,000/25 = 40.
+    assert lcus(1, 10_000, rules_per_request=100, bytes_per_request=100) == 900
+    # 100 req/s x 2.5 MB is 250 MB/s, 900 GB an hour / 1 GB per LCU.
+    assert lcus(1, 100, bytes_per_request=2_500_000) == 900
+
+
+def test_lcus_round_up_and_an_exact_figure_stays_exact() -> None:
+    """Catches round() for ceil (100.2 LCUs reserved as 100) and dropping the float guard
+    (100 LCUs + 10 % is 110.00000000000001 in floating point: reserved as 111)."""
+    assert lcus(300_600, 1) == 101  # 100.2 active-connection LCUs
+    assert capacity_units(300_000, 1, PROD, margin_pct=10) == 110
