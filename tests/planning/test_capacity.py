@@ -183,3 +183,15 @@ def test_the_room_item_stays_within_one_partition_at_the_design_point(prod) -> N
     hot = room_item_reads(prod)
     assert hot.reads_per_s == 142 + 189 and hot.units_per_s < 3_000
     assert room_item_reads(prod, containers=10_000).reads_per_s == hot.uncached_reads_per_s
+
+
+def test_the_default_table_quota_is_dynamodbs_40000_units(prod_config) -> None:
+    """Catches a default quota that is not AWS's: 40,000 read and 40,000 write request units
+    per on-demand table (DynamoDB developer guide, "Quotas in Amazon DynamoDB", throughput
+    default quotas, https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html).
+    20,000 joins/s x 4 writes would be 80,000: the table is warmed to the quota, no more."""
+    admission = settings_with(prod_config, admission__design_joins_per_s=20_000).admission
+    assert admission.table_quota_units_per_s == 40_000
+    assert room_warm_throughput(admission) == WarmThroughput(
+        writes_per_s=40_000, reads_per_s=40_000
+    )
