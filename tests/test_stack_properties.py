@@ -154,3 +154,76 @@ def test_only_preview_stacks_can_destroy_buckets_that_hold_logs(run) -> None:
     assert set(logs.values()) == {ephemeral}
     # The pages bucket holds only objects Pulumi manages (and deletes first) in every stack.
     assert not any(force for name, force in buckets.items() if name not in logs)
+
+
+AUTOSCALING_METRICS_READ = {"GroupInServiceInstances", "GroupDesiredCapacity", "GroupMaxSize",
+                            "WarmPoolWarmedCapacity"}  # fmt: skip
+"""What the fleet-at-max alarm and the dashboard's fleet widget read (AWS/AutoScaling)."""
+
+
+def test_every_group_metric_the_alarms_and_dashboard_read_is_published(run) -> None:
+    """Catches a metric dropped from the group's enabled metrics: Auto Scaling publishes group
+    metrics only when enabled, and the fleet-at-max alarm reads missing data as not breaching."""
+    group = run.one("aws:autoscaling/group:Group").inputs
+    alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    read = {
+        a.inputs["metricName"] for a in alarms if a.inputs.get("namespace") == "AWS/AutoScaling"
+    }
+    board = json.loads(run.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    read |= {
+        m[1]
+        for widget in board["widgets"]
+        for m in widget["properties"]["metrics"]
+        if m[0] == "AWS/AutoScaling"
+    }
+    assert read == AUTOSCALING_METRICS_READ
+    assert read <= set(group["enabledMetrics"])
+    assert group["metricsGranularity"] == "1Minute"
+
+
+def test_state_is_protected_in_every_stack_but_previews(run) -> None:
+    """Catches a bucket, the room's table, store or secrets left unprotected (a replacement
+    loses the room or the logs), or protected in a PR preview (its destroy would stop)."""
+    keep = not load_stack_settings(run.stack).ephemeral
+    stateful = [
+        *run.of_type("aws:s3/bucket:Bucket"),
+        *run.of_type("aws:dynamodb/table:Table"),
+        *run.of_type("aws:cloudfront/keyValueStore:KeyValueStore"),
+        *run.of_type("aws:secretsmanager/secret:Secret"),
+    ]
+    assert len(stateful) == 3 + 1 + 1 + 2, "three buckets; the room's table, store, two secrets"
+    assert {r.name: r.protect for r in stateful} == {r.name: keep for r in stateful}
+    table = run.one("aws:dynamodb/table:Table").inputs
+    assert table["deletionProtectionEnabled"] is keep
+
+
+def test_every_path_to_the_alb_passes_the_gate(run) -> None:
+    """Catches a behaviour to the ALB (direct or behind Origin Shield) without the gate: the
+    room could be walked around on that path."""
+    distribution = run.one("aws:cloudfront/distribution:Distribution").inputs
+    gate = next(
+        f for f in run.of_type("aws:cloudfront/function:Function") if f.name.endswith("-gate")
+    )
+    behaviours = [distribution["defaultCacheBehavior"], *distribution["orderedCacheBehaviors"]]
+    to_alb = [b for b in behaviours if b["targetOriginId"] in ("alb", "alb-shielded")]
+    assert len(to_alb) >= 7, "the default, static, exact-file and write paths"
+    for behaviour in to_alb:
+        requests = [
+            a["functionArn"]
+            for a in behaviour["functionAssociations"]
+            if a["eventType"] == "viewer-request"
+        ]
+        assert requests == [gate.outputs["arn"]], behaviour.get("pathPattern", "*")
+
+
+def test_every_behaviour_targets_an_origin_the_distribution_declares(run) -> None:
+    """Catches a behaviour sent to the shielded origin in a stack without Origin Shield:
+    CloudFront refuses a behaviour whose origin is not declared, and the update fails."""
+    distribution = run.one("aws:cloudfront/distribution:Distribution").revealed()
+    origins = {o["originId"] for o in distribution["origins"]}
+    targets = {distribution["defaultCacheBehavior"]["targetOriginId"]} | {
+        b["targetOriginId"] for b in distribution["orderedCacheBehaviors"]
+    }
+    assert targets <= origins
+    shield = load_stack_settings(run.stack).edge.origin_shield_region
+    assert ("alb-shielded" in origins) is (shield is not None)
