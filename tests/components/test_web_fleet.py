@@ -313,3 +313,55 @@ def test_the_fleet_grows_for_the_people_waiting(evaluate, prod) -> None:
     assert "disableScaleIn" not in tracking or tracking["disableScaleIn"] is False
     none = build(evaluate, prod).of_type("aws:autoscaling/policy:Policy")
     assert [p.name for p in none if p.name.endswith("room-demand")] == []
+
+
+def test_the_group_is_sized_and_timed_as_the_stack_says(evaluate, prod) -> None:
+    """Catches a wrong settings field wired to the group: prod's file says min 6, max 120,
+    health-check grace 180 s, warm-up 120 s; a new group starts at its min, not its max."""
+    group = build(evaluate, prod).one("aws:autoscaling/group:Group").inputs
+    assert (group["minSize"], group["desiredCapacity"], group["maxSize"]) == (6, 6, 120)
+    assert (group["healthCheckGracePeriod"], group["defaultInstanceWarmup"]) == (180, 120)
+
+
+def test_a_refresh_never_takes_an_instance_out_before_its_replacement(evaluate, prod) -> None:
+    """Catches an instance refresh allowed below 100 % healthy: mid-event it would terminate
+    serving instances first and shrink the fleet while it rolls."""
+    group = build(evaluate, prod).one("aws:autoscaling/group:Group").inputs
+    preferences = group["instanceRefresh"]["preferences"]
+    assert (preferences["minHealthyPercentage"], preferences["maxHealthyPercentage"]) == (100, 200)
+    assert preferences["skipMatching"] is True
+    maintenance = group["instanceMaintenancePolicy"]
+    assert (maintenance["minHealthyPercentage"], maintenance["maxHealthyPercentage"]) == (100, 200)
+
+
+def test_instances_reach_out_on_https_only(evaluate, prod) -> None:
+    """Catches an egress rule opened to every port and protocol."""
+    group = build(evaluate, prod).one("aws:ec2/securityGroup:SecurityGroup").inputs
+    (rule,) = group["egress"]
+    assert (rule["protocol"], rule["fromPort"], rule["toPort"]) == ("tcp", 443, 443)
+
+
+EC2_USER_DATA_LIMIT = 16_384
+"""EC2: "User data is limited to 16 KB, in raw form, before it is base64-encoded" (Amazon EC2
+User Guide, "Work with instance user data",
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html)."""
+
+
+def test_user_data_of_exactly_16_kb_is_accepted_and_one_byte_more_is_not(prod) -> None:
+    """Catches the limit checked with >= (a script of exactly 16,384 bytes refused) or past it."""
+    # The app's script rides base64-encoded (4 bytes per 3), so the total moves in steps of 4:
+    # the port's digits (it appears once) shift the rest until 16,384 is reachable.
+    for port in (80, 808, 8080, 10080):
+        load_balancer = prod.load_balancer.model_copy(update={"app_port": port})
+        fleet = prod.fleet.model_copy(update={"user_data": ""})
+        rest = len(user_data(fleet, load_balancer).encode())
+        if (EC2_USER_DATA_LIMIT - rest) % 4 == 0:
+            break
+    else:
+        raise AssertionError("no port makes 16,384 bytes reachable")
+    fits = (EC2_USER_DATA_LIMIT - rest) // 4 * 3
+    at_limit = prod.fleet.model_copy(update={"user_data": "#" * fits})
+    assert len(user_data(at_limit, load_balancer).encode()) == EC2_USER_DATA_LIMIT
+    over = prod.fleet.model_copy(update={"user_data": "#" * (fits + 1)})
+    with pytest.raises(ValueError, match="16,388 bytes"):
+        user_data(over, load_balancer)
