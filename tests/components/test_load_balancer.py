@@ -120,3 +120,29 @@ def test_access_logs_are_writable_only_by_the_regional_elb_account(evaluate, pro
     assert allow["Principal"] == {"AWS": f"arn:aws:iam::{account}:root"}
     assert allow["Action"] == "s3:PutObject"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_alb_reaches_only_the_app_port_in_the_vpc(evaluate, prod) -> None:
+    """Catches an ALB egress rule opened to the internet or to every port."""
+    group = build(evaluate, prod).one("aws:ec2/securityGroup:SecurityGroup").inputs
+    (rule,) = group["egress"]
+    assert (rule["protocol"], rule["fromPort"], rule["toPort"]) == ("tcp", 8080, 8080)
+    assert rule["cidrBlocks"] == [prod.network.vpc_cidr] and prod.network.vpc_cidr != "0.0.0.0/0"
+
+
+def test_alb_refuses_ambiguous_requests_and_idles_as_the_stack_says(evaluate, prod) -> None:
+    """Catches desync mitigation weakened below strictest, or the idle timeout wired from
+    another setting (prod's file says 60 s)."""
+    alb = build(evaluate, prod).one("aws:lb/loadBalancer:LoadBalancer").inputs
+    assert alb["desyncMitigationMode"] == "strictest"
+    assert alb["idleTimeout"] == 60
+    assert alb["enableHttp2"] is True
+
+
+def test_a_target_is_healthy_only_on_a_200_and_out_after_30_s_of_failures(evaluate, prod) -> None:
+    """Catches a matcher that passes an instance answering 404 or 500, or thresholds that keep
+    a failing instance in service for minutes (3 failures, 10 s apart)."""
+    check = build(evaluate, prod).one("aws:lb/targetGroup:TargetGroup").inputs["healthCheck"]
+    assert check["matcher"] == "200"
+    assert (check["interval"], check["timeout"]) == (10, 5)
+    assert (check["healthyThreshold"], check["unhealthyThreshold"]) == (2, 3)
