@@ -22,7 +22,6 @@ from components.edge import (
     EdgeArgs,
 )
 from functions.admission.room import ORIGIN_HEADER
-from planning import aws_facts
 
 
 def build(evaluate, settings):
@@ -115,10 +114,18 @@ def test_refusals_are_never_cached_for_another_visitor(distribution) -> None:
     """CloudFront caches 400, 403 and 405 for 10 s whatever the origin's no-store."""
     responses = distribution.inputs["customErrorResponses"]
     never = [r for r in responses if "responsePagePath" not in r]
-    assert sorted(r["errorCode"] for r in never) == list(aws_facts.NEVER_CACHED_ERRORS)
+    # AWS's figures, not the code's: 405 is cached always, 400 and 403 with the origin's
+    # max-age ("How CloudFront processes HTTP 4xx and 5xx status codes from your origin",
+    # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/HTTPStatusCodes.html),
+    # for 10 s by default ("Control how long CloudFront caches errors",
+    # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/custom-error-pages-expiration.html).
+    assert sorted(r["errorCode"] for r in never) == [400, 403, 405]
     assert all(r["errorCachingMinTtl"] == 0 and "responseCode" not in r for r in never)
+    # The codes a custom error response may name ("Create a custom error page for specific HTTP
+    # status codes", https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/creating-custom-error-pages.html).
     codes = [r["errorCode"] for r in responses]
-    assert len(codes) == len(set(codes)) and set(codes) <= set(aws_facts.CLOUDFRONT_ERROR_CODES)
+    assert len(codes) == len(set(codes))
+    assert set(codes) <= {400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504}
 
 
 def test_static_assets_are_cached_long_and_dynamic_pages_not_at_all(run, distribution) -> None:
@@ -356,3 +363,44 @@ def test_waf_logs_redact_cookies_and_credentials(run) -> None:
     assert redacted == {"cookie", "authorization"}
     group = next(g for g in run.of_type("aws:cloudwatch/logGroup:LogGroup") if "waf" in g.name)
     assert group.inputs["name"].startswith("aws-waf-logs-"), "WAF writes only to aws-waf-logs-*"
+
+
+def test_the_high_demand_page_is_never_kept_by_a_browser(run) -> None:
+    """Catches the failover page uploaded cacheable: it answers deep paths like /apply while
+    the origin fails, and a browser keeping it would show it after the portal is back."""
+    pages = {p.inputs["key"]: p.inputs for p in run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")}
+    assert pages[HIGH_DEMAND_PAGE[1:]]["cacheControl"] == "no-store"
+    room_pages = [k for k in pages if k.startswith("waiting-room/")]
+    assert room_pages and all(pages[k]["cacheControl"] == "max-age=60" for k in room_pages)
+
+
+def test_standard_logs_never_record_visitors_cookies(distribution) -> None:
+    """Catches include_cookies turned on: the visitor's waiting-room token would land in S3."""
+    assert distribution.inputs["loggingConfig"]["includeCookies"] is False
+
+
+def test_versioned_asset_urls_reach_the_cache_key(run) -> None:
+    """Catches the static policy dropping query strings: after a deploy `app.js?v=new` would
+    be answered with the old file for a day."""
+    static = next(
+        p for p in run.of_type("aws:cloudfront/cachePolicy:CachePolicy") if "static" in p.name
+    ).inputs
+    key = static["parametersInCacheKeyAndForwardedToOrigin"]
+    assert key["queryStringsConfig"] == {"queryStringBehavior": "all"}
+    assert key["cookiesConfig"] == {"cookieBehavior": "none"}
+
+
+def test_only_the_write_paths_take_form_posts(distribution) -> None:
+    """Catches a write path left read-only (CloudFront answers a POST there 403), or another
+    path opened to writes."""
+    every = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+    methods = {
+        b["pathPattern"]: b["allowedMethods"] for b in distribution.inputs["orderedCacheBehaviors"]
+    }
+    assert {p for p, m in methods.items() if m == every} == {"/api/*", "/submit/*"}
+    assert all(m in (every, ["GET", "HEAD", "OPTIONS"]) for m in methods.values())
+    assert distribution.inputs["defaultCacheBehavior"]["allowedMethods"] == [
+        "GET",
+        "HEAD",
+        "OPTIONS",
+    ]
