@@ -388,3 +388,105 @@ def test_the_gate_failing_open_raises_an_alarm_in_us_east_1(run) -> None:
     transform = metric_filter["metricTransformation"]
     assert (alarm["namespace"], alarm["metricName"]) == (transform["namespace"], transform["name"])
     assert alarm["threshold"] == 1 and alarm["alarmActions"][0].endswith("edge-alarms")
+
+
+def test_pulumi_never_puts_the_first_signing_key_back(run) -> None:
+    """Catches the first key's version managed by Pulumi after creation: an update would write
+    it back as current over the admin function's rotations (tokens signed since fail), or
+    strip its own stage so AWS may delete it (terraform-provider-aws #37302)."""
+    version = next(
+        v
+        for v in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if v.name.endswith("signing-keys")
+    )
+    assert set(version.ignore_changes) == {"secretString", "versionStages"}
+    assert version.inputs["versionStages"] == ["floodgate-initial", "AWSCURRENT"]
+
+
+def test_a_preview_without_a_custom_domain_keeps_its_execute_api_endpoint() -> None:
+    """Catches the default endpoint turned off without a custom domain: CloudFront's queue
+    origin would be a host that no longer answers, and nobody could join."""
+    pr = stack_run("pr")
+    assert pr.of_type("aws:apigatewayv2/domainName:DomainName") == []
+    api = pr.one("aws:apigatewayv2/api:Api")
+    assert api.inputs["disableExecuteApiEndpoint"] is False
+    distribution = pr.one("aws:cloudfront/distribution:Distribution").revealed()
+    queue = next(o for o in distribution["origins"] if o["originId"] == "queue-api")
+    assert queue["domainName"] == api.outputs["apiEndpoint"].removeprefix("https://")
+
+
+def test_an_inlet_that_stops_running_raises_the_alarm(run) -> None:
+    """Catches the inlet-stopped alarm reading no invocations as fine: a stopped inlet
+    publishes nothing, and nobody is admitted while the alarm stays OK."""
+    alarm = next(
+        a.inputs
+        for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.name.endswith("room-inlet-stopped")
+    )
+    assert (alarm["namespace"], alarm["metricName"], alarm["statistic"]) == (
+        "AWS/Lambda",
+        "Invocations",
+        "Sum",
+    )
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("LessThanThreshold", 1)
+    assert (alarm["treatMissingData"], alarm["evaluationPeriods"], alarm["period"]) == (
+        "breaching",
+        3,
+        60,
+    )
+
+
+_LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+_READ = {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
+_WRITE = {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+_KVS = {
+    "cloudfront-keyvaluestore:DescribeKeyValueStore",
+    "cloudfront-keyvaluestore:ListKeys",
+    "cloudfront-keyvaluestore:UpdateKeys",
+}
+
+
+def test_each_role_holds_exactly_the_actions_its_function_calls(run) -> None:
+    """Catches an extra action on any room role (a delete, a second secret write): the
+    least-privilege test above bounds wildcards, not what a named resource allows."""
+    actions = {
+        label: {a for s in policy["Statement"] for a in s["Action"]}
+        for label, policy in role_policies(run).items()
+    }
+    visitor = _LOGS | _READ | _WRITE | {"secretsmanager:GetSecretValue"}
+    assert actions == {
+        "join": visitor,
+        "status": visitor,
+        "inlet": _LOGS
+        | _READ
+        | _WRITE
+        | _KVS
+        | {
+            "dynamodb:BatchWriteItem",
+            "secretsmanager:GetSecretValue",
+            "autoscaling:DescribeAutoScalingGroups",
+            "cloudwatch:GetMetricStatistics",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:PutMetricData",
+        },
+        "admin": _LOGS
+        | _READ
+        | _WRITE
+        | _KVS
+        | {
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+        },
+        "schedule": {"lambda:InvokeFunction"},
+    }
+
+
+def test_the_room_pauses_on_both_origin_5xx_alarms(run) -> None:
+    """Catches an origin 5xx alarm left out of what pauses admissions: the room would keep
+    letting people in while the targets (or the ALB itself) fail."""
+    alarms = {
+        a.outputs["name"]: a.name for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
+    inlet = functions(run)["inlet"]["environment"]["variables"]
+    paused_on = sorted(alarms[n] for n in inlet["FG_ALARM_NAMES"].split(","))
+    assert paused_on == ["floodgate-prod-alb-5xx-rate", "floodgate-prod-target-5xx-rate"]
