@@ -120,3 +120,30 @@ def test_alarm_topics_use_keys_cloudwatch_may_use(evaluate, prod) -> None:
         assert cloudwatch["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     regions = {k.outputs["arn"].split(":")[3] for k in keys.values()}
     assert regions == {"ca-central-1", "us-east-1"}
+
+
+def test_each_alarm_fires_at_the_stacks_own_threshold(evaluate, prod) -> None:
+    """Catches a threshold wired from another setting: prod's file says ALB 5xx 1 %, targets'
+    5xx 2 %, p95 1 s, p99 3 s, viewers' 5xx 1 %, one unhealthy host."""
+    alarms = {
+        a.name: a.inputs
+        for a in build(evaluate, prod).of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
+    assert {name: a["threshold"] for name, a in alarms.items() if name != "obs-fleet-at-max"} == {
+        "obs-alb-5xx-rate": 1.0,
+        "obs-target-5xx-rate": 2.0,
+        "obs-response-time-p95": 1.0,
+        "obs-response-time-p99": 3.0,
+        "obs-unhealthy-hosts": 1,
+        "obs-cloudfront-5xx-rate": 1.0,
+    }
+    target = [q for q in alarms["obs-target-5xx-rate"]["metricQueries"] if "metric" in q]
+    assert {q["metric"]["metricName"] for q in target} == {
+        "HTTPCode_Target_5XX_Count",
+        "RequestCount",
+    }
+    assert all(
+        q["metric"]["dimensions"]
+        == {"LoadBalancer": "app/alb/1", "TargetGroup": "targetgroup/tg/2"}
+        for q in target
+    ), "the target group's own errors and requests"

@@ -212,3 +212,26 @@ def test_what_the_runner_cannot_do_pages_a_human(evaluate, prod) -> None:
 @pytest.mark.parametrize(("minutes", "expression"), [(1, "rate(1 minute)"), (5, "rate(5 minutes)")])
 def test_the_runners_rate_reads_as_scheduler_spells_it(minutes: int, expression: str) -> None:
     assert rate(minutes) == expression
+
+
+def test_the_runners_role_holds_exactly_the_levers_it_moves(evaluate, prod) -> None:
+    """Catches an extra action on the group or load balancer (a delete, say): the test above
+    checks where each lever points, not that nothing else rides along."""
+    _, run = runner(evaluate, prod)
+    actions = {a for s in _runner_policy(run) for a in s["Action"]}
+    assert actions == {
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeScheduledActions",
+        "autoscaling:DescribeWarmPool",
+        "autoscaling:PutScheduledUpdateGroupAction",
+        "autoscaling:DeleteScheduledAction",
+        "autoscaling:PutWarmPool",
+        "autoscaling:UpdateAutoScalingGroup",
+        "elasticloadbalancing:DescribeCapacityReservation",
+        "elasticloadbalancing:ModifyCapacityReservation",
+        "cloudwatch:PutMetricData",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
