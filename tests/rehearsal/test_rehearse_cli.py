@@ -56,6 +56,7 @@ def test_requests_per_minute_become_users(tmp_path, prod: Settings) -> None:
         (GOOD.replace(",200000", ",lots"), "row 4: concurrent_users 'lots'"),
         (GOOD.replace(",200000", ",nan"), "row 4"),
         (GOOD.replace("2016-11-08T23:00:00", "2016-11-08T20:30:00"), "row 4: timestamp"),
+        (GOOD.replace("2016-11-08T23:00:00", "2016-11-08T21:00:00"), "row 4: timestamp"),
         (GOOD.replace(",40000", ",40000,7"), "row 5: 3 columns, header has 2"),
         ("timestamp,concurrent_users\n2016-11-08T20:00:00Z,1\n", "at least two rows"),
     ],
@@ -65,6 +66,41 @@ def test_a_bad_curve_is_refused_with_its_row(tmp_path, prod, text, expected) -> 
     with pytest.raises(CurveError) as error:
         read_curve(path, prod, 10)
     assert str(path) in str(error.value) and expected in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeff" + GOOD,  # a spreadsheet's UTF-8 export starts with a byte order mark
+        GOOD.replace("timestamp,concurrent_users", " Timestamp , Concurrent_Users"),
+        GOOD.replace("\n2016-11-08T23", "\n\n , \n2016-11-08T23") + "\n\n",
+    ],
+    ids=["byte-order-mark", "header-case-and-spaces", "blank-rows"],
+)
+def test_a_curve_saved_by_a_spreadsheet_reads_as_the_plain_file(tmp_path, prod, text) -> None:
+    """Catches a BOM or a header's case refused, and a blank row that ends the night early."""
+    assert read_curve(write(tmp_path, text), prod, 10) == read_curve(
+        write(tmp_path, GOOD, "a"), prod, 10
+    )
+
+
+def test_a_curve_with_nobody_on_the_site_at_a_minute_is_read(tmp_path, prod) -> None:
+    """Catches a zero count (the site empty, or down, at a minute) refused as not >= 0."""
+    _, users = read_curve(write(tmp_path, GOOD.replace(",17000", ",0")), prod, 10)
+    assert users[0] == 0 and users[180] == pytest.approx(30000)
+
+
+def test_a_curve_across_the_fall_back_hour_is_read_in_real_time(tmp_path, prod) -> None:
+    """Catches timestamps compared by wall clock, not instant, where the UTC offset changes."""
+    # 2016-11-06 01:30 EDT, then 01:00 EST half an hour later (clocks went back at 02:00 EDT).
+    text = (
+        "timestamp,concurrent_users\n"
+        "2016-11-06T01:30:00-04:00,1000\n"
+        "2016-11-06T01:00:00-05:00,4000\n"
+    )
+    start, users = read_curve(write(tmp_path, text), prod, 60)
+    assert start.isoformat() == "2016-11-06T05:30:00+00:00"
+    assert len(users) == 31 and users[15] == pytest.approx(2500) and users[-1] == 4000
 
 
 def test_a_missing_curve_file_is_exit_2(tmp_path, capsys) -> None:
@@ -152,6 +188,21 @@ def test_the_verdict_names_scenario_measure_value_and_limit() -> None:
     assert breaches([other], budget) == []  # only the configured stack is judged
     assert summary([]) == "within budget"
     assert summary([breach]).startswith("BREAKS BUDGET: 1 limit(s) in night")
+
+
+def test_every_scenario_is_judged_not_only_the_first(prod: Settings) -> None:
+    """Catches the verdict stopping at the first unjudged policy, never reaching scenario two."""
+    # rehearse_all's order: each scenario's configured, reactive, static-peak, then floor.
+    budget = prod.rehearsal
+    night = [
+        Result(scenario, policy, _result().measures, Series())
+        for scenario in ("event", "zone-loss")
+        for policy in ("configured", "reactive", "static-peak", "floor")
+    ]
+    night[4].measures["raw_5xx"] = budget.max_raw_5xx + 1  # zone-loss, configured
+    assert [(b.scenario, b.measure) for b in breaches(night, budget)] == [
+        ("zone-loss", "max_raw_5xx")
+    ]
 
 
 def test_an_event_names_a_known_shape() -> None:

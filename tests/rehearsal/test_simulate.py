@@ -20,6 +20,7 @@ from rehearsal.curves import SLOW_ORIGIN_FACTOR, Night, scenario_nights
 from rehearsal.fleet import Group
 from rehearsal.simulate import (
     REHEARSAL_RESOURCES,
+    _percentile,
     arrivals,
     rehearse,
     rehearse_all,
@@ -388,3 +389,82 @@ def test_the_request_path_is_priced_per_viewer_request_and_queue_call(prod: Sett
     assert polls == pytest.approx(1.0 + 0.2 + lambda_s + 1.5 * 0.125)
     joins = request_path_cost(prod, 0, 1e6, 0) - 1.6
     assert joins == pytest.approx(1.0 + 0.2 + 1e6 * 0.05 * 0.5 * p.lambda_arm_gb_s_usd + 4 * 0.625)
+
+
+def test_each_scenario_breaks_the_event_night_where_and_as_it_says(prod: Settings) -> None:
+    """Catches a zone lost or an origin slowed away from the peak, and a stress night not 3x."""
+    plan = event_plan(prod, START + timedelta(hours=2))
+    names = ["event", "stress", "zone-loss", "slow-origin"]
+    event, stress, zone, slow = scenario_nights(names, plan, prod, STEP)
+    peak = event.users.index(max(event.users))
+    assert 0 < peak < len(event.users) - 1
+    assert stress.users == pytest.approx([3 * u for u in event.users])
+    assert (zone.zone_lost_at, event.zone_lost_at) == (peak, None)
+    assert slow.slow == range(peak, peak + 20 * 60 // STEP)  # 20 minutes from the peak
+    assert (event.slow, zone.slow) == (range(0), range(0))
+
+
+def test_a_stack_with_no_event_rehearses_the_flash_crowd_whatever_the_order(prod: Settings) -> None:
+    """Catches an event scenario skipped without a plan that drops every scenario after it."""
+    every = ["event", "stress", "zone-loss", "slow-origin", "edge-uncached", "flash-crowd"]
+    assert [n.scenario for n in scenario_nights(every, None, prod, STEP)] == ["flash-crowd"]
+    plan = event_plan(prod, START + timedelta(hours=2))  # prod counts on no public page cache
+    later = scenario_nights(["edge-uncached", "zone-loss"], plan, prod, STEP)
+    assert [n.scenario for n in later] == ["zone-loss"]
+
+
+def test_the_p95_wait_is_the_nearest_rank_of_everyone_admitted_in_any_order() -> None:
+    """Catches a percentile that skips the rank it reaches, or reads the waits unsorted."""
+    # 95 people waited 1 minute and 5 waited 10: the 95th of 100 waited 1 minute.
+    assert _percentile([(600.0, 5.0), (60.0, 95.0)], 95) == 60
+    assert _percentile([(600.0, 6.0), (60.0, 94.0)], 95) == 600
+    assert _percentile([(600.0, 5.0), (60.0, 95.0)], 50) == 60
+    assert _percentile([(600.0, 0.0)], 95) == 0
+
+
+def test_the_longest_queue_and_peak_line_are_the_worst_surge_not_the_sum_or_the_last(
+    prod: Settings,
+) -> None:
+    """Catches the longest queue adding up separate queues, and the peak line read at the end."""
+    quiet, surge = (
+        users_for(prod, prod.fleet.min_size * 0.3),
+        users_for(prod, prod.fleet.min_size * 4),
+    )
+    users = (
+        flat(quiet, 0.25)
+        + flat(surge, 0.5)
+        + flat(quiet, 1.5)
+        + flat(surge, 0.25)
+        + flat(quiet, 1.5)
+    )
+    result = rehearse(Night("two surges", START, STEP, users, None), prod, "configured")
+    queueing, runs, run = result.series.queueing, [], 0
+    for minute in [*queueing, False]:
+        if minute:
+            run += 1
+        elif run:
+            runs, run = [*runs, run], 0
+    assert len(runs) == 2 and min(runs) >= 10  # the room queued twice, a quarter-hour each
+    m = result.measures
+    assert max(runs) - 1 <= m["longest_queue_min"] <= max(runs) + 1 < sum(runs) - 1
+    assert result.series.waiting[-1] < 1 < m["peak_waiting"] == max(result.series.waiting)
+
+
+def test_a_stopped_warm_pool_pays_only_its_volumes(prod: Settings) -> None:
+    """Catches the warm pool's EBS volumes left out of the cost, or a month not of 730 hours."""
+    assert prod.fleet.warm_pool is not None and prod.fleet.warm_pool.state == "Stopped"
+    night = Night("calm", START, STEP, flat(float(prod.capacity.baseline_users), 1), None)
+    m = rehearse(night, prod, "configured").measures
+    p = prod.rehearsal.prices
+    pool = (
+        m["cost_usd"] - m["instance_hours"] * p.instance_hour_usd - m["lcu_hours"] * p.lcu_hour_usd
+    )
+    # Stopped pool instances pay only for their EBS volumes (Amazon EC2 Auto Scaling User Guide,
+    # warm pools, warm pool instance state), priced per GB-month; a month of 365 x 24 / 12 = 730
+    # hours. An hour of 12 pooled 20 GB volumes at $0.088 per GB-month:
+    assert (prod.fleet.warm_pool.min_size, prod.fleet.root_volume_gb, p.ebs_gb_month_usd) == (
+        12,
+        20,
+        0.088,
+    )
+    assert pool == pytest.approx(12 * 20 * 0.088 / 730, rel=1e-6)
