@@ -435,6 +435,26 @@ def test_config_from_env_reads_every_setting() -> None:
     assert {f"FG_{name.upper()}" for name in config.__dict__} == set(env), "one variable each"
 
 
+def test_config_from_env_accepts_the_extremes_planning_allows() -> None:
+    """Catches a bound made exclusive: planning.settings.admission lets a stack step the inlet
+    every 60 s, queue only at 100 % load, open at 0 %, keep sessions and tokens for a minute
+    or five, and watch 30 s for no-shows and leavers; the Lambda must start on that."""
+    extremes = {
+        "FG_STEP_S": "60",
+        "FG_QUEUE_AT_LOAD": "1.0",
+        "FG_OPEN_BELOW_LOAD": "0.0",
+        "FG_SESSION_S": "60",
+        "FG_TOKEN_TTL_S": "300",
+        "FG_SHOW_S": "30",
+        "FG_ABANDON_AFTER_S": "30",
+        "FG_CALM_S": "60",
+        "FG_DRAIN_S": "0",
+    }
+    config = Config.from_env({**TEST_ENV, "FG_TABLE": "t", **extremes})
+    assert (config.step_s, config.queue_at_load, config.open_below_load) == (60, 1.0, 0.0)
+    assert (config.session_s, config.token_ttl_s, config.show_s) == (60, 300, 30)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -447,6 +467,8 @@ def test_config_from_env_reads_every_setting() -> None:
         ({"FG_ASG_NAME": ""}, "FG_ASG_NAME='': must not be empty"),
         ({"FG_ROOM_ID": "bad id"}, "FG_ROOM_ID='bad id': must match"),
         ({"FG_OPEN_BELOW_LOAD": "0.9"}, "FG_OPEN_BELOW_LOAD: must be below FG_QUEUE_AT_LOAD"),
+        ({"FG_OPEN_BELOW_LOAD": "0.85"}, "FG_OPEN_BELOW_LOAD: must be below FG_QUEUE_AT_LOAD"),
+        ({"FG_STEP_S": "61"}, "FG_STEP_S='61': must be in [1, 60]"),
     ],
 )
 def test_config_from_env_refuses_what_the_room_cannot_run_on(change, message) -> None:

@@ -55,3 +55,11 @@ def test_any_single_character_change_is_rejected(position: int, char: str) -> No
     changed = token[:position] + char + token[position + 1 :]
     if changed != token:
         assert verify(changed, ROOM, NOW, {KEY_ID: KEY_HEX}) is None
+
+
+def test_a_token_is_refused_from_its_expiry_second_on() -> None:
+    """Catches `<` for `<=` on the expiry: a token stamped to expire at second E verifies at
+    E - 1 and not at E (the same instant the room stops answering with it)."""
+    token = sign(ROOM, "visitor-1", NOW + 60, KEY_ID, KEY_HEX)
+    assert verify(token, ROOM, NOW + 59, {KEY_ID: KEY_HEX}) == "visitor-1"
+    assert verify(token, ROOM, NOW + 60, {KEY_ID: KEY_HEX}) is None
