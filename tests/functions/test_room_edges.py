@@ -4,7 +4,6 @@ unnoticed. Figures are stated here, from AWS or from the room's documented setti
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -107,19 +106,6 @@ def test_a_revocation_lasts_as_long_as_a_token_issued_at_that_moment(room) -> No
 
 
 # -- signing keys and origin secrets --------------------------------------------------------
-
-
-def test_a_second_rotation_never_extends_the_first_keys_life(room) -> None:
-    """Catches retire_at being reset for a key already retiring: rotated out at T, k0 leaves
-    the edge at T + TOKEN_TTL_S however often the key is rotated again meanwhile."""
-    admin.rotate(room, T0 + 10)
-    admin.rotate(room, T0 + 100)
-    stored = json.loads(
-        room.secrets.get_secret_value(SecretId=room.config.secret_id)["SecretString"]
-    )
-    assert stored["keys"]["k0"]["retire_at"] == int(T0) + 10 + TOKEN_TTL_S
-    inlet.sync_kvs(room, T0 + 10 + TOKEN_TTL_S)
-    assert room.kvs is not None and "key.k0" not in room.kvs.items()
 
 
 def test_two_rotations_in_one_second_are_refused_not_merged(room) -> None:
