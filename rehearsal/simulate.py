@@ -56,7 +56,7 @@ from rehearsal.room import RoomSim
 
 POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
-          "pool_instance_s", "api_over_s", "lcu_s", "joins", "polls")  # fmt: skip
+          "pool_instance_s", "api_over_s", "lcu_s", "joins", "polls", "sessions_cut")  # fmt: skip
 MINUTE = ("requests", "failed", "no_target", "admitted", "demand_pct", "inlet_steps")
 HOURS_PER_MONTH = 730
 
@@ -200,6 +200,14 @@ class _Run:
         self.inside = night.users[0]
         self.joining = 0.0
         """People the queue API throttled, retrying their join."""
+        self.on_sessions = 0.0
+        """People inside on a session since queueing began (none when the room is open)."""
+        self.sessions_end_s = (
+            settings.admission.session_max_minutes - settings.admission.session_minutes
+        ) * 60
+        """How long into a queue the first sessions issued before it reach their absolute life
+        (issued up to a session before queueing began; the gate renews them past half)."""
+        self.queue_began = 0.0
         self.api = queue_api_capacity(settings)
         self.api_peak: tuple[float, str] = (0.0, "")
         """The queue API's highest load (share of its capacity) and what limited it then."""
@@ -250,6 +258,7 @@ class _Run:
             now = i * self.dt
             if i:
                 self.inside *= stay
+                self.on_sessions *= stay
             while self.actions and self.actions[0][0] <= now:
                 self.group.scheduled(self.actions.popleft()[1])
             if night.zone_lost_at == i:
@@ -368,9 +377,19 @@ class _Run:
         self.minute["admitted"] += entered
         self.left_waiting = room.still_waiting(now)
         # Queueing starts: people inside carry on with the session the gate stamped while the
-        # room was open; only new arrivals queue. Opening: whoever is still in line walks in.
-        if change == "open":
+        # room was open; only new arrivals queue, and those sessions end at their absolute life
+        # (admission.session_max_minutes): whoever is still on one then goes to the line.
+        # Opening: whoever is still in line walks in.
+        if change == "queue":
+            self.on_sessions, self.queue_began = self.inside, now
+        elif change == "open":
+            self.on_sessions = 0.0
             self.inside += room.open_doors(now)
+        if room.queueing and self.on_sessions and now - self.queue_began >= self.sessions_end_s:
+            cut, self.on_sessions = self.on_sessions, 0.0
+            self.inside -= cut
+            self.joining += cut
+            self.totals["sessions_cut"] += cut
 
     def _alarm(self) -> bool:
         """The origin 5xx alarms (ALB's and the targets'): in ALARM once every one of the last
@@ -412,6 +431,7 @@ class _Run:
             "still_waiting": still_waiting,
             "longest_queue_min": longest_queue_s / 60,
             "kept_out_pct": max(0.0, 100 * (1 - totals["served_user_s"] / wanted)),
+            "sessions_cut": totals["sessions_cut"],
             "peak_waiting": max(series.waiting, default=0.0),
             "queue_api_peak_pct": 100 * self.api_peak[0],
             "queue_api_over_min": totals["api_over_s"] / 60,
@@ -475,6 +495,7 @@ def _floor(night: Night, settings: Settings) -> Result:
         "still_waiting",
         "longest_queue_min",
         "kept_out_pct",
+        "sessions_cut",
         "peak_waiting",
         "queue_api_peak_pct",
         "queue_api_over_min",
