@@ -153,6 +153,45 @@ def test_during_an_event_capacity_is_never_lowered(clients, web_group) -> None:
     assert pool["WarmPoolConfiguration"]["MinSize"] == 30
 
 
+def sizes(clients, group: str) -> tuple[int, int, int]:
+    (found,) = clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+        "AutoScalingGroups"
+    ]
+    return found["MinSize"], found["DesiredCapacity"], found["MaxSize"]
+
+
+DEBATE_LEAD = "2028-10-04T00:45:00Z"
+"""The vice-presidential debate starts 01:00Z; its 18 is asked for at 00:40Z (the window opens)."""
+
+
+def test_a_group_below_the_stage_but_busier_is_raised_to_the_stage_keeping_its_desired(
+    clients, web_group
+) -> None:
+    """Catches a raise that writes desired down to the stage's MinSize, and one skipped because
+    desired is already above the stage: MinSize 6 with 24 in service, the stage wants 18."""
+    clients.autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=web_group, DesiredCapacity=24
+    )
+    run(args(now=DEBATE_LEAD), clients)
+    assert sizes(clients, web_group) == (18, 24, 120)
+
+
+@pytest.mark.parametrize(
+    ("now", "stage"),
+    [
+        (DEBATE_LEAD, 18),  # the lead: 20 min before the debate starts
+        ("2028-10-04T05:10:00Z", 8),  # the cooldown: the debate ended 05:00Z, restore 06:00Z
+    ],
+)
+def test_a_missed_raise_is_repaired_in_the_lead_and_the_cooldown_not_only_the_event(
+    clients, web_group, now, stage
+) -> None:
+    """Catches a repair window shrunk to the event itself (start..end): a group found at the
+    fleet's 6 before the start or after the end, inside raise..restore, is raised to the stage."""
+    run(args(now=now), clients)
+    assert sizes(clients, web_group) == (stage, stage, 120)
+
+
 def test_warm_pool_is_sized_for_the_coming_event(clients, web_group) -> None:
     before_election = "2028-10-20T00:00:00Z"  # debates over; the election is next
     run(args(now=before_election), clients)
