@@ -4,6 +4,7 @@ it keeps, and what it makes of the reservation AWS reports."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -16,11 +17,14 @@ from functions.prescale.levers import (
     Change,
     Pass,
     Reservation,
+    Shortfall,
     Targets,
     apply_pass,
     floor_for,
     plan_pass,
     reservation_changes,
+    room_changes,
+    shortfalls,
 )
 from functions.prescale.night_plan import NightPlan, NightPlanError
 from planning.calendar import load_calendar
@@ -76,6 +80,42 @@ def test_the_runner_names_every_missing_variable() -> None:
     text = str(error.value)
     assert "'FG_ALB_ARN', 'FG_ROOM_TABLE', 'FG_METRIC_NAMESPACE'" in text
     assert "empty ['FG_ASG_NAME']" in text
+
+
+FULL_ENV = {"FG_STACK": "prod", "FG_ASG_NAME": "web-asg", "FG_ALB_ARN": "", "FG_ROOM_TABLE": "",
+            "FG_METRIC_NAMESPACE": "Floodgate/Prescale"}  # fmt: skip
+
+
+def test_every_variable_is_named_when_none_is_set() -> None:
+    """Catches a variable dropped from the list the runner checks (it would fail as a KeyError)."""
+    with pytest.raises(runner.RunnerConfigError) as error:
+        runner.RunnerConfig.from_env({})
+    for name in FULL_ENV:
+        assert f"'{name}'" in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["FG_STACK", "FG_ASG_NAME", "FG_METRIC_NAMESPACE"])
+def test_an_empty_stack_group_or_namespace_is_refused_naming_it(name) -> None:
+    """Catches a required variable dropped from the empty check: metrics with a Stack dimension
+    of "" or an empty namespace, or a group named "", would pass unnoticed."""
+    with pytest.raises(runner.RunnerConfigError, match=rf"empty \['{name}'\]"):
+        runner.RunnerConfig.from_env({**FULL_ENV, name: ""})
+
+
+def test_an_empty_alb_or_room_means_none() -> None:
+    """FG_ALB_ARN and FG_ROOM_TABLE empty: a stack without either still gets its runner."""
+    config = runner.RunnerConfig.from_env(FULL_ENV)
+    assert config.targets == Targets("web-asg", None, None)
+
+
+def test_the_shortfall_metrics_are_each_levers_own_gap() -> None:
+    """Catches the alarms' figures swapped or summed: InstanceShortfall is the larger gap of any
+    event in instances (57 needed, 6 in service: 51), LcuShortfall the same in LCUs."""
+    found = Pass(shortfalls=[Shortfall("instances", 57, 6, "a"), Shortfall("lcus", 450, 100, "a"),
+                             Shortfall("instances", 18, 10, "b")])  # fmt: skip
+    figures = runner.metrics(found)
+    assert (figures["InstanceShortfall"], figures["LcuShortfall"]) == (51, 350)
+    assert runner.metrics(Pass())["InstanceShortfall"] == 0
 
 
 def test_the_handler_passes_and_publishes_its_metrics(aws, web_group, room_table, plan,
@@ -254,3 +294,94 @@ def test_one_failed_write_never_stops_the_writes_after_it() -> None:
         ("refused-reservation", "failed"),
         ("room", "applied"),
     ]
+
+
+def test_a_handler_with_less_than_its_margin_left_starts_no_layer(
+    aws, web_group, room_table, plan, monkeypatch
+) -> None:
+    """Catches the last-20-s margin dropped: with 19 s left (Lambda's remaining time, from the
+    context) no layer starts, so none is cut off half done; each is reported for the next."""
+    env = {**FULL_ENV, "FG_ASG_NAME": web_group, "FG_ROOM_TABLE": room_table,
+           "AWS_ENDPOINT_URL": aws, "AWS_DEFAULT_REGION": "ca-central-1"}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(runner, "_now", lambda: NOW)
+    context = SimpleNamespace(get_remaining_time_in_millis=lambda: 19_000)
+    summary = runner.handler(plan.to_document(), context)
+    assert summary["metrics"]["Writes"] == 0
+    assert len(summary["failures"]) == 4, "group, schedule, warm pool and room, none run"
+    assert all("the next run does it" in f for f in summary["failures"])
+
+
+def in_service(count: int, *, pending: int = 0) -> dict[str, Any]:
+    """A group as DescribeAutoScalingGroups lists it: `count` in service, `pending` launching."""
+    states = ["InService"] * count + ["Pending"] * pending
+    instances = [{"LifecycleState": state} for state in states]
+    return {"MinSize": 6, "DesiredCapacity": len(states), "MaxSize": 120, "Instances": instances}
+
+
+AT_57 = datetime(2028, 11, 8, 3, 10, tzinfo=UTC)
+"""The election's 03:00-03:30Z stage needs 57 instances in service (worked from the plan)."""
+
+
+def test_exactly_what_the_stage_needs_in_service_is_no_shortfall(plan) -> None:
+    """Catches `<` turned `<=`: 57 in service for a stage of 57 pages nobody; 56 does."""
+    assert shortfalls(in_service(57), None, plan, AT_57) == []
+    assert shortfalls(in_service(56), None, plan, AT_57) == [
+        Shortfall("instances", 57, 56, "us-general-election-20281107")
+    ]
+
+
+def test_instances_still_launching_are_not_in_service(plan) -> None:
+    """Catches counting every instance: 40 launching (Pending) serve nobody yet, so 20 in
+    service is a shortfall of 37 against the stage's 57."""
+    assert shortfalls(in_service(20, pending=40), None, plan, AT_57) == [
+        Shortfall("instances", 57, 20, "us-general-election-20281107")
+    ]
+
+
+def test_a_past_event_in_the_deployed_plan_never_hides_a_later_ones_shortfall(plan) -> None:
+    """Catches the loop over events stopping at the first with no stage running: the runner's
+    plan (deployed 1 October) still lists October's debates on election night."""
+    assert plan.events[0].key.startswith("us-vice-presidential-debate")
+    found = shortfalls(in_service(6), None, plan, AT_57)
+    assert [(s.event, s.needed, s.actual) for s in found] == [
+        ("us-general-election-20281107", 57, 6)
+    ]
+
+
+def test_a_rebalancing_reservation_is_not_asked_to_change(plan) -> None:
+    """Catches `rebalancing` dropped from the states AWS takes no request in. AWS: "To update an
+    existing reservation, the previous request must be provisioned or failed" (ELB user guide,
+    Request Load balancer Capacity Unit reservation for your Application Load Balancer,
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/application/request-capacity-unit-reservation.html);
+    `rebalancing` is one of the four codes (API reference, CapacityReservationStatus)."""
+    moment = election(plan).lcu_steps[1].at  # the plan wants 181; 117 is rebalancing
+    (change,), asked = changes(plan, state(117, "rebalancing", "provisioned"), moment)
+    assert change.action == "skip" and asked == []
+
+
+class Table:
+    def __init__(self) -> None:
+        self.put: list[dict[str, Any]] = []
+
+    def get_item(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+    def put_item(self, **kwargs: Any) -> None:
+        self.put.append(kwargs["Item"])
+
+
+def test_an_event_with_the_room_off_is_left_out_of_the_calendar(plan) -> None:
+    """Catches the `off` filter dropped: the room must not hear of an event it sits out."""
+    off = dataclasses.replace(election(plan), room="off")
+    quiet = dataclasses.replace(
+        plan, events=tuple(off if e.key == off.key else e for e in plan.events)
+    )
+    table = Table()
+    clients: Any = SimpleNamespace(dynamodb=table)
+    for change in room_changes(clients, Targets("web", room_table="room"), quiet, NOW):
+        change.apply()
+    (item,) = table.put
+    listed = set(item["events"]["M"])
+    assert off.key not in listed and len(listed) == len(plan.events) - 1
