@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,37 @@ def test_a_drifted_action_is_put_back(clients, web_group) -> None:
     assert run(args(), clients) == 1
     assert clients.calls["PutScheduledUpdateGroupAction"] == 1
     assert owned_actions(clients, web_group)[FIRST_STAGE]["MinSize"] == 8
+
+
+def test_an_owned_action_that_sets_desired_is_not_taken_as_in_sync(clients, web_group) -> None:
+    """Catches DesiredCapacity left out of the comparison: an action in AWS with the plan's time,
+    MinSize and MaxSize but a DesiredCapacity of 8 would cut a group serving 30 to 8 when AWS
+    runs it ("DesiredCapacity: the desired capacity is the initial capacity of the Auto Scaling
+    group after the scheduled action runs", PutScheduledUpdateGroupAction API reference)."""
+    run(args(), clients)
+    clients.autoscaling.put_scheduled_update_group_action(
+        AutoScalingGroupName=web_group,
+        ScheduledActionName=FIRST_STAGE,
+        StartTime=datetime(2028, 11, 8, 0, 10, tzinfo=UTC),
+        MinSize=8,
+        MaxSize=120,
+        DesiredCapacity=8,
+    )
+    clients.calls.clear()
+    assert run(args(), clients) == 1
+    assert clients.calls["PutScheduledUpdateGroupAction"] == 1, "the action is put again"
+
+
+@pytest.mark.parametrize(("ahead", "put"), [(30, False), (90, True)])
+def test_an_action_due_within_a_minute_is_left_to_the_backstop(
+    clients, web_group, ahead, put
+) -> None:
+    """Catches the minute's margin dropped: an action put 30 s before its time may reach AWS
+    after it, which refuses a start time in the past; 90 s ahead it is put. (00:10Z: the
+    election's first stage.)"""
+    now = datetime(2028, 11, 8, 0, 10, tzinfo=UTC) - timedelta(seconds=ahead)
+    run(args(now=now.isoformat()), clients)
+    assert (FIRST_STAGE in owned_actions(clients, web_group)) is put
 
 
 def test_during_an_event_a_low_group_is_raised_to_the_stages_min(
@@ -387,6 +418,43 @@ def test_a_runner_with_a_stale_plan_gets_the_current_one(
     line = next(json.loads(s) for s in capsys.readouterr().out.splitlines() if '"runner"' in s)
     assert "us-general-election-20281107" in line["detail"]["lacks"]
     assert run([*args(), "--outputs", str(outputs)], services) == 0, "in sync: nothing twice"
+
+
+def test_a_replanned_runner_keeps_every_other_setting_of_its_schedule(
+    aws, clients, web_group, outputs
+) -> None:
+    """Catches a field dropped from what UpdateSchedule is sent: "if you do not set an optional
+    field in your request, that field will be set to its system-default value after the update"
+    (EventBridge Scheduler API reference, UpdateSchedule). Replacing a stale plan must change
+    the input and nothing else: time zone, description, flexible window, state, end date."""
+    stale = night_plan(plans_at("2028-06-01T00:00:00Z"), PROD, "prod")
+    scheduler = runner_schedule(aws, stale.to_json(), state="DISABLED")
+    settings = {
+        "ScheduleExpressionTimezone": "America/Toronto",
+        "Description": "floodgate prod pre-scale runner",
+        "FlexibleTimeWindow": {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 2},
+        "EndDate": datetime(2030, 1, 1, tzinfo=UTC),
+    }
+    before = scheduler.get_schedule(Name="floodgate-prod-prescale")
+    scheduler.update_schedule(
+        Name="floodgate-prod-prescale", ScheduleExpression=before["ScheduleExpression"],
+        State="DISABLED", Target=before["Target"], **settings,
+    )  # fmt: skip
+    run([*args(), "--outputs", str(outputs)], Services(clients, scheduler))
+    after = scheduler.get_schedule(Name="floodgate-prod-prescale")
+    assert after["Target"]["Input"] != stale.to_json(), "the plan was replaced"
+    for key, value in {**settings, "State": "DISABLED", "ScheduleExpression": "rate(5 minutes)",
+                       "GroupName": "default"}.items():  # fmt: skip
+        assert after.get(key) == value, key
+
+
+def test_a_dry_run_with_a_failed_reservation_exits_2(clients, web_group, alb) -> None:
+    """Catches the dry run dropping the problems it plans: a reservation AWS reports failed is a
+    failure to report (exit 2) even when nothing is asked again."""
+    failed = reservation(117, code="failed")
+    alb.add_response("describe_capacity_reservation", failed, {"LoadBalancerArn": ALB})
+    assert run(args("--dry-run", "--alb-arn", ALB, now="2028-11-07T22:56:00Z"), clients) == 2
+    assert clients.calls["ModifyCapacityReservation"] == 0
 
 
 def test_a_disabled_runner_is_reported_not_undone(aws, clients, web_group, outputs, capsys) -> None:
