@@ -98,12 +98,11 @@ def create_table(dynamodb: Any, name: str = TABLE) -> None:
     )
 
 
-def create_cloud(instances: int, endpoint: str | None = None) -> None:
-    """What outlives one room: the web fleet (moto's Auto Scaling) and the origin 5xx alarm."""
-    session = {"region_name": REGION, "endpoint_url": endpoint}
-    boto3.client("cloudwatch", **session).put_metric_alarm(
-        AlarmName=ALARM,
-        MetricName="HTTPCode_Target_5XX_Count",
+def origin_alarm(cloudwatch: Any, name: str, metric: str) -> None:
+    """An origin 5xx alarm like the stack's: any 5xx in a minute."""
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        MetricName=metric,
         Namespace="AWS/ApplicationELB",
         Statistic="Sum",
         Period=60,
@@ -111,6 +110,12 @@ def create_cloud(instances: int, endpoint: str | None = None) -> None:
         Threshold=1,
         ComparisonOperator="GreaterThanThreshold",
     )
+
+
+def create_cloud(instances: int, endpoint: str | None = None) -> None:
+    """What outlives one room: the web fleet (moto's Auto Scaling) and the origin 5xx alarm."""
+    session = {"region_name": REGION, "endpoint_url": endpoint}
+    origin_alarm(boto3.client("cloudwatch", **session), ALARM, "HTTPCode_Target_5XX_Count")
     autoscaling = boto3.client("autoscaling", **session)
     autoscaling.create_launch_configuration(
         LaunchConfigurationName="web", ImageId="ami-12c6146b", InstanceType="t3.small"

@@ -21,6 +21,7 @@ from tests.functions.room_fixtures import (
     config_for_tests,
     items,
     join_many,
+    origin_alarm,
     set_alarm,
     via_edge,
 )
@@ -213,16 +214,7 @@ def test_any_one_origin_alarm_pauses_admissions(room, firing) -> None:
     """Catches `all` for `any` over the alarm names: with two origin 5xx alarms, either one in
     ALARM alone pauses the inlet."""
     other = f"other-5xx-{firing}"
-    room.cloudwatch.put_metric_alarm(
-        AlarmName=other,
-        MetricName="HTTPCode_ELB_5XX_Count",
-        Namespace="AWS/ApplicationELB",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanThreshold",
-    )
+    origin_alarm(room.cloudwatch, other, "HTTPCode_ELB_5XX_Count")
     room.config = replace(room.config, alarm_names=f"{ALARM},{other}")
     names = [ALARM, other]
     set_alarm(room, "OK")

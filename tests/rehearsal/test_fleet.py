@@ -6,18 +6,10 @@ from __future__ import annotations
 import pytest
 
 from rehearsal.fleet import Group
+from tests.rehearsal.test_simulate import _ready_after
 
 TARGET = 6000.0
 """ALBRequestCountPerTarget target (requests per instance per minute) of these groups."""
-
-
-def _ready_after(group: Group, step_s: int = 5) -> float:
-    """Seconds until every launched instance is in service."""
-    t = 0.0
-    while group.launching > 1e-9:
-        t += step_s
-        group.reconcile(t)
-    return t
 
 
 def _minutes(group: Group, start_min: int, count: int, per_target: float) -> int:
