@@ -7,6 +7,7 @@ A control met on purpose in another way is a documented exception (see `Exemptio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -312,6 +313,22 @@ refuse them. EC2 assumes an instance profile's role only for instances launched 
 own account (iam:PassRole cannot pass a role across accounts), so there is no other account to
 confuse it for."""
 SOURCE_KEYS = ("aws:sourceaccount", "aws:sourcearn")
+SOURCE_OPERATORS = ("StringEquals", "ArnEquals", "ArnLike")
+"""Operators that name the account: StringNotEquals, Null or a wildcard account would not."""
+
+
+def _names_an_account(key: str, value: Any) -> bool:
+    """Every value of the condition names one account: 12 digits, or an ARN whose account
+    field is 12 digits (a wildcard account names none)."""
+    values = as_list(value)
+    if key == "aws:sourceaccount":
+        return bool(values) and all(re.fullmatch(r"\d{12}", str(v)) for v in values)
+    if key == "aws:sourcearn":
+        return bool(values) and all(
+            len(parts := str(v).split(":")) >= 6 and re.fullmatch(r"\d{12}", parts[4])
+            for v in values
+        )
+    return False
 
 
 def _trust_names_the_account(args: ResourceValidationArgs) -> Iterator[Finding]:
@@ -327,9 +344,10 @@ def _trust_names_the_account(args: ResourceValidationArgs) -> Iterator[Finding]:
         condition = statement.get("Condition")
         keys = {
             key.lower()
-            for test in (condition.values() if isinstance(condition, Mapping) else [])
-            if isinstance(test, Mapping)
-            for key in test
+            for operator, test in (condition.items() if isinstance(condition, Mapping) else [])
+            if operator in SOURCE_OPERATORS and isinstance(test, Mapping)
+            for key, value in test.items()
+            if _names_an_account(key.lower(), value)
         }
         if not keys & set(SOURCE_KEYS):
             yield Finding(

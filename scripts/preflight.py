@@ -348,13 +348,24 @@ def reads_the_store(document: Any) -> bool:
             actions = _as_list(statement.get("Action"))
             granted = [a for a in KVS_READ_ACTIONS if any(_matches(p, a) for p in actions)]
         resources = _as_list(statement.get("Resource", "*"))
-        store = "arn:aws:cloudfront::000000000000:key-value-store/any"
-        if granted and (
-            "NotResource" in statement
-            or any(_matches(r, store) or "key-value-store" in r for r in resources)
-        ):
+        if granted and ("NotResource" in statement or any(map(_could_name_a_store, resources))):
             return True
     return False
+
+
+def _could_name_a_store(resource: Any) -> bool:
+    """True if the Resource pattern can match a KeyValueStore's ARN
+    (`arn:<partition>:cloudfront::<account>:key-value-store/<id>`) in any partition and
+    account: `*`, `arn:aws:cloudfront::123456789012:*`, `arn:*:cloudfront::*:key-value-store/*`."""
+    parts = str(resource).split(":", 5)
+    if len(parts) != 6:
+        return str(resource) == "*"
+    store = parts[5].startswith("key-value-store/")  # one store: it may be the room's
+    return (
+        _matches(parts[0], "arn")
+        and _matches(parts[2], "cloudfront")
+        and (store or _matches(parts[5], "key-value-store/anyid"))
+    )
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -75,7 +75,9 @@ def rotate(room: Room, now: float, emergency: bool = False) -> dict[str, Any]:
         if emergency:
             entry["retire_at"] = int(now)
         elif entry.get("retire_at") is None:
-            entry["retire_at"] = at + room.config.token_ttl_s
+            # Tokens signed before `at` live token_ttl_s; sessions the gate stamps with this key
+            # until the inlet's next sync names the new one (within its minute) live session_s.
+            entry["retire_at"] = at + max(room.config.token_ttl_s, room.config.session_s + 60)
     keys["keys"] = {
         k: v for k, v in keys["keys"].items() if v.get("retire_at") is None or v["retire_at"] > now
     }

@@ -196,6 +196,8 @@ def step(room: Room, now: float) -> dict[str, Any]:
     r["paused"] = fleet.alarm  # the waiting page says so instead of a wait that is not moving
     if r["state"] == "queue" and before != "queue":
         enter_queue(r, now)
+    elif r["state"] == "queue" and not r.get("queue_since"):
+        r["queue_since"] = int(now)  # queueing since before queue_since existed: from now on
     keep = max(cfg.session_s, cfg.show_s, RATE_WINDOW_S)
     r["history"] = [h for h in r["history"] if now - float(h[0]) <= keep]
     if moved.admitted:
@@ -250,7 +252,7 @@ def sync_kvs(room: Room, now: float) -> dict[str, int]:
     if room.kvs is None:
         return {"puts": 0, "deletes": 0}
     r = room.state()
-    keys = room.signing_keys(now)
+    keys = room.signing_keys(now, fresh=True)  # a cached copy could put back a dropped key
     wanted = {
         "room": json.dumps(
             {

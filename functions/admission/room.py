@@ -287,11 +287,13 @@ class Room:
             ExpressionAttributeValues={":v": version},
         )
 
-    def signing_keys(self, now: float) -> dict[str, Any]:
+    def signing_keys(self, now: float, fresh: bool = False) -> dict[str, Any]:
         """`{"current": kid, "keys": {kid: {"key": hex, "retire_at": epoch|None}}, "next":
-        {"kid": kid, "at": epoch}|None}`, cached: the secret as of `now`, a `next` key whose
-        time has come already current (admin.rotate publishes a key before it signs)."""
-        if self._keys is None or now - self._keys[0] > KEYS_CACHE_S:
+        {"kid": kid, "at": epoch}|None}`, cached for KEYS_CACHE_S unless `fresh` (what writes
+        the edge's keys must never act on a copy older than an emergency rotation): the secret
+        as of `now`, a `next` key whose time has come already current (admin.rotate publishes a
+        key before it signs)."""
+        if fresh or self._keys is None or now - self._keys[0] > KEYS_CACHE_S:
             raw = self.secrets.get_secret_value(SecretId=self.config.secret_id)["SecretString"]
             self._keys = (now, _parse_keys(raw))
         keys = self._keys[1]

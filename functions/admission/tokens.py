@@ -63,6 +63,8 @@ def network_prefix(address: str) -> str | None:
     octets (`198.51.100`, its /24) or an IPv6 address's first three groups of four hex digits
     (`2001:0db8:0001`, its /48); an IPv4-mapped IPv6 address is its IPv4 network. None if
     `address` is not an address."""
+    if "%" in address:  # a scoped (link-local) address never comes from CloudFront
+        return None
     try:
         ip = ipaddress.ip_address(address.strip())
     except ValueError:

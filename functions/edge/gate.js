@@ -143,18 +143,16 @@ async function signed(cookie, version, room, current, lifeS) {
 
 // A session's own conditions while the room queues: issued before queueing began, within its
 // absolute life, and presented from the network it was issued to.
-// (A room entry without `queue_since` or `session_max_s`, written by an older inlet, skips
-// that condition until the inlet's next run rewrites it.)
+// A room entry without `queue_since` or `session_max_s` holds no session: the condition is
+// never skipped (the inlet always writes both; it backfills `queue_since`).
 function holds(session, room, viewer) {
   const issued = Number(session[5]);
-  const since = Number(room.queue_since);
-  return issued > 0 && (!(since > 0) || issued <= since)
+  return issued > 0 && issued <= Number(room.queue_since)
     && Date.now() / 1000 < sessionEnd(issued, room) && session[2] === networkId(room.room, viewer && viewer.ip);
 }
 
 function sessionEnd(issued, room) {
-  const maxS = Number(room.session_max_s);
-  return maxS > 0 ? issued + maxS : Infinity;
+  return issued + Number(room.session_max_s);
 }
 
 // The viewer's network as a visitor id: the first 20 hex characters of SHA-256 over
@@ -215,6 +213,7 @@ async function stamp(event) {
   const now = Math.floor(Date.now() / 1000);
   if (room.state !== 'open' && !(mine && holds(mine, room, event.viewer))) return response;
   if (mine && Number(mine[3]) - now > lifeS / 2) return response;
+  if (!(await notRevoked(network))) return response;  // a revoked network gets no new session
   const issued = room.state === 'open' ? now : Number(mine[5]);
   const expiry = room.state === 'open' ? now + lifeS
     : Math.min(now + lifeS, sessionEnd(issued, room));

@@ -190,3 +190,18 @@ test('a closed room turns sessions away and stamps none', async () => {
   assert.equal(result.headers.location.value, '/waiting-room/closed.html?return=%2Fapply');
   assert.deepEqual((await runViewerResponse(gate, responseEvent())).cookies, {});
 });
+
+test('a room entry without queue_since or session_max_s holds no session', async () => {
+  for (const missing of ['queue_since', 'session_max_s']) {
+    const gate = loadGate(store('queue', { [missing]: undefined }));
+    assert.equal((await gate(from(HOME, session()))).statusCode, 302, missing);
+    const renewed = await runViewerResponse(gate,
+      responseEvent({ cookies: { fg_session: session({ expiry: V.now + 60 }) } }));
+    assert.deepEqual(renewed.cookies, {}, `${missing}: not renewed either`);
+  }
+});
+
+test('a revoked network is stamped no new session while the room is open', async () => {
+  const gate = loadGate({ ...store('open'), [`revoked.${NET}`]: String(V.now + 7200) });
+  assert.deepEqual((await runViewerResponse(gate, responseEvent())).cookies, {});
+});

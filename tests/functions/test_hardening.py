@@ -334,3 +334,41 @@ def test_a_next_key_the_secret_does_not_hold_is_refused(room) -> None:
     room._keys = None
     with pytest.raises(RoomError, match="next key is not one of its keys"):
         room.signing_keys(T0)
+
+
+def test_a_stale_key_cache_never_puts_a_dropped_key_back_at_the_edge(room) -> None:
+    """Review of issue 26: the inlet's container caches the secret for 60 s; syncing the edge
+    from that copy just after an emergency rotation put the leaked key back and named it."""
+    inlet.sync_kvs(room, T0)  # the inlet's container now holds the secret with k0 current
+    other = replace(room, _keys=None, _room=None)  # the admin's container, its own cache
+    new = admin.rotate(other, T0 + 5, emergency=True)["current_key"]
+    inlet.sync_kvs(room, T0 + 10)  # within the inlet's 60 s cache
+    assert "key.k0" not in room.kvs.data
+    assert json.loads(room.kvs.data["room"])["kid"] == new
+
+
+def test_an_old_key_outlives_the_sessions_it_signed(room) -> None:
+    """Sessions signed with the old key until the inlet names the new one live session_s: with
+    sessions longer than tokens, the old key stays for session_s after the switch, plus the
+    inlet's minute."""
+    room.config = replace(room.config, session_s=14_400, token_ttl_s=600)
+    signs_from = admin.rotate(room, T0 + 12)["signs_from"]
+    inlet.sync_kvs(room, signs_from + 14_400 + 59)
+    assert "key.k0" in room.kvs.data
+    inlet.sync_kvs(room, signs_from + 14_400 + 60)
+    assert "key.k0" not in room.kvs.data
+
+
+def test_a_room_queueing_since_before_queue_since_existed_gets_one(room) -> None:
+    r = room.state()
+    r.pop("queue_since", None)
+    room.save(r)
+    inlet.step(room, T0 + 30)
+    assert room.state()["queue_since"] == int(T0) + 30
+    inlet.sync_kvs(room, T0 + 31)
+    assert json.loads(room.kvs.data["room"])["queue_since"] == int(T0) + 30
+
+
+def test_a_scoped_address_is_no_network() -> None:
+    assert tokens.network_prefix("fe80::1%eth0") is None
+    assert tokens.network_id("r", "fe80::1%eth0") is None

@@ -246,6 +246,28 @@ CASES: dict[str, tuple[str, Callable[[Plan], Plan]]] = {
             ),
         ),
     ),
+    "a trust that excludes the account instead of naming it": (
+        "service-trust-names-the-account",
+        lambda p: props(
+            p,
+            ROLE,
+            "-prescale",
+            lambda d: d.update(
+                assumeRolePolicy=_trust({"StringNotEquals": {"aws:SourceAccount": "123456789012"}})
+            ),
+        ),
+    ),
+    "a trust on any account's source arn": (
+        "service-trust-names-the-account",
+        lambda p: props(
+            p,
+            ROLE,
+            "-prescale",
+            lambda d: d.update(
+                assumeRolePolicy=_trust({"ArnLike": {"aws:SourceArn": "arn:aws:lambda:*:*:*"}})
+            ),
+        ),
+    ),
     "ec2 beside a service that sends the key": (
         "service-trust-names-the-account",
         lambda p: props(

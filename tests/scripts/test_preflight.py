@@ -24,6 +24,7 @@ from scripts.preflight import (
     kvs_readers,
     main,
     planned_needs,
+    reads_the_store,
     run_checks,
 )
 from tests.helpers import client, settings_with
@@ -452,3 +453,24 @@ def test_nobody_reads_a_store_that_is_not_there(account, ready) -> None:
         update={"admission": ready.admission.model_copy(update={"enabled": False})}
     )
     assert list(kvs_readers(account.clients, no_room)) == []
+
+
+@pytest.mark.parametrize(
+    ("resource", "reads"),
+    [
+        ("*", True),
+        ("arn:aws:cloudfront::123456789012:*", True),  # the review's false negative
+        ("arn:*:cloudfront::*:key-value-store/*", True),
+        ("arn:aws-cn:cloudfront::123456789012:key-value-store/abc", True),
+        ("arn:aws:cloudfront::123456789012:distribution/*", False),
+        ("arn:aws:s3:::bucket/*", False),
+    ],
+)
+def test_a_read_on_any_resource_that_can_name_a_store_counts(resource, reads) -> None:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "cloudfront-keyvaluestore:*", "Resource": resource}
+        ],
+    }
+    assert reads_the_store(document) is reads
