@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from botocore.stub import Stubber
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from planning.settings import Settings
+from scripts import preflight
 from scripts.preflight import (
     EC2_STANDARD_VCPU_QUOTA,
     Check,
@@ -88,6 +90,8 @@ class Account:
         table_units: int = 40_000,
         lcu_quota: dict | None = LCU_QUOTA,
         lcu: bool = True,
+        unreserved: int | None = None,
+        table_write_units: int | None = None,
     ) -> None:
         lambda_, quotas, dynamodb = self.stubs
         lambda_.add_response(
@@ -95,7 +99,9 @@ class Account:
             {
                 "AccountLimit": {
                     "ConcurrentExecutions": concurrency,
-                    "UnreservedConcurrentExecutions": concurrency,
+                    "UnreservedConcurrentExecutions": concurrency
+                    if unreserved is None
+                    else unreserved,
                 }
             },
         )
@@ -117,7 +123,9 @@ class Account:
                 "AccountMaxReadCapacityUnits": 80_000,
                 "AccountMaxWriteCapacityUnits": 80_000,
                 "TableMaxReadCapacityUnits": table_units,
-                "TableMaxWriteCapacityUnits": table_units,
+                "TableMaxWriteCapacityUnits": table_units
+                if table_write_units is None
+                else table_write_units,
             },
         )
         if lcu:
@@ -474,3 +482,214 @@ def test_a_read_on_any_resource_that_can_name_a_store_counts(resource, reads) ->
         ],
     }
     assert reads_the_store(document) is reads
+
+
+# --- issue 25: the edges of the IAM matching, the quotas and the verdict ------------------------
+
+KVS_ARN = "arn:aws:cloudfront::123456789012:key-value-store/abc"
+
+
+def allow(action: Any, resource: Any = "*", key: str = "Action") -> dict[str, Any]:
+    return {"Effect": "Allow", key: action, "Resource": resource}
+
+
+def policy(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def test_an_allow_after_a_deny_still_reads_the_store() -> None:
+    """Catches a `break` at the first Deny statement: the Allow after it is never weighed."""
+    document = policy(
+        {"Effect": "Deny", "Action": "cloudfront:DeleteDistribution", "Resource": "*"},
+        allow("cloudfront-keyvaluestore:ListKeys"),
+    )
+    assert reads_the_store(document)
+
+
+def test_an_action_matches_whole_not_by_its_prefix() -> None:
+    """Catches a prefix match (re.match): `...:Get` is no action IAM knows, and no read."""
+    assert not reads_the_store(policy(allow("cloudfront-keyvaluestore:Get")))
+    assert not reads_the_store(policy(allow("cloudfront-keyvaluestore:List")))
+
+
+def test_action_names_match_in_any_case() -> None:
+    """Catches a case-sensitive match. "The prefix and the action name are case insensitive"
+    (IAM User Guide, "IAM JSON policy elements: Action",
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html)."""
+    assert reads_the_store(policy(allow("CloudFront-KeyValueStore:getkey")))
+
+
+def test_a_question_mark_stands_for_exactly_one_character() -> None:
+    """Catches `?` read as `*` or as a literal: the single-character wildcard of the same page
+    ("IAM JSON policy elements: Action"). `Get?` is four letters; GetKey is six."""
+    assert reads_the_store(policy(allow("cloudfront-keyvaluestore:?etKey")))
+    assert reads_the_store(policy(allow("cloudfront-keyvaluestore:List????")))
+    assert not reads_the_store(policy(allow("cloudfront-keyvaluestore:Get?")))
+
+
+def test_a_store_named_anywhere_in_a_resource_list_is_read() -> None:
+    """Catches a check of the first Resource only: the store is the second of two."""
+    logs = "arn:aws:s3:::logs/*"
+    assert reads_the_store(policy(allow("cloudfront-keyvaluestore:GetKey", [logs, KVS_ARN])))
+    assert not reads_the_store(policy(allow("cloudfront-keyvaluestore:GetKey", [logs])))
+
+
+def test_notaction_that_leaves_one_read_out_still_grants_the_other() -> None:
+    """Catches NotAction taken as all-or-nothing: excluding GetKey still grants ListKeys, which
+    returns every key with its value; excluding the whole service grants neither."""
+    assert reads_the_store(policy(allow("cloudfront-keyvaluestore:GetKey", key="NotAction")))
+    assert not reads_the_store(policy(allow("cloudfront-keyvaluestore:*", key="NotAction")))
+
+
+def test_a_url_encoded_document_is_read_as_iam_sends_it() -> None:
+    """Catches a document parsed without URL-decoding: GetAccountAuthorizationDetails returns
+    policy documents URL-encoded (RFC 3986) when botocore does not decode them."""
+    encoded = quote(json.dumps(policy(allow("cloudfront-keyvaluestore:GetKey", KVS_ARN))))
+    assert encoded.startswith("%7B")
+    assert reads_the_store(encoded)
+
+
+def test_aws_managed_policies_are_read_and_only_default_versions_count(account, ready) -> None:
+    """Catches AWSManagedPolicy dropped from the Filter (AWS's own policies, such as
+    AdministratorAccess, then never read, hiding the role that holds one), and an old
+    non-default version counted as the policy. The Filter's values are those of the IAM API
+    Reference, "GetAccountAuthorizationDetails" (Valid Values: User | Role | Group |
+    LocalManagedPolicy | AWSManagedPolicy,
+    https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetAccountAuthorizationDetails.html);
+    its documents come URL-encoded, as that page says. moto loads no AWS managed policies."""
+    admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+    narrowed = "arn:aws:iam::123456789012:policy/narrowed"
+    everything = quote(json.dumps(policy({"Effect": "Allow", "Action": "*", "Resource": "*"})))
+    describe = quote(json.dumps(policy(allow("cloudfront:Describe*"))))
+
+    def version(document: str, default: bool, number: int) -> dict[str, Any]:
+        return {"Document": document, "IsDefaultVersion": default, "VersionId": f"v{number}"}
+
+    def role(name: str, arn: str) -> dict[str, Any]:
+        attached = [{"PolicyArn": arn, "PolicyName": arn.rsplit("/", 1)[-1]}]
+        return {"RoleName": name, "AttachedManagedPolicies": attached, "RolePolicyList": []}
+
+    iam = Stubber(account.clients.iam)
+    iam.add_response(
+        "get_account_authorization_details",
+        {
+            "Policies": [
+                {"Arn": admin, "PolicyName": "AdministratorAccess", "AttachmentCount": 1,
+                 "PolicyVersionList": [version(everything, True, 1)]},
+                {"Arn": narrowed, "PolicyName": "narrowed", "AttachmentCount": 1,
+                 "PolicyVersionList": [version(everything, False, 1), version(describe, True, 2)]},
+            ],
+            "RoleDetailList": [role("break-glass", admin), role("viewers", narrowed)],
+            "IsTruncated": False,
+        },
+        {"Filter": ["User", "Role", "Group", "LocalManagedPolicy", "AWSManagedPolicy"]},
+    )  # fmt: skip
+    with iam:
+        [check] = kvs_readers(account.clients, ready)
+    assert check.detail == "1 can read the keys: role/break-glass (AdministratorAccess)", check
+
+
+def test_a_check_that_cannot_be_settled_is_not_ready(monkeypatch, capsys) -> None:
+    """Catches readiness counted as "nothing FAILed": an `unknown` (a quota preflight could
+    not find) exits 1 and says NOT READY; the JSON carries each check's four fields."""
+    checks = [
+        Check("lambda-concurrency", "ca-central-1", "ok", "has 1,000"),
+        Check("alb-lcu-reservation", "ca-central-1", "unknown", "check by hand"),
+    ]
+    monkeypatch.setattr(preflight, "run_checks", lambda *_args: checks)
+    assert main(["--stack", "prod", "--json"], clients=object()) == 1  # type: ignore[arg-type]
+    report = json.loads(capsys.readouterr().out)
+    assert report == {
+        "stack": "prod",
+        "ready": False,
+        "checks": [
+            {"check": "lambda-concurrency", "target": "ca-central-1", "verdict": "ok",
+             "detail": "has 1,000"},
+            {"check": "alb-lcu-reservation", "target": "ca-central-1", "verdict": "unknown",
+             "detail": "check by hand"},
+        ],
+    }  # fmt: skip
+    assert main(["--stack", "prod"], clients=object()) == 1  # type: ignore[arg-type]
+    assert capsys.readouterr().out.rstrip().endswith("NOT READY")
+
+
+def test_table_writes_are_checked_against_the_write_quota(account, ready) -> None:
+    """Catches the read quota used for writes: reads may go to 40,000 units per table while
+    writes are held at 1 (DescribeLimits' TableMaxWriteCapacityUnits)."""
+    account.stub(table_units=40_000, table_write_units=1)
+    checks = [
+        c for c in run_checks(account.clients, ready, 100) if c.check == "dynamodb-throughput"
+    ]
+    assert [(c.target, c.verdict) for c in checks] == [
+        ("table writes", "FAIL"),
+        ("table reads", "ok"),
+    ]
+
+
+def test_lambda_concurrency_is_the_account_limit_not_what_is_left_unreserved(account, ready):
+    """Catches UnreservedConcurrentExecutions read as the limit: once the stack is up its own
+    reservations (335) come out of the unreserved pool, and a 1,000 account that holds the
+    stack must still be ready (GetAccountSettings: AccountLimit.ConcurrentExecutions is the
+    account's maximum)."""
+    account.stub(concurrency=1000, unreserved=1000 - 335)
+    (check,) = [
+        c for c in run_checks(account.clients, ready, 100) if c.check == "lambda-concurrency"
+    ]
+    assert check.verdict == "ok" and check.detail.startswith("has 1,000"), check
+
+
+def test_a_private_hosted_zone_is_not_ready(account, ready) -> None:
+    """Catches the private-zone branch dropped: CloudFront resolves the origin in public DNS."""
+    vpc = account.clients.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    private = account.clients.route53.create_hosted_zone(
+        Name="portal.example.ca",
+        CallerReference="private",
+        HostedZoneConfig={"PrivateZone": True},
+        VPC={"VPCRegion": "ca-central-1", "VPCId": vpc},
+    )["HostedZone"]["Id"].split("/")[-1]
+    settings = ready.model_copy(
+        update={"load_balancer": ready.load_balancer.model_copy(update={"hosted_zone_id": private})}
+    )
+    account.stub()
+    (check,) = [c for c in run_checks(account.clients, settings, 100) if c.check == "hosted-zone"]
+    assert check.verdict == "FAIL" and "is private" in check.detail, check
+
+
+def test_the_lcu_quota_is_found_on_a_later_page(account, ready) -> None:
+    """Catches a search that gives up after the first page of ListServiceQuotas (paginated
+    with NextToken): the reservation quota is on the second."""
+    account.stub(lcu=False)
+    quotas = account.stubs[1]
+    other = {"ServiceCode": "elasticloadbalancing", "QuotaCode": "L-53DA6B97",
+             "QuotaName": "Application Load Balancers per Region", "Value": 50.0}  # fmt: skip
+    quotas.add_response(
+        "list_service_quotas",
+        {"Quotas": [other], "NextToken": "page-2"},
+        {"ServiceCode": "elasticloadbalancing"},
+    )
+    quotas.add_response(
+        "list_service_quotas",
+        {"Quotas": [LCU_QUOTA]},
+        {"ServiceCode": "elasticloadbalancing", "NextToken": "page-2"},
+    )
+    (check,) = [
+        c for c in run_checks(account.clients, ready, 1200) if c.check == "alb-lcu-reservation"
+    ]
+    assert check.verdict == "ok" and "has 1,500 LCUs" in check.detail, check
+
+
+def test_an_ami_deprecated_the_second_the_last_event_ends_is_not_ready(account, ready) -> None:
+    """Catches `<` for `<=`: an AMI is deprecated from its DeprecationTime on, so one that
+    turns deprecated at the very second the last window closes is not ready."""
+    ec2 = Stubber(account.clients.ec2)
+    ec2.add_response(
+        "describe_instance_types",
+        {"InstanceTypes": [{"InstanceType": "m7i.large", "VCpuInfo": {"DefaultVCpus": 2}}]},
+    )
+    image = {"ImageId": ready.fleet.ami_id, "State": "available", "Architecture": "x86_64",
+             "DeprecationTime": "2028-11-08T10:00:00.000Z"}  # fmt: skip
+    ec2.add_response("describe_images", {"Images": [image]},
+                     {"ImageIds": [ready.fleet.ami_id], "IncludeDeprecated": True})  # fmt: skip
+    with ec2:
+        check = ami_check(account, ready, datetime(2028, 11, 8, 10, tzinfo=UTC))
+    assert check.verdict == "FAIL" and "deprecated from 2028-11-08T10:00:00.000Z" in check.detail
