@@ -361,3 +361,69 @@ def test_the_pr_preview_runs_the_pack_and_reads_only_what_its_role_may() -> None
     assert step["with"]["refresh"] is False
     assert step["with"]["policyPacks"] == "policies"
     assert (ROOT / step["with"]["policyPacks"] / "PulumiPolicy.yaml").is_file()
+
+
+# --- issue 25: cleanup's loop, the preview's counts, the TTL's bounds ---------------------------
+
+
+def test_a_stack_that_is_no_candidate_does_not_end_the_search(workspace) -> None:
+    """Catches a `break` where a stack is skipped: prod and a stack being updated, listed
+    first, must not hide the expired PR stack listed after them."""
+    idle = NOW - timedelta(days=4)
+    for summary in [
+        Summary("prod", idle),
+        Summary("pr-6", idle, update_in_progress=True),
+        Summary("pr-3", idle),
+    ]:
+        workspace.stacks[summary.name] = summary
+    expired = preview.expired_pr_stacks(workspace, timedelta(hours=72), NOW)
+    assert [e.stack for e in expired] == ["pr-3"]
+
+
+def test_only_whole_pr_names_are_candidates(workspace) -> None:
+    """Catches the name pattern left open at its end: `pr-1-keep` and `pr-12abc` are not PR
+    stacks, however long idle."""
+    for name in ("pr-1-keep", "pr-12abc", "pr-08"):
+        workspace.stacks[name] = Summary(name, NOW - timedelta(days=90))
+    assert preview.expired_pr_stacks(workspace, timedelta(hours=72), NOW) == []
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        {"same": 130, "read": 10},  # data sources and `get` resources are read, not changed
+        {"same": 140, "update": 0, "delete": 0},  # an operation counted zero times
+    ],
+)
+def test_reads_and_zero_counts_are_no_change(workspace, capsys, summary) -> None:
+    """Catches "read" dropped from the no-change operations and a zero count taken as a
+    change: either would fail the PR check (exit 1) on a preview that changes nothing."""
+    workspace.stacks["prod"] = Summary("prod")
+    workspace.change_summary = summary
+    assert preview.main(["preview", "--stack", "prod"], backend=workspace) == 0
+    assert "no changes**" in capsys.readouterr().out
+
+
+def test_the_automation_apis_op_types_are_counted_by_their_value() -> None:
+    """Catches the summary keyed by str(op): the Automation API's change_summary is keyed by
+    OpType members, whose value ("same", "update") is the operation."""
+    from pulumi.automation import OpType
+
+    result = PreviewResult("", {OpType.SAME: 139, OpType.UPDATE: 1, OpType.READ: 2})
+    summary, changed = preview.preview_markdown("prod", result)
+    assert changed
+    assert summary.startswith("**`pulumi preview` of `prod`: 1 to update** (139 same).")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1h", timedelta(hours=1)),
+        ("60m", timedelta(hours=1)),
+        ("90d", timedelta(days=90)),
+        ("2160h", timedelta(days=90)),
+    ],
+)
+def test_durations_of_exactly_1h_and_90d_are_accepted(text: str, expected: timedelta) -> None:
+    """Catches either bound made exclusive: 1 hour and 90 days are both allowed."""
+    assert preview.parse_duration(text) == expected
