@@ -307,3 +307,104 @@ def test_plan_diff_compares_two_git_refs_in_a_worktree(repo: Path, capsys) -> No
 def test_plan_diff_names_an_unknown_ref(repo: Path, capsys) -> None:
     assert plan_diff.main(["--repo", str(repo), "--base", "no-such-branch"]) == 2
     assert "unknown git ref 'no-such-branch'" in capsys.readouterr().err
+
+
+# --- issue 25: what counts as deleting data, moves, list removals, row order and fences -----
+
+
+@pytest.mark.parametrize(
+    ("token", "kind"),
+    [
+        ("aws:dynamodb/table:Table", "DynamoDB table"),
+        ("aws:s3/bucket:Bucket", "S3 bucket"),
+        ("aws:secretsmanager/secret:Secret", "secret"),
+        ("aws:cloudwatch/logGroup:LogGroup", "log group"),
+        ("aws:cloudfront/keyValueStore:KeyValueStore", "KeyValueStore"),
+    ],
+)
+def test_removing_any_resource_that_holds_data_warns(token: str, kind: str) -> None:
+    """Catches a type dropped from the stateful list: removing a bucket, a secret, a log group
+    or the room's KeyValueStore (its signing keys) deletes data, as a table does."""
+    base = document(resource("held", token, retentionInDays=7.0))
+    diff = compare(base, document())
+    assert plan_diff.verdict(diff).endswith(f":warning: **Deletes data:** {kind}.")
+    assert f"- `{token}` `held` :warning: holds data" in to_markdown(diff, "`main`")
+
+
+def test_a_resource_of_another_type_with_the_same_inputs_is_no_move() -> None:
+    """Catches moves paired on inputs alone: a log group removed and a topic added, both with
+    no inputs, is a deletion of the logs, not a rename."""
+    base = document(resource("access", "aws:cloudwatch/logGroup:LogGroup"))
+    head = document(resource("alerts", "aws:sns/topic:Topic"))
+    diff = compare(base, head)
+    assert diff.moved == []
+    assert [r.name for r in diff.removed] == ["access"] and [r.name for r in diff.added] == [
+        "alerts"
+    ]
+    assert "Deletes data:** log group." in plan_diff.verdict(diff)
+
+
+def test_one_added_resource_is_the_move_of_one_removed_twin_only() -> None:
+    """Catches a new resource paired with every removed twin: two identical groups removed and
+    one added under a component is one move and one removal (no crash, nothing lost)."""
+    base = document(resource("a", GROUP, maxSize=4.0), resource("b", GROUP, maxSize=4.0))
+    head = document(resource("c", GROUP, "floodgate:fleet:Fleet", maxSize=4.0))
+    diff = compare(base, head)
+    assert [(m.before.name, m.after.name) for m in diff.moved] == [("a", "c")]
+    assert [r.name for r in diff.removed] == ["b"] and diff.added == []
+
+
+def test_a_removed_list_element_is_a_change() -> None:
+    """Catches list removals dropped: an ingress rule taken out is `rules[1]` from its value
+    to absent, and the resource counts as changed."""
+    base = document(resource("web", GROUP, rules=["a", "b", "c"]))
+    head = document(resource("web", GROUP, rules=["a", "c"]))
+    diff = compare(base, head)
+    assert [c.changes for c in diff.changed] == [[Change("rules[1]", "b", ABSENT)]]
+    assert diff.has_changes
+
+
+def test_rows_are_listed_in_urn_order() -> None:
+    """Catches unsorted or reversed rows: removed, changed and added resources each follow
+    their URNs, so two runs of one diff give one comment."""
+    names = ["b", "c", "a"]
+    base = document(
+        *[resource(f"gone-{n}", "aws:sns/topic:Topic") for n in names],
+        *[resource(f"kept-{n}", GROUP, maxSize=1.0) for n in names],
+    )
+    head = document(
+        *[resource(f"new-{n}", "aws:sns/topic:Topic", displayName=n) for n in names],
+        *[resource(f"kept-{n}", GROUP, maxSize=2.0) for n in names],
+    )
+    diff = compare(base, head)
+    assert [r.name for r in diff.removed] == ["gone-a", "gone-b", "gone-c"]
+    assert [c.resource.name for c in diff.changed] == ["kept-a", "kept-b", "kept-c"]
+    assert [r.name for r in diff.added] == ["new-a", "new-b", "new-c"]
+
+
+def test_a_long_text_diff_shows_40_lines_and_counts_the_rest() -> None:
+    """Catches the cap on a text diff dropped: 100 changed lines of code show 40 diff lines
+    and say how many more there are."""
+    before = "".join(f"line {i}\n" for i in range(100))
+    after = "".join(f"LINE {i}\n" for i in range(100))
+    lines = plan_diff._change_lines(Change("code", before, after))
+    body = [line for line in lines if line.startswith("    -") or line.startswith("    +")]
+    assert len(body) <= 40
+    # One hunk of 100 removals and 100 additions (n=1 context finds none): 201 lines after
+    # the ---/+++ header, the @@ line included; 40 shown, 161 left.
+    assert "    ... 161 more lines" in lines
+
+
+def test_a_code_fence_is_longer_than_any_backtick_run_in_the_text() -> None:
+    """Catches a fence as long as the longest run: text holding ``` (a Markdown file, a
+    template) would close a ``` fence early."""
+    assert plan_diff.code_fence("plain") == "```"
+    assert plan_diff.code_fence("see ```sh\nmake\n```") == "````"
+    assert plan_diff.code_fence("`````") == "``````"
+
+
+def test_plans_of_different_projects_are_refused() -> None:
+    """Catches the comparison of stacks alone: prod of another project is not this prod."""
+    other = base_plan() | {"project": "other"}
+    with pytest.raises(PlanDiffError, match=r"floodgate/prod and the new plan of other/prod"):
+        compare(base_plan(), other)
