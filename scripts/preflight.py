@@ -18,9 +18,9 @@ account allows with what the stack's settings and event plan need:
   certificate-edge     the us-east-1 certificate is ISSUED and covers every edge domain name
   hosted-zone          the hosted zone exists, is public and holds the origin name and the
                        queue API's custom domain
-  kvs-readers          who in the account can read the room's KeyValueStore, and so its signing
-                       keys (listed, not failed: docs/architecture.md says why the keys are there
-                       and what reading them grants)
+  kvs-readers          who in the account can read the signing keys: the room's KeyValueStore or
+                       the signing-key secret, directly or through a group (listed, not failed:
+                       docs/architecture.md says why the keys are there and what reading grants)
 
 Exit codes: 0 ready, 1 not ready (a check failed or could not be settled), 2 error (invalid
 settings, no credentials, a call refused). AWS throttling is retried (botocore standard mode).
@@ -336,6 +336,22 @@ def reads_the_store(document: Any) -> bool:
     Action (or everything outside its NotAction) covers GetKey or ListKeys, on a resource that
     can name a key-value store. Deny statements and conditions are not weighed: the list errs
     towards showing a principal, never towards hiding one."""
+    return _grants(document, KVS_READ_ACTIONS, _could_name_a_store)
+
+
+def reads_the_secret(document: Any, name: str) -> bool:
+    """True if `document` grants secretsmanager:GetSecretValue on a resource that can name the
+    signing-key secret (`name` plus the suffixes Pulumi and Secrets Manager add): it holds the
+    same keys as the store. Weighed as reads_the_store is."""
+    secret = f"secret:{name}-0000000-AbCdEf"
+    return _grants(
+        document,
+        ("secretsmanager:GetSecretValue",),
+        lambda r: _could_name(r, "secretsmanager", secret),
+    )
+
+
+def _grants(document: Any, actions: tuple[str, ...], names: Callable[[Any], bool]) -> bool:
     if isinstance(document, str):  # IAM sends documents URL-encoded; botocore usually decodes
         document = json.loads(unquote(document))
     for statement in _as_list(document.get("Statement")):
@@ -343,28 +359,35 @@ def reads_the_store(document: Any) -> bool:
             continue
         if "NotAction" in statement:
             excluded = _as_list(statement["NotAction"])
-            granted = [a for a in KVS_READ_ACTIONS if not any(_matches(p, a) for p in excluded)]
+            granted = [a for a in actions if not any(_matches(p, a) for p in excluded)]
         else:
-            actions = _as_list(statement.get("Action"))
-            granted = [a for a in KVS_READ_ACTIONS if any(_matches(p, a) for p in actions)]
+            allowed = _as_list(statement.get("Action"))
+            granted = [a for a in actions if any(_matches(p, a) for p in allowed)]
         resources = _as_list(statement.get("Resource", "*"))
-        if granted and ("NotResource" in statement or any(map(_could_name_a_store, resources))):
+        if granted and ("NotResource" in statement or any(map(names, resources))):
             return True
     return False
+
+
+def _could_name(resource: Any, service: str, relative: str) -> bool:
+    """True if the Resource pattern can match an ARN of `service` whose resource part is
+    `relative`, in any partition, region and account."""
+    parts = str(resource).split(":", 5)
+    if len(parts) != 6:
+        return str(resource) == "*"
+    return (
+        _matches(parts[0], "arn") and _matches(parts[2], service) and _matches(parts[5], relative)
+    )
 
 
 def _could_name_a_store(resource: Any) -> bool:
     """True if the Resource pattern can match a KeyValueStore's ARN
     (`arn:<partition>:cloudfront::<account>:key-value-store/<id>`) in any partition and
-    account: `*`, `arn:aws:cloudfront::123456789012:*`, `arn:*:cloudfront::*:key-value-store/*`."""
-    parts = str(resource).split(":", 5)
-    if len(parts) != 6:
-        return str(resource) == "*"
-    store = parts[5].startswith("key-value-store/")  # one store: it may be the room's
-    return (
-        _matches(parts[0], "arn")
-        and _matches(parts[2], "cloudfront")
-        and (store or _matches(parts[5], "key-value-store/anyid"))
+    account: `*`, `arn:aws:cloudfront::123456789012:*`, `arn:*:cloudfront::*:key-value-store/*`,
+    or one named store (it may be the room's: preflight does not know its id)."""
+    one_store = str(resource).split(":", 5)[-1].startswith("key-value-store/")
+    return _could_name(resource, "cloudfront", "key-value-store/anyid") or (
+        one_store and _could_name(resource, "cloudfront", str(resource).split(":", 5)[-1])
     )
 
 
@@ -372,23 +395,28 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
 
 
-def kvs_readers(clients: Clients, settings: Settings) -> Iterator[Check]:
-    """Every user, group and role whose attached or inline policies read a KeyValueStore (AWS's
-    CloudFrontReadOnlyAccess does; so do the stack's own inlet and admin roles), from one
-    paginated GetAccountAuthorizationDetails."""
+def kvs_readers(clients: Clients, settings: Settings, stack: str = "*") -> Iterator[Check]:
+    """Every user, group and role whose attached or inline policies read the signing keys: a
+    KeyValueStore (AWS's CloudFrontReadOnlyAccess does; so do the stack's own inlet and admin
+    roles) or the stack's signing-key secret (`floodgate-<stack>-signing-keys-*`); a user
+    through a group counts too. From one paginated GetAccountAuthorizationDetails."""
     if not settings.admission.enabled:
         return
-    readable: set[str] = set()  # managed policies (ARNs) that read a store
-    held: dict[str, list[tuple[str, str]]] = {}  # principal -> (policy ARN or "", inline name)
+    secret = f"floodgate-{stack}-signing-keys"
+
+    def reads(document: Any) -> bool:
+        return reads_the_store(document) or reads_the_secret(document, secret)
+
+    readable: set[str] = set()  # managed policies (ARNs) that read the keys
+    held: dict[str, list[str]] = {}  # principal -> managed policy ARNs and "inline <name>"
+    groups: dict[str, list[str]] = {}  # user -> their groups
     pages = clients.iam.get_paginator("get_account_authorization_details").paginate(
         Filter=["User", "Role", "Group", "LocalManagedPolicy", "AWSManagedPolicy"]
     )
     for page in pages:
         for policy in page.get("Policies", []):
             versions = [v for v in policy.get("PolicyVersionList", []) if v["IsDefaultVersion"]]
-            if policy.get("AttachmentCount") and any(
-                reads_the_store(v["Document"]) for v in versions
-            ):
+            if policy.get("AttachmentCount") and any(reads(v["Document"]) for v in versions):
                 readable.add(policy["Arn"])
         for kind, details, inline in (
             ("user", "UserDetailList", "UserPolicyList"),
@@ -397,22 +425,28 @@ def kvs_readers(clients: Clients, settings: Settings) -> Iterator[Check]:
         ):
             for who in page.get(details, []):
                 name = f"{kind}/{who[kind.capitalize() + 'Name']}"
-                held[name] = [(p["PolicyArn"], "") for p in who.get("AttachedManagedPolicies", [])]
+                held[name] = [p["PolicyArn"] for p in who.get("AttachedManagedPolicies", [])]
                 held[name] += [
-                    ("", p["PolicyName"])
+                    f"inline {p['PolicyName']}"
                     for p in who.get(inline, [])
-                    if reads_the_store(p["PolicyDocument"])
+                    if reads(p["PolicyDocument"])
                 ]
+                groups[name] = [f"group/{g}" for g in who.get("GroupList", [])]
+    why = {
+        name: [
+            g.rsplit("/", 1)[-1] if g in readable else g
+            for g in grants
+            if g in readable or g.startswith("inline ")
+        ]
+        for name, grants in held.items()
+    }
     readers = []
-    for name, grants in sorted(held.items()):
-        why = [arn.rsplit("/", 1)[-1] for arn, _ in grants if arn in readable]
-        why += [f"inline {own}" for arn, own in grants if not arn]
-        if why:
-            readers.append(f"{name} ({', '.join(why)})")
+    for name in sorted(held):
+        through = [f"via {g}" for g in groups.get(name, []) if why.get(g)]
+        if why[name] or through:
+            readers.append(f"{name} ({', '.join(why[name] + through)})")
     detail = "; ".join(readers) if readers else "none but AWS account root"
-    yield Check(
-        "kvs-readers", "room KeyValueStore", "ok", f"{len(readers)} can read the keys: {detail}"
-    )
+    yield Check("kvs-readers", "signing keys", "ok", f"{len(readers)} can read the keys: {detail}")
 
 
 def run_checks(
@@ -420,6 +454,7 @@ def run_checks(
     settings: Settings,
     largest_planned: int,
     last_event_end: datetime | None = None,
+    stack: str = "*",
 ) -> list[Check]:
     """Every check; a call AWS refuses (access denied, ...) propagates as ClientError."""
     steps: list[Callable[[], Iterator[Check]]] = [
@@ -430,7 +465,7 @@ def run_checks(
         lambda: alb_reservation(clients, settings, largest_planned),
         lambda: certificates(clients, settings),
         lambda: hosted_zone(clients, settings),
-        lambda: kvs_readers(clients, settings),
+        lambda: kvs_readers(clients, settings, stack),
     ]
     return [check for step in steps for check in step()]
 
@@ -465,7 +500,7 @@ def main(argv: list[str] | None = None, clients: Clients | None = None) -> int:
         return 2
     try:
         checks = run_checks(
-            clients or Clients.for_region(settings.region), settings, largest, last_end
+            clients or Clients.for_region(settings.region), settings, largest, last_end, args.stack
         )
     except NoCredentialsError:
         print(

@@ -693,3 +693,33 @@ def test_an_ami_deprecated_the_second_the_last_event_ends_is_not_ready(account, 
     with ec2:
         check = ami_check(account, ready, datetime(2028, 11, 8, 10, tzinfo=UTC))
     assert check.verdict == "FAIL" and "deprecated from 2028-11-08T10:00:00.000Z" in check.detail
+
+
+def test_readers_of_the_signing_key_secret_and_group_members_are_listed(account, ready) -> None:
+    """Review of issue 26: the secret holds the same keys as the store, and a user reads what
+    their group reads."""
+    iam = account.clients.iam
+    secret_read = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": "arn:aws:secretsmanager:*:123456789012:secret:floodgate-prod-*"}]}  # fmt: skip
+    other_secret = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": "arn:aws:secretsmanager:ca-central-1:123456789012:secret:db-*"}]}  # fmt: skip
+    iam.create_role(RoleName="secret-readers", AssumeRolePolicyDocument=TRUST)
+    iam.put_role_policy(
+        RoleName="secret-readers", PolicyName="keys", PolicyDocument=json.dumps(secret_read)
+    )
+    iam.create_role(RoleName="db", AssumeRolePolicyDocument=TRUST)
+    iam.put_role_policy(RoleName="db", PolicyName="db", PolicyDocument=json.dumps(other_secret))
+    iam.create_group(GroupName="edge-team")
+    iam.put_group_policy(
+        GroupName="edge-team", PolicyName="edge", PolicyDocument=json.dumps(CLOUDFRONT_READ_ONLY)
+    )
+    iam.create_user(UserName="alice")
+    iam.add_user_to_group(GroupName="edge-team", UserName="alice")
+    [check] = kvs_readers(account.clients, ready, "prod")
+    assert "role/secret-readers (inline keys)" in check.detail
+    assert "user/alice (via group/edge-team)" in check.detail
+    assert "group/edge-team (inline edge)" in check.detail
+    assert "role/db" not in check.detail
+    assert check.detail.startswith("3 can read the keys: ")
