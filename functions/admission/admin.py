@@ -93,7 +93,7 @@ def rotate(room: Room, now: float, emergency: bool = False) -> dict[str, Any]:
         "next_key": kid,
         "signs_from": at,
         "emergency": emergency,
-        "kvs": sync_kvs(room, now),
+        "kvs": sync_kvs(room, now, room.signing_keys(now)),  # as written, not as read back
     }
 
 

@@ -247,12 +247,15 @@ def run(
     return reports
 
 
-def sync_kvs(room: Room, now: float) -> dict[str, int]:
-    """Make the KeyValueStore say what the room says: state, live keys, live revocations."""
+def sync_kvs(room: Room, now: float, keys: dict[str, Any] | None = None) -> dict[str, int]:
+    """Make the KeyValueStore say what the room says: state, live keys, live revocations.
+    `keys`: the secret as its writer just put it (admin.rotate); otherwise it is read fresh,
+    never from a cache older than the last rotation."""
     if room.kvs is None:
         return {"puts": 0, "deletes": 0}
     r = room.state()
-    keys = room.signing_keys(now, fresh=True)  # a cached copy could put back a dropped key
+    if keys is None:
+        keys = room.signing_keys(now, fresh=True)  # a cached copy could put back a dropped key
     wanted = {
         "room": json.dumps(
             {

@@ -81,8 +81,8 @@ KEYS_CACHE_S = 60
 KEY_PUBLISH_S = 300
 """A rotated-in key is in the KeyValueStore this long before anything signs with it or the
 gate's room entry names it: the gate never meets a current key the store lacks (which fails
-open). AWS states no propagation time for KeyValueStore writes; five minutes is many times the
-seconds seen, and `gate-fail-open` counts a lag longer than that."""
+open). AWS states no propagation time for KeyValueStore writes: five minutes is an assumption,
+and `gate-fail-open` counts any lag longer than it."""
 BATCH_GET_MAX = 100  # DynamoDB BatchGetItem limit
 REVOKED_SHARDS = 16
 """Revocations live in their own items, `revoked#<0-15>` (a map visitor -> until, epoch s),

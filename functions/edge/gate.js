@@ -148,7 +148,8 @@ async function signed(cookie, version, room, current, lifeS) {
 function holds(session, room, viewer) {
   const issued = Number(session[5]);
   return issued > 0 && issued <= Number(room.queue_since)
-    && Date.now() / 1000 < sessionEnd(issued, room) && session[2] === networkId(room.room, viewer && viewer.ip);
+    && Date.now() / 1000 < sessionEnd(issued, room)
+    && session[2] === networkId(room.room, viewer && viewer.ip);
 }
 
 function sessionEnd(issued, room) {

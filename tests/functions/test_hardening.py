@@ -372,3 +372,13 @@ def test_a_room_queueing_since_before_queue_since_existed_gets_one(room) -> None
 def test_a_scoped_address_is_no_network() -> None:
     assert tokens.network_prefix("fe80::1%eth0") is None
     assert tokens.network_id("r", "fe80::1%eth0") is None
+
+
+def test_a_rotation_publishes_the_keys_it_wrote_not_a_stale_read_back(room, monkeypatch) -> None:
+    """AWS documents no read-after-write consistency for GetSecretValue, so the rotation's own
+    sync publishes what it wrote: an emergency drops the old key at once even if a read just
+    after the write returned the version before it."""
+    before = room.secrets.get_secret_value(SecretId=room.config.secret_id)
+    monkeypatch.setattr(room.secrets, "get_secret_value", lambda **_: before)
+    kid = admin.rotate(room, T0 + 5, emergency=True)["current_key"]
+    assert {k for k in room.kvs.data if k.startswith("key.")} == {f"key.{kid}"}
