@@ -54,6 +54,9 @@ class LoadBalancer(pulumi.ComponentResource):
         self._name, self._args = name, args
         self._child = pulumi.ResourceOptions(parent=self)
         s = args.settings
+        account = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
         logs = PrivateBucket(
             f"{name}-access-logs",
             PrivateBucketArgs(
@@ -61,7 +64,9 @@ class LoadBalancer(pulumi.ComponentResource):
                 expire_after_days=s.access_log_expiry_days,
                 force_destroy=args.ephemeral,
                 protect=not args.ephemeral,
-                grants=lambda arn: arn.apply(lambda a: [_log_delivery_grant(a, args.region)]),
+                grants=lambda arn: pulumi.Output.all(arn, account).apply(
+                    lambda a: [_log_delivery_grant(a[0], args.region, a[1])]
+                ),
             ),
             opts=self._child,
         )
@@ -222,12 +227,15 @@ class LoadBalancer(pulumi.ComponentResource):
         )
 
 
-def _log_delivery_grant(bucket_arn: str, region: str) -> dict[str, object]:
-    """Who may write ALB access logs: the regional ELB account, or the log-delivery service."""
-    account = aws_facts.ELB_LOG_ACCOUNTS.get(region)
+def _log_delivery_grant(bucket_arn: str, region: str, account: str) -> dict[str, object]:
+    """Who may write ALB access logs: the regional ELB account, or the log-delivery service, and
+    only under this account's own key (`alb/AWSLogs/<account>/`, where ELB writes them): the
+    ELB account writes for every customer, so the key is what keeps another account's load
+    balancer out of this bucket ("Enable access logs for your Application Load Balancer")."""
+    elb = aws_facts.ELB_LOG_ACCOUNTS.get(region)
     principal: dict[str, str] = (
-        {"AWS": f"arn:aws:iam::{account}:root"}
-        if account
+        {"AWS": f"arn:aws:iam::{elb}:root"}
+        if elb
         else {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
     )
     return {
@@ -235,5 +243,5 @@ def _log_delivery_grant(bucket_arn: str, region: str) -> dict[str, object]:
         "Effect": "Allow",
         "Principal": principal,
         "Action": "s3:PutObject",
-        "Resource": f"{bucket_arn}/alb/*",
+        "Resource": f"{bucket_arn}/alb/AWSLogs/{account}/*",
     }

@@ -119,6 +119,8 @@ def test_access_logs_are_writable_only_by_the_regional_elb_account(evaluate, pro
     account = aws_facts.ELB_LOG_ACCOUNTS["ca-central-1"]
     assert allow["Principal"] == {"AWS": f"arn:aws:iam::{account}:root"}
     assert allow["Action"] == "s3:PutObject"
+    # Only under this account's key: the ELB account writes for every customer.
+    assert allow["Resource"].endswith("/alb/AWSLogs/123456789012/*"), allow["Resource"]
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
