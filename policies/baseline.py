@@ -312,7 +312,6 @@ NO_SOURCE_CONTEXT = ("ec2.amazonaws.com",)
 refuse them. EC2 assumes an instance profile's role only for instances launched in the role's
 own account (iam:PassRole cannot pass a role across accounts), so there is no other account to
 confuse it for."""
-SOURCE_KEYS = ("aws:sourceaccount", "aws:sourcearn")
 SOURCE_OPERATORS = ("StringEquals", "ArnEquals", "ArnLike")
 """Operators that name the account: StringNotEquals, Null or a wildcard account would not."""
 
@@ -342,14 +341,13 @@ def _trust_names_the_account(args: ResourceValidationArgs) -> Iterator[Finding]:
         if not [svc for svc in services if svc not in NO_SOURCE_CONTEXT]:
             continue
         condition = statement.get("Condition")
-        keys = {
-            key.lower()
+        named = any(
+            _names_an_account(key.lower(), value)
             for operator, test in (condition.items() if isinstance(condition, Mapping) else [])
             if operator in SOURCE_OPERATORS and isinstance(test, Mapping)
             for key, value in test.items()
-            if _names_an_account(key.lower(), value)
-        }
-        if not keys & set(SOURCE_KEYS):
+        )
+        if not named:
             yield Finding(
                 "assumeRolePolicy",
                 services,

@@ -5,6 +5,10 @@ HMAC taken over everything before the last dot with the key named by `kid`. A ke
 characters (256 random bits) used as its ASCII bytes, exactly as the edge reads it from the
 KeyValueStore. Room, visitor and kid are restricted to [A-Za-z0-9_-] so that the dot separator
 cannot be forged.
+
+Sessions (cookie `fg_session`) are signed by the gate itself, never here:
+`s2.<room>.<network id>.<expiry>.<kid>.<issued epoch s>.<hex HMAC-SHA256>`; `network_id` is
+the id the gate gives a viewer's network, which `admin.revoke_network` names.
 """
 
 from __future__ import annotations
@@ -51,11 +55,6 @@ def verify(token: str, room: str, now: float, keys: dict[str, str]) -> str | Non
     signed = ".".join(parts[:5])
     mac = hmac.new(keys[parts[4]].encode(), signed.encode(), hashlib.sha256).hexdigest()
     return parts[2] if hmac.compare_digest(mac, parts[5]) else None
-
-
-SESSION_VERSION = "s2"
-"""Sessions (cookie `fg_session`) are stamped by the gate itself:
-`s2.<room>.<network id>.<expiry>.<kid>.<issued epoch s>.<hex HMAC-SHA256>`."""
 
 
 def network_prefix(address: str) -> str | None:
