@@ -129,7 +129,10 @@ def test_a_visitor_joins_sees_their_place_and_is_let_in_to_their_page(browser, s
     assert text(page, "#ahead") == "5" and text(page, "#message").startswith("You are in line")
     assert not page.locator("#figures").is_hidden()
     now[0] = T0 + 150  # still polling: the page keeps its place (the others stopped)
-    poll_once(page)
+    # "#ahead" already reads 5, so waiting on it would not wait for this poll: wait for its
+    # answer, or the inlet below may run before the room saw the page at T0 + 150.
+    with page.expect_response(lambda r: "/queue/status" in r.url):
+        poll_once(page)
     until(page, "#ahead", "5")
     now[0] = T0 + 200  # the ten admitted never came (show window over); the rest left
     inlet.step(room, T0 + 200)
