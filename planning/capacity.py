@@ -172,6 +172,8 @@ def room_tunables(settings: Settings) -> dict[str, str]:
         "FG_STEP_S": str(s.step_s),
         "FG_SESSION_S": str(s.session_minutes * 60),
         "FG_SESSION_MAX_S": str(s.session_max_minutes * 60),
+        "FG_CARRY_S": str(s.carry_minutes * 60),
+        "FG_CARRIES_PER_NETWORK": str(s.carries_per_network),
         "FG_TOKEN_TTL_S": str(s.token_ttl_minutes * 60),
         "FG_SHOW_S": str(s.show_s),
         "FG_ABANDON_AFTER_S": str(s.abandon_after_s),

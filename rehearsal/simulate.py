@@ -56,7 +56,8 @@ from rehearsal.room import RoomSim
 
 POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
-          "pool_instance_s", "api_over_s", "lcu_s", "joins", "polls", "sessions_cut")  # fmt: skip
+          "pool_instance_s", "api_over_s", "lcu_s", "joins", "polls", "sessions_cut",
+          "carried")  # fmt: skip
 MINUTE = ("requests", "failed", "no_target", "admitted", "demand_pct", "inlet_steps")
 HOURS_PER_MONTH = 730
 
@@ -208,6 +209,9 @@ class _Run:
         """How long into a queue the first sessions issued before it reach their absolute life
         (issued up to a session before queueing began; the gate renews them past half)."""
         self.queue_began = 0.0
+        self.carry_s = settings.admission.carry_minutes * 60
+        self.carrying = (0.0, 0.0)
+        """(people inside still to pass once through the join, carries per second)."""
         self.api = queue_api_capacity(settings)
         self.api_peak: tuple[float, str] = (0.0, "")
         """The queue API's highest load (share of its capacity) and what limited it then."""
@@ -297,10 +301,15 @@ class _Run:
         polls = waiting / retry_after(eta, round(room.waiting()), room.config.polls_per_s)
         retrying = self.joining
         self.joining += arriving
-        wanted_joins = arriving / dt + retrying / model.JOIN_RETRY_S
+        left, rate_per_s = self.carrying
+        carries = min(left, rate_per_s * dt)  # people inside, carried in: they take no place
+        self.carrying = (left - carries, rate_per_s)
+        self.totals["carried"] += carries
+        wanted_joins = arriving / dt + retrying / model.JOIN_RETRY_S + carries / dt
         room_for_joins = max(0.0, min(cap.joins_per_s, cap.api_per_s - polls))
         joins = min(wanted_joins, room_for_joins)
         self.totals["joins"] += joins * dt
+        joins = max(0.0, joins - carries / dt)
         self.totals["polls"] += polls * dt
         room.join(now, joins * dt)
         self.joining -= joins * dt
@@ -376,14 +385,17 @@ class _Run:
         self.inside += entered
         self.minute["admitted"] += entered
         self.left_waiting = room.still_waiting(now)
-        # Queueing starts: people inside carry on with the session the gate stamped while the
-        # room was open; only new arrivals queue, and those sessions end at their absolute life
-        # (admission.session_max_minutes): whoever is still on one then goes to the line.
-        # Opening: whoever is still in line walks in.
+        # Queueing starts: people inside carry on: at their next page load the waiting page's
+        # join trades the session the gate stamped while the room was open for a token (one
+        # join each, spread evenly over admission.carry_minutes by the gate's turns); only new
+        # arrivals queue, and those tokens end at
+        # the session's absolute life (admission.session_max_minutes): whoever is still inside
+        # on one then goes to the line. Opening: whoever is still in line walks in.
         if change == "queue":
             self.on_sessions, self.queue_began = self.inside, now
+            self.carrying = (self.inside, self.inside / self.carry_s)
         elif change == "open":
-            self.on_sessions = 0.0
+            self.on_sessions, self.carrying = 0.0, (0.0, 0.0)
             self.inside += room.open_doors(now)
         if room.queueing and self.on_sessions and now - self.queue_began >= self.sessions_end_s:
             cut, self.on_sessions = self.on_sessions, 0.0
@@ -432,6 +444,7 @@ class _Run:
             "longest_queue_min": longest_queue_s / 60,
             "kept_out_pct": max(0.0, 100 * (1 - totals["served_user_s"] / wanted)),
             "sessions_cut": totals["sessions_cut"],
+            "carried": totals["carried"],
             "peak_waiting": max(series.waiting, default=0.0),
             "queue_api_peak_pct": 100 * self.api_peak[0],
             "queue_api_over_min": totals["api_over_s"] / 60,
@@ -496,6 +509,7 @@ def _floor(night: Night, settings: Settings) -> Result:
         "longest_queue_min",
         "kept_out_pct",
         "sessions_cut",
+        "carried",
         "peak_waiting",
         "queue_api_peak_pct",
         "queue_api_over_min",

@@ -32,7 +32,7 @@ from .room import (
     retry_after,
     viewer_address,
 )
-from .tokens import COOKIE, VISITOR_COOKIE
+from .tokens import COOKIE, SESSION_COOKIE, VISITOR_COOKIE
 
 VISITOR_MAX_AGE_S = 2 * 86_400
 OVERLOAD_RETRY_S = 10
@@ -89,7 +89,9 @@ def join(event: dict[str, Any], context: object = None, the_room: Room | None = 
     def act(r: Room) -> dict[str, Any]:
         if cross_site(headers, r.config.portal_origins):
             raise RoomError(403, "cross-site", "join from the portal itself")
-        return r.join(_cookie(event, VISITOR_COOKIE), clock(), address)
+        return r.join(
+            _cookie(event, VISITOR_COOKIE), clock(), address, _cookie(event, SESSION_COOKIE)
+        )
 
     return _http(event, act, the_room)
 

@@ -266,6 +266,7 @@ def sync_kvs(room: Room, now: float, keys: dict[str, Any] | None = None) -> dict
                 "session_max_s": room.config.session_max_s,
                 # Sessions issued after queueing began never pass (functions/edge/gate.js).
                 "queue_since": int(r.get("queue_since") or 0) if r["state"] == "queue" else 0,
+                "carry_s": room.config.carry_s,
                 "token_ttl_s": room.config.token_ttl_s,  # no token lives longer
             }
         )

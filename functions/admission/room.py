@@ -148,6 +148,10 @@ class Config:
     session_s: int = _rule(int, 60)
     session_max_s: int = _rule(int, 180)
     """A session's absolute life from its issue (the gate reads it from the KeyValueStore)."""
+    carry_s: int = _rule(int, 60, 3600)
+    """How long after queueing began a session alone passes what is not a page load."""
+    carries_per_network: int = _rule(int, 1)
+    """Sessions of one network carried in per queueing period (Room.carry)."""
     token_ttl_s: int = _rule(int, 60)
     show_s: int = _rule(int, 1)
     abandon_after_s: int = _rule(int, 1)
@@ -381,14 +385,22 @@ class Room:
 
     # -- join and status --------------------------------------------------------------------
 
-    def join(self, visitor: str | None, now: float, address: str | None = None) -> dict[str, Any]:
+    def join(
+        self, visitor: str | None, now: float, address: str | None = None,
+        session: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """Give `visitor` a place; joining twice returns the same place. Visitor ids are minted
         here: an id the room does not know (a client's own choice) gets a new one. `address`
         (the viewer's, from CloudFront) may take `joins_per_address_per_min` new places a
-        minute; None (no address known) is not limited."""
+        minute; None (no address known) is not limited. A `session` the gate issued before
+        queueing began is carried in instead (`carry`)."""
         room = self.shared_state(now)
         if room["state"] != "queue":
             return {"state": room["state"]}
+        if session is not None and address is not None:
+            carried = self.carry(session, address, room, now)
+            if carried is not None:
+                return carried
         if visitor is not None and tokens.valid_id(visitor):
             found = self.table.get_item(Key={"pk": f"visitor#{visitor}"}).get("Item")
             if found is not None:
@@ -396,6 +408,67 @@ class Room:
         if address is not None:
             self._count_join(address, now)
         return self._new_place(secrets.token_urlsafe(16), room, now, previous=None)
+
+    def carry(
+        self, session: str, address: str, room: dict[str, Any], now: float
+    ) -> dict[str, Any] | None:
+        """Admit at once someone who was inside when queueing began: their session (cookie
+        `fg_session`, signed by the gate) was issued before `queue_since`, is within
+        `session_max_s` of its issue, comes from its own network and that network is not
+        revoked. They get an admission token for a visitor minted here, once per session (a
+        repeat gets the same visitor, unless it was revoked since) and for at most
+        `carries_per_network` sessions of a network per queueing period; the token ends with
+        the session's absolute life. None if the session does not hold or its network is past
+        the bound (the caller gives a place in line)."""
+        network = tokens.network_id(self.config.room_id, address)
+        keys = self.signing_keys(now)
+        live = {kid: entry["key"] for kid, entry in keys["keys"].items()
+                if entry.get("retire_at") is None or float(entry["retire_at"]) > now}  # fmt: skip
+        held = tokens.read_session(session, self.config.room_id, now, live)
+        if held is None or network is None or held[0] != network:
+            return None
+        issued, since = held[1], int(room.get("queue_since") or 0)
+        ends = issued + self.config.session_max_s
+        if not 0 < issued <= since or now >= ends or self._revoked(network, now):
+            return None
+        key = {"pk": f"carry#{network}#{issued}"}
+        found = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        visitor = secrets.token_urlsafe(16)
+        if found is None:
+            counted = self.table.update_item(
+                Key={"pk": f"carries#{network}#{since}"},
+                UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :exp)",
+                ExpressionAttributeValues={":one": 1, ":exp": ends + 86_400},
+                ReturnValues="UPDATED_NEW",
+            )
+            if int(counted["Attributes"]["n"]) > self.config.carries_per_network:
+                print(json.dumps({"carry": "refused", "network": network, "issued": issued}))
+                return None
+            try:
+                self.table.put_item(
+                    Item={**key, "visitor": visitor, "expires_at": ends},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+                print(json.dumps({"carried": visitor, "network": network, "issued": issued}))
+            except self.dynamodb.meta.client.exceptions.ConditionalCheckFailedException:
+                found = self.table.get_item(Key=key, ConsistentRead=True)["Item"]
+        if found is not None:
+            visitor = str(found["visitor"])
+            if self._revoked(visitor, now):
+                return None  # revoked: a place in line like anyone (revocation is an eviction)
+        expires_at = min(int(now) + self.config.token_ttl_s, ends)
+        kid = keys["current"]
+        token = tokens.sign(self.config.room_id, visitor, expires_at, kid, live[kid])
+        return {"state": "queue", "admitted": True, "carried": True, "token": token,
+                "token_expires_at": expires_at}  # fmt: skip
+
+    def _revoked(self, name: str, now: float) -> dict[str, int]:
+        """`{name: until}` if `name` (a visitor or network id) is revoked now, else `{}`: one
+        consistent read of its shard."""
+        key = {"pk": f"revoked#{zlib.crc32(name.encode()) % REVOKED_SHARDS}"}
+        item = self.table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+        until = (item.get("revoked") or {}).get(name)
+        return {name: int(until)} if until is not None and float(until) > now else {}
 
     def _count_join(self, address: str, now: float) -> None:
         """Count a new place against `address` this minute; RoomError 429 past the limit."""

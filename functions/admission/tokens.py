@@ -6,9 +6,11 @@ characters (256 random bits) used as its ASCII bytes, exactly as the edge reads 
 KeyValueStore. Room, visitor and kid are restricted to [A-Za-z0-9_-] so that the dot separator
 cannot be forged.
 
-Sessions (cookie `fg_session`) are signed by the gate itself, never here:
+Sessions (cookie `fg_session`) are signed by the gate on responses while the room is open:
 `s2.<room>.<network id>.<expiry>.<kid>.<issued epoch s>.<hex HMAC-SHA256>`; `network_id` is
-the id the gate gives a viewer's network, which `admin.revoke_network` names.
+the id the gate gives a viewer's network, which `admin.revoke_network` names. The join function
+verifies them (`read_session`) to carry their holder in (room.Room.carry); `sign_session`
+writes them as the gate does (tests and shared vectors hold the two to the same bytes).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ COOKIE = "fg_admit"
 VISITOR_COOKIE = "fg_visitor"
 """The visitor id's cookie (Path=/queue/): the queue API's per-visitor routes key on it."""
 VERSION = "v1"
+SESSION_COOKIE = "fg_session"
+SESSION_VERSION = "s2"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 """Room, visitor and key ids (planning.settings checks room_id against it too)."""
 _ID = re.compile(ID_PATTERN)
@@ -55,6 +59,31 @@ def verify(token: str, room: str, now: float, keys: dict[str, str]) -> str | Non
     signed = ".".join(parts[:5])
     mac = hmac.new(keys[parts[4]].encode(), signed.encode(), hashlib.sha256).hexdigest()
     return parts[2] if hmac.compare_digest(mac, parts[5]) else None
+
+
+def sign_session(room: str, network: str, expires_at: int, kid: str, key_hex: str,
+                 issued_at: int) -> str:  # fmt: skip
+    """A session for `network` (a network_id) issued at `issued_at`, as the gate stamps it."""
+    if not valid_id(room) or not valid_id(network) or not valid_id(kid):
+        raise ValueError("room, network and kid must be 1-64 characters of [A-Za-z0-9_-]")
+    signed = f"{SESSION_VERSION}.{room}.{network}.{expires_at}.{kid}.{issued_at}"
+    mac = hmac.new(key_hex.encode(), signed.encode(), hashlib.sha256).hexdigest()
+    return f"{signed}.{mac}"
+
+
+def read_session(value: str, room: str, now: float, keys: dict[str, str]) -> tuple[str, int] | None:
+    """(network id, issued epoch s) of a valid, unexpired session for `room` signed by one of
+    `keys` (kid -> hex); None otherwise. Its other conditions (issued before queueing, its
+    absolute life, the viewer's network) are the caller's: room.Room.carry."""
+    parts = value.split(".")
+    if len(parts) != 7 or parts[0] != SESSION_VERSION or parts[1] != room:
+        return None
+    if not (parts[3].isdigit() and parts[5].isdigit()) or int(parts[3]) <= now:
+        return None
+    if parts[4] not in keys or not valid_id(parts[2]):
+        return None
+    mac = hmac.new(keys[parts[4]].encode(), ".".join(parts[:6]).encode(), hashlib.sha256)
+    return (parts[2], int(parts[5])) if hmac.compare_digest(mac.hexdigest(), parts[6]) else None
 
 
 def network_prefix(address: str) -> str | None:

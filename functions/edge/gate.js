@@ -14,19 +14,23 @@
 //
 // KVS keys: "room" -> {"state":"open|queue|closed","room":"<room id>","kid":"<current key>",
 // "session_s":<session length>,"session_max_s":<absolute session life>,"queue_since":<epoch s
-// queueing began>,"token_ttl_s":<token life>}; "key.<kid>" -> the HMAC key, 64 hex characters
-// used as-is; "revoked.<visitor>" -> the time the revocation ends.
+// queueing began>,"carry_s":<carry window>,"token_ttl_s":<token life>}; "key.<kid>" -> the HMAC
+// key, 64 hex characters used as-is; "revoked.<visitor>" -> the time the revocation ends.
 // Admission token cookie "fg_admit" (signed by the room's Lambda):
 //   v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256 of everything before it>
 // Session cookie "fg_session" (stamped here on responses while the room is open):
 //   s2.<room>.<network>.<expiry>.<kid>.<issued epoch s>.<hex HMAC-SHA256>
-// A session is a place for the network it was issued to, not a cookie anyone can farm: its
-// visitor id is the viewer's network (IPv4 /24, IPv6 /48: tokens.network_id in Python, the same
-// bytes), so a harvested session passes from nowhere else and `revoke` can name it. While the
-// room queues it passes only if it was issued before queueing began (`queue_since`), for at
-// most `session_max_s` after it was issued, and only when not revoked; it is renewed (past half
-// its life, keeping its issue time) but never issued. So people already inside when queueing
-// starts carry on; a session made after, or shared with another network, queues.
+// A session is a claim to be carried, not a pass: its visitor id is the viewer's network (IPv4
+// /24, IPv6 /48: tokens.network_id in Python, the same bytes), so a harvested session is worth
+// nothing on another network. While the room queues, a session that holds (issued before
+// queueing began, `queue_since`; within `session_max_s` of its issue; from its own network; not
+// revoked) passes for `carry_s` after queueing began, and then nothing: a page load at or
+// after the session's turn in that window (`carrying`) goes to the waiting page, whose join
+// trades the session for an admission token for a visitor the room mints and counts (once per
+// session, a bounded number per network: room.Room.carry). So the people already inside carry
+// on after one pass through the waiting page (what is in flight, assets, scripts' calls, a
+// form post, is never sent there), and every one of them is a visitor `revoke` can name.
+// Renewal while queueing keeps the issue time.
 //
 // Static assets are gated like pages: nobody in line needs them (the room's pages are
 // self-contained), people inside carry their cookies (Path=/), and an ungated asset path was a
@@ -70,9 +74,8 @@ async function handler(event) {
     if (token && await notRevoked(token[2])) return request;
     const session = await signed(request.cookies[SESSION], SESSION_VERSION, room, current,
       Number(room.session_s));
-    if (session && holds(session, room, event.viewer) && await notRevoked(session[2])) {
-      return request;
-    }
+    if (session && holds(session, room, event.viewer) && carrying(session, room, request)
+      && await notRevoked(session[2])) return request;
   }
   return turnAway(request, room.state === 'closed');
 }
@@ -150,6 +153,18 @@ function holds(session, room, viewer) {
   return issued > 0 && issued <= Number(room.queue_since)
     && Date.now() / 1000 < sessionEnd(issued, room)
     && session[2] === networkId(room.room, viewer && viewer.ip);
+}
+
+// Within `carry_s` of queueing beginning, a session passes what is not a page load; a page
+// load until the session's turn to go through the waiting page, a point in the window its
+// signature picks, so that everyone inside is carried spread over the window, not in its
+// first minute (the queue API is sized for joins, not for everyone inside at once).
+function carrying(session, room, request) {
+  const since = Number(room.queue_since);
+  const carryS = Number(room.carry_s);
+  const now = Date.now() / 1000;
+  const turn = since + parseInt(session[6].slice(0, 8), 16) % carryS;
+  return now < since + carryS && !(pageRead(request) && now >= turn);
 }
 
 function sessionEnd(issued, room) {
@@ -239,11 +254,8 @@ function sameText(a, b) {
 // else (JSON and fetch clients, assets, API writes) gets 429 JSON with Retry-After (503 when
 // closed), which a script can read and a redirect to a page would not serve.
 function turnAway(request, closed) {
-  const accept = header(request, 'accept');
-  const mode = header(request, 'sec-fetch-mode');
-  const navigating = mode ? mode === 'navigate' : accept.indexOf('application/json') === -1;
   const read = request.method === 'GET' || request.method === 'HEAD';
-  if (!navigating) {
+  if (!navigating(request)) {
     return {
       statusCode: closed ? 503 : 429,
       statusDescription: closed ? 'Service Unavailable' : 'Too Many Requests',
@@ -264,6 +276,16 @@ function turnAway(request, closed) {
     statusDescription: read ? 'Found' : 'See Other',
     headers: { location: { value: target }, 'cache-control': { value: 'no-store' } },
   };
+}
+
+function navigating(request) {
+  const mode = header(request, 'sec-fetch-mode');
+  return mode ? mode === 'navigate' : header(request, 'accept').indexOf('application/json') === -1;
+}
+
+// A browser loading a page: safe to send through the waiting page (nothing in flight is lost).
+function pageRead(request) {
+  return navigating(request) && (request.method === 'GET' || request.method === 'HEAD');
 }
 
 function header(request, name) {

@@ -50,6 +50,16 @@ class AdmissionSettings(_Model):
     alive before the surge is not a bypass for the whole night). At least three
     `session_minutes`: with visits averaging `session_minutes`, exponentially distributed, at
     most e^-3 (5 %) of them outlast it."""
+    carry_minutes: int = Field(default=10, ge=1, le=60)
+    """When the room starts queueing, a session issued before passes requests that are not a
+    page load (assets, scripts' calls, a form post in flight) for this long; a page load goes
+    through the waiting page, which trades the session for an admission token at once
+    (room.Room.carry). After it, a session alone passes nothing: a harvested one is one
+    counted carry, never an open door."""
+    carries_per_network: int = Field(default=256, ge=1, le=100_000)
+    """Sessions of one network (IPv4 /24, IPv6 /48) the room carries in per queueing period:
+    one per address of a /24. Past it, a session's holder gets a place in line like anyone
+    (a carrier-grade NAT putting more people inside one /24 queues the rest)."""
     token_ttl_minutes: int = Field(default=120, ge=5, le=1_440)
     """Admission token (cookie) lifetime; also how long a rotated-out key keeps verifying."""
     show_s: int = Field(default=120, ge=30, le=900)

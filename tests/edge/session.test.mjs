@@ -1,5 +1,7 @@
 // Sessions: people using the site while the room is open carry on when it starts queueing, and
-// a session is a place for the network it was issued to, not a cookie anyone can farm (issue 26).
+// a session is a claim to be carried in once, for its own network, not a cookie anyone can farm
+// (issue 26). The carry itself (a counted visitor, once per session) is the join function's:
+// tests/functions/test_hardening.py.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -12,9 +14,11 @@ const KID = Object.keys(V.keys)[0];
 const HOME = '198.51.100.11'; // the harness's viewer address
 const NET = V.networks[HOME]; // its network id, as Python computes it (tokens.network_id)
 const QUEUE_SINCE = V.now - 60;
+const CARRY_S = 600;
 
 const store = (state, room = {}) => kvsStore({ state, kid: KID, session_s: LIFE_S,
-  session_max_s: MAX_S, queue_since: state === 'queue' ? QUEUE_SINCE : undefined, ...room });
+  session_max_s: MAX_S, queue_since: state === 'queue' ? QUEUE_SINCE : undefined,
+  carry_s: CARRY_S, ...room });
 
 function session({ expiry = V.now + LIFE_S, room = V.room, kid = KID, key = V.keys[KID],
   version = 's2', network = NET, issued = QUEUE_SINCE - 300 } = {}) {
@@ -22,11 +26,20 @@ function session({ expiry = V.now + LIFE_S, room = V.room, kid = KID, key = V.ke
   return `${body}.${crypto.createHmac('sha256', key).update(body).digest('hex')}`;
 }
 
+// A request that is not a page load (a page's script calling the portal's API) from `ip`.
 const from = (ip, cookie, options = {}) => {
-  const e = event({ cookies: { fg_session: cookie }, ...options });
+  const e = event({ cookies: { fg_session: cookie }, accept: '*/*',
+    headers: { 'sec-fetch-mode': 'cors' }, ...options });
   e.viewer.ip = ip;
   return e;
 };
+// A browser loading a page (GET, Sec-Fetch-Mode: navigate).
+const pageLoad = (ip, cookie, method = 'GET') => from(ip, cookie,
+  { method, accept: 'text/html', headers: { 'sec-fetch-mode': 'navigate' } });
+const at = (t) => { Date.now = () => t * 1000; };
+// Seconds into the carry window at which a session's page loads go through the waiting page:
+// the gate takes them from its signature, so that turns spread over the window.
+const turnOf = (cookie) => parseInt(cookie.split('.')[6].slice(0, 8), 16) % CARRY_S;
 
 pinClock();
 
@@ -37,8 +50,9 @@ test('an open room stamps a signed session the gate honours once it queues', asy
   const [version, room, network, expiry, kid, issued] = cookie.value.split('.');
   assert.deepEqual([version, room, network, Number(expiry), kid, Number(issued)],
     ['s2', V.room, NET, V.now + LIFE_S, KID, V.now]);
+  assert.equal(cookie.value, V.stamped, 'the bytes Python signs and reads (tokens.read_session)');
   const queueing = loadGate(store('queue', { queue_since: V.now }));
-  assert.ok(passes(await queueing(event({ cookies: { fg_session: cookie.value } }))));
+  assert.ok(passes(await queueing(from(HOME, cookie.value))));
   assert.equal((await queueing(event())).statusCode, 302, 'a new arrival still queues');
 });
 
@@ -71,12 +85,84 @@ test('harvest: 1,000 sessions fetched while open pass from their own network onl
     if (passes(await queueing(from(ip, harvested[i])))) elsewhere++;
   }
   assert.equal(elsewhere, 0, 'handed to 1,000 other addresses, none passes');
-  assert.ok(passes(await queueing(from(HOME, harvested[0]))), 'at home it is one place');
+  try {
+    const since = V.now + 1;
+    at(since + CARRY_S - 1);
+    let pages = 0;
+    for (const cookie of harvested) {
+      const r = await queueing(pageLoad(HOME, cookie));
+      if (r.statusCode === 302 && r.headers.location.value.startsWith('/waiting-room/')) pages++;
+    }
+    assert.equal(pages, 1000, 'by the end of the window every page load goes through the'
+      + ' waiting page (its join carries one visitor per session, a bounded number a network)');
+    assert.ok(passes(await queueing(from(HOME, harvested[0]))), 'calls pass in the window');
+    at(since + CARRY_S);
+    let after = 0;
+    for (const cookie of harvested) if (passes(await queueing(from(HOME, cookie)))) after++;
+    assert.equal(after, 0, 'after the carry window a session alone passes nothing');
+  } finally {
+    at(V.now);
+  }
+});
+
+test('the turns of 1,000 people inside spread over the carry window', async () => {
+  const gate = loadGate(store('queue'));
+  const inside = Array.from({ length: 1000 },
+    (_, i) => session({ issued: QUEUE_SINCE - 1000 + i }));
+  const due = [];
+  try {
+    for (const share of [0.1, 0.5, 0.9]) {
+      at(QUEUE_SINCE + CARRY_S * share);
+      let sent = 0;
+      for (const cookie of inside) if (!passes(await gate(pageLoad(HOME, cookie)))) sent++;
+      due.push(sent);
+    }
+  } finally {
+    at(V.now);
+  }
+  // Uniform turns: 100, 500 and 900 expected; 4 standard deviations either side.
+  assert.ok(due[0] > 60 && due[0] < 140 && due[1] > 436 && due[1] < 564
+    && due[2] > 860 && due[2] < 940, `sent to the waiting page by 10/50/90 %: ${due}`);
+});
+
+test('while queueing, a page load goes through the waiting page at its turn; what is in flight'
+  + ' passes', async () => {
+  const gate = loadGate(store('queue'));
+  const cookie = session();
+  try {
+    at(QUEUE_SINCE + turnOf(cookie) - 1);
+    assert.ok(passes(await gate(pageLoad(HOME, cookie))), 'before its turn a page load passes');
+    at(QUEUE_SINCE + turnOf(cookie));
+    const read = await gate(pageLoad(HOME, cookie));
+    assert.equal(read.statusCode, 302);
+    assert.equal(read.headers.location.value, '/waiting-room/index.html?return=%2Fapply');
+    assert.equal((await gate(pageLoad(HOME, cookie, 'HEAD'))).statusCode, 302);
+    assert.ok(passes(await gate(pageLoad(HOME, cookie, 'POST'))), 'a form post in flight');
+    assert.ok(passes(await gate(from(HOME, cookie, { uri: '/static/app.css',
+      accept: 'text/css', headers: { 'sec-fetch-mode': 'no-cors' } }))), "a page's asset");
+    const legacy = from(HOME, cookie, { accept: 'text/html', headers: {} });
+    assert.equal((await gate(legacy)).statusCode, 302, 'no Fetch Metadata: HTML is a page load');
+  } finally {
+    at(V.now);
+  }
+});
+
+test('a session alone passes for carry_s after queueing began, not a second longer', async () => {
+  const gate = loadGate(store('queue'));
+  try {
+    at(QUEUE_SINCE + CARRY_S - 1);
+    assert.ok(passes(await gate(from(HOME, session({ expiry: QUEUE_SINCE + CARRY_S + 60 })))));
+    at(QUEUE_SINCE + CARRY_S);
+    assert.equal((await gate(from(HOME, session({ expiry: QUEUE_SINCE + CARRY_S + 60 }))))
+      .statusCode, 429);
+  } finally {
+    at(V.now);
+  }
 });
 
 test('a session issued after queueing began does not pass', async () => {
   const gate = loadGate(store('queue'));
-  assert.equal((await gate(from(HOME, session({ issued: QUEUE_SINCE + 1 })))).statusCode, 302);
+  assert.equal((await gate(from(HOME, session({ issued: QUEUE_SINCE + 1 })))).statusCode, 429);
   assert.ok(passes(await gate(from(HOME, session({ issued: QUEUE_SINCE })))), 'issued at start');
 });
 
@@ -95,23 +181,22 @@ test('a revoked network is turned away although its session is valid', async () 
   const gate = loadGate(store('queue', {}), {});
   assert.ok(passes(await gate(from(HOME, session()))));
   const revoked = loadGate({ ...store('queue'), [`revoked.${NET}`]: String(V.now + 7200) });
-  assert.equal((await revoked(from(HOME, session()))).statusCode, 302);
+  assert.equal((await revoked(from(HOME, session()))).statusCode, 429);
   const logs = [];
   const unreadable = loadGate(store('queue'), { failing: [`revoked.${NET}`], logs });
-  assert.equal((await unreadable(from(HOME, session()))).statusCode, 302);
+  assert.equal((await unreadable(from(HOME, session()))).statusCode, 429);
   assert.deepEqual(logs, ['floodgate-gate refused revocation-unreadable']);
 });
 
-test('a session used every 11 minutes through a long queue ends at its absolute life',
+test('a session renewed while queueing keeps its issue time and never outlasts the carry',
   async () => {
-    const realNow = Date.now;
     const gate = loadGate(store('queue'));
     let cookie = session({ issued: QUEUE_SINCE - 60, expiry: QUEUE_SINCE - 60 + LIFE_S });
     let passed = 0;
     let renewals = 0;
     try {
-      for (let t = V.now; t < V.now + 26 * 3600; t += 11 * 60) {
-        Date.now = () => t * 1000;
+      for (let t = V.now; t < V.now + 26 * 3600; t += 60) {
+        at(t);
         if (!passes(await gate(from(HOME, cookie)))) break;
         passed = t;
         const r = await runViewerResponse(gate,
@@ -123,11 +208,10 @@ test('a session used every 11 minutes through a long queue ends at its absolute 
         }
       }
     } finally {
-      Date.now = realNow;
+      at(V.now);
     }
     assert.ok(renewals > 0, 'renewed while it held');
-    assert.ok(passed < QUEUE_SINCE - 60 + MAX_S, 'never past its absolute life');
-    assert.ok(passed >= QUEUE_SINCE - 60 + MAX_S - 11 * 60, 'carried on until then');
+    assert.equal(passed, QUEUE_SINCE + CARRY_S - 60, 'passed until the carry window closed');
   });
 
 test('a queueing room stamps nobody new but renews a live session past half its life', async () => {
@@ -172,7 +256,7 @@ const refused = {
 for (const [why, value] of Object.entries(refused)) {
   test(`a session that is ${why} neither passes nor is renewed`, async () => {
     const gate = loadGate(store('queue'));
-    assert.equal((await gate(event({ cookies: { fg_session: value } }))).statusCode, 302);
+    assert.equal((await gate(from(HOME, value))).statusCode, 429);
     const response = await runViewerResponse(gate,
       responseEvent({ cookies: { fg_session: value } }));
     assert.deepEqual(response.cookies, {});
@@ -191,10 +275,11 @@ test('a closed room turns sessions away and stamps none', async () => {
   assert.deepEqual((await runViewerResponse(gate, responseEvent())).cookies, {});
 });
 
-test('a room entry without queue_since or session_max_s holds no session', async () => {
-  for (const missing of ['queue_since', 'session_max_s']) {
+test('a room entry without queue_since, session_max_s or carry_s passes no session', async () => {
+  for (const missing of ['queue_since', 'session_max_s', 'carry_s']) {
     const gate = loadGate(store('queue', { [missing]: undefined }));
-    assert.equal((await gate(from(HOME, session()))).statusCode, 302, missing);
+    assert.equal((await gate(from(HOME, session()))).statusCode, 429, missing);
+    if (missing === 'carry_s') continue; // renewal is no pass: the join may still carry it
     const renewed = await runViewerResponse(gate,
       responseEvent({ cookies: { fg_session: session({ expiry: V.now + 60 }) } }));
     assert.deepEqual(renewed.cookies, {}, `${missing}: not renewed either`);

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from functions.admission.tokens import network_id, sign
+from functions.admission.tokens import network_id, sign, sign_session
 
 KEY_ID, KEY_HEX = "k1", "8f" * 32
 OTHER_KEY_HEX = "11" * 32
@@ -40,6 +40,11 @@ def vectors() -> dict[str, object]:
         # Viewer addresses as CloudFront may write them, and the network id Python gives each:
         # the gate must bind sessions to the same id (revoke names it).
         "networks": {ip: network_id(ROOM, ip) for ip in NETWORK_ADDRESSES},
+        # The session the gate must stamp for 198.51.100.11 at NOW in an open room whose
+        # session_s is 1,200: the bytes the join function reads back (tokens.read_session).
+        "stamped": sign_session(
+            ROOM, str(network_id(ROOM, "198.51.100.11")), NOW + 1_200, KEY_ID, KEY_HEX, NOW
+        ),
         "valid": [good, sign(ROOM, "visitor-2", NOW + 1, KEY_ID, KEY_HEX)],
         "invalid": {
             "expired": sign(ROOM, "visitor-1", NOW - 1, KEY_ID, KEY_HEX),

@@ -28,6 +28,8 @@ TEST_ENV = {
     "FG_STEP_S": "10",
     "FG_SESSION_S": "1200",
     "FG_SESSION_MAX_S": "14400",
+    "FG_CARRY_S": "600",
+    "FG_CARRIES_PER_NETWORK": "256",
     "FG_TOKEN_TTL_S": "7200",
     "FG_SHOW_S": "120",
     "FG_ABANDON_AFTER_S": "90",

@@ -280,6 +280,114 @@ def test_revoking_an_address_ends_its_networks_sessions_at_the_edge(room) -> Non
         admin.handle(room, {"action": "revoke", "address": "not-an-ip"}, T0)
 
 
+HOME = "198.51.100.11"
+
+
+def session_for(room: Room, issued: float, address: str = HOME, **change: str) -> str:
+    """A session as the gate stamps it for `address`, issued at `issued` and (renewed) valid
+    until T0 + 1,200; `change` may name another `network_of` address, `room_id` or `key`, or
+    make it `expired`."""
+    keys = room.signing_keys(T0)
+    kid: str = keys["current"]
+    network = tokens.network_id("election-2028", change.get("network_of", address))
+    assert network is not None
+    expiry = int(T0) + (1 if "expired" in change else 1_200)
+    key: str = change.get("key") or keys["keys"][kid]["key"]
+    room_id = change.get("room_id", "election-2028")
+    return tokens.sign_session(room_id, network, expiry, kid, key, int(issued))
+
+
+def join_with(room: Room, cookie: str, address: str = HOME, at: float = T0 + 30) -> dict:
+    """A join from the waiting page by someone holding session `cookie`: the answer's body,
+    with the Set-Cookie headers under "set"."""
+    event = via_edge(cookies=[f"fg_session={cookie}"],
+                     headers={"cloudfront-viewer-address": f"{address}:443"})  # fmt: skip
+    saved, handlers.clock = handlers.clock, lambda: at
+    try:
+        answer = handlers.join(event, None, room)
+    finally:
+        handlers.clock = saved
+    assert answer["statusCode"] == 200, answer
+    return {**json.loads(answer["body"]), "set": answer["cookies"]}
+
+
+def test_someone_inside_when_queueing_began_is_carried_in_once_as_a_counted_visitor(
+    room,
+) -> None:
+    """Issue 26: a session is a claim to be carried, not a pass. The waiting page's join trades
+    a session the gate issued before queueing began for an admission token at once (no place
+    in line) for a visitor the room mints, the same visitor every time for that session."""
+    cookie = session_for(room, T0 - 300)
+    before = counted(room)
+    first = join_with(room, cookie)
+    assert first["admitted"] and first["carried"] and counted(room) == before, "no place taken"
+    visitor = carried_visitor_of(room, first)
+    assert visitor is not None and visitor != tokens.network_id("election-2028", HOME)
+    assert first["token_expires_at"] == int(T0) + 30 + room.config.token_ttl_s
+    again = join_with(room, cookie, at=T0 + 90)
+    assert carried_visitor_of(room, again) == visitor, "one session, one visitor"
+    renewed = session_for(room, T0 - 300)  # the gate's renewal keeps the issue time
+    assert carried_visitor_of(room, join_with(room, renewed, at=T0 + 95)) == visitor
+    late = join_with(room, session_for(room, T0 - 14_400 + 700), at=T0 + 600)
+    assert late["token_expires_at"] == int(T0) + 700, "never past the session's absolute life"
+
+
+def carried_visitor_of(room: Room, answer: dict) -> str | None:
+    """The visitor of the admission token a carry set; None if the join gave a place."""
+    if not answer.get("carried"):
+        assert answer.get("admitted") is False and "ahead" in answer, answer
+        return None
+    [admit] = [c for c in answer["set"] if c.startswith("fg_admit=")]
+    keys = room.signing_keys(T0)
+    return tokens.verify(admit.split(";")[0].removeprefix("fg_admit="), "election-2028",
+                         T0 + 1, {kid: e["key"] for kid, e in keys["keys"].items()})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("why", "issued", "address", "change"),
+    [
+        ("issued after queueing began", T0 + 1, HOME, {}),
+        ("from another network", T0 - 300, "203.0.113.7", {"network_of": HOME}),
+        ("signed by a key the room lacks", T0 - 300, HOME, {"key": "cd" * 32}),
+        ("for another room", T0 - 300, HOME, {"room_id": "other-room"}),
+        ("past its absolute life", T0 - 14_400 + 30, HOME, {}),
+        ("expired", T0 - 300, HOME, {"expired": "yes"}),
+    ],
+)
+def test_a_session_that_does_not_hold_gets_a_place_in_line(
+    room, why, issued, address, change
+) -> None:
+    before = counted(room)
+    answer = join_with(room, session_for(room, issued, **change), address=address)
+    assert carried_visitor_of(room, answer) is None, why
+    assert counted(room) == before + 1
+
+
+def test_harvested_sessions_carry_a_bounded_number_per_network(room) -> None:
+    """1,000 page fetches while open were 1,000 bypasses; now one network's sessions carry at
+    most `carries_per_network` visitors per queueing period, and the rest queue."""
+    room.config = replace(room.config, carries_per_network=4, joins_per_address_per_min=100)
+    harvested = [session_for(room, T0 - 600 + i) for i in range(10)]
+    answers = [join_with(room, cookie) for cookie in harvested]
+    carried = [carried_visitor_of(room, a) for a in answers]
+    assert len({v for v in carried if v}) == 4 and carried.count(None) == 6
+    assert carried_visitor_of(room, join_with(room, harvested[0])) == carried[0], (
+        "one already carried is carried again, not counted again"
+    )
+
+
+def test_revocation_ends_a_carried_visitor_and_their_network_carries_nobody(room) -> None:
+    cookie = session_for(room, T0 - 300)
+    visitor = carried_visitor_of(room, join_with(room, cookie))
+    assert visitor is not None
+    admin.handle(room, {"action": "revoke", "visitor": visitor}, T0 + 40)
+    assert f"revoked.{visitor}" in room.kvs.data, "the gate refuses their token"
+    assert carried_visitor_of(room, join_with(room, cookie, at=T0 + 50)) is None
+    other = session_for(room, T0 - 200, address="198.51.100.200")
+    admin.handle(room, {"action": "revoke", "address": HOME}, T0 + 60)
+    assert carried_visitor_of(room, join_with(room, other, at=T0 + 70)) is None
+
+
 def test_the_edge_learns_when_queueing_began(room) -> None:
     """The gate honours only sessions issued before queueing began: the room entry says when."""
     admin.pin(room, "open", T0)

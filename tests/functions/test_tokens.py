@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from functions.admission import tokens
 from functions.admission.tokens import sign, verify
 from tests.edge.vectors import KEY_HEX, KEY_ID, NOW, ROOM, vectors
 
@@ -63,3 +64,19 @@ def test_a_token_is_refused_from_its_expiry_second_on() -> None:
     token = sign(ROOM, "visitor-1", NOW + 60, KEY_ID, KEY_HEX)
     assert verify(token, ROOM, NOW + 59, {KEY_ID: KEY_HEX}) == "visitor-1"
     assert verify(token, ROOM, NOW + 60, {KEY_ID: KEY_HEX}) is None
+
+
+def test_the_session_the_gate_stamps_reads_back_and_any_change_is_refused() -> None:
+    """The join reads the gate's sessions (room.Room.carry): the committed vector is the gate's
+    own stamp (tests/edge/session.test.mjs asserts the gate writes exactly these bytes)."""
+    stamped = vectors()["stamped"]
+    assert isinstance(stamped, str)
+    network = tokens.network_id(ROOM, "198.51.100.11")
+    keys = {KEY_ID: KEY_HEX}
+    assert tokens.read_session(stamped, ROOM, NOW, keys) == (network, NOW)
+    assert tokens.read_session(stamped, ROOM, NOW + 1_200, keys) is None, "from its expiry on"
+    assert tokens.read_session(stamped, "other-room", NOW, keys) is None
+    assert tokens.read_session(stamped, ROOM, NOW, {KEY_ID: "cd" * 32}) is None
+    for i, char in enumerate(stamped):
+        changed = stamped[:i] + ("0" if char != "0" else "1") + stamped[i + 1 :]
+        assert tokens.read_session(changed, ROOM, NOW, keys) is None, i
