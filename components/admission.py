@@ -46,10 +46,13 @@ ROUTES = (("POST /queue/join", "join", "join"), ("GET /queue/status", "status", 
           ("GET /queue/room", "status", "room"))  # fmt: skip
 """The queue API's routes, the function behind each (functions/admission/handlers.py) and its
 throttle (planning.capacity.QueueApiDesign.route_limits)."""
-VISITOR_READS = ["room", "visitor#*", "place#*", "tally#*"]
-VISITOR_WRITES = ["count#*", "visitor#*", "place#*", "collected#*", "joins#*"]
+VISITOR_READS = ["room", "visitor#*", "place#*", "tally#*", "carry#*", "revoked#*"]
+VISITOR_WRITES = ["count#*", "visitor#*", "place#*", "collected#*", "joins#*", "carry#*",
+                  "carries#*"]  # fmt: skip
 """Room-table keys join and status may read and write (dynamodb:LeadingKeys): never the room,
-tallies, calendar or revocations, which only the inlet and admin functions write."""
+tallies, calendar or revocations, which only the inlet and admin functions write. A carry
+(room.Room.carry) reads its network's revocation shard and writes its own carry records.
+tests/functions/test_hardening.py records every key the handlers touch against these."""
 ADMIN_READS = ["room", "visitor#*", "revoked#*"]
 ADMIN_WRITES = ["room", "place#*", "revoked#*"]
 INITIAL_KEY_STAGE = "floodgate-initial"

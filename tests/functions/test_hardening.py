@@ -490,3 +490,54 @@ def test_a_rotation_publishes_the_keys_it_wrote_not_a_stale_read_back(room, monk
     monkeypatch.setattr(room.secrets, "get_secret_value", lambda **_: before)
     kid = admin.rotate(room, T0 + 5, emergency=True)["current_key"]
     assert {k for k in room.kvs.data if k.startswith("key.")} == {f"key.{kid}"}
+
+
+def test_join_and_status_touch_only_the_keys_their_role_allows(room) -> None:
+    """Moto ignores IAM: a key prefix the join or status function uses but its role's
+    dynamodb:LeadingKeys condition (components/admission.py) lacks is AccessDenied in AWS and
+    passes every other test. Every DynamoDB call the handlers make, through a join, a carry,
+    a refused carry, polls and an admission, is recorded and held to the role's patterns
+    (ForAllValues:StringLike: every key must match one; AWS, "Using IAM policy conditions for
+    fine-grained access control")."""
+    import fnmatch
+
+    from components.admission import VISITOR_READS, VISITOR_WRITES
+
+    touched: list[tuple[str, str]] = []
+    recording = [True]
+
+    def record(params: dict, model: object, **_: object) -> None:
+        if not recording[0]:
+            return
+        operation = getattr(model, "name", "")
+        keys = [params["Key"]] if "Key" in params else []
+        keys += [params["Item"]] if "Item" in params else []
+        for request in (params.get("RequestItems") or {}).values():
+            keys += request.get("Keys", [])
+        for key in keys:  # the resource layer's plain values, or the client's typed ones
+            pk = key["pk"]
+            touched.append((operation, pk["S"] if isinstance(pk, dict) else pk))
+
+    events = room.dynamodb.meta.client.meta.events
+    events.register("provide-client-params.dynamodb.*", record)
+    try:
+        admin.revoke(room, tokens.network_id("election-2028", "203.0.113.9"), T0)
+        touched.clear()  # the admin function's own writes are not the visitor's
+        join_with(room, session_for(room, T0 - 300))  # carried
+        join_with(room, session_for(room, T0 + 5))  # refused: a place instead
+        join_with(room, session_for(room, T0 - 300, address="203.0.113.9"),
+                  address="203.0.113.9")  # fmt: skip  (a revoked network)
+        visitor = join_many(room, 1)[0]
+        recording[0] = False  # the inlet's own calls
+        inlet.step(room, T0 + 20)
+        recording[0] = True
+        handlers.status(via_edge(cookies=[f"fg_visitor={visitor}"]), None, room)
+    finally:
+        events.unregister("provide-client-params.dynamodb.*", record)
+    reads = {"GetItem", "BatchGetItem"}
+    assert {op for op, _ in touched} <= reads | {"PutItem", "UpdateItem"}, touched
+    prefixes = {key.split("#")[0] for _, key in touched}
+    assert {"carry", "carries", "revoked", "visitor", "place"} <= prefixes, prefixes
+    for operation, key in touched:
+        allowed = VISITOR_READS if operation in reads else VISITOR_WRITES
+        assert any(fnmatch.fnmatchcase(key, p) for p in allowed), (operation, key)
