@@ -49,8 +49,8 @@ throttle (planning.capacity.QueueApiDesign.route_limits)."""
 VISITOR_READS = ["room", "visitor#*", "place#*", "tally#*", "carry#*", "revoked#*"]
 VISITOR_WRITES = ["count#*", "visitor#*", "place#*", "collected#*", "joins#*", "carry#*",
                   "carries#*"]  # fmt: skip
-"""Room-table keys join and status may read and write (dynamodb:LeadingKeys): never the room,
-tallies, calendar or revocations, which only the inlet and admin functions write. A carry
+"""Room-table keys join and status may read and write (dynamodb:LeadingKeys): they write never
+the room, tallies, calendar or revocations, which only the inlet and admin functions write. A carry
 (room.Room.carry) reads its network's revocation shard and writes its own carry records.
 tests/functions/test_hardening.py records every key the handlers touch against these."""
 ADMIN_READS = ["room", "visitor#*", "revoked#*"]

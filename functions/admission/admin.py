@@ -98,7 +98,8 @@ def rotate(room: Room, now: float, emergency: bool = False) -> dict[str, Any]:
 
 
 def revoke(room: Room, visitor: object, now: float) -> dict[str, Any]:
-    """Refuse `visitor` at the edge until their longest-lived token would have expired."""
+    """Refuse `visitor` at the edge until their longest-lived token would have expired, and
+    (a visitor carried in from a session, whose carry record lives as long) that session."""
     if not isinstance(visitor, str) or not tokens.valid_id(visitor):
         raise RoomError(400, "visitor", f"visitor {visitor!r} must be 1-64 of [A-Za-z0-9_-]")
     found = room.table.get_item(Key={"pk": f"visitor#{visitor}"}).get("Item")
@@ -109,7 +110,7 @@ def revoke(room: Room, visitor: object, now: float) -> dict[str, Any]:
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":t": True},
         )
-    room.revoke(visitor, int(now) + room.config.token_ttl_s)
+    room.revoke(visitor, int(now) + max(room.config.token_ttl_s, room.config.session_max_s))
     return {"visitor": visitor, "known": found is not None, "kvs": sync_kvs(room, now)}
 
 

@@ -419,7 +419,8 @@ class Room:
         repeat gets the same visitor, unless it was revoked since) and for at most
         `carries_per_network` sessions of a network per queueing period; the token ends with
         the session's absolute life. None if the session does not hold or its network is past
-        the bound (the caller gives a place in line)."""
+        the bound (the caller gives a place in line). The token (`v2`) passes only from the
+        session's network: a carry is cheap to get, so it is no bearer token elsewhere."""
         network = tokens.network_id(self.config.room_id, address)
         keys = self.signing_keys(now)
         live = {kid: entry["key"] for kid, entry in keys["keys"].items()
@@ -458,7 +459,7 @@ class Room:
                 return None  # revoked: a place in line like anyone (revocation is an eviction)
         expires_at = min(int(now) + self.config.token_ttl_s, ends)
         kid = keys["current"]
-        token = tokens.sign(self.config.room_id, visitor, expires_at, kid, live[kid])
+        token = tokens.sign(self.config.room_id, visitor, expires_at, kid, live[kid], network)
         return {"state": "queue", "admitted": True, "carried": True, "token": token,
                 "token_expires_at": expires_at}  # fmt: skip
 

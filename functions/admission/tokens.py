@@ -1,10 +1,11 @@
 """Admission tokens, verified at the edge by functions/edge/gate.js.
 
-Format (cookie `fg_admit`): `v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256>`, the
-HMAC taken over everything before the last dot with the key named by `kid`. A key is 64 hex
-characters (256 random bits) used as its ASCII bytes, exactly as the edge reads it from the
-KeyValueStore. Room, visitor and kid are restricted to [A-Za-z0-9_-] so that the dot separator
-cannot be forged.
+Format (cookie `fg_admit`): `v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256>`, or
+for a visitor carried in from a session `v2.<room>.<visitor>.<expiry>.<kid>.<network id>.<hex>`
+(honoured only from that network), the HMAC taken over everything before the last dot with
+the key named by `kid`. A key is 64 hex characters (256 random bits) used as its ASCII bytes,
+exactly as the edge reads it from the KeyValueStore. Room, visitor and kid are restricted to
+[A-Za-z0-9_-] so that the dot separator cannot be forged.
 
 Sessions (cookie `fg_session`) are signed by the gate on responses while the room is open:
 `s2.<room>.<network id>.<expiry>.<kid>.<issued epoch s>.<hex HMAC-SHA256>`; `network_id` is
@@ -24,6 +25,7 @@ COOKIE = "fg_admit"
 VISITOR_COOKIE = "fg_visitor"
 """The visitor id's cookie (Path=/queue/): the queue API's per-visitor routes key on it."""
 VERSION = "v1"
+NETWORK_VERSION = "v2"
 SESSION_COOKIE = "fg_session"
 SESSION_VERSION = "s2"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
@@ -37,28 +39,36 @@ def valid_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None
 
 
-def sign(room: str, visitor: str, expires_at: int, kid: str, key_hex: str) -> str:
-    """Token for `visitor` in `room`, valid until `expires_at` (epoch seconds)."""
-    for label, value in (("room", room), ("visitor", visitor), ("kid", kid)):
+def sign(
+    room: str, visitor: str, expires_at: int, kid: str, key_hex: str, network: str | None = None
+) -> str:
+    """Token for `visitor` in `room`, valid until `expires_at` (epoch seconds); with `network`
+    (a network_id) a `v2` token the gate honours only from that network (a carried visitor's:
+    room.Room.carry)."""
+    named = (("room", room), ("visitor", visitor), ("kid", kid), ("network", network or "n"))
+    for label, value in named:
         if not valid_id(value):
             raise ValueError(f"{label} {value!r} must be 1-64 characters of [A-Za-z0-9_-]")
     if expires_at <= 0:
         raise ValueError(f"expires_at {expires_at} must be a positive epoch second")
     signed = f"{VERSION}.{room}.{visitor}.{expires_at}.{kid}"
+    if network is not None:
+        signed = f"{NETWORK_VERSION}.{room}.{visitor}.{expires_at}.{kid}.{network}"
     mac = hmac.new(key_hex.encode(), signed.encode(), hashlib.sha256).hexdigest()
     return f"{signed}.{mac}"
 
 
 def verify(token: str, room: str, now: float, keys: dict[str, str]) -> str | None:
-    """The visitor id if `token` is a valid, unexpired token for `room`; None otherwise."""
+    """The visitor id if `token` is a valid, unexpired token for `room` (v1, or v2 whatever
+    its network: the gate checks that); None otherwise."""
     parts = token.split(".")
-    if len(parts) != 6 or parts[0] != VERSION or parts[1] != room:
+    if (parts[0], len(parts)) not in ((VERSION, 6), (NETWORK_VERSION, 7)) or parts[1] != room:
         return None
     if not parts[3].isdigit() or int(parts[3]) <= now or parts[4] not in keys:
         return None
-    signed = ".".join(parts[:5])
+    signed = ".".join(parts[:-1])
     mac = hmac.new(keys[parts[4]].encode(), signed.encode(), hashlib.sha256).hexdigest()
-    return parts[2] if hmac.compare_digest(mac, parts[5]) else None
+    return parts[2] if hmac.compare_digest(mac, parts[-1]) else None
 
 
 def sign_session(room: str, network: str, expires_at: int, kid: str, key_hex: str,

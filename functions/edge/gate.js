@@ -18,6 +18,8 @@
 // key, 64 hex characters used as-is; "revoked.<visitor>" -> the time the revocation ends.
 // Admission token cookie "fg_admit" (signed by the room's Lambda):
 //   v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256 of everything before it>
+//   v2.<room>.<visitor>.<expiry>.<kid>.<network>.<mac>: a carried visitor's, which passes only
+//   from that network (a carry is cheap to get, so its token is not a bearer token elsewhere)
 // Session cookie "fg_session" (stamped here on responses while the room is open):
 //   s2.<room>.<network>.<expiry>.<kid>.<issued epoch s>.<hex HMAC-SHA256>
 // A session is a claim to be carried, not a pass: its visitor id is the viewer's network (IPv4
@@ -69,9 +71,10 @@ async function handler(event) {
   if (room.state === 'queue') {
     const current = await readKey(room.kid);
     if (current === null) return failOpen('key-missing', request);
-    const token = await signed(request.cookies[COOKIE], TOKEN, room, current,
+    const token = await signed(request.cookies[COOKIE], TOKENS, room, current,
       Number(room.token_ttl_s));
-    if (token && await notRevoked(token[2])) return request;
+    if (token && (token.length === 6 || token[5] === networkId(room.room, event.viewer.ip))
+      && await notRevoked(token[2])) return request;
     const session = await signed(request.cookies[SESSION], SESSION_VERSION, room, current,
       Number(room.session_s));
     if (session && holds(session, room, event.viewer) && carrying(session, room, request)
@@ -120,17 +123,18 @@ async function notRevoked(visitor) {
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
-const TOKEN = 'v1';
-const SESSION_VERSION = 's2';
-const PARTS = { v1: 6, s2: 7 };
+const TOKENS = ['v1', 'v2'];
+const SESSION_VERSION = ['s2'];
+const PARTS = { v1: 6, v2: 7, s2: 7 };
 
-// The cookie's parts if it carries `version`, this room, an expiry still ahead (and at most
+// The cookie's parts if it carries one of `versions`, this room, an expiry still ahead (and at most
 // `lifeS` ahead when lifeS > 0) and a valid signature by the room's current key (`current`,
 // already read) or another key still in the store; otherwise null.
-async function signed(cookie, version, room, current, lifeS) {
+async function signed(cookie, versions, room, current, lifeS) {
   if (!cookie || typeof cookie.value !== 'string') return null;
   const parts = cookie.value.split('.');
-  if (parts.length !== PARTS[version] || parts[0] !== version || parts[1] !== room.room) {
+  if (versions.indexOf(parts[0]) === -1 || parts.length !== PARTS[parts[0]]
+    || parts[1] !== room.room) {
     return null;
   }
   const expiry = Number(parts[3]);
@@ -233,7 +237,7 @@ async function stamp(event) {
   const issued = room.state === 'open' ? now : Number(mine[5]);
   const expiry = room.state === 'open' ? now + lifeS
     : Math.min(now + lifeS, sessionEnd(issued, room));
-  const body = [SESSION_VERSION, room.room, network, String(expiry), room.kid, String(issued)]
+  const body = [SESSION_VERSION[0], room.room, network, String(expiry), room.kid, String(issued)]
     .join('.');
   const mac = crypto.createHmac('sha256', key).update(body).digest('hex');
   response.cookies[SESSION] = { value: body + '.' + mac,

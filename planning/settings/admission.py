@@ -54,8 +54,10 @@ class AdmissionSettings(_Model):
     """When the room starts queueing, a session issued before passes requests that are not a
     page load (assets, scripts' calls, a form post in flight) for this long; a page load goes
     through the waiting page, which trades the session for an admission token at once
-    (room.Room.carry). After it, a session alone passes nothing: a harvested one is one
-    counted carry, never an open door."""
+    (room.Room.carry). After it, a session alone passes nothing: a harvested one is at most
+    one counted carry. Within it, any request a client labels as not a page load passes (the
+    gate cannot tell a script's call from a bot's): shorter is stricter, longer spares more
+    of what is in flight and spreads the carries thinner on the queue API."""
     carries_per_network: int = Field(default=256, ge=1, le=100_000)
     """Sessions of one network (IPv4 /24, IPv6 /48) the room carries in per queueing period:
     one per address of a /24. Past it, a session's holder gets a place in line like anyone

@@ -34,8 +34,8 @@ const from = (ip, cookie, options = {}) => {
   return e;
 };
 // A browser loading a page (GET, Sec-Fetch-Mode: navigate).
-const pageLoad = (ip, cookie, method = 'GET') => from(ip, cookie,
-  { method, accept: 'text/html', headers: { 'sec-fetch-mode': 'navigate' } });
+const pageLoad = (ip, cookie, method = 'GET', token = undefined) => from(ip, cookie,
+  { method, accept: 'text/html', headers: { 'sec-fetch-mode': 'navigate' }, cookie: token });
 const at = (t) => { Date.now = () => t * 1000; };
 // Seconds into the carry window at which a session's page loads go through the waiting page:
 // the gate takes them from its signature, so that turns spread over the window.
@@ -289,4 +289,19 @@ test('a room entry without queue_since, session_max_s or carry_s passes no sessi
 test('a revoked network is stamped no new session while the room is open', async () => {
   const gate = loadGate({ ...store('open'), [`revoked.${NET}`]: String(V.now + 7200) });
   assert.deepEqual((await runViewerResponse(gate, responseEvent())).cookies, {});
+});
+
+test("a carried visitor's token (v2) passes from its own network only", async () => {
+  const gate = loadGate(store('queue'));
+  const token = V.network_token;
+  assert.ok(passes(await gate(pageLoad(HOME, undefined, 'GET', token))), 'at home');
+  assert.ok(passes(await gate(pageLoad('198.51.100.200', undefined, 'GET', token))), 'its /24');
+  assert.equal((await gate(pageLoad('203.0.113.7', undefined, 'GET', token))).statusCode, 302,
+    'handed to another network it is no pass');
+  const parts = token.split('.');
+  parts[5] = V.networks['203.0.113.7'];
+  assert.equal((await gate(pageLoad('203.0.113.7', undefined, 'GET', parts.join('.'))))
+    .statusCode, 302, 'rewriting its network breaks the signature');
+  const revoked = loadGate({ ...store('queue'), 'revoked.visitor-3': String(V.now + 60) });
+  assert.equal((await revoked(pageLoad(HOME, undefined, 'GET', token))).statusCode, 302);
 });

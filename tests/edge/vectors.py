@@ -46,6 +46,10 @@ def vectors() -> dict[str, object]:
             ROOM, str(network_id(ROOM, "198.51.100.11")), NOW + 1_200, KEY_ID, KEY_HEX, NOW
         ),
         "valid": [good, sign(ROOM, "visitor-2", NOW + 1, KEY_ID, KEY_HEX)],
+        # A carried visitor's token: honoured only from 198.51.100.0/24 (room.Room.carry).
+        "network_token": sign(
+            ROOM, "visitor-3", NOW + 600, KEY_ID, KEY_HEX, network_id(ROOM, "198.51.100.11")
+        ),
         "invalid": {
             "expired": sign(ROOM, "visitor-1", NOW - 1, KEY_ID, KEY_HEX),
             "tampered payload": good.replace("visitor-1", "visitor-9"),

@@ -131,7 +131,7 @@ def test_expired_revocations_leave_the_table_and_the_edge(room) -> None:
     early, late = join_many(room, 2)
     admin.revoke(room, early, T0 + 5)
     admin.revoke(room, late, T0 + 5 + 3_600)
-    after = T0 + 5 + room.config.token_ttl_s + 1  # early's revocation has run out
+    after = T0 + 5 + room.config.session_max_s + 1  # early's revocation has run out
     admin.revoke(room, late, T0 + 5 + 3_600)  # renewed: it lasts an hour longer than early's
     inlet.run(room, clock=lambda: after, sleep=lambda s: None, steps=1)
     left = {v for shard in items(room, "revoked#") for v in shard["revoked"]}
@@ -323,6 +323,9 @@ def test_someone_inside_when_queueing_began_is_carried_in_once_as_a_counted_visi
     assert first["admitted"] and first["carried"] and counted(room) == before, "no place taken"
     visitor = carried_visitor_of(room, first)
     assert visitor is not None and visitor != tokens.network_id("election-2028", HOME)
+    [admit] = [c for c in first["set"] if c.startswith("fg_admit=v2.")]
+    network = admit.split(";")[0].split(".")[5]
+    assert network == tokens.network_id("election-2028", HOME), "honoured from its network only"
     assert first["token_expires_at"] == int(T0) + 30 + room.config.token_ttl_s
     again = join_with(room, cookie, at=T0 + 90)
     assert carried_visitor_of(room, again) == visitor, "one session, one visitor"
@@ -525,8 +528,9 @@ def test_join_and_status_touch_only_the_keys_their_role_allows(room) -> None:
         touched.clear()  # the admin function's own writes are not the visitor's
         join_with(room, session_for(room, T0 - 300))  # carried
         join_with(room, session_for(room, T0 + 5))  # refused: a place instead
-        join_with(room, session_for(room, T0 - 300, address="203.0.113.9"),
-                  address="203.0.113.9")  # fmt: skip  (a revoked network)
+        join_with(
+            room, session_for(room, T0 - 300, address="203.0.113.9"), address="203.0.113.9"
+        )  # fmt: skip  (a revoked network)
         visitor = join_many(room, 1)[0]
         recording[0] = False  # the inlet's own calls
         inlet.step(room, T0 + 20)
