@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from functions.admission import admin, handlers, inlet
+from functions.admission import admin, handlers, inlet, tokens
 from functions.admission.room import Room
 from tests.functions.local_api import serve
 from tests.functions.room_fixtures import T0, join_many, set_alarm
@@ -141,6 +141,29 @@ def test_a_visitor_joins_sees_their_place_and_is_let_in_to_their_page(browser, s
     assert page.title() == PORTAL_TITLE
     cookies = {c.get("name"): c for c in page.context.cookies()}
     assert cookies["fg_admit"].get("httpOnly") and cookies["fg_admit"].get("path") == "/"
+
+
+def test_someone_inside_when_queueing_began_passes_through_the_page_at_once(browser, site, room):
+    """Issue 26: the gate sends a session holder's page load to the waiting page at its turn;
+    the page's join carries them in (no place, no wait) and they are back on their page with
+    a token that names their network."""
+    base, _ = site
+    join_many(room, 15)  # a line they do not wait in
+    keys = room.signing_keys(T0)
+    kid = keys["current"]
+    network = tokens.network_id("election-2028", "127.0.0.1")  # the local API's viewer
+    assert network is not None
+    session = tokens.sign_session("election-2028", network, int(T0) + 1_200, kid,
+                                  keys["keys"][kid]["key"], int(T0) - 300)  # fmt: skip
+    context = browser.new_context(locale="en-CA")
+    context.add_cookies([{"name": "fg_session", "value": session, "url": base}])
+    page = context.new_page()
+    page.goto(base + WAITING)
+    page.wait_for_url(base + "/apply?step=2", timeout=WAIT_MS)
+    assert page.title() == PORTAL_TITLE
+    admit = {c.get("name"): c.get("value", "") for c in context.cookies()}["fg_admit"]
+    assert admit.startswith("v2.election-2028.") and admit.split(".")[5] == network
+    context.close()
 
 
 def test_a_visitor_sent_back_at_once_waits_before_going_again(browser, site, room):
