@@ -351,6 +351,24 @@ def reads_the_secret(document: Any, name: str) -> bool:
     )
 
 
+FUNCTION_CODE_ACTIONS = ("cloudfront:UpdateFunction", "cloudfront:CreateFunction")
+
+
+def runs_code_on_the_store(document: Any) -> bool:
+    """True if `document` grants cloudfront:TestFunction and UpdateFunction or CreateFunction on
+    a resource that can name a function: code of one's own, associated with the store, run by
+    TestFunction against the store's values (CloudFront Developer Guide, "Test functions"),
+    returns them. Both in one document: a principal holding them from two policies is missed
+    (weighed as reads_the_store is otherwise)."""
+
+    def a_function(resource: Any) -> bool:
+        return _could_name(resource, "cloudfront", "function/anyname")
+
+    return _grants(document, ("cloudfront:TestFunction",), a_function) and _grants(
+        document, FUNCTION_CODE_ACTIONS, a_function
+    )
+
+
 def _grants(document: Any, actions: tuple[str, ...], names: Callable[[Any], bool]) -> bool:
     if isinstance(document, str):  # IAM sends documents URL-encoded; botocore usually decodes
         document = json.loads(unquote(document))
@@ -398,14 +416,19 @@ def _as_list(value: Any) -> list[Any]:
 def kvs_readers(clients: Clients, settings: Settings, stack: str = "*") -> Iterator[Check]:
     """Every user, group and role whose attached or inline policies read the signing keys: a
     KeyValueStore (AWS's CloudFrontReadOnlyAccess does; so do the stack's own inlet and admin
-    roles) or the stack's signing-key secret (`floodgate-<stack>-signing-keys-*`); a user
-    through a group counts too. From one paginated GetAccountAuthorizationDetails."""
+    roles), the stack's signing-key secret (`floodgate-<stack>-signing-keys-*`), or run code of
+    their own against the store (runs_code_on_the_store); a user through a group counts too.
+    From one paginated GetAccountAuthorizationDetails."""
     if not settings.admission.enabled:
         return
     secret = f"floodgate-{stack}-signing-keys"
 
     def reads(document: Any) -> bool:
-        return reads_the_store(document) or reads_the_secret(document, secret)
+        return (
+            reads_the_store(document)
+            or reads_the_secret(document, secret)
+            or runs_code_on_the_store(document)
+        )
 
     readable: set[str] = set()  # managed policies (ARNs) that read the keys
     held: dict[str, list[str]] = {}  # principal -> managed policy ARNs and "inline <name>"

@@ -413,7 +413,8 @@ TRUST = json.dumps(
 def test_who_can_read_the_signing_keys_is_listed(account, ready) -> None:
     """Issue 26: anyone who can read the store can mint tokens; preflight names them: a role
     with a CloudFrontReadOnlyAccess-like managed policy, a user with an inline
-    `cloudfront-keyvaluestore:*`, a group with NotAction; not a role that may only describe."""
+    `cloudfront-keyvaluestore:*`, a group with NotAction, a user who may update and test a
+    function; not a role that may only describe, nor one that may only test."""
     iam = account.clients.iam
     readonly = iam.create_policy(
         PolicyName="CloudFrontReadOnlyAccess", PolicyDocument=json.dumps(CLOUDFRONT_READ_ONLY)
@@ -444,16 +445,33 @@ def test_who_can_read_the_signing_keys_is_listed(account, ready) -> None:
              "Resource": "*"},
             {"Effect": "Deny", "Action": "cloudfront-keyvaluestore:GetKey", "Resource": "*"}]}),
     )  # fmt: skip
+    iam.create_user(UserName="function-dev")
+    iam.put_user_policy(
+        UserName="function-dev",
+        PolicyName="edit-and-test",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["cloudfront:UpdateFunction", "cloudfront:TestFunction"],
+             "Resource": "arn:aws:cloudfront::123456789012:function/*"}]}),
+    )  # fmt: skip
+    iam.create_role(RoleName="testers", AssumeRolePolicyDocument=TRUST)
+    iam.put_role_policy(
+        RoleName="testers",
+        PolicyName="test-only",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "cloudfront:TestFunction", "Resource": "*"}]}),
+    )  # fmt: skip
     [check] = kvs_readers(account.clients, ready)
     assert check.verdict == "ok", "listed, not failed: a stated trade-off"
-    assert check.detail.startswith("3 can read the keys: "), check.detail
+    assert check.detail.startswith("4 can read the keys: "), check.detail
     for who in (
         "role/auditors (CloudFrontReadOnlyAccess)",
         "user/ops (inline edge-admin)",
         "group/everything-but-iam (inline broad)",
+        "user/function-dev (inline edit-and-test)",  # its own code, run on the store's values
     ):
         assert who in check.detail
     assert "describers" not in check.detail
+    assert "testers" not in check.detail, "TestFunction alone runs only the gate's own code"
 
 
 def test_nobody_reads_a_store_that_is_not_there(account, ready) -> None:
