@@ -463,13 +463,12 @@ class Room:
         return {"state": "queue", "admitted": True, "carried": True, "token": token,
                 "token_expires_at": expires_at}  # fmt: skip
 
-    def _revoked(self, name: str, now: float) -> dict[str, int]:
-        """`{name: until}` if `name` (a visitor or network id) is revoked now, else `{}`: one
-        consistent read of its shard."""
+    def _revoked(self, name: str, now: float) -> bool:
+        """`name` (a visitor or network id) is revoked now: one consistent read of its shard."""
         key = {"pk": f"revoked#{zlib.crc32(name.encode()) % REVOKED_SHARDS}"}
         item = self.table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
         until = (item.get("revoked") or {}).get(name)
-        return {name: int(until)} if until is not None and float(until) > now else {}
+        return until is not None and float(until) > now
 
     def _count_join(self, address: str, now: float) -> None:
         """Count a new place against `address` this minute; RoomError 429 past the limit."""

@@ -73,7 +73,8 @@ async function handler(event) {
     if (current === null) return failOpen('key-missing', request);
     const token = await signed(request.cookies[COOKIE], TOKENS, room, current,
       Number(room.token_ttl_s));
-    if (token && (token.length === 6 || token[5] === networkId(room.room, event.viewer.ip))
+    const viewerIp = event.viewer && event.viewer.ip;
+    if (token && (token.length === 6 || token[5] === networkId(room.room, viewerIp))
       && await notRevoked(token[2])) return request;
     const session = await signed(request.cookies[SESSION], SESSION_VERSION, room, current,
       Number(room.session_s));
@@ -127,8 +128,8 @@ const TOKENS = ['v1', 'v2'];
 const SESSION_VERSION = ['s2'];
 const PARTS = { v1: 6, v2: 7, s2: 7 };
 
-// The cookie's parts if it carries one of `versions`, this room, an expiry still ahead (and at most
-// `lifeS` ahead when lifeS > 0) and a valid signature by the room's current key (`current`,
+// The cookie's parts if it carries one of `versions`, this room, an expiry still ahead (and at
+// most `lifeS` ahead when lifeS > 0) and a valid signature by the room's current key (`current`,
 // already read) or another key still in the store; otherwise null.
 async function signed(cookie, versions, room, current, lifeS) {
   if (!cookie || typeof cookie.value !== 'string') return null;
