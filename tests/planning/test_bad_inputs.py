@@ -245,6 +245,11 @@ CASES: list[Case] = [
      lambda t: settings_with(stack_config("prod"), admission__session_minutes=20,
                              admission__session_max_minutes=59),
      SettingsError, "admission.session_max_minutes: must be at least 3 x session_minutes (60)"),
+    ("no carry window", lambda t: settings_with(stack_config("prod"), admission__carry_minutes=0),
+     SettingsError, "admission.carry_minutes"),
+    ("no carries at all",
+     lambda t: settings_with(stack_config("prod"), admission__carries_per_network=0),
+     SettingsError, "admission.carries_per_network"),
     # -- instants -------------------------------------------------------------------------------
     ("FLOODGATE_NOW in year 9999", lambda t: parse_instant("9999-12-31T23:59:59Z"),
      ClockError, "FLOODGATE_NOW: '9999-12-31T23:59:59Z' is outside 2000-2199"),

@@ -410,6 +410,18 @@ TRUST = json.dumps(
 )
 
 
+def inline(iam: Any, kind: str, name: str, policy: str, *statements: dict) -> None:
+    """Create the user, group or role `name` with one inline policy of `statements`."""
+    if kind == "role":
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
+    else:
+        getattr(iam, f"create_{kind}")(**{f"{kind.capitalize()}Name": name})
+    document = json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+    getattr(iam, f"put_{kind}_policy")(
+        **{f"{kind.capitalize()}Name": name, "PolicyName": policy, "PolicyDocument": document}
+    )
+
+
 def test_who_can_read_the_signing_keys_is_listed(account, ready) -> None:
     """Issue 26: anyone who can read the store can mint tokens; preflight names them: a role
     with a CloudFrontReadOnlyAccess-like managed policy, a user with an inline
@@ -421,45 +433,25 @@ def test_who_can_read_the_signing_keys_is_listed(account, ready) -> None:
     )["Policy"]["Arn"]
     iam.create_role(RoleName="auditors", AssumeRolePolicyDocument=TRUST)
     iam.attach_role_policy(RoleName="auditors", PolicyArn=readonly)
-    iam.create_user(UserName="ops")
-    iam.put_user_policy(
-        UserName="ops",
-        PolicyName="edge-admin",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "cloudfront-keyvaluestore:*",
-             "Resource": "arn:aws:cloudfront::123456789012:key-value-store/abc"}]}),
-    )  # fmt: skip
-    iam.create_group(GroupName="everything-but-iam")
-    iam.put_group_policy(
-        GroupName="everything-but-iam",
-        PolicyName="broad",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}),
-    )  # fmt: skip
-    iam.create_role(RoleName="describers", AssumeRolePolicyDocument=TRUST)
-    iam.put_role_policy(
-        RoleName="describers",
-        PolicyName="describe",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "cloudfront-keyvaluestore:DescribeKeyValueStore",
-             "Resource": "*"},
-            {"Effect": "Deny", "Action": "cloudfront-keyvaluestore:GetKey", "Resource": "*"}]}),
-    )  # fmt: skip
-    iam.create_user(UserName="function-dev")
-    iam.put_user_policy(
-        UserName="function-dev",
-        PolicyName="edit-and-test",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["cloudfront:UpdateFunction", "cloudfront:TestFunction"],
-             "Resource": "arn:aws:cloudfront::123456789012:function/*"}]}),
-    )  # fmt: skip
-    iam.create_role(RoleName="testers", AssumeRolePolicyDocument=TRUST)
-    iam.put_role_policy(
-        RoleName="testers",
-        PolicyName="test-only",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "cloudfront:TestFunction", "Resource": "*"}]}),
-    )  # fmt: skip
+    inline(iam, "user", "ops", "edge-admin", {
+        "Effect": "Allow", "Action": "cloudfront-keyvaluestore:*",
+        "Resource": "arn:aws:cloudfront::123456789012:key-value-store/abc"})  # fmt: skip
+    inline(iam, "group", "everything-but-iam", "broad",
+           {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})  # fmt: skip
+    kvs = "cloudfront-keyvaluestore"
+    inline(iam, "role", "describers", "describe",
+           {"Effect": "Allow", "Action": f"{kvs}:DescribeKeyValueStore", "Resource": "*"},
+           {"Effect": "Deny", "Action": f"{kvs}:GetKey", "Resource": "*"})  # fmt: skip
+    inline(iam, "user", "function-dev", "edit-and-test", {
+        "Effect": "Allow", "Action": ["cloudfront:UpdateFunction", "cloudfront:TestFunction"],
+        "Resource": "arn:aws:cloudfront::123456789012:function/*"})  # fmt: skip
+    inline(
+        iam,
+        "role",
+        "testers",
+        "test-only",
+        {"Effect": "Allow", "Action": "cloudfront:TestFunction", "Resource": "*"},
+    )
     [check] = kvs_readers(account.clients, ready)
     assert check.verdict == "ok", "listed, not failed: a stated trade-off"
     assert check.detail.startswith("4 can read the keys: "), check.detail
