@@ -17,14 +17,45 @@ from planning.clock import ClockError, parse_instant
 from planning.event_plan import EventPlan
 from planning.settings import Settings
 from planning.shapes import SHAPES
+from rehearsal.stays import Kind
 
-SCENARIOS = ("event", "stress", "flash-crowd", "zone-loss", "slow-origin", "edge-uncached")
-"""edge-uncached: the event's night with the origin sending no-store on its public pages, so
-the edge caches none of them (only for stacks whose plan counts on `capacity.public_page_pct`)."""
+EVENT_SCENARIOS = ("event", "stress", "zone-loss", "slow-origin", "edge-uncached")
+"""Nights of the stack's next event (they need a plan). edge-uncached: the event's night with
+the origin sending no-store on its public pages, so the edge caches none of them (only for
+stacks whose plan counts on `capacity.public_page_pct`)."""
+EVENING_SCENARIOS = (
+    "flash-crowd",
+    "flash-timeouts",
+    "flash-cpu-2x",
+    "flash-patience-5",
+    "flash-patience-60",
+    "flash-lognormal",
+    "second-crowd",
+    "climb-36x",
+    "climb-36x-cpu-2x",
+)
+"""Unannounced crowds on an ordinary evening, with no schedule (any stack, with or without an
+event): what the room and target tracking do alone.
+- flash-crowd: 10x baseline within 2 minutes, held 3 hours, back over 2;
+- flash-timeouts: the same, with overloaded instances queueing until CloudFront's response
+  timeout instead of refusing (no target 5xx: the origin's 5xx alarms never see it);
+- flash-cpu-2x: the same, with every request costing twice the CPU the settings say (an
+  instance serves half of `fleet.requests_per_instance_per_s`);
+- flash-patience-5 / -60: the same, with people waiting 5 / 60 minutes on average;
+- flash-lognormal: the same, with lognormal visit lengths of the same mean (rehearsal.stays);
+- second-crowd: a 10x crowd for 30 minutes, then another an hour after the first, held;
+- climb-36x: 36x baseline over 10 minutes, held 2 hours, back over 2;
+- climb-36x-cpu-2x: the same at twice the CPU per request (beyond what the fleet's max serves:
+  judged against the physical bound)."""
+SCENARIOS = (*EVENT_SCENARIOS, *EVENING_SCENARIOS)
 STRESS_FACTOR = 3.0
 FLASH_MULTIPLE, FLASH_RAMP_S = 10.0, 120
 """flash-crowd: 10x baseline within 2 minutes on an ordinary evening, with no schedule."""
 FLASH_AT_H, FLASH_HOLD_H, FLASH_FALL_H = 2.0, 3.0, 2.0
+SECOND_CROWD_HOLD_S, SECOND_CROWD_FALL_S, SECOND_CROWD_AFTER_S = 30 * 60, 10 * 60, 3600
+CLIMB_MULTIPLE, CLIMB_S, CLIMB_HOLD_H = 36.0, 600, 2.0
+COSTLIER = 2.0
+"""The -cpu-2x scenarios: CPU per request over what the settings assume."""
 FLASH_NIGHT_S = 14 * 3600
 FLASH_EVENING = datetime(2028, 10, 3, 22, 0, tzinfo=UTC)
 """When a stack has no event, the flash crowd comes on this ordinary evening (18:00 Toronto)."""
@@ -55,6 +86,15 @@ class Night:
     """Steps during which each instance serves SLOW_ORIGIN_FACTOR of its rate."""
     edge_cache: bool = True
     """False: the edge caches no public page (the origin sends no-store)."""
+    cost: float = 1.0
+    """CPU per request over what the settings assume: an instance serves
+    `fleet.requests_per_instance_per_s / cost`."""
+    silent: bool = False
+    """Overloaded instances queue until CloudFront's response timeout rather than refuse."""
+    patience_minutes: float | None = None
+    """Mean patience in line; None: `rehearsal.patience_minutes`."""
+    stays: Kind = "exponential"
+    """How visit lengths are distributed (rehearsal.stays), mean `admission.session_minutes`."""
 
     def at(self, step: int) -> datetime:
         return self.start + timedelta(seconds=step * self.step_s)
@@ -74,32 +114,83 @@ def event_night(plan: EventPlan, settings: Settings, step_s: int) -> list[float]
     ]
 
 
-def flash_crowd(settings: Settings, steps: int, step_s: int) -> list[float]:
-    """Baseline, then 10x within 2 minutes, held for 3 hours, back to baseline over 2."""
+def flash_crowd(
+    settings: Settings,
+    steps: int,
+    step_s: int,
+    multiple: float = FLASH_MULTIPLE,
+    ramp_s: float = FLASH_RAMP_S,
+    hold_s: float = FLASH_HOLD_H * 3600,
+) -> list[float]:
+    """Baseline, then `multiple` x within `ramp_s`, held `hold_s`, back to baseline over 2 h."""
     base = settings.capacity.baseline_users
     rise = FLASH_AT_H * 3600
     points = [
         (0.0, base),
         (rise, base),
-        (rise + FLASH_RAMP_S, base * FLASH_MULTIPLE),
-        (rise + FLASH_HOLD_H * 3600, base * FLASH_MULTIPLE),
-        (rise + (FLASH_HOLD_H + FLASH_FALL_H) * 3600, base),
+        (rise + ramp_s, base * multiple),
+        (rise + hold_s, base * multiple),
+        (rise + hold_s + FLASH_FALL_H * 3600, base),
         (math.inf, base),
     ]
     return _resample(points, steps, step_s)
 
 
+def second_crowd(settings: Settings, steps: int, step_s: int) -> list[float]:
+    """A 10x crowd held 30 minutes and gone over 10; another an hour after the first began,
+    held 3 hours, back to baseline over 2."""
+    base = float(settings.capacity.baseline_users)
+    top = base * FLASH_MULTIPLE
+    first = FLASH_AT_H * 3600
+    second = first + SECOND_CROWD_AFTER_S
+    points = [
+        (0.0, base),
+        (first, base),
+        (first + FLASH_RAMP_S, top),
+        (first + SECOND_CROWD_HOLD_S, top),
+        (first + SECOND_CROWD_HOLD_S + SECOND_CROWD_FALL_S, base),
+        (second, base),
+        (second + FLASH_RAMP_S, top),
+        (second + FLASH_HOLD_H * 3600, top),
+        (second + (FLASH_HOLD_H + FLASH_FALL_H) * 3600, base),
+        (math.inf, base),
+    ]
+    return _resample(points, steps, step_s)
+
+
+def evening_night(name: str, settings: Settings, start: datetime, step_s: int) -> Night:
+    """One of EVENING_SCENARIOS, from `start`, with no schedule."""
+    steps = FLASH_NIGHT_S // step_s
+    if name == "second-crowd":
+        crowd = second_crowd(settings, steps, step_s)
+    elif name.startswith("climb-36x"):
+        crowd = flash_crowd(settings, steps, step_s, CLIMB_MULTIPLE, CLIMB_S, CLIMB_HOLD_H * 3600)
+    else:
+        crowd = flash_crowd(settings, steps, step_s)
+    patience = {"flash-patience-5": 5.0, "flash-patience-60": 60.0}.get(name)
+    return Night(
+        name,
+        start,
+        step_s,
+        crowd,
+        None,
+        cost=COSTLIER if name.endswith("-cpu-2x") else 1.0,
+        silent=name == "flash-timeouts",
+        patience_minutes=patience,
+        stays="lognormal" if name == "flash-lognormal" else "exponential",
+    )
+
+
 def scenario_nights(
     scenarios: Sequence[str], plan: EventPlan | None, settings: Settings, step_s: int
 ) -> list[Night]:
-    """The named scenarios; event scenarios need a plan (a stack with no events has only
-    flash-crowd, which is the same 14-hour evening whatever the event)."""
+    """The named scenarios; event scenarios need a plan (a stack with no events has only the
+    evening ones, the same 14-hour evening whatever the event)."""
     nights = []
     start = plan.occurrence.start - PAD if plan is not None else FLASH_EVENING
     for name in scenarios:
-        if name == "flash-crowd":
-            crowd = flash_crowd(settings, FLASH_NIGHT_S // step_s, step_s)
-            nights.append(Night(name, start, step_s, crowd, None))
+        if name in EVENING_SCENARIOS:
+            nights.append(evening_night(name, settings, start, step_s))
             continue
         if plan is None or (name == "edge-uncached" and not settings.capacity.public_page_pct):
             continue

@@ -71,6 +71,14 @@ def page_after_s(attempts: int, connect_timeout_s: int, read_timeout_s: int) -> 
     }
 
 
+TIMEOUT_STATUS = 504
+"""What a viewer's request gets when the instance it reached queues it past CloudFront's
+response timeout (`edge.origin_read_timeout_s`): CloudFront's own 504, after the timeout (each
+connection attempt). The ALB counts no target 5xx for it: CloudFront closed the connection
+first, which the ALB logs as 460. Source: Amazon CloudFront Developer Guide, origin settings
+(response timeout); Elastic Load Balancing, troubleshoot your Application Load Balancer
+(HTTP 460)."""
+
 NO_TARGET_STATUS = 503
 """The ALB answers 503 when the target group has no registered target. Source: Elastic Load
 Balancing, troubleshoot your Application Load Balancer (HTTP 503: Service unavailable)."""

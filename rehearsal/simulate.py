@@ -53,12 +53,16 @@ from rehearsal import model
 from rehearsal.curves import SLOW_ORIGIN_FACTOR, Night
 from rehearsal.fleet import Group
 from rehearsal.room import RoomSim
+from rehearsal.stays import Kind, Stays
 
 POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
           "pool_instance_s", "api_over_s", "lcu_s", "joins", "polls", "sessions_cut",
-          "carried")  # fmt: skip
-MINUTE = ("requests", "failed", "no_target", "admitted", "demand_pct", "inlet_steps")
+          "carried", "beyond_max_user_s")  # fmt: skip
+MINUTE = ("requests", "failed", "no_target", "timed_out", "admitted", "demand_pct",
+          "inlet_steps")  # fmt: skip
+WORST_WINDOW_MIN = 15
+"""Failed requests are judged on the worst window of this many minutes, not over the night."""
 HOURS_PER_MONTH = 730
 
 
@@ -67,7 +71,9 @@ class Series:
     """Per-minute figures for the charts."""
 
     demand_instances: list[float] = field(default_factory=list)
-    """Instances the wanted crowd needs at `requests_per_instance_per_s`."""
+    """Instances the wanted crowd needs at what an instance serves that night."""
+    requests: list[float] = field(default_factory=list)
+    """Origin requests offered in the minute."""
     in_service: list[float] = field(default_factory=list)
     failed: list[float] = field(default_factory=list)
     """Origin requests that failed in the minute (high-demand page or raw 5xx)."""
@@ -109,20 +115,23 @@ def room_config(settings: Settings) -> Config:
     return Config.from_env({**room_tunables(settings), **REHEARSAL_RESOURCES})
 
 
-def arrivals(users: list[float], step_s: int, session_s: int) -> tuple[list[float], list[float]]:
+def arrivals(
+    users: list[float], step_s: int, session_s: int, kind: Kind = "exponential"
+) -> tuple[list[float], list[float]]:
     """People arriving per step so that, unhindered, the site holds `users`; and the site's
     occupancy unhindered (the wanted user count). Sessions last `session_s` on average,
-    exponentially distributed: each step a share 1 - exp(-step_s / session_s) of the people
-    inside leave (a fixed length would send a crowd's arrivals back as an echo every session)."""
-    stay = math.exp(-step_s / session_s)
+    distributed as `kind` (rehearsal.stays; exponential: each step a share
+    1 - exp(-step_s / session_s) of the people inside leave, so a crowd's arrivals never come
+    back as an echo one session later)."""
     came = [0.0] * len(users)
     wanted = [0.0] * len(users)
-    inside = users[0]
+    stays = Stays(kind, session_s, step_s, users[0])
     for i, target in enumerate(users):
-        inside *= stay if i else 1.0
-        came[i] = max(0.0, target - inside)
-        inside += came[i]
-        wanted[i] = inside
+        if i:
+            stays.step()
+        came[i] = max(0.0, target - stays.inside)
+        stays.enter(came[i])
+        wanted[i] = stays.inside
     return came, wanted
 
 
@@ -176,13 +185,19 @@ class _Run:
         self.session_s = settings.admission.session_minutes * 60
         self.edge_cache = night.edge_cache
         self.rate = fleet.requests_per_instance_per_s
+        """What the settings say an instance serves (the inlet's and the plan's figure)."""
+        self.serves = self.rate / night.cost
+        """What an instance serves on this night (requests a second)."""
         self.slow_start_s = settings.load_balancer.slow_start_s
         self.page_codes = set(settings.edge.failover_status_codes)
         configured = policy == "configured"
         room_on = configured and settings.admission.enabled
         room_on = room_on and (plan is None or plan.waiting_room != "off")
         self.room = (
-            RoomSim(room_config(settings), settings.rehearsal.patience_minutes * 60)
+            RoomSim(
+                room_config(settings),
+                (night.patience_minutes or settings.rehearsal.patience_minutes) * 60,
+            )
             if room_on
             else None
         )
@@ -198,7 +213,8 @@ class _Run:
         self.reserved, self.lcu_outside_h = reserved_lcus(
             night, settings, plan if configured else None
         )
-        self.inside = night.users[0]
+        self.stays = Stays(night.stays, self.session_s, self.dt, night.users[0])
+        """The people inside, and when they leave."""
         self.joining = 0.0
         """People the queue API throttled, retrying their join."""
         self.on_sessions = 0.0
@@ -255,14 +271,13 @@ class _Run:
 
     def play(self) -> Result:
         night, room = self.night, self.room
-        came, wanted = arrivals(night.users, self.dt, self.session_s)
-        stay = math.exp(-self.dt / self.session_s)
+        came, wanted = arrivals(night.users, self.dt, self.session_s, night.stays)
         queue_run = longest_queue = 0.0
         for i in range(len(night.users)):
             now = i * self.dt
             if i:
-                self.inside *= stay
-                self.on_sessions *= stay
+                before = max(self.stays.inside, 1e-9)
+                self.on_sessions *= 1 - self.stays.step() / before
             while self.actions and self.actions[0][0] <= now:
                 self.group.scheduled(self.actions.popleft()[1])
             if night.zone_lost_at == i:
@@ -270,7 +285,7 @@ class _Run:
             if room is not None and room.queueing:
                 self._queue_api(now, room, came[i])  # the gate sends newcomers to the line
             else:
-                self.inside += came[i] + self.joining
+                self.stays.enter(came[i] + self.joining)
                 self.joining = 0.0
             self.group.reconcile(now)
             self._serve(i, now, wanted[i])
@@ -334,15 +349,24 @@ class _Run:
         group, dt, totals, minute = self.group, self.dt, self.totals, self.minute
         serving = group.in_service
         factor = SLOW_ORIGIN_FACTOR if i in self.night.slow else 1.0
-        capacity = group.serving_share(now, self.slow_start_s) * self.rate * factor
-        inside = max(self.inside, 0.0)
+        capacity = group.serving_share(now, self.slow_start_s) * self.serves * factor
+        inside = max(self.stays.inside, 0.0)
         offered = self.origin(inside)
         failed = max(0.0, offered - capacity)
-        status = model.NO_TARGET_STATUS if serving < 1e-9 else model.OVERLOAD_STATUS
+        status = model.OVERLOAD_STATUS
+        if serving < 1e-9:
+            status = model.NO_TARGET_STATUS
+        elif self.night.silent:
+            status = model.TIMEOUT_STATUS
+            minute["timed_out"] += failed * dt
         totals["offered"] += offered * dt
         totals["page" if status in self.page_codes else "raw"] += failed * dt
         totals["served_user_s"] += inside * dt
         totals["wanted_user_s"] += wanted * dt
+        most = self.settings.fleet.max_size * self.serves  # the fleet's max, in requests/s
+        totals["beyond_max_user_s"] += (
+            wanted * max(0.0, 1 - most / max(self.origin(wanted), 1e-9)) * dt
+        )
         totals["instance_s"] += (serving + group.launching) * dt
         used = lcu_used(inside, offered, self.settings)
         totals["lcu_s"] += max(self.reserved[i], used) * dt
@@ -358,7 +382,8 @@ class _Run:
         group.publish(minute["requests"], minute["demand_pct"] / steps if self.room else None)
         group.track(now)
         room, series = self.room, self.series
-        series.demand_instances.append(self.origin(wanted) / self.rate)
+        series.demand_instances.append(self.origin(wanted) / self.serves)
+        series.requests.append(minute["requests"])
         series.in_service.append(serving)
         series.failed.append(minute["failed"])
         series.waiting.append(self.left_waiting)
@@ -382,7 +407,7 @@ class _Run:
         entered, change = room.step(now, fleet, forced)
         self.minute["demand_pct"] += demand_pct(room.config, fleet, round(room.waiting()))
         self.minute["inlet_steps"] += 1
-        self.inside += entered
+        self.stays.enter(entered)
         self.minute["admitted"] += entered
         self.left_waiting = room.still_waiting(now)
         # Queueing starts: people inside carry on: at their next page load the waiting page's
@@ -392,14 +417,15 @@ class _Run:
         # the session's absolute life (admission.session_max_minutes): whoever is still inside
         # on one then goes to the line. Opening: whoever is still in line walks in.
         if change == "queue":
-            self.on_sessions, self.queue_began = self.inside, now
-            self.carrying = (self.inside, self.inside / self.carry_s)
+            inside = self.stays.inside
+            self.on_sessions, self.queue_began = inside, now
+            self.carrying = (inside, inside / self.carry_s)
         elif change == "open":
             self.on_sessions, self.carrying = 0.0, (0.0, 0.0)
-            self.inside += room.open_doors(now)
+            self.stays.enter(room.open_doors(now))
         if room.queueing and self.on_sessions and now - self.queue_began >= self.sessions_end_s:
             cut, self.on_sessions = self.on_sessions, 0.0
-            self.inside -= cut
+            self.stays.remove(cut)
             self.joining += cut
             self.totals["sessions_cut"] += cut
 
@@ -409,7 +435,8 @@ class _Run:
         a, minute, breaches = self.settings.alarms, self.minute, self.breaches
         requests = max(minute["requests"], 1e-9)
         elb = 100 * minute["no_target"] / requests
-        target = 100 * (minute["failed"] - minute["no_target"]) / requests
+        # A timed-out request is no target 5xx: CloudFront gave up on it (the ALB logs a 460).
+        target = 100 * (minute["failed"] - minute["no_target"] - minute["timed_out"]) / requests
         breaches.append(elb > a.alb_5xx_rate_pct or target > a.target_5xx_rate_pct)
         return len(breaches) == breaches.maxlen and all(breaches)
 
@@ -435,6 +462,7 @@ class _Run:
             "raw_5xx": round(totals["raw"]),
             "high_demand": round(totals["page"]),
             "high_demand_pct": 100 * totals["page"] / max(totals["offered"], 1e-9),
+            "failed_worst_pct": worst_window_pct(series.failed, series.requests),
             "queued": room.queued if room else 0.0,
             "wait_p50_min": _percentile(waits, 50) / 60,
             "wait_p95_min": _percentile(waits, 95) / 60,
@@ -443,6 +471,9 @@ class _Run:
             "still_waiting": still_waiting,
             "longest_queue_min": longest_queue_s / 60,
             "kept_out_pct": max(0.0, 100 * (1 - totals["served_user_s"] / wanted)),
+            "kept_out_bound_pct": 100 * totals["beyond_max_user_s"] / wanted,
+            "reopen_min": reopen_minutes(series),
+            "peak_vs_needed": peak_vs_needed(series, self.settings),
             "sessions_cut": totals["sessions_cut"],
             "carried": totals["carried"],
             "peak_waiting": max(series.waiting, default=0.0),
@@ -485,8 +516,9 @@ def _floor(night: Night, settings: Settings) -> Result:
     def origin(users: float) -> float:
         return origin_requests_per_s(users, settings, night.edge_cache)
 
-    rate = settings.fleet.requests_per_instance_per_s
-    _, wanted = arrivals(night.users, night.step_s, settings.admission.session_minutes * 60)
+    rate = settings.fleet.requests_per_instance_per_s / night.cost
+    session_s = settings.admission.session_minutes * 60
+    _, wanted = arrivals(night.users, night.step_s, session_s, night.stays)
     needed = [math.ceil(origin(w) / rate - 1e-9) for w in wanted]
     hours = sum(needed) * night.step_s / 3600
     lcu_hours = sum(lcu_used(w, origin(w), settings) for w in wanted) * night.step_s / 3600
@@ -496,10 +528,13 @@ def _floor(night: Night, settings: Settings) -> Result:
         demand_instances=[origin(w) / rate for w in wanted[per_minute - 1 :: per_minute]],
         in_service=[float(n) for n in needed[per_minute - 1 :: per_minute]],
     )
+    most = settings.fleet.max_size * rate
+    beyond = sum(w * max(0.0, 1 - most / max(origin(w), 1e-9)) for w in wanted)
     zero = (
         "raw_5xx",
         "high_demand",
         "high_demand_pct",
+        "failed_worst_pct",
         "queued",
         "wait_p50_min",
         "wait_p95_min",
@@ -508,6 +543,7 @@ def _floor(night: Night, settings: Settings) -> Result:
         "still_waiting",
         "longest_queue_min",
         "kept_out_pct",
+        "reopen_min",
         "sessions_cut",
         "carried",
         "peak_waiting",
@@ -516,6 +552,8 @@ def _floor(night: Night, settings: Settings) -> Result:
     )
     measures: dict[str, float] = dict.fromkeys(zero, 0.0)
     measures.update(
+        kept_out_bound_pct=100 * beyond / max(sum(wanted), 1e-9),
+        peak_vs_needed=peak_vs_needed(series, settings),
         instance_hours=hours,
         lcu_hours=lcu_hours,
         cost_usd=hours * prices.instance_hour_usd + lcu_hours * prices.lcu_hour_usd,
@@ -552,6 +590,39 @@ def reserved_lcus(
             outside += (reserved(moment) - standing) * night.step_s / 3600
         moment += timedelta(seconds=night.step_s)
     return at_steps, outside
+
+
+def worst_window_pct(failed: list[float], requests: list[float]) -> float:
+    """The highest share (%) of requests failed in any WORST_WINDOW_MIN consecutive minutes (the
+    whole night when shorter)."""
+    width = min(WORST_WINDOW_MIN, len(requests))
+    worst = 0.0
+    for start in range(len(requests) - width + 1):
+        asked = sum(requests[start : start + width])
+        if asked > 0:
+            worst = max(worst, 100 * sum(failed[start : start + width]) / asked)
+    return worst
+
+
+def reopen_minutes(series: Series) -> float:
+    """The longest the room kept queueing once the instances in service could serve everyone
+    who wanted the site (minutes in a row)."""
+    longest = run = 0
+    for queueing, need, have in zip(
+        series.queueing, series.demand_instances, series.in_service, strict=False
+    ):
+        run = run + 1 if queueing and need <= have else 0
+        longest = max(longest, run)
+    return float(longest)
+
+
+def peak_vs_needed(series: Series, settings: Settings) -> float:
+    """The fleet's peak in service over the instances the night's peak demand needs at the
+    scaling target (target tracking's aim), never fewer than the group's minimum."""
+    fleet = settings.fleet
+    demand = max(series.demand_instances, default=0.0)
+    needed = max(math.ceil(demand * 100 / fleet.scaling_target_pct - 1e-9), fleet.min_size)
+    return max(series.in_service, default=0.0) / needed
 
 
 def _percentile(samples: list[tuple[float, float]], pct: float) -> float:

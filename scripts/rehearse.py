@@ -2,12 +2,12 @@
 
 Usage: python -m scripts.rehearse --stack prod [--event NAME] [--scenario NAME] [--curve FILE]
 
-Plays each scenario (event, stress, flash-crowd, zone-loss, slow-origin; or a real night from
-`--curve FILE.csv`) under four policies (configured, reactive, static-peak, floor) in 10-second
-steps, prints one row per scenario and policy, writes build/rehearsal-<stack>.json and one chart
-per scenario (build/rehearsal-<stack>-<scenario>.png), and judges the configured stack against
-the settings' `rehearsal:` budget. Exit codes: 0 within budget, 1 a scenario breaks it, 2 bad
-input (settings, calendar, event, scenario or curve file).
+Plays each scenario (the next event's nights and unannounced crowds on an ordinary evening, see
+rehearsal/curves.py; or a real night from `--curve FILE.csv`) under four policies (configured,
+reactive, static-peak, floor) in 10-second steps, prints one row per scenario and policy, writes
+build/rehearsal-<stack>.json and one chart per scenario (build/rehearsal-<stack>-<scenario>.png),
+and judges the configured stack against the settings' `rehearsal:` budget. Exit codes: 0 within
+budget, 1 a scenario breaks it, 2 bad input (settings, calendar, event, scenario or curve file).
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ from planning.calendar import CalendarError, load_calendar
 from planning.event_plan import EventPlan, PlanError, plan_event
 from planning.settings import Settings, SettingsError, load_stack_settings
 from rehearsal import model
-from rehearsal.curves import SCENARIOS, CurveError, Night, read_curve, scenario_nights
+from rehearsal.curves import (
+    EVENING_SCENARIOS,
+    SCENARIOS,
+    CurveError,
+    Night,
+    read_curve,
+    scenario_nights,
+)
 from rehearsal.simulate import POLICIES, Result, rehearse_all
 from rehearsal.verdict import breaches, summary
 from scripts.offline_cloud import ROOT
@@ -38,11 +45,15 @@ LOOK_AHEAD = timedelta(days=5 * 366)
 COLUMNS = (
     ("raw 5xx", "raw_5xx", "{:,.0f}"),
     ("page %", "high_demand_pct", "{:.2f}"),
+    ("worst 15m %", "failed_worst_pct", "{:.2f}"),
     ("queued", "queued", "{:,.0f}"),
     ("gave up", "gave_up", "{:,.0f}"),
     ("wait p50/p95/max min", None, ""),
     ("longest queue min", "longest_queue_min", "{:,.0f}"),
     ("kept out %", "kept_out_pct", "{:.1f}"),
+    ("bound %", "kept_out_bound_pct", "{:.1f}"),
+    ("reopen min", "reopen_min", "{:,.0f}"),
+    ("peak/need", "peak_vs_needed", "{:.2f}"),
     ("peak waiting", "peak_waiting", "{:,.0f}"),
     ("queue API peak %", "queue_api_peak_pct", "{:,.0f}"),
     ("inst-h", "instance_hours", "{:,.0f}"),
@@ -86,9 +97,9 @@ def nights_for(args: argparse.Namespace, settings: Settings, now: datetime) -> l
     try:
         plan = choose_event(settings, args.stack, now, args.event)
     except RehearseError:
-        if args.event is not None or args.scenario not in (None, "flash-crowd"):
+        if args.event is not None or args.scenario not in (None, *EVENING_SCENARIOS):
             raise
-        plan = None  # no event: flash-crowd only
+        plan = None  # no event: the evening scenarios only
     return scenario_nights(scenarios, plan, settings, step)
 
 
@@ -187,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if live:
         print(file=sys.stderr)
     plan = nights[0].plan
-    event = plan.key if plan else "no event (flash-crowd only)"
+    event = plan.key if plan else "no event (evening scenarios only)"
     print(
         f"Floodgate rehearsal: stack {args.stack}, {event}, "
         f"{settings.admission.step_s}-second steps ({elapsed:.1f} s)"

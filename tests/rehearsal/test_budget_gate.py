@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from planning.clock import now
 from planning.settings import RehearsalSettings, load_stack_settings
-from rehearsal.curves import SCENARIOS, Night, scenario_nights
+from rehearsal.curves import EVENT_SCENARIOS, Night, scenario_nights
 from rehearsal.simulate import Result, Series, rehearse, rehearse_all
 from rehearsal.verdict import BUDGET, breaches
 from scripts.offline_cloud import stack_config
@@ -22,12 +22,13 @@ from tests.rehearsal.test_simulate import START, STEP, flat, users_for
 def test_the_stack_keeps_its_promise_on_election_night(stack: str) -> None:
     s = load_stack_settings(stack)
     plan = choose_event(s, stack, now(), "us-general-election")
-    nights = scenario_nights(SCENARIOS, plan, s, s.admission.step_s)
+    gated = (*EVENT_SCENARIOS, "flash-crowd")
+    nights = scenario_nights(gated, plan, s, s.admission.step_s)
     judged = rehearse_all(nights, s, ("configured",))
     assert [str(b) for b in breaches(judged, s.rehearsal)] == []  # the stack's own budget
     results = {r.scenario: r for r in judged}
     counted = s.capacity.public_page_pct > 0  # edge-uncached plays only what the plan counts on
-    assert set(results) == set(SCENARIOS) - (set() if counted else {"edge-uncached"})
+    assert set(results) == set(gated) - (set() if counted else {"edge-uncached"})
     for scenario, result in results.items():
         assert result.measures["raw_5xx"] == 0, scenario
     flash = results["flash-crowd"].measures
