@@ -76,6 +76,9 @@ class AdmissionArgs:
     asg_name: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
     """`targetgroup/<name>/<id>`: the RequestCountPerTarget dimension (origin load)."""
+    load_balancer_arn_suffix: pulumi.Input[str]
+    """`app/<name>/<id>`: the load balancer's dimension (its 5xx, 4xx, rejected connections,
+    and with the target group's, response time)."""
     pause_alarm_names: pulumi.Input[list[str]]
     """Admissions pause while any of these (the origin 5xx alarms) is in ALARM."""
     pause_alarm_arns: pulumi.Input[list[str]]
@@ -274,6 +277,7 @@ class Admission(pulumi.ComponentResource):
             **args.tunables,
             "FG_ASG_NAME": args.asg_name,
             "FG_TARGET_GROUP": args.target_group_arn_suffix,
+            "FG_LOAD_BALANCER": args.load_balancer_arn_suffix,
             "FG_ALARM_NAMES": pulumi.Output.from_input(args.pause_alarm_names).apply(",".join),
             "FG_ORIGIN_SECRET_ID": origin_arn,
         }
@@ -309,7 +313,12 @@ class Admission(pulumi.ComponentResource):
             kvs_rw,
             # Neither has resource-level permissions (Service Authorization Reference).
             iam.Grant(
-                ["autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricStatistics"], "*"
+                [
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "cloudwatch:GetMetricStatistics",
+                    "cloudwatch:GetMetricData",
+                ],
+                "*",
             ),
             # Metric alarms can be named (composite alarms would need "*").
             iam.Grant(["cloudwatch:DescribeAlarms"], args.pause_alarm_arns),

@@ -226,6 +226,7 @@ class Portal(pulumi.ComponentResource):
                 queue_api=queue_api_design(settings),
                 asg_name=fleet.group.name,
                 target_group_arn_suffix=lb.target_group_arn_suffix,
+                load_balancer_arn_suffix=lb.alb_arn_suffix,
                 pause_alarm_names=pause_alarms,
                 pause_alarm_arns=pause_alarm_arns,
                 origin_secrets=[slot.result for slot in slots.values()],

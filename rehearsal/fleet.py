@@ -58,6 +58,8 @@ class Group:
     warmup_s: int
     demand_target_pct: float | None = None
     """The room-demand policy's target (%), when the stack has a room."""
+    cpu_target_pct: float | None = None
+    """The ASGAverageCPUUtilization policy's target (%)."""
     pool_target: int = 0
     """Warm-pool instances kept stopped and ready (0: no pool)."""
     tracking: bool = True
@@ -72,11 +74,13 @@ class Group:
     requests: Tracking = field(init=False)
     """ALBRequestCountPerTarget: requests per target per minute."""
     demand: Tracking | None = field(init=False)
+    cpu: Tracking | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.requests = Tracking(self.target_per_min)
         target = self.demand_target_pct
         self.demand = Tracking(target) if target is not None else None
+        self.cpu = Tracking(self.cpu_target_pct) if self.cpu_target_pct is not None else None
 
     @property
     def in_service(self) -> float:
@@ -113,12 +117,19 @@ class Group:
         self.pool *= keep
         self.cap = max_with_zone_lost(self.max_size, zones)
 
-    def publish(self, requests_last_minute: float, demand_pct: float | None = None) -> None:
+    def publish(
+        self,
+        requests_last_minute: float,
+        demand_pct: float | None = None,
+        cpu_pct: float | None = None,
+    ) -> None:
         """End of a minute: each policy's metric for it (published a minute late)."""
         targets = self.in_service
         self.requests.publish(requests_last_minute / max(targets, 1.0), targets)
         if self.demand is not None and demand_pct is not None:
             self.demand.publish(demand_pct, targets)
+        if self.cpu is not None and cpu_pct is not None:
+            self.cpu.publish(cpu_pct, targets)
 
     def track(self, now: float) -> None:
         """Target tracking: out to the largest capacity any policy asks for once it has
@@ -126,7 +137,8 @@ class Group:
         90 % of its target), to the largest they ask for, and never while instances warm up."""
         if not self.tracking:
             return
-        policies = [p for p in (self.requests, self.demand) if p is not None and p.visible]
+        declared = [p for p in (self.requests, self.demand, self.cpu) if p is not None]
+        policies = [p for p in declared if p.visible]
         if not policies:
             return
         out = [p.needed() for p in policies if p.wants_out()]
@@ -134,7 +146,7 @@ class Group:
             self.desired = max(out)
         elif (
             not out
-            and len(policies) == 1 + (self.demand is not None)
+            and len(policies) == len(declared)
             and all(p.ready_in() for p in policies)
             and not any(now - b[0] < self.warmup_s for b in self.serving)
         ):

@@ -79,6 +79,13 @@ first, which the ALB logs as 460. Source: Amazon CloudFront Developer Guide, ori
 (response timeout); Elastic Load Balancing, troubleshoot your Application Load Balancer
 (HTTP 460)."""
 
+RESPONSE_S = 0.2
+"""p95 TargetResponseTime of an instance under its capacity. An assumption: the portal's own
+figure is in its load balancer's metrics."""
+SATURATED_RESPONSE_S = 2.0
+"""p95 TargetResponseTime of an instance at its capacity that refuses what it cannot take:
+what it serves waits in its backlog. An assumption, above the alarms' 1 s p95."""
+
 NO_TARGET_STATUS = 503
 """The ALB answers 503 when the target group has no registered target. Source: Elastic Load
 Balancing, troubleshoot your Application Load Balancer (HTTP 503: Service unavailable)."""

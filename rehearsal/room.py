@@ -1,10 +1,10 @@
 """The waiting room as the stack runs it, driven by the inlet's own decisions.
 
-Each step calls `functions/admission/inlet.admit_budget`, `walk` and `next_state`, with the
-room's `admission_rate` (and the simulation the pages' `retry_after`): the rehearsal never
-re-implements a decision. What it adds is people:
-cohorts who join the line, poll, give up (exponentially, with the settings' mean patience), and
-collect their token on their next poll.
+Each step calls `functions/admission/inlet.admit_budget`, `walk` and `next_state` (the caller
+has `regulate`d the fleet's ceiling on the room's state first), with the room's
+`admission_rate` (and the simulation the pages' `retry_after`): the rehearsal never
+re-implements a decision. What it adds is people: cohorts who join the line, poll, give up
+(exponentially, with the settings' mean patience), and collect their token on their next poll.
 
 The line holds cohorts (everyone who joined in one step). For `walk`, the head of the line is
 laid out as places of `unit` people each, `unit = ceil(budget / PLACES_PER_STEP)`: a step admits
@@ -129,12 +129,7 @@ class RoomSim:
             self.collected_show.add(at, people)
         moved = admitted = 0.0
         if self.queueing:
-            sessions = Sessions(
-                collected_in_session=round(self.collected.since(now)),
-                admitted_in_show=round(self.admitted_show.since(now)),
-                collected_in_show=round(self.collected_show.since(now)),
-            )
-            budget = admit_budget(self.config, fleet, sessions)
+            budget = admit_budget(self.config, fleet, self.sessions(now))
             moved, admitted = self._admit(now, budget)
             self.budgets.append((budget, moved))
         before = self.state["state"]
@@ -144,10 +139,18 @@ class RoomSim:
             self.history.append([now, moved])  # places admitted, as the inlet records them
         rate = admission_rate(self.history, now)
         state, calm = next_state(self.config, self.state, fleet, waiting, forced, now, rate)
-        self.state = {"state": state, "calm_since": calm}
+        self.state.update(state=state, calm_since=calm)
         if state == before:
             return admitted, None
         return admitted, state
+
+    def sessions(self, now: float) -> Sessions:
+        """The tokens collected and admissions pending, as the inlet counts them."""
+        return Sessions(
+            collected_in_session=round(self.collected.since(now)),
+            admitted_in_show=round(self.admitted_show.since(now)),
+            collected_in_show=round(self.collected_show.since(now)),
+        )
 
     def open_doors(self, now: float) -> float:
         """The room opened: everyone still polling walks in (no token); the rest gave up."""

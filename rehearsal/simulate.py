@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from functions.admission.inlet import Fleet, demand_pct
+from functions.admission.inlet import Fleet, Health, demand_pct, regulate
 from functions.admission.room import Config, admission_rate, retry_after
 from planning import aws_facts
 from planning.capacity import (
@@ -60,7 +60,7 @@ TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_
           "pool_instance_s", "api_over_s", "lcu_s", "joins", "polls", "sessions_cut",
           "carried", "beyond_max_user_s")  # fmt: skip
 MINUTE = ("requests", "failed", "no_target", "timed_out", "admitted", "demand_pct",
-          "inlet_steps")  # fmt: skip
+          "inlet_steps", "cpu_s", "saturated_s")  # fmt: skip
 WORST_WINDOW_MIN = 15
 """Failed requests are judged on the worst window of this many minutes, not over the night."""
 HOURS_PER_MONTH = 730
@@ -103,6 +103,7 @@ REHEARSAL_RESOURCES = {
         "FG_KVS_ARN",
         "FG_ASG_NAME",
         "FG_TARGET_GROUP",
+        "FG_LOAD_BALANCER",
         "FG_ALARM_NAMES",
         "FG_ORIGIN_SECRET_ID",
     )
@@ -235,6 +236,9 @@ class _Run:
         self.minute = dict.fromkeys(MINUTE, 0.0)
         self.breaches: deque[bool] = deque(maxlen=settings.alarms.evaluation_periods)
         self.alarm = False
+        self.health: Health | None = None
+        """The latest minute of health CloudWatch has published (a minute late)."""
+        self._health_next: Health | None = None
         self.left_waiting = 0.0
         """People still in line after the inlet's last step (not those who just arrived)."""
         self.series = Series()
@@ -263,6 +267,7 @@ class _Run:
             target_per_min=target,
             warmup_s=fleet.default_warmup_s,
             demand_target_pct=fleet.scaling_target_pct if self.room is not None else None,
+            cpu_target_pct=None if static else fleet.scaling.cpu_target_pct,
             pool_target=pool,
             tracking=not static,
         )
@@ -353,6 +358,11 @@ class _Run:
         inside = max(self.stays.inside, 0.0)
         offered = self.origin(inside)
         failed = max(0.0, offered - capacity)
+        if capacity > 1e-9:
+            # CPU per request: capacity_cpu_pct at what an instance serves tonight.
+            busy = offered / capacity
+            minute["cpu_s"] += min(100.0, self.settings.admission.capacity_cpu_pct * busy) * dt
+            minute["saturated_s"] += dt if busy >= 1 else 0.0
         status = model.OVERLOAD_STATUS
         if serving < 1e-9:
             status = model.NO_TARGET_STATUS
@@ -378,8 +388,10 @@ class _Run:
         if (now + dt) % model.METRIC_PERIOD_S >= dt:
             return
         self.alarm = self._alarm()
+        self.health, self._health_next = self._health_next, self._minute_health(now)
         steps = max(minute["inlet_steps"], 1.0)
-        group.publish(minute["requests"], minute["demand_pct"] / steps if self.room else None)
+        cpu = self._health_next.cpu_pct
+        group.publish(minute["requests"], minute["demand_pct"] / steps if self.room else None, cpu)
         group.track(now)
         room, series = self.room, self.series
         series.demand_instances.append(self.origin(wanted) / self.serves)
@@ -403,9 +415,11 @@ class _Run:
             and plan.waiting_room == "queue"
             and plan.raise_at <= self.night.at(i) < plan.restore_at
         )
-        fleet = Fleet(round(self.group.in_service), load, self.alarm)
+        fleet = Fleet(round(self.group.in_service), load, self.alarm, self.health)
+        fleet = regulate(room.config, room.state, fleet)
         entered, change = room.step(now, fleet, forced)
-        self.minute["demand_pct"] += demand_pct(room.config, fleet, round(room.waiting()))
+        inside = room.sessions(now).inside
+        self.minute["demand_pct"] += demand_pct(room.config, fleet, round(room.waiting()), inside)
         self.minute["inlet_steps"] += 1
         self.stays.enter(entered)
         self.minute["admitted"] += entered
@@ -428,6 +442,25 @@ class _Run:
             self.stays.remove(cut)
             self.joining += cut
             self.totals["sessions_cut"] += cut
+
+    def _minute_health(self, now: float) -> Health:
+        """What the load balancer and the instances report of the minute ending at `now`."""
+        minute, requests = self.minute, self.minute["requests"]
+        timed_out = minute["timed_out"]
+        p95 = model.RESPONSE_S
+        if timed_out > 0.05 * requests:
+            p95 = float(self.settings.edge.origin_read_timeout_s)
+        elif minute["saturated_s"] > 0.05 * model.METRIC_PERIOD_S:
+            p95 = model.SATURATED_RESPONSE_S
+        return Health(
+            at=now + self.dt - model.METRIC_PERIOD_S,
+            requests=requests,
+            target_5xx=minute["failed"] - minute["no_target"] - timed_out,
+            elb_5xx=minute["no_target"],
+            elb_4xx=timed_out,  # 460: CloudFront closed the connection first
+            response_p95_s=p95 if requests > 0 else None,
+            cpu_pct=minute["cpu_s"] / model.METRIC_PERIOD_S if self.group.in_service else None,
+        )
 
     def _alarm(self) -> bool:
         """The origin 5xx alarms (ALB's and the targets'): in ALARM once every one of the last

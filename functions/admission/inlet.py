@@ -1,8 +1,10 @@
 """The inlet: every minute (EventBridge Scheduler), in steps of `step_s`, let people in.
 
 Each step seals finished seconds into tallies, reads the fleet (in-service instances, origin
-load, the origin 5xx alarm), admits up to what the fleet can serve by advancing the cursor past
-places (skipping holes and people who stopped polling), switches the room between `open` and
+load, the origin 5xx alarm, and the health the load balancer and the instances report),
+regulates the share of the derived capacity it admits to on that health (`regulate`), admits up
+to it by advancing the cursor past places (skipping holes and people who stopped polling),
+switches the room between `open` and
 `queue` with hysteresis unless an operator pinned it or a calendar event forces `queue`, and
 keeps the CloudFront KeyValueStore in line with the room. Runs with reserved concurrency 1, and
 the room item is written conditionally on its version, so two inlets never double-admit.
@@ -14,7 +16,8 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from .room import (
@@ -33,6 +36,49 @@ from .room import (
 
 KVS_PREFIXES = ("room", "key.", "revoked.")
 
+DECREASE = 0.7
+"""A fleet failing at a load at or under its ceiling has shown it serves less than the ceiling:
+the ceiling drops to this share of that load (TCP's multiplicative decrease is 0.5; 0.7 halves
+within two decreases without emptying a fleet that was only just over)."""
+HOLD_S = 180
+"""After a decrease the ceiling does not drop again for this long: what the room admits shows
+in the load balancer's one-minute metrics one to two minutes later (TCP decreases once a round
+trip, not once a loss)."""
+INCREASE = 0.05
+"""While healthy, the ceiling rises by this share of the derived capacity per minute (additive
+increase): from the floor to the full derived capacity in 15 minutes, so a fleet that was sick
+is filled again in steps it can report on."""
+SATURATED_CPU_PCT = 95.0
+"""The instances' average CPU at or above which they are saturated: a breach (the CPU cannot
+say how far beyond its capacity the load is)."""
+ESTIMATE_FROM_CPU_PCT = 40.0
+"""Below this CPU the instances' idle work weighs too much in it to scale their capacity from
+(requests x capacity_cpu_pct / CPU would read a lightly used fleet as a small one)."""
+
+
+@dataclass(frozen=True)
+class Health:
+    """One minute of what the load balancer and the instances report: CloudWatch's one-minute
+    datapoints for the latest minute the load balancer has published (about a minute late)."""
+
+    at: float
+    """The minute's start (epoch s)."""
+    requests: float
+    """RequestCount of the target group in the minute."""
+    target_5xx: float = 0.0
+    """HTTPCode_Target_5XX_Count: the instances' own 5xx."""
+    elb_5xx: float = 0.0
+    """HTTPCode_ELB_5XX_Count: the load balancer's 502/503/504 (no target, target timed out)."""
+    elb_4xx: float = 0.0
+    """HTTPCode_ELB_4XX_Count, among them 460: CloudFront closed the connection before the
+    instance answered (an instance queueing past the response timeout, which no 5xx shows)."""
+    rejected: float = 0.0
+    """RejectedConnectionCount: the load balancer reached its maximum connections."""
+    response_p95_s: float | None = None
+    """TargetResponseTime p95 (s); None when nothing was answered."""
+    cpu_pct: float | None = None
+    """The group's average CPUUtilization (detailed monitoring: one-minute)."""
+
 
 @dataclass(frozen=True)
 class Fleet:
@@ -43,6 +89,76 @@ class Fleet:
     """Origin requests per target per second, as a fraction of `requests_per_instance_per_s`."""
     alarm: bool
     """The origin 5xx alarm is in ALARM."""
+    health: Health | None = None
+    """The latest minute of health; None when CloudWatch has none yet."""
+    ceiling: float = 1.0
+    """The share of the derived capacity (in-service x sessions_per_instance) the fleet has
+    shown it serves: `regulate` sets it; 1 until health says otherwise."""
+
+
+def breach(config: Config, fleet: Fleet) -> str | None:
+    """Why the fleet is not healthy, or None: the origin alarm, a 5xx or closed-connection rate
+    over the alarms' (per minute), rejected connections, p95 response time over the alarms',
+    or saturated CPU."""
+    if fleet.alarm:
+        return "origin alarm"
+    h = fleet.health
+    if h is None:
+        return None
+    if h.requests > 0:
+        rates = {
+            "target 5xx": (h.target_5xx, config.target_5xx_pct),
+            "load balancer 5xx": (h.elb_5xx, config.elb_5xx_pct),
+            "connections closed before an answer (4xx/460)": (h.elb_4xx, config.elb_5xx_pct),
+        }
+        for why, (count, limit) in rates.items():
+            if 100 * count / h.requests > limit:
+                return why
+    if h.rejected > 0:
+        return "rejected connections"
+    if h.response_p95_s is not None and h.response_p95_s > config.response_p95_s:
+        return "slow responses"
+    if h.cpu_pct is not None and h.cpu_pct >= SATURATED_CPU_PCT:
+        return "saturated CPU"
+    return None
+
+
+def next_ceiling(config: Config, ceiling: float, fleet: Fleet, held: bool = False) -> float:
+    """The ceiling after one new minute of health (`fleet.health`), within [ceiling_floor, 1].
+
+    On a breach at a load at or under the ceiling, the fleet fails at a load it was thought to
+    serve: DECREASE x that load, unless `held` (a decrease within HOLD_S, not yet visible in
+    the metrics). On a breach above the ceiling there are more people inside than it admits
+    to (they came in before the room queued, or it is waiting for the fleet to grow): the
+    ceiling stands, and admits nobody until they are fewer. Healthy, what the CPU shows the
+    instances serve (load x capacity_cpu_pct / CPU, from ESTIMATE_FROM_CPU_PCT) when lower,
+    else up by at most INCREASE. The derived capacity stays the upper bound: the CPU may show
+    requests dearer than the settings say, never cheaper."""
+    floor, load = config.ceiling_floor, max(fleet.load, 0.0)
+    if breach(config, fleet) is not None:
+        return max(floor, ceiling if held or load > ceiling else load * DECREASE)
+    rising = min(1.0, ceiling + INCREASE)
+    cpu = fleet.health.cpu_pct if fleet.health is not None else None
+    if cpu is None or cpu < ESTIMATE_FROM_CPU_PCT:
+        return max(floor, rising)
+    shown = load * config.capacity_cpu_pct / cpu
+    return max(floor, min(shown, 1.0) if shown < ceiling else min(shown, rising))
+
+
+def regulate(config: Config, room: dict[str, Any], fleet: Fleet) -> Fleet:
+    """Move the room item's ceiling once per new minute of health (`health_at` records the
+    minute acted on, `lowered_at` the last decrease) and return the fleet with it."""
+    ceiling = float(room.get("ceiling") or 1.0)
+    h, last = fleet.health, room.get("health_at")
+    if h is not None and (last is None or h.at > float(last)):
+        lowered = room.get("lowered_at")
+        held = lowered is not None and h.at - float(lowered) < HOLD_S
+        new = next_ceiling(config, ceiling, fleet, held)
+        if new < ceiling:
+            room["lowered_at"] = h.at
+        ceiling = new
+        room["ceiling"], room["health_at"] = ceiling, h.at
+    return replace(fleet, ceiling=ceiling)
 
 
 @dataclass(frozen=True)
@@ -53,16 +169,21 @@ class Sessions:
     """Places admitted in the last `show_s` (their holders may still be on their way)."""
     collected_in_show: int
 
+    @property
+    def inside(self) -> int:
+        """People inside on a token: collected in a session, plus admitted and on their way."""
+        return self.collected_in_session + max(0, self.admitted_in_show - self.collected_in_show)
+
 
 def admit_budget(config: Config, fleet: Fleet, sessions: Sessions) -> int:
-    """How many places this step may admit: never beyond free capacity or the rate cap."""
+    """How many places this step may admit: never beyond the free share of the capacity the
+    fleet has shown it serves (`fleet.ceiling` of the derived capacity), nor the rate cap; none
+    while an origin 5xx alarm fires (three minutes of failures: an operator's matter)."""
     if fleet.alarm or fleet.in_service <= 0:
         return 0
     capacity = fleet.in_service * config.sessions_per_instance
-    pending = max(0, sessions.admitted_in_show - sessions.collected_in_show)
-    by_tokens = sessions.collected_in_session + pending
     by_load = math.ceil(max(fleet.load, 0.0) * capacity)
-    free = capacity - max(by_tokens, by_load)
+    free = math.floor(capacity * min(fleet.ceiling, 1.0)) - max(sessions.inside, by_load)
     return max(0, min(free, config.max_admit_per_s * config.step_s))
 
 
@@ -103,13 +224,23 @@ def walk(
     return Walk(admitted, passed, skipped, last)
 
 
-def demand_pct(config: Config, fleet: Fleet, waiting: int) -> float:
-    """The fleet's demand as a utilisation (%), for target tracking: people inside (origin load)
-    plus people waiting, over what the in-service instances serve. While anyone waits it reads
-    at least `demand_floor_pct` (the scaling target), so this policy never agrees to scale in
-    then: Auto Scaling scales in only when every target tracking policy is ready to."""
-    capacity = max(fleet.in_service, 1) * config.sessions_per_instance
-    demand = 100 * (max(fleet.load, 0.0) + waiting / capacity)
+def demand_pct(config: Config, fleet: Fleet, waiting: int, inside: int = 0) -> float:
+    """The fleet's demand as a utilisation (%), for target tracking, in one unit: instances'
+    worth of what the fleet has shown it serves (`fleet.ceiling`), over the instances in
+    service now. People inside count as the larger of the latest minute's requests (over
+    requests_per_instance_per_s; the load per target times the instances now without that
+    minute's count) and `inside` (people the room let in within a session, over
+    sessions_per_instance); people waiting over sessions_per_instance. While anyone waits it
+    reads at least `demand_floor_pct` (the scaling target), so this policy never agrees to
+    scale in then: Auto Scaling scales in only when every target tracking policy is ready to."""
+    serving = max(fleet.in_service, 1)
+    if fleet.health is not None:
+        by_requests = fleet.health.requests / 60 / config.requests_per_instance_per_s
+    else:
+        by_requests = max(fleet.load, 0.0) * serving
+    people = max(by_requests, inside / config.sessions_per_instance)
+    needed = people + waiting / config.sessions_per_instance
+    demand = 100 * needed / (serving * fleet.ceiling)
     return max(demand, config.demand_floor_pct) if waiting > 0 else demand
 
 
@@ -129,18 +260,24 @@ def next_state(
 ) -> tuple[State, float | None]:
     """The room's state after this step, and since when it has been calm (hysteresis).
 
-    A queueing room is calm when the load is under `open_below_load`, no origin alarm fires
-    and the line would drain within `drain_s` at the admission rate (`rate_per_s`, people/s):
-    it opens after `calm_s` of calm, and whoever is still in line then walks in."""
+    The room queues when the load reaches `queue_at_load` of what the fleet has shown it
+    serves (`fleet.ceiling`) or its health breaches. A queueing room is calm when the load is
+    at most `open_below_load` of it, the fleet is healthy and the line would drain within
+    `drain_s` at the admission rate (`rate_per_s`, people/s): it opens after `calm_s` of calm,
+    and whoever is still in line then walks in."""
     if room.get("pinned"):
         return room["pinned"], None
     state: State = room["state"]
     if forced:
         return "queue", None
-    hot = fleet.alarm or fleet.load >= config.queue_at_load
+    hot = breach(config, fleet) is not None or fleet.load >= config.queue_at_load * fleet.ceiling
     if state != "queue":
         return ("queue", None) if hot else ("open", None)
-    calm = not hot and fleet.load <= config.open_below_load and drains(config, waiting, rate_per_s)
+    calm = (
+        not hot
+        and fleet.load <= config.open_below_load * fleet.ceiling
+        and drains(config, waiting, rate_per_s)
+    )
     if not calm:
         return "queue", None
     since = room.get("calm_since") or now
@@ -175,7 +312,76 @@ def read_fleet(room: Room, now: float) -> Fleet:
     if names:
         alarms = room.cloudwatch.describe_alarms(AlarmNames=names)
         alarm = any(a["StateValue"] == "ALARM" for a in alarms.get("MetricAlarms", []))
-    return Fleet(in_service, load, alarm)
+    return Fleet(in_service, load, alarm, read_health(room, now))
+
+
+HEALTH_QUERIES = (
+    ("requests", "AWS/ApplicationELB", "RequestCount", "TargetGroup", "Sum"),
+    ("target_5xx", "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "TargetGroup", "Sum"),
+    ("elb_5xx", "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", "Sum"),
+    ("elb_4xx", "AWS/ApplicationELB", "HTTPCode_ELB_4XX_Count", "LoadBalancer", "Sum"),
+    ("rejected", "AWS/ApplicationELB", "RejectedConnectionCount", "LoadBalancer", "Sum"),
+    ("response_p95_s", "AWS/ApplicationELB", "TargetResponseTime", "TargetGroup", "p95"),
+    ("cpu_pct", "AWS/EC2", "CPUUtilization", "AutoScalingGroupName", "Average"),
+)
+"""(Health field, namespace, metric, dimension, statistic). The load balancer's own codes and
+rejected connections exist per LoadBalancer only; target metrics per TargetGroup with its
+LoadBalancer. Source: Elastic Load Balancing, CloudWatch metrics for your Application Load
+Balancer; Amazon EC2, instance metrics (AutoScalingGroupName needs detailed monitoring for
+one-minute data, which the launch template enables)."""
+
+
+def read_health(room: Room, now: float) -> Health | None:
+    """The latest minute the target group's RequestCount has a datapoint for, with the other
+    figures of the same minute (a count with no datapoint is 0: the load balancer publishes
+    none for a minute without any), in one GetMetricData call over the last 5 minutes."""
+    cfg = room.config
+    dimensions = {
+        "TargetGroup": [
+            {"Name": "TargetGroup", "Value": cfg.target_group},
+            {"Name": "LoadBalancer", "Value": cfg.load_balancer},
+        ],
+        "LoadBalancer": [{"Name": "LoadBalancer", "Value": cfg.load_balancer}],
+        "AutoScalingGroupName": [{"Name": "AutoScalingGroupName", "Value": cfg.asg_name}],
+    }
+    end = int(now) // 60 * 60
+    answer = room.cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": key,
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": ns,
+                        "MetricName": metric,
+                        "Dimensions": dimensions[dim],
+                    },
+                    "Period": 60,
+                    "Stat": stat,
+                },
+            }
+            for key, ns, metric, dim, stat in HEALTH_QUERIES
+        ],
+        StartTime=datetime.fromtimestamp(end - 300, UTC),
+        EndTime=datetime.fromtimestamp(end, UTC),
+    )
+    series = {
+        r["Id"]: {
+            t.timestamp(): float(v) for t, v in zip(r["Timestamps"], r["Values"], strict=True)
+        }
+        for r in answer["MetricDataResults"]
+    }
+    if not series.get("requests"):
+        return None
+    at = max(series["requests"])
+    figures = {key: series.get(key, {}).get(at) for key, *_ in HEALTH_QUERIES}
+    counts = ("target_5xx", "elb_5xx", "elb_4xx", "rejected")
+    return Health(
+        at=at,
+        requests=figures["requests"] or 0.0,
+        **{key: figures[key] or 0.0 for key in counts},
+        response_p95_s=figures["response_p95_s"],
+        cpu_pct=figures["cpu_pct"],
+    )
 
 
 def step(room: Room, now: float) -> dict[str, Any]:
@@ -184,7 +390,7 @@ def step(room: Room, now: float) -> dict[str, Any]:
     r = room.state()
     before = r["state"]
     _seal(room, r, now)
-    fleet = read_fleet(room, now)
+    fleet = regulate(cfg, r, read_fleet(room, now))
     sessions = _sessions(room, r, now)
     budget = admit_budget(cfg, fleet, sessions) if r["state"] == "queue" else 0
     # Even with no budget, holes and leavers at the head of the line are passed.
@@ -207,10 +413,12 @@ def step(room: Room, now: float) -> dict[str, Any]:
         sync_kvs(room, now)
     report = {
         "state": r["state"],
-        "demand_pct": round(demand_pct(cfg, fleet, waiting), 2),
+        "demand_pct": round(demand_pct(cfg, fleet, waiting, sessions.inside), 2),
         "in_service": fleet.in_service,
         "load": round(fleet.load, 3),
         "alarm": fleet.alarm,
+        "breach": breach(cfg, fleet),
+        "ceiling": round(fleet.ceiling, 3),
         "budget": budget,
         "admitted": moved.admitted,
         "skipped": len(moved.skipped),
@@ -403,6 +611,8 @@ def _publish(room: Room, report: dict[str, Any], now: float) -> None:
                               ("Skipped", "skipped"), ("Budget", "budget"))
         ] + [
             {"MetricName": room.config.demand_metric, "Dimensions": dims,
-             "Value": report["demand_pct"], "Unit": "Percent", "Timestamp": now}
+             "Value": report["demand_pct"], "Unit": "Percent", "Timestamp": now},
+            {"MetricName": "Ceiling", "Dimensions": dims,
+             "Value": 100 * report["ceiling"], "Unit": "Percent", "Timestamp": now},
         ],
     )  # fmt: skip

@@ -170,6 +170,23 @@ class Config:
     asg_name: str = _rule(str)
     target_group: str = _rule(str)
     """CloudWatch dimension `targetgroup/<name>/<id>` for RequestCountPerTarget."""
+    load_balancer: str = _rule(str)
+    """CloudWatch dimension `app/<name>/<id>` of the load balancer (its 5xx, 4xx, rejected
+    connections and response time)."""
+    target_5xx_pct: float = _rule(float, 0.0, 100.0)
+    """Target 5xx per request (%) in a minute above which the fleet is not healthy (the
+    alarms' alarms.target_5xx_rate_pct)."""
+    elb_5xx_pct: float = _rule(float, 0.0, 100.0)
+    """The same for the load balancer's own 5xx and 4xx (alarms.alb_5xx_rate_pct)."""
+    response_p95_s: float = _rule(float, 0.001)
+    """p95 TargetResponseTime (s) above which the fleet is not healthy
+    (alarms.response_time_p95_s)."""
+    capacity_cpu_pct: float = _rule(float, 1.0, 100.0)
+    """The instances' CPU (%) at requests_per_instance_per_s: the room reads what they serve
+    from their CPU (inlet.next_ceiling)."""
+    ceiling_floor: float = _rule(float, 0.01, 1.0)
+    """The lowest share of the derived capacity the room admits to, however sick the fleet
+    reads: the line keeps moving as people inside leave."""
     alarm_names: str = _rule(str, empty=True)
     """Comma-separated origin 5xx alarms; admissions pause while any is in ALARM."""
     metric_namespace: str = _rule(str)
@@ -710,6 +727,9 @@ def _room_defaults(item: dict[str, Any]) -> dict[str, Any]:
         "period": 0,
         "history": [],
         "paused": False,
+        "ceiling": 1.0,
+        "health_at": None,
+        "lowered_at": None,
         "version": 0,
         **_plain(item),
     }

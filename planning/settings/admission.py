@@ -73,6 +73,18 @@ class AdmissionSettings(_Model):
     open_below_load_pct: int = Field(default=75, ge=0, le=99)
     """A queueing room may open once origin load is at or below this share of capacity: at
     least the fleet's scaling target, which target tracking holds the load at."""
+    capacity_cpu_pct: int = Field(default=75, ge=10, le=90)
+    """The web instances' average CPU (%) while each serves `fleet.requests_per_instance_per_s`.
+    The room reads what the fleet really serves from its CPU (the load x this / the CPU, from
+    40 % CPU up), so requests dearer than the settings say lower what it admits without a
+    human; it never admits beyond the derived capacity. An assumption until measured (load one
+    instance to requests_per_instance_per_s and read its CPUUtilization): 75 is where prod's
+    two target tracking policies agree (fleet.scaling: 6,000 requests a minute per target,
+    2/3 of 150 a second, and CPU 50 %)."""
+    ceiling_floor_pct: int = Field(default=25, ge=1, le=100)
+    """However sick the fleet's health reads (5xx, connections closed before an answer,
+    rejected connections, slow or saturated), the room admits up to at least this share of the
+    derived capacity: the line keeps moving as people inside leave."""
     calm_minutes: int = Field(default=10, ge=1, le=240)
     """Switch queue -> open only after this long calm: below open_below_load_pct, no origin
     alarm, and a line that drains within `reopen_drain_s` at the current admission rate."""

@@ -126,9 +126,10 @@ def allows(policy: dict, action: str, keys: list[str]) -> bool:
 def test_roles_are_least_privilege(run) -> None:
     policies = role_policies(run)
     assert set(policies) == {"join", "status", "inlet", "admin", "schedule"}
-    wildcard_ok = {
+    wildcard_ok = {  # none of them has resource-level permissions
         "autoscaling:DescribeAutoScalingGroups",
         "cloudwatch:GetMetricStatistics",
+        "cloudwatch:GetMetricData",
         "cloudwatch:PutMetricData",
     }
     for policy in policies.values():
@@ -466,6 +467,7 @@ def test_each_role_holds_exactly_the_actions_its_function_calls(run) -> None:
             "secretsmanager:GetSecretValue",
             "autoscaling:DescribeAutoScalingGroups",
             "cloudwatch:GetMetricStatistics",
+            "cloudwatch:GetMetricData",
             "cloudwatch:DescribeAlarms",
             "cloudwatch:PutMetricData",
         },
@@ -490,3 +492,16 @@ def test_the_room_pauses_on_both_origin_5xx_alarms(run) -> None:
     inlet = functions(run)["inlet"]["environment"]["variables"]
     paused_on = sorted(alarms[n] for n in inlet["FG_ALARM_NAMES"].split(","))
     assert paused_on == ["floodgate-prod-alb-5xx-rate", "floodgate-prod-target-5xx-rate"]
+
+
+def test_the_inlet_reads_the_health_of_its_own_load_balancer_and_target_group(run) -> None:
+    """Catches the two dimensions swapped or one wired to the other resource: the load
+    balancer's 5xx and rejected connections exist per LoadBalancer (`app/...`) only, the
+    targets' per TargetGroup (`targetgroup/...`); a wrong value reads no datapoint at all."""
+    (alb,) = run.of_type("aws:lb/loadBalancer:LoadBalancer")
+    (group,) = run.of_type("aws:lb/targetGroup:TargetGroup")
+    inlet = functions(run)["inlet"]["environment"]["variables"]
+    assert inlet["FG_LOAD_BALANCER"] == alb.outputs["arnSuffix"]
+    assert inlet["FG_LOAD_BALANCER"].startswith("app/")
+    assert inlet["FG_TARGET_GROUP"] == group.outputs["arnSuffix"]
+    assert inlet["FG_ASG_NAME"] == run.of_type("aws:autoscaling/group:Group")[0].outputs["name"]

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 
 from functions.admission.room import Config, Room
+from tests.functions.metric_data import MetricData
 
 REGION = "ca-central-1"
 TABLE, ASG, ALARM = "room", "web", "origin-5xx"
@@ -41,6 +42,12 @@ TEST_ENV = {
     "FG_DEMAND_FLOOR_PCT": "0",
     "FG_ASG_NAME": ASG,
     "FG_TARGET_GROUP": "targetgroup/web/no-metrics",
+    "FG_LOAD_BALANCER": "app/web/no-metrics",
+    "FG_TARGET_5XX_PCT": "2.0",
+    "FG_ELB_5XX_PCT": "1.0",
+    "FG_RESPONSE_P95_S": "1.0",
+    "FG_CAPACITY_CPU_PCT": "80",
+    "FG_CEILING_FLOOR": "0.25",
     "FG_ALARM_NAMES": ALARM,
     "FG_METRIC_NAMESPACE": "Floodgate/WaitingRoom",
     "FG_DEMAND_METRIC": "DemandPercent",
@@ -151,7 +158,7 @@ def make_room(endpoint: str | None = None, name: str = TABLE, **overrides: Any) 
         dynamodb=dynamodb,
         secrets=secrets,
         autoscaling=boto3.client("autoscaling", **session),
-        cloudwatch=boto3.client("cloudwatch", **session),
+        cloudwatch=MetricData(boto3.client("cloudwatch", **session)),
         kvs=MemoryKvs(),
     )
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from functions.admission.inlet import (
+    INCREASE,
     Fleet,
+    Health,
     Sessions,
     admit_budget,
+    breach,
     demand_pct,
+    next_ceiling,
     next_state,
+    regulate,
     walk,
 )
 from functions.admission.room import POLL_MAX_S, retry_after
@@ -21,11 +28,24 @@ CONFIG = config_for_tests(
 )
 NOW = 10_000.0
 
+healths = st.builds(
+    Health,
+    at=st.floats(0, 1e6, allow_nan=False),
+    requests=st.floats(0, 1e6, allow_nan=False),
+    target_5xx=st.floats(0, 1e4, allow_nan=False),
+    elb_5xx=st.floats(0, 1e4, allow_nan=False),
+    elb_4xx=st.floats(0, 1e4, allow_nan=False),
+    rejected=st.sampled_from([0.0, 0.0, 3.0]),
+    response_p95_s=st.one_of(st.none(), st.floats(0, 60, allow_nan=False)),
+    cpu_pct=st.one_of(st.none(), st.floats(0, 100, allow_nan=False)),
+)
 fleets = st.builds(
     Fleet,
     in_service=st.integers(0, 200),
     load=st.floats(0, 3, allow_nan=False),
     alarm=st.booleans(),
+    health=st.one_of(st.none(), healths),
+    ceiling=st.floats(CONFIG.ceiling_floor, 1.0, allow_nan=False),
 )
 sessions = st.builds(
     Sessions,
@@ -51,6 +71,7 @@ def test_budget_never_exceeds_free_capacity_or_the_rate_cap(fleet, s) -> None:
     active = s.collected_in_session + max(0, s.admitted_in_show - s.collected_in_show)
     assert 0 <= budget <= CONFIG.max_admit_per_s * CONFIG.step_s
     assert budget <= max(0, capacity - active)
+    assert budget <= max(0, math.floor(capacity * fleet.ceiling) - active), "the ceiling holds"
     assert budget <= max(0, capacity - fleet.load * capacity) + 1  # load rounds up
     if fleet.alarm:
         assert budget == 0
@@ -81,9 +102,10 @@ def test_walk_admits_in_order_within_budget_and_only_moves_forward(line, budget)
 def test_state_follows_pins_calendar_and_hysteresis(fleet, waiting, state, forced) -> None:
     room = {"state": state, "pinned": None, "calm_since": NOW - 1}
     new, _ = next_state(CONFIG, room, fleet, waiting, forced, NOW)
-    if forced or fleet.alarm or fleet.load >= CONFIG.queue_at_load:
+    hot = breach(CONFIG, fleet) is not None or fleet.load >= CONFIG.queue_at_load * fleet.ceiling
+    if forced or hot:
         assert new == "queue"
-    if state == "queue" and (waiting > 0 or fleet.load > CONFIG.open_below_load):
+    if state == "queue" and (waiting > 0 or fleet.load > CONFIG.open_below_load * fleet.ceiling):
         assert new == "queue", "a room with people waiting or under load never opens"
     pinned, _ = next_state(CONFIG, {**room, "pinned": "closed"}, fleet, waiting, forced, NOW)
     assert pinned == "closed"
@@ -93,7 +115,7 @@ def test_state_follows_pins_calendar_and_hysteresis(fleet, waiting, state, force
 def test_a_queueing_room_opens_only_when_calm_and_the_line_drains(fleet, waiting, rate) -> None:
     room = {"state": "queue", "pinned": None, "calm_since": NOW - CONFIG.calm_s}
     new, _ = next_state(CONFIG, room, fleet, waiting, False, NOW, rate)
-    calm = not fleet.alarm and fleet.load <= CONFIG.open_below_load
+    calm = breach(CONFIG, fleet) is None and fleet.load <= CONFIG.open_below_load * fleet.ceiling
     drains = waiting == 0 or (rate > 0 and waiting / rate <= CONFIG.drain_s)
     assert (new == "open") == (calm and drains)
 
@@ -103,9 +125,34 @@ def test_demand_never_reads_below_the_target_while_people_wait(fleet, waiting) -
     demand = demand_pct(CONFIG, fleet, waiting)
     if waiting > 0:
         assert demand >= CONFIG.demand_floor_pct
-        assert demand >= 100 * fleet.load
-    else:
-        assert demand == 100 * max(fleet.load, 0)
+    if fleet.health is None:
+        # Without the minute's count, the load per target stands for everyone inside.
+        assert demand >= 100 * fleet.load / fleet.ceiling - 1e-9
+        if waiting == 0:
+            assert math.isclose(demand, 100 * fleet.load / fleet.ceiling)
+
+
+@given(fleets, st.floats(0.01, 1.0, allow_nan=False), st.booleans())
+def test_the_ceiling_stays_between_its_floor_and_the_derived_capacity(fleet, ceiling, held) -> None:
+    new = next_ceiling(CONFIG, ceiling, fleet, held)
+    assert CONFIG.ceiling_floor <= new <= 1.0
+    assert new <= max(ceiling, CONFIG.ceiling_floor) + INCREASE + 1e-9, "it rises by steps"
+    if breach(CONFIG, fleet) is not None:
+        assert new <= max(ceiling, CONFIG.ceiling_floor), "a breach never raises it"
+        if held or fleet.load > ceiling:
+            assert new == max(ceiling, CONFIG.ceiling_floor), "held, or over it: it stands"
+
+
+@given(st.floats(0.01, 1.0, allow_nan=False), st.floats(0, 0.5, allow_nan=False))
+def test_a_healthy_fleet_is_always_filled_again(start, load) -> None:
+    """However low a sickness drove it, minutes of good health (nothing failing, fast, CPU
+    unknown or light) bring the ceiling back to the derived capacity within 1 / INCREASE."""
+    room = {"ceiling": start, "health_at": None, "lowered_at": None}
+    for minute in range(math.ceil(1 / INCREASE)):
+        health = Health(at=60.0 * minute, requests=1000.0, response_p95_s=0.1, cpu_pct=None)
+        fleet = regulate(CONFIG, room, Fleet(10, load, False, health))
+        assert regulate(CONFIG, room, fleet).ceiling == fleet.ceiling, "once per datapoint"
+    assert room["ceiling"] == 1.0
 
 
 @given(
