@@ -22,7 +22,7 @@ from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.prescale import Prescale, PrescaleArgs
 from components.web_fleet import DemandMetric, WebFleet, WebFleetArgs
-from planning.capacity import queue_api_design, room_tunables
+from planning.capacity import demand_period_s, queue_api_design, room_tunables
 from planning.event_plan import EventPlan, night_plan
 from planning.settings import Settings
 
@@ -172,7 +172,10 @@ class Portal(pulumi.ComponentResource):
         settings = self._settings
         demand_metric = (
             DemandMetric(
-                namespace=METRIC_NAMESPACE, name=DEMAND_METRIC, room_id=settings.admission.room_id
+                namespace=METRIC_NAMESPACE,
+                name=DEMAND_METRIC,
+                room_id=settings.admission.room_id,
+                period_s=demand_period_s(settings),
             )
             if settings.admission.enabled
             else None

@@ -55,6 +55,8 @@ class DemandMetric:
     namespace: str
     name: str
     room_id: str
+    period_s: int = 60
+    """The policy's period: 10 or 30 for the high-resolution metric the inlet publishes."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -364,6 +366,7 @@ class WebFleet(pulumi.ComponentResource):
                         "metric_dimensions": [{"name": "Room", "value": metric.room_id}],
                         "statistic": "Average",
                         "unit": "Percent",
+                        "period": metric.period_s,
                     },
                     "target_value": round(s.scaling_target_pct, 2),
                 },

@@ -158,6 +158,19 @@ ORIGIN_VERIFY_SUFFIX = "-origin-verify"
 the policy pack exempts that version from the rotated-secrets rule)."""
 DEMAND_METRIC = "DemandPercent"
 """The inlet publishes it; the web group's room-demand policy scales on it."""
+TRACKING_PERIODS_S = (10, 30, 60)
+"""The periods target tracking accepts for a metric (shorter than 60 s: a high-resolution one,
+published with StorageResolution 1). Source: Amazon EC2 Auto Scaling API Reference,
+TargetTrackingMetricStat (Period: 10, 30 or 60); user guide, target tracking with
+high-resolution metrics."""
+
+
+def demand_period_s(settings: Settings) -> int:
+    """The room-demand policy's period: the shortest target tracking accepts that holds at least
+    one of the inlet's steps (10 s for the default 10-second step), so every period has a
+    datapoint and the policy reads the demand as the inlet last computed it, against the
+    instances in service then, not a minute's average over a fleet that grew in it."""
+    return min(p for p in TRACKING_PERIODS_S if p >= settings.admission.step_s)
 
 
 def room_tunables(settings: Settings) -> dict[str, str]:
@@ -193,6 +206,7 @@ def room_tunables(settings: Settings) -> dict[str, str]:
         "FG_ROOM_CACHE_S": str(ROOM_CACHE_S),
         "FG_METRIC_NAMESPACE": METRIC_NAMESPACE,
         "FG_DEMAND_METRIC": DEMAND_METRIC,
+        "FG_DEMAND_PERIOD_S": str(demand_period_s(settings)),
     }
 
 

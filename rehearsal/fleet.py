@@ -58,6 +58,8 @@ class Group:
     warmup_s: int
     demand_target_pct: float | None = None
     """The room-demand policy's target (%), when the stack has a room."""
+    demand_period_s: int = 60
+    """That policy's period (10 or 30: the inlet publishes it at high resolution)."""
     cpu_target_pct: float | None = None
     """The ASGAverageCPUUtilization policy's target (%)."""
     pool_target: int = 0
@@ -75,6 +77,8 @@ class Group:
     """ALBRequestCountPerTarget: requests per target per minute."""
     demand: Tracking | None = field(init=False)
     cpu: Tracking | None = field(init=False)
+    _demand_sum: float = 0.0
+    _demand_steps: int = 0
 
     def __post_init__(self) -> None:
         self.requests = Tracking(self.target_per_min)
@@ -117,19 +121,24 @@ class Group:
         self.pool *= keep
         self.cap = max_with_zone_lost(self.max_size, zones)
 
-    def publish(
-        self,
-        requests_last_minute: float,
-        demand_pct: float | None = None,
-        cpu_pct: float | None = None,
-    ) -> None:
-        """End of a minute: each policy's metric for it (published a minute late)."""
+    def publish(self, requests_last_minute: float, cpu_pct: float | None = None) -> None:
+        """End of a minute: the requests and CPU policies' metrics for it (published a minute
+        late)."""
         targets = self.in_service
         self.requests.publish(requests_last_minute / max(targets, 1.0), targets)
-        if self.demand is not None and demand_pct is not None:
-            self.demand.publish(demand_pct, targets)
         if self.cpu is not None and cpu_pct is not None:
             self.cpu.publish(cpu_pct, targets)
+
+    def publish_demand(self, demand_pct: float, step_s: float) -> None:
+        """The inlet's demand for one of its steps: the room-demand policy's datapoint is the
+        average over its period (visible a period later)."""
+        if self.demand is None:
+            return
+        self._demand_sum += demand_pct
+        self._demand_steps += 1
+        if self._demand_steps * step_s >= self.demand_period_s - 1e-9:
+            self.demand.publish(self._demand_sum / self._demand_steps, self.in_service)
+            self._demand_sum, self._demand_steps = 0.0, 0
 
     def track(self, now: float) -> None:
         """Target tracking: out to the largest capacity any policy asks for once it has

@@ -18,6 +18,10 @@ SCALE_IN_DATAPOINTS = 15: its low alarm after 15 below in 15 minutes. Source: Am
 Scaling User Guide, target tracking scaling policies (the alarms it creates and manages),
 https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-scaling-target-tracking.html."""
 SCALE_IN_DATAPOINTS = 15
+"""The same counts hold, in the rehearsal, for the room-demand policy on its high-resolution
+period (10 s: out after 30 s, in after 150 s): AWS documents the periods (10, 30, 60) but not
+the datapoints of the alarms it manages for them. An assumption; the CPU and requests policies
+still hold scale-in for 15 minutes, and all must agree."""
 SCALE_IN_THRESHOLD = 0.9
 """The low alarm's threshold is 90 % of the target value (same source: target tracking keeps
 capacity a little above the target rather than flapping).

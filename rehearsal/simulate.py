@@ -35,6 +35,7 @@ from planning.capacity import (
     JOIN_SERVICE_S,
     QUEUE_FUNCTION_MEMORY_MB,
     STATUS_SERVICE_S,
+    demand_period_s,
     instances_for,
     origin_requests_per_s,
     queue_api_capacity,
@@ -59,8 +60,7 @@ POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
           "pool_instance_s", "api_over_s", "lcu_s", "joins", "polls", "sessions_cut",
           "carried", "beyond_max_user_s")  # fmt: skip
-MINUTE = ("requests", "failed", "no_target", "timed_out", "admitted", "demand_pct",
-          "inlet_steps", "cpu_s", "saturated_s")  # fmt: skip
+MINUTE = ("requests", "failed", "no_target", "timed_out", "admitted", "cpu_s", "saturated_s")
 WORST_WINDOW_MIN = 15
 """Failed requests are judged on the worst window of this many minutes, not over the night."""
 HOURS_PER_MONTH = 730
@@ -267,6 +267,7 @@ class _Run:
             target_per_min=target,
             warmup_s=fleet.default_warmup_s,
             demand_target_pct=fleet.scaling_target_pct if self.room is not None else None,
+            demand_period_s=demand_period_s(self.settings),
             cpu_target_pct=None if static else fleet.scaling.cpu_target_pct,
             pool_target=pool,
             tracking=not static,
@@ -389,9 +390,7 @@ class _Run:
             return
         self.alarm = self._alarm()
         self.health, self._health_next = self._health_next, self._minute_health(now)
-        steps = max(minute["inlet_steps"], 1.0)
-        cpu = self._health_next.cpu_pct
-        group.publish(minute["requests"], minute["demand_pct"] / steps if self.room else None, cpu)
+        group.publish(minute["requests"], self._health_next.cpu_pct)
         group.track(now)
         room, series = self.room, self.series
         series.demand_instances.append(self.origin(wanted) / self.serves)
@@ -419,8 +418,11 @@ class _Run:
         fleet = regulate(room.config, room.state, fleet)
         entered, change = room.step(now, fleet, forced)
         inside = room.sessions(now).inside
-        self.minute["demand_pct"] += demand_pct(room.config, fleet, round(room.waiting()), inside)
-        self.minute["inlet_steps"] += 1
+        # The room-demand policy reads it at its own period (high resolution: every 10 s).
+        self.group.publish_demand(
+            demand_pct(room.config, fleet, round(room.waiting()), inside), self.dt
+        )
+        self.group.track(now)
         self.stays.enter(entered)
         self.minute["admitted"] += entered
         self.left_waiting = room.still_waiting(now)

@@ -611,7 +611,8 @@ def _publish(room: Room, report: dict[str, Any], now: float) -> None:
                               ("Skipped", "skipped"), ("Budget", "budget"))
         ] + [
             {"MetricName": room.config.demand_metric, "Dimensions": dims,
-             "Value": report["demand_pct"], "Unit": "Percent", "Timestamp": now},
+             "Value": report["demand_pct"], "Unit": "Percent", "Timestamp": now,
+             "StorageResolution": 1 if room.config.demand_period_s < 60 else 60},
             {"MetricName": "Ceiling", "Dimensions": dims,
              "Value": 100 * report["ceiling"], "Unit": "Percent", "Timestamp": now},
         ],

@@ -192,6 +192,8 @@ class Config:
     metric_namespace: str = _rule(str)
     demand_metric: str = _rule(str)
     """The metric the web group's room-demand policy scales on (components/admission.py)."""
+    demand_period_s: int = _rule(int, 10, 60)
+    """That policy's period: under 60, the metric is published at high resolution."""
     origin_secret_id: str = _rule(str)
     """The secret holding the values CloudFront may send in ORIGIN_HEADER, comma-separated (two
     slots, so a rotation never refuses an edge location still sending the old one). A secret,

@@ -297,7 +297,9 @@ def test_scales_on_requests_per_target_and_cpu(evaluate, prod) -> None:
 
 
 def test_the_fleet_grows_for_the_people_waiting(evaluate, prod) -> None:
-    demand = DemandMetric(namespace="Floodgate/WaitingRoom", name="DemandPercent", room_id="r")
+    demand = DemandMetric(
+        namespace="Floodgate/WaitingRoom", name="DemandPercent", room_id="r", period_s=10
+    )
     policies = build(evaluate, prod, demand=demand).of_type("aws:autoscaling/policy:Policy")
     (room,) = [p for p in policies if p.name == "web-room-demand"]
     tracking = room.inputs["targetTrackingConfiguration"]
@@ -307,6 +309,7 @@ def test_the_fleet_grows_for_the_people_waiting(evaluate, prod) -> None:
         "metricDimensions": [{"name": "Room", "value": "r"}],
         "statistic": "Average",
         "unit": "Percent",
+        "period": 10,  # high resolution: the inlet publishes it every 10-second step
     }
     # The same utilisation target as requests: 6,000 a minute of 150 req/s is 66.67 %.
     assert tracking["targetValue"] == 66.67

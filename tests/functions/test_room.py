@@ -221,6 +221,8 @@ def test_the_inlet_publishes_demand_for_the_fleet_to_scale_on(room, monkeypatch)
     assert report["demand_pct"] == 200.0
     (demand,) = [m for m in sent[-1]["MetricData"] if m["MetricName"] == "DemandPercent"]
     assert (demand["Value"], demand["Unit"]) == (200.0, "Percent")
+    # High resolution, or the policy's 10-second period finds no datapoint in most periods.
+    assert demand["StorageResolution"] == 1 and room.config.demand_period_s == 10
     assert demand["Dimensions"] == [{"Name": "Room", "Value": room.config.room_id}]
 
 

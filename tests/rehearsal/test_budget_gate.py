@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from planning.capacity import demand_period_s
 from planning.clock import now
 from planning.settings import RehearsalSettings, load_stack_settings
 from rehearsal.curves import EVENT_SCENARIOS, Night, scenario_nights
@@ -61,9 +62,12 @@ def test_the_loop_never_scales_in_with_people_waiting_and_always_reopens(
     series = result.series
     for minute in range(1, len(series.in_service)):
         if series.in_service[minute] < series.in_service[minute - 1] - 1e-6:
-            # Scale-in needs 15 published minutes below target; while anyone waits the room's
-            # demand metric reads at least the target.
-            window = series.waiting[max(0, minute - 15) : minute - 2]
+            # Scale-in needs every policy ready: the room's demand 15 datapoints below 90 % of
+            # its target, and while anyone waits it reads at least the target. At prod's 10 s
+            # period those 15 span the 150 s before: the line was empty in the two minutes
+            # sampled in them.
+            assert demand_period_s(s) == 10
+            window = series.waiting[max(0, minute - 2) : minute]
             assert max(window, default=0) < 1, f"scaled in at minute {minute} with a line"
     assert not series.queueing[-1], "the room reopens once the surge is over"
     assert series.waiting[-1] < 1

@@ -137,12 +137,36 @@ def test_with_two_policies_the_group_follows_the_one_asking_for_more() -> None:
     )
     group.start_at(4)
     for minute in range(1, 5):  # requests at 1.5x the target (6 instances), demand at 2x (8)
-        group.publish(1.5 * TARGET * 4, demand_pct=100.0)
+        group.publish(1.5 * TARGET * 4)
+        group.publish_demand(100.0, 60)
         group.track(minute * 60.0)
     assert group.desired == 8
     group.reconcile(240)
     _ready_after(group)
     for minute in range(10, 27):  # both far below: requests want 4 (0.5 x 8), demand 5 (0.6 x 8)
-        group.publish(0.5 * TARGET * 8, demand_pct=30.0)
+        group.publish(0.5 * TARGET * 8)
+        group.publish_demand(30.0, 60)
         group.track(minute * 60.0)
     assert group.desired == 5
+
+
+def test_the_room_demand_policy_reads_every_10_seconds_not_every_minute() -> None:
+    """A high-resolution policy (period 10) sees three datapoints above its target 30 s after
+    they start and asks for what the latest one needs over the instances in service then; a
+    one-minute policy would wait three minutes."""
+    group = Group(
+        min_size=2,
+        max_size=50,
+        desired=4,
+        target_per_min=TARGET,
+        warmup_s=0,
+        demand_target_pct=50,
+        demand_period_s=10,
+    )
+    group.start_at(4)
+    for step in range(1, 5):  # 150 % over 4 instances: 12 at the 50 % target
+        group.publish_demand(150.0, 10)
+        group.track(step * 10.0)
+        if step < 4:
+            assert group.desired == 4, step  # 3 visible only once the 4th is published
+    assert group.desired == 12
