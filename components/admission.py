@@ -48,7 +48,7 @@ ROUTES = (("POST /queue/join", "join", "join"), ("GET /queue/status", "status", 
 throttle (planning.capacity.QueueApiDesign.route_limits)."""
 VISITOR_READS = ["room", "visitor#*", "place#*", "tally#*", "carry#*", "revoked#*"]
 VISITOR_WRITES = ["count#*", "visitor#*", "place#*", "collected#*", "joins#*", "carry#*",
-                  "carries#*"]  # fmt: skip
+                  "carries#*", "metered#*"]  # fmt: skip
 """Room-table keys join and status may read and write (dynamodb:LeadingKeys): they write never
 the room, tallies, calendar or revocations, which only the inlet and admin functions write. A carry
 (room.Room.carry) reads its network's revocation shard and writes its own carry records.

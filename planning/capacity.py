@@ -207,6 +207,7 @@ def room_tunables(settings: Settings) -> dict[str, str]:
         "FG_METRIC_NAMESPACE": METRIC_NAMESPACE,
         "FG_DEMAND_METRIC": DEMAND_METRIC,
         "FG_DEMAND_PERIOD_S": str(demand_period_s(settings)),
+        "FG_METER": "1" if s.meter_arrivals else "0",
     }
 
 

@@ -18,7 +18,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.admission.inlet import Fleet, Sessions, admit_budget, next_state, walk
+from functions.admission.inlet import (
+    Fleet,
+    Sessions,
+    admit_budget,
+    free_capacity,
+    next_state,
+    walk,
+)
 from functions.admission.room import RATE_WINDOW_S, Config, admission_rate
 from rehearsal import model
 
@@ -75,6 +82,10 @@ class RoomSim:
     """People who left the line, including those admitted after they had gone (no-shows)."""
     budgets: list[tuple[int, float]] = field(default_factory=list)
     """(budget, admitted people) per queueing step: the room never admits beyond its budget."""
+    allowance: float = 0.0
+    """Newcomers the open room admits at once this step (metering: the inlet's last offer)."""
+    used: float = 0.0
+    offered: bool = False
     _alive_sum: float = 0.0
     """sum(scale * exp((joined - _ref) / patience)) over the line: people still waiting, in
     one multiplication (see `still_waiting`)."""
@@ -128,6 +139,13 @@ class RoomSim:
             self.collected.add(at, people)
             self.collected_show.add(at, people)
         moved = admitted = 0.0
+        exhausted = False
+        if not self.queueing and self.config.meter:
+            exhausted = self.offered and self.used >= self.allowance
+            free = free_capacity(self.config, fleet, self.sessions(now))
+            self.allowance, self.used, self.offered = free, 0.0, True
+        else:
+            self.allowance, self.used, self.offered = 0.0, 0.0, False
         if self.queueing:
             budget = admit_budget(self.config, fleet, self.sessions(now))
             moved, admitted = self._admit(now, budget)
@@ -138,11 +156,25 @@ class RoomSim:
         if moved:
             self.history.append([now, moved])  # places admitted, as the inlet records them
         rate = admission_rate(self.history, now)
-        state, calm = next_state(self.config, self.state, fleet, waiting, forced, now, rate)
+        state, calm = next_state(
+            self.config, self.state, fleet, waiting, forced, now, rate, exhausted
+        )
         self.state.update(state=state, calm_since=calm)
         if state == before:
             return admitted, None
         return admitted, state
+
+    @property
+    def metering(self) -> bool:
+        return not self.queueing and self.offered
+
+    def take(self, now: float, people: float) -> float:
+        """Metering: of `people` joining now, those the step's allowance admits at once (their
+        tokens count as collected); the rest are told to try again."""
+        got = min(max(people, 0.0), max(self.allowance - self.used, 0.0))
+        self.used += got
+        self.collected.add(now, got)
+        return got
 
     def sessions(self, now: float) -> Sessions:
         """The tokens collected and admissions pending, as the inlet counts them."""

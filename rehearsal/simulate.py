@@ -59,8 +59,8 @@ from rehearsal.stays import Kind, Stays
 POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
           "pool_instance_s", "api_over_s", "lcu_s", "joins", "polls", "sessions_cut",
-          "carried", "beyond_max_user_s")  # fmt: skip
-MINUTE = ("requests", "failed", "no_target", "timed_out", "admitted", "cpu_s", "saturated_s")
+          "carried", "beyond_max_user_s", "metered")  # fmt: skip
+MINUTE = ("requests", "failed", "no_target", "timed_out", "admitted", "work_s", "saturated_s")
 WORST_WINDOW_MIN = 15
 """Failed requests are judged on the worst window of this many minutes, not over the night."""
 HOURS_PER_MONTH = 730
@@ -290,6 +290,8 @@ class _Run:
                 self.group.lose_zone(len(self.settings.network.zones))
             if room is not None and room.queueing:
                 self._queue_api(now, room, came[i])  # the gate sends newcomers to the line
+            elif room is not None and room.metering:
+                self._meter(now, room, came[i])
             else:
                 self.stays.enter(came[i] + self.joining)
                 self.joining = 0.0
@@ -349,6 +351,16 @@ class _Run:
         if load > 1:
             self.totals["api_over_s"] += dt
 
+    def _meter(self, now: float, room: RoomSim, arriving: float) -> None:
+        """Open and metering: newcomers (and those told to try again) join through the waiting
+        page; the step's allowance lets them in at once, the rest try again."""
+        trying = arriving + self.joining
+        got = room.take(now, trying)
+        self.joining = trying - got
+        self.stays.enter(got)
+        self.totals["metered"] += got
+        self.totals["joins"] += trying
+
     def _serve(self, i: int, now: float, wanted: float) -> None:
         """The origin for one step: what the people inside ask, what the fleet serves, what
         fails and how the viewer sees it; at each minute's end, metrics and target tracking."""
@@ -360,10 +372,10 @@ class _Run:
         offered = self.origin(inside)
         failed = max(0.0, offered - capacity)
         if capacity > 1e-9:
-            # CPU per request: capacity_cpu_pct at what an instance serves tonight.
-            busy = offered / capacity
-            minute["cpu_s"] += min(100.0, self.settings.admission.capacity_cpu_pct * busy) * dt
-            minute["saturated_s"] += dt if busy >= 1 else 0.0
+            # Instance-seconds of work at what an instance serves tonight (the group's CPU is
+            # it over the instances, like requests per target: `_minute_health`).
+            minute["work_s"] += offered / (self.serves * factor) * dt
+            minute["saturated_s"] += dt if offered >= capacity else 0.0
         status = model.OVERLOAD_STATUS
         if serving < 1e-9:
             status = model.NO_TARGET_STATUS
@@ -461,8 +473,18 @@ class _Run:
             elb_5xx=minute["no_target"],
             elb_4xx=timed_out,  # 460: CloudFront closed the connection first
             response_p95_s=p95 if requests > 0 else None,
-            cpu_pct=minute["cpu_s"] / model.METRIC_PERIOD_S if self.group.in_service else None,
+            cpu_pct=self._cpu(minute["work_s"]),
         )
+
+    def _cpu(self, work_s: float) -> float | None:
+        """The group's average CPU in a minute of `work_s` instance-seconds of work: an
+        instance's worth of what it serves tonight runs it at capacity_cpu_pct; counted over
+        the instances in service, as RequestCountPerTarget counts over the targets."""
+        serving = self.group.in_service
+        if serving < 1e-9:
+            return None
+        work = work_s / model.METRIC_PERIOD_S / serving
+        return min(100.0, self.settings.admission.capacity_cpu_pct * work)
 
     def _alarm(self) -> bool:
         """The origin 5xx alarms (ALB's and the targets'): in ALARM once every one of the last
@@ -511,6 +533,7 @@ class _Run:
             "peak_vs_needed": peak_vs_needed(series, self.settings),
             "sessions_cut": totals["sessions_cut"],
             "carried": totals["carried"],
+            "metered": totals["metered"],
             "peak_waiting": max(series.waiting, default=0.0),
             "queue_api_peak_pct": 100 * self.api_peak[0],
             "queue_api_over_min": totals["api_over_s"] / 60,
@@ -581,6 +604,7 @@ def _floor(night: Night, settings: Settings) -> Result:
         "reopen_min",
         "sessions_cut",
         "carried",
+        "metered",
         "peak_waiting",
         "queue_api_peak_pct",
         "queue_api_over_min",

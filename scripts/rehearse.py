@@ -46,6 +46,7 @@ COLUMNS = (
     ("raw 5xx", "raw_5xx", "{:,.0f}"),
     ("page %", "high_demand_pct", "{:.2f}"),
     ("worst 15m %", "failed_worst_pct", "{:.2f}"),
+    ("metered", "metered", "{:,.0f}"),
     ("queued", "queued", "{:,.0f}"),
     ("gave up", "gave_up", "{:,.0f}"),
     ("wait p50/p95/max min", None, ""),

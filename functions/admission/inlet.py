@@ -175,16 +175,23 @@ class Sessions:
         return self.collected_in_session + max(0, self.admitted_in_show - self.collected_in_show)
 
 
-def admit_budget(config: Config, fleet: Fleet, sessions: Sessions) -> int:
-    """How many places this step may admit: never beyond the free share of the capacity the
-    fleet has shown it serves (`fleet.ceiling` of the derived capacity), nor the rate cap; none
-    while an origin 5xx alarm fires (three minutes of failures: an operator's matter)."""
+def free_capacity(config: Config, fleet: Fleet, sessions: Sessions) -> int:
+    """People the fleet has room for now: the share of the derived capacity it has shown it
+    serves (`fleet.ceiling`), less the larger of the people inside on tokens and the load's
+    worth of people; none while an origin 5xx alarm fires (three minutes of failures: an
+    operator's matter)."""
     if fleet.alarm or fleet.in_service <= 0:
         return 0
     capacity = fleet.in_service * config.sessions_per_instance
     by_load = math.ceil(max(fleet.load, 0.0) * capacity)
     free = math.floor(capacity * min(fleet.ceiling, 1.0)) - max(sessions.inside, by_load)
-    return max(0, min(free, config.max_admit_per_s * config.step_s))
+    return max(0, free)
+
+
+def admit_budget(config: Config, fleet: Fleet, sessions: Sessions) -> int:
+    """How many places this step may admit from the line: the free capacity, at most the rate
+    cap (`max_admit_per_s` x `step_s`)."""
+    return min(free_capacity(config, fleet, sessions), config.max_admit_per_s * config.step_s)
 
 
 @dataclass(frozen=True)
@@ -257,6 +264,7 @@ def next_state(
     forced: bool,
     now: float,
     rate_per_s: float = 0.0,
+    exhausted: bool = False,
 ) -> tuple[State, float | None]:
     """The room's state after this step, and since when it has been calm (hysteresis).
 
@@ -264,7 +272,9 @@ def next_state(
     serves (`fleet.ceiling`) or its health breaches. A queueing room is calm when the load is
     at most `open_below_load` of it, the fleet is healthy and the line would drain within
     `drain_s` at the admission rate (`rate_per_s`, people/s): it opens after `calm_s` of calm,
-    and whoever is still in line then walks in."""
+    and whoever is still in line then walks in. An open room metering arrivals queues once
+    newcomers used up the free capacity the last step offered (`exhausted`): more come than
+    the fleet has room for, seconds after they start."""
     if room.get("pinned"):
         return room["pinned"], None
     state: State = room["state"]
@@ -272,7 +282,7 @@ def next_state(
         return "queue", None
     hot = breach(config, fleet) is not None or fleet.load >= config.queue_at_load * fleet.ceiling
     if state != "queue":
-        return ("queue", None) if hot else ("open", None)
+        return ("queue", None) if hot or exhausted else ("open", None)
     calm = (
         not hot
         and fleet.load <= config.open_below_load * fleet.ceiling
@@ -393,12 +403,13 @@ def step(room: Room, now: float) -> dict[str, Any]:
     fleet = regulate(cfg, r, read_fleet(room, now))
     sessions = _sessions(room, r, now)
     budget = admit_budget(cfg, fleet, sessions) if r["state"] == "queue" else 0
+    exhausted = _metering(room, r, fleet, sessions, now)
     # Even with no budget, holes and leavers at the head of the line are passed.
     moved = _advance(room, r, budget, now) if r["state"] == "queue" else Walk(0, 0, [], None)
     waiting = int(r["total_places"]) - int(r["cursor_place"])
     forced = _forced_by_calendar(room, now)
     rate = admission_rate([*r["history"], [now, moved.admitted]], now)
-    r["state"], r["calm_since"] = next_state(cfg, r, fleet, waiting, forced, now, rate)
+    r["state"], r["calm_since"] = next_state(cfg, r, fleet, waiting, forced, now, rate, exhausted)
     r["paused"] = fleet.alarm  # the waiting page says so instead of a wait that is not moving
     if r["state"] == "queue" and before != "queue":
         enter_queue(r, now)
@@ -420,6 +431,7 @@ def step(room: Room, now: float) -> dict[str, Any]:
         "breach": breach(cfg, fleet),
         "ceiling": round(fleet.ceiling, 3),
         "budget": budget,
+        "allowance": r["allowance"],
         "admitted": moved.admitted,
         "skipped": len(moved.skipped),
         "cursor_place": r["cursor_place"],
@@ -475,6 +487,8 @@ def sync_kvs(room: Room, now: float, keys: dict[str, Any] | None = None) -> dict
                 # Sessions issued after queueing began never pass (functions/edge/gate.js).
                 "queue_since": int(r.get("queue_since") or 0) if r["state"] == "queue" else 0,
                 "carry_s": room.config.carry_s,
+                # Open and metering: a newcomer's page load goes through the join (gate.js).
+                "meter": r["state"] == "open" and room.config.meter == 1,
                 "token_ttl_s": room.config.token_ttl_s,  # no token lives longer
             }
         )
@@ -588,6 +602,19 @@ def _sessions(room: Room, r: dict[str, Any], now: float) -> Sessions:
 
     admitted_in_show = sum(int(n) for at, n in r["history"] if now - float(at) <= cfg.show_s)
     return Sessions(collected(minutes.start), admitted_in_show, collected(show_from))
+
+
+def _metering(room: Room, r: dict[str, Any], fleet: Fleet, sessions: Sessions, now: float) -> bool:
+    """An open room metering arrivals: whether newcomers used up the allowance the last step
+    offered, and the allowance for this one (the free capacity: no rate cap, which paces the
+    line, not people who would have walked in), written into the room item for the join."""
+    if r["state"] != "open" or not room.config.meter:
+        r["allowance"], r["allowance_from"] = 0, 0
+        return False
+    since, offered = int(r.get("allowance_from") or 0), int(r.get("allowance") or 0)
+    exhausted = since > 0 and room.metered(since) >= offered
+    r["allowance"], r["allowance_from"] = free_capacity(room.config, fleet, sessions), int(now)
+    return exhausted
 
 
 def _forced_by_calendar(room: Room, now: float) -> bool:

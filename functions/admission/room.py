@@ -70,6 +70,10 @@ from . import tokens
 SHARDS = 32
 SEQ_SPAN = 1_000_000
 COLLECT_SHARDS = 8
+METER_SHARDS, METER_TRIES = 10, 3
+"""Counters a step's allowance is split over (metered#<step>#<shard>), and how many of them a
+join tries: one DynamoDB item takes 1,000 writes a second, so 10 take the 850 a second the prod
+room admits at most with its refused joins' extra tries."""
 SEAL_GRACE_S = 5
 SEAL_MAX_SECONDS = 600
 """Seconds sealed per step at most (6 BatchGetItem calls per 100 s of history)."""
@@ -192,6 +196,9 @@ class Config:
     metric_namespace: str = _rule(str)
     demand_metric: str = _rule(str)
     """The metric the web group's room-demand policy scales on (components/admission.py)."""
+    meter: int = _rule(int, 0, 1)
+    """1: while open, the gate sends newcomers' page loads through the join, which admits them
+    at once within each step's free capacity (Room.meter)."""
     demand_period_s: int = _rule(int, 10, 60)
     """That policy's period: under 60, the metric is published at high resolution."""
     origin_secret_id: str = _rule(str)
@@ -414,6 +421,8 @@ class Room:
         minute; None (no address known) is not limited. A `session` the gate issued before
         queueing began is carried in instead (`carry`)."""
         room = self.shared_state(now)
+        if room["state"] == "open" and self.config.meter and room.get("allowance_from"):
+            return self.meter(room, now, address)
         if room["state"] != "queue":
             return {"state": room["state"]}
         if session is not None and address is not None:
@@ -481,6 +490,63 @@ class Room:
         token = tokens.sign(self.config.room_id, visitor, expires_at, kid, live[kid], network)
         return {"state": "queue", "admitted": True, "carried": True, "token": token,
                 "token_expires_at": expires_at}  # fmt: skip
+
+    def meter(self, room: dict[str, Any], now: float, address: str | None) -> dict[str, Any]:
+        """While the room is open and meters arrivals, admit a newcomer at once if this step's
+        allowance (the free capacity the inlet offered at `allowance_from`, over METER_SHARDS
+        counters) has room; else RoomError 429: the page tries again and, the allowance used up,
+        the inlet queues at its next step. The token names the viewer's network (v2): it was
+        cheap to get, so it is no bearer token elsewhere."""
+        network = None if address is None else tokens.network_id(self.config.room_id, address)
+        if address is None or network is None:
+            raise RoomError(429, "metered", "no viewer address to admit: try again")
+        self._count_join(address, now)
+        if not self._take_allowance(room):
+            raise RoomError(429, "metered", "the room is full this moment: try again")
+        minute = int(now) // 60
+        self.table.update_item(
+            Key={"pk": f"collected#{minute}#{random.randrange(COLLECT_SHARDS)}"},
+            UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :e)",
+            ExpressionAttributeValues={":one": 1, ":e": int(now) + 86_400},
+        )
+        keys = self.signing_keys(now)
+        kid = keys["current"]
+        expires_at = int(now) + self.config.token_ttl_s
+        visitor = secrets.token_urlsafe(16)
+        token = tokens.sign(
+            self.config.room_id, visitor, expires_at, kid, keys["keys"][kid]["key"], network
+        )
+        return {"state": "open", "admitted": True, "metered": True, "token": token,
+                "token_expires_at": expires_at}  # fmt: skip
+
+    def _take_allowance(self, room: dict[str, Any]) -> bool:
+        """One of the step's allowance, from up to METER_TRIES of its counters (a random one,
+        then the next): each holds an equal share of it, so one can be full while another is
+        not. A refused join costs at most METER_TRIES conditional writes."""
+        allowance, since = int(room.get("allowance") or 0), int(room["allowance_from"])
+        shards = min(METER_SHARDS, allowance)  # a small allowance on fewer counters
+        if shards <= 0:
+            return False
+        first = random.randrange(shards)
+        for shard in ((first + i) % shards for i in range(min(METER_TRIES, shards))):
+            cap = allowance // shards + (1 if shard < allowance % shards else 0)
+            try:
+                self.table.update_item(
+                    Key={"pk": f"metered#{since}#{shard}"},
+                    UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :e)",
+                    ConditionExpression="attribute_not_exists(n) OR n < :cap",
+                    ExpressionAttributeValues={":one": 1, ":cap": cap, ":e": since + 86_400},
+                )
+                return True
+            except self.dynamodb.meta.client.exceptions.ConditionalCheckFailedException:
+                continue
+        return False
+
+    def metered(self, since: int) -> int:
+        """Newcomers admitted on the allowance offered at `since` (all its shards)."""
+        keys = [f"metered#{since}#{s}" for s in range(METER_SHARDS)]
+        items = self._batch_get(keys, consistent=True)
+        return sum(int(item.get("n", 0)) for item in items.values())
 
     def _revoked(self, name: str, now: float) -> bool:
         """`name` (a visitor or network id) is revoked now: one consistent read of its shard."""
@@ -730,6 +796,8 @@ def _room_defaults(item: dict[str, Any]) -> dict[str, Any]:
         "history": [],
         "paused": False,
         "ceiling": 1.0,
+        "allowance": 0,
+        "allowance_from": 0,
         "health_at": None,
         "lowered_at": None,
         "version": 0,

@@ -14,7 +14,8 @@
 //
 // KVS keys: "room" -> {"state":"open|queue|closed","room":"<room id>","kid":"<current key>",
 // "session_s":<session length>,"session_max_s":<absolute session life>,"queue_since":<epoch s
-// queueing began>,"carry_s":<carry window>,"token_ttl_s":<token life>}; "key.<kid>" -> the HMAC
+// queueing began>,"carry_s":<carry window>,"meter":<true: open, metering arrivals>,
+// "token_ttl_s":<token life>}; "key.<kid>" -> the HMAC
 // key, 64 hex characters used as-is; "revoked.<visitor>" -> the time the revocation ends.
 // Admission token cookie "fg_admit" (signed by the room's Lambda):
 //   v1.<room>.<visitor>.<expiry epoch s>.<kid>.<hex HMAC-SHA256 of everything before it>
@@ -34,6 +35,11 @@
 // form post, is never sent there), and every one of them is a visitor `revoke` can name.
 // Renewal while queueing keeps the issue time.
 //
+// Metering (open, "meter": true): a page load passes with a token, or a session from its own
+// network (not revoked); a newcomer's goes through the waiting page, whose join admits them at
+// once within the step's free capacity (room.Room.meter), or tells them to try again in a few
+// seconds while the room switches to queueing. What is not a page load passes as when open.
+//
 // Static assets are gated like pages: nobody in line needs them (the room's pages are
 // self-contained), people inside carry their cookies (Path=/), and an ungated asset path was a
 // way to the ALB around the room (a made-up query or path misses the cache).
@@ -50,7 +56,6 @@ const BYPASS_FILES = ['/favicon.ico', '/robots.txt'];
 const TRAVERSAL = /\.\.|\/\.\/|\/\/|%2e|%2f|%5c|\\/i;
 const WAITING_PAGE = '/waiting-room/index.html';
 const CLOSED_PAGE = '/waiting-room/closed.html';
-const RETRY_AFTER_S = '10';
 const STATES = ['open', 'queue', 'closed'];
 const LOG = 'floodgate-gate ';
 
@@ -67,21 +72,32 @@ async function handler(event) {
     if (uri.startsWith(BYPASS_DIRS[i])) return request;
   }
   const room = await readRoom(true);
-  if (room === null || room.state === 'open') return request;
-  if (room.state === 'queue') {
+  if (room === null) return request;
+  if (room.state === 'open' && (room.meter !== true || !pageRead(request))) return request;
+  if (room.state !== 'closed') {
     const current = await readKey(room.kid);
     if (current === null) return failOpen('key-missing', request);
-    const token = await signed(request.cookies[COOKIE], TOKENS, room, current,
-      Number(room.token_ttl_s));
-    const viewerIp = event.viewer && event.viewer.ip;
-    if (token && (token.length === 6 || token[5] === networkId(room.room, viewerIp))
-      && await notRevoked(token[2])) return request;
+    if (await tokenPasses(request, room, current, event.viewer)) return request;
     const session = await signed(request.cookies[SESSION], SESSION_VERSION, room, current,
       Number(room.session_s));
-    if (session && holds(session, room, event.viewer) && carrying(session, room, request)
+    if (session && (room.state === 'open' ? onNetwork(session[2], room, event.viewer)
+      : holds(session, room, event.viewer) && carrying(session, room, request))
       && await notRevoked(session[2])) return request;
   }
   return turnAway(request, room.state === 'closed');
+}
+
+// An admission token of this room, not revoked; a v2 (carried or metered) one only from the
+// network it names.
+async function tokenPasses(request, room, current, viewer) {
+  const token = await signed(request.cookies[COOKIE], TOKENS, room, current,
+    Number(room.token_ttl_s));
+  return token && (token.length === 6 || onNetwork(token[5], room, viewer))
+    && await notRevoked(token[2]);
+}
+
+function onNetwork(id, room, viewer) {
+  return id === networkId(room.room, viewer && viewer.ip);
 }
 
 // The room entry, or null (logged when `log`) if it cannot be read or is not a room.
@@ -156,8 +172,7 @@ async function signed(cookie, versions, room, current, lifeS) {
 function holds(session, room, viewer) {
   const issued = Number(session[5]);
   return issued > 0 && issued <= Number(room.queue_since)
-    && Date.now() / 1000 < sessionEnd(issued, room)
-    && session[2] === networkId(room.room, viewer && viewer.ip);
+    && Date.now() / 1000 < sessionEnd(issued, room) && onNetwork(session[2], room, viewer);
 }
 
 // Within `carry_s` of queueing beginning, a session passes what is not a page load; a page
@@ -223,7 +238,8 @@ function ipv4Prefix(ip) {
 // viewer-response function on a response the gate made or on a status of 400 or higher.
 async function stamp(event) {
   const response = event.response;
-  const room = await readRoom(false);  // the gate has logged it on the way in
+  // The gate has logged an unreadable room on the way in.
+  const room = await readRoom(false);
   const lifeS = room === null ? 0 : Number(room.session_s);
   if (!(lifeS > 0) || room.state === 'closed') return response;
   const key = await readKey(room.kid);
@@ -232,11 +248,18 @@ async function stamp(event) {
   const held = await signed(event.request.cookies[SESSION], SESSION_VERSION, room, key, lifeS);
   const mine = held && held[2] === network ? held : null;
   const now = Math.floor(Date.now() / 1000);
-  if (room.state !== 'open' && !(mine && holds(mine, room, event.viewer))) return response;
+  const open = room.state === 'open';
+  if (!open && !(mine && holds(mine, room, event.viewer))) return response;
+  // Metering: a session only for someone the room admitted (a token) or already inside (a
+  // session): one stamped on a newcomer's asset or script call would pass their next page
+  // load around the join.
+  if (open && room.meter === true && !mine
+    && !(await tokenPasses(event.request, room, key, event.viewer))) return response;
   if (mine && Number(mine[3]) - now > lifeS / 2) return response;
-  if (!(await notRevoked(network))) return response;  // a revoked network gets no new session
-  const issued = room.state === 'open' ? now : Number(mine[5]);
-  const expiry = room.state === 'open' ? now + lifeS
+  // A revoked network gets no new session.
+  if (!(await notRevoked(network))) return response;
+  const issued = open ? now : Number(mine[5]);
+  const expiry = open ? now + lifeS
     : Math.min(now + lifeS, sessionEnd(issued, room));
   const body = [SESSION_VERSION[0], room.room, network, String(expiry), room.kid, String(issued)]
     .join('.');
@@ -265,7 +288,8 @@ function turnAway(request, closed) {
       statusCode: closed ? 503 : 429,
       statusDescription: closed ? 'Service Unavailable' : 'Too Many Requests',
       headers: {
-        'retry-after': { value: RETRY_AFTER_S },
+        // Seconds: the inlet's default step, when a place may next be let in.
+        'retry-after': { value: '10' },
         'content-type': { value: 'application/json' },
         'cache-control': { value: 'no-store' },
       },

@@ -73,6 +73,14 @@ class AdmissionSettings(_Model):
     open_below_load_pct: int = Field(default=75, ge=0, le=99)
     """A queueing room may open once origin load is at or below this share of capacity: at
     least the fleet's scaling target, which target tracking holds the load at."""
+    meter_arrivals: bool = True
+    """While the room is open, send each newcomer's first page load through the waiting page,
+    whose join admits them at once within the free capacity of the inlet's step: the room
+    counts arrivals within seconds and queues the moment they would overfill the fleet, instead
+    of reading the load a minute late from the load balancer (a flash crowd fills the fleet in
+    less). The price, every night: each new visitor's first page takes a detour of a redirect,
+    the waiting page and one join (the rehearsal counts them, `metered`). False: newcomers pass
+    while open, and the room queues on the load balancer's figures alone."""
     capacity_cpu_pct: int = Field(default=75, ge=10, le=90)
     """The web instances' average CPU (%) while each serves `fleet.requests_per_instance_per_s`.
     The room reads what the fleet really serves from its CPU (the load x this / the CPU, from

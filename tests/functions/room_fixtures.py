@@ -52,6 +52,7 @@ TEST_ENV = {
     "FG_METRIC_NAMESPACE": "Floodgate/WaitingRoom",
     "FG_DEMAND_METRIC": "DemandPercent",
     "FG_DEMAND_PERIOD_S": "10",
+    "FG_METER": "0",
     "FG_ORIGIN_SECRET_ID": "origin-verify",
     "FG_JOINS_PER_ADDRESS_PER_MIN": "30",
     "FG_PORTAL_ORIGINS": "https://portal.example.ca",

@@ -536,12 +536,20 @@ def test_join_and_status_touch_only_the_keys_their_role_allows(room) -> None:
         inlet.step(room, T0 + 20)
         recording[0] = True
         handlers.status(via_edge(cookies=[f"fg_visitor={visitor}"]), None, room)
+        # Open and metering: a newcomer admitted at once (room.Room.meter).
+        recording[0] = False
+        room.config = replace(room.config, meter=1)
+        admin.pin(room, "open", T0 + 30)
+        admin.pin(room, None, T0 + 30)
+        inlet.step(room, T0 + 40)
+        recording[0] = True
+        assert room.join(None, T0 + 41, "198.51.100.200")["metered"] is True
     finally:
         events.unregister("provide-client-params.dynamodb.*", record)
     reads = {"GetItem", "BatchGetItem"}
     assert {op for op, _ in touched} <= reads | {"PutItem", "UpdateItem"}, touched
     prefixes = {key.split("#")[0] for _, key in touched}
-    assert {"carry", "carries", "revoked", "visitor", "place"} <= prefixes, prefixes
+    assert {"carry", "carries", "revoked", "visitor", "place", "metered"} <= prefixes, prefixes
     for operation, key in touched:
         allowed = VISITOR_READS if operation in reads else VISITOR_WRITES
         assert any(fnmatch.fnmatchcase(key, p) for p in allowed), (operation, key)

@@ -237,6 +237,7 @@ def test_pin_holds_the_state_against_the_inlet(room) -> None:
         "session_max_s": 14400,
         "queue_since": 0,  # not queueing
         "carry_s": 600,
+        "meter": False,  # not open
         "token_ttl_s": room.config.token_ttl_s,
     }
     assert room.join(None, T0 + 11) == {"state": "closed"}

@@ -1,0 +1,109 @@
+"""Metering (issue 27): while the room is open, newcomers' page loads come through the join
+(functions/edge/gate.js, tests/edge/meter.test.mjs), which admits them at once within the free
+capacity the inlet offered for its step; the room queues at the next step once they used it up,
+seconds into a surge, not a minute later from the load balancer's figures."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from functions.admission import admin, handlers, inlet, tokens
+from functions.admission.room import METER_TRIES, Room, RoomError
+from tests.functions.room_fixtures import T0, via_edge
+
+HOME = "198.51.100.11"
+
+
+@pytest.fixture
+def metered(room: Room) -> Room:
+    """The conftest room (2 instances x 5 people: capacity 10), open and metering."""
+    room.config = replace(room.config, meter=1, max_admit_per_s=100)
+    admin.pin(room, "open", T0)
+    admin.pin(room, None, T0)
+    return room
+
+
+def newcomer(room: Room, at: float, address: str = HOME) -> dict:
+    return room.join(None, at, address)
+
+
+def test_newcomers_get_in_at_once_up_to_the_free_capacity_then_are_told_to_retry(
+    metered,
+) -> None:
+    report = inlet.step(metered, T0 + 10)
+    assert (report["state"], report["allowance"]) == ("open", 10)
+    kvs = json.loads(metered.kvs.data["room"])
+    assert (kvs["state"], kvs["meter"]) == ("open", True)
+    # Distinct addresses (the per-address limit is not what is tested here).
+    admitted, refused = [], 0
+    for n in range(30):
+        try:
+            admitted.append((n, newcomer(metered, T0 + 11, f"198.51.{n}.7")))
+        except RoomError as error:
+            assert error.status == 429 and error.code == "metered"
+            refused += 1
+    assert 10 - METER_TRIES <= len(admitted) <= 10 and refused == 30 - len(admitted)
+    for n, answer in admitted:
+        network = tokens.network_id(metered.config.room_id, f"198.51.{n}.7")
+        assert answer["admitted"] and answer["metered"]
+        assert answer["token"].split(".")[5] == network, "a v2 token: only from its network"
+    assert metered.metered(int(T0 + 10)) == len(admitted)
+    # The next step sees the allowance used up: queueing, seconds after the crowd began.
+    after = inlet.step(metered, T0 + 20)
+    assert after["state"] == "queue"
+    assert json.loads(metered.kvs.data["room"])["meter"] is False
+
+
+def test_a_step_offers_what_it_would_admit_less_who_is_inside(metered) -> None:
+    inlet.step(metered, T0 + 10)
+    for n in range(4):
+        newcomer(metered, T0 + 11, f"203.0.{n}.1")
+    report = inlet.step(metered, T0 + 20)
+    # 4 collected tokens inside: 10 - 4 = 6; they did not use the 10 up, so still open.
+    assert (report["state"], report["allowance"]) == ("open", 6)
+
+
+def test_an_allowance_split_over_shards_fills_and_never_admits_more_than_offered(metered) -> None:
+    metered.config = replace(metered.config, sessions_per_instance=150)  # capacity 300
+    inlet.step(metered, T0 + 10)
+    assert metered.state()["allowance"] == 300
+    got = 0
+    for n in range(330):
+        try:
+            newcomer(metered, T0 + 11, f"10.{n // 250}.{n % 250}.9")
+            got += 1
+        except RoomError:
+            pass
+    assert metered.metered(int(T0 + 10)) == got
+    assert 300 - METER_TRIES <= got <= 300, "full, within a few places"
+
+
+def test_an_unmetered_or_queueing_room_takes_no_metered_admission(room) -> None:
+    assert room.join(None, T0 + 1, HOME).get("metered") is None  # queueing: a place in line
+    admin.pin(room, "open", T0)
+    admin.pin(room, None, T0)
+    inlet.step(room, T0 + 10)
+    assert room.join(None, T0 + 11, HOME) == {"state": "open"}  # FG_METER 0
+
+
+def test_the_handler_sets_the_token_or_answers_429_with_retry_after(metered, monkeypatch) -> None:
+    monkeypatch.setattr(handlers, "clock", lambda: T0 + 11)
+    inlet.step(metered, T0 + 10)
+    answer = handlers.join(via_edge(), None, metered)
+    assert answer["statusCode"] == 200
+    assert any(c.startswith("fg_admit=v2.") for c in answer["cookies"])
+    assert json.loads(answer["body"])["admitted"] is True
+    metered.config = replace(metered.config, sessions_per_instance=1)  # capacity 2, 1 inside
+    assert inlet.step(metered, T0 + 20)["allowance"] == 1
+    one = handlers.join(
+        via_edge(headers={"cloudfront-viewer-address": "198.51.7.1:1"}), None, metered
+    )
+    refused = handlers.join(
+        via_edge(headers={"cloudfront-viewer-address": "198.51.8.1:1"}), None, metered
+    )
+    assert one["statusCode"] == 200
+    assert refused["statusCode"] == 429 and "retry-after" in refused["headers"]
+    assert json.loads(refused["body"])["error"] == "metered"
