@@ -354,12 +354,21 @@ class _Run:
     def _meter(self, now: float, room: RoomSim, arriving: float) -> None:
         """Open and metering: newcomers (and those told to try again) join through the waiting
         page; the step's allowance lets them in at once, the rest try again."""
+        cap, dt = self.api, self.dt
         trying = arriving + self.joining
-        got = room.take(now, trying)
+        limit = min(cap.joins_per_s, cap.api_per_s)
+        joins = min(trying, limit * dt)  # past it: throttled, and tried again
+        got = room.take(now, joins)
         self.joining = trying - got
         self.stays.enter(got)
         self.totals["metered"] += got
-        self.totals["joins"] += trying
+        self.totals["joins"] += joins
+        load = trying / dt / limit
+        if load > self.api_peak[0]:
+            which = "join function" if cap.joins_per_s <= cap.api_per_s else "API throttle"
+            self.api_peak = (load, which)
+        if load > 1:
+            self.totals["api_over_s"] += dt
 
     def _serve(self, i: int, now: float, wanted: float) -> None:
         """The origin for one step: what the people inside ask, what the fleet serves, what

@@ -199,7 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     if live:
         print(file=sys.stderr)
     plan = nights[0].plan
-    event = plan.key if plan else "no event (evening scenarios only)"
+    event = (
+        plan.key
+        if plan
+        else (
+            "no event overlapping the curve" if args.curve else "no event (evening scenarios only)"
+        )
+    )
     print(
         f"Floodgate rehearsal: stack {args.stack}, {event}, "
         f"{settings.admission.step_s}-second steps ({elapsed:.1f} s)"
