@@ -167,9 +167,11 @@ high-resolution metrics."""
 
 def demand_period_s(settings: Settings) -> int:
     """The room-demand policy's period: the shortest target tracking accepts that holds at least
-    one of the inlet's steps (10 s for the default 10-second step), so every period has a
-    datapoint and the policy reads the demand as the inlet last computed it, against the
-    instances in service then, not a minute's average over a fleet that grew in it."""
+    one of the inlet's steps (10 s for the default 10-second step), so the policy reads the
+    demand as the inlet last computed it, against the instances in service then, not a
+    minute's average over a fleet that grew in it. A step that runs late leaves a period
+    without a datapoint now and then (the inlet sleeps step_s after each step): the policy acts
+    on those it has."""
     return min(p for p in TRACKING_PERIODS_S if p >= settings.admission.step_s)
 
 

@@ -37,8 +37,9 @@ EVENING_SCENARIOS = (
 """Unannounced crowds on an ordinary evening, with no schedule (any stack, with or without an
 event): what the room and target tracking do alone.
 - flash-crowd: 10x baseline within 2 minutes, held 3 hours, back over 2;
-- flash-timeouts: the same, with overloaded instances queueing until CloudFront's response
-  timeout instead of refusing (no target 5xx: the origin's 5xx alarms never see it);
+- flash-timeouts: the flash crowd at twice the CPU per request (so the fleet does overload),
+  with overloaded instances queueing until CloudFront's response timeout instead of refusing
+  (no target 5xx: the origin's 5xx alarms never see it, only the response time does);
 - flash-cpu-2x: the same, with every request costing twice the CPU the settings say (an
   instance serves half of `fleet.requests_per_instance_per_s`);
 - flash-patience-5 / -60: the same, with people waiting 5 / 60 minutes on average;
@@ -174,7 +175,7 @@ def evening_night(name: str, settings: Settings, start: datetime, step_s: int) -
         step_s,
         crowd,
         None,
-        cost=COSTLIER if name.endswith("-cpu-2x") else 1.0,
+        cost=COSTLIER if name.endswith("-cpu-2x") or name == "flash-timeouts" else 1.0,
         silent=name == "flash-timeouts",
         patience_minutes=patience,
         stays="lognormal" if name == "flash-lognormal" else "exponential",

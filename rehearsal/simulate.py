@@ -478,9 +478,9 @@ class _Run:
         return Health(
             at=now + self.dt - model.METRIC_PERIOD_S,
             requests=requests,
+            per_target=requests / max(self.group.in_service, 1.0),
             target_5xx=minute["failed"] - minute["no_target"] - timed_out,
             elb_5xx=minute["no_target"],
-            elb_4xx=timed_out,  # 460: CloudFront closed the connection first
             response_p95_s=p95 if requests > 0 else None,
             cpu_pct=self._cpu(minute["work_s"]),
         )

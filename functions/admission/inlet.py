@@ -69,9 +69,8 @@ class Health:
     """HTTPCode_Target_5XX_Count: the instances' own 5xx."""
     elb_5xx: float = 0.0
     """HTTPCode_ELB_5XX_Count: the load balancer's 502/503/504 (no target, target timed out)."""
-    elb_4xx: float = 0.0
-    """HTTPCode_ELB_4XX_Count, among them 460: CloudFront closed the connection before the
-    instance answered (an instance queueing past the response timeout, which no 5xx shows)."""
+    per_target: float | None = None
+    """RequestCountPerTarget in the minute: the load of the same minute as the CPU."""
     rejected: float = 0.0
     """RejectedConnectionCount: the load balancer reached its maximum connections."""
     response_p95_s: float | None = None
@@ -97,9 +96,11 @@ class Fleet:
 
 
 def breach(config: Config, fleet: Fleet) -> str | None:
-    """Why the fleet is not healthy, or None: the origin alarm, a 5xx or closed-connection rate
-    over the alarms' (per minute), rejected connections, p95 response time over the alarms',
-    or saturated CPU."""
+    """Why the fleet is not healthy, or None: the origin alarm, a 5xx rate over the alarms'
+    (per minute), rejected connections, p95 response time over the alarms' (an instance that
+    queues past CloudFront's timeout shows here: its requests answer late, and none as a 5xx),
+    or saturated CPU. Not the ALB's 4xx: the listener's fixed 403 to requests without
+    CloudFront's header counts in it, so anyone could hold the room shut."""
     if fleet.alarm:
         return "origin alarm"
     h = fleet.health
@@ -109,7 +110,6 @@ def breach(config: Config, fleet: Fleet) -> str | None:
         rates = {
             "target 5xx": (h.target_5xx, config.target_5xx_pct),
             "load balancer 5xx": (h.elb_5xx, config.elb_5xx_pct),
-            "connections closed before an answer (4xx/460)": (h.elb_4xx, config.elb_5xx_pct),
         }
         for why, (count, limit) in rates.items():
             if 100 * count / h.requests > limit:
@@ -134,7 +134,13 @@ def next_ceiling(config: Config, ceiling: float, fleet: Fleet, held: bool = Fals
     instances serve (load x capacity_cpu_pct / CPU, from ESTIMATE_FROM_CPU_PCT) when lower,
     else up by at most INCREASE. The derived capacity stays the upper bound: the CPU may show
     requests dearer than the settings say, never cheaper."""
-    floor, load = config.ceiling_floor, max(fleet.load, 0.0)
+    floor, h = config.ceiling_floor, fleet.health
+    per_target = h.per_target if h is not None else None
+    # The load of the health's own minute when it has it (the latest datapoint otherwise).
+    load = (
+        fleet.load if per_target is None else per_target / 60 / config.requests_per_instance_per_s
+    )
+    load = max(load, 0.0)
     if breach(config, fleet) is not None:
         return max(floor, ceiling if held or load > ceiling else load * DECREASE)
     rising = min(1.0, ceiling + INCREASE)
@@ -327,18 +333,19 @@ def read_fleet(room: Room, now: float) -> Fleet:
 
 HEALTH_QUERIES = (
     ("requests", "AWS/ApplicationELB", "RequestCount", "TargetGroup", "Sum"),
+    ("per_target", "AWS/ApplicationELB", "RequestCountPerTarget", "TargetGroupOnly", "Sum"),
     ("target_5xx", "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "TargetGroup", "Sum"),
     ("elb_5xx", "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", "Sum"),
-    ("elb_4xx", "AWS/ApplicationELB", "HTTPCode_ELB_4XX_Count", "LoadBalancer", "Sum"),
     ("rejected", "AWS/ApplicationELB", "RejectedConnectionCount", "LoadBalancer", "Sum"),
     ("response_p95_s", "AWS/ApplicationELB", "TargetResponseTime", "TargetGroup", "p95"),
     ("cpu_pct", "AWS/EC2", "CPUUtilization", "AutoScalingGroupName", "Average"),
 )
 """(Health field, namespace, metric, dimension, statistic). The load balancer's own codes and
 rejected connections exist per LoadBalancer only; target metrics per TargetGroup with its
-LoadBalancer. Source: Elastic Load Balancing, CloudWatch metrics for your Application Load
-Balancer; Amazon EC2, instance metrics (AutoScalingGroupName needs detailed monitoring for
-one-minute data, which the launch template enables)."""
+LoadBalancer, RequestCountPerTarget per TargetGroup alone. Source: Elastic Load Balancing,
+CloudWatch metrics for your Application Load Balancer; Amazon EC2, instance metrics
+(AutoScalingGroupName needs detailed monitoring for one-minute data, which the launch template
+enables)."""
 
 
 def read_health(room: Room, now: float) -> Health | None:
@@ -351,6 +358,7 @@ def read_health(room: Room, now: float) -> Health | None:
             {"Name": "TargetGroup", "Value": cfg.target_group},
             {"Name": "LoadBalancer", "Value": cfg.load_balancer},
         ],
+        "TargetGroupOnly": [{"Name": "TargetGroup", "Value": cfg.target_group}],
         "LoadBalancer": [{"Name": "LoadBalancer", "Value": cfg.load_balancer}],
         "AutoScalingGroupName": [{"Name": "AutoScalingGroupName", "Value": cfg.asg_name}],
     }
@@ -384,11 +392,12 @@ def read_health(room: Room, now: float) -> Health | None:
         return None
     at = max(series["requests"])
     figures = {key: series.get(key, {}).get(at) for key, *_ in HEALTH_QUERIES}
-    counts = ("target_5xx", "elb_5xx", "elb_4xx", "rejected")
+    counts = ("target_5xx", "elb_5xx", "rejected")
     return Health(
         at=at,
         requests=figures["requests"] or 0.0,
         **{key: figures[key] or 0.0 for key in counts},
+        per_target=figures["per_target"],
         response_p95_s=figures["response_p95_s"],
         cpu_pct=figures["cpu_pct"],
     )
@@ -403,7 +412,7 @@ def step(room: Room, now: float) -> dict[str, Any]:
     fleet = regulate(cfg, r, read_fleet(room, now))
     sessions = _sessions(room, r, now)
     budget = admit_budget(cfg, fleet, sessions) if r["state"] == "queue" else 0
-    exhausted = _metering(room, r, fleet, sessions, now)
+    exhausted = _allowance_used(room, r)
     # Even with no budget, holes and leavers at the head of the line are passed.
     moved = _advance(room, r, budget, now) if r["state"] == "queue" else Walk(0, 0, [], None)
     waiting = int(r["total_places"]) - int(r["cursor_place"])
@@ -411,6 +420,7 @@ def step(room: Room, now: float) -> dict[str, Any]:
     rate = admission_rate([*r["history"], [now, moved.admitted]], now)
     r["state"], r["calm_since"] = next_state(cfg, r, fleet, waiting, forced, now, rate, exhausted)
     r["paused"] = fleet.alarm  # the waiting page says so instead of a wait that is not moving
+    _offer(room, r, fleet, sessions, now)
     if r["state"] == "queue" and before != "queue":
         enter_queue(r, now)
     elif r["state"] == "queue" and not r.get("queue_since"):
@@ -488,7 +498,7 @@ def sync_kvs(room: Room, now: float, keys: dict[str, Any] | None = None) -> dict
                 "queue_since": int(r.get("queue_since") or 0) if r["state"] == "queue" else 0,
                 "carry_s": room.config.carry_s,
                 # Open and metering: a newcomer's page load goes through the join (gate.js).
-                "meter": r["state"] == "open" and room.config.meter == 1,
+                "meter": metering(room.config, r),
                 "token_ttl_s": room.config.token_ttl_s,  # no token lives longer
             }
         )
@@ -604,17 +614,25 @@ def _sessions(room: Room, r: dict[str, Any], now: float) -> Sessions:
     return Sessions(collected(minutes.start), admitted_in_show, collected(show_from))
 
 
-def _metering(room: Room, r: dict[str, Any], fleet: Fleet, sessions: Sessions, now: float) -> bool:
-    """An open room metering arrivals: whether newcomers used up the allowance the last step
-    offered, and the allowance for this one (the free capacity: no rate cap, which paces the
-    line, not people who would have walked in), written into the room item for the join."""
-    if r["state"] != "open" or not room.config.meter:
-        r["allowance"], r["allowance_from"] = 0, 0
-        return False
+def metering(config: Config, r: dict[str, Any]) -> bool:
+    """The room meters arrivals now: open, not pinned, and metering configured."""
+    return r["state"] == "open" and not r.get("pinned") and config.meter == 1
+
+
+def _allowance_used(room: Room, r: dict[str, Any]) -> bool:
+    """An open room metering arrivals: newcomers used up the allowance the last step offered."""
     since, offered = int(r.get("allowance_from") or 0), int(r.get("allowance") or 0)
-    exhausted = since > 0 and room.metered(since) >= offered
-    r["allowance"], r["allowance_from"] = free_capacity(room.config, fleet, sessions), int(now)
-    return exhausted
+    return metering(room.config, r) and since > 0 and room.metered(since) >= offered
+
+
+def _offer(room: Room, r: dict[str, Any], fleet: Fleet, sessions: Sessions, now: float) -> None:
+    """The allowance for this step, for the state the room is now in (a room that just opened
+    offers at once): the free capacity, with no rate cap (which paces the line, not people who
+    would have walked in), written into the room item for the join; none unless metering."""
+    if metering(room.config, r):
+        r["allowance"], r["allowance_from"] = free_capacity(room.config, fleet, sessions), int(now)
+    else:
+        r["allowance"], r["allowance_from"] = 0, 0
 
 
 def _forced_by_calendar(room: Room, now: float) -> bool:

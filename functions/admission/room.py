@@ -41,13 +41,16 @@ prod's design point). A state change reaches a page at most that late, and its n
 
 Sessions and capacity
 ---------------------
-The inlet admits ``min(capacity - active, max_admit_per_s * step_s)`` per step, where capacity
-is in-service instances x ``sessions_per_instance`` and ``active`` is the larger of (a) tokens
+The inlet admits ``min(capacity x ceiling - active, max_admit_per_s * step_s)`` per step, where
+capacity is in-service instances x ``sessions_per_instance``, the ceiling is the share of it the
+fleet's health shows it serves (inlet.regulate), and ``active`` is the larger of (a) tokens
 collected in the last ``session_s`` plus admitted-but-not-yet-collected within ``show_s`` (later
 ones are no-shows and stop counting) and (b) the measured origin load (requests per target per
 second over ``requests_per_instance_per_s``) times capacity, so people already inside without a
 token are counted. Collections are counted on ``collected#<minute>#<shard>`` (8 shards: at the
-2,000/s admission ceiling 250 writes/s per item).
+2,000/s admission ceiling 250 writes/s per item). While open and metering, the join admits
+newcomers at once within ``capacity x ceiling - active`` (no rate cap) for the step
+(Room.meter, counters ``metered#<step>#<shard>``).
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ from . import tokens
 SHARDS = 32
 SEQ_SPAN = 1_000_000
 COLLECT_SHARDS = 8
+METER_STALE_STEPS = 3
+"""An allowance this many inlet steps old means the inlet stopped: metering admits everyone."""
 METER_SHARDS, METER_TRIES = 10, 3
 """Counters a step's allowance is split over (metered#<step>#<shard>), and how many of them a
 join tries: one DynamoDB item takes 1,000 writes a second, so 10 take the 850 a second the prod
@@ -421,7 +426,7 @@ class Room:
         minute; None (no address known) is not limited. A `session` the gate issued before
         queueing began is carried in instead (`carry`)."""
         room = self.shared_state(now)
-        if room["state"] == "open" and self.config.meter and room.get("allowance_from"):
+        if room["state"] == "open" and self.config.meter and not room.get("pinned"):
             return self.meter(room, now, address)
         if room["state"] != "queue":
             return {"state": room["state"]}
@@ -495,13 +500,23 @@ class Room:
         """While the room is open and meters arrivals, admit a newcomer at once if this step's
         allowance (the free capacity the inlet offered at `allowance_from`, over METER_SHARDS
         counters) has room; else RoomError 429: the page tries again and, the allowance used up,
-        the inlet queues at its next step. The token names the viewer's network (v2): it was
-        cheap to get, so it is no bearer token elsewhere."""
+        the inlet queues at its next step. An allowance older than METER_STALE_STEPS steps (the
+        inlet is not running) admits everyone, logged: the room never holds the portal shut
+        because its own loop stopped. A revoked network is refused. The token names the
+        viewer's network (v2): it was cheap to get, so it is no bearer token elsewhere.
+        Metered joins take no place, so the per-address limit on new places does not count them
+        (a shared address on an ordinary night is many newcomers); WAF's rate rule on
+        /queue/join still does."""
         network = None if address is None else tokens.network_id(self.config.room_id, address)
         if address is None or network is None:
             raise RoomError(429, "metered", "no viewer address to admit: try again")
-        self._count_join(address, now)
-        if not self._take_allowance(room):
+        if self._revoked(network, now):
+            raise RoomError(403, "revoked", "this network's admission was revoked")
+        since = int(room.get("allowance_from") or 0)
+        stale = now - since > METER_STALE_STEPS * self.config.step_s + self.config.room_cache_s
+        if stale:
+            print(json.dumps({"meter": "stale", "allowance_from": since}))
+        elif not self._take_allowance(room):
             raise RoomError(429, "metered", "the room is full this moment: try again")
         minute = int(now) // 60
         self.table.update_item(
@@ -516,6 +531,7 @@ class Room:
         token = tokens.sign(
             self.config.room_id, visitor, expires_at, kid, keys["keys"][kid]["key"], network
         )
+        print(json.dumps({"metered": visitor, "network": network}))  # what revoke can name
         return {"state": "open", "admitted": True, "metered": True, "token": token,
                 "token_expires_at": expires_at}  # fmt: skip
 

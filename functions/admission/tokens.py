@@ -99,10 +99,19 @@ def read_session(value: str, room: str, now: float, keys: dict[str, str]) -> tup
 def network_prefix(address: str) -> str | None:
     """The network a session is bound to, as the gate writes it: an IPv4 address's first three
     octets (`198.51.100`, its /24) or an IPv6 address's first three groups of four hex digits
-    (`2001:0db8:0001`, its /48); an IPv4-mapped IPv6 address is its IPv4 network. None if
-    `address` is not an address."""
+    (`2001:0db8:0001`, its /48); an IPv4-mapped IPv6 address is its IPv4 network. An IPv6
+    network of /48 or longer (`2001:db8:1::/48`, what room.viewer_address counts joins
+    against) is the /48 it lies in. None if `address` is neither."""
     if "%" in address:  # a scoped (link-local) address never comes from CloudFront
         return None
+    if "/" in address:
+        try:
+            network = ipaddress.ip_network(address.strip(), strict=False)
+        except ValueError:
+            return None
+        if network.version != 6 or network.prefixlen < 48:
+            return None
+        address = str(network.network_address)
     try:
         ip = ipaddress.ip_address(address.strip())
     except ValueError:

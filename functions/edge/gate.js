@@ -88,11 +88,12 @@ async function handler(event) {
 }
 
 // An admission token of this room, not revoked; a v2 (carried or metered) one only from the
-// network it names.
+// network it names, and not once that network is revoked.
 async function tokenPasses(request, room, current, viewer) {
   const token = await signed(request.cookies[COOKIE], TOKENS, room, current,
     Number(room.token_ttl_s));
-  return token && (token.length === 6 || onNetwork(token[5], room, viewer))
+  return token && (token.length === 6
+    || onNetwork(token[5], room, viewer) && await notRevoked(token[5]))
     && await notRevoked(token[2]);
 }
 

@@ -48,6 +48,9 @@ test('a revoked visitor or network is sent through the join again', async () => 
     session_s: LIFE_S, token_ttl_s: 7200 }, { [`revoked.${V.networks['198.51.100.11']}`]: '9' }));
   assert.ok(passes(await gate(page({ cookies: { fg_session: V.stamped } }))));
   assert.equal((await revoked(page({ cookies: { fg_session: V.stamped } }))).statusCode, 302);
+  assert.ok(passes(await gate(page({ cookie: V.network_token }))));
+  assert.equal((await revoked(page({ cookie: V.network_token }))).statusCode, 302,
+    'a token for a revoked network (carried or metered) no longer passes');
 });
 
 test('what is not a page load passes, and an unmetered open room lets everyone in', async () => {

@@ -311,6 +311,15 @@ def join_with(room: Room, cookie: str, address: str = HOME, at: float = T0 + 30)
     return {**json.loads(answer["body"]), "set": answer["cookies"]}
 
 
+def test_an_ipv6_visitor_inside_when_queueing_began_is_carried_too(room) -> None:
+    """The join sees an IPv6 viewer as its /48 (room.viewer_address); the session's network
+    must be read from that form, or no IPv6 visitor was ever carried (they lost their visit to
+    a place in line)."""
+    address = "2001:db8:1:2::7"
+    answer = join_with(room, session_for(room, T0 - 300, address=address), address=address)
+    assert answer["admitted"] and answer["carried"], answer
+
+
 def test_someone_inside_when_queueing_began_is_carried_in_once_as_a_counted_visitor(
     room,
 ) -> None:

@@ -34,7 +34,6 @@ healths = st.builds(
     requests=st.floats(0, 1e6, allow_nan=False),
     target_5xx=st.floats(0, 1e4, allow_nan=False),
     elb_5xx=st.floats(0, 1e4, allow_nan=False),
-    elb_4xx=st.floats(0, 1e4, allow_nan=False),
     rejected=st.sampled_from([0.0, 0.0, 3.0]),
     response_p95_s=st.one_of(st.none(), st.floats(0, 60, allow_nan=False)),
     cpu_pct=st.one_of(st.none(), st.floats(0, 100, allow_nan=False)),

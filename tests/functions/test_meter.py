@@ -107,3 +107,62 @@ def test_the_handler_sets_the_token_or_answers_429_with_retry_after(metered, mon
     assert one["statusCode"] == 200
     assert refused["statusCode"] == 429 and "retry-after" in refused["headers"]
     assert json.loads(refused["body"])["error"] == "metered"
+
+
+def test_an_ipv6_newcomer_is_metered_in(metered) -> None:
+    """The join counts IPv6 viewers by their /48 (room.viewer_address): the network of a token
+    or session must come out of that form too, or every IPv6 visitor is refused for ever."""
+    inlet.step(metered, T0 + 10)
+    answer = handlers.join(
+        via_edge(headers={"cloudfront-viewer-address": "2001:db8:1:2::7:443"}), None, metered
+    )
+    assert answer["statusCode"] == 200, answer["body"]
+    token = next(c for c in answer["cookies"] if c.startswith("fg_admit="))
+    assert token.split(";")[0].split(".")[5] == tokens.network_id(
+        metered.config.room_id, "2001:db8:1:ffff::1"
+    ), "the /48's id, as the gate computes it from the viewer's own address"
+
+
+def test_a_room_pinned_open_meters_nobody(metered) -> None:
+    admin.pin(metered, "open", T0 + 5)
+    report = inlet.step(metered, T0 + 10)
+    assert report["allowance"] == 0
+    assert json.loads(metered.kvs.data["room"])["meter"] is False
+    assert newcomer(metered, T0 + 11) == {"state": "open"}
+
+
+def test_a_stopped_inlet_never_holds_the_portal_shut(metered, capsys) -> None:
+    metered.config = replace(metered.config, sessions_per_instance=1)  # capacity 2
+    inlet.step(metered, T0 + 10)
+    for n in range(2):
+        newcomer(metered, T0 + 11, f"198.51.{n}.7")
+    with pytest.raises(RoomError):
+        newcomer(metered, T0 + 12, "198.51.9.7")
+    # No step since: three steps on, the allowance is stale and everyone is let in, logged.
+    late = T0 + 10 + 3 * metered.config.step_s + metered.config.room_cache_s + 1
+    assert newcomer(metered, late, "198.51.9.7")["admitted"] is True
+    assert '"meter": "stale"' in capsys.readouterr().out
+
+
+def test_a_room_that_opens_offers_its_free_capacity_in_the_same_step(room) -> None:
+    room.config = replace(room.config, meter=1, calm_s=0, drain_s=0)
+    report = inlet.step(room, T0 + 10)  # queueing, nobody waiting, calm: opens
+    assert report["state"] == "open" and report["allowance"] == 10
+    assert newcomer(room, T0 + 11)["admitted"] is True
+
+
+def test_a_revoked_network_is_not_metered_back_in(metered) -> None:
+    admin.revoke(metered, tokens.network_id(metered.config.room_id, HOME), T0)
+    inlet.step(metered, T0 + 10)
+    with pytest.raises(RoomError) as refused:
+        newcomer(metered, T0 + 11)
+    assert (refused.value.status, refused.value.code) == (403, "revoked")
+
+
+def test_metered_joins_take_no_place_so_a_shared_address_is_not_limited(metered) -> None:
+    """An office or carrier NAT sends many newcomers from one address on an ordinary night."""
+    metered.config = replace(metered.config, sessions_per_instance=50)  # capacity 100
+    inlet.step(metered, T0 + 10)
+    limit = metered.config.joins_per_address_per_min
+    got = [newcomer(metered, T0 + 11 + n * 0.1)["admitted"] for n in range(limit + 5)]
+    assert all(got)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,42 @@ def test_someone_inside_when_queueing_began_passes_through_the_page_at_once(brow
     assert page.title() == PORTAL_TITLE
     admit = {c.get("name"): c.get("value", "") for c in context.cookies()}["fg_admit"]
     assert admit.startswith("v2.election-2028.") and admit.split(".")[5] == network
+    context.close()
+
+
+def test_a_newcomer_to_a_full_metered_room_is_told_so_and_joins_again(browser, site, room):
+    """Issue 27: open and metering, a newcomer's page load comes through the waiting page; a
+    moment's room taken (429 `metered`) says so, holds no place, and joins again after
+    Retry-After: this time admitted at once, back on their page with a token for their
+    network."""
+    base, now = site
+    room.config = replace(room.config, meter=1)
+    admin.pin(room, "open", T0)
+    admin.pin(room, None, T0)
+    now[0] = T0 + 10
+    inlet.step(room, T0 + 10)
+    context = browser.new_context(locale="en-CA")
+    page = context.new_page()
+    page.clock.install()
+    full = json.dumps({"error": "metered", "message": "the room is full this moment"})
+    refused = [0]
+
+    def once(route: Any) -> None:
+        if refused[0]:
+            route.continue_()
+            return
+        refused[0] += 1
+        route.fulfill(status=429, body=full, headers={"content-type": "application/json",
+                                                      "retry-after": "10"})  # fmt: skip
+
+    page.route("**/queue/join", once)
+    page.goto(base + WAITING)
+    until(page, "#message", "full this moment")
+    page.clock.run_for(15_000)
+    page.wait_for_url(base + "/apply?step=2", timeout=WAIT_MS)
+    admit = {c.get("name"): c.get("value", "") for c in context.cookies()}["fg_admit"]
+    assert admit.split(".")[5] == tokens.network_id("election-2028", "127.0.0.1")
+    assert "fg_visitor" not in {c.get("name") for c in context.cookies()}, "no place held"
     context.close()
 
 

@@ -79,6 +79,7 @@ def test_a_stack_without_events_plays_every_evening_scenario(prod: Settings) -> 
     assert second[rise + 300] == pytest.approx(base)  # between the crowds (50 minutes on)
     assert second[rise + 372] == pytest.approx(10 * base)  # an hour and 2 minutes on
     assert nights["flash-cpu-2x"].cost == nights["climb-36x-cpu-2x"].cost == 2.0
+    assert nights["flash-timeouts"].cost == 2.0, "it must overload for the timeouts to matter"
     assert nights["flash-timeouts"].silent and not nights["flash-crowd"].silent
     assert (
         nights["flash-patience-5"].patience_minutes,
