@@ -518,12 +518,7 @@ class Room:
             print(json.dumps({"meter": "stale", "allowance_from": since}))
         elif not self._take_allowance(room):
             raise RoomError(429, "metered", "the room is full this moment: try again")
-        minute = int(now) // 60
-        self.table.update_item(
-            Key={"pk": f"collected#{minute}#{random.randrange(COLLECT_SHARDS)}"},
-            UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :e)",
-            ExpressionAttributeValues={":one": 1, ":e": int(now) + 86_400},
-        )
+        self._count_collected(now)
         keys = self.signing_keys(now)
         kid = keys["current"]
         expires_at = int(now) + self.config.token_ttl_s
@@ -534,6 +529,14 @@ class Room:
         print(json.dumps({"metered": visitor, "network": network}))  # what revoke can name
         return {"state": "open", "admitted": True, "metered": True, "token": token,
                 "token_expires_at": expires_at}  # fmt: skip
+
+    def _count_collected(self, now: float) -> None:
+        """One token collected this minute (the inlet counts them as people inside)."""
+        self.table.update_item(
+            Key={"pk": f"collected#{int(now) // 60}#{random.randrange(COLLECT_SHARDS)}"},
+            UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :e)",
+            ExpressionAttributeValues={":one": 1, ":e": int(now) + 86_400},
+        )
 
     def _take_allowance(self, room: dict[str, Any]) -> bool:
         """One of the step's allowance, from up to METER_TRIES of its counters (a random one,
@@ -725,12 +728,7 @@ class Room:
                     ConditionExpression="attribute_not_exists(collected_at)",
                     ExpressionAttributeValues={":now": int(now)},
                 )
-                minute = int(now) // 60
-                self.table.update_item(
-                    Key={"pk": f"collected#{minute}#{random.randrange(COLLECT_SHARDS)}"},
-                    UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :e)",
-                    ExpressionAttributeValues={":one": 1, ":e": int(now) + 86_400},
-                )
+                self._count_collected(now)
                 collected = int(now)
             except self.dynamodb.meta.client.exceptions.ConditionalCheckFailedException:
                 item = self.table.get_item(Key={"pk": f"place#{order}"}, ConsistentRead=True)
