@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from functions.admission.inlet import (
+    LOAD_LOOKBACK_S,
     Fleet,
     Sessions,
     admit_budget,
@@ -58,6 +59,15 @@ class Tally:
         while self.events and now - self.events[0][0] > self.window:
             self.total -= self.events.popleft()[1]
         return max(self.total, 0.0)
+
+    def after(self, at: float) -> float:
+        """People of the events at or after `at` (within the window)."""
+        total = 0.0
+        for when, people in reversed(self.events):
+            if when < at:
+                break
+            total += people
+        return total
 
 
 @dataclass
@@ -142,12 +152,12 @@ class RoomSim:
         exhausted = False
         if not self.queueing and self.config.meter:
             exhausted = self.offered and self.used >= self.allowance
-            free = free_capacity(self.config, fleet, self.sessions(now))
+            free = free_capacity(self.config, fleet, self.sessions(now, fleet.load_at))
             self.allowance, self.used, self.offered = free, 0.0, True
         else:
             self.allowance, self.used, self.offered = 0.0, 0.0, False
         if self.queueing:
-            budget = admit_budget(self.config, fleet, self.sessions(now))
+            budget = admit_budget(self.config, fleet, self.sessions(now, fleet.load_at))
             moved, admitted = self._admit(now, budget)
             self.budgets.append((budget, moved))
         before = self.state["state"]
@@ -176,12 +186,15 @@ class RoomSim:
         self.collected.add(now, got)
         return got
 
-    def sessions(self, now: float) -> Sessions:
-        """The tokens collected and admissions pending, as the inlet counts them."""
+    def sessions(self, now: float, load_at: float | None = None) -> Sessions:
+        """The tokens collected and admissions pending, as the inlet counts them (those since
+        the load's minute began by whole minutes, as the inlet's per-minute counters do)."""
+        since = load_at if load_at is not None else now - LOAD_LOOKBACK_S
         return Sessions(
             collected_in_session=round(self.collected.since(now)),
             admitted_in_show=round(self.admitted_show.since(now)),
             collected_in_show=round(self.collected_show.since(now)),
+            collected_since_load=round(self.collected.after(since // 60 * 60)),
         )
 
     def open_doors(self, now: float) -> float:

@@ -435,7 +435,11 @@ class _Run:
             and plan.waiting_room == "queue"
             and plan.raise_at <= self.night.at(i) < plan.restore_at
         )
-        fleet = Fleet(round(self.group.in_service), load, self.alarm, self.health)
+        at = self.health.at if self.health is not None else None  # the load's minute
+        age = now - at - model.METRIC_PERIOD_S / 2 if at is not None else 0.0
+        fleet = Fleet(
+            round(self.group.in_service), load, self.alarm, self.health, load_at=at, load_age_s=age
+        )
         fleet = regulate(room.config, room.state, fleet)
         entered, change = room.step(now, fleet, forced)
         inside = room.sessions(now).inside

@@ -35,6 +35,8 @@ from .room import (
 )
 
 KVS_PREFIXES = ("room", "key.", "revoked.")
+LOAD_LOOKBACK_S = 180
+"""read_fleet takes the latest RequestCountPerTarget datapoint within this many seconds."""
 
 DECREASE = 0.7
 """A fleet failing at a load at or under its ceiling has shown it serves less than the ceiling:
@@ -93,6 +95,13 @@ class Fleet:
     ceiling: float = 1.0
     """The share of the derived capacity (in-service x sessions_per_instance) the fleet has
     shown it serves: `regulate` sets it; 1 until health says otherwise."""
+    load_at: float | None = None
+    """The start (epoch s) of the minute `load` was measured over (its datapoint's timestamp);
+    None when there is none. Whoever came in since is at most partly in `load`
+    (`Sessions.since_load`)."""
+    load_age_s: float = 0.0
+    """Seconds from the middle of that minute to the reading: some of the people it counted
+    have left since (`free_capacity`)."""
 
 
 def breach(config: Config, fleet: Fleet) -> str | None:
@@ -174,22 +183,53 @@ class Sessions:
     admitted_in_show: int
     """Places admitted in the last `show_s` (their holders may still be on their way)."""
     collected_in_show: int
+    collected_since_load: int = 0
+    """Tokens collected since the start of the load's minute (`Fleet.load_at`)."""
+
+    @property
+    def on_their_way(self) -> int:
+        """Admitted in the last `show_s` and not yet collected."""
+        return max(0, self.admitted_in_show - self.collected_in_show)
 
     @property
     def inside(self) -> int:
         """People inside on a token: collected in a session, plus admitted and on their way."""
-        return self.collected_in_session + max(0, self.admitted_in_show - self.collected_in_show)
+        return self.collected_in_session + self.on_their_way
+
+    @property
+    def since_load(self) -> int:
+        """People let in whom the latest load datapoint counts at most in part: they collected
+        their token during or after its minute (CloudWatch publishes a minute late, so a crowd
+        the room meters in shows in the load one to two minutes after). Counting those of its
+        minute whole overestimates by at most half a minute's admissions: it errs on the side
+        of the line, not of a failed request."""
+        return self.collected_since_load + self.on_their_way
+
+
+def loaded(config: Config, fleet: Fleet) -> float:
+    """Instances' worth of the latest minute's requests: the target group's RequestCount over
+    requests_per_instance_per_s (counted over the instances of that minute, so a fleet that
+    has grown or shrunk since does not scale it), else the load per target times the instances
+    now (at least one)."""
+    if fleet.health is not None:
+        return max(fleet.health.requests, 0.0) / 60 / config.requests_per_instance_per_s
+    return max(fleet.load, 0.0) * max(fleet.in_service, 1)
 
 
 def free_capacity(config: Config, fleet: Fleet, sessions: Sessions) -> int:
     """People the fleet has room for now: the share of the derived capacity it has shown it
-    serves (`fleet.ceiling`), less the larger of the people inside on tokens and the load's
-    worth of people; none while an origin 5xx alarm fires (three minutes of failures: an
-    operator's matter)."""
+    serves (`fleet.ceiling`), less the people inside: the larger of those on tokens and the
+    load's worth of people plus everyone let in since the load's minute ended (a stale load
+    alone would offer the same room every step until the crowd shows in it); none while an
+    origin 5xx alarm fires (three minutes of failures: an operator's matter)."""
     if fleet.alarm or fleet.in_service <= 0:
         return 0
     capacity = fleet.in_service * config.sessions_per_instance
-    by_load = math.ceil(max(fleet.load, 0.0) * capacity)
+    # The load's people, less those expected to have left since (visits average session_s,
+    # so a share 1 - exp(-age / session_s) of them), plus those let in since its minute.
+    stayed = math.exp(-max(fleet.load_age_s, 0.0) / config.session_s)
+    by_load = math.ceil(loaded(config, fleet) * config.sessions_per_instance * stayed)
+    by_load += sessions.since_load
     free = math.floor(capacity * min(fleet.ceiling, 1.0)) - max(sessions.inside, by_load)
     return max(0, free)
 
@@ -247,11 +287,7 @@ def demand_pct(config: Config, fleet: Fleet, waiting: int, inside: int = 0) -> f
     reads at least `demand_floor_pct` (the scaling target), so this policy never agrees to
     scale in then: Auto Scaling scales in only when every target tracking policy is ready to."""
     serving = max(fleet.in_service, 1)
-    if fleet.health is not None:
-        by_requests = fleet.health.requests / 60 / config.requests_per_instance_per_s
-    else:
-        by_requests = max(fleet.load, 0.0) * serving
-    people = max(by_requests, inside / config.sessions_per_instance)
+    people = max(loaded(config, fleet), inside / config.sessions_per_instance)
     needed = people + waiting / config.sessions_per_instance
     demand = 100 * needed / (serving * fleet.ceiling)
     return max(demand, config.demand_floor_pct) if waiting > 0 else demand
@@ -310,12 +346,12 @@ def read_fleet(room: Room, now: float) -> Fleet:
         for i in group.get("Instances", [])
         if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"
     )
-    load = 0.0
+    load, at, age = 0.0, None, 0.0
     points = room.cloudwatch.get_metric_statistics(
         Namespace="AWS/ApplicationELB",
         MetricName="RequestCountPerTarget",
         Dimensions=[{"Name": "TargetGroup", "Value": cfg.target_group}],
-        StartTime=now - 180,
+        StartTime=now - LOAD_LOOKBACK_S,
         EndTime=now,
         Period=60,
         Statistics=["Sum"],
@@ -323,12 +359,14 @@ def read_fleet(room: Room, now: float) -> Fleet:
     if points:
         latest = max(points, key=lambda p: p["Timestamp"])
         load = float(latest["Sum"]) / 60 / cfg.requests_per_instance_per_s
+        at = latest["Timestamp"].timestamp()  # a datapoint is stamped at its minute's start
+        age = now - (at + 30)
     alarm = False
     names = [n for n in cfg.alarm_names.split(",") if n]
     if names:
         alarms = room.cloudwatch.describe_alarms(AlarmNames=names)
         alarm = any(a["StateValue"] == "ALARM" for a in alarms.get("MetricAlarms", []))
-    return Fleet(in_service, load, alarm, read_health(room, now))
+    return Fleet(in_service, load, alarm, read_health(room, now), load_at=at, load_age_s=age)
 
 
 HEALTH_QUERIES = (
@@ -410,7 +448,7 @@ def step(room: Room, now: float) -> dict[str, Any]:
     before = r["state"]
     _seal(room, r, now)
     fleet = regulate(cfg, r, read_fleet(room, now))
-    sessions = _sessions(room, r, now)
+    sessions = _sessions(room, r, now, fleet.load_at)
     budget = admit_budget(cfg, fleet, sessions) if r["state"] == "queue" else 0
     exhausted = _allowance_used(room, r)
     # Even with no budget, holes and leavers at the head of the line are passed.
@@ -594,7 +632,9 @@ def _orders_after(room: Room, r: dict[str, Any], limit: int) -> list[int]:
     return orders[:limit]
 
 
-def _sessions(room: Room, r: dict[str, Any], now: float) -> Sessions:
+def _sessions(room: Room, r: dict[str, Any], now: float, load_at: float | None) -> Sessions:
+    """The tokens counted by minute; those since the load's minute began (with no load
+    datapoint: within LOAD_LOOKBACK_S, the window read_fleet reads it from)."""
     cfg = room.config
     minute = int(now) // 60
     minutes = range(minute - cfg.session_s // 60, minute + 1)
@@ -611,7 +651,10 @@ def _sessions(room: Room, r: dict[str, Any], now: float) -> Sessions:
         )
 
     admitted_in_show = sum(int(n) for at, n in r["history"] if now - float(at) <= cfg.show_s)
-    return Sessions(collected(minutes.start), admitted_in_show, collected(show_from))
+    since_load = int(load_at if load_at is not None else now - LOAD_LOOKBACK_S) // 60
+    return Sessions(
+        collected(minutes.start), admitted_in_show, collected(show_from), collected(since_load)
+    )
 
 
 def metering(config: Config, r: dict[str, Any]) -> bool:

@@ -15,6 +15,8 @@ from functions.admission.inlet import (
     admit_budget,
     breach,
     demand_pct,
+    free_capacity,
+    loaded,
     next_ceiling,
     next_state,
     regulate,
@@ -45,12 +47,14 @@ fleets = st.builds(
     alarm=st.booleans(),
     health=st.one_of(st.none(), healths),
     ceiling=st.floats(CONFIG.ceiling_floor, 1.0, allow_nan=False),
+    load_age_s=st.floats(0, 240, allow_nan=False),
 )
 sessions = st.builds(
     Sessions,
     collected_in_session=st.integers(0, 20_000),
     admitted_in_show=st.integers(0, 5_000),
     collected_in_show=st.integers(0, 5_000),
+    collected_since_load=st.integers(0, 20_000),
 )
 # A line: each place is a hole (None), someone who left, or someone still polling.
 lines = st.lists(
@@ -71,9 +75,38 @@ def test_budget_never_exceeds_free_capacity_or_the_rate_cap(fleet, s) -> None:
     assert 0 <= budget <= CONFIG.max_admit_per_s * CONFIG.step_s
     assert budget <= max(0, capacity - active)
     assert budget <= max(0, math.floor(capacity * fleet.ceiling) - active), "the ceiling holds"
-    assert budget <= max(0, capacity - fleet.load * capacity) + 1  # load rounds up
+    # The load's people (less those gone since, at the settings' mean visit) and everyone let
+    # in since its minute began are inside.
+    stayed = math.exp(-fleet.load_age_s / CONFIG.session_s)
+    by_load = loaded(CONFIG, fleet) * CONFIG.sessions_per_instance * stayed + s.since_load
+    assert budget <= max(0, capacity - by_load) + 1  # load rounds up
     if fleet.alarm:
         assert budget == 0
+
+
+@given(
+    st.integers(1, 200),
+    st.floats(0, 1.5, allow_nan=False),
+    st.floats(CONFIG.ceiling_floor, 1.0, allow_nan=False),
+    st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12),
+)
+def test_a_crowd_let_in_within_one_load_minute_never_passes_the_ceiling(
+    in_service, load, ceiling, takes
+) -> None:
+    """The load datapoint stays the same for a minute or two while a crowd comes in step by
+    step: whatever each step offers and the crowd takes (a share of it), the people let in
+    since the load's minute and the load's own never pass the ceiling's share of capacity."""
+    health = Health(
+        at=NOW - 90, requests=load * in_service * CONFIG.requests_per_instance_per_s * 60
+    )
+    fleet = Fleet(in_service, load, False, health, ceiling, load_at=NOW - 90, load_age_s=0.0)
+    capacity = in_service * CONFIG.sessions_per_instance
+    let_in = 0
+    for share in takes:
+        s = Sessions(let_in, 0, 0, collected_since_load=let_in)
+        let_in += math.floor(share * free_capacity(CONFIG, fleet, s))
+    loaded_people = math.ceil(load * capacity)
+    assert let_in <= max(0, math.floor(capacity * ceiling) - loaded_people)
 
 
 @given(lines, st.integers(0, 300))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -66,6 +67,39 @@ def test_a_step_offers_what_it_would_admit_less_who_is_inside(metered) -> None:
     report = inlet.step(metered, T0 + 20)
     # 4 collected tokens inside: 10 - 4 = 6; they did not use the 10 up, so still open.
     assert (report["state"], report["allowance"]) == ("open", 6)
+
+
+def test_people_let_in_since_the_load_minute_count_on_top_of_it(metered) -> None:
+    """Catches the larger of the tokens and a stale load taken for who is inside: the load
+    balancer's minute says 4 people (40 % of 10) and stays the same for a minute or two; the
+    one let in during its minute is at most partly in it and the 3 after it not at all: the
+    steps offer 10 - 4 - 1 = 5, then 10 - 4 - 4 = 2, not 10 - 4 each time."""
+    tg, lb = "targetgroup/web/metered", "app/web/metered"
+    metered.config = replace(metered.config, target_group=tg, load_balancer=lb)
+    minute = T0 - T0 % 60 + 60
+    for metric, dims, value in (
+        ("RequestCount", {"TargetGroup": tg, "LoadBalancer": lb}, 0.4 * 150 * 60 * 2),
+        ("RequestCountPerTarget", {"TargetGroup": tg}, 0.4 * 150 * 60),
+    ):
+        metered.cloudwatch.put_metric_data(
+            Namespace="AWS/ApplicationELB",
+            MetricData=[
+                {
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+                    "Value": value,
+                    "Timestamp": datetime.fromtimestamp(minute - 60, UTC),
+                }
+            ],
+        )
+    assert inlet.step(metered, minute - 40)["allowance"] == 6
+    newcomer(metered, minute - 30, "203.0.9.1")  # during the load's minute: at most partly in it
+    first = inlet.step(metered, minute + 10)
+    assert (first["state"], first["allowance"]) == ("open", 5)
+    for n in range(3):
+        newcomer(metered, minute + 11, f"203.0.{n}.1")
+    second = inlet.step(metered, minute + 20)
+    assert (second["state"], second["allowance"]) == ("open", 2)
 
 
 def test_an_allowance_split_over_shards_fills_and_never_admits_more_than_offered(metered) -> None:

@@ -43,12 +43,19 @@ def test_the_stack_keeps_its_promise_on_election_night(stack: str) -> None:
         assert results[scenario].measures["wait_p95_min"] <= 10, scenario
 
 
-SURVIVED = ("flash-crowd", "flash-patience-5", "flash-patience-60", "flash-lognormal")
+SURVIVED = (
+    "flash-crowd",
+    "flash-timeouts",
+    "flash-cpu-2x",
+    "flash-patience-5",
+    "flash-patience-60",
+    "flash-lognormal",
+    "second-crowd",
+)
 """The unannounced crowds the stack claims to survive within issue 27's budget. Not yet:
-flash-cpu-2x and flash-timeouts (prod: 0.4 % failed in the worst 15 minutes while the CPU
-shows the dearer requests), second-crowd (prod: 4 %),
-climb-36x (prod: p95 wait 6 minutes), climb-36x-cpu-2x (beyond the fleet's max), and the fleet's
-peak over need (1.8 after prod's flash crowd, against 1.5)."""
+climb-36x (prod: p95 wait 6 minutes), climb-36x-cpu-2x (beyond the fleet's max: kept out
+24 % against a bound of 17 %), and the fleet's peak over need (1.8 after prod's flash crowd,
+against 1.5)."""
 
 
 @pytest.mark.parametrize("stack", ["prod", "staging"])
