@@ -60,6 +60,12 @@ class Tally:
             self.total -= self.events.popleft()[1]
         return max(self.total, 0.0)
 
+    def staying(self, now: float) -> float:
+        """People of the events within the window, each by exp(-age / window): those still
+        inside when visits average the window (the inlet's `Sessions.staying`)."""
+        self.since(now)
+        return sum(people * math.exp(-(now - at) / self.window) for at, people in self.events)
+
     def after(self, at: float) -> float:
         """People of the events at or after `at` (within the window)."""
         total = 0.0
@@ -191,7 +197,7 @@ class RoomSim:
         the load's minute began by whole minutes, as the inlet's per-minute counters do)."""
         since = load_at if load_at is not None else now - LOAD_LOOKBACK_S
         return Sessions(
-            collected_in_session=round(self.collected.since(now)),
+            staying=round(self.collected.staying(now)),
             admitted_in_show=round(self.admitted_show.since(now)),
             collected_in_show=round(self.collected_show.since(now)),
             collected_since_load=round(self.collected.after(since // 60 * 60)),

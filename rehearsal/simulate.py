@@ -542,6 +542,11 @@ class _Run:
             "longest_queue_min": longest_queue_s / 60,
             "kept_out_pct": max(0.0, 100 * (1 - totals["served_user_s"] / wanted)),
             "kept_out_bound_pct": 100 * totals["beyond_max_user_s"] / wanted,
+            "kept_out_beyond_bound_pct": max(
+                0.0,
+                100 * (1 - totals["served_user_s"] / wanted)
+                - 100 * totals["beyond_max_user_s"] / wanted,
+            ),
             "reopen_min": reopen_minutes(series),
             "peak_vs_needed": peak_vs_needed(series, self.settings),
             "sessions_cut": totals["sessions_cut"],
@@ -614,6 +619,7 @@ def _floor(night: Night, settings: Settings) -> Result:
         "still_waiting",
         "longest_queue_min",
         "kept_out_pct",
+        "kept_out_beyond_bound_pct",
         "reopen_min",
         "sessions_cut",
         "carried",

@@ -16,7 +16,7 @@ BUDGET: tuple[tuple[str, str, str, str], ...] = (
     ("high_demand_pct", "max_high_demand_pct", "high-demand page", "{:.2f} %"),
     ("wait_p95_min", "max_p95_wait_minutes", "p95 wait", "{:.1f} min"),
     ("longest_queue_min", "max_queue_minutes", "longest queueing", "{:.0f} min"),
-    ("kept_out_pct", "max_kept_out_pct", "kept out", "{:.1f} %"),
+    ("kept_out_beyond_bound_pct", "max_kept_out_pct", "kept out beyond the bound", "{:.1f} %"),
     ("cost_vs_floor", "max_cost_vs_floor", "cost / floor", "{:.2f}x"),
     ("queue_api_peak_pct", "max_queue_api_pct", "queue API load", "{:.0f} % of capacity"),
 )

@@ -178,8 +178,10 @@ def regulate(config: Config, room: dict[str, Any], fleet: Fleet) -> Fleet:
 
 @dataclass(frozen=True)
 class Sessions:
-    collected_in_session: int
-    """Tokens collected in the last `session_s`."""
+    staying: int
+    """Tokens collected in the last `session_s`, each counted by the chance its holder is still
+    inside (visits average session_s: exp(-age / session_s)); a plain count would read a crowd
+    that came and partly left within the session as all still there."""
     admitted_in_show: int
     """Places admitted in the last `show_s` (their holders may still be on their way)."""
     collected_in_show: int
@@ -193,8 +195,8 @@ class Sessions:
 
     @property
     def inside(self) -> int:
-        """People inside on a token: collected in a session, plus admitted and on their way."""
-        return self.collected_in_session + self.on_their_way
+        """People inside on a token: those staying, plus admitted and on their way."""
+        return self.staying + self.on_their_way
 
     @property
     def since_load(self) -> int:
@@ -642,19 +644,21 @@ def _sessions(room: Room, r: dict[str, Any], now: float, load_at: float | None) 
     counts = room._batch_get(keys)
     show_from = (int(now) - cfg.show_s) // 60
 
-    def collected(since: int) -> int:
+    def count(m: int) -> int:
         return sum(
-            int(counts.get(f"collected#{m}#{s}", {}).get("n", 0))
-            for m in minutes
-            if m >= since
-            for s in range(COLLECT_SHARDS)
+            int(counts.get(f"collected#{m}#{s}", {}).get("n", 0)) for s in range(COLLECT_SHARDS)
         )
 
+    def collected(since: int) -> int:
+        return sum(count(m) for m in minutes if m >= since)
+
+    # A minute's tokens were collected, on average, at its middle.
+    staying = sum(
+        count(m) * math.exp(-max(now - m * 60 - 30, 0.0) / cfg.session_s) for m in minutes
+    )
     admitted_in_show = sum(int(n) for at, n in r["history"] if now - float(at) <= cfg.show_s)
     since_load = int(load_at if load_at is not None else now - LOAD_LOOKBACK_S) // 60
-    return Sessions(
-        collected(minutes.start), admitted_in_show, collected(show_from), collected(since_load)
-    )
+    return Sessions(round(staying), admitted_in_show, collected(show_from), collected(since_load))
 
 
 def metering(config: Config, r: dict[str, Any]) -> bool:

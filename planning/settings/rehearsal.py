@@ -65,7 +65,9 @@ class RehearsalSettings(_Model):
     """Longest continuous time the room queued: a night at 3x the plan queues for hours at the
     fleet's max; a room that never reopens queues all night."""
     max_kept_out_pct: float = Field(default=5.0, ge=0, le=100)
-    """Share of the user-time people wanted on the site that the room kept them out."""
+    """Share of the user-time people wanted on the site that the room kept them out, beyond
+    the physical bound (the share above what the fleet's max_size serves, which no room can
+    let in: the rehearsal's `bound %`). On a night within the max the bound is 0."""
     max_cost_vs_floor: float = Field(default=2.0, ge=1)
     """The night's cost (instances, warm-pool volumes, LCUs reserved or used) over the cost of
     capacity that follows demand exactly (instances at their full rate, LCUs used): one zone

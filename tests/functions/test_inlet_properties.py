@@ -51,7 +51,7 @@ fleets = st.builds(
 )
 sessions = st.builds(
     Sessions,
-    collected_in_session=st.integers(0, 20_000),
+    staying=st.integers(0, 20_000),
     admitted_in_show=st.integers(0, 5_000),
     collected_in_show=st.integers(0, 5_000),
     collected_since_load=st.integers(0, 20_000),
@@ -71,7 +71,7 @@ lines = st.lists(
 def test_budget_never_exceeds_free_capacity_or_the_rate_cap(fleet, s) -> None:
     budget = admit_budget(CONFIG, fleet, s)
     capacity = fleet.in_service * CONFIG.sessions_per_instance
-    active = s.collected_in_session + max(0, s.admitted_in_show - s.collected_in_show)
+    active = s.staying + max(0, s.admitted_in_show - s.collected_in_show)
     assert 0 <= budget <= CONFIG.max_admit_per_s * CONFIG.step_s
     assert budget <= max(0, capacity - active)
     assert budget <= max(0, math.floor(capacity * fleet.ceiling) - active), "the ceiling holds"

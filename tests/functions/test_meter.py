@@ -6,6 +6,7 @@ seconds into a surge, not a minute later from the load balancer's figures."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -100,6 +101,20 @@ def test_people_let_in_since_the_load_minute_count_on_top_of_it(metered) -> None
         newcomer(metered, minute + 11, f"203.0.{n}.1")
     second = inlet.step(metered, minute + 20)
     assert (second["state"], second["allowance"]) == ("open", 2)
+
+
+def test_tokens_count_by_the_chance_their_holders_are_still_inside(metered) -> None:
+    """Catches a plain count of the session's tokens: after a crowd, it reads everyone who came
+    within the session as still there and keeps the fleet scaling out (prod's flash crowd:
+    peak 1.8x what the demand needed). Visits average session_s (1,200 s here): 1,000 tokens
+    of a minute 21 minutes back are past the window; 1,000 from 20 minutes back count
+    exp(-1), from 10 minutes back exp(-0.5), and from this minute exp(0)."""
+    now = T0 - T0 % 60 + 30
+    for ago, n in ((1_260, 1_000), (1_200, 1_000), (600, 1_000), (0, 1_000)):
+        minute = int(now - ago) // 60
+        metered.table.put_item(Item={"pk": f"collected#{minute}#0", "n": n})
+    sessions = inlet._sessions(metered, metered.state(), now, None)
+    assert sessions.staying == pytest.approx(1_000 * (math.exp(-1) + math.exp(-0.5) + 1), abs=2)
 
 
 def test_an_allowance_split_over_shards_fills_and_never_admits_more_than_offered(metered) -> None:

@@ -53,9 +53,9 @@ SURVIVED = (
     "second-crowd",
 )
 """The unannounced crowds the stack claims to survive within issue 27's budget. Not yet:
-climb-36x (prod: p95 wait 6 minutes), climb-36x-cpu-2x (beyond the fleet's max: kept out
-24 % against a bound of 17 %), and the fleet's peak over need (1.8 after prod's flash crowd,
-against 1.5)."""
+climb-36x (prod: p95 wait 6 minutes, the queue API at 101 % of its capacity) and
+climb-36x-cpu-2x (beyond the fleet's max: kept out 20.6 % against a bound of 17.4 %, within
+the 5 points, but p95 wait 10 minutes and the queue API at 104 %)."""
 
 
 @pytest.mark.parametrize("stack", ["prod", "staging"])
@@ -63,7 +63,8 @@ def test_an_unannounced_crowd_waits_in_line_instead_of_failing(stack: str) -> No
     """Issue 27's budget on the crowds no schedule prepared for: no raw 5xx; at most 0.1 % of
     requests failed in the worst 15 minutes (everyone beyond the capacity in service waits in
     line: the room meters arrivals); p95 wait at most 5 minutes; at most 2 % of the wanted
-    user-time kept out; open again within 30 minutes of the fleet serving everyone."""
+    user-time kept out; open again within 30 minutes of the fleet serving everyone; the
+    fleet's peak at most 1.5x what the demand needed (no overshoot after the crowd)."""
     s = load_stack_settings(stack)
     for result in rehearse_all(scenario_nights(SURVIVED, None, s, s.admission.step_s), s,
                                ("configured",)):  # fmt: skip
@@ -73,6 +74,7 @@ def test_an_unannounced_crowd_waits_in_line_instead_of_failing(stack: str) -> No
         assert m["wait_p95_min"] <= 5, (name, m["wait_p95_min"])
         assert m["kept_out_pct"] <= 2, (name, m["kept_out_pct"])
         assert m["reopen_min"] <= 30, (name, m["reopen_min"])
+        assert m["peak_vs_needed"] <= 1.5, (name, m["peak_vs_needed"])
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

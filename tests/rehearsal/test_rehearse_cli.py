@@ -165,7 +165,7 @@ def _result(**measures: float) -> Result:
             "high_demand_pct",
             "wait_p95_min",
             "longest_queue_min",
-            "kept_out_pct",
+            "kept_out_beyond_bound_pct",
             "cost_vs_floor",
             "queue_api_peak_pct",
         ),
@@ -176,9 +176,12 @@ def _result(**measures: float) -> Result:
 
 def test_the_verdict_names_scenario_measure_value_and_limit() -> None:
     budget = RehearsalSettings()
-    assert breaches([_result(kept_out_pct=budget.max_kept_out_pct)], budget) == []
-    (breach,) = breaches([_result(kept_out_pct=77.04)], budget)
-    assert str(breach) == "night: kept out 77.0 % > 5.0 % (rehearsal.max_kept_out_pct)"
+    limit = budget.max_kept_out_pct
+    assert breaches([_result(kept_out_beyond_bound_pct=limit)], budget) == []
+    (breach,) = breaches([_result(kept_out_beyond_bound_pct=77.04)], budget)
+    assert str(breach) == (
+        "night: kept out beyond the bound 77.0 % > 5.0 % (rehearsal.max_kept_out_pct)"
+    )
     other = Result("night", "reactive", {"raw_5xx": 9.0}, Series())
     assert breaches([other], budget) == []  # only the configured stack is judged
     assert summary([]) == "within budget"
