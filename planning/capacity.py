@@ -141,14 +141,18 @@ def people_per_instance(settings: Settings) -> int:
 
 
 def admit_rate_per_s(settings: Settings) -> int:
-    """The room's admission ceiling (people/s): the override, or the planned peak over the
-    session length, x ADMIT_CATCH_UP, within the settings' 2,000/s (prod: 340,000 / 1,200 s
-    x 3 = 850/s)."""
+    """The room's admission ceiling (people/s): the override, or the most people the fleet can
+    hold (its max_size x people_per_instance, or the planned peak if larger) over the session
+    length, x ADMIT_CATCH_UP, within the settings' 2,000/s (prod: 120 x 7,500 / 1,200 s x 3 =
+    2,250, so 2,000/s). Sized on the plan alone, a crowd beyond it waits behind the cap while the
+    fleet it grew to stands half empty (prod, climb-36x: 120 instances in service, 444,000 of
+    900,000 places used, 230,000 in line)."""
     a = settings.admission
     if a.max_admit_per_s is not None:
         return a.max_admit_per_s
-    peak = settings.capacity.baseline_users * settings.capacity.peak_multiple
-    return min(2_000, math.ceil(peak / (a.session_minutes * 60) * ADMIT_CATCH_UP))
+    planned = settings.capacity.baseline_users * settings.capacity.peak_multiple
+    most = max(planned, settings.fleet.max_size * people_per_instance(settings))
+    return min(2_000, math.ceil(most / (a.session_minutes * 60) * ADMIT_CATCH_UP))
 
 
 METRIC_NAMESPACE = "Floodgate/WaitingRoom"

@@ -77,8 +77,9 @@ METER_STALE_STEPS = 3
 """An allowance this many inlet steps old means the inlet stopped: metering admits everyone."""
 METER_SHARDS, METER_TRIES = 10, 3
 """Counters a step's allowance is split over (metered#<step>#<shard>), and how many of them a
-join tries: one DynamoDB item takes 1,000 writes a second, so 10 take the 850 a second the prod
-room admits at most with its refused joins' extra tries."""
+join tries: one DynamoDB item takes 1,000 writes a second, so 10 take 10,000: a step's allowance
+is the free capacity (prod: up to 900,000 people on 120 instances, metered in over the step's
+seconds), with its refused joins' extra tries."""
 SEAL_GRACE_S = 5
 SEAL_MAX_SECONDS = 600
 """Seconds sealed per step at most (6 BatchGetItem calls per 100 s of history)."""

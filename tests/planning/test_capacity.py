@@ -118,10 +118,14 @@ def test_the_room_takes_its_capacity_from_the_fleets_figures(prod_config) -> Non
     prod = settings_with(prod_config)
     # 150 req/s per instance / (0.05 req/s per user x 40 % reaching the origin) = 7,500.
     assert people_per_instance(prod) == 7500
-    # 340,000 planned people / 1,200 s sessions x 3 to catch up = 850 per second.
-    assert admit_rate_per_s(prod) == 850
+    # 120 instances x 7,500 people / 1,200 s sessions x 3 to catch up = 2,250 per second, at
+    # most 2,000 (the planned 340,000 alone would give 850: the fleet's max holds more).
+    assert admit_rate_per_s(prod) == 2000
     env = room_tunables(prod)
-    assert (env["FG_SESSIONS_PER_INSTANCE"], env["FG_MAX_ADMIT_PER_S"]) == ("7500", "850")
+    assert (env["FG_SESSIONS_PER_INSTANCE"], env["FG_MAX_ADMIT_PER_S"]) == ("7500", "2000")
+    small = settings_with(prod_config, fleet__max_size=30)
+    # 30 x 7,500 = 225,000 < the planned 340,000: 340,000 / 1,200 x 3 = 850.
+    assert admit_rate_per_s(small) == 850
     chosen = settings_with(
         prod_config, admission__sessions_per_instance=5000, admission__max_admit_per_s=900
     )
