@@ -98,7 +98,7 @@ def _room(settings: Settings) -> str:
     people, rate = people_per_instance(settings), admit_rate_per_s(settings)
     most = settings.fleet.max_size * people
     origin = "set" if a.sessions_per_instance is not None else "derived from the fleet"
-    pace = "set" if a.max_admit_per_s is not None else "derived from the planned peak"
+    pace = "set" if a.max_admit_per_s is not None else "derived from what the fleet's max holds"
     return (
         f"room {a.room_id!r}: {people:,} people/instance ({origin}; up to {most:,} inside at "
         f"max), admits <= {rate:,}/s ({pace}) every {a.step_s} s; queues at "

@@ -39,7 +39,7 @@ class AdmissionSettings(_Model):
     between half the derived value and the derived value."""
     max_admit_per_s: int | None = Field(default=None, ge=1, le=2_000)
     """Ceiling on admissions per second, whatever the free capacity. Unset, it is derived from
-    the planned peak and the session length (planning.capacity.admit_rate_per_s)."""
+    the people the fleet's max holds and the session length (planning.capacity.admit_rate_per_s)."""
     step_s: Literal[5, 6, 10, 12, 15, 20, 30, 60] = 10
     """Inlet step inside each one-minute run (divides 60)."""
     session_minutes: int = Field(default=20, ge=1, le=240)
