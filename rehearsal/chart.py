@@ -24,17 +24,29 @@ COLOURS = {
 }
 
 
-def draw(night: Night, results: list[Result], title: str, path: Path) -> Path:
-    """Three panels over the night's hours (UTC): instances, failed requests per minute,
-    people waiting and admitted per minute; the configured room's queueing shaded on all."""
+def draw(
+    night: Night,
+    results: list[Result],
+    title: str,
+    path: Path,
+    window: tuple[int, int] | None = None,
+) -> Path:
+    """Three panels over the night's hours: instances, failed requests per minute, people
+    waiting and admitted per minute; the configured room's queueing shaded on all. `window`:
+    only minutes [from, to) of the night, ticked every 5 minutes (a crowd's first half hour)."""
     by_policy = {r.policy: r for r in results}
     minutes = len(next(iter(by_policy.values())).series.in_service)
-    hours = [m / 60 for m in range(minutes)]
+    lo, hi = window if window is not None else (0, minutes)
+
+    def cut(values: list) -> list:
+        return values[lo:hi]
+
+    hours = [m / 60 for m in range(lo, min(hi, minutes))]
     fig, (top, middle, bottom) = plt.subplots(
         3, 1, figsize=(11, 9), sharex=True, height_ratios=(3, 2, 2)
     )
     configured = by_policy.get("configured")
-    demand = configured.series.demand_instances if configured else []
+    demand = cut(configured.series.demand_instances) if configured else []
     top.plot(
         hours[: len(demand)],
         demand,
@@ -43,19 +55,19 @@ def draw(night: Night, results: list[Result], title: str, path: Path) -> Path:
         label="demand (instances the crowd needs)",
     )
     for policy, result in by_policy.items():
-        n = len(result.series.in_service)
+        in_service, failed = cut(result.series.in_service), cut(result.series.failed)
         style = "--" if policy in ("floor", "static-peak") else "-"
         top.plot(
-            hours[:n],
-            result.series.in_service,
+            hours[: len(in_service)],
+            in_service,
             style,
             color=COLOURS.get(policy),
             label=f"{policy}: in service",
         )
-        if result.series.failed:
+        if failed:
             middle.plot(
-                hours[: len(result.series.failed)],
-                result.series.failed,
+                hours[: len(failed)],
+                failed,
                 color=COLOURS.get(policy),
                 label=policy,
             )
@@ -64,14 +76,14 @@ def draw(night: Night, results: list[Result], title: str, path: Path) -> Path:
     middle.set_ylabel("failed origin\nrequests / min")
     middle.legend(loc="upper left", fontsize=8)
     if configured is not None:
-        s = configured.series
+        waiting, admitted = cut(configured.series.waiting), cut(configured.series.admitted)
         bottom.plot(
-            hours[: len(s.waiting)], s.waiting, color="#9467bd", label="people waiting (configured)"
+            hours[: len(waiting)], waiting, color="#9467bd", label="people waiting (configured)"
         )
         right = bottom.twinx()
         right.plot(
-            hours[: len(s.admitted)],
-            s.admitted,
+            hours[: len(admitted)],
+            admitted,
             color="#ff7f0e",
             linewidth=0.8,
             label="admitted / min",
@@ -80,13 +92,14 @@ def draw(night: Night, results: list[Result], title: str, path: Path) -> Path:
         right.set_ylim(bottom=0)
         right.legend(loc="upper right", fontsize=8)
         for axis in (top, middle, bottom):
-            _shade(axis, hours, s.queueing)
+            _shade(axis, hours, cut(configured.series.queueing))
     bottom.set_ylabel("people waiting")
     bottom.legend(loc="upper left", fontsize=8)
     zone = ZoneInfo(night.plan.occurrence.time_zone) if night.plan else UTC
     local = night.start.astimezone(zone)
     bottom.set_xlabel(f"{zone}, night of {local:%Y-%m-%d}; shaded: the room queueing")
-    bottom.xaxis.set_major_locator(MultipleLocator(1))
+    bottom.xaxis.set_major_locator(MultipleLocator(1 if window is None else 5 / 60))
+    bottom.set_xlim(hours[0], hours[-1])
     bottom.xaxis.set_major_formatter(
         FuncFormatter(lambda h, _: f"{local + timedelta(hours=h):%H:%M}")
     )

@@ -5,8 +5,8 @@ Usage: python -m scripts.rehearse --stack prod [--event NAME] [--scenario NAME] 
 Plays each scenario (the next event's nights and unannounced crowds on an ordinary evening, see
 rehearsal/curves.py; or a real night from `--curve FILE.csv`) under four policies (configured,
 reactive, static-peak, floor) in 10-second steps, prints one row per scenario and policy, writes
-build/rehearsal-<stack>.json and one chart per scenario (build/rehearsal-<stack>-<scenario>.png),
-and judges the configured stack against the settings' `rehearsal:` budget. Exit codes: 0 within
+build/rehearsal-<stack>.json and one chart per scenario (build/rehearsal-<stack>-<scenario>.png;
+the flash crowd's again over its first 30 minutes), and judges the configured stack against the settings' `rehearsal:` budget. Exit codes: 0 within
 budget, 1 a scenario breaks it, 2 bad input (settings, calendar, event, scenario or curve file).
 """
 
@@ -29,6 +29,7 @@ from planning.settings import Settings, SettingsError, load_stack_settings
 from rehearsal import model
 from rehearsal.curves import (
     EVENING_SCENARIOS,
+    FLASH_AT_H,
     SCENARIOS,
     CurveError,
     Night,
@@ -41,6 +42,8 @@ from scripts.offline_cloud import ROOT
 from scripts.text_table import aligned
 
 LOOK_AHEAD = timedelta(days=5 * 366)
+ZOOM_MIN = 30
+"""The flash crowd's chart is drawn again over its first this many minutes."""
 """How far ahead the default (next) event and --event are looked for: one election cycle."""
 COLUMNS = (
     ("raw 5xx", "raw_5xx", "{:,.0f}"),
@@ -231,6 +234,16 @@ def main(argv: list[str] | None = None) -> int:
                 args.out / f"rehearsal-{args.stack}-{night.scenario}.png",
             )
             print(f"-> {_shown(chart)}")
+            if night.scenario == "flash-crowd":  # its first half hour, minute by minute
+                at = round(FLASH_AT_H * 60)
+                chart = draw(
+                    night,
+                    [r for r in results if r.scenario == night.scenario],
+                    f"{args.stack}: flash-crowd, its first {ZOOM_MIN} minutes",
+                    args.out / f"rehearsal-{args.stack}-flash-crowd-first-{ZOOM_MIN}-min.png",
+                    window=(at - 2, at + ZOOM_MIN),
+                )
+                print(f"-> {_shown(chart)}")
     waits = page_after(settings)
     print(
         f"failing viewers get the high-demand page at once (an overloaded instance refuses "
