@@ -83,6 +83,12 @@ first, which the ALB logs as 460. Source: Amazon CloudFront Developer Guide, ori
 (response timeout); Elastic Load Balancing, troubleshoot your Application Load Balancer
 (HTTP 460)."""
 
+IDLE_CPU_PCT = 5.0
+"""An instance's CPU serving nothing (the agent, the runtime, health checks): the rehearsal's
+CPU is this plus the work's share of the rest up to capacity_cpu_pct, so a lightly used fleet
+reads busier than its load (what makes the inlet's CPU estimate conservative). An assumption:
+the fleet's own figure is its CPUUtilization on a quiet night."""
+
 RESPONSE_S = 0.2
 """p95 TargetResponseTime of an instance under its capacity. An assumption: the portal's own
 figure is in its load balancer's metrics."""

@@ -490,14 +490,16 @@ class _Run:
         )
 
     def _cpu(self, work_s: float) -> float | None:
-        """The group's average CPU in a minute of `work_s` instance-seconds of work: an
-        instance's worth of what it serves tonight runs it at capacity_cpu_pct; counted over
-        the instances in service, as RequestCountPerTarget counts over the targets."""
+        """The group's average CPU in a minute of `work_s` instance-seconds of work: idle at
+        IDLE_CPU_PCT, an instance's worth of what it serves tonight runs it at
+        capacity_cpu_pct; counted over the instances in service, as RequestCountPerTarget
+        counts over the targets."""
         serving = self.group.in_service
         if serving < 1e-9:
             return None
         work = work_s / model.METRIC_PERIOD_S / serving
-        return min(100.0, self.settings.admission.capacity_cpu_pct * work)
+        busy = self.settings.admission.capacity_cpu_pct - model.IDLE_CPU_PCT
+        return min(100.0, model.IDLE_CPU_PCT + busy * work)
 
     def _alarm(self) -> bool:
         """The origin 5xx alarms (ALB's and the targets'): in ALARM once every one of the last

@@ -51,11 +51,12 @@ SURVIVED = (
     "flash-patience-60",
     "flash-lognormal",
     "second-crowd",
+    "climb-36x",
 )
-"""The unannounced crowds the stack claims to survive within issue 27's budget. Not yet:
-climb-36x (prod: p95 wait 6 minutes, the queue API at 101 % of its capacity) and
-climb-36x-cpu-2x (beyond the fleet's max: kept out 20.6 % against a bound of 17.4 %, within
-the 5 points, but p95 wait 10 minutes and the queue API at 104 %)."""
+"""The unannounced crowds the stack claims to survive within issue 27's budget. Beyond the
+fleet's max (BEYOND_MAX), the budget is the physical bound's; its p95 wait is not held (prod:
+10 minutes, a line that grows while more want in than the max serves)."""
+BEYOND_MAX = ("climb-36x-cpu-2x",)
 
 
 @pytest.mark.parametrize("stack", ["prod", "staging"])
@@ -75,6 +76,23 @@ def test_an_unannounced_crowd_waits_in_line_instead_of_failing(stack: str) -> No
         assert m["kept_out_pct"] <= 2, (name, m["kept_out_pct"])
         assert m["reopen_min"] <= 30, (name, m["reopen_min"])
         assert m["peak_vs_needed"] <= 1.5, (name, m["peak_vs_needed"])
+
+
+@pytest.mark.parametrize("stack", ["prod", "staging"])
+def test_a_crowd_beyond_the_max_is_kept_out_not_failed(stack: str) -> None:
+    """Issue 27's budget on a night the fleet's max cannot carry (36x baseline at twice the CPU
+    per request): no raw 5xx, at most 0.1 % failed in the worst 15 minutes, and kept out within
+    5 points of the physical bound (the share of wanted user-time above the max's capacity).
+    Sensitive to the instances' idle CPU (rehearsal.model.IDLE_CPU_PCT, 5 %): at 0 the CPU
+    reaches the inlet's ESTIMATE_FROM_CPU_PCT later, and staging's 3 instances fill with the
+    dearer crowd first (8 % failed in its worst 15 minutes)."""
+    s = load_stack_settings(stack)
+    for result in rehearse_all(scenario_nights(BEYOND_MAX, None, s, s.admission.step_s), s,
+                               ("configured",)):  # fmt: skip
+        m, name = result.measures, result.scenario
+        assert m["raw_5xx"] == 0, name
+        assert m["failed_worst_pct"] <= 0.1, (name, m["failed_worst_pct"])
+        assert m["kept_out_pct"] - m["kept_out_bound_pct"] <= 5, (name, m["kept_out_pct"])
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
