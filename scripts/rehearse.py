@@ -6,8 +6,9 @@ Plays each scenario (the next event's nights and unannounced crowds on an ordina
 rehearsal/curves.py; or a real night from `--curve FILE.csv`) under four policies (configured,
 reactive, static-peak, floor) in 10-second steps, prints one row per scenario and policy, writes
 build/rehearsal-<stack>.json and one chart per scenario (build/rehearsal-<stack>-<scenario>.png;
-the flash crowd's again over its first 30 minutes), and judges the configured stack against the settings' `rehearsal:` budget. Exit codes: 0 within
-budget, 1 a scenario breaks it, 2 bad input (settings, calendar, event, scenario or curve file).
+the flash crowd's again over its first 30 minutes), and judges the configured stack against the
+settings' `rehearsal:` budget. Exit codes: 0 within budget, 1 a scenario breaks it, 2 bad input
+(settings, calendar, event, scenario or curve file).
 """
 
 from __future__ import annotations
