@@ -49,22 +49,34 @@ class Tally:
     window: float
     events: deque[tuple[float, float]] = field(default_factory=deque)
     total: float = 0.0
+    _weighted: float = 0.0
+    """sum(people * exp((at - _ref) / window)) over the events: `staying` in one product."""
+    _ref: float = 0.0
 
     def add(self, at: float, people: float) -> None:
         if people > 0:
+            if (at - self._ref) / self.window > 50:  # rebase before exp() overflows
+                self._weighted *= math.exp(-(at - self._ref) / self.window)
+                self._ref = at
             self.events.append((at, people))
             self.total += people
+            self._weighted += people * math.exp((at - self._ref) / self.window)
 
     def since(self, now: float) -> float:
         while self.events and now - self.events[0][0] > self.window:
-            self.total -= self.events.popleft()[1]
+            at, people = self.events.popleft()
+            self.total -= people
+            self._weighted -= people * math.exp((at - self._ref) / self.window)
         return max(self.total, 0.0)
 
     def staying(self, now: float) -> float:
         """People of the events within the window, each by exp(-age / window): those still
         inside when visits average the window (the inlet's `Sessions.staying`)."""
         self.since(now)
-        return sum(people * math.exp(-(now - at) / self.window) for at, people in self.events)
+        if not self.events:
+            self._weighted = 0.0
+            return 0.0
+        return max(self._weighted * math.exp(-(now - self._ref) / self.window), 0.0)
 
     def after(self, at: float) -> float:
         """People of the events at or after `at` (within the window)."""
