@@ -361,7 +361,11 @@ def read_fleet(room: Room, now: float) -> Fleet:
     if points:
         latest = max(points, key=lambda p: p["Timestamp"])
         load = float(latest["Sum"]) / 60 / cfg.requests_per_instance_per_s
-        at = latest["Timestamp"].timestamp()  # a datapoint is stamped at its minute's start
+        # CloudWatch aggregates the datapoints whose time stamps fall within each period and
+        # stamps the result at the period's start (GetMetricStatistics, API Reference). A stamp
+        # inside the minute errs safe: _sessions counts from its whole minute, and the age is
+        # read shorter (fewer taken to have left).
+        at = latest["Timestamp"].timestamp()
         age = now - (at + 30)
     alarm = False
     names = [n for n in cfg.alarm_names.split(",") if n]
