@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from functions.admission.inlet import (
-    LOAD_LOOKBACK_S,
     Fleet,
     Sessions,
     admit_budget,
+    count_sessions,
     free_capacity,
     next_state,
+    session_minutes,
     walk,
 )
 from functions.admission.room import RATE_WINDOW_S, Config, admission_rate
@@ -49,43 +50,36 @@ class Tally:
     window: float
     events: deque[tuple[float, float]] = field(default_factory=deque)
     total: float = 0.0
-    _weighted: float = 0.0
-    """sum(people * exp((at - _ref) / window)) over the events: `staying` in one product."""
-    _ref: float = 0.0
 
     def add(self, at: float, people: float) -> None:
         if people > 0:
-            if (at - self._ref) / self.window > 50:  # rebase before exp() overflows
-                self._weighted *= math.exp(-(at - self._ref) / self.window)
-                self._ref = at
             self.events.append((at, people))
             self.total += people
-            self._weighted += people * math.exp((at - self._ref) / self.window)
 
     def since(self, now: float) -> float:
         while self.events and now - self.events[0][0] > self.window:
-            at, people = self.events.popleft()
-            self.total -= people
-            self._weighted -= people * math.exp((at - self._ref) / self.window)
+            self.total -= self.events.popleft()[1]
         return max(self.total, 0.0)
 
-    def staying(self, now: float) -> float:
-        """People of the events within the window, each by exp(-age / window): those still
-        inside when visits average the window (the inlet's `Sessions.staying`)."""
-        self.since(now)
-        if not self.events:
-            self._weighted = 0.0
-            return 0.0
-        return max(self._weighted * math.exp(-(now - self._ref) / self.window), 0.0)
 
-    def after(self, at: float) -> float:
-        """People of the events at or after `at` (within the window)."""
-        total = 0.0
-        for when, people in reversed(self.events):
-            if when < at:
-                break
-            total += people
-        return total
+@dataclass
+class Minutes:
+    """Tokens collected per minute, as the inlet's `collected#<minute>` counters hold them."""
+
+    config: Config
+    by_minute: dict[int, float] = field(default_factory=dict)
+
+    def add(self, at: float, people: float) -> None:
+        if people > 0:
+            minute = int(at) // 60
+            self.by_minute[minute] = self.by_minute.get(minute, 0.0) + people
+
+    def sessions(self, now: float, load_at: float | None, admitted_in_show: float) -> Sessions:
+        """The inlet's `count_sessions` over these minutes (older ones are dropped)."""
+        first = session_minutes(self.config, now)[0]
+        for minute in [m for m in self.by_minute if m < first]:
+            del self.by_minute[minute]
+        return count_sessions(self.config, self.by_minute, now, load_at, admitted_in_show)
 
 
 @dataclass
@@ -96,8 +90,7 @@ class RoomSim:
     patience_s: float
     state: dict[str, Any] = field(default_factory=lambda: {"state": "open", "calm_since": None})
     line: deque[Cohort] = field(default_factory=deque)
-    collected: Tally = field(init=False)
-    collected_show: Tally = field(init=False)
+    collected: Minutes = field(init=False)
     admitted_show: Tally = field(init=False)
     history: list[list[float]] = field(default_factory=list)
     """[time, people admitted] over the last RATE_WINDOW_S: the room item's `history`."""
@@ -121,8 +114,7 @@ class RoomSim:
     _in_line: float = 0.0
 
     def __post_init__(self) -> None:
-        self.collected = Tally(self.config.session_s)
-        self.collected_show = Tally(self.config.show_s)
+        self.collected = Minutes(self.config)
         self.admitted_show = Tally(self.config.show_s)
 
     @property
@@ -165,7 +157,6 @@ class RoomSim:
         while self.upcoming and self.upcoming[0][0] <= now:
             at, people = self.upcoming.popleft()
             self.collected.add(at, people)
-            self.collected_show.add(at, people)
         moved = admitted = 0.0
         exhausted = False
         if not self.queueing and self.config.meter:
@@ -205,15 +196,8 @@ class RoomSim:
         return got
 
     def sessions(self, now: float, load_at: float | None = None) -> Sessions:
-        """The tokens collected and admissions pending, as the inlet counts them (those since
-        the load's minute began by whole minutes, as the inlet's per-minute counters do)."""
-        since = load_at if load_at is not None else now - LOAD_LOOKBACK_S
-        return Sessions(
-            staying=round(self.collected.staying(now)),
-            admitted_in_show=round(self.admitted_show.since(now)),
-            collected_in_show=round(self.collected_show.since(now)),
-            collected_since_load=round(self.collected.after(since // 60 * 60)),
-        )
+        """The tokens collected and admissions pending, as the inlet counts them."""
+        return self.collected.sessions(now, load_at, self.admitted_show.since(now))
 
     def open_doors(self, now: float) -> float:
         """The room opened: everyone still polling walks in (no token); the rest gave up."""

@@ -99,11 +99,19 @@ def _room(settings: Settings) -> str:
     most = settings.fleet.max_size * people
     origin = "set" if a.sessions_per_instance is not None else "derived from the fleet"
     pace = "set" if a.max_admit_per_s is not None else "derived from what the fleet's max holds"
+    if a.meter_arrivals:
+        switch = (
+            "meters newcomers; queues when they fill the fleet, opens with an empty line after "
+            f"{a.calm_minutes} min calm"
+        )
+    else:
+        switch = (
+            f"queues at {a.queue_at_load_pct}% load, opens below {a.open_below_load_pct}% after "
+            f"{a.calm_minutes} min calm"
+        )
     return (
         f"room {a.room_id!r}: {people:,} people/instance ({origin}; up to {most:,} inside at "
-        f"max), admits <= {rate:,}/s ({pace}) every {a.step_s} s; queues at "
-        f"{a.queue_at_load_pct}% load, opens below {a.open_below_load_pct}% after "
-        f"{a.calm_minutes} min calm"
+        f"max), admits <= {rate:,}/s ({pace}) every {a.step_s} s; {switch}"
     )
 
 

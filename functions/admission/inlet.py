@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +37,8 @@ from .room import (
 KVS_PREFIXES = ("room", "key.", "revoked.")
 LOAD_LOOKBACK_S = 180
 """read_fleet takes the latest RequestCountPerTarget datapoint within this many seconds."""
+SESSION_SPAN = 3
+"""Visits (session_s) back that tokens count as possibly still inside (`session_minutes`)."""
 
 DECREASE = 0.7
 """A fleet failing at a load at or under its ceiling has shown it serves less than the ceiling:
@@ -96,9 +98,9 @@ class Fleet:
     """The share of the derived capacity (in-service x sessions_per_instance) the fleet has
     shown it serves: `regulate` sets it; 1 until health says otherwise."""
     load_at: float | None = None
-    """The start (epoch s) of the minute `load` was measured over (its datapoint's timestamp);
-    None when there is none. Whoever came in since is at most partly in `load`
-    (`Sessions.since_load`)."""
+    """The start (epoch s) of the minute whose people `loaded` counts: the health's minute, else
+    the `load` datapoint's; None when there is none. Whoever came in since is at most partly
+    in it (`Sessions.since_load`)."""
     load_age_s: float = 0.0
     """Seconds from the middle of that minute to the reading: some of the people it counted
     have left since (`free_capacity`)."""
@@ -179,7 +181,7 @@ def regulate(config: Config, room: dict[str, Any], fleet: Fleet) -> Fleet:
 @dataclass(frozen=True)
 class Sessions:
     staying: int
-    """Tokens collected in the last `session_s`, each counted by the chance its holder is still
+    """Tokens collected over `session_minutes`, each counted by the chance its holder is still
     inside (visits average session_s: exp(-age / session_s)); a plain count would read a crowd
     that came and partly left within the session as all still there."""
     admitted_in_show: int
@@ -203,8 +205,8 @@ class Sessions:
         """People let in whom the latest load datapoint counts at most in part: they collected
         their token during or after its minute (CloudWatch publishes a minute late, so a crowd
         the room meters in shows in the load one to two minutes after). Counting those of its
-        minute whole overestimates by at most half a minute's admissions: it errs on the side
-        of the line, not of a failed request."""
+        minute whole overestimates by at most a minute's admissions (half, on average): it
+        errs on the side of the line, not of a failed request."""
         return self.collected_since_load + self.on_their_way
 
 
@@ -221,7 +223,7 @@ def loaded(config: Config, fleet: Fleet) -> float:
 def free_capacity(config: Config, fleet: Fleet, sessions: Sessions) -> int:
     """People the fleet has room for now: the share of the derived capacity it has shown it
     serves (`fleet.ceiling`), less the people inside: the larger of those on tokens and the
-    load's worth of people plus everyone let in since the load's minute ended (a stale load
+    load's worth of people plus everyone let in since the load's minute began (a stale load
     alone would offer the same room every step until the crowd shows in it); none while an
     origin 5xx alarm fires (three minutes of failures: an operator's matter)."""
     if fleet.alarm or fleet.in_service <= 0:
@@ -312,26 +314,36 @@ def next_state(
 ) -> tuple[State, float | None]:
     """The room's state after this step, and since when it has been calm (hysteresis).
 
-    The room queues when the load reaches `queue_at_load` of what the fleet has shown it
-    serves (`fleet.ceiling`) or its health breaches. A queueing room is calm when the load is
-    at most `open_below_load` of it, the fleet is healthy and the line would drain within
+    The room queues when its health breaches or the load reaches `queue_at_load` of what the
+    fleet has shown it serves (`fleet.ceiling`); a queueing room is calm when the fleet is
+    healthy, the load is at most `open_below_load` of it and the line would drain within
     `drain_s` at the admission rate (`rate_per_s`, people/s): it opens after `calm_s` of calm,
-    and whoever is still in line then walks in. An open room metering arrivals queues once
-    newcomers used up the free capacity the last step offered (`exhausted`): more come than
-    the fleet has room for, seconds after they start."""
+    and whoever is still in line then walks in. A room metering arrivals (`config.meter`)
+    queues once newcomers used up the free capacity the last step offered (`exhausted`): more
+    come than the fleet has room for, seconds after they start. It needs no margin on a load
+    read a minute late: it queues when the load reaches the ceiling itself, and is calm once
+    its line is empty (everyone in it let in within the free capacity; a line that would
+    merely drain soon would walk in at once, past it). A fleet at its maximum with demand just
+    under it so opens once the line is gone, instead of queueing newcomers until demand falls
+    under `open_below_load`."""
     if room.get("pinned"):
         return room["pinned"], None
     state: State = room["state"]
     if forced:
         return "queue", None
-    hot = breach(config, fleet) is not None or fleet.load >= config.queue_at_load * fleet.ceiling
+    metered = config.meter == 1
+    queue_at = 1.0 if metered else config.queue_at_load
+    hot = breach(config, fleet) is not None or fleet.load >= queue_at * fleet.ceiling
     if state != "queue":
         return ("queue", None) if hot or exhausted else ("open", None)
-    calm = (
-        not hot
-        and fleet.load <= config.open_below_load * fleet.ceiling
-        and drains(config, waiting, rate_per_s)
-    )
+    if metered:  # the line walked in within this step's free capacity; newcomers are metered
+        calm = not hot and waiting == 0
+    else:
+        calm = (
+            not hot
+            and fleet.load <= config.open_below_load * fleet.ceiling
+            and drains(config, waiting, rate_per_s)
+        )
     if not calm:
         return "queue", None
     since = room.get("calm_since") or now
@@ -363,7 +375,7 @@ def read_fleet(room: Room, now: float) -> Fleet:
         load = float(latest["Sum"]) / 60 / cfg.requests_per_instance_per_s
         # CloudWatch aggregates the datapoints whose time stamps fall within each period and
         # stamps the result at the period's start (GetMetricStatistics, API Reference). A stamp
-        # inside the minute errs safe: _sessions counts from its whole minute, and the age is
+        # inside the minute errs safe: count_sessions counts from its whole minute, and the age is
         # read shorter (fewer taken to have left).
         at = latest["Timestamp"].timestamp()
         age = now - (at + 30)
@@ -372,7 +384,10 @@ def read_fleet(room: Room, now: float) -> Fleet:
     if names:
         alarms = room.cloudwatch.describe_alarms(AlarmNames=names)
         alarm = any(a["StateValue"] == "ALARM" for a in alarms.get("MetricAlarms", []))
-    return Fleet(in_service, load, alarm, read_health(room, now), load_at=at, load_age_s=age)
+    health = read_health(room, now)
+    if health is not None:  # `loaded` counts the people of the health's minute
+        at, age = health.at, now - (health.at + 30)
+    return Fleet(in_service, load, alarm, health, load_at=at, load_age_s=age)
 
 
 HEALTH_QUERIES = (
@@ -638,31 +653,55 @@ def _orders_after(room: Room, r: dict[str, Any], limit: int) -> list[int]:
     return orders[:limit]
 
 
-def _sessions(room: Room, r: dict[str, Any], now: float, load_at: float | None) -> Sessions:
-    """The tokens counted by minute; those since the load's minute began (with no load
-    datapoint: within LOAD_LOOKBACK_S, the window read_fleet reads it from)."""
-    cfg = room.config
+def session_minutes(config: Config, now: float) -> range:
+    """The minutes (epoch s // 60) whose tokens may still be inside: SESSION_SPAN visits back,
+    after which exp(-SESSION_SPAN) = 5 % of a minute's holders are (a window of one visit would
+    read a steady flow's people inside at 1 - exp(-1) = 63 %)."""
     minute = int(now) // 60
-    minutes = range(minute - cfg.session_s // 60, minute + 1)
-    keys = [f"collected#{m}#{s}" for m in minutes for s in range(COLLECT_SHARDS)]
-    counts = room._batch_get(keys)
-    show_from = (int(now) - cfg.show_s) // 60
+    return range(minute - SESSION_SPAN * config.session_s // 60, minute + 1)
 
-    def count(m: int) -> int:
-        return sum(
-            int(counts.get(f"collected#{m}#{s}", {}).get("n", 0)) for s in range(COLLECT_SHARDS)
-        )
 
-    def collected(since: int) -> int:
-        return sum(count(m) for m in minutes if m >= since)
+def count_sessions(
+    config: Config,
+    collected: Mapping[int, float],
+    now: float,
+    load_at: float | None,
+    admitted_in_show: float,
+) -> Sessions:
+    """Sessions from the tokens collected per minute (`collected`: minute -> tokens, over
+    `session_minutes`) and the places admitted in the last `show_s`: those staying, each
+    minute's by exp(-age / session_s) from its middle (where its tokens were collected, on
+    average); those of the last `show_s`; those since the load's minute began (with no load
+    datapoint: within LOAD_LOOKBACK_S, the window read_fleet reads it from). The inlet and the
+    rehearsal both count with this."""
+    minutes = session_minutes(config, now)
 
-    # A minute's tokens were collected, on average, at its middle.
+    def since(first: int) -> float:
+        return sum(n for m, n in collected.items() if first <= m <= minutes[-1])
+
     staying = sum(
-        count(m) * math.exp(-max(now - m * 60 - 30, 0.0) / cfg.session_s) for m in minutes
+        n * math.exp(-max(now - m * 60 - 30, 0.0) / config.session_s)
+        for m, n in collected.items()
+        if m in minutes
     )
+    show_from = (int(now) - config.show_s) // 60
+    load_from = int(load_at if load_at is not None else now - LOAD_LOOKBACK_S) // 60
+    return Sessions(
+        round(staying), round(admitted_in_show), round(since(show_from)), round(since(load_from))
+    )
+
+
+def _sessions(room: Room, r: dict[str, Any], now: float, load_at: float | None) -> Sessions:
+    """`count_sessions` over the room's per-minute collection counters and admission history."""
+    cfg = room.config
+    minutes = session_minutes(cfg, now)
+    counts = room._batch_get([f"collected#{m}#{s}" for m in minutes for s in range(COLLECT_SHARDS)])
+    collected = {
+        m: sum(int(counts.get(f"collected#{m}#{s}", {}).get("n", 0)) for s in range(COLLECT_SHARDS))
+        for m in minutes
+    }
     admitted_in_show = sum(int(n) for at, n in r["history"] if now - float(at) <= cfg.show_s)
-    since_load = int(load_at if load_at is not None else now - LOAD_LOOKBACK_S) // 60
-    return Sessions(round(staying), admitted_in_show, collected(show_from), collected(since_load))
+    return count_sessions(cfg, collected, now, load_at, admitted_in_show)
 
 
 def metering(config: Config, r: dict[str, Any]) -> bool:

@@ -106,15 +106,16 @@ def test_people_let_in_since_the_load_minute_count_on_top_of_it(metered) -> None
 def test_tokens_count_by_the_chance_their_holders_are_still_inside(metered) -> None:
     """Catches a plain count of the session's tokens: after a crowd, it reads everyone who came
     within the session as still there and keeps the fleet scaling out (prod's flash crowd:
-    peak 1.8x what the demand needed). Visits average session_s (1,200 s here): 1,000 tokens
-    of a minute 21 minutes back are past the window; 1,000 from 20 minutes back count
-    exp(-1), from 10 minutes back exp(-0.5), and from this minute exp(0)."""
+    peak 1.8x what the demand needed); and a window of one visit, which reads a steady flow's
+    people inside at 63 %. Visits average session_s (1,200 s here): tokens count for
+    SESSION_SPAN (3) visits, so 1,000 of a minute 61 minutes back are past the window; 1,000
+    from 21 minutes back count exp(-1.05), from 10 minutes back exp(-0.5), this minute's 1."""
     now = T0 - T0 % 60 + 30
-    for ago, n in ((1_260, 1_000), (1_200, 1_000), (600, 1_000), (0, 1_000)):
+    for ago, n in ((3_660, 1_000), (1_260, 1_000), (600, 1_000), (0, 1_000)):
         minute = int(now - ago) // 60
         metered.table.put_item(Item={"pk": f"collected#{minute}#0", "n": n})
     sessions = inlet._sessions(metered, metered.state(), now, None)
-    assert sessions.staying == pytest.approx(1_000 * (math.exp(-1) + math.exp(-0.5) + 1), abs=2)
+    assert sessions.staying == pytest.approx(1_000 * (math.exp(-1.05) + math.exp(-0.5) + 1), abs=2)
 
 
 def test_an_allowance_split_over_shards_fills_and_never_admits_more_than_offered(metered) -> None:
