@@ -44,11 +44,13 @@ Sessions and capacity
 The inlet admits ``min(capacity x ceiling - active, max_admit_per_s * step_s)`` per step, where
 capacity is in-service instances x ``sessions_per_instance``, the ceiling is the share of it the
 fleet's health shows it serves (inlet.regulate), and ``active`` is the larger of (a) tokens
-collected in the last ``session_s`` plus admitted-but-not-yet-collected within ``show_s`` (later
-ones are no-shows and stop counting) and (b) the measured origin load (requests per target per
-second over ``requests_per_instance_per_s``) times capacity, so people already inside without a
-token are counted. Collections are counted on ``collected#<minute>#<shard>`` (8 shards: at the
-2,000/s admission ceiling 250 writes/s per item). While open and metering, the join admits
+collected over the last three ``session_s``, each by exp(-age / session_s), plus
+admitted-but-not-yet-collected within ``show_s`` (later ones are no-shows and stop counting) and
+(b) the people of the latest published minute's origin requests (over
+``requests_per_instance_per_s``), less those expected to have left since, plus every token
+collected since that minute began, so people already inside without a token are counted
+(inlet.count_sessions, inlet.free_capacity). Collections are counted on
+``collected#<minute>#<shard>`` (COLLECT_SHARDS). While open and metering, the join admits
 newcomers at once within ``capacity x ceiling - active`` (no rate cap) for the step
 (Room.meter, counters ``metered#<step>#<shard>``).
 """
@@ -72,14 +74,19 @@ from . import tokens
 
 SHARDS = 32
 SEQ_SPAN = 1_000_000
-COLLECT_SHARDS = 8
+ITEM_WRITES_PER_S = 1_000
+"""One DynamoDB item takes at most 1,000 write units a second (one partition's limit; Amazon
+DynamoDB Developer Guide, "Best practices for designing and using partition keys")."""
+COUNTER_SHARDS = 20
+"""Items a per-minute or per-step counter is split over: 20,000 increments a second, the
+room's design (`admission.design_joins_per_s`, at most this x ITEM_WRITES_PER_S): every metered
+join counts once on the step's allowance and once as a token collected."""
+COLLECT_SHARDS = COUNTER_SHARDS
 METER_STALE_STEPS = 3
 """An allowance this many inlet steps old means the inlet stopped: metering admits everyone."""
-METER_SHARDS, METER_TRIES = 10, 3
+METER_SHARDS, METER_TRIES = COUNTER_SHARDS, 3
 """Counters a step's allowance is split over (metered#<step>#<shard>), and how many of them a
-join tries: one DynamoDB item takes 1,000 writes a second, so 10 take 10,000: a step's allowance
-is the free capacity (prod: up to 900,000 people on 120 instances, metered in over the step's
-seconds), with its refused joins' extra tries."""
+join tries (a refused join costs up to METER_TRIES writes, on counters already full)."""
 SEAL_GRACE_S = 5
 SEAL_MAX_SECONDS = 600
 """Seconds sealed per step at most (6 BatchGetItem calls per 100 s of history)."""

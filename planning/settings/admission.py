@@ -10,6 +10,7 @@ from pydantic import (
     model_validator,
 )
 
+from functions.admission.room import COUNTER_SHARDS, ITEM_WRITES_PER_S
 from functions.admission.tokens import ID_PATTERN
 from planning import aws_facts
 from planning.settings.base import LogRetentionDays, _at, _check_domain, _Model
@@ -69,10 +70,13 @@ class AdmissionSettings(_Model):
     abandon_after_s: int = Field(default=90, ge=30, le=3_600)
     """A waiting visitor not polling for this long is skipped (the page polls every 5-30 s)."""
     queue_at_load_pct: int = Field(default=85, ge=10, le=100)
-    """Switch open -> queue when origin load reaches this share of fleet capacity."""
+    """Without `meter_arrivals`: switch open -> queue when origin load reaches this share of
+    fleet capacity (a margin for a load read a minute late). A metering room queues when the
+    load reaches the capacity itself or newcomers use up a step's free capacity."""
     open_below_load_pct: int = Field(default=75, ge=0, le=99)
-    """A queueing room may open once origin load is at or below this share of capacity: at
-    least the fleet's scaling target, which target tracking holds the load at."""
+    """Without `meter_arrivals`: a queueing room may open once origin load is at or below this
+    share of capacity: at least the fleet's scaling target, which target tracking holds the
+    load at. A metering room may open once its line is empty and the load is under capacity."""
     meter_arrivals: bool = True
     """While the room is open, send each newcomer's first page load through the waiting page,
     whose join admits them at once within the free capacity of the inlet's step: the room
@@ -94,8 +98,9 @@ class AdmissionSettings(_Model):
     rejected connections, slow or saturated), the room admits up to at least this share of the
     derived capacity: the line keeps moving as people inside leave."""
     calm_minutes: int = Field(default=10, ge=1, le=240)
-    """Switch queue -> open only after this long calm: below open_below_load_pct, no origin
-    alarm, and a line that drains within `reopen_drain_s` at the current admission rate."""
+    """Switch queue -> open only after this long calm: a healthy fleet, and an empty line under
+    capacity (metering) or, without `meter_arrivals`, a load at most open_below_load_pct and a
+    line that drains within `reopen_drain_s` at the current admission rate."""
     reopen_drain_s: int = Field(default=120, ge=0, le=3_600)
     """A queueing room may open once its line would be let in within this many seconds (the
     people still in line then walk in at once: at most this many seconds' admissions)."""
@@ -155,6 +160,14 @@ class AdmissionSettings(_Model):
                 self.session_max_minutes,
                 f"must be at least 3 x session_minutes ({3 * self.session_minutes}): shorter cuts"
                 " off more than 5 % of the people inside when the room starts queueing",
+            )
+        counted = COUNTER_SHARDS * ITEM_WRITES_PER_S
+        if self.design_joins_per_s > counted:
+            raise _at(
+                "design_joins_per_s",
+                self.design_joins_per_s,
+                f"must be at most {counted:,}: the room's counters (functions/admission/room.py"
+                f" COUNTER_SHARDS x {ITEM_WRITES_PER_S:,} writes/s an item) take no more",
             )
         if self.show_s >= self.token_ttl_minutes * 60:
             raise _at("show_s", self.show_s, "must be shorter than token_ttl_minutes")
