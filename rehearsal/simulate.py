@@ -551,6 +551,7 @@ class _Run:
             ),
             "reopen_min": reopen_minutes(series),
             "peak_vs_needed": peak_vs_needed(series, self.settings),
+            "peak_in_service": max(series.in_service, default=0.0),
             "sessions_cut": totals["sessions_cut"],
             "carried": totals["carried"],
             "metered": totals["metered"],
@@ -634,6 +635,7 @@ def _floor(night: Night, settings: Settings) -> Result:
     measures.update(
         kept_out_bound_pct=100 * beyond / max(sum(wanted), 1e-9),
         peak_vs_needed=peak_vs_needed(series, settings),
+        peak_in_service=max(series.in_service, default=0.0),
         instance_hours=hours,
         lcu_hours=lcu_hours,
         cost_usd=hours * prices.instance_hour_usd + lcu_hours * prices.lcu_hour_usd,

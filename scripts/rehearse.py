@@ -43,9 +43,9 @@ from scripts.offline_cloud import ROOT
 from scripts.text_table import aligned
 
 LOOK_AHEAD = timedelta(days=5 * 366)
+"""How far ahead the default (next) event and --event are looked for: one election cycle."""
 ZOOM_MIN = 30
 """The flash crowd's chart is drawn again over its first this many minutes."""
-"""How far ahead the default (next) event and --event are looked for: one election cycle."""
 COLUMNS = (
     ("raw 5xx", "raw_5xx", "{:,.0f}"),
     ("page %", "high_demand_pct", "{:.2f}"),
@@ -58,6 +58,7 @@ COLUMNS = (
     ("kept out %", "kept_out_pct", "{:.1f}"),
     ("bound %", "kept_out_bound_pct", "{:.1f}"),
     ("reopen min", "reopen_min", "{:,.0f}"),
+    ("peak fleet", "peak_in_service", "{:,.0f}"),
     ("peak/need", "peak_vs_needed", "{:.2f}"),
     ("peak waiting", "peak_waiting", "{:,.0f}"),
     ("queue API peak %", "queue_api_peak_pct", "{:,.0f}"),
