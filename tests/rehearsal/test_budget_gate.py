@@ -38,7 +38,13 @@ def test_the_stack_keeps_its_promise_on_election_night(stack: str) -> None:
     # The flash crowd (10x baseline) never exceeds what the fleet's max serves, so the room is
     # back to open within 30 minutes of starting to queue.
     assert flash["longest_queue_min"] <= 30
-    assert results["stress"].measures["kept_out_pct"] <= 5
+    stress = results["stress"].measures
+    assert stress["kept_out_pct"] <= 5
+    # 3x the forecast, held at the fleet's max: nothing fails in its worst 15 minutes, and the
+    # room opens within 30 minutes of the fleet serving everyone (a metering room is calm once
+    # its line is empty: it waited for the load to fall under 75 % before, 72 minutes on prod).
+    assert stress["failed_worst_pct"] <= 0.1
+    assert stress["reopen_min"] <= 30
     for scenario in ("zone-loss", "slow-origin"):
         assert results[scenario].measures["wait_p95_min"] <= 10, scenario
 
