@@ -86,7 +86,8 @@ plan-diff: install
 # Play a night through the stack before it happens (README, Rehearsal): every scenario under the
 # configured, reactive, static-peak and floor policies; table, build/rehearsal-<stack>.json and a
 # chart per scenario. EVENT= event name (default: the next one), SCENARIO= one scenario,
-# CURVE= a CSV of a real night. Exit 0 within the settings' budget, 1 a scenario breaks it, 2 bad input.
+# CURVE= a CSV of a real night. Exit 0 within the settings' budget, 1 people fail or wait beyond it,
+# 3 only its cost is over, 2 bad input.
 rehearse: install
 	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.rehearse --stack $(STACK) \
 		$(if $(EVENT),--event $(EVENT)) $(if $(SCENARIO),--scenario $(SCENARIO)) \

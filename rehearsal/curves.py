@@ -19,9 +19,21 @@ from planning.settings import Settings
 from planning.shapes import SHAPES
 from rehearsal.stays import Kind
 
-EVENT_SCENARIOS = ("event", "stress", "zone-loss", "slow-origin", "edge-uncached")
-"""Nights of the stack's next event (they need a plan). edge-uncached: the event's night with
-the origin sending no-store on its public pages, so the edge caches none of them (only for
+EVENT_SCENARIOS = (
+    "event",
+    "2016",
+    "half-forecast",
+    "double-forecast",
+    "stress",
+    "zone-loss",
+    "slow-origin",
+    "edge-uncached",
+)
+"""Nights of the stack's next event (they need a plan). event: the plan's own forecast;
+2016: the real 2016 election night on the event's plan (SEED_2016); half-forecast /
+double-forecast: the event's surge above baseline at half / twice the forecast (nights the plan
+did not choose); stress: the whole curve at STRESS_FACTOR x; edge-uncached: the event's night
+with the origin sending no-store on its public pages, so the edge caches none of them (only for
 stacks whose plan counts on `capacity.public_page_pct`)."""
 EVENING_SCENARIOS = (
     "flash-crowd",
@@ -50,6 +62,22 @@ event): what the room and target tracking do alone.
   judged against the physical bound)."""
 SCENARIOS = (*EVENT_SCENARIOS, *EVENING_SCENARIOS)
 STRESS_FACTOR = 3.0
+FORECAST_ERRORS = {"half-forecast": 0.5, "double-forecast": 2.0}
+"""The event's surge above baseline at these multiples of its forecast."""
+SEED_2016: tuple[tuple[float, float], ...] = (
+    (0.0, 1.0),
+    (1.0, 1.0),
+    *((1.0 + h / 2, 1.0 + 11.0 * (h / 8) ** 2) for h in range(1, 9)),
+    (7.0, 12.0),
+    (12.0, 2.4),
+    (14.0, 1.0),
+)
+"""The 2016 US election night as the seed reports give it, in (hours from the event's start,
+multiple of baseline): Canada's immigration portal had about 17,000 users a week before and
+200,000+ by 11 p.m. Eastern (12x), the surge building after polls closed from 7 p.m.: baseline
+to the polls' close an hour after an 18:00 start, then quadratic to 12x at 23:00, held to 01:00,
+down to 2.4x (40,000) by 06:00 and to baseline by 08:00. Scaled to each stack's baseline."""
+SEED_2016_NIGHT_H = 14.0
 FLASH_MULTIPLE, FLASH_RAMP_S = 10.0, 120
 """flash-crowd: 10x baseline within 2 minutes on an ordinary evening, with no schedule."""
 FLASH_AT_H, FLASH_HOLD_H, FLASH_FALL_H = 2.0, 3.0, 2.0
@@ -113,6 +141,17 @@ def event_night(plan: EventPlan, settings: Settings, step_s: int) -> list[float]
         baseline + (plan.peak_users - baseline) * shape.level((i * step_s - offset) / duration)
         for i in range(steps)
     ]
+
+
+def night_2016(plan: EventPlan, settings: Settings, step_s: int) -> list[float]:
+    """SEED_2016 from the event's start (local time as the event's), the stack's baseline
+    before; padded like every event night, and as long as the longer of the two."""
+    base = settings.capacity.baseline_users
+    event_s = (plan.occurrence.end - plan.occurrence.start).total_seconds()
+    pad = PAD.total_seconds()
+    steps = int((max(event_s, SEED_2016_NIGHT_H * 3600) + 2 * pad) // step_s)
+    points = [(0.0, base), *((pad + h * 3600, base * m) for h, m in SEED_2016), (math.inf, base)]
+    return _resample(points, steps, step_s)
 
 
 def flash_crowd(
@@ -196,9 +235,14 @@ def scenario_nights(
         if plan is None or (name == "edge-uncached" and not settings.capacity.public_page_pct):
             continue
         curve = event_night(plan, settings, step_s)
+        if name == "2016":
+            curve = night_2016(plan, settings, step_s)
         peak = max(range(len(curve)), key=curve.__getitem__)
         if name == "stress":
             curve = [u * STRESS_FACTOR for u in curve]
+        if name in FORECAST_ERRORS:
+            base, factor = settings.capacity.baseline_users, FORECAST_ERRORS[name]
+            curve = [base + (u - base) * factor for u in curve]
         lost = peak if name == "zone-loss" else None
         slow = range(peak, peak + SLOW_ORIGIN_S // step_s) if name == "slow-origin" else range(0)
         cached = name != "edge-uncached"

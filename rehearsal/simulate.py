@@ -3,8 +3,8 @@
 Policies, side by side on the same crowd:
 - configured: the stack as declared: the event's scheduled actions, target tracking, the warm
   pool and the waiting room;
-- reactive: the same min/max and target tracking, no schedules, no warm pool, no room (what
-  most teams run);
+- reactive: the same min/max and target tracking, no schedules, no warm pool, no room and no
+  failover page (what most teams run: what fails is a raw 5xx);
 - static-peak: the event's planned capacity in service all night;
 - floor: capacity that follows demand exactly (the cost yardstick; nothing fails): instances
   at their full rate and the LCUs the traffic uses, nothing reserved.
@@ -190,7 +190,9 @@ class _Run:
         self.serves = self.rate / night.cost
         """What an instance serves on this night (requests a second)."""
         self.slow_start_s = settings.load_balancer.slow_start_s
-        self.page_codes = set(settings.edge.failover_status_codes)
+        self.page_codes = (
+            set() if policy == "reactive" else set(settings.edge.failover_status_codes)
+        )
         configured = policy == "configured"
         room_on = configured and settings.admission.enabled
         room_on = room_on and (plan is None or plan.waiting_room != "off")
@@ -550,6 +552,7 @@ class _Run:
                 - 100 * totals["beyond_max_user_s"] / wanted,
             ),
             "reopen_min": reopen_minutes(series),
+            "failing_min": failing_minutes(series),
             "peak_vs_needed": peak_vs_needed(series, self.settings),
             "peak_in_service": max(series.in_service, default=0.0),
             "sessions_cut": totals["sessions_cut"],
@@ -624,6 +627,7 @@ def _floor(night: Night, settings: Settings) -> Result:
         "kept_out_pct",
         "kept_out_beyond_bound_pct",
         "reopen_min",
+        "failing_min",
         "sessions_cut",
         "carried",
         "metered",
@@ -684,6 +688,19 @@ def worst_window_pct(failed: list[float], requests: list[float]) -> float:
         if asked > 0:
             worst = max(worst, 100 * sum(failed[start : start + width]) / asked)
     return worst
+
+
+FAILING_SHARE_PCT = 0.1
+"""A minute in which more than this share (%) of requests failed is a failing minute."""
+
+
+def failing_minutes(series: Series) -> float:
+    """The longest run of minutes in which more than FAILING_SHARE_PCT of requests failed."""
+    longest = run = 0
+    for failed, asked in zip(series.failed, series.requests, strict=True):
+        run = run + 1 if asked > 0 and 100 * failed / asked > FAILING_SHARE_PCT else 0
+        longest = max(longest, run)
+    return float(longest)
 
 
 def reopen_minutes(series: Series) -> float:

@@ -38,7 +38,7 @@ from rehearsal.curves import (
     scenario_nights,
 )
 from rehearsal.simulate import POLICIES, Result, rehearse_all
-from rehearsal.verdict import breaches, summary
+from rehearsal.verdict import breaches, exit_code, summary
 from scripts.offline_cloud import ROOT
 from scripts.text_table import aligned
 
@@ -50,6 +50,7 @@ COLUMNS = (
     ("raw 5xx", "raw_5xx", "{:,.0f}"),
     ("page %", "high_demand_pct", "{:.2f}"),
     ("worst 15m %", "failed_worst_pct", "{:.2f}"),
+    ("failing min", "failing_min", "{:,.0f}"),
     ("metered", "metered", "{:,.0f}"),
     ("queued", "queued", "{:,.0f}"),
     ("gave up", "gave_up", "{:,.0f}"),
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"verdict (configured policy): {summary(found)}")
     for breach in found:
         print(f"  {breach}")
-    return 1 if found else 0
+    return exit_code(found)
 
 
 def _plan_overlapping(

@@ -57,8 +57,16 @@ class RehearsalSettings(_Model):
 
     max_raw_5xx: int = Field(default=0, ge=0)
     """Origin failures viewers see as a raw 5xx (not the high-demand page)."""
-    max_high_demand_pct: float = Field(default=1.0, ge=0, le=100)
-    """Share of origin requests answered by the high-demand page."""
+    max_failed_worst_pct: float = Field(default=0.1, ge=0, le=100)
+    """Share (%) of origin requests failed (the high-demand page or a raw 5xx) in the night's
+    worst 15 minutes: judged on the worst window, so a limit does not pass or fail on how long
+    the night is (the same failures are half the share of a night twice as long)."""
+    max_incident_minutes: float = Field(default=10.0, ge=0)
+    """On an incident night (`slow-origin`: each instance serves half its rate from the peak,
+    at once, with the people already inside), the longest run of minutes in which more than
+    0.1 % of requests fail, instead of max_failed_worst_pct: no AWS metric shows the minute of
+    the change sooner than a minute after it ends, and nobody inside is turned out, so the
+    stack is judged on how soon it recovers (the fleet grows, people leave)."""
     max_p95_wait_minutes: float = Field(default=30.0, ge=0)
     """95th percentile wait of the people the room admitted."""
     max_queue_minutes: float = Field(default=240.0, ge=0)
@@ -72,6 +80,9 @@ class RehearsalSettings(_Model):
     """The night's cost (instances, warm-pool volumes, LCUs reserved or used) over the cost of
     capacity that follows demand exactly (instances at their full rate, LCUs used): one zone
     of headroom is 1.5x in itself with three zones, so staging along the shape leaves little."""
+    max_cost_vs_floor_below_forecast: float = Field(default=2.5, ge=1)
+    """max_cost_vs_floor on the night at half the forecast (`half-forecast`): the plan held
+    capacity for twice the crowd that came."""
     max_queue_api_pct: float = Field(default=100.0, gt=0)
     """The queue API's busiest moment (joins and polls) as a share of what it can take (the
     HTTP API throttle, the join and status functions' concurrency): above 100 % the room's own

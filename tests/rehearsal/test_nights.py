@@ -100,13 +100,16 @@ def test_a_silent_instance_fails_as_cloudfront_s_timeout_not_as_a_target_5xx(
     prod: Settings, prod_config: dict[str, Any]
 ) -> None:
     """Overloaded and silent, the viewer gets CloudFront's 504: the high-demand page while 504 is
-    a failover code, a raw 504 when it is not; a refusing instance's 503 stays the page."""
+    a failover code, a raw 504 when it is not; a refusing instance's 503 stays the page. The
+    reactive policy, as most teams run it, has no failover page: everything failed is raw."""
     over = flat(users_for(prod, prod.fleet.max_size * 1.5), 1)
     no_504 = settings_with(prod_config, edge__failover_status_codes=[500, 502, 503])
-    silent = rehearse(Night("x", START, STEP, over, None, silent=True), no_504, "reactive")
-    refusing = rehearse(Night("x", START, STEP, over, None), no_504, "reactive")
+    silent = rehearse(Night("x", START, STEP, over, None, silent=True), no_504, "static-peak")
+    refusing = rehearse(Night("x", START, STEP, over, None), no_504, "static-peak")
     assert silent.measures["raw_5xx"] > 0 and silent.measures["high_demand"] == 0
     assert refusing.measures["raw_5xx"] == 0 and refusing.measures["high_demand"] > 0
+    bare = rehearse(Night("x", START, STEP, over, None), no_504, "reactive").measures
+    assert bare["raw_5xx"] > 0 and bare["high_demand"] == 0
 
 
 def test_the_worst_window_is_judged_not_the_night() -> None:

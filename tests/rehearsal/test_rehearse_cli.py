@@ -12,7 +12,7 @@ from planning.settings import RehearsalSettings, Settings
 from planning.shapes import SHAPES
 from rehearsal.curves import SCENARIOS, CurveError, read_curve
 from rehearsal.simulate import Result, Series
-from rehearsal.verdict import breaches, summary
+from rehearsal.verdict import breaches, exit_code, summary
 from scripts import rehearse
 
 GOOD = """timestamp,concurrent_users
@@ -136,7 +136,7 @@ def test_a_replayed_night_writes_json_and_its_chart(tmp_path, capsys) -> None:
     pairs = {(r["scenario"], r["policy"]) for r in document["results"]}
     assert pairs == {("replay", p) for p in ("configured", "reactive", "static-peak", "floor")}
     # dev's fleet cannot carry 200,000 people: the verdict says so and the exit code is 1.
-    assert code == 1 and document["breaches"] and "BREAKS BUDGET" in out
+    assert code == 1 and document["breaches"] and "PEOPLE FAIL OR WAIT" in out
     chart = tmp_path / "rehearsal-dev-replay.png"
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 20_000
 
@@ -152,7 +152,7 @@ def test_every_scenario_and_policy_is_in_the_table_and_json(tmp_path, capsys) ->
     assert len(document["results"]) == len(played) * 4
     for scenario in played:
         assert f"  {scenario}  " in out or f"  {scenario} " in out
-    assert code == (1 if document["breaches"] else 0)
+    assert code in ((1, 3) if document["breaches"] else (0,))
     for breach in document["breaches"]:
         assert breach.split(":")[0] in played
         assert f"  {breach}" in out
@@ -162,7 +162,8 @@ def _result(**measures: float) -> Result:
     base = dict.fromkeys(
         (
             "raw_5xx",
-            "high_demand_pct",
+            "failed_worst_pct",
+            "failing_min",
             "wait_p95_min",
             "longest_queue_min",
             "kept_out_beyond_bound_pct",
@@ -185,7 +186,43 @@ def test_the_verdict_names_scenario_measure_value_and_limit() -> None:
     other = Result("night", "reactive", {"raw_5xx": 9.0}, Series())
     assert breaches([other], budget) == []  # only the configured stack is judged
     assert summary([]) == "within budget"
-    assert summary([breach]).startswith("BREAKS BUDGET: 1 limit(s) in night")
+    assert summary([breach]) == "PEOPLE FAIL OR WAIT: 1 limit(s) in night"
+    assert exit_code([breach]) == 1
+
+
+def test_the_verdict_tells_people_from_cost_and_the_exit_code_says_which() -> None:
+    """Cost is judged on the nights a plan is priced by (its forecast, the real 2016 night, the
+    forecast's errors), at 2.5x on the half-forecast night; not on an incident or a stress night.
+    A night over on cost alone exits 3; anyone failing or waiting beyond the budget exits 1."""
+    budget = RehearsalSettings()
+    dear = {"cost_vs_floor": 2.4}
+    nights = ("event", "2016", "half-forecast", "double-forecast", "stress", "zone-loss")
+    priced = [Result(s, "configured", _result(**dear).measures, Series()) for s in nights]
+    found = breaches(priced, budget)
+    assert [(b.scenario, b.kind) for b in found] == [
+        ("event", "cost"), ("2016", "cost"), ("double-forecast", "cost")
+    ]  # fmt: skip
+    assert summary(found) == "OVER BUDGET ON COST: 3 limit(s) in 2016, double-forecast, event"
+    assert exit_code(found) == 3
+    half = Result("half-forecast", "configured", _result(cost_vs_floor=2.51).measures, Series())
+    assert [b.measure for b in breaches([half], budget)] == ["max_cost_vs_floor_below_forecast"]
+    failing = Result("event", "configured", _result(failed_worst_pct=0.11).measures, Series())
+    both = breaches([failing, *priced[:1]], budget)
+    assert summary(both).startswith("PEOPLE FAIL OR WAIT: 1 limit(s) in event; OVER BUDGET ON")
+    assert exit_code(both) == 1
+
+
+def test_an_incident_night_is_judged_on_how_soon_failures_end() -> None:
+    """slow-origin: failures the first minutes cannot avoid (no metric shows the change sooner)
+    count by how many minutes in a row they last, not by their worst 15 minutes."""
+    budget = RehearsalSettings()
+    worst = {"failed_worst_pct": 8.0}
+    slow = Result("slow-origin", "configured", _result(**worst, failing_min=10).measures, Series())
+    assert breaches([slow], budget) == []
+    slow.measures["failing_min"] = 11
+    assert [b.measure for b in breaches([slow], budget)] == ["max_incident_minutes"]
+    zone = Result("zone-loss", "configured", _result(**worst, failing_min=11).measures, Series())
+    assert [b.measure for b in breaches([zone], budget)] == ["max_failed_worst_pct"]
 
 
 def test_every_scenario_is_judged_not_only_the_first(prod: Settings) -> None:
