@@ -518,18 +518,14 @@ class _Run:
         self, room: RoomSim | None, longest_queue_s: float, still_waiting: float
     ) -> dict[str, float]:
         totals, series = self.totals, self.series
-        prices = self.settings.rehearsal.prices
         hours = totals["instance_s"] / 3600
         pool_gb_hours = totals["pool_instance_s"] / 3600 * self.settings.fleet.root_volume_gb
         lcu_hours = totals["lcu_s"] / 3600 + self.lcu_outside_h
-        cost = (
-            hours * prices.instance_hour_usd
-            + pool_gb_hours * prices.ebs_gb_month_usd / HOURS_PER_MONTH
-            + lcu_hours * prices.lcu_hour_usd
-        )
-        edge_cost = request_path_cost(
+        capacity = capacity_costs(self.settings, hours, pool_gb_hours, lcu_hours)
+        path = request_path_costs(
             self.settings, totals["served_user_s"], totals["joins"], totals["polls"]
         )
+        cost, edge_cost = sum(capacity.values()), sum(path.values())
         waits = room.waits if room else []
         wanted = max(totals["wanted_user_s"], 1e-9)
         return {
@@ -565,31 +561,60 @@ class _Run:
             "lcu_hours": lcu_hours,
             "cost_usd": cost,
             "edge_cost_usd": edge_cost,
+            **_by_service(capacity, path),
             "origin_requests": totals["offered"],
         }
 
 
 def request_path_cost(settings: Settings, user_s: float, joins: float, polls: float) -> float:
     """The night's request-path cost (US dollars) at the settings' dated prices, apart from
-    instances and LCUs: every viewer request through CloudFront and WAF (`user_s` person-
-    seconds on the site x requests per person, plus the queue's joins and polls), the queue
-    API's requests, Lambda requests and duration (JOIN_SERVICE_S / STATUS_SERVICE_S at 512 MB)
-    and DynamoDB units (4 writes a join; a poll's 3 eventually consistent reads, half a unit
-    each). No Lambda@Edge runs on any request. Origin Shield's per-request charge is left out: it
-    bills the public pages' and exact files' requests that miss a regional edge cache (every
-    one of them when the origin sends no-store), which the plan does not count."""
+    instances and LCUs: the sum of `request_path_costs`."""
+    return sum(request_path_costs(settings, user_s, joins, polls).values())
+
+
+def request_path_costs(
+    settings: Settings, user_s: float, joins: float, polls: float
+) -> dict[str, float]:
+    """The request path's cost by service (US dollars) at the settings' dated prices: every
+    viewer request through CloudFront and WAF (`user_s` person-seconds on the site x requests
+    per person, plus the queue's joins and polls), the queue API's requests, Lambda requests
+    and duration (JOIN_SERVICE_S / STATUS_SERVICE_S at 512 MB) and DynamoDB units (4 writes a
+    join; a poll's 3 eventually consistent reads, half a unit each). No Lambda@Edge runs on any
+    request. Origin Shield's per-request charge is left out: it bills the public pages' and
+    exact files' requests that miss a regional edge cache (every one of them when the origin
+    sends no-store), which the plan does not count."""
     p = settings.rehearsal.prices
     viewer = user_s * settings.capacity.requests_per_user_per_s + joins + polls
     queue = joins + polls
     gb = QUEUE_FUNCTION_MEMORY_MB / 1024
-    return (
-        viewer * (p.cloudfront_https_10k_usd / 1e4 + p.waf_million_usd / 1e6)
-        + queue * (p.http_api_million_usd + p.lambda_million_usd) / 1e6
-        + (joins * JOIN_SERVICE_S + polls * STATUS_SERVICE_S) * gb * p.lambda_arm_gb_s_usd
-        + joins * DDB_WRITES_PER_JOIN * p.dynamodb_million_writes_usd / 1e6
+    return {
+        "cloudfront": viewer * p.cloudfront_https_10k_usd / 1e4,
+        "waf": viewer * p.waf_million_usd / 1e6,
+        "api_gateway": queue * p.http_api_million_usd / 1e6,
+        "lambda": queue * p.lambda_million_usd / 1e6
+        + (joins * JOIN_SERVICE_S + polls * STATUS_SERVICE_S) * gb * p.lambda_arm_gb_s_usd,
+        "dynamodb": joins * DDB_WRITES_PER_JOIN * p.dynamodb_million_writes_usd / 1e6
         + polls * DDB_READS_PER_STATUS * aws_facts.DDB_EVENTUAL_READ_UNITS
-        * p.dynamodb_million_reads_usd / 1e6
-    )  # fmt: skip
+        * p.dynamodb_million_reads_usd / 1e6,
+    }  # fmt: skip
+
+
+def capacity_costs(
+    settings: Settings, instance_hours: float, pool_gb_hours: float, lcu_hours: float
+) -> dict[str, float]:
+    """The capacity's cost by service (US dollars): instance-hours, the warm pool's volumes
+    (GB-hours, at the GB-month price over HOURS_PER_MONTH) and LCU-hours (reserved or used)."""
+    p = settings.rehearsal.prices
+    return {
+        "ec2": instance_hours * p.instance_hour_usd,
+        "ebs_warm_pool": pool_gb_hours * p.ebs_gb_month_usd / HOURS_PER_MONTH,
+        "alb_lcu": lcu_hours * p.lcu_hour_usd,
+    }
+
+
+def _by_service(capacity: dict[str, float], path: dict[str, float]) -> dict[str, float]:
+    """Measures `cost_<service>_usd` for every service priced."""
+    return {f"cost_{name}_usd": usd for name, usd in {**capacity, **path}.items()}
 
 
 def _floor(night: Night, settings: Settings) -> Result:
@@ -604,7 +629,6 @@ def _floor(night: Night, settings: Settings) -> Result:
     needed = [math.ceil(origin(w) / rate - 1e-9) for w in wanted]
     hours = sum(needed) * night.step_s / 3600
     lcu_hours = sum(lcu_used(w, origin(w), settings) for w in wanted) * night.step_s / 3600
-    prices = settings.rehearsal.prices
     per_minute = max(1, model.METRIC_PERIOD_S // night.step_s)
     series = Series(
         demand_instances=[origin(w) / rate for w in wanted[per_minute - 1 :: per_minute]],
@@ -612,6 +636,8 @@ def _floor(night: Night, settings: Settings) -> Result:
     )
     most = settings.fleet.max_size * rate
     beyond = sum(w * max(0.0, 1 - most / max(origin(w), 1e-9)) for w in wanted)
+    capacity = capacity_costs(settings, hours, 0.0, lcu_hours)
+    path = request_path_costs(settings, sum(wanted) * night.step_s, 0.0, 0.0)
     zero = (
         "raw_5xx",
         "high_demand",
@@ -642,8 +668,9 @@ def _floor(night: Night, settings: Settings) -> Result:
         peak_in_service=max(series.in_service, default=0.0),
         instance_hours=hours,
         lcu_hours=lcu_hours,
-        cost_usd=hours * prices.instance_hour_usd + lcu_hours * prices.lcu_hour_usd,
-        edge_cost_usd=request_path_cost(settings, sum(wanted) * night.step_s, 0.0, 0.0),
+        cost_usd=sum(capacity.values()),
+        edge_cost_usd=sum(path.values()),
+        **_by_service(capacity, path),
         origin_requests=sum(origin(w) for w in wanted) * night.step_s,
     )
     return Result(night.scenario, "floor", measures, series)

@@ -129,6 +129,32 @@ def table(results: list[Result]) -> list[str]:
     return aligned(rows)
 
 
+SERVICES = (
+    ("EC2", "cost_ec2_usd"),
+    ("EBS pool", "cost_ebs_warm_pool_usd"),
+    ("ALB LCU", "cost_alb_lcu_usd"),
+    ("CloudFront", "cost_cloudfront_usd"),
+    ("WAF", "cost_waf_usd"),
+    ("HTTP API", "cost_api_gateway_usd"),
+    ("Lambda", "cost_lambda_usd"),
+    ("DynamoDB", "cost_dynamodb_usd"),
+)
+"""The night's cost by service (US dollars), in the order of the request path's capacity and
+then its per-request parts."""
+
+
+def cost_table(results: list[Result]) -> list[str]:
+    """One row per scenario and policy: each service's dollars, the capacity's (EC2, the warm
+    pool's volumes, LCUs) over the floor's, and the whole path's."""
+    rows = [("scenario", "policy", *(label for label, _ in SERVICES), "x floor", "all $")]
+    for r in results:
+        m = r.measures
+        cells = [f"{m[key]:,.1f}" for _, key in SERVICES]
+        total = m["cost_usd"] + m["edge_cost_usd"]
+        rows.append((r.scenario, r.policy, *cells, f"{m['cost_vs_floor']:.2f}", f"{total:,.0f}"))
+    return aligned(rows)
+
+
 def document(
     stack: str,
     plan_key: str | None,
@@ -217,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{settings.admission.step_s}-second steps ({elapsed:.1f} s)"
     )
     print("\n".join(f"  {line}" for line in table(results)))
+    print("\ncost by service, US$ (x floor judges the capacity: EC2, EBS and LCUs)")
+    print("\n".join(f"  {line}" for line in cost_table(results)))
     found = breaches(results, settings.rehearsal)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"rehearsal-{args.stack}.json"

@@ -25,6 +25,7 @@ from rehearsal.simulate import (
     rehearse,
     rehearse_all,
     request_path_cost,
+    request_path_costs,
     reserved_lcus,
     room_config,
     static_size,
@@ -389,6 +390,27 @@ def test_the_request_path_is_priced_per_viewer_request_and_queue_call(prod: Sett
     assert polls == pytest.approx(1.0 + 0.2 + lambda_s + 1.5 * 0.125)
     joins = request_path_cost(prod, 0, 1e6, 0) - 1.6
     assert joins == pytest.approx(1.0 + 0.2 + 1e6 * 0.05 * 0.5 * p.lambda_arm_gb_s_usd + 4 * 0.625)
+
+
+def test_a_night_s_cost_splits_by_service_and_adds_up(prod: Settings) -> None:
+    """Each service priced on its own (a million polls: $1.00 at the HTTP API, 1.5 read units
+    at DynamoDB); on a night, the services add up to the capacity's cost and the path's, and
+    the warm pool's volumes bill only under the configured policy."""
+    polls = request_path_costs(prod, 0, 0, 1e6)
+    assert polls["api_gateway"] == pytest.approx(1.0)
+    assert polls["dynamodb"] == pytest.approx(1.5 * 0.125)
+    assert polls["cloudfront"] == pytest.approx(1.0) and polls["waf"] == pytest.approx(0.6)
+    plan = event_plan(prod, START + timedelta(hours=2))
+    (night,) = scenario_nights(["event"], plan, prod, STEP)
+    for result in rehearse_all([night], prod, ("configured", "reactive", "floor")):
+        m = result.measures
+        capacity = sum(m[f"cost_{k}_usd"] for k in ("ec2", "ebs_warm_pool", "alb_lcu"))
+        path = sum(
+            m[f"cost_{k}_usd"] for k in ("cloudfront", "waf", "api_gateway", "lambda", "dynamodb")
+        )
+        assert capacity == pytest.approx(m["cost_usd"]), result.policy
+        assert path == pytest.approx(m["edge_cost_usd"]), result.policy
+        assert (m["cost_ebs_warm_pool_usd"] > 0) == (result.policy == "configured")
 
 
 def test_each_scenario_breaks_the_event_night_where_and_as_it_says(prod: Settings) -> None:
