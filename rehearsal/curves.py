@@ -10,8 +10,9 @@ import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from planning.clock import ClockError, parse_instant
 from planning.event_plan import EventPlan
@@ -88,6 +89,8 @@ COSTLIER = 2.0
 FLASH_NIGHT_S = 14 * 3600
 FLASH_EVENING = datetime(2028, 10, 3, 22, 0, tzinfo=UTC)
 """When a stack has no event, the flash crowd comes on this ordinary evening (18:00 Toronto)."""
+EVENING_ZONE = ZoneInfo("America/Toronto")
+"""The evening scenarios' local time: the portal's, where the flash crowd comes at 18:00."""
 SLOW_ORIGIN_S, SLOW_ORIGIN_FACTOR = 20 * 60, 0.5
 """slow-origin: per-instance capacity halved for 20 minutes from the peak."""
 PAD = timedelta(hours=2)
@@ -124,6 +127,8 @@ class Night:
     """Mean patience in line; None: `rehearsal.patience_minutes`."""
     stays: Kind = "exponential"
     """How visit lengths are distributed (rehearsal.stays), mean `admission.session_minutes`."""
+    zone: tzinfo = UTC
+    """The night's local time (the event's, the evening's, a replayed curve's offset): charts."""
 
     def at(self, step: int) -> datetime:
         return self.start + timedelta(seconds=step * self.step_s)
@@ -218,6 +223,7 @@ def evening_night(name: str, settings: Settings, start: datetime, step_s: int) -
         silent=name == "flash-timeouts",
         patience_minutes=patience,
         stays="lognormal" if name == "flash-lognormal" else "exponential",
+        zone=EVENING_ZONE,
     )
 
 
@@ -247,7 +253,17 @@ def scenario_nights(
         slow = range(peak, peak + SLOW_ORIGIN_S // step_s) if name == "slow-origin" else range(0)
         cached = name != "edge-uncached"
         nights.append(
-            Night(name, start, step_s, curve, plan, zone_lost_at=lost, slow=slow, edge_cache=cached)
+            Night(
+                name,
+                start,
+                step_s,
+                curve,
+                plan,
+                zone_lost_at=lost,
+                slow=slow,
+                edge_cache=cached,
+                zone=ZoneInfo(plan.occurrence.time_zone),
+            )
         )
     return nights
 
@@ -256,7 +272,8 @@ def read_curve(path: Path, settings: Settings, step_s: int) -> tuple[datetime, l
     """A real night from CSV: a `timestamp` column (ISO 8601 with offset) and either
     `concurrent_users` or `requests_per_minute` (viewer requests at CloudFront, e.g. the
     distribution's `Requests` metric at 1-minute sums). Rows in time order; interpolated to
-    steps. Raises CurveError naming the file, the row and the problem."""
+    steps; the start is the first row's instant in its own offset (the night's local time).
+    Raises CurveError naming the file, the row and the problem."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -297,7 +314,7 @@ def read_curve(path: Path, settings: Settings, step_s: int) -> tuple[datetime, l
             raise CurveError(
                 f"{path}: row {number}: {columns[0]} {row[value_at]!r} must be a number >= 0"
             )
-        first = first or moment
+        first = first or datetime.fromisoformat(row[at].strip())  # its own offset: charts
         offset = (moment - first).total_seconds()
         if points and offset <= points[-1][0]:
             raise CurveError(

@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 if not __package__:  # run by path (`python scripts/rehearse.py`): make the project importable
@@ -97,7 +97,7 @@ def nights_for(args: argparse.Namespace, settings: Settings, now: datetime) -> l
             raise RehearseError("give --scenario or --curve, not both")
         start, users = read_curve(args.curve, settings, step)
         plan = _plan_overlapping(settings, args.stack, start, step * len(users))
-        return [Night("replay", start, step, users, plan)]
+        return [Night("replay", start, step, users, plan, zone=start.tzinfo or UTC)]
     if args.scenario is not None and args.scenario not in SCENARIOS:
         raise RehearseError(f"--scenario {args.scenario!r}: allowed: {', '.join(SCENARIOS)}")
     scenarios = [args.scenario] if args.scenario else list(SCENARIOS)
@@ -257,11 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         from rehearsal.chart import draw
 
         for night in nights:
-            about = event if night.plan else "an ordinary evening, no schedule"
             chart = draw(
                 night,
                 [r for r in results if r.scenario == night.scenario],
-                f"{args.stack}: {night.scenario} ({about})",
+                f"{args.stack}: {night.scenario} ({_about(night, args.curve)})",
                 args.out / f"rehearsal-{args.stack}-{night.scenario}.png",
             )
             print(f"-> {_shown(chart)}")
@@ -297,6 +296,17 @@ def main(argv: list[str] | None = None) -> int:
     for breach in found:
         print(f"  {breach}")
     return exit_code(found)
+
+
+def _about(night: Night, curve: Path | None) -> str:
+    """What a chart's night is: its event, a replayed file (and the event it falls on), or an
+    evening with no schedule."""
+    if curve is not None:
+        on = f", on {night.plan.key}" if night.plan else ", no event on the calendar"
+        return f"replay of {curve.name}{on}"
+    if night.plan is not None:
+        return night.plan.key
+    return "an unannounced crowd, no schedule"
 
 
 def _plan_overlapping(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,9 @@ def write(tmp_path: Path, text: str, name: str = "night.csv") -> Path:
 
 def test_a_curve_is_read_and_interpolated(tmp_path, prod: Settings) -> None:
     start, users = read_curve(write(tmp_path, GOOD), prod, 10)
-    assert start.isoformat() == "2016-11-09T01:00:00+00:00"
+    # The same instant as 01:00 UTC, kept in the file's own offset (the night's local time).
+    assert start.isoformat() == "2016-11-08T20:00:00-05:00"
+    assert start.astimezone(UTC).isoformat() == "2016-11-09T01:00:00+00:00"
     assert len(users) == 6 * 360 + 1
     assert users[0] == 17000 and users[360] == 60000 and users[3 * 360] == 200000
     assert users[180] == pytest.approx((17000 + 60000) / 2)
@@ -99,7 +102,7 @@ def test_a_curve_across_the_fall_back_hour_is_read_in_real_time(tmp_path, prod) 
         "2016-11-06T01:00:00-05:00,4000\n"
     )
     start, users = read_curve(write(tmp_path, text), prod, 60)
-    assert start.isoformat() == "2016-11-06T05:30:00+00:00"
+    assert start.astimezone(UTC).isoformat() == "2016-11-06T05:30:00+00:00"
     assert len(users) == 31 and users[15] == pytest.approx(2500) and users[-1] == 4000
 
 
