@@ -231,6 +231,10 @@ class Prescale(pulumi.ComponentResource):
                 "*",
                 condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
             ),
+            # Following the night reads the load balancer's RequestCount (follow.py).
+            # GetMetricData has no resource-level permissions: its resource is "*" (Service
+            # Authorization Reference, Amazon CloudWatch).
+            iam.Grant(["cloudwatch:GetMetricData"], "*"),
         ]
         if args.room_table_arn is not None:
             grants.append(

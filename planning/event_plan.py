@@ -89,6 +89,11 @@ class EventPlan:
     """True when settings' max_size cannot hold the peak with a zone lost: expect the room."""
     slip: timedelta
     """How late AWS may run a scheduled action (settings.prescale.schedule_slip_s)."""
+    baseline_rpm: int = 0
+    """Origin requests a minute at the stack's baseline: what the load balancer counts."""
+    forecast: tuple[Step, ...] = ()
+    """Origin requests a minute along the forecast, every FORECAST_SAMPLE_MIN from the raise to
+    the restore: the runner follows a night that runs below it (functions/prescale/follow.py)."""
 
     @property
     def key(self) -> str:
@@ -132,6 +137,8 @@ class EventPlan:
             warm_pool=self.warm_pool,
             prepared=self.prepared,
             room=self.waiting_room,
+            baseline_rpm=self.baseline_rpm,
+            forecast=self.forecast,
         )
 
     def min_size_at(self, moment: datetime) -> int | None:
@@ -213,6 +220,7 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
         [(s.start - s.lead, s.end, s.min_size) for s in stages], fleet.min_size, restore_at
     )
     lead = stages[0].lead
+    raise_at = min([occurrence.start - lead, *(s.at for s in min_steps[:1])])
     return EventPlan(
         occurrence=occurrence,
         peak_users=peak,
@@ -224,12 +232,34 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
         stages=stages,
         min_steps=min_steps,
         lcu_steps=_reservation_steps(stages, restore_at, settings),
-        raise_at=min([occurrence.start - lead, *(s.at for s in min_steps[:1])]),
+        raise_at=raise_at,
         restore_at=restore_at,
         waiting_room=spec.waiting_room,
         capped=_min_size(peak, settings) > fleet.max_size,
         slip=timedelta(seconds=settings.prescale.schedule_slip_s),
+        baseline_rpm=round(origin_requests_per_s(cap.baseline_users, settings) * 60),
+        forecast=_forecast(occurrence, peak, raise_at, restore_at, settings),
     )
+
+
+FORECAST_SAMPLE_MIN = 10
+"""The night plan carries the forecast every this many minutes (a 12-hour window: 73 samples)."""
+
+
+def _forecast(
+    occurrence: Occurrence, peak: int, begin: datetime, end: datetime, settings: Settings
+) -> tuple[Step, ...]:
+    """Origin requests a minute along the event's shape (from baseline to `peak`, as the
+    rehearsal's `event` night plays it), every FORECAST_SAMPLE_MIN from `begin` to `end`."""
+    shape, base = SHAPES[occurrence.spec.shape], settings.capacity.baseline_users
+    duration = (occurrence.end - occurrence.start).total_seconds()
+    samples, moment = [], begin
+    while moment <= end:
+        level = shape.level((moment - occurrence.start).total_seconds() / duration)
+        users = base + (peak - base) * level
+        samples.append(Step(moment, round(origin_requests_per_s(users, settings) * 60)))
+        moment += timedelta(minutes=FORECAST_SAMPLE_MIN)
+    return tuple(samples)
 
 
 def _min_size(users: int, settings: Settings) -> int:

@@ -31,7 +31,7 @@ EVENT_SCENARIOS = (
     "edge-uncached",
 )
 """Nights of the stack's next event (they need a plan). event: the plan's own forecast;
-2016: the real 2016 election night on the event's plan (SEED_2016); half-forecast /
+2016: the real 2016 election night on an election night's plan (SEED_2016); half-forecast /
 double-forecast: the event's surge above baseline at half / twice the forecast (nights the plan
 did not choose); stress: the whole curve at STRESS_FACTOR x; edge-uncached: the event's night
 with the origin sending no-store on its public pages, so the edge caches none of them (only for
@@ -240,6 +240,8 @@ def scenario_nights(
             continue
         if plan is None or (name == "edge-uncached" and not settings.capacity.public_page_pct):
             continue
+        if name == "2016" and plan.occurrence.spec.shape != "election-night":
+            continue  # the 2016 figures are an election night's
         curve = event_night(plan, settings, step_s)
         if name == "2016":
             curve = night_2016(plan, settings, step_s)

@@ -23,11 +23,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from functions.admission.inlet import Fleet, Health, demand_pct, regulate
 from functions.admission.room import Config, admission_rate, retry_after
+from functions.prescale.follow import followed, night_share
 from planning import aws_facts
 from planning.capacity import (
     DDB_READS_PER_STATUS,
@@ -216,6 +217,10 @@ class _Run:
         self.reserved, self.lcu_outside_h = reserved_lcus(
             night, settings, plan if configured else None
         )
+        self.follows = configured and plan is not None and bool(plan.forecast)
+        """The runner follows a night below its forecast (functions/prescale/follow.py)."""
+        self.shares: list[float] = []
+        """The share of the plan's surge each runner pass put the raises to come at."""
         self.stays = Stays(night.stays, self.session_s, self.dt, night.users[0])
         """The people inside, and when they leave."""
         self.joining = 0.0
@@ -286,6 +291,8 @@ class _Run:
             if i:
                 before = max(self.stays.inside, 1e-9)
                 self.on_sessions *= 1 - self.stays.step() / before
+            if self.follows and self._runner_passes(now):
+                self._follow(i, now)
             while self.actions and self.actions[0][0] <= now:
                 self.group.scheduled(self.actions.popleft()[1])
             if night.zone_lost_at == i:
@@ -314,6 +321,37 @@ class _Run:
             room.budgets if room else [],
             self.api_peak[1],
         )
+
+    def _runner_passes(self, now: float) -> bool:
+        """The runner in AWS passes this step (every interval, model.RUNNER_PHASE_S into it)."""
+        interval_s = runner_interval(self.settings).total_seconds()
+        since = self.night.start.timestamp() + now - model.RUNNER_PHASE_S
+        return since % interval_s < self.dt
+
+    def _follow(self, i: int, now: float) -> None:
+        """One runner pass following the night: the load balancer's latest published minute
+        against the forecast, the raises still to come (scheduled actions, the reservation
+        until the next pass) at the share of their surge it is on course for."""
+        plan, group = self.night.plan, self.group
+        assert plan is not None
+        moment = self.night.at(i)
+        visible = group.requests.visible
+        observed = visible[-1][0] * visible[-1][1] if visible else None
+        share = night_share(plan.levers, observed, moment)
+        self.shares.append(share)
+        standing = self.settings.load_balancer.minimum_capacity_units
+        have = round(self.reserved[i - 1]) if i else standing
+        levers = followed(
+            plan.levers, share, moment, group.min_size, have, self.settings.fleet.min_size, standing
+        )
+        levels = {s.at: s.value for s in levers.min_steps}
+        self.actions = deque(
+            (t, replace(a, min_size=levels.get(a.start, a.min_size))) for t, a in self.actions
+        )
+        want = float(levers.reservation_at(moment) or standing)
+        interval = round(runner_interval(self.settings).total_seconds() / self.dt)
+        for j in range(i, min(i + interval, len(self.reserved))):
+            self.reserved[j] = want
 
     def _queue_api(self, now: float, room: RoomSim, arriving: float) -> None:
         """Newcomers join through the queue API, which also answers everyone's polls (every

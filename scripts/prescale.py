@@ -108,7 +108,9 @@ class Services:
     def for_region(cls, region: str) -> Services:
         session = boto3.Session(region_name=region)
         client = lambda name: session.client(name, config=RETRIES)  # noqa: E731
-        levers = Clients(client("autoscaling"), client("elbv2"), client("dynamodb"))
+        levers = Clients(
+            client("autoscaling"), client("elbv2"), client("dynamodb"), client("cloudwatch")
+        )
         return cls(levers, client("scheduler"), client("sqs"))
 
 

@@ -106,6 +106,7 @@ def run(
         "at": timestamp(now),
         "metrics": figures,
         "failures": [f"{f.layer} {f.target}: {f.error}" for f in found.failures],
+        "following": found.shares,
         "shortfalls": [
             f"{s.event}: {s.lever} {s.actual} in effect, {s.needed} needed"
             for s in found.shortfalls
@@ -131,7 +132,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = NightPlan.from_document(event)
     session = boto3.Session()
     client = lambda name: session.client(name, config=RETRIES)  # noqa: E731
-    clients = Clients(client("autoscaling"), client("elbv2"), client("dynamodb"))
+    clients = Clients(
+        client("autoscaling"), client("elbv2"), client("dynamodb"), client("cloudwatch")
+    )
     stop_at = time.monotonic() + context.get_remaining_time_in_millis() / 1000
     stop_at -= STOP_BEFORE_TIMEOUT_S
     return run(

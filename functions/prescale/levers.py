@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .follow import follow_plan
 from .night_plan import OWNED_PREFIX, Action, EventLevers, NightPlan, timestamp
 
 READ_PREFIXES = ("Describe", "List", "Get")
@@ -59,11 +60,15 @@ class Clients:
     autoscaling: Any
     elbv2: Any
     dynamodb: Any
+    cloudwatch: Any = None
+    """Reads the load balancer's RequestCount to follow the night (follow.py); None: the plan
+    as it stands."""
     calls: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        for client in (self.autoscaling, self.elbv2, self.dynamodb):
-            client.meta.events.register("before-call.*.*", self._count)
+        for client in (self.autoscaling, self.elbv2, self.dynamodb, self.cloudwatch):
+            if client is not None:
+                client.meta.events.register("before-call.*.*", self._count)
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[model.name] += 1
@@ -113,6 +118,8 @@ class Pass:
     changes: list[Change] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     shortfalls: list[Shortfall] = field(default_factory=list)
+    shares: dict[str, float] = field(default_factory=dict)
+    """Each active event's share of its surge the raises to come were put at (follow.py)."""
 
     @property
     def writes(self) -> list[Change]:
@@ -459,6 +466,44 @@ def shortfalls(
     return found
 
 
+OBSERVED_LOOKBACK_S = 300
+"""The latest one-minute RequestCount within this many seconds (published about a minute
+late): older, the night is not measured and the plan stands."""
+
+
+def observed_rpm(clients: Clients, targets: Targets, now: datetime) -> float | None:
+    """The load balancer's requests in its latest published minute (RequestCount, Sum, one
+    minute: Elastic Load Balancing, CloudWatch metrics for your Application Load Balancer), or
+    None without a client, a load balancer or a datapoint."""
+    if clients.cloudwatch is None or not targets.alb_arn:
+        return None
+    dimension = targets.alb_arn.split(":loadbalancer/", 1)[-1]  # app/<name>/<id>
+    answer = clients.cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "requests",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/ApplicationELB",
+                        "MetricName": "RequestCount",
+                        "Dimensions": [{"Name": "LoadBalancer", "Value": dimension}],
+                    },
+                    "Period": 60,
+                    "Stat": "Sum",
+                },
+            }
+        ],
+        StartTime=now - timedelta(seconds=OBSERVED_LOOKBACK_S),
+        EndTime=now,
+    )
+    points = [
+        (t, float(v))
+        for r in answer["MetricDataResults"]
+        for t, v in zip(r["Timestamps"], r["Values"], strict=True)
+    ]
+    return max(points)[1] if points else None
+
+
 def plan_pass(
     clients: Clients,
     targets: Targets,
@@ -487,6 +532,7 @@ def plan_pass(
             reservation = Reservation.of(state)
         except Exception as exc:
             found.failures.append(Failure("alb", targets.alb_arn, exc))
+    plan = _followed(clients, targets, plan, group, reservation, now, found)
     planners: dict[str, Callable[[], list[Change]] | None] = {
         "group": None
         if group is None
@@ -516,6 +562,30 @@ def plan_pass(
             found.failures.append(Failure(layer, _target(layer, targets), exc))
     found.shortfalls = shortfalls(group, reservation, plan, now)
     return found
+
+
+def _followed(
+    clients: Clients,
+    targets: Targets,
+    plan: NightPlan,
+    group: dict[str, Any] | None,
+    reservation: Reservation | None,
+    now: datetime,
+    found: Pass,
+) -> NightPlan:
+    """The plan following the night (follow.py) when the load balancer's count can be read; a
+    read that fails is reported and the plan stands (the operator's floor was judged against the
+    plan itself, before this)."""
+    if group is None or not any(e.active(now) and e.forecast for e in plan.events):
+        return plan
+    try:
+        observed = observed_rpm(clients, targets, now)
+    except Exception as exc:  # reported; the plan stands
+        found.failures.append(Failure("follow", targets.alb_arn or "", exc))
+        return plan
+    lcus = reservation.requested if reservation is not None else plan.standing_lcus
+    following, found.shares = follow_plan(plan, observed, now, group["MinSize"], lcus)
+    return following
 
 
 def apply_pass(found: Pass, log: Callable[[Change, str], None]) -> None:

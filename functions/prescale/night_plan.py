@@ -86,6 +86,11 @@ class EventLevers:
     prepared: int
     """MaxGroupPreparedCapacity that keeps `warm_pool` in the pool whatever desired is."""
     room: str
+    baseline_rpm: int = 0
+    """The load balancer's requests a minute at the stack's baseline (follow.night_share)."""
+    forecast: tuple[Step, ...] = ()
+    """The forecast: the load balancer's requests a minute at sample times from the raise to
+    the restore (follow.py); () follows nothing: the plan as it stands."""
 
     def action_name(self, index: int) -> str:
         """`floodgate-<key>-stage-<n>`, the last one `floodgate-<key>-restore`."""
@@ -239,6 +244,8 @@ def _event_document(e: EventLevers) -> dict[str, Any]:
         "warm_pool": e.warm_pool,
         "prepared": e.prepared,
         "room": e.room,
+        "baseline_rpm": e.baseline_rpm,
+        "forecast": [[timestamp(s.at), s.value] for s in e.forecast],
     }
 
 
@@ -269,6 +276,8 @@ def _event(value: object, where: str) -> EventLevers:
         warm_pool=_count(doc.get("warm_pool"), f"{where}.warm_pool"),
         prepared=_count(doc.get("prepared"), f"{where}.prepared"),
         room=str(room),
+        baseline_rpm=_count(doc.get("baseline_rpm", 0), f"{where}.baseline_rpm"),
+        forecast=_steps(doc.get("forecast", []), f"{where}.forecast"),
     )
 
 

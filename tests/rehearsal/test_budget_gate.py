@@ -30,8 +30,13 @@ def test_the_stack_keeps_its_promise_on_election_night(stack: str) -> None:
     gated = (*EVENT_SCENARIOS, "flash-crowd")
     nights = scenario_nights(gated, plan, s, s.admission.step_s)
     judged = rehearse_all(nights, s, ("configured",))
-    harm = [str(b) for b in breaches(judged, s.rehearsal) if b.kind == "people"]
-    assert harm == []  # the stack's own budget
+    found = breaches(judged, s.rehearsal)
+    assert [str(b) for b in found if b.kind == "people"] == []  # the stack's own budget
+    if stack == "prod":
+        # The runner follows a night below its forecast (functions/prescale/follow.py): the
+        # real 2016 night and half the forecast cost within budget (2.30x and 3.20x the floor
+        # when the plan held its forecast all night).
+        assert [str(b) for b in found] == []
     results = {r.scenario: r for r in judged}
     counted = s.capacity.public_page_pct > 0  # edge-uncached plays only what the plan counts on
     assert set(results) == set(gated) - (set() if counted else {"edge-uncached"})

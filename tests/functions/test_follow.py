@@ -1,0 +1,159 @@
+"""Following the night (functions/prescale/follow.py): a night below its forecast gets the raises
+it is on course for, never more than the plan, never a new decrease; the engine reads the load
+balancer's RequestCount from CloudWatch (moto on 127.0.0.1) and puts the actions to come at it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.stub import Stubber
+
+from functions.prescale import follow
+from functions.prescale.follow import FOLLOW_FLOOR, FOLLOW_FROM, followed, night_share
+from functions.prescale.levers import Clients, Targets, plan_pass
+from functions.prescale.night_plan import EventLevers, Need, NightPlan, Step
+from tests.helpers import client
+from tests.scripts.test_prescale import ALB
+
+T0 = datetime(2028, 11, 7, 22, tzinfo=UTC)
+H = timedelta(hours=1)
+BASE = 1_000
+"""Requests a minute at baseline; the forecast climbs to 21,000 (a surge of 20,000) at T0+4h."""
+
+
+def levers() -> EventLevers:
+    forecast = tuple(
+        Step(T0 + i * H, BASE + v) for i, v in enumerate((0, 2_000, 10_000, 20_000, 20_000, 0))
+    )
+    return EventLevers(
+        key="vote",
+        time_zone="UTC",
+        start=T0 + H,
+        raise_at=T0,
+        restore_at=T0 + 5 * H,
+        slip=timedelta(minutes=2),
+        max_size=120,
+        min_steps=(
+            Step(T0, 10),
+            Step(T0 + 2 * H, 40),
+            Step(T0 + 3 * H, 70),
+            Step(T0 + 4 * H, 30),
+            Step(T0 + 5 * H, 6),
+        ),
+        lcu_steps=(Step(T0, 200), Step(T0 + 2 * H, 500), Step(T0 + 5 * H, 100)),
+        needs=(Need(T0 + 2 * H, T0 + 3 * H, 40, 500), Need(T0 + 3 * H, T0 + 4 * H, 70, 500)),
+        warm_pool=20,
+        prepared=30,
+        room="armed",
+        baseline_rpm=BASE,
+        forecast=forecast,
+    )
+
+
+def test_the_night_is_judged_only_once_the_forecast_is_into_its_surge() -> None:
+    e = levers()
+    # At T0+1h the forecast's surge is 2,000 of 20,000 (10 %): judged; just before, not.
+    early = T0 + H - timedelta(minutes=1)
+    assert FOLLOW_FROM == 0.1 and night_share(e, BASE, early) == 1.0
+    assert night_share(e, BASE + 1_000, T0 + H) == 0.5  # half the surge, no margin
+    assert night_share(e, BASE + 10_000, T0 + 2 * H) == 1.0  # at the forecast
+    assert night_share(e, BASE + 30_000, T0 + 2 * H) == 1.0  # above it: the plan, never more
+    assert night_share(e, BASE, T0 + 2 * H) == FOLLOW_FLOOR  # nobody came: the floor
+    assert night_share(e, None, T0 + 2 * H) == 1.0  # not measured: the plan
+    assert night_share(replace(e, forecast=()), BASE, T0 + 2 * H) == 1.0
+
+
+def test_only_what_is_to_come_shrinks_and_never_below_what_is_in_effect() -> None:
+    e, now = levers(), T0 + 2.5 * H
+    # In effect: MinSize 40 (the T0+2h raise, run), 500 LCUs; the night is at half its surge.
+    f = followed(e, 0.5, now, min_in_effect=40, lcus_in_effect=500, fleet_min=6,
+                 standing_lcus=100)  # fmt: skip
+    assert [s.value for s in f.min_steps] == [
+        10,  # past
+        40,  # in effect: 6 + 17 = 23 would be a decrease; it stands
+        40,  # the T0+3h raise to 70: at half its surge 38, but never under the 40 in effect
+        18,  # the plan's own step down to 30: 6 + 12
+        6,  # the restore, as planned
+    ]
+    assert [s.value for s in f.lcu_steps] == [200, 500, 100]  # 500 in effect stands
+    assert [(n.instances, n.lcus) for n in f.needs] == [(40, 500), (38, 300)]
+    # Before anything was raised, the whole plan's surge halves (rest: the fleet's min).
+    g = followed(e, 0.5, T0 - H, min_in_effect=6, lcus_in_effect=100, fleet_min=6,
+                 standing_lcus=100)  # fmt: skip
+    assert [s.value for s in g.min_steps] == [8, 23, 38, 18, 6]
+    assert [s.value for s in g.lcu_steps] == [150, 300, 100]
+    assert followed(e, 1.0, now, 40, 500, 6, 100) is e
+
+
+def test_a_raise_never_passes_the_plan_at_any_share() -> None:
+    e = levers()
+    for share in (FOLLOW_FLOOR, 0.5, 0.99, 1.0):
+        f = followed(e, share, T0, 6, 100, 6, 100)
+        for mine, planned in zip(f.min_steps + f.lcu_steps, e.min_steps + e.lcu_steps, strict=True):
+            assert mine.at == planned.at and mine.value <= planned.value
+
+
+def test_the_plan_document_carries_the_forecast() -> None:
+    e = levers()
+    plan = NightPlan("prod", 30, 6, 120, 100, 12, 18, "Stopped", (e,))
+    again = NightPlan.from_json(plan.to_json()).events[0]
+    assert (again.baseline_rpm, again.forecast) == (BASE, e.forecast)
+    # A document of a plan deployed before following existed follows nothing.
+    document = plan.to_document()
+    for key in ("baseline_rpm", "forecast"):
+        del document["events"][0][key]
+    old = NightPlan.from_document(document).events[0]
+    assert (old.baseline_rpm, old.forecast) == (0, ())
+
+
+@pytest.fixture
+def watched(aws: str, web_group: str) -> Clients:
+    """The engine's clients with CloudWatch, and prod's web group."""
+    return Clients(client("autoscaling", aws), client("elbv2", aws), client("dynamodb", aws),
+                   client("cloudwatch", aws))  # fmt: skip
+
+
+def _count(clients: Clients, at: datetime, requests: float) -> None:
+    clients.cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[{
+            "MetricName": "RequestCount",
+            "Dimensions": [{"Name": "LoadBalancer", "Value": "app/web/0123456789abcdef"}],
+            "Timestamp": at, "Value": requests, "Unit": "Count", "StorageResolution": 60,
+        }],
+    )  # fmt: skip
+
+
+def test_the_runner_puts_the_raises_to_come_at_the_night_s_share(watched: Clients) -> None:
+    """The engine reads the latest minute of RequestCount, and the stage actions it puts for
+    the rest of the night are the followed plan's; the pass reports the share."""
+    e = levers()
+    plan = NightPlan("prod", 30, 6, 120, 100, 12, 18, "Stopped", (e,))
+    now = T0 + 2.5 * H
+    expected = follow.forecast_at(e, now - timedelta(minutes=2))
+    assert expected is not None
+    _count(watched, now - timedelta(minutes=2), BASE + (expected - BASE) * 0.5)
+    found = plan_pass(watched, Targets("web-asg", ALB), plan, now)
+    assert found.shares == {"vote": pytest.approx(0.5, abs=0.02)}
+    puts = {c.target: c.detail["MinSize"] for c in found.changes if c.layer == "schedule"}
+    # The group's MinSize is 6 (no action has run in moto): the raise to 70 goes at its share.
+    assert puts["floodgate-vote-stage-3"] == 6 + round((70 - 6) * found.shares["vote"] + 0.5)
+    assert puts["floodgate-vote-restore"] == 6
+
+
+def test_no_count_no_following_and_a_failed_read_is_reported(watched: Clients) -> None:
+    e = levers()
+    plan = NightPlan("prod", 30, 6, 120, 100, 12, 18, "Stopped", (e,))
+    now = T0 + 2.5 * H
+    found = plan_pass(watched, Targets("web-asg", ALB), plan, now)
+    assert found.shares == {"vote": 1.0}
+    puts = {c.target: c.detail["MinSize"] for c in found.changes if c.layer == "schedule"}
+    assert puts["floodgate-vote-stage-3"] == 70
+    with Stubber(watched.cloudwatch) as denied:  # the role lost cloudwatch:GetMetricData
+        denied.add_client_error("get_metric_data", "AccessDenied", http_status_code=403)
+        found = plan_pass(watched, Targets("web-asg", ALB), plan, now)
+    assert [f.layer for f in found.failures if f.layer == "follow"] == ["follow"]
+    puts = {c.target: c.detail["MinSize"] for c in found.changes if c.layer == "schedule"}
+    assert puts["floodgate-vote-stage-3"] == 70
