@@ -21,29 +21,19 @@ from rehearsal.curves import scenario_nights
 from rehearsal.simulate import Result, rehearse_all
 
 Kind = Literal["people", "cost"]
+# fmt: off
 BUDGET: tuple[tuple[str, str, str, str, Kind], ...] = (
     # measure, settings key, label, format, kind
     ("raw_5xx", "max_raw_5xx", "raw 5xx", "{:,.0f}", "people"),
-    (
-        "failed_worst_pct",
-        "max_failed_worst_pct",
-        "failed in the worst 15 min",
-        "{:.2f} %",
-        "people",
-    ),
+    ("failed_worst_pct", "max_failed_worst_pct", "failed in the worst 15 min", "{:.2f} %", "people"),  # noqa: E501
     ("failing_min", "max_incident_minutes", "minutes failing", "{:.0f}", "people"),
     ("wait_p95_min", "max_p95_wait_minutes", "p95 wait", "{:.1f} min", "people"),
     ("longest_queue_min", "max_queue_minutes", "longest queueing", "{:.0f} min", "people"),
-    (
-        "kept_out_beyond_bound_pct",
-        "max_kept_out_pct",
-        "kept out beyond the bound",
-        "{:.1f} %",
-        "people",
-    ),
+    ("kept_out_beyond_bound_pct", "max_kept_out_pct", "kept out beyond the bound", "{:.1f} %", "people"),  # noqa: E501
     ("queue_api_peak_pct", "max_queue_api_pct", "queue API load", "{:.0f} % of capacity", "people"),
     ("cost_vs_floor", "max_cost_vs_floor", "cost / floor", "{:.2f}x", "cost"),
 )
+# fmt: on
 PRICED = ("event", "2016", "double-forecast", "replay")
 """Nights judged on cost at `max_cost_vs_floor`."""
 INCIDENTS = ("slow-origin",)
