@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from functions.admission.inlet import Fleet, Health, demand_pct, regulate
 from functions.admission.room import Config, admission_rate, retry_after
-from functions.prescale.follow import followed, night_share
+from functions.prescale.follow import FROZEN, followed, night_share
 from planning import aws_facts
 from planning.capacity import (
     DDB_READS_PER_STATUS,
@@ -337,16 +337,23 @@ class _Run:
         moment = self.night.at(i)
         visible = group.requests.visible
         observed = visible[-1][0] * visible[-1][1] if visible else None
-        share = night_share(plan.levers, observed, moment)
+        # The latest visible minute is the one before last (published a minute late): its
+        # middle is read against the forecast, as the runner reads its datapoint's minute.
+        minute_start = (now // model.METRIC_PERIOD_S - 2) * model.METRIC_PERIOD_S
+        counted = self.night.at(0) + timedelta(seconds=minute_start + model.METRIC_PERIOD_S / 2)
+        share = night_share(plan.levers, observed, counted)
         self.shares.append(share)
         standing = self.settings.load_balancer.minimum_capacity_units
         have = round(self.reserved[i - 1]) if i else standing
+        put = {a.name: a.min_size for _, a in self.actions}
         levers = followed(
-            plan.levers, share, moment, group.min_size, have, self.settings.fleet.min_size, standing
-        )
+            plan.levers, share, moment, group.min_size, have, self.settings.fleet.min_size,
+            standing, put,
+        )  # fmt: skip
         levels = {s.at: s.value for s in levers.min_steps}
         self.actions = deque(
-            (t, replace(a, min_size=levels.get(a.start, a.min_size))) for t, a in self.actions
+            (t, replace(a, min_size=levels[a.start]) if a.start > moment + FROZEN else a)
+            for t, a in self.actions
         )
         want = float(levers.reservation_at(moment) or standing)
         interval = round(runner_interval(self.settings).total_seconds() / self.dt)

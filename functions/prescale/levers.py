@@ -471,10 +471,13 @@ OBSERVED_LOOKBACK_S = 300
 late): older, the night is not measured and the plan stands."""
 
 
-def observed_rpm(clients: Clients, targets: Targets, now: datetime) -> float | None:
-    """The load balancer's requests in its latest published minute (RequestCount, Sum, one
-    minute: Elastic Load Balancing, CloudWatch metrics for your Application Load Balancer), or
-    None without a client, a load balancer or a datapoint."""
+def observed_rpm(
+    clients: Clients, targets: Targets, now: datetime
+) -> tuple[datetime, float] | None:
+    """The middle of the load balancer's latest published minute and its requests
+    (RequestCount, Sum, one minute: Elastic Load Balancing, CloudWatch metrics for your
+    Application Load Balancer; a datapoint is stamped with its minute's start), or None without
+    a client, a load balancer or a datapoint."""
     if clients.cloudwatch is None or not targets.alb_arn:
         return None
     dimension = targets.alb_arn.split(":loadbalancer/", 1)[-1]  # app/<name>/<id>
@@ -501,7 +504,10 @@ def observed_rpm(clients: Clients, targets: Targets, now: datetime) -> float | N
         for r in answer["MetricDataResults"]
         for t, v in zip(r["Timestamps"], r["Values"], strict=True)
     ]
-    return max(points)[1] if points else None
+    if not points:
+        return None
+    at, requests = max(points)
+    return at + timedelta(seconds=30), requests
 
 
 def plan_pass(
@@ -522,8 +528,6 @@ def plan_pass(
     try:
         group = describe_group(clients, targets)
         live = owned_actions(clients, targets)
-        current = plan.current(now)
-        floor = floor_for(current[0], group, live, now) if current else group["MinSize"]
     except Exception as exc:  # reported; the other layers go on
         found.failures.append(Failure("group", targets.asg_name, exc))
     if targets.alb_arn:
@@ -532,7 +536,11 @@ def plan_pass(
             reservation = Reservation.of(state)
         except Exception as exc:
             found.failures.append(Failure("alb", targets.alb_arn, exc))
-    plan = _followed(clients, targets, plan, group, reservation, now, found)
+    plan = _followed(clients, targets, plan, group, live, reservation, now, found)
+    if group is not None and live is not None:
+        # Against the plan as followed: an operator's floor above it holds.
+        current = plan.current(now)
+        floor = floor_for(current[0], group, live, now) if current else group["MinSize"]
     planners: dict[str, Callable[[], list[Change]] | None] = {
         "group": None
         if group is None
@@ -569,22 +577,26 @@ def _followed(
     targets: Targets,
     plan: NightPlan,
     group: dict[str, Any] | None,
+    live: dict[str, dict[str, Any]] | None,
     reservation: Reservation | None,
     now: datetime,
     found: Pass,
 ) -> NightPlan:
-    """The plan following the night (follow.py) when the load balancer's count can be read; a
-    read that fails is reported and the plan stands (the operator's floor was judged against the
-    plan itself, before this)."""
-    if group is None or not any(e.active(now) and e.forecast for e in plan.events):
+    """The plan following the night (follow.py). A count that cannot be read is reported and
+    read as the forecast (share 1): the raises to come go back to the plan, and what is due
+    still holds what is in effect, so a failed read never spends a decrease. Without the
+    group (its read failed) only the reservation is judged, against what is requested."""
+    if not any(e.active(now) and e.forecast for e in plan.events):
         return plan
+    observed = None
     try:
         observed = observed_rpm(clients, targets, now)
-    except Exception as exc:  # reported; the plan stands
+    except Exception as exc:  # reported; read as the forecast
         found.failures.append(Failure("follow", targets.alb_arn or "", exc))
-        return plan
     lcus = reservation.requested if reservation is not None else plan.standing_lcus
-    following, found.shares = follow_plan(plan, observed, now, group["MinSize"], lcus)
+    in_effect = group["MinSize"] if group is not None else plan.fleet_min
+    put = {n: int(a["MinSize"]) for n, a in (live or {}).items() if "MinSize" in a}
+    following, found.shares = follow_plan(plan, observed, now, in_effect, lcus, put)
     return following
 
 

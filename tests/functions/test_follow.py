@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from botocore.stub import Stubber
@@ -71,10 +72,10 @@ def test_only_what_is_to_come_shrinks_and_never_below_what_is_in_effect() -> Non
     f = followed(e, 0.5, now, min_in_effect=40, lcus_in_effect=500, fleet_min=6,
                  standing_lcus=100)  # fmt: skip
     assert [s.value for s in f.min_steps] == [
-        10,  # past
-        40,  # in effect: 6 + 17 = 23 would be a decrease; it stands
+        10,  # past: what is in effect is no less
+        40,  # due: 6 + 17 = 23 would be a decrease; what is in effect stands
         40,  # the T0+3h raise to 70: at half its surge 38, but never under the 40 in effect
-        18,  # the plan's own step down to 30: 6 + 12
+        18,  # the plan's own step down to 30, at half its surge: 6 + 12
         6,  # the restore, as planned
     ]
     assert [s.value for s in f.lcu_steps] == [200, 500, 100]  # 500 in effect stands
@@ -84,7 +85,51 @@ def test_only_what_is_to_come_shrinks_and_never_below_what_is_in_effect() -> Non
                  standing_lcus=100)  # fmt: skip
     assert [s.value for s in g.min_steps] == [8, 23, 38, 18, 6]
     assert [s.value for s in g.lcu_steps] == [150, 300, 100]
-    assert followed(e, 1.0, now, 40, 500, 6, 100) is e
+    # At share 1 it is the plan (with what is in effect at or above it).
+    assert followed(e, 1.0, now, 40, 500, 6, 100) == e
+
+
+def test_a_step_down_still_to_come_is_never_a_raise() -> None:
+    """A step down of the plan's goes at the share of its surge and never above the step before
+    it as followed: a peak followed at 22 (a quarter of 6 -> 70) steps down to 12, not up to
+    the plan's 30."""
+    e = levers()
+    low = followed(e, FOLLOW_FLOOR, T0 - H, 6, 100, 6, 100)
+    assert [s.value for s in low.min_steps][2:4] == [22, 12]
+    for share in (FOLLOW_FLOOR, 0.5, 0.9):
+        steps = followed(e, share, T0 - H, 6, 100, 6, 100).min_steps
+        assert steps[3].value <= steps[2].value, share
+
+
+def test_an_action_due_or_past_holds_what_was_put_whatever_the_share() -> None:
+    """Catches the runner's backstop raising a group to a share that rose after the action was
+    put, which AWS then runs late at the lower level it holds (a decrease the plan never had):
+    a due or past step is what was put for it."""
+    e, now = levers(), T0 + 2 * H + timedelta(minutes=1)
+    put = {e.action_name(1): 27}
+    for share in (0.3, 0.5, 0.9):
+        f = followed(e, share, now, 24, 500, 6, 100, put)
+        assert f.min_size_at(now) == 27, share
+
+
+def test_the_reservation_decreases_no_more_often_than_the_plan_whatever_the_shares() -> None:
+    """Catches a due step re-followed at each pass's share (lower, raise, lower: the day's two
+    decreases spent before the restore, which AWS then refuses): passes every 5 minutes from
+    the peak's stage to past the restore, the share wandering, a failed read (the plan as it
+    stands) among them; what the runner would request each pass."""
+    e = replace(levers(), lcu_steps=(Step(T0 + 2 * H, 500), Step(T0 + 4 * H, 250),
+                                     Step(T0 + 5 * H, 100)))  # fmt: skip
+    shares = [0.5, 0.6, 0.5, 0.55, 1.0, 0.45, 0.6, 0.5] * 6  # 1.0: a read that failed
+    have, decreases = 100, 0
+    for k, share in enumerate(shares):
+        moment = T0 + 2 * H + k * timedelta(minutes=5)
+        plan = followed(e, share, moment, 6, have, 6, 100)
+        want = plan.reservation_at(moment) or 100
+        decreases += want < have
+        have = want
+    plan_decreases = sum(b.value < a.value for a, b in pairwise(e.lcu_steps))
+    assert decreases <= plan_decreases == 2
+    assert have == 100
 
 
 def test_a_raise_never_passes_the_plan_at_any_share() -> None:
@@ -132,11 +177,13 @@ def test_the_runner_puts_the_raises_to_come_at_the_night_s_share(watched: Client
     e = levers()
     plan = NightPlan("prod", 30, 6, 120, 100, 12, 18, "Stopped", (e,))
     now = T0 + 2.5 * H
-    expected = follow.forecast_at(e, now - timedelta(minutes=2))
+    # The latest published minute started two minutes ago: it is read against the forecast at
+    # its middle, not at the pass (a rising night would read low).
+    expected = follow.forecast_at(e, now - timedelta(seconds=90))
     assert expected is not None
     _count(watched, now - timedelta(minutes=2), BASE + (expected - BASE) * 0.5)
     found = plan_pass(watched, Targets("web-asg", ALB), plan, now)
-    assert found.shares == {"vote": pytest.approx(0.5, abs=0.02)}
+    assert found.shares == {"vote": pytest.approx(0.5, abs=1e-6)}
     puts = {c.target: c.detail["MinSize"] for c in found.changes if c.layer == "schedule"}
     # The group's MinSize is 6 (no action has run in moto): the raise to 70 goes at its share.
     assert puts["floodgate-vote-stage-3"] == 6 + round((70 - 6) * found.shares["vote"] + 0.5)
@@ -157,3 +204,29 @@ def test_no_count_no_following_and_a_failed_read_is_reported(watched: Clients) -
     assert [f.layer for f in found.failures if f.layer == "follow"] == ["follow"]
     puts = {c.target: c.detail["MinSize"] for c in found.changes if c.layer == "schedule"}
     assert puts["floodgate-vote-stage-3"] == 70
+
+
+def test_an_operators_floor_above_the_followed_plan_holds(watched: Clients) -> None:
+    """Catches the floor judged against the forecast while the actions follow the night: the
+    T0+2h raise was put at 17 (a night at 30 % of its surge), then an operator raised the group
+    to 30, under the plan's 40 but above what the followed plan set; every stage action still
+    to come holds it, the step down (at 30 %: 14) included."""
+    e = levers()
+    plan = NightPlan("prod", 30, 6, 120, 100, 12, 18, "Stopped", (e,))
+    now = T0 + 2.5 * H
+    watched.autoscaling.put_scheduled_update_group_action(
+        AutoScalingGroupName="web-asg", ScheduledActionName=e.action_name(1),
+        StartTime=T0 + 2 * H, MinSize=17, MaxSize=120,
+    )  # fmt: skip
+    watched.autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName="web-asg", MinSize=30, DesiredCapacity=30
+    )
+    expected = follow.forecast_at(e, now - timedelta(seconds=90))
+    assert expected is not None
+    _count(watched, now - timedelta(minutes=2), BASE + (expected - BASE) * 0.3)
+    found = plan_pass(watched, Targets("web-asg", ALB), plan, now)
+    assert found.shares["vote"] == pytest.approx(0.3, abs=1e-6)
+    puts = {c.target: c.detail["MinSize"] for c in found.changes if c.layer == "schedule"}
+    assert puts["floodgate-vote-stage-3"] == 30  # 6 + 20 = 26 at 30 %, held at the floor
+    assert puts["floodgate-vote-stage-4"] == 30  # the step down to 14, held at the floor
+    assert puts["floodgate-vote-restore"] == 6
