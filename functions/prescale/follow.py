@@ -94,13 +94,16 @@ def _follow_steps(
     share: float,
     in_effect: int,
     put: Callable[[int], int | None],
+    spends: bool,
 ) -> tuple[Step, ...]:
     """Each step followed, the last (the restore) as planned:
     - due (at or within FROZEN of `moment`, or past): what was put for it (`put(i)`) when
       known; else a raise never below what is in effect (up to its own level), and a step
-      down to the plan's own level but never above what is in effect, whatever the share (so a
-      reservation decreases at most once a step down of the plan's, a share that wanders
-      between passes or a read that fails notwithstanding);
+      down at `share` of its surge, or, where a decrease `spends` one AWS counts (the
+      reservation's two a day), at the plan's own level never above what is in effect,
+      whatever the share (so it decreases at most once a step down of the plan's, a share that
+      wanders between passes or a read that fails notwithstanding). A group below a due step
+      is raised to it (the backstop), never lowered;
     - a raise still to come: `share` of its surge, never below what is in effect (up to its
       own level);
     - a step down still to come: `share` of its surge, never above the step before it as
@@ -117,8 +120,10 @@ def _follow_steps(
                 level = held
             elif rising:
                 level = max(_scaled(step.value, rest, share), min(step.value, in_effect))
-            else:
+            elif spends:
                 level = min(step.value, in_effect)
+            else:
+                level = _scaled(step.value, rest, share)
         elif rising:
             level = max(_scaled(step.value, rest, share), min(step.value, in_effect))
         else:
@@ -147,11 +152,12 @@ def followed(
     live = put or {}
     min_steps = _follow_steps(
         levers.min_steps, moment, fleet_min, share, min_in_effect,
-        lambda i: live.get(levers.action_name(i)),
+        lambda i: live.get(levers.action_name(i)), spends=False,
     )  # fmt: skip
     lcu_steps = _follow_steps(
-        levers.lcu_steps, moment, standing_lcus, share, lcus_in_effect, lambda i: None
-    )
+        levers.lcu_steps, moment, standing_lcus, share, lcus_in_effect, lambda i: None,
+        spends=True,
+    )  # fmt: skip
     plan = replace(levers, min_steps=min_steps, lcu_steps=lcu_steps)
 
     def need(n: Need) -> Need:
