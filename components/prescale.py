@@ -237,13 +237,14 @@ class Prescale(pulumi.ComponentResource):
             iam.Grant(["cloudwatch:GetMetricData"], "*"),
         ]
         if args.room_table_arn is not None:
-            grants.append(
+            # The calendar it writes; the room's state it reads (a queueing room's count is
+            # not the night's: following reads it as the forecast).
+            grants += [
                 iam.Grant(
-                    ["dynamodb:GetItem", "dynamodb:PutItem"],
-                    args.room_table_arn,
-                    leading_keys=["calendar"],
-                )
-            )
+                    ["dynamodb:GetItem"], args.room_table_arn, leading_keys=["calendar", "room"]
+                ),
+                iam.Grant(["dynamodb:PutItem"], args.room_table_arn, leading_keys=["calendar"]),
+            ]
         return grants
 
     def _declare_runner_schedule(self, function: aws.lambda_.Function) -> None:

@@ -337,6 +337,8 @@ class _Run:
         moment = self.night.at(i)
         visible = group.requests.visible
         observed = visible[-1][0] * visible[-1][1] if visible else None
+        if self.room is not None and self.room.queueing:
+            observed = None  # the count is whom the room let in, not the night: the forecast
         # The latest visible minute is the one before last (published a minute late): its
         # middle is read against the forecast, as the runner reads its datapoint's minute.
         minute_start = (now // model.METRIC_PERIOD_S - 2) * model.METRIC_PERIOD_S

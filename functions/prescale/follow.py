@@ -6,13 +6,16 @@ sample times) beside its levers. Once the forecast is FOLLOW_FROM into its surge
 compares what the load balancer counted in its latest minute with the forecast at that moment:
 the night's share of the forecast's surge above baseline, times FOLLOW_MARGIN, within
 [FOLLOW_FLOOR, 1]. The MinSize raises and LCU raises still to come shrink to that share of
-their surge above the rest level (the fleet's min, the standing reservation):
+their surge above the rest level (the fleet's min, the standing reservation), and so do the
+plan's own step-downs still to come:
 - never above the plan: a night at or above its forecast gets the plan as it stands;
-- never a new decrease: a raise is never put below what is in effect, a step down goes to the
-  plan's own level and never above the step before it, and a step due or past holds what was
-  put for it (`_follow_steps`): only the plan's own step-downs lower anything inside the window,
-  never deeper than the plan, and the reservation decreases no more often than the plan does
-  (AWS allows two a day);
+- never a new decrease: a raise is never put below what is in effect, a step down still to
+  come never above the step before it, a step due or past holds what was put for it, and a
+  reservation step down, once due, goes to the plan's own level whatever the share
+  (`_follow_steps`): only the plan's own step-down actions lower anything inside the window,
+  and the reservation decreases no more often than the plan does (AWS allows two a day);
+- while the waiting room queues the count is whom it let in, not the night: the runner reads
+  the night as its forecast then (levers.room_queueing);
 - an operator's raised floor is judged against the followed plan (levers.plan_pass), so a
   floor between it and the forecast holds;
 - the warm pool keeps the forecast's size (stopped instances bill only their volumes): target

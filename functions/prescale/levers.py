@@ -510,6 +510,23 @@ def observed_rpm(
     return at + timedelta(seconds=30), requests
 
 
+def room_queueing(clients: Clients, targets: Targets) -> bool:
+    """The waiting room is queueing now (its `room` item's state), so the load balancer counts
+    only whom it let in; False without a room."""
+    if not targets.room_table:
+        return False
+    item = (
+        clients.dynamodb.get_item(
+            TableName=targets.room_table,
+            Key={"pk": {"S": "room"}},
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "state"},
+        ).get("Item")
+        or {}
+    )
+    return item.get("state", {}).get("S") == "queue"
+
+
 def plan_pass(
     clients: Clients,
     targets: Targets,
@@ -590,7 +607,10 @@ def _followed(
         return plan
     observed = None
     try:
-        observed = observed_rpm(clients, targets, now)
+        # A queueing room holds the night back: the count is what the fleet serves, not what
+        # the night wants, so it is read as the forecast.
+        if not room_queueing(clients, targets):
+            observed = observed_rpm(clients, targets, now)
     except Exception as exc:  # reported; read as the forecast
         found.failures.append(Failure("follow", targets.alb_arn or "", exc))
     lcus = reservation.requested if reservation is not None else plan.standing_lcus

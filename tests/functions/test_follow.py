@@ -230,3 +230,20 @@ def test_an_operators_floor_above_the_followed_plan_holds(watched: Clients) -> N
     assert puts["floodgate-vote-stage-3"] == 30  # 6 + 20 = 26 at 30 %, held at the floor
     assert puts["floodgate-vote-stage-4"] == 30  # the step down to 14, held at the floor
     assert puts["floodgate-vote-restore"] == 6
+
+
+def test_a_queueing_room_s_count_is_read_as_the_forecast(watched: Clients, room_table: str) -> None:
+    """Catches following a night the room holds back: while it queues, the load balancer counts
+    only whom it let in (what the fleet serves), so a low count is no sign of a quiet night and
+    the raises to come stand as planned; open, the same count is followed."""
+    e = levers()
+    plan = NightPlan("prod", 30, 6, 120, 100, 12, 18, "Stopped", (e,))
+    now = T0 + 2.5 * H
+    _count(watched, now - timedelta(minutes=2), BASE + 1_000)
+    targets = Targets("web-asg", ALB, room_table)
+    for state, share in (("queue", 1.0), ("open", FOLLOW_FLOOR)):
+        watched.dynamodb.put_item(
+            TableName=room_table, Item={"pk": {"S": "room"}, "state": {"S": state}}
+        )
+        found = plan_pass(watched, targets, plan, now)
+        assert found.shares == {"vote": share}, state
