@@ -324,9 +324,8 @@ class _Run:
 
     def _runner_passes(self, now: float) -> bool:
         """The runner in AWS passes this step (every interval, model.RUNNER_PHASE_S into it)."""
-        interval_s = runner_interval(self.settings).total_seconds()
-        since = self.night.start.timestamp() + now - model.RUNNER_PHASE_S
-        return since % interval_s < self.dt
+        moment = self.night.start.timestamp() + now
+        return moment - last_runner_pass(moment, self.settings) < self.dt
 
     def _follow(self, i: int, now: float) -> None:
         """One runner pass following the night: the load balancer's latest published minute
@@ -723,6 +722,14 @@ def _floor(night: Night, settings: Settings) -> Result:
     return Result(night.scenario, "floor", measures, series)
 
 
+def last_runner_pass(moment: float, settings: Settings) -> float:
+    """The runner's last pass at or before `moment` (epoch s): every interval, at
+    model.RUNNER_PHASE_S into it."""
+    interval_s = runner_interval(settings).total_seconds()
+    since = moment - model.RUNNER_PHASE_S
+    return since - since % interval_s + model.RUNNER_PHASE_S
+
+
 def reserved_lcus(
     night: Night, settings: Settings, plan: EventPlan | None
 ) -> tuple[list[float], float]:
@@ -734,11 +741,8 @@ def reserved_lcus(
     if plan is None or not plan.lcu_steps:
         return [standing] * steps, 0.0
 
-    interval_s = runner_interval(settings).total_seconds()
-
     def reserved(moment: datetime) -> float:
-        since = moment.timestamp() - model.RUNNER_PHASE_S
-        run = datetime.fromtimestamp(since - since % interval_s + model.RUNNER_PHASE_S, UTC)
+        run = datetime.fromtimestamp(last_runner_pass(moment.timestamp(), settings), UTC)
         return float(plan.reservation_at(run) or standing)
 
     at_steps = [reserved(night.at(i)) for i in range(steps)]

@@ -4,9 +4,10 @@ for, not the forecast's.
 The plan holds the forecast (`EventLevers.forecast`: the load balancer's requests a minute at
 sample times) beside its levers. Once the forecast is FOLLOW_FROM into its surge, each pass
 compares what the load balancer counted in its latest minute with the forecast at that moment:
-the night's share of the forecast's surge above baseline, times FOLLOW_MARGIN, within
-[FOLLOW_FLOOR, 1]. The MinSize raises and LCU raises still to come shrink to that share of
-their surge above the rest level (the fleet's min, the standing reservation), and so do the
+the night's share of the forecast's surge above baseline, within [FOLLOW_FLOOR, 1] (no margin
+on it: the raises to come keep their zone headroom and their stage's highest point, and the
+warm pool holds the forecast). The MinSize and LCU raises still to come shrink to that share
+of their surge above the rest level (the fleet's min, the standing reservation), and so do the
 plan's own step-downs still to come:
 - never above the plan: a night at or above its forecast gets the plan as it stands;
 - never a new decrease: a raise is never put below what is in effect, a step down still to
@@ -37,9 +38,6 @@ from .night_plan import EventLevers, Need, NightPlan, Step
 FOLLOW_FROM = 0.1
 """The forecast must have reached this share of its peak surge before the night is judged
 against it: earlier, a night a few hundred requests off its forecast would read as far off."""
-FOLLOW_MARGIN = 1.0
-"""Headroom on the night's measured share (1: none: the raises to come keep their zone headroom
-and the stage's highest point, and the warm pool holds the forecast)."""
 FOLLOW_FLOOR = 0.25
 """The raises still to come never shrink below this share of their surge: a night that starts
 slow and surges late (2016's came after the polls closed) finds a quarter of the forecast
@@ -75,7 +73,7 @@ def night_share(levers: EventLevers, observed_rpm: float | None, moment: datetim
     if peak <= 0 or surge < FOLLOW_FROM * peak:
         return 1.0
     measured = max(observed_rpm - base, 0.0) / surge
-    return min(1.0, max(FOLLOW_FLOOR, measured * FOLLOW_MARGIN))
+    return min(1.0, max(FOLLOW_FLOOR, measured))
 
 
 def _scaled(value: int, rest: int, share: float) -> int:

@@ -132,12 +132,18 @@ def test_the_reservation_decreases_no_more_often_than_the_plan_whatever_the_shar
     assert have == 100
 
 
-def test_a_raise_never_passes_the_plan_at_any_share() -> None:
+def test_no_step_ever_passes_the_plan() -> None:
+    """At any share, any moment of the night and whatever is in effect (an operator's floor far
+    above the plan included: the floor is the engine's to hold, not the followed plan's), no
+    followed MinSize or LCU step is above the plan's own."""
     e = levers()
     for share in (FOLLOW_FLOOR, 0.5, 0.99, 1.0):
-        f = followed(e, share, T0, 6, 100, 6, 100)
-        for mine, planned in zip(f.min_steps + f.lcu_steps, e.min_steps + e.lcu_steps, strict=True):
-            assert mine.at == planned.at and mine.value <= planned.value
+        for hours in (-1, 0, 1.5, 2, 2.5, 3.5, 4.5, 6):
+            for in_effect in (6, 40, 200):
+                f = followed(e, share, T0 + hours * H, in_effect, in_effect * 5, 6, 100)
+                pairs = zip(f.min_steps + f.lcu_steps, e.min_steps + e.lcu_steps, strict=True)
+                for mine, planned in pairs:
+                    assert mine.at == planned.at and mine.value <= planned.value, (share, hours)
 
 
 def test_the_plan_document_carries_the_forecast() -> None:
