@@ -203,6 +203,7 @@ def room_tunables(settings: Settings) -> dict[str, str]:
         "FG_DEMAND_FLOOR_PCT": f"{settings.fleet.scaling_target_pct:.2f}",
         "FG_TARGET_5XX_PCT": str(settings.alarms.target_5xx_rate_pct),
         "FG_ELB_5XX_PCT": str(settings.alarms.alb_5xx_rate_pct),
+        "FG_ALB_SCALING_PCT_PER_5_MIN": str(settings.load_balancer.scaling_pct_per_5_min),
         "FG_RESPONSE_P95_S": str(settings.alarms.response_time_p95_s),
         "FG_CAPACITY_CPU_PCT": str(s.capacity_cpu_pct),
         "FG_CEILING_FLOOR": str(s.ceiling_floor_pct / 100),
@@ -328,7 +329,7 @@ class QueueApiCapacity:
     """Join function concurrency / JOIN_SERVICE_S, within the table's pre-warmed writes."""
     polls_per_s: float
     """Status function concurrency / STATUS_SERVICE_S (less /queue/room's share), within the
-    table's pre-warmed reads."""
+    table's pre-warmed reads and what the stage's throttle leaves the planned joins."""
 
 
 def queue_api_capacity(settings: Settings) -> QueueApiCapacity:
@@ -341,5 +342,6 @@ def queue_api_capacity(settings: Settings) -> QueueApiCapacity:
         polls_per_s=min(
             design.status_concurrency / STATUS_SERVICE_S * (1 - ROOM_ROUTE_SHARE),
             warm.reads_per_s / DDB_READS_PER_STATUS,
+            max(1.0, settings.admission.api_rate_limit - design.joins_per_s),
         ),
     )

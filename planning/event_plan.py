@@ -55,9 +55,13 @@ class Stage:
     min_size: int
     """Instances that carry the stage's users with one zone lost, within the fleet's min/max."""
     capacity_units: int
-    """LCUs for the stage's users plus `lcu_margin_pct`, never below the standing level."""
+    """LCUs to reserve in the stage: the most the ALB must hold in it that its own scaling
+    could not have reached (`alb_reserve`), never below the standing level."""
     lead: timedelta
     """How long before `start` its MinSize must be asked for (a raise; 0 for a step down)."""
+    lcus_from: datetime | None = None
+    """The first stage only: when its reservation must already hold, if before `start` (the
+    ALB must be large before a jump, not at it)."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,46 @@ def capacity_units(
     return math.ceil(lcu_used(users, requests_per_s, settings) * (1 + margin_pct / 100) - 1e-9)
 
 
+def alb_growth(settings: Settings, seconds: float, pace: float = 1.0) -> float:
+    """The factor by which the ALB grows on its own in `seconds` when its load asks it to
+    (`load_balancer.scaling_pct_per_5_min` x `pace`, compounded)."""
+    pct = settings.load_balancer.scaling_pct_per_5_min * pace
+    return (1 + pct / 100) ** (max(seconds, 0.0) / 300)
+
+
+def alb_reserve(
+    occurrence: Occurrence, peak: int, restore_at: datetime, settings: Settings
+) -> dict[datetime, float]:
+    """LCUs to reserve, minute by minute, where the forecast rises faster than the ALB scales.
+
+    U(t) is what the forecast uses (plus `lcu_margin_pct`). Walking back from the restore, the
+    ALB must hold A(t) = max(U(t), A(t+1) / g) to grow (g a minute) into what comes; where
+    A(t) > U(t) the traffic cannot have grown it there, so the reservation holds the larger of
+    A(t) and A(t+1) (a jump comes at a minute's first second, not its last). Minutes the ALB
+    keeps up with are absent: a slow rise reserves nothing, a jump its peak before it comes."""
+    shape, c = SHAPES[occurrence.spec.shape], settings.capacity
+    duration = (occurrence.end - occurrence.start).total_seconds()
+    margin = 1 + settings.prescale.lcu_margin_pct / 100
+    g = alb_growth(settings, 60)
+
+    def used(moment: datetime) -> float:
+        level = shape.level((moment - occurrence.start).total_seconds() / duration)
+        users = c.baseline_users + (peak - c.baseline_users) * level
+        return lcu_used(users, origin_requests_per_s(users, settings), settings) * margin
+
+    minute = timedelta(minutes=1)
+    moment, ahead = restore_at, used(restore_at)
+    reserve: dict[datetime, float] = {}
+    while moment > occurrence.start or ahead / g > used(moment - minute) + 1e-9:
+        moment -= minute
+        need = used(moment)
+        hold = max(need, ahead / g)
+        if hold > need + 1e-9:
+            reserve[moment] = max(hold, ahead)
+        ahead = hold
+    return reserve
+
+
 def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
     """Capacity for one occurrence on every layer, in stages along its shape."""
     spec, fleet, cap = occurrence.spec, settings.fleet, settings.capacity
@@ -215,7 +259,8 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
     warm_pool = (
         min(max(pool_wanted, pool_floor), fleet.max_size - peak_min) if fleet.warm_pool else 0
     )
-    stages = _stages(occurrence, peak, restore_at, warm_pool, settings)
+    reserve = alb_reserve(occurrence, peak, restore_at, settings)
+    stages = _stages(occurrence, peak, restore_at, warm_pool, reserve, settings)
     min_steps = _steps(
         [(s.start - s.lead, s.end, s.min_size) for s in stages], fleet.min_size, restore_at
     )
@@ -271,16 +316,22 @@ def _min_size(users: int, settings: Settings) -> int:
 
 
 def _stages(
-    occurrence: Occurrence, peak: int, restore_at: datetime, warm_pool: int, settings: Settings
+    occurrence: Occurrence,
+    peak: int,
+    restore_at: datetime,
+    warm_pool: int,
+    reserve: dict[datetime, float],
+    settings: Settings,
 ) -> tuple[Stage, ...]:
     """The event from its start to its restore in `stage_minutes` stages, each at the highest
-    point of the shape (scaled from baseline to the peak, as the rehearsal plays it) within it.
+    point of the shape (scaled from baseline to the peak, as the rehearsal plays it) within it,
+    reserving the most of `reserve` in it (the first stage also what comes before the start).
     A raise's lead is the warm one when the pool covers the whole step up."""
     shape, c, fleet = SHAPES[occurrence.spec.shape], settings.capacity, settings.fleet
     duration = (occurrence.end - occurrence.start).total_seconds()
     length = timedelta(minutes=settings.prescale.stage_minutes)
     standing = settings.load_balancer.minimum_capacity_units
-    margin_pct = settings.prescale.lcu_margin_pct
+    before = [m for m in reserve if m < occurrence.start]
     stages: list[Stage] = []
     begin, below = occurrence.start, fleet.min_size
     while begin < restore_at:
@@ -291,14 +342,15 @@ def _stages(
         users = max(
             math.ceil(c.baseline_users + (peak - c.baseline_users) * level) for level in levels
         )
-        rate = origin_requests_per_s(users, settings)
         size = min(_min_size(users, settings), fleet.max_size)
         lead = timedelta(0)
         if size > below or not stages:
             override = occurrence.spec.lead_time_s if not stages else None
             lead = lead_time(settings, override, from_warm_pool=size - below <= warm_pool)
-        units = max(standing, capacity_units(users, rate, settings, margin_pct))
-        stages.append(Stage(begin, end, users, size, units, lead))
+        held = [v for m, v in reserve.items() if begin <= m < end or (not stages and m < begin)]
+        units = max(standing, math.ceil(max(held, default=0.0) - 1e-9))
+        lcus_from = min(before) if before and not stages and units > standing else None
+        stages.append(Stage(begin, end, users, size, units, lead, lcus_from))
         begin, below = end, size
     return tuple(stages)
 
@@ -336,7 +388,9 @@ def _reservation_steps(
     ahead = timedelta(seconds=p.alb_reservation_lead_s) + runner_interval(settings)
     standing = settings.load_balancer.minimum_capacity_units
     wanted = _steps(
-        [(s.start - ahead, s.end, s.capacity_units) for s in stages], standing, restore_at
+        [((s.lcus_from or s.start) - ahead, s.end, s.capacity_units) for s in stages],
+        standing,
+        restore_at,
     )
     if not wanted:
         return ()

@@ -28,14 +28,17 @@ EVENT_SCENARIOS = (
     "stress",
     "zone-loss",
     "slow-origin",
+    "alb-slow",
     "edge-uncached",
 )
 """Nights of the stack's next event (they need a plan). event: the plan's own forecast;
 2016: the real 2016 election night on an election night's plan (SEED_2016); half-forecast /
 double-forecast: the event's surge above baseline at half / twice the forecast (nights the plan
-did not choose); stress: the whole curve at STRESS_FACTOR x; edge-uncached: the event's night
-with the origin sending no-store on its public pages, so the edge caches none of them (only for
-stacks whose plan counts on `capacity.public_page_pct`)."""
+did not choose); stress: the whole curve at STRESS_FACTOR x; alb-slow: the event's night with
+the load balancer scaling at ALB_SLOW_PACE of the pace the planner and the room count on
+(`load_balancer.scaling_pct_per_5_min`, a guideline, not a rate AWS publishes); edge-uncached:
+the event's night with the origin sending no-store on its public pages, so the edge caches none
+of them (only for stacks whose plan counts on `capacity.public_page_pct`)."""
 EVENING_SCENARIOS = (
     "flash-crowd",
     "flash-timeouts",
@@ -93,6 +96,8 @@ EVENING_ZONE = ZoneInfo("America/Toronto")
 """The evening scenarios' local time: the portal's, where the flash crowd comes at 18:00."""
 SLOW_ORIGIN_S, SLOW_ORIGIN_FACTOR = 20 * 60, 0.5
 """slow-origin: per-instance capacity halved for 20 minutes from the peak."""
+ALB_SLOW_PACE = 0.5
+"""alb-slow: the load balancer grows at this share of `load_balancer.scaling_pct_per_5_min`."""
 PAD = timedelta(hours=2)
 """Rehearsed before the event's start and after its end: a 10-hour night is 14 hours."""
 CURVE_COLUMNS = ("concurrent_users", "requests_per_minute")
@@ -125,6 +130,8 @@ class Night:
     """Overloaded instances queue until CloudFront's response timeout rather than refuse."""
     patience_minutes: float | None = None
     """Mean patience in line; None: `rehearsal.patience_minutes`."""
+    alb_pace: float = 1.0
+    """The load balancer's own scaling, as a share of `load_balancer.scaling_pct_per_5_min`."""
     stays: Kind = "exponential"
     """How visit lengths are distributed (rehearsal.stays), mean `admission.session_minutes`."""
     zone: tzinfo = UTC
@@ -264,6 +271,7 @@ def scenario_nights(
                 zone_lost_at=lost,
                 slow=slow,
                 edge_cache=cached,
+                alb_pace=ALB_SLOW_PACE if name == "alb-slow" else 1.0,
                 zone=ZoneInfo(plan.occurrence.time_zone),
             )
         )

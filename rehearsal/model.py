@@ -108,3 +108,10 @@ JOIN_RETRY_S = 20
 """A join the queue API throttles (429) is retried by the waiting page with a backoff of 5, 10,
 20, 40, then 60 s (functions/pages/waiting-room, `failed()`): people held back retry about every
 20 s."""
+
+ALB_REFUSED_STATUS = 503
+"""What a request beyond what the load balancer holds gets (its load rose faster than it
+scales): the load balancer's own 503, counted in HTTPCode_ELB_5XX_Count, not the targets'. An
+assumption: AWS documents no behaviour for a load balancer short of capacity beyond its
+RejectedConnectionCount ("rejected because the load balancer had reached its maximum number of
+connections", ELB user guide, CloudWatch metrics), which CloudFront also answers as a 502."""

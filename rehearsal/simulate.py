@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from functions.admission.inlet import Fleet, Health, demand_pct, regulate
+from functions.admission.inlet import HEALTH_LOOKBACK_S, Fleet, Health, demand_pct, regulate
 from functions.admission.room import Config, admission_rate, retry_after
 from functions.prescale.follow import FROZEN, followed, night_share
 from planning import aws_facts
@@ -45,6 +45,7 @@ from planning.capacity import (
 from planning.event_plan import (
     Action,
     EventPlan,
+    alb_growth,
     lcu_used,
     runner_interval,
     scheduled_actions,
@@ -61,10 +62,13 @@ POLICIES = ("configured", "reactive", "static-peak", "floor")
 TOTALS = ("offered", "raw", "page", "served_user_s", "wanted_user_s", "instance_s",
           "pool_instance_s", "api_over_s", "lcu_s", "joins", "polls", "sessions_cut",
           "carried", "beyond_max_user_s", "metered")  # fmt: skip
-MINUTE = ("requests", "failed", "no_target", "timed_out", "admitted", "work_s", "saturated_s")
+MINUTE = ("requests", "failed", "no_target", "refused", "timed_out", "admitted", "work_s",
+          "saturated_s", "peak_lcus")  # fmt: skip
 WORST_WINDOW_MIN = 15
 """Failed requests are judged on the worst window of this many minutes, not over the night."""
 HOURS_PER_MONTH = 730
+ALB_WINDOW_S = 300
+"""The load balancer's scaling is judged over five minutes (its pace is a rise per 5 minutes)."""
 
 
 @dataclass
@@ -217,6 +221,23 @@ class _Run:
         self.reserved, self.lcu_outside_h = reserved_lcus(
             night, settings, plan if configured else None
         )
+        self.alb_growth = alb_growth(settings, ALB_WINDOW_S, night.alb_pace)
+        base = settings.capacity.baseline_users
+        self.alb_floor = lcu_used(base, self.origin(base), settings)
+        """The load balancer never holds less than the stack's ordinary evening uses."""
+        first = night.users[0]
+        steady = max(
+            self.reserved[0], self.alb_floor, lcu_used(first, self.origin(first), settings)
+        )
+        self.alb_held: deque[float] = deque([steady] * (ALB_WINDOW_S // self.dt))
+        """LCUs the load balancer held (reserved or carried) at each step of the last
+        ALB_WINDOW_S (the night begins steady, at its first step's users)."""
+        self.bound_held = deque(self.alb_held)
+        """The same for a load balancer pushed by everyone who wants the site (`_bound`)."""
+        self.alb = steady
+        self.peaks: list[tuple[float, float, float]] = []
+        """(minute start, PeakLCUs, RequestCount) of each minute so far with traffic."""
+        """LCUs the load balancer can carry this step."""
         self.follows = configured and plan is not None and bool(plan.forecast)
         """The runner follows a night below its forecast (functions/prescale/follow.py)."""
         self.shares: list[float] = []
@@ -369,7 +390,10 @@ class _Run:
         waiting = room.still_waiting(now)
         rate = admission_rate(room.history, now)
         eta = int(waiting / 2 / rate) if rate > 0 else None  # the middle of the line
-        polls = waiting / retry_after(eta, round(room.waiting()), room.config.polls_per_s)
+        c = room.config
+        polls = waiting / retry_after(
+            eta, round(room.waiting()), c.polls_per_s, min(c.show_s, c.abandon_after_s)
+        )
         retrying = self.joining
         self.joining += arriving
         left, rate_per_s = self.carrying
@@ -427,12 +451,15 @@ class _Run:
         capacity = group.serving_share(now, self.slow_start_s) * self.serves * factor
         inside = max(self.stays.inside, 0.0)
         offered = self.origin(inside)
-        failed = max(0.0, offered - capacity)
+        used = lcu_used(inside, offered, self.settings)
+        refused = self._alb(i, used, offered)
+        forwarded = offered - refused
+        failed = max(0.0, forwarded - capacity)
         if capacity > 1e-9:
             # Instance-seconds of work at what an instance serves tonight (the group's CPU is
             # it over the instances, like requests per target: `_minute_health`).
-            minute["work_s"] += offered / (self.serves * factor) * dt
-            minute["saturated_s"] += dt if offered >= capacity else 0.0
+            minute["work_s"] += forwarded / (self.serves * factor) * dt
+            minute["saturated_s"] += dt if forwarded >= capacity else 0.0
         status = model.OVERLOAD_STATUS
         if serving < 1e-9:
             status = model.NO_TARGET_STATUS
@@ -441,15 +468,14 @@ class _Run:
             minute["timed_out"] += failed * dt
         totals["offered"] += offered * dt
         totals["page" if status in self.page_codes else "raw"] += failed * dt
+        totals["page" if model.ALB_REFUSED_STATUS in self.page_codes else "raw"] += refused * dt
+        minute["refused"] += refused * dt
+        failed += refused
         totals["served_user_s"] += inside * dt
         totals["wanted_user_s"] += wanted * dt
-        most = self.settings.fleet.max_size * self.serves  # the fleet's max, in requests/s
-        totals["beyond_max_user_s"] += (
-            wanted * max(0.0, 1 - most / max(self.origin(wanted), 1e-9)) * dt
-        )
+        totals["beyond_max_user_s"] += wanted * (1 - self._bound(i, wanted)) * dt
         totals["instance_s"] += (serving + group.launching) * dt
-        used = lcu_used(inside, offered, self.settings)
-        totals["lcu_s"] += max(self.reserved[i], used) * dt
+        totals["lcu_s"] += max(self.reserved[i], min(used, self.alb)) * dt
         totals["pool_instance_s"] += group.pool * dt
         minute["requests"] += offered * dt
         minute["failed"] += failed * dt
@@ -458,7 +484,7 @@ class _Run:
         if (now + dt) % model.METRIC_PERIOD_S >= dt:
             return
         self.alarm = self._alarm()
-        self.health, self._health_next = self._health_next, self._minute_health(now)
+        self.health, self._health_next = self._health_next, self._minute_health(i, now)
         group.publish(minute["requests"], self._health_next.cpu_pct)
         group.track(now)
         room, series = self.room, self.series
@@ -470,6 +496,31 @@ class _Run:
         series.admitted.append(minute["admitted"])
         series.queueing.append(bool(room and room.queueing))
         self.minute = dict.fromkeys(MINUTE, 0.0)
+
+    def _bound(self, i: int, wanted: float) -> float:
+        """The share of the people wanting the site that any room could let in this step (the
+        physical bound): what the fleet's max serves, and what a load balancer pushed by the
+        whole crowd could carry (`_alb`'s rule, its load every one it carries)."""
+        most = self.settings.fleet.max_size * self.serves  # the fleet's max, in requests/s
+        wants = lcu_used(wanted, self.origin(wanted), self.settings)
+        could = max(self.reserved[i], self.alb_floor, self.alb_growth * self.bound_held[0])
+        share = min(1.0, most / max(self.origin(wanted), 1e-9), could / max(wants, 1e-9))
+        self.bound_held.popleft()
+        self.bound_held.append(max(self.reserved[i], self.alb_floor, wants * share))
+        return share
+
+    def _alb(self, i: int, used: float, offered: float) -> float:
+        """The load balancer for one step; returns the requests a second it refuses (its own
+        503). It carries its reservation, at least the ordinary evening's LCUs, and what it held
+        ALB_WINDOW_S ago grown by `load_balancer.scaling_pct_per_5_min` (x the night's pace):
+        a load that rises no faster is carried whatever its steps, a faster one is refused
+        what it outran."""
+        self.alb = max(self.reserved[i], self.alb_floor, self.alb_growth * self.alb_held[0])
+        carried = min(used, self.alb)
+        self.alb_held.popleft()
+        self.alb_held.append(max(self.reserved[i], self.alb_floor, carried))
+        self.minute["peak_lcus"] = max(self.minute["peak_lcus"], carried)
+        return offered * (1 - carried / used) if used > 1e-9 else 0.0
 
     def _inlet(self, i: int, now: float, room: RoomSim) -> None:
         """The inlet's step: the fleet as it reads it, admissions, the room's next state and
@@ -518,9 +569,13 @@ class _Run:
             self.joining += cut
             self.totals["sessions_cut"] += cut
 
-    def _minute_health(self, now: float) -> Health:
+    def _minute_health(self, i: int, now: float) -> Health:
         """What the load balancer and the instances report of the minute ending at `now`."""
         minute, requests = self.minute, self.minute["requests"]
+        at = now + self.dt - model.METRIC_PERIOD_S
+        earlier = tuple(p for p in self.peaks if p[0] >= at - HEALTH_LOOKBACK_S)
+        if minute["peak_lcus"] > 0 and requests > 0:
+            self.peaks.append((at, minute["peak_lcus"], requests))
         timed_out = minute["timed_out"]
         p95 = model.RESPONSE_S
         if timed_out > 0.05 * requests:
@@ -528,13 +583,16 @@ class _Run:
         elif minute["saturated_s"] > 0.05 * model.METRIC_PERIOD_S:
             p95 = model.SATURATED_RESPONSE_S
         return Health(
-            at=now + self.dt - model.METRIC_PERIOD_S,
+            at=at,
             requests=requests,
             per_target=requests / max(self.group.in_service, 1.0),
-            target_5xx=minute["failed"] - minute["no_target"] - timed_out,
-            elb_5xx=minute["no_target"],
+            target_5xx=minute["failed"] - minute["no_target"] - minute["refused"] - timed_out,
+            elb_5xx=minute["no_target"] + minute["refused"],
             response_p95_s=p95 if requests > 0 else None,
             cpu_pct=self._cpu(minute["work_s"]),
+            peak_lcus=minute["peak_lcus"] or None,
+            earlier=earlier,
+            reserved_lcus=self.reserved[i],
         )
 
     def _cpu(self, work_s: float) -> float | None:
@@ -554,9 +612,10 @@ class _Run:
         `evaluation_periods` minutes breached its rate."""
         a, minute, breaches = self.settings.alarms, self.minute, self.breaches
         requests = max(minute["requests"], 1e-9)
-        elb = 100 * minute["no_target"] / requests
+        elb = 100 * (minute["no_target"] + minute["refused"]) / requests
         # A timed-out request is no target 5xx: CloudFront gave up on it (the ALB logs a 460).
-        target = 100 * (minute["failed"] - minute["no_target"] - minute["timed_out"]) / requests
+        own = minute["no_target"] + minute["refused"] + minute["timed_out"]
+        target = 100 * (minute["failed"] - own) / requests
         breaches.append(elb > a.alb_5xx_rate_pct or target > a.target_5xx_rate_pct)
         return len(breaches) == breaches.maxlen and all(breaches)
 

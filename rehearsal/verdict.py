@@ -36,7 +36,7 @@ BUDGET: tuple[tuple[str, str, str, str, Kind], ...] = (
 # fmt: on
 PRICED = ("event", "2016", "double-forecast", "replay")
 """Nights judged on cost at `max_cost_vs_floor`."""
-INCIDENTS = ("slow-origin",)
+INCIDENTS = ("slow-origin", "alb-slow")
 """Nights judged on how soon failures end (`max_incident_minutes`), not on their worst 15
 minutes."""
 BELOW_FORECAST = ("half-forecast",)

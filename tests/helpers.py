@@ -46,6 +46,18 @@ def with_setting(config: dict[str, Any], dotted: str, value: Any) -> dict[str, A
     return config
 
 
+SLOW_ALB_PCT = 5.0
+"""A load balancer scaling 5 % every 5 minutes: prod's election night (3.4x an hour at its
+steepest) then outpaces it and the planner reserves LCUs (at AWS's 50 % it reserves none), so
+the reservation lever's tests have steps to act on."""
+
+
+def slow_alb(settings: Settings) -> Settings:
+    """`settings` with the load balancer at SLOW_ALB_PCT."""
+    lb = settings.load_balancer.model_copy(update={"scaling_pct_per_5_min": SLOW_ALB_PCT})
+    return settings.model_copy(update={"load_balancer": lb})
+
+
 def settings_with(config: dict[str, Any], **changes: Any) -> Settings:
     """Settings from `config` with `section__key=value` changes (dots as double underscores)."""
     for dotted, value in changes.items():

@@ -203,8 +203,12 @@ def _http(
         )
         cache = "no-store"
     if body.get("admitted") is False:
+        cfg = current.config
         body["retry_after_s"] = retry_after(
-            body.get("eta_s"), int(body.get("waiting") or 0), current.config.polls_per_s
+            body.get("eta_s"),
+            int(body.get("waiting") or 0),
+            cfg.polls_per_s,
+            min(cfg.show_s, cfg.abandon_after_s),
         )
     return _response(200, body, cache, cookies)
 

@@ -81,6 +81,15 @@ class Health:
     """TargetResponseTime p95 (s); None when nothing was answered."""
     cpu_pct: float | None = None
     """The group's average CPUUtilization (detailed monitoring: one-minute)."""
+    peak_lcus: float | None = None
+    """PeakLCUs (Sum over the minute): the most LCUs the load balancer used in it."""
+    earlier: tuple[tuple[float, float, float], ...] = ()
+    """(minute start, PeakLCUs, RequestCount) of the minutes before this one that have both,
+    oldest first, within HEALTH_LOOKBACK_S."""
+    reserved_lcus: float = 0.0
+    """The LCU reservation in effect: ReservedLCUs' one-minute Sum x 60 (AWS reports the
+    reservation per minute: "if you have a LCU reservation of 6,000 [...] the one-minute total
+    is 100", ELB user guide, monitor LCU reservation)."""
 
 
 @dataclass(frozen=True)
@@ -234,8 +243,43 @@ def free_capacity(config: Config, fleet: Fleet, sessions: Sessions) -> int:
     stayed = math.exp(-max(fleet.load_age_s, 0.0) / config.session_s)
     by_load = math.ceil(loaded(config, fleet) * config.sessions_per_instance * stayed)
     by_load += sessions.since_load
-    free = math.floor(capacity * min(fleet.ceiling, 1.0)) - max(sessions.inside, by_load)
+    inside = max(sessions.inside, by_load)
+    free = math.floor(capacity * min(fleet.ceiling, 1.0)) - inside
+    carried = alb_people(config, fleet)
+    if carried is not None:
+        free = min(free, math.floor(carried) - inside)
     return max(0, free)
+
+
+def alb_people(config: Config, fleet: Fleet) -> float | None:
+    """People the load balancer can carry now: the LCUs it can hold over the LCUs a person uses,
+    from what it reported of the health's minute and the minutes before it.
+
+    It holds the larger of its reservation (ReservedLCUs), the most it used in the health's
+    minute (PeakLCUs) grown at `alb_scaling_pct_per_5_min` since that minute began (those let
+    in since count on top: `free_capacity`) and, on a load that rose since, the peak of the
+    minute five minutes before grown by the whole pace (AWS's "increase the load at a rate of
+    no more than 50 percent every five minutes"); no growth while its own 5xx breach
+    `elb_5xx_pct` (it is behind the pace it is counted on). A person uses the minute's peak
+    over its people (`loaded`), or that earlier minute's when less: a minute that rose peaks
+    above its average and reads a person dearer than they are. None without a PeakLCUs
+    datapoint or people (nothing to scale from: the fleet alone bounds the room)."""
+    h = fleet.health
+    people = loaded(config, fleet) * config.sessions_per_instance
+    if h is None or not h.peak_lcus or h.peak_lcus <= 0 or people <= 0:
+        return None
+    behind = h.requests > 0 and 100 * h.elb_5xx / h.requests > config.elb_5xx_pct
+    pace = 1 + (0.0 if behind else config.alb_scaling_pct_per_5_min) / 100
+    since = max(fleet.load_age_s, 0.0) + 30  # from the minute's start, as `since_load` counts
+    holds = max(h.reserved_lcus, h.peak_lcus * pace ** (since / ALB_WINDOW_S))
+    per_person = h.peak_lcus / people
+    for minute, peak, requests in h.earlier:
+        if minute == h.at - ALB_WINDOW_S:  # rising since: it grew from that minute's load
+            then = requests / 60 / config.requests_per_instance_per_s
+            per_person = min(per_person, peak / (then * config.sessions_per_instance))
+            if h.peak_lcus >= peak:
+                holds = max(holds, peak * pace)
+    return holds / per_person
 
 
 def admit_budget(config: Config, fleet: Fleet, sessions: Sessions) -> int:
@@ -287,12 +331,19 @@ def demand_pct(config: Config, fleet: Fleet, waiting: int, inside: int = 0) -> f
     service now. People inside count as the larger of the latest minute's requests (over
     requests_per_instance_per_s; the load per target times the instances now without that
     minute's count) and `inside` (people the room let in within a session, over
-    sessions_per_instance); people waiting over sessions_per_instance. While anyone waits it
+    sessions_per_instance); people waiting over sessions_per_instance, no more of them than the
+    load balancer can carry within its next five minutes (`alb_people` grown by its pace: the
+    rest come in later, so instances for them now would stand idle). While anyone waits it
     reads at least `demand_floor_pct` (the scaling target), so this policy never agrees to
     scale in then: Auto Scaling scales in only when every target tracking policy is ready to."""
     serving = max(fleet.in_service, 1)
     people = max(loaded(config, fleet), inside / config.sessions_per_instance)
-    needed = people + waiting / config.sessions_per_instance
+    coming = waiting
+    carried = alb_people(config, fleet)
+    if carried is not None:  # the line comes in no faster than the load balancer grows
+        soon = carried * (1 + config.alb_scaling_pct_per_5_min / 100)
+        coming = min(waiting, max(0, math.floor(soon - people * config.sessions_per_instance)))
+    needed = people + coming / config.sessions_per_instance
     demand = 100 * needed / (serving * fleet.ceiling)
     return max(demand, config.demand_floor_pct) if waiting > 0 else demand
 
@@ -390,6 +441,10 @@ def read_fleet(room: Room, now: float) -> Fleet:
     return Fleet(in_service, load, alarm, health, load_at=at, load_age_s=age)
 
 
+ALB_WINDOW_S = 300
+"""The load balancer's pace is a rise per five minutes (`alb_scaling_pct_per_5_min`)."""
+HEALTH_LOOKBACK_S = 600
+"""`read_health` reads the last ten minutes: the latest minute, and those before it."""
 HEALTH_QUERIES = (
     ("requests", "AWS/ApplicationELB", "RequestCount", "TargetGroup", "Sum"),
     ("per_target", "AWS/ApplicationELB", "RequestCountPerTarget", "TargetGroupOnly", "Sum"),
@@ -398,6 +453,8 @@ HEALTH_QUERIES = (
     ("rejected", "AWS/ApplicationELB", "RejectedConnectionCount", "LoadBalancer", "Sum"),
     ("response_p95_s", "AWS/ApplicationELB", "TargetResponseTime", "TargetGroup", "p95"),
     ("cpu_pct", "AWS/EC2", "CPUUtilization", "AutoScalingGroupName", "Average"),
+    ("peak_lcus", "AWS/ApplicationELB", "PeakLCUs", "LoadBalancer", "Sum"),
+    ("reserved_lcus", "AWS/ApplicationELB", "ReservedLCUs", "LoadBalancer", "Sum"),
 )
 """(Health field, namespace, metric, dimension, statistic). The load balancer's own codes and
 rejected connections exist per LoadBalancer only; target metrics per TargetGroup with its
@@ -410,7 +467,8 @@ enables)."""
 def read_health(room: Room, now: float) -> Health | None:
     """The latest minute the target group's RequestCount has a datapoint for, with the other
     figures of the same minute (a count with no datapoint is 0: the load balancer publishes
-    none for a minute without any), in one GetMetricData call over the last 5 minutes."""
+    none for a minute without any), in one GetMetricData call over the last HEALTH_LOOKBACK_S
+    (a latest minute older than 5 minutes is no health: None)."""
     cfg = room.config
     dimensions = {
         "TargetGroup": [
@@ -422,6 +480,7 @@ def read_health(room: Room, now: float) -> Health | None:
         "AutoScalingGroupName": [{"Name": "AutoScalingGroupName", "Value": cfg.asg_name}],
     }
     end = int(now) // 60 * 60
+    start = end - HEALTH_LOOKBACK_S
     answer = room.cloudwatch.get_metric_data(
         MetricDataQueries=[
             {
@@ -438,7 +497,7 @@ def read_health(room: Room, now: float) -> Health | None:
             }
             for key, ns, metric, dim, stat in HEALTH_QUERIES
         ],
-        StartTime=datetime.fromtimestamp(end - 300, UTC),
+        StartTime=datetime.fromtimestamp(start, UTC),
         EndTime=datetime.fromtimestamp(end, UTC),
     )
     series = {
@@ -450,6 +509,8 @@ def read_health(room: Room, now: float) -> Health | None:
     if not series.get("requests"):
         return None
     at = max(series["requests"])
+    if at < end - 300:
+        return None
     figures = {key: series.get(key, {}).get(at) for key, *_ in HEALTH_QUERIES}
     counts = ("target_5xx", "elb_5xx", "rejected")
     return Health(
@@ -459,6 +520,13 @@ def read_health(room: Room, now: float) -> Health | None:
         per_target=figures["per_target"],
         response_p95_s=figures["response_p95_s"],
         cpu_pct=figures["cpu_pct"],
+        peak_lcus=figures["peak_lcus"],
+        earlier=tuple(
+            (m, peak, series["requests"][m])
+            for m, peak in sorted(series.get("peak_lcus", {}).items())
+            if m < at and m in series["requests"]
+        ),
+        reserved_lcus=(figures["reserved_lcus"] or 0.0) * 60,
     )
 
 

@@ -194,6 +194,8 @@ class Config:
     """Target 5xx per request (%) in a minute above which the fleet is not healthy (the
     alarms' alarms.target_5xx_rate_pct)."""
     elb_5xx_pct: float = _rule(float, 0.0, 100.0)
+    alb_scaling_pct_per_5_min: float = _rule(float, 0.001, 1000.0)
+    """How fast the ALB scales on its own (% every 5 minutes): the room admits no faster."""
     """The same for the load balancer's own 5xx and 4xx (alarms.alb_5xx_rate_pct)."""
     response_p95_s: float = _rule(float, 0.001)
     """p95 TargetResponseTime (s) above which the fleet is not healthy
@@ -862,15 +864,23 @@ POLL_MAX_S = 60
 """A long line polls no more often than this (planning.capacity.POLL_MAX_S sizes the API)."""
 
 
-def retry_after(eta_s: int | None, waiting: int = 0, polls_per_s: float = 0.0) -> int:
+def retry_after(
+    eta_s: int | None, waiting: int = 0, polls_per_s: float = 0.0, patient_s: int = 0
+) -> int:
     """How long the waiting page waits before polling again (s): a tenth of the wait, and long
     enough that the whole line (`waiting` people) polls at most `polls_per_s` (the status
     function's design rate; 0: no limit); 5-60 s, so an admitted visitor notices within a
-    minute, well inside `show_s`."""
+    minute. A line longer than the design (it would poll faster than `polls_per_s` even at
+    60 s) may wait up to 3/4 of `patient_s` (the shorter of show_s and abandon_after_s: an
+    admitted visitor still notices within their show window, and nobody polling is skipped
+    as gone; the page jitters its polls by +-20 %)."""
     interval = 15 if eta_s is None else max(5, eta_s // 10)
+    cap = POLL_MAX_S
     if polls_per_s > 0:
         interval = max(interval, math.ceil(waiting / polls_per_s))
-    return min(POLL_MAX_S, interval)
+        if waiting / polls_per_s > POLL_MAX_S:
+            cap = max(POLL_MAX_S, patient_s * 3 // 4)
+    return min(cap, interval)
 
 
 def _parse_keys(raw: str) -> dict[str, Any]:

@@ -65,6 +65,12 @@ class LoadBalancerSettings(_Model):
     minimum_capacity_units: int = Field(default=0, ge=0, le=MAX_CAPACITY_UNITS)
     """Standing LCU reservation; 0 means none. The pre-scale runner sets it once the ALB
     exists (never on create, which would wait for it) and steps it around events."""
+    scaling_pct_per_5_min: float = Field(default=50, gt=0, le=1000)
+    """How fast the ALB is taken to scale on its own, in % of its capacity every 5 minutes:
+    AWS's guidance is to "increase the load at a rate of no more than 50 percent every five
+    minutes" (Best Practices in Evaluating Elastic Load Balancing; AWS publishes no rate for
+    the ALB itself). The planner reserves LCUs only where the forecast rises faster, the
+    waiting room admits no faster, and the rehearsal's `alb-slow` night plays half of it."""
     deletion_protection: bool = True
     """AWS refuses to delete the ALB while set (a new ALB is a new DNS name and an empty
     LCU reservation)."""

@@ -45,6 +45,7 @@ TEST_ENV = {
     "FG_LOAD_BALANCER": "app/web/no-metrics",
     "FG_TARGET_5XX_PCT": "2.0",
     "FG_ELB_5XX_PCT": "1.0",
+    "FG_ALB_SCALING_PCT_PER_5_MIN": "50",
     "FG_RESPONSE_P95_S": "1.0",
     "FG_CAPACITY_CPU_PCT": "80",
     "FG_CEILING_FLOOR": "0.25",

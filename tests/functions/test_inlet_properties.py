@@ -221,3 +221,23 @@ def test_the_line_polls_within_the_status_functions_design(eta, waiting, polls_p
     if waiting / polls_per_s <= POLL_MAX_S:
         assert waiting / interval <= polls_per_s + 1e-9
     assert retry_after(eta) <= interval  # spreading the line only ever slows polls down
+
+
+@given(
+    st.one_of(st.none(), st.integers(0, 100_000)),
+    st.integers(0, 1_000_000),
+    st.floats(1, 20_000, allow_nan=False),
+    st.integers(30, 900),
+)
+def test_a_line_beyond_the_design_polls_slower_but_within_its_patience(
+    eta, waiting, polls_per_s, patient_s
+) -> None:
+    """Only a line that would poll faster than the design even at POLL_MAX_S waits longer, and
+    never past 3/4 of `patient_s` (show_s or abandon_after_s: with the page's +-20 % jitter an
+    admitted visitor still sees their turn, and nobody polling is taken as gone)."""
+    interval = retry_after(eta, waiting, polls_per_s, patient_s)
+    within = retry_after(eta, waiting, polls_per_s)
+    if waiting / polls_per_s <= POLL_MAX_S:
+        assert interval == within
+    else:
+        assert within == POLL_MAX_S <= interval <= max(POLL_MAX_S, patient_s * 3 // 4)

@@ -20,7 +20,7 @@ from moto.autoscaling.models import autoscaling_backends
 from functions.prescale.handler import RETRIES, RunnerConfig, run
 from functions.prescale.levers import Clients, Targets
 from functions.prescale.night_plan import EventLevers, NightPlan
-from planning.settings import Settings
+from planning.settings import Settings, load_stack_settings
 from scripts import prescale as job
 from tests.aws_night import (
     ACCOUNT,
@@ -34,7 +34,7 @@ from tests.aws_night import (
     rate_passes,
     run_due_actions,
 )
-from tests.helpers import FAKE_CREDENTIALS, REGION
+from tests.helpers import FAKE_CREDENTIALS, REGION, slow_alb
 
 pytestmark = pytest.mark.long
 MINUTE = timedelta(minutes=1)
@@ -185,7 +185,17 @@ class Metrics:
 
 
 @pytest.fixture
+def prod() -> Settings:
+    """prod with a load balancer its election night outpaces, so the night has reservation
+    steps (tests.helpers.slow_alb); the job plans with it too."""
+    return slow_alb(load_stack_settings("prod"))
+
+
+@pytest.fixture
 def world(aws: str, prod: Settings, monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setattr(
+        job, "load_stack_settings", lambda stack: slow_alb(load_stack_settings(stack))
+    )
     return World(aws, prod, monkeypatch)
 
 
@@ -232,8 +242,9 @@ def test_with_no_ci_on_the_day_the_levers_follow_the_plan_and_a_failed_reservati
     world,
 ) -> None:
     """Nothing but AWS acts: the actions, and the runner every 5 minutes. The request for the
-    peak's 539 LCUs comes back `failed`: the next pass asks again, and says so once (the job
-    used to read a failed 539 as "in sync" and hold 450 until the event ended)."""
+    night's highest reservation comes back `failed`: the next pass asks again, and says so once
+    (the job used to read a failed reservation as "in sync" and hold the step before it until
+    the event ended)."""
     peak = max(s.value for s in world.election.lcu_steps)
     world.alb.fail_once = {peak}
     world.play(end_of(world), holds_the_plan(world))

@@ -30,7 +30,7 @@ from functions.prescale.night_plan import NightPlan, NightPlanError
 from planning.calendar import load_calendar
 from planning.event_plan import night_plan, plan_events
 from tests.aws_night import ALB_ARN
-from tests.helpers import client
+from tests.helpers import client, slow_alb
 
 NOW = datetime(2028, 10, 1, tzinfo=UTC)
 
@@ -39,7 +39,7 @@ NOW = datetime(2028, 10, 1, tzinfo=UTC)
 def plan(request) -> NightPlan:
     from planning.settings import load_stack_settings
 
-    prod = load_stack_settings("prod")
+    prod = slow_alb(load_stack_settings("prod"))
     return night_plan(plan_events(load_calendar(), prod, "prod", NOW), prod, "prod")
 
 
@@ -218,18 +218,18 @@ def changes(plan: NightPlan, reported: dict, moment: datetime):
 def test_a_failed_reservation_is_asked_again_and_reported(plan) -> None:
     e = election(plan)
     moment = e.lcu_steps[0].at + timedelta(minutes=10)
-    (change,), asked = changes(plan, state(117, "failed", "failed", "provisioned"), moment)
+    (change,), asked = changes(plan, state(114, "failed", "failed", "provisioned"), moment)
     assert change.action == "retry" and asked == [{"LoadBalancerArn": ALB_ARN,
-        "MinimumLoadBalancerCapacity": {"CapacityUnits": 117}}]  # fmt: skip
+        "MinimumLoadBalancerCapacity": {"CapacityUnits": 114}}]  # fmt: skip
     assert change.problem and "failed in ca-central-1a, ca-central-1b" in change.problem
 
 
 def test_nothing_is_asked_while_aws_works_on_a_request(plan) -> None:
     e = election(plan)
     moment = e.lcu_steps[1].at
-    (change,), asked = changes(plan, state(117, "pending", "pending", "pending"), moment)
+    (change,), asked = changes(plan, state(114, "pending", "pending", "pending"), moment)
     assert change.action == "skip" and asked == []
-    assert changes(plan, state(181, "rebalancing"), moment)[1] == []
+    assert changes(plan, state(152, "rebalancing"), moment)[1] == []
 
 
 def test_inside_a_window_only_the_plans_own_decreases_are_made(plan) -> None:
@@ -237,12 +237,12 @@ def test_inside_a_window_only_the_plans_own_decreases_are_made(plan) -> None:
     inside = datetime(2028, 11, 8, 4, tzinfo=UTC)
     (change,), asked = changes(plan, state(600, "provisioned"), inside)  # raised by hand
     assert change.action == "skip" and asked == []
-    down = next(s for s in e.lcu_steps if s.value == 232).at
-    (change,), asked = changes(plan, state(539, "provisioned", decreases=0), down)
+    down = e.lcu_steps[-1]  # once the load has grown the load balancer past the peak
+    (change,), asked = changes(plan, state(306, "provisioned", decreases=0), down.at)
     assert "none left today" in change.detail["reason"]
-    (change,), asked = changes(plan, state(539, "provisioned"), down)
+    (change,), asked = changes(plan, state(306, "provisioned"), down.at)
     assert change.action == "lower" and asked[0]["MinimumLoadBalancerCapacity"] == {
-        "CapacityUnits": 232
+        "CapacityUnits": down.value
     }
 
 
@@ -254,7 +254,7 @@ def test_a_stale_runner_leaves_the_actions_of_events_it_does_not_know(
     every owned action against the calendar)."""
     from planning.settings import load_stack_settings
 
-    prod = load_stack_settings("prod")
+    prod = slow_alb(load_stack_settings("prod"))
     june = datetime(2028, 6, 1, tzinfo=UTC)
     stale = night_plan(plan_events(load_calendar(), prod, "prod", june), prod, "prod")
     assert "us-general-election-20281107" not in {e.key for e in stale.events}
@@ -356,8 +356,8 @@ def test_a_rebalancing_reservation_is_not_asked_to_change(plan) -> None:
     Request Load balancer Capacity Unit reservation for your Application Load Balancer,
     https://docs.aws.amazon.com/elasticloadbalancing/latest/application/request-capacity-unit-reservation.html);
     `rebalancing` is one of the four codes (API reference, CapacityReservationStatus)."""
-    moment = election(plan).lcu_steps[1].at  # the plan wants 181; 117 is rebalancing
-    (change,), asked = changes(plan, state(117, "rebalancing", "provisioned"), moment)
+    moment = election(plan).lcu_steps[1].at  # the plan wants 152; 114 is rebalancing
+    (change,), asked = changes(plan, state(114, "rebalancing", "provisioned"), moment)
     assert change.action == "skip" and asked == []
 
 

@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planning.calendar import Occurrence, load_calendar, parse_calendar
-from planning.capacity import max_with_zone_lost
+from planning.capacity import max_with_zone_lost, origin_requests_per_s
 from planning.event_plan import (
     SCHEDULED_ACTIONS_PER_ASG,
     PlanError,
     Step,
     capacity_units,
+    lcu_used,
     lead_time,
     plan_actions,
     plan_event,
@@ -24,6 +25,8 @@ from planning.event_plan import (
 )
 from planning.settings import load_stack_settings
 from planning.shapes import SHAPES
+from scripts.offline_cloud import stack_config
+from tests.helpers import settings_with
 from tests.planning.test_calendar import ELECTION
 
 PROD = load_stack_settings("prod")
@@ -59,17 +62,71 @@ def test_election_night_plan_for_prod() -> None:
     assert plan.min_size_at(peak[0].start - timedelta(minutes=20)) == 69
     assert plan.min_size_at(peak[0].start - timedelta(minutes=25)) == 57
     assert plan.min_steps[-1] == Step(plan.restore_at, PROD.fleet.min_size)
-    # LCUs: 490 at the peak + 10 % margin, asked for 2 h + the job's hour ahead.
-    assert plan.capacity_units == 539
-    # 2 h and one runner interval (5 min) before the 01:00Z stage that first needs more.
-    assert plan.reserve_alb_at == datetime(2028, 11, 7, 22, 55, tzinfo=UTC)
-    # Down twice, as AWS allows in a day: at 02:00 local to 232, at 04:00 to the standing 100
-    # (no stage after needs more).
-    assert [(f"{s.at:%H:%M}", s.value) for s in plan.lcu_steps[-2:]] == [
-        ("07:00", 232),
-        ("09:00", 100),
-    ]
+    # LCUs: 490 at the peak + 10 % margin, but the night rises at most 3.4x an hour (12 % in
+    # 5 minutes), within the ALB's own 50 % every 5 minutes: nothing reserved above the
+    # standing 100.
+    assert capacity_units(340_000, 6800, PROD, margin_pct=10) == 539
+    assert (plan.capacity_units, plan.reserve_alb_at, plan.lcu_steps) == (100, None, ())
     assert not plan.capped
+
+
+def test_a_night_that_outpaces_the_alb_reserves_its_peak_ahead_and_steps_down_twice() -> None:
+    slow = settings_with(stack_config("prod"), load_balancer__scaling_pct_per_5_min=5)
+    plan = plan_event(occurrence(shape="election-night"), slow)
+    # 5 % every 5 minutes cannot follow 3.4x an hour: it is reserved what it grows from into
+    # the peak's 539 (306, an hour before the peak), asked for 2 h and one runner interval
+    # (5 min) before it must hold.
+    assert plan.capacity_units == 306
+    assert plan.reserve_alb_at is not None and plan.reserve_alb_at < datetime(
+        2028, 11, 8, 1, tzinfo=UTC
+    )
+    values = [s.value for s in plan.lcu_steps]
+    assert sum(b < a for a, b in itertools.pairwise(values)) <= 2  # AWS: two decreases a day
+    assert values[-1] == 100 and plan.lcu_steps[-1].at <= plan.restore_at
+
+
+def test_a_jump_is_reserved_before_it_comes_and_released_once_the_alb_carries_it() -> None:
+    plan = plan_event(occurrence(shape="announcement", duration_h=4), PROD)
+    first, start = plan.stages[0], plan.occurrence.start
+    peak = capacity_units(plan.peak_users, plan.origin_requests_per_s, PROD, margin_pct=10)
+    assert first.lcus_from is not None and first.lcus_from < start
+    assert first.capacity_units == peak
+    assert plan.reservation_at(start - timedelta(minutes=1)) == peak
+    # The crowd decays: the ALB it grew carries it, and the reservation goes back to standing.
+    assert plan.lcu_steps[-1].value == 100 and plan.lcu_steps[-1].at <= first.end
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    multiple=st.integers(min_value=2, max_value=400),
+    shape=st.sampled_from(sorted(SHAPES)),
+    hours=st.integers(1, 12),
+    pct=st.sampled_from([5.0, 20.0, 50.0]),
+)
+def test_the_alb_with_its_reservation_never_falls_behind_the_forecast(
+    multiple: int, shape: str, hours: int, pct: float
+) -> None:
+    """The load balancer as the rehearsal plays it (it carries its reservation, or what it held
+    five minutes before grown by `scaling_pct_per_5_min`), minute by minute under the forecast
+    and the plan's reservation: it never carries less than the forecast uses."""
+    s = settings_with(stack_config("prod"), load_balancer__scaling_pct_per_5_min=pct)
+    plan = plan_event(occurrence(peak_multiple=multiple, shape=shape, duration_h=hours), s)
+    o, base = plan.occurrence, s.capacity.baseline_users
+    duration = (o.end - o.start).total_seconds()
+
+    def uses(moment: datetime) -> float:
+        level = SHAPES[shape].level((moment - o.start).total_seconds() / duration)
+        users = base + (plan.peak_users - base) * level
+        return lcu_used(users, origin_requests_per_s(users, s), s)
+
+    moment = o.start - timedelta(hours=6)
+    held = [max(100.0, uses(moment))] * 5
+    while moment < plan.restore_at:
+        reserved = plan.reservation_at(moment) or 100
+        carries = max(reserved, held[-5] * (1 + pct / 100))
+        assert carries >= uses(moment) - 1e-6, (moment, carries, uses(moment))
+        held.append(max(reserved, min(uses(moment), carries)))
+        moment += timedelta(minutes=1)
 
 
 def test_every_stage_has_its_min_from_its_own_lead_to_its_end() -> None:
@@ -106,7 +163,9 @@ def test_steps_down_follow_the_shape_to_the_restore() -> None:
 
 
 def test_the_reservation_covers_every_stage_ahead_and_decreases_at_most_twice() -> None:
-    plan = plan_event(occurrence(shape="election-night"), PROD)
+    slow = settings_with(stack_config("prod"), load_balancer__scaling_pct_per_5_min=5)
+    plan = plan_event(occurrence(shape="election-night"), slow)
+    assert plan.lcu_steps
     ahead = timedelta(seconds=PROD.prescale.alb_reservation_lead_s) + runner_interval(PROD)
     for stage in plan.stages:
         for moment in (stage.start - ahead, stage.start, stage.end - timedelta(seconds=1)):

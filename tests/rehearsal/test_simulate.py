@@ -30,7 +30,7 @@ from rehearsal.simulate import (
     room_config,
     static_size,
 )
-from tests.helpers import settings_with
+from tests.helpers import SLOW_ALB_PCT, settings_with
 
 STEP = 10
 START = datetime(2028, 11, 7, 21, 0, tzinfo=UTC)
@@ -139,8 +139,16 @@ def test_target_tracking_waits_for_three_datapoints_and_a_published_minute() -> 
     assert group.desired == 6  # proportional: 36,000 requests a minute / 6,000 per target
 
 
-def test_a_raise_late_by_the_slip_still_lands_before_the_curve(prod: Settings) -> None:
+def test_a_raise_late_by_the_slip_still_lands_before_the_curve(prod_config) -> None:
+    """The crowd jumps from baseline to the plan's peak within a step: the load balancer holds
+    it standing (half as much again as the peak uses), so only the raise's timing is on trial."""
     event_start = START + timedelta(hours=2)
+    prod_settings = settings_with(copy.deepcopy(prod_config))
+    stock = event_plan(prod_settings, event_start)
+    standing = math.ceil(
+        lcu_used(stock.peak_users, stock.origin_requests_per_s, prod_settings) * 1.5
+    )
+    prod = settings_with(prod_config, load_balancer__minimum_capacity_units=standing)
     plan = event_plan(prod, event_start)
     assert plan.raise_at == event_start - plan.lead
     peak = users_for(prod, plan.instances_for_peak * 0.98)
@@ -357,26 +365,58 @@ def test_lcus_bill_the_larger_of_reserved_and_used(prod_config) -> None:
     assert static["lcu_hours"] == pytest.approx(floor["lcu_hours"]) == pytest.approx(60)
 
 
+@pytest.mark.parametrize(("standing", "pace"), [(0, 1.0), (0, 0.5), (300, 1.0)])
+def test_a_load_that_outpaces_the_load_balancer_fails_as_its_own_503_until_it_scales(
+    prod_config, standing: int, pace: float
+) -> None:
+    """17,000 users to 170,000 within a step (245 LCUs from 24.5), onto a fleet sized for them
+    all night: with nothing reserved, the load balancer carries 1.5x what it held five minutes
+    before (at half the pace, 1.25x), and the rest fails as its own 503 until it has grown;
+    a standing 300 LCUs carry the jump at once."""
+    s = settings_with(prod_config, load_balancer__minimum_capacity_units=standing)
+    base = float(s.capacity.baseline_users)
+    night = Night("jump", START, STEP, flat(base) + flat(base * 10), None, alb_pace=pace)
+    result = rehearse(night, s, "static-peak")
+    failed = result.series.failed[60:]  # per minute, from the jump
+    m = result.measures
+    if standing:
+        assert sum(failed) == 0 and m["kept_out_bound_pct"] == 0
+        return
+    # 24.5 x 1.5^k >= 245 after k = 6 windows of five minutes (1.25^k: 11).
+    windows = 6 if pace == 1.0 else 11
+    assert failed[0] > 0 and failed[windows * 5 - 6] > 0
+    assert sum(failed[windows * 5 :]) == 0
+    assert m["high_demand"] == pytest.approx(sum(failed), rel=1e-6)  # 503: the page
+    # No room could have let them in faster: the bound holds what the load balancer refused.
+    refused = m["high_demand"] / m["origin_requests"]
+    assert m["kept_out_bound_pct"] == pytest.approx(100 * refused, rel=0.05)
+
+
 def test_a_reservation_held_before_the_night_is_paid_for(prod_config) -> None:
-    """Asked for 6 h + the runner's 5 minutes ahead, election night's reservation starts
-    before the rehearsed night (21:00 UTC): the runner's passes (a minute into each five)
-    raise it to 117 at 18:56, 181, 270, 360 and 450 at 20:56, each half an hour apart."""
-    s = settings_with(prod_config, prescale__alb_reservation_lead_s=6 * 3600)
+    """Asked for 6 h + the runner's 5 minutes ahead, election night's reservation (on a load
+    balancer scaling 5 % every 5 minutes: tests.helpers.slow_alb) starts before the rehearsed
+    night (21:00 UTC): the runner's passes (a minute into each five) raise it to 114 at 18:26,
+    152, 203, 272 and 306 at 20:26, each half an hour apart, and it is paid for from then."""
+    s = settings_with(
+        prod_config,
+        prescale__alb_reservation_lead_s=6 * 3600,
+        load_balancer__scaling_pct_per_5_min=SLOW_ALB_PCT,
+    )
     (election,) = [
         o
         for o in load_calendar().occurrences("prod", START, START + timedelta(2))
         if o.name == "us-general-election"
     ]
     plan = plan_event(election, s)
-    assert plan.reserve_alb_at == datetime(2028, 11, 7, 18, 55, tzinfo=UTC)
+    assert plan.reserve_alb_at == datetime(2028, 11, 7, 18, 25, tzinfo=UTC)
     night = scenario_nights(["event"], plan, s, STEP)[0]
     assert night.start == START
     at_steps, outside = reserved_lcus(night, s, plan)
-    half_hours = sum(level - 100 for level in (117, 181, 270, 360)) / 2
-    assert outside == pytest.approx(half_hours + (450 - 100) * 4 / 60)
-    assert at_steps[0] == 450 and max(at_steps) == plan.capacity_units == 539
-    pass_after_step = 26 * 60 // STEP  # the 21:25 step, applied by the 21:26 pass
-    assert at_steps[pass_after_step - 1] == 450 and at_steps[pass_after_step] == 539
+    half_hours = sum(level - 100 for level in (114, 152, 203, 272)) / 2
+    assert outside == pytest.approx(half_hours + (306 - 100) * 34 / 60)
+    assert at_steps[0] == 306 and max(at_steps) == plan.capacity_units == 306
+    pass_after_step = (6 * 3600 + 60) // STEP  # the 03:00 step, applied by the 03:01 pass
+    assert at_steps[pass_after_step - 1] == 306 and at_steps[pass_after_step] == 100
 
 
 def test_the_request_path_is_priced_per_viewer_request_and_queue_call(prod: Settings) -> None:

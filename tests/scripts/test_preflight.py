@@ -209,8 +209,8 @@ def test_a_default_new_account_is_not_ready(account, ready) -> None:
     assert verdicts(checks)["ec2-vcpus"] == ["FAIL"]
     assert verdicts(checks)["dynamodb-throughput"] == ["FAIL", "FAIL"]
     lam = next(c for c in checks if c.check == "lambda-concurrency")
-    # join 142 + status 189 + inlet 1 + admin 2 + the pre-scale runner 1, and 100 unreserved
-    assert lam.detail.startswith("only 50") and "needs 435" in lam.detail
+    # join 142 + status 300 (prod sets it) + inlet 1 + admin 2 + the runner 1, and 100 unreserved
+    assert lam.detail.startswith("only 50") and "needs 546" in lam.detail
 
 
 def test_lcu_reservation_above_the_quota_fails(account, ready) -> None:

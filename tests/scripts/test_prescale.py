@@ -16,13 +16,27 @@ from planning.calendar import load_calendar
 from planning.event_plan import night_plan, plan_actions, plan_events
 from planning.settings import load_stack_settings
 from rehearsal import model
+from scripts import prescale as job_module
 from scripts.prescale import Services, run
-from tests.helpers import client
+from tests.helpers import client, slow_alb
 
 BEFORE = "2028-10-01T00:00:00Z"  # debates and election ahead
 ELECTION_NIGHT = "2028-11-08T03:00:00Z"  # election under way
 ALB = "arn:aws:elasticloadbalancing:ca-central-1:123456789012:loadbalancer/app/web/0123456789abcdef"
-PROD = load_stack_settings("prod")
+PROD = slow_alb(load_stack_settings("prod"))
+"""The reservation lever needs a night that outpaces the load balancer (tests.helpers)."""
+
+
+@pytest.fixture(autouse=True)
+def _slow_alb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job plans with the same slow load balancer as PROD."""
+
+    def slow(stack: str):
+        return slow_alb(load_stack_settings(stack))
+
+    monkeypatch.setattr(job_module, "load_stack_settings", slow)
+
+
 FIRST_STAGE = "floodgate-us-general-election-20281107-stage-1"
 
 
@@ -266,12 +280,12 @@ def alb(clients):
 
 
 def test_reservation_is_requested_hours_ahead_of_its_stage(clients, web_group, alb) -> None:
-    """17:56 local: the pass asks for the 20:00 stage's 117 LCUs (2 h + 5 min ahead)."""
+    """17:56 local: the pass asks for the 20:00 stage's 152 LCUs (2 h + 5 min ahead)."""
     alb.add_response("describe_capacity_reservation", reservation(100), {"LoadBalancerArn": ALB})
     alb.add_response(
         "modify_capacity_reservation",
-        reservation(117),
-        {"LoadBalancerArn": ALB, "MinimumLoadBalancerCapacity": {"CapacityUnits": 117}},
+        reservation(152),
+        {"LoadBalancerArn": ALB, "MinimumLoadBalancerCapacity": {"CapacityUnits": 152}},
     )
     assert run(args("--alb-arn", ALB, now="2028-11-07T22:56:00Z"), clients) == 1
 
@@ -451,7 +465,7 @@ def test_a_replanned_runner_keeps_every_other_setting_of_its_schedule(
 def test_a_dry_run_with_a_failed_reservation_exits_2(clients, web_group, alb) -> None:
     """Catches the dry run dropping the problems it plans: a reservation AWS reports failed is a
     failure to report (exit 2) even when nothing is asked again."""
-    failed = reservation(117, code="failed")
+    failed = reservation(152, code="failed")
     alb.add_response("describe_capacity_reservation", failed, {"LoadBalancerArn": ALB})
     assert run(args("--dry-run", "--alb-arn", ALB, now="2028-11-07T22:56:00Z"), clients) == 2
     assert clients.calls["ModifyCapacityReservation"] == 0
