@@ -3,8 +3,9 @@
 For each occurrence: peak users -> origin requests/s -> instances at the scaling target ->
 headroom so the peak holds with one zone lost. Capacity follows the event's shape
 (planning/shapes.py) in stages: each stage's MinSize steps up its own lead ahead and down as the
-crowd falls (one scheduled action per change), the LCU reservation steps hours ahead and comes
-down at most twice, then the warm pool and the waiting-room mode, and when to restore.
+crowd falls (one scheduled action per change), the LCU reservation, where the forecast rises
+faster than the ALB scales on its own, steps hours ahead and comes down at most twice, then the
+warm pool and the waiting-room mode, and when to restore.
 Everything is capped by the stack's settings and AWS quotas, and a cap is reported, not hidden.
 """
 

@@ -235,8 +235,8 @@ class _Run:
         self.bound_held = deque(self.alb_held)
         """The same for a load balancer pushed by everyone who wants the site (`_bound`)."""
         self.alb = steady
-        self.peaks: list[tuple[float, float, float]] = []
-        """(minute start, PeakLCUs, RequestCount) of each minute so far with traffic."""
+        self.peaks: deque[tuple[float, float, float]] = deque(maxlen=HEALTH_LOOKBACK_S // 60)
+        """(minute start, PeakLCUs, RequestCount) of the latest minutes with traffic."""
         """LCUs the load balancer can carry this step."""
         self.follows = configured and plan is not None and bool(plan.forecast)
         """The runner follows a night below its forecast (functions/prescale/follow.py)."""
@@ -500,27 +500,31 @@ class _Run:
     def _bound(self, i: int, wanted: float) -> float:
         """The share of the people wanting the site that any room could let in this step (the
         physical bound): what the fleet's max serves, and what a load balancer pushed by the
-        whole crowd could carry (`_alb`'s rule, its load every one it carries)."""
+        whole crowd carries (`_carry`)."""
         most = self.settings.fleet.max_size * self.serves  # the fleet's max, in requests/s
         wants = lcu_used(wanted, self.origin(wanted), self.settings)
-        could = max(self.reserved[i], self.alb_floor, self.alb_growth * self.bound_held[0])
-        share = min(1.0, most / max(self.origin(wanted), 1e-9), could / max(wants, 1e-9))
-        self.bound_held.popleft()
-        self.bound_held.append(max(self.reserved[i], self.alb_floor, wants * share))
-        return share
+        fleet_share = min(1.0, most / max(self.origin(wanted), 1e-9))
+        _, carried = self._carry(self.bound_held, i, wants * fleet_share)
+        return carried / wants if wants > 1e-9 else 1.0
 
     def _alb(self, i: int, used: float, offered: float) -> float:
-        """The load balancer for one step; returns the requests a second it refuses (its own
-        503). It carries its reservation, at least the ordinary evening's LCUs, and what it held
-        ALB_WINDOW_S ago grown by `load_balancer.scaling_pct_per_5_min` (x the night's pace):
-        a load that rises no faster is carried whatever its steps, a faster one is refused
-        what it outran."""
-        self.alb = max(self.reserved[i], self.alb_floor, self.alb_growth * self.alb_held[0])
-        carried = min(used, self.alb)
-        self.alb_held.popleft()
-        self.alb_held.append(max(self.reserved[i], self.alb_floor, carried))
+        """The load balancer for one step (`_carry`); returns the requests a second it refuses
+        (its own 503)."""
+        self.alb, carried = self._carry(self.alb_held, i, used)
         self.minute["peak_lcus"] = max(self.minute["peak_lcus"], carried)
         return offered * (1 - carried / used) if used > 1e-9 else 0.0
+
+    def _carry(self, held: deque[float], i: int, load: float) -> tuple[float, float]:
+        """(LCUs a load balancer holds, LCUs of `load` it carries) this step, given what it
+        `held` (reserved or carried) each step of the last ALB_WINDOW_S, which it records: its
+        reservation, at least the ordinary evening's LCUs, and what it held ALB_WINDOW_S ago
+        grown by `load_balancer.scaling_pct_per_5_min` (x the night's pace). A load that rises
+        no faster is carried whatever its steps; a faster one is refused what it outran."""
+        floor = max(self.reserved[i], self.alb_floor)
+        holds = max(floor, self.alb_growth * held.popleft())
+        carried = min(load, holds)
+        held.append(max(floor, carried))
+        return holds, carried
 
     def _inlet(self, i: int, now: float, room: RoomSim) -> None:
         """The inlet's step: the fleet as it reads it, admissions, the room's next state and
