@@ -273,12 +273,13 @@ def alb_people(config: Config, fleet: Fleet) -> float | None:
     since = max(fleet.load_age_s, 0.0) + 30  # from the minute's start, as `since_load` counts
     holds = max(h.reserved_lcus, h.peak_lcus * pace ** (since / ALB_WINDOW_S))
     per_person = h.peak_lcus / people
-    for minute, peak, requests in h.earlier:
-        if minute == h.at - ALB_WINDOW_S:  # rising since: it grew from that minute's load
-            then = requests / 60 / config.requests_per_instance_per_s
-            per_person = min(per_person, peak / (then * config.sessions_per_instance))
-            if h.peak_lcus >= peak:
-                holds = max(holds, peak * pace)
+    before = {m: (peak, requests) for m, peak, requests in h.earlier}.get(h.at - ALB_WINDOW_S)
+    if before is not None and min(before) > 0:
+        peak, requests = before
+        then = requests / 60 / config.requests_per_instance_per_s * config.sessions_per_instance
+        per_person = min(per_person, peak / then)
+        if h.peak_lcus >= peak:  # rising since: it grew from that minute's load
+            holds = max(holds, peak * pace)
     return holds / per_person
 
 

@@ -194,9 +194,10 @@ class Config:
     """Target 5xx per request (%) in a minute above which the fleet is not healthy (the
     alarms' alarms.target_5xx_rate_pct)."""
     elb_5xx_pct: float = _rule(float, 0.0, 100.0)
-    alb_scaling_pct_per_5_min: float = _rule(float, 0.001, 1000.0)
-    """How fast the ALB scales on its own (% every 5 minutes): the room admits no faster."""
     """The same for the load balancer's own 5xx and 4xx (alarms.alb_5xx_rate_pct)."""
+    alb_scaling_pct_per_5_min: float = _rule(float, 0.001, 1000.0)
+    """How fast the ALB scales on its own (% every 5 minutes): the room admits no faster
+    (load_balancer.scaling_pct_per_5_min)."""
     response_p95_s: float = _rule(float, 0.001)
     """p95 TargetResponseTime (s) above which the fleet is not healthy
     (alarms.response_time_p95_s)."""
