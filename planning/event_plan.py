@@ -63,6 +63,9 @@ class Stage:
     lcus_from: datetime | None = None
     """The first stage only: when its reservation must already hold, if before `start` (the
     ALB must be large before a jump, not at it)."""
+    lcus_until: datetime | None = None
+    """When its reservation may end, if before `end`: ALB_PACE_WINDOW after the last minute
+    the ALB could not have reached alone; by then the load itself has grown it."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ class EventPlan:
     forecast: tuple[Step, ...] = ()
     """Origin requests a minute along the forecast, every FORECAST_SAMPLE_MIN from the raise to
     the restore: the runner follows a night that runs below it (functions/prescale/follow.py)."""
+    standing_lcus: int = 0
+    """The load balancer's standing reservation (`minimum_capacity_units`)."""
 
     @property
     def key(self) -> str:
@@ -138,7 +143,7 @@ class EventPlan:
             max_size=self.max_size,
             min_steps=self.min_steps,
             lcu_steps=self.lcu_steps,
-            needs=tuple(Need(s.start, s.end, s.min_size, s.capacity_units) for s in self.stages),
+            needs=tuple(need for s in self.stages for need in _needs(s, self.standing_lcus)),
             warm_pool=self.warm_pool,
             prepared=self.prepared,
             room=self.waiting_room,
@@ -207,11 +212,16 @@ def capacity_units(
     return math.ceil(lcu_used(users, requests_per_s, settings) * (1 + margin_pct / 100) - 1e-9)
 
 
+ALB_PACE_WINDOW = timedelta(minutes=5)
+"""The window of the ALB's pace: AWS's guidance is to grow a load by at most 50 % every five
+minutes (`load_balancer.scaling_pct_per_5_min`)."""
+
+
 def alb_growth(settings: Settings, seconds: float, pace: float = 1.0) -> float:
     """The factor by which the ALB grows on its own in `seconds` when its load asks it to
     (`load_balancer.scaling_pct_per_5_min` x `pace`, compounded)."""
     pct = settings.load_balancer.scaling_pct_per_5_min * pace
-    return (1 + pct / 100) ** (max(seconds, 0.0) / 300)
+    return (1 + pct / 100) ** (max(seconds, 0.0) / ALB_PACE_WINDOW.total_seconds())
 
 
 def alb_reserve(
@@ -219,32 +229,42 @@ def alb_reserve(
 ) -> dict[datetime, float]:
     """LCUs to reserve, minute by minute, where the forecast rises faster than the ALB scales.
 
-    U(t) is what the forecast uses (plus `lcu_margin_pct`). Walking back from the restore, the
-    ALB must hold A(t) = max(U(t), A(t+1) / g) to grow (g a minute) into what comes; where
-    A(t) > U(t) the traffic cannot have grown it there, so the reservation holds the larger of
-    A(t) and A(t+1) (a jump comes at a minute's first second, not its last). Minutes the ALB
-    keeps up with are absent: a slow rise reserves nothing, a jump its peak before it comes."""
+    U(t) is what the forecast uses (plus `lcu_margin_pct`), F(t) = max(U(t), S) what the ALB
+    holds anyway (S the standing `minimum_capacity_units`, from which it scales too). Walking
+    back from the restore, the ALB must hold A(t) = max(F(t), A(t+1) / g) to grow (g a minute)
+    into what comes; where A(t) > F(t) neither the traffic nor the standing level has grown it
+    there, so the reservation holds the larger of A(t) and A(t+1) (a jump comes at a minute's
+    first second, not its last). Minutes the ALB keeps up with are absent: a slow rise, or a
+    jump the standing level grows into in time, reserves nothing; and so are those before the
+    minute ahead of the first the ALB alone cannot reach, since each stage reserves flat at
+    its most (`Stage.capacity_units`), which covers the walk's lower minutes after it."""
     shape, c = SHAPES[occurrence.spec.shape], settings.capacity
     duration = (occurrence.end - occurrence.start).total_seconds()
     margin = 1 + settings.prescale.lcu_margin_pct / 100
+    standing = float(settings.load_balancer.minimum_capacity_units)
     g = alb_growth(settings, 60)
 
-    def used(moment: datetime) -> float:
+    def held_anyway(moment: datetime) -> float:
         level = shape.level((moment - occurrence.start).total_seconds() / duration)
         users = c.baseline_users + (peak - c.baseline_users) * level
-        return lcu_used(users, origin_requests_per_s(users, settings), settings) * margin
+        used = lcu_used(users, origin_requests_per_s(users, settings), settings) * margin
+        return max(used, standing)
 
     minute = timedelta(minutes=1)
-    moment, ahead = restore_at, used(restore_at)
+    moment, ahead = restore_at, held_anyway(restore_at)
     reserve: dict[datetime, float] = {}
-    while moment > occurrence.start or ahead / g > used(moment - minute) + 1e-9:
+    while moment > occurrence.start or ahead / g > held_anyway(moment - minute) + 1e-9:
         moment -= minute
-        need = used(moment)
-        hold = max(need, ahead / g)
-        if hold > need + 1e-9:
+        floor = held_anyway(moment)
+        hold = max(floor, ahead / g)
+        if hold > floor + 1e-9:
             reserve[moment] = max(hold, ahead)
         ahead = hold
-    return reserve
+    # A stage's reservation is flat at the most it has, so it need not hold before the minute
+    # ahead of the first one the ALB alone cannot reach: it carried every load before that.
+    outruns = (m for m in sorted(reserve) if held_anyway(m + minute) > g * held_anyway(m))
+    outrun = next(outruns, None)
+    return {m: v for m, v in reserve.items() if outrun is not None and m >= outrun}
 
 
 def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
@@ -285,6 +305,7 @@ def plan_event(occurrence: Occurrence, settings: Settings) -> EventPlan:
         slip=timedelta(seconds=settings.prescale.schedule_slip_s),
         baseline_rpm=round(origin_requests_per_s(cap.baseline_users, settings) * 60),
         forecast=_forecast(occurrence, peak, raise_at, restore_at, settings),
+        standing_lcus=settings.load_balancer.minimum_capacity_units,
     )
 
 
@@ -326,8 +347,9 @@ def _stages(
 ) -> tuple[Stage, ...]:
     """The event from its start to its restore in `stage_minutes` stages, each at the highest
     point of the shape (scaled from baseline to the peak, as the rehearsal plays it) within it,
-    reserving the most of `reserve` in it (the first stage also what comes before the start).
-    A raise's lead is the warm one when the pool covers the whole step up."""
+    reserving the most of `reserve` in it (the first stage also what comes before the start)
+    until ALB_PACE_WINDOW after its last reserved minute. A raise's lead is the warm one when
+    the pool covers the whole step up."""
     shape, c, fleet = SHAPES[occurrence.spec.shape], settings.capacity, settings.fleet
     duration = (occurrence.end - occurrence.start).total_seconds()
     length = timedelta(minutes=settings.prescale.stage_minutes)
@@ -348,10 +370,12 @@ def _stages(
         if size > below or not stages:
             override = occurrence.spec.lead_time_s if not stages else None
             lead = lead_time(settings, override, from_warm_pool=size - below <= warm_pool)
-        held = [v for m, v in reserve.items() if begin <= m < end or (not stages and m < begin)]
-        units = max(standing, math.ceil(max(held, default=0.0) - 1e-9))
+        held = {m: v for m, v in reserve.items() if begin <= m < end or (not stages and m < begin)}
+        units = max(standing, math.ceil(max(held.values(), default=0.0) - 1e-9))
         lcus_from = min(before) if before and not stages and units > standing else None
-        stages.append(Stage(begin, end, users, size, units, lead, lcus_from))
+        until = max(held, default=begin) + timedelta(minutes=1) + ALB_PACE_WINDOW
+        lcus_until = until if units > standing and until < end else None
+        stages.append(Stage(begin, end, users, size, units, lead, lcus_from, lcus_until))
         begin, below = end, size
     return tuple(stages)
 
@@ -381,7 +405,8 @@ def _reservation_steps(
 ) -> tuple[Step, ...]:
     """Reservation steps: each stage's LCUs asked for `alb_reservation_lead_s` plus one runner
     interval ahead (the runner passes every `run_every_minutes`; AWS fulfils most requests in
-    minutes, some in "up to a few hours"), and at most two decreases, the last one back to the
+    minutes, some in "up to a few hours") and held until its `lcus_until`, with at most two
+    decreases, the last one back to the
     standing level by the restore: AWS allows two a day ("you can only decrease the reserved
     capacity two times per day", ELB user guide, request LCU reservation). The decreases go
     where they save the most LCU-hours; the level never falls below what a stage asks for."""
@@ -389,7 +414,10 @@ def _reservation_steps(
     ahead = timedelta(seconds=p.alb_reservation_lead_s) + runner_interval(settings)
     standing = settings.load_balancer.minimum_capacity_units
     wanted = _steps(
-        [((s.lcus_from or s.start) - ahead, s.end, s.capacity_units) for s in stages],
+        [
+            ((s.lcus_from or s.start) - ahead, s.lcus_until or s.end, s.capacity_units)
+            for s in stages
+        ],
         standing,
         restore_at,
     )
@@ -398,6 +426,17 @@ def _reservation_steps(
     last = len(wanted) - 1
     options = [_held(wanted, {cut, last}) for cut in range(last + 1)]
     return min(options, key=lambda steps: _unit_hours(steps, restore_at))
+
+
+def _needs(stage: Stage, standing_lcus: int) -> tuple[Need, ...]:
+    """What must be in service while `stage` runs: its LCUs until its `lcus_until`, the
+    standing level after it."""
+    if stage.lcus_until is None:
+        return (Need(stage.start, stage.end, stage.min_size, stage.capacity_units),)
+    return (
+        Need(stage.start, stage.lcus_until, stage.min_size, stage.capacity_units),
+        Need(stage.lcus_until, stage.end, stage.min_size, standing_lcus),
+    )
 
 
 def runner_interval(settings: Settings) -> timedelta:

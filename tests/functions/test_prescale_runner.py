@@ -218,18 +218,18 @@ def changes(plan: NightPlan, reported: dict, moment: datetime):
 def test_a_failed_reservation_is_asked_again_and_reported(plan) -> None:
     e = election(plan)
     moment = e.lcu_steps[0].at + timedelta(minutes=10)
-    (change,), asked = changes(plan, state(114, "failed", "failed", "provisioned"), moment)
+    (change,), asked = changes(plan, state(152, "failed", "failed", "provisioned"), moment)
     assert change.action == "retry" and asked == [{"LoadBalancerArn": ALB_ARN,
-        "MinimumLoadBalancerCapacity": {"CapacityUnits": 114}}]  # fmt: skip
+        "MinimumLoadBalancerCapacity": {"CapacityUnits": 152}}]  # fmt: skip
     assert change.problem and "failed in ca-central-1a, ca-central-1b" in change.problem
 
 
 def test_nothing_is_asked_while_aws_works_on_a_request(plan) -> None:
     e = election(plan)
     moment = e.lcu_steps[1].at
-    (change,), asked = changes(plan, state(114, "pending", "pending", "pending"), moment)
+    (change,), asked = changes(plan, state(152, "pending", "pending", "pending"), moment)
     assert change.action == "skip" and asked == []
-    assert changes(plan, state(152, "rebalancing"), moment)[1] == []
+    assert changes(plan, state(203, "rebalancing"), moment)[1] == []
 
 
 def test_inside_a_window_only_the_plans_own_decreases_are_made(plan) -> None:
@@ -356,8 +356,8 @@ def test_a_rebalancing_reservation_is_not_asked_to_change(plan) -> None:
     Request Load balancer Capacity Unit reservation for your Application Load Balancer,
     https://docs.aws.amazon.com/elasticloadbalancing/latest/application/request-capacity-unit-reservation.html);
     `rebalancing` is one of the four codes (API reference, CapacityReservationStatus)."""
-    moment = election(plan).lcu_steps[1].at  # the plan wants 152; 114 is rebalancing
-    (change,), asked = changes(plan, state(114, "rebalancing", "provisioned"), moment)
+    moment = election(plan).lcu_steps[1].at  # the plan wants 203; 152 is rebalancing
+    (change,), asked = changes(plan, state(152, "rebalancing", "provisioned"), moment)
     assert change.action == "skip" and asked == []
 
 

@@ -89,11 +89,34 @@ def test_a_jump_is_reserved_before_it_comes_and_released_once_the_alb_carries_it
     plan = plan_event(occurrence(shape="announcement", duration_h=4), PROD)
     first, start = plan.stages[0], plan.occurrence.start
     peak = capacity_units(plan.peak_users, plan.origin_requests_per_s, PROD, margin_pct=10)
-    assert first.lcus_from is not None and first.lcus_from < start
+    # The standing 100 LCUs carried the evening: the reservation holds from the minute before
+    # the first the ALB could not reach alone (a minute's load comes at its first second), not
+    # from where a walk back from the peak meets the standing level (8 minutes before it).
+    assert first.lcus_from in (None, start - timedelta(minutes=1))
+    ahead = timedelta(seconds=PROD.prescale.alb_reservation_lead_s) + runner_interval(PROD)
+    assert plan.reserve_alb_at == (first.lcus_from or start) - ahead
     assert first.capacity_units == peak
     assert plan.reservation_at(start - timedelta(minutes=1)) == peak
-    # The crowd decays: the ALB it grew carries it, and the reservation goes back to standing.
-    assert plan.lcu_steps[-1].value == 100 and plan.lcu_steps[-1].at <= first.end
+    # The crowd decays: five minutes after the last minute the ALB could not have reached
+    # alone, the load has grown it, and the reservation goes back to standing mid-stage.
+    assert first.lcus_until is not None and start < first.lcus_until < first.end
+    assert plan.reservation_at(first.lcus_until - timedelta(minutes=1)) == peak
+    assert plan.lcu_steps[-1] == Step(first.lcus_until, 100)
+    # What the runner holds the stage to (its shortfall alarm) follows the same release.
+    levers = plan.levers
+    assert [levers.need_at(m).lcus for m in (start, first.lcus_until)] == [peak, 100]  # type: ignore[union-attr]
+    assert levers.need_at(first.lcus_until).instances == first.min_size  # type: ignore[union-attr]
+
+
+def test_a_jump_the_standing_level_grows_into_reserves_nothing() -> None:
+    """The ALB scales from its standing reservation too: a jump it grows into within a minute
+    (8 % at 50 % every 5 minutes) needs no reservation; the same jump from nothing does."""
+    night = occurrence(shape="announcement", duration_h=4)
+    peak = plan_event(night, PROD).capacity_units
+    near = settings_with(stack_config("prod"), load_balancer__minimum_capacity_units=peak - 5)
+    assert plan_event(night, near).lcu_steps == ()
+    bare = settings_with(stack_config("prod"), load_balancer__minimum_capacity_units=0)
+    assert plan_event(night, bare).capacity_units == peak
 
 
 @settings(max_examples=60, deadline=None)
@@ -168,7 +191,8 @@ def test_the_reservation_covers_every_stage_ahead_and_decreases_at_most_twice() 
     assert plan.lcu_steps
     ahead = timedelta(seconds=PROD.prescale.alb_reservation_lead_s) + runner_interval(PROD)
     for stage in plan.stages:
-        for moment in (stage.start - ahead, stage.start, stage.end - timedelta(seconds=1)):
+        held_to = (stage.lcus_until or stage.end) - timedelta(seconds=1)
+        for moment in (stage.start - ahead, stage.start, held_to):
             if moment < plan.restore_at and stage.capacity_units > 100:
                 assert (plan.reservation_at(moment) or 0) >= stage.capacity_units, moment
     values = [s.value for s in plan.lcu_steps]
@@ -336,7 +360,7 @@ def test_every_stage_is_covered_from_its_lead_and_its_reservation_ahead(
             assert base + (plan.peak_users - base) * level <= stage.users
         for moment in (stage.start - stage.lead, stage.start, stage.end - last):
             assert (plan.min_size_at(moment) or PROD.fleet.min_size) >= stage.min_size
-        for moment in (stage.start - ahead, stage.start, stage.end - last):
+        for moment in (stage.start - ahead, stage.start, (stage.lcus_until or stage.end) - last):
             assert (plan.reservation_at(moment) or 100) >= stage.capacity_units
     for steps, rest in ((plan.min_steps, PROD.fleet.min_size), (plan.lcu_steps, 100)):
         values = [s.value for s in steps]

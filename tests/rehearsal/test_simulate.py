@@ -395,8 +395,8 @@ def test_a_load_that_outpaces_the_load_balancer_fails_as_its_own_503_until_it_sc
 def test_a_reservation_held_before_the_night_is_paid_for(prod_config) -> None:
     """Asked for 6 h + the runner's 5 minutes ahead, election night's reservation (on a load
     balancer scaling 5 % every 5 minutes: tests.helpers.slow_alb) starts before the rehearsed
-    night (21:00 UTC): the runner's passes (a minute into each five) raise it to 114 at 18:26,
-    152, 203, 272 and 306 at 20:26, each half an hour apart, and it is paid for from then."""
+    night (21:00 UTC): the runner's passes (a minute into each five) raise it to 152 at 18:56,
+    203, 272 and 306 at 20:26, each half an hour apart, and it is paid for from then."""
     s = settings_with(
         prod_config,
         prescale__alb_reservation_lead_s=6 * 3600,
@@ -408,14 +408,16 @@ def test_a_reservation_held_before_the_night_is_paid_for(prod_config) -> None:
         if o.name == "us-general-election"
     ]
     plan = plan_event(election, s)
-    assert plan.reserve_alb_at == datetime(2028, 11, 7, 18, 25, tzinfo=UTC)
+    assert plan.reserve_alb_at == datetime(2028, 11, 7, 18, 55, tzinfo=UTC)
     night = scenario_nights(["event"], plan, s, STEP)[0]
     assert night.start == START
     at_steps, outside = reserved_lcus(night, s, plan)
-    half_hours = sum(level - 100 for level in (114, 152, 203, 272)) / 2
+    half_hours = sum(level - 100 for level in (152, 203, 272)) / 2
     assert outside == pytest.approx(half_hours + (306 - 100) * 34 / 60)
     assert at_steps[0] == 306 and max(at_steps) == plan.capacity_units == 306
-    pass_after_step = (6 * 3600 + 60) // STEP  # the 03:00 step, applied by the 03:01 pass
+    # Released at 02:47 (5 minutes after the last minute the ALB could not reach alone),
+    # applied by the 02:51 pass.
+    pass_after_step = (5 * 3600 + 51 * 60) // STEP
     assert at_steps[pass_after_step - 1] == 306 and at_steps[pass_after_step] == 100
 
 

@@ -370,10 +370,11 @@ def test_vcpus_are_counted_at_the_largest_instance_type(account, ready) -> None:
 
 
 def test_the_lcu_quota_is_checked_against_the_largest_planned_reservation(ready) -> None:
-    """Election night asks for more than prod's standing 100 LCUs: the quota must hold that."""
-    largest, last_end = planned_needs(ready, "prod", datetime(2028, 10, 1, tzinfo=UTC))
+    """The 2027 levels plan (a jump) asks for more than prod's standing 100 LCUs: the quota
+    must hold that."""
+    largest, last_end = planned_needs(ready, "prod", datetime(2027, 10, 1, tzinfo=UTC))
     assert largest > ready.load_balancer.minimum_capacity_units == 100
-    assert last_end is not None and last_end > datetime(2028, 11, 7, tzinfo=UTC)
+    assert last_end is not None and last_end > datetime(2027, 11, 1, tzinfo=UTC)
 
 
 # The shape of AWS's managed CloudFrontReadOnlyAccess (AWS Managed Policy Reference): Describe,

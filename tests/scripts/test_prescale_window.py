@@ -93,11 +93,12 @@ def test_the_job_keeps_the_whole_window_and_lets_aws_restore(night) -> None:
         # The window opens at 17:40 local, with the first stage's raise 1 h ahead.
         ("window", e.raise_at, (6, 6, 120), True, True, 18, 100, True),
         # The reservation's first step: 2 h + the runner's 5 min before the 01:00 stage.
-        ("first LCU step", e.lcu_steps[0].at, (6, 6, 120), True, True, 18, 114, True),
+        ("first LCU step", e.lcu_steps[0].at, (6, 6, 120), True, True, 18, 152, True),
         # AWS runs the first stage 90 s late: the job raises the group itself meanwhile.
         ("first stage", step[8], (8, 8, 120), True, True, 18, 272, True),
-        # The reservation's one decrease of the night: at 03:00Z the load has grown the load
-        # balancer to what the peak needs (it scales 5 % every 5 minutes here: slow_alb).
+        # The reservation's one decrease of the night: at 02:47Z, five minutes after the last
+        # minute it could not have reached alone, the load has grown the load balancer to what
+        # the peak needs (it scales 5 % every 5 minutes here: slow_alb).
         ("peak stage", step[69], (69, 69, 120), False, True, 18, 100, True),
         ("inside", nov8 + 4 * 60 * minute, (69, 69, 120), False, True, 18, 100, True),
         # Stepping down lowers MinSize only: desired is target tracking's (moto has none).
