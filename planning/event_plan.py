@@ -406,10 +406,10 @@ def _reservation_steps(
     """Reservation steps: each stage's LCUs asked for `alb_reservation_lead_s` plus one runner
     interval ahead (the runner passes every `run_every_minutes`; AWS fulfils most requests in
     minutes, some in "up to a few hours") and held until its `lcus_until`, with at most two
-    decreases, the last one back to the
-    standing level by the restore: AWS allows two a day ("you can only decrease the reserved
-    capacity two times per day", ELB user guide, request LCU reservation). The decreases go
-    where they save the most LCU-hours; the level never falls below what a stage asks for."""
+    decreases, the last one back to the standing level by the restore: AWS allows two a day
+    ("you can only decrease the reserved capacity two times per day", ELB user guide, request
+    LCU reservation). The decreases go where they save the most LCU-hours; the level never
+    falls below what a stage asks for."""
     p = settings.prescale
     ahead = timedelta(seconds=p.alb_reservation_lead_s) + runner_interval(settings)
     standing = settings.load_balancer.minimum_capacity_units
