@@ -320,6 +320,17 @@ def test_the_high_demand_page_never_refreshes_on_its_own(browser, site):
     assert axe_violations(page) == []
 
 
+def test_the_high_demand_page_tells_a_failed_form_it_was_not_received(browser, site):
+    """The page answers any request the origin failed, a form's POST included (CloudFront fails
+    over only GET, HEAD and OPTIONS): it never claims a submission was kept, in either language."""
+    base, _ = site
+    page = open_page(browser, base + "/high-demand/index.html", fake_clock=False)
+    english = page.inner_text("section[lang=en]")
+    french = page.inner_text("section[lang=fr]")
+    assert "it was not received" in english and "has been lost" not in english
+    assert "il n’a pas été reçu" in french and "perdu" not in french
+
+
 # -- languages, widths, accessibility -------------------------------------------------------
 
 
