@@ -727,7 +727,9 @@ def _by_service(capacity: dict[str, float], path: dict[str, float]) -> dict[str,
 
 
 def _floor(night: Night, settings: Settings) -> Result:
-    """Capacity that follows the wanted crowd exactly, step by step: nothing fails."""
+    """Capacity that follows the wanted crowd exactly, step by step, never below one instance
+    per zone (the least a multi-zone stack runs: fewer and a zone's loss takes the site down;
+    below that a stack's ordinary evening alone would read as over budget): nothing fails."""
 
     def origin(users: float) -> float:
         return origin_requests_per_s(users, settings, night.edge_cache)
@@ -735,7 +737,8 @@ def _floor(night: Night, settings: Settings) -> Result:
     rate = settings.fleet.requests_per_instance_per_s / night.cost
     session_s = settings.admission.session_minutes * 60
     _, wanted = arrivals(night.users, night.step_s, session_s, night.stays)
-    needed = [math.ceil(origin(w) / rate - 1e-9) for w in wanted]
+    zones = len(settings.network.zones)
+    needed = [max(math.ceil(origin(w) / rate - 1e-9), zones) for w in wanted]
     hours = sum(needed) * night.step_s / 3600
     lcu_hours = sum(lcu_used(w, origin(w), settings) for w in wanted) * night.step_s / 3600
     per_minute = max(1, model.METRIC_PERIOD_S // night.step_s)

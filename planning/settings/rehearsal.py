@@ -78,8 +78,9 @@ class RehearsalSettings(_Model):
     let in: the rehearsal's `bound %`). On a night within the max the bound is 0."""
     max_cost_vs_floor: float = Field(default=2.0, ge=1)
     """The night's cost (instances, warm-pool volumes, LCUs reserved or used) over the cost of
-    capacity that follows demand exactly (instances at their full rate, LCUs used): one zone
-    of headroom is 1.5x in itself with three zones, so staging along the shape leaves little."""
+    capacity that follows demand exactly (instances at their full rate, never fewer than one
+    per zone; LCUs used): one zone of headroom is 1.5x in itself with three zones, so staging
+    along the shape leaves little."""
     max_cost_vs_floor_below_forecast: float = Field(default=2.5, ge=1)
     """max_cost_vs_floor on the night at half the forecast (`half-forecast`): the plan held
     capacity for twice the crowd that came."""

@@ -31,13 +31,11 @@ def test_the_stack_keeps_its_promise_on_election_night(stack: str) -> None:
     nights = scenario_nights(gated, plan, s, s.admission.step_s)
     judged = rehearse_all(nights, s, ("configured",))
     found = breaches(judged, s.rehearsal)
-    assert [str(b) for b in found if b.kind == "people"] == []  # the stack's own budget
-    if stack == "prod":
-        # The runner follows a night below its forecast (functions/prescale/follow.py) and the
-        # night rises slower than the load balancer scales: the real 2016 night and half the
-        # forecast cost 1.57x and 1.71x the floor (2.30x and 3.20x when the plan held its
-        # forecast all night and reserved the LCUs its peak uses).
-        assert [str(b) for b in found] == []
+    # The stack's own budget, cost included. The runner follows a night below its forecast
+    # (functions/prescale/follow.py) and the night rises slower than the load balancer scales:
+    # on prod the real 2016 night and half the forecast cost 1.57x and 1.71x the floor (2.30x
+    # and 3.20x when the plan held its forecast all night and reserved the LCUs its peak uses).
+    assert [str(b) for b in found] == []
     results = {r.scenario: r for r in judged}
     counted = s.capacity.public_page_pct > 0  # edge-uncached plays only what the plan counts on
     assert set(results) == set(gated) - (set() if counted else {"edge-uncached"})
@@ -77,10 +75,10 @@ def test_every_night_on_the_calendar_within_a_year_fails_nobody(stack: str) -> N
         nights = scenario_nights(EVENT_SCENARIOS, plan, s, s.admission.step_s)
         judged = rehearse_all(nights, s, ("configured",))
         found = breaches(judged, s.rehearsal)
-        # Cost too on prod: the 2027 levels plan, a jump reserved from the minute before it and
-        # released 5 minutes after, costs 2.48x the floor at half its forecast (limit 2.5x).
-        judged_kinds = ("people", "cost") if stack == "prod" else ("people",)
-        assert [str(b) for b in found if b.kind in judged_kinds] == [], occurrence.key
+        # Cost too: the 2027 levels plan, a jump reserved from the minute before it and
+        # released 5 minutes after, costs 2.48x the floor at half its forecast on prod (limit
+        # 2.5x), 2.08x on staging.
+        assert [str(b) for b in found] == [], occurrence.key
 
 
 BEYOND_MAX = ("climb-36x-cpu-2x",)

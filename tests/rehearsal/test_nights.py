@@ -96,6 +96,17 @@ def test_costlier_requests_halve_what_an_instance_serves(prod: Settings) -> None
     assert dear.measures["instance_hours"] == pytest.approx(2 * cheap.measures["instance_hours"])
 
 
+def test_the_floor_runs_one_instance_per_zone_however_quiet_the_night(prod: Settings) -> None:
+    """A stack spread over three zones runs at least three instances (fewer and one zone's loss
+    takes the site down): the floor too, so a night the group's minimum already serves is not
+    read as a plan over budget. Above that, the floor follows the demand."""
+    zones = len(prod.network.zones)
+    quiet = rehearse(Night("x", START, STEP, flat(users_for(prod, 1), 2), None), prod, "floor")
+    assert quiet.measures["instance_hours"] == pytest.approx(zones * 2)
+    busy = rehearse(Night("x", START, STEP, flat(users_for(prod, 10), 2), None), prod, "floor")
+    assert busy.measures["instance_hours"] == pytest.approx(10 * 2, rel=0.01)
+
+
 def test_a_silent_instance_fails_as_cloudfront_s_timeout_not_as_a_target_5xx(
     prod: Settings, prod_config: dict[str, Any]
 ) -> None:
