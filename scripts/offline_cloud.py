@@ -9,6 +9,7 @@ its shape and values come from; nothing else in the project invents cloud data.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -29,6 +30,17 @@ from planning.settings import PROJECT, STACKS_DIR
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "__main__.py"
 SECRET = "[secret]"
+"""A secret value whose digest is not shown (a plan diff's side of a changed secret)."""
+SALT_ENV = "FLOODGATE_PLAN_SALT"
+"""The key of each secret's digest in a plan; unset, a fixed one. Offline, every secret is a
+mock's value (a RandomPassword's result) or a stack file's ciphertext, so a digest reveals
+nothing; a team whose plans hold real values sets it from a CI secret, so the digests in a PR
+comment cannot be checked against guesses (the same key on both sides of a diff)."""
+_DEFAULT_SALT = "floodgate-offline-plan"
+_MARK = re.compile(r"\[secret [0-9a-f]{12}\]")
+_SHORTEST_SECRET = 8
+"""A shorter secret string is not looked for inside a secret structure's other strings (it
+would mask ordinary words); the structure is then masked whole."""
 
 INVOKE_RESULTS: dict[str, dict[str, Any]] = {
     # EC2 DescribeManagedPrefixLists for the CloudFront origin-facing list. AWS publishes one
@@ -204,14 +216,16 @@ class Registration:
         """Inputs with secrets unwrapped, for tests that check what a secret carries."""
         return reveal(self.inputs)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, secrets: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The plan's record: inputs with secrets as digests (`secret_mark`); inside a property
+        made secret as a whole, only the `secrets` strings it holds are masked."""
         return {
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
             "parent": self.parent,
             "aliases": list(self.aliases),
-            "inputs": _plain(self.inputs),
+            "inputs": _plain(self.inputs, secrets),
         }
 
 
@@ -319,11 +333,23 @@ class OfflineRun:
     def children(self, urn: str | None) -> list[Registration]:
         return [r for r in self.registrations if r.parent == urn]
 
+    def secret_strings(self) -> frozenset[str]:
+        """Every secret string the run saw, in any resource's inputs or mocked outputs (a
+        RandomPassword's result, a secret config value): what a secret structure is masked by."""
+        found: set[str] = set()
+        for r in self.registrations:
+            _collect_secrets(r.inputs, found)
+            _collect_secrets(r.outputs, found)
+        return frozenset(found)
+
     def plan_document(self) -> dict[str, Any]:
+        secrets = self.secret_strings()
         return {
             "stack": self.stack,
             "project": PROJECT,
-            "resources": [r.to_json() for r in sorted(self.registrations, key=lambda r: r.urn)],
+            "resources": [
+                r.to_json(secrets) for r in sorted(self.registrations, key=lambda r: r.urn)
+            ],
         }
 
     def plan_json(self) -> str:
@@ -377,15 +403,70 @@ def run_offline(
     return run
 
 
-def _plain(value: Any) -> Any:
-    """Inputs as JSON: secrets masked, file assets as repo-relative path and content hash
-    (build archives, absent offline, by path only), keys sorted later."""
+def secret_mark(value: Any) -> str:
+    """`[secret <12 hex>]`: the first 48 bits of the value's HMAC-SHA256 under the plan's salt
+    (SALT_ENV). A change to the secret changes its mark; the value cannot be read from it."""
+    salt = os.environ.get(SALT_ENV) or _DEFAULT_SALT
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    digest = hmac.new(salt.encode(), text.encode(), hashlib.sha256).hexdigest()
+    return f"[secret {digest[:12]}]"
+
+
+def is_secret(value: Any) -> bool:
+    """`value` is a masked secret: SECRET or a `secret_mark`."""
+    return isinstance(value, str) and (value == SECRET or _MARK.fullmatch(value) is not None)
+
+
+def _collect_secrets(value: Any, into: set[str]) -> None:
+    """The strings held secret at any depth of `value` (a secret scalar, not a structure)."""
     if rpc.is_rpc_secret(value):
-        return SECRET
+        inner = rpc.unwrap_rpc_secret(value)
+        if isinstance(inner, str):
+            into.add(inner)
+        _collect_secrets(inner, into)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _collect_secrets(v, into)
+    elif isinstance(value, list):
+        for v in value:
+            _collect_secrets(v, into)
+
+
+def _masked_inside(value: Any, secrets: list[str]) -> tuple[Any, bool]:
+    """`value` (revealed) with each of `secrets` inside its strings replaced by its mark, and
+    whether any was found."""
+    if isinstance(value, str):
+        found = False
+        for secret in secrets:
+            if secret in value:
+                value, found = value.replace(secret, secret_mark(secret)), True
+        return value, found
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        pairs = {k: _masked_inside(v, secrets) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(f for _, f in pairs.values())
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        items = [_masked_inside(v, secrets) for v in value]
+        return [v for v, _ in items], any(f for _, f in items)
+    return value, False
+
+
+def _plain(value: Any, secrets: frozenset[str] = frozenset()) -> Any:
+    """Inputs as JSON: secrets as their marks, file assets as repo-relative path and content
+    hash (build archives, absent offline, by path only), keys sorted later. A property secret
+    as a whole (Pulumi marks a whole list secret when one element holds a secret, as the
+    distribution's `origins` with the origin-verify header) keeps its structure and shows all
+    but the secret strings in it; one in which none is found is masked whole."""
+    if rpc.is_rpc_secret(value):
+        inner = reveal(value)
+        if not isinstance(inner, dict | list):
+            return secret_mark(inner)
+        longest = sorted((s for s in secrets if len(s) >= _SHORTEST_SECRET), key=len, reverse=True)
+        masked, found = _masked_inside(inner, longest)
+        return _plain(masked) if found else secret_mark(inner)
+    if isinstance(value, dict):
+        return {k: _plain(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, secrets) for v in value]
     if isinstance(value, pulumi.FileAsset):
         # The content hash is what makes a code change show in a plan diff, as it does in
         # `pulumi preview`; the path alone would not change.

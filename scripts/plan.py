@@ -4,8 +4,9 @@ Usage: python -m scripts.plan --stack prod [--out build] [--diff BASE.json]
 
 No Pulumi CLI, no credentials, no network. Prints the component tree with each component's
 resources and the stack's key settings, and writes build/plan-<stack>.json: every resource
-with its inputs as the engine receives them (camelCase), secrets shown as "[secret]", sorted
-by URN so that two plans diff cleanly. Exit codes: 0 planned, 2 invalid settings or stack.
+with its inputs as the engine receives them (camelCase), each secret as a mark ("[secret
+<digest>]", the structure around it kept), sorted by URN so that two plans diff cleanly.
+Exit codes: 0 planned, 2 invalid settings or stack.
 
 With `--diff BASE.json` it prints instead a Markdown summary of what the working tree changes
 relative to BASE.json (see scripts/plan_diff.py), also written to build/plan-diff-<stack>.md.

@@ -14,8 +14,10 @@ and recreates it (https://www.pulumi.com/docs/iac/concepts/resources/options/ali
 
 A changed input is shown at its nested path (`a.b[2].c`) as before -> after; lists are aligned
 element by element, and JSON documents held in strings (IAM policies, dashboards) are compared
-inside. A value that is secret on either side is shown only as "[secret]". Exit codes: 0 no
-change, 1 changes, 2 error.
+inside. Plans hold each secret as a mark (`[secret <digest>]`, scripts/offline_cloud.py) and,
+inside a property secret as a whole (the distribution's `origins`), everything but the secret
+itself: a value that is secret on either side is shown only as "[secret]", and one whose mark
+differs as "[secret, changed]". Exit codes: 0 no change, 1 changes, 2 error.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ if not __package__:  # run by path (`python scripts/plan_diff.py`): make the pro
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planning import clock
-from scripts.offline_cloud import ROOT, SECRET
+from scripts.offline_cloud import ROOT, SECRET, is_secret
+
+SECRET_CHANGED = "[secret, changed]"
+"""A secret whose digest differs between the plans: it changed, and neither value is shown."""
 
 # GitHub refuses comments over 65,536 characters; leave room for the workflow's own header.
 COMMENT_LIMIT_CHARS = 60_000
@@ -280,10 +285,11 @@ def _pair_moves(added: list[Resource], removed: list[Resource]) -> list[Moved]:
 def _changes(before: Any, after: Any, path: str) -> Iterator[Change]:
     if before == after:
         return
-    if SECRET in (before, after):
+    if is_secret(before) or is_secret(after):
         # Never show a value next to its secret counterpart: a value that became secret may be
-        # the very leak being fixed.
-        yield Change(path, _mask(before), _mask(after))
+        # the very leak being fixed. Two different marks: the secret itself changed.
+        changed = is_secret(before) and is_secret(after)
+        yield Change(path, _mask(before), SECRET_CHANGED if changed else _mask(after))
     elif isinstance(before, dict) and isinstance(after, dict):
         for key in sorted(before.keys() | after.keys()):
             yield from _changes(before.get(key, ABSENT), after.get(key, ABSENT), _join(path, key))
@@ -367,8 +373,8 @@ def _title(resource: Resource) -> str:
 def _value(value: Any) -> str:
     if value is ABSENT:
         return "*(absent)*"
-    if value == SECRET:
-        return _code(SECRET)
+    if value in (SECRET, SECRET_CHANGED):
+        return _code(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # the engine carries every number as a double: 120.0 means 120
     text = json.dumps(value, sort_keys=True, ensure_ascii=False)

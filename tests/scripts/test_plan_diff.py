@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi.runtime import rpc
 
-from scripts import plan, plan_diff
-from scripts.offline_cloud import ROOT, SECRET
+from scripts import offline_cloud, plan, plan_diff
+from scripts.offline_cloud import ROOT, SECRET, is_secret, run_offline, stack_config
 from scripts.plan_diff import ABSENT, Change, PlanDiffError, compare, to_markdown
-from tests.helpers import stack_run
+from tests.helpers import stack_run, with_setting
 
 GOLDEN = Path(__file__).parent / "golden"
 STACK = "urn:pulumi:prod::floodgate::"
@@ -408,3 +409,72 @@ def test_plans_of_different_projects_are_refused() -> None:
     other = base_plan() | {"project": "other"}
     with pytest.raises(PlanDiffError, match=r"floodgate/prod and the new plan of other/prod"):
         compare(base_plan(), other)
+
+
+DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+ORIGIN_FIELDS = {
+    "load_balancer.origin_domain_name": ("origin.elsewhere.example.ca", "domainName"),
+    "edge.origin_read_timeout_s": (45, "customOriginConfig.originReadTimeout"),
+    "edge.origin_connection_timeout_s": (5, "connectionTimeout"),
+    "edge.origin_connection_attempts": (2, "connectionAttempts"),
+}
+"""Each setting the distribution's load-balancer origins carry, a new value, and where the
+origin holds it. `origins` is secret as a whole (its custom header carries the origin-verify
+secret): the plan must still show each of them change."""
+
+
+def _plan_with(setting: str, value: Any) -> dict[str, Any]:
+    config = copy.deepcopy(stack_config("prod"))
+    return run_offline("prod", with_setting(config, setting, value)).plan_document()
+
+
+@pytest.mark.parametrize("setting", sorted(ORIGIN_FIELDS))
+def test_a_change_inside_the_secret_origins_shows_in_the_diff(setting: str) -> None:
+    value, field = ORIGIN_FIELDS[setting]
+    diff = compare(stack_run("prod").plan_document(), _plan_with(setting, value))
+    (cdn,) = [r for r in diff.changed if r.resource.type == DISTRIBUTION]
+    changed = {c.path: c for c in cdn.changes}
+    at = [path for path in changed if path.startswith("origins[") and path.endswith(field)]
+    assert at, (setting, sorted(changed))
+    assert all(changed[path].after == value for path in at)  # 45.0 == 45: the engine's doubles
+    assert not any(is_secret(c.before) for c in changed.values())  # shown, not masked
+
+
+def test_a_changed_secret_shows_as_changed_and_never_as_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another origin-verify value and other signing keys: every place that holds them says
+    "[secret, changed]" (the header inside `origins`, the listener rule's condition, the
+    secret versions), nothing else in those resources changes, and no value appears."""
+    base = stack_run("prod").plan_document()
+    computed = offline_cloud._computed
+
+    def rotated(typ: str, name: str, inputs: dict[str, Any], region: str) -> Any:
+        resource_id, out = computed(typ, name, inputs, region)
+        return resource_id, {
+            k: rpc.wrap_rpc_secret(rpc.unwrap_rpc_secret(v) + "-rotated")
+            if rpc.is_rpc_secret(v) else v
+            for k, v in out.items()
+        }  # fmt: skip
+
+    monkeypatch.setattr(offline_cloud, "_computed", rotated)
+    head = run_offline("prod", stack_config("prod")).plan_document()
+    text = json.dumps(head)
+    assert "offline-" not in text and "rotated" not in text
+    changes = [(r.resource.type, c) for r in compare(base, head).changed for c in r.changes]
+    assert {c.after for _, c in changes} == {plan_diff.SECRET_CHANGED}
+    paths = {(t.split(":")[-1], c.path) for t, c in changes}
+    assert {"Distribution", "ListenerRule", "SecretVersion"} == {t for t, _ in paths}
+    assert any(p.endswith("customHeaders[0].value") for t, p in paths if t == "Distribution")
+    markdown = to_markdown(compare(base, head), "`main`")
+    assert "[secret, changed]" in markdown and "offline-" not in markdown
+
+
+def test_a_mark_depends_on_the_salt_and_never_shows_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plain = offline_cloud.secret_mark("hunter2-origin-header")
+    assert is_secret(plain) and "hunter2" not in plain
+    assert offline_cloud.secret_mark("hunter2-origin-header") == plain  # plans stay identical
+    monkeypatch.setenv(offline_cloud.SALT_ENV, "a-repository-secret")
+    assert offline_cloud.secret_mark("hunter2-origin-header") != plain
