@@ -155,6 +155,27 @@ def event_table(
     return lines
 
 
+LOOK_AHEAD = timedelta(days=5 * 366)
+"""How far past the horizon the next event is looked for: one election cycle."""
+
+
+def next_event_lines(stack: str, settings: Settings, after: datetime) -> list[str]:
+    """The calendar's next event for `stack` starting at or after `after` (the horizon's end),
+    and the `make plan` that plans it: NOW half a horizon (at most a week) before its start,
+    on the hour."""
+    found = load_calendar().occurrences(stack, after, after + LOOK_AHEAD)
+    upcoming = [o for o in found if o.start >= after]
+    if not upcoming:
+        return [f"next event: none on the calendar for {stack} in the next {LOOK_AHEAD.days} days"]
+    o = upcoming[0]
+    ahead = min(timedelta(days=settings.prescale.horizon_days) / 2, timedelta(days=7))
+    at = (o.start - ahead).replace(minute=0, second=0, microsecond=0)
+    return [
+        f"next event, beyond the horizon: {o.key} ({o.local_start:%Y-%m-%d %H:%M %Z})",
+        f"  plan it: make plan STACK={stack} NOW={at:%Y-%m-%dT%H:%M:%SZ}",
+    ]
+
+
 def _carried_by(plan: EventPlan, settings: Settings, now: datetime) -> list[str]:
     """Which AWS mechanism carries each lever of `plan`: none of them is a CI runner."""
     p = settings.prescale
@@ -268,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     horizon = now + timedelta(days=settings.prescale.horizon_days)
     not_planned = skipped(calendar, args.stack, now, horizon)
     print("\n".join(f"  {line}" for line in event_table(plans, settings, now, not_planned)))
+    print("\n".join(f"  {line}" for line in next_event_lines(args.stack, settings, horizon)))
     if plans:
         print("Rehearsal, each event's own curve, stack as configured (make rehearse for all):")
         for plan in plans:

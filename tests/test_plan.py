@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from planning.settings import SettingsError
+from planning.settings import SettingsError, load_stack_settings
 from scripts import plan
 from scripts.offline_cloud import SECRET, OfflineRun, is_secret, run_offline, stack_config
 from tests.helpers import stack_run, with_setting
@@ -44,6 +45,26 @@ def test_the_tree_is_stable_names_resources_and_omits_empty_components(monkeypat
     )
     empty = Registration("urn:c", "floodgate:prescale:Prescale", "idle", None, False, {})
     assert plan.render_tree(OfflineRun("prod", [empty])) == []
+
+
+def test_beyond_the_horizon_the_plan_names_the_next_event_and_the_command_that_plans_it(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("FLOODGATE_NOW", "2026-12-04T00:00:00Z")  # 332 days before the next
+    assert plan.main(["--stack", "prod", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    key = "canada-immigration-levels-plan-2027-20271101"
+    assert "  no events inside the horizon" in out
+    assert f"  next event, beyond the horizon: {key} (2027-11-01 14:00 EDT)" in out
+    command = next(line for line in out.splitlines() if "plan it: make plan" in line)
+    assert command.strip() == "plan it: make plan STACK=prod NOW=2027-10-25T18:00:00Z"
+    monkeypatch.setenv("FLOODGATE_NOW", command.rsplit("NOW=", 1)[1])
+    assert plan.main(["--stack", "prod", "--out", str(tmp_path)]) == 0
+    assert f"\n  {key}  2027-11-01 14:00 EDT" in capsys.readouterr().out  # planned: a table row
+    dev = load_stack_settings("dev")  # the calendar's events apply to prod and staging
+    assert plan.next_event_lines("dev", dev, datetime(2026, 12, 4, tzinfo=UTC)) == [
+        "next event: none on the calendar for dev in the next 1830 days"
+    ]
 
 
 def test_an_event_the_fleet_cannot_carry_breaks_the_budget_in_the_plan(prod_config) -> None:
