@@ -13,6 +13,7 @@ from planning import aws_facts
 from planning.capacity import ORIGIN_VERIFY_SUFFIX
 from policies.props import as_list, get, policy_document, statements
 from policies.rule import (
+    DoesNotApplyError,
     Exemption,
     Finding,
     ResourceRule,
@@ -73,7 +74,7 @@ def _warm_throughput_within_quota(args: ResourceValidationArgs) -> Iterator[Find
 def _warm_pool_capped(args: ResourceValidationArgs) -> Iterator[Finding]:
     pool = get(args.props, "warmPool")
     if pool is None:
-        return
+        raise DoesNotApplyError("the group has no warm pool")
     prepared = get(pool, "maxGroupPreparedCapacity", -1)
     if prepared < 0:
         yield Finding(
@@ -186,7 +187,7 @@ def _initial_hooks_never_replace_the_group(args: ResourceValidationArgs) -> Iter
     """terraform-provider-aws declares a group's initial_lifecycle_hook ForceNew: adding one to
     a running group, or changing its timeout, replaces the group with an empty one."""
     if get(args.props, "initialLifecycleHooks") is None:
-        return
+        raise DoesNotApplyError("the group declares no initial lifecycle hook")
     if "initialLifecycleHooks" not in set(args.opts.ignore_changes or ()):
         yield Finding(
             "ignoreChanges",

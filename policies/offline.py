@@ -4,7 +4,8 @@ The engine hands a resource policy each resource's inputs and options, and a sta
 every resource with its outputs and dependencies; this adapter builds the same argument
 objects from an offline evaluation (scripts/offline_cloud.py) and calls the same `validate`.
 Nothing here decides a verdict: a rule that reports is a failure, a documented exception is
-an exception, anything else that applied is a pass.
+an exception, a rule with nothing to hold here is n/a (with its reason), anything else that
+applied is a pass.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError
 
 from policies import RULES
-from policies.rule import ResourceRule, StackRule
+from policies.rule import EXCEPTION_PREFIX, NOT_APPLICABLE_PREFIX, ResourceRule, StackRule
 
-Outcome = Literal["pass", "fail", "exception"]
+Outcome = Literal["pass", "fail", "exception", "n/a"]
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,21 @@ def _resource_verdicts(rule: ResourceRule, resources: Sequence[PlanResource]) ->
         try:
             rule.validate(args, lambda message, _urn=None, out=reports: out.append(message))
         except _NotApplicableError as exc:
-            verdicts.append(Verdict(rule.name, rule.group, where, "exception", exc.message))
+            verdicts.append(Verdict(rule.name, rule.group, where, *_not_applicable(exc)))
             continue
         verdicts += [Verdict(rule.name, rule.group, where, "fail", m) for m in reports] or [
             Verdict(rule.name, rule.group, where, "pass", "")
         ]
     return verdicts
+
+
+def _not_applicable(exc: _NotApplicableError) -> tuple[Outcome, str]:
+    """A documented exception (its message as the engine shows it), or a rule with nothing to
+    hold here: n/a and the reason."""
+    message = str(exc.message or "")
+    if message.startswith(EXCEPTION_PREFIX):
+        return "exception", message
+    return "n/a", message.removeprefix(NOT_APPLICABLE_PREFIX)
 
 
 def _stack_args(resources: Sequence[PlanResource]) -> StackValidationArgs:
@@ -107,7 +117,7 @@ def _stack_verdicts(rule: StackRule, args: StackValidationArgs) -> list[Verdict]
     try:
         rule.validate(args, lambda message, urn=None: reports.append((message, urn)))
     except _NotApplicableError as exc:
-        return [Verdict(rule.name, rule.group, "stack", "exception", exc.message)]
+        return [Verdict(rule.name, rule.group, "stack", *_not_applicable(exc))]
     return [
         Verdict(rule.name, rule.group, names.get(urn or "", "stack"), "fail", message)
         for message, urn in reports

@@ -22,6 +22,7 @@ from policies.apply_time import (
 )
 from policies.props import as_list, get
 from policies.rule import (
+    DoesNotApplyError,
     Exemption,
     Finding,
     ResourceRule,
@@ -73,7 +74,7 @@ def _alb_behaviours(
 
 def _gate_everywhere(view: StackView) -> Iterator[Finding]:
     if not view.settings.admission.enabled:
-        return
+        raise DoesNotApplyError("the waiting room is off (admission.enabled: false): no gate")
     alb_headers = _alb_headers(view)
     gates = {
         str(get(f.props, "name"))
@@ -198,7 +199,7 @@ def _room_item_within_its_partition(view: StackView) -> Iterator[Finding]:
         if str(get(f.props, "name", "")).endswith(("-room-join", "-room-status"))
     ]
     if not readers:
-        return
+        raise DoesNotApplyError("no room join or status function reads the room item")
     containers = sum(int(get(f.props, "reservedConcurrentExecutions", 0)) for f in readers)
     caches = [get(f.props, "environment.variables.FG_ROOM_CACHE_S") for f in readers]
     cache_s = min(float(c) if c is not None else 0.0 for c in caches)
@@ -247,7 +248,7 @@ def _peak_with_zone_lost(view: StackView) -> Iterator[Finding]:
 
 def _protected(args: ResourceValidationArgs) -> Iterator[Finding]:
     if resource_settings(args).ephemeral:
-        return  # preview stacks are destroyed with their pull request
+        raise DoesNotApplyError("a preview stack is destroyed with its pull request")
     if not args.opts.protect:
         yield Finding(
             "protect",

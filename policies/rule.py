@@ -5,7 +5,8 @@ the engine; `policies/offline.py` runs the very same objects over an offline pla
 yields `Finding`s; the policy turns each into a message that names the resource, the property,
 the value and the AWS rule with its link. A deliberate departure is a documented `Exception`:
 the check is not run, and the engine (and `make policy`) reports it as not applicable, with
-the reason — never a silent skip.
+the reason — never a silent skip. A check with nothing to hold on a stack or resource raises
+`DoesNotApplyError` with the reason: `make policy` says n/a, not pass.
 """
 
 from __future__ import annotations
@@ -51,6 +52,22 @@ class Exemption:
     """True when the exception covers this resource."""
 
 
+EXCEPTION_PREFIX = "documented exception: "
+NOT_APPLICABLE_PREFIX = "n/a: "
+"""How a not-applicable reason begins: a deliberate departure, or a rule with nothing to hold
+on this stack or resource (the engine shows both as not applicable, with the reason)."""
+
+
+class DoesNotApplyError(Exception):
+    """Raised by a check whose rule has nothing to hold here (a preview stack keeps nothing
+    past its pull request; a group with no warm pool has no pool to cap): reported as n/a with
+    `reason`, never counted as a pass."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 ResourceCheck = Callable[[ResourceValidationArgs], Iterable[Finding]]
 StackCheck = Callable[["StackView"], Iterable[Finding]]
 
@@ -78,8 +95,13 @@ class ResourceRule(ResourceValidationPolicy):
             if args.resource_type not in types:
                 return
             if exemption is not None and exemption.applies(args):
-                args.not_applicable(f"documented exception: {exemption.reason}")
-            for finding in check(args):
+                args.not_applicable(f"{EXCEPTION_PREFIX}{exemption.reason}")
+            try:
+                findings = list(check(args))
+            except DoesNotApplyError as na:
+                args.not_applicable(f"{NOT_APPLICABLE_PREFIX}{na.reason}")
+                return
+            for finding in findings:
                 report(_message(args.name, finding, url), None)
 
         super().__init__(
@@ -97,7 +119,12 @@ class StackRule(StackValidationPolicy):
 
         def validate(args: StackValidationArgs, report: ReportViolation) -> None:
             view = StackView.of(args)
-            for finding in check(view):
+            try:
+                findings = list(check(view))
+            except DoesNotApplyError as na:
+                args.not_applicable(f"{NOT_APPLICABLE_PREFIX}{na.reason}")
+                return
+            for finding in findings:
                 label = finding.name or "stack"
                 report(_message(label, finding, url), finding.urn)
 

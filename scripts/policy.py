@@ -4,8 +4,8 @@ Usage: python -m scripts.policy --stack prod [--failures]
 
 Evaluates the stack under Pulumi's mocks (as `make plan` does), feeds what it registered to
 the pack's own policy objects (policies/offline.py) and prints one row per rule and resource:
-rule, resource, verdict (pass, FAIL, exception) and the message. The same rules run in the
-engine with `pulumi preview --policy-pack policies`.
+rule, resource, verdict (pass, FAIL, n/a, exception) and the message (for n/a and exception,
+why). The same rules run in the engine with `pulumi preview --policy-pack policies`.
 Exit codes: 0 every rule holds, 1 a rule fails, 2 invalid settings or stack.
 """
 
@@ -50,14 +50,16 @@ def verdicts_for(run: OfflineRun) -> list[Verdict]:
 
 
 def summary(verdicts: list[Verdict]) -> str:
-    """One line: how many rules hold, fail, or are documented exceptions."""
+    """One line: how many (rule, resource) verdicts hold, fail, do not apply, or are
+    documented exceptions."""
     counts = Counter(v.outcome for v in verdicts)
     rules = {v.rule for v in verdicts}
     failing = sorted({v.rule for v in verdicts if v.outcome == "fail"})
     verdict = "FAILS " + ", ".join(failing) if failing else "passes"
     return (
         f"policy pack      {verdict} ({len(rules)} rules, {counts['pass']} pass, "
-        f"{counts['fail']} fail, {counts['exception']} documented exceptions)"
+        f"{counts['fail']} fail, {counts['n/a']} n/a, "
+        f"{counts['exception']} documented exceptions)"
     )
 
 

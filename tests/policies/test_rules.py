@@ -356,3 +356,21 @@ def test_unknown_stack_is_a_clear_error_not_a_traceback(capsys) -> None:
     assert main(["--stack", "nope"]) == 2
     err = capsys.readouterr().err
     assert "stack 'nope': no file" in err and "stacks: dev, pr, prod, staging" in err
+
+
+def test_a_rule_with_nothing_to_hold_says_n_a_with_its_reason_not_pass() -> None:
+    """A preview stack keeps nothing past its pull request, and the pr group has no warm pool:
+    those rules are n/a there, counted apart, and still hold (pass) on prod."""
+    pr = evaluate(plan("pr"))
+    na = {(v.rule, v.message) for v in pr if v.outcome == "n/a"}
+    assert na == {
+        ("stateful-resources-protected", "a preview stack is destroyed with its pull request"),
+        ("warm-pool-caps-prepared-capacity", "the group has no warm pool"),
+    }
+    assert not [v for v in pr if v.rule == "stateful-resources-protected" and v.outcome == "pass"]
+    counts = summary(pr)
+    assert f"{sum(v.outcome == 'n/a' for v in pr)} n/a" in counts and " 0 fail" in counts
+    prod = evaluate(plan("prod"))
+    assert not [v for v in prod if v.outcome == "n/a"]
+    protected = [v for v in prod if v.rule == "stateful-resources-protected"]
+    assert protected and {v.outcome for v in protected} == {"pass"}
