@@ -8,6 +8,7 @@ real life is one call here; the room's clock is `handlers.clock`, moved by each 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -329,6 +330,82 @@ def test_the_high_demand_page_tells_a_failed_form_it_was_not_received(browser, s
     french = page.inner_text("section[lang=fr]")
     assert "it was not received" in english and "has been lost" not in english
     assert "il n\u2019a pas été reçu" in french and "perdu" not in french
+
+
+# -- without JavaScript ----------------------------------------------------------------------
+
+
+def open_without_javascript(browser: Browser, url: str) -> Page:
+    context = browser.new_context(java_script_enabled=False, locale="fr-CA")
+    page = context.new_page()
+    page.goto(url)
+    return page
+
+
+def scripts_stripped(browser: Browser, url: str) -> Page:
+    """`url` as a browser without JavaScript renders it, in a context where axe-core can run
+    (it cannot where scripts are off): the page's own script elements removed as it loads."""
+    page = browser.new_context(locale="fr-CA").new_page()
+
+    def strip(route: Any) -> None:
+        response = route.fetch()
+        body = re.sub(r"<script\b.*?</script>", "", response.text(), flags=re.S)
+        route.fulfill(response=response, body=body)
+
+    page.route("**/*.html*", strip)
+    page.goto(url)
+    return page
+
+
+def visible_headings(page: Page) -> list[tuple[str, str | None]]:
+    """(tag, language) of each heading a visitor sees: its own or its nearest lang."""
+    return [
+        (h.evaluate("e => e.tagName"), h.evaluate("e => e.closest('[lang]').lang"))
+        for h in page.locator("h1, h2, h3").all()
+        if h.is_visible()
+    ]
+
+
+def test_without_javascript_the_waiting_page_says_what_it_cannot_do(browser, site):
+    """No place is held without JavaScript: the page says so in both languages (a static page
+    cannot read ?lang=), shows no figures and no claim of a place, one h1 per language, and
+    its Français link keeps the address with its return= (a jump within the page)."""
+    base, _ = site
+    page = open_without_javascript(browser, f"{base}{WAITING}&lang=fr")
+    shown = page.inner_text("main")
+    assert "you do not have a place in line" in shown
+    assert "vous n\u2019avez pas de place dans la file" in shown
+    assert "You have a place" not in shown and "You are in line" not in shown
+    assert not page.locator("#figures").is_visible() and not page.locator("#live").is_visible()
+    assert visible_headings(page) == [("H1", "en"), ("H1", "fr")]
+    stripped = scripts_stripped(browser, f"{base}{WAITING}&lang=fr")
+    assert visible_headings(stripped) == visible_headings(page)
+    assert axe_violations(stripped) == []
+    page.get_by_role("link", name="Français").click()
+    assert page.url.endswith("return=%2Fapply%3Fstep%3D2&lang=fr#static-fr")
+    assert page.title() == "Waiting room | Salle d\u2019attente"
+
+
+def test_with_javascript_the_static_explanation_is_gone(browser, site, room):
+    base, _ = site
+    page = open_page(browser, base + WAITING)
+    assert not page.locator("#static").is_visible()
+    assert visible_headings(page) == [("H1", "en")]
+    assert "JavaScript" not in page.inner_text("main")
+
+
+@pytest.mark.parametrize("javascript", [True, False])
+def test_the_closed_page_has_one_heading_per_language_at_the_same_level(browser, site, javascript):
+    base, _ = site
+    context = browser.new_context(java_script_enabled=javascript)
+    page = context.new_page()
+    page.goto(base + "/waiting-room/closed.html?return=%2Fapply")
+    assert visible_headings(page) == [("H1", "en"), ("H1", "fr")]
+    back = "/apply" if javascript else "/"
+    assert {a.get_attribute("href") for a in page.locator("a.back").all()} == {back}
+    if not javascript:
+        page = scripts_stripped(browser, base + "/waiting-room/closed.html?return=%2Fapply")
+    assert axe_violations(page) == []
 
 
 # -- languages, widths, accessibility -------------------------------------------------------
