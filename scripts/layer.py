@@ -5,7 +5,8 @@ Usage: python -m scripts.layer [--target build/layers/awscrt]
 Installs functions/admission/layer.txt as aarch64 CPython 3.12 wheels into <target>/python,
 the layout Lambda layers use. `--no-compile` matters: pip's .pyc files embed the time of
 extraction, so every build would be a new layer version (and a new `pulumi up` diff). Prints
-the content hash of the built tree; two builds of the same pins print the same hash.
+what it built, where, its size, the content hash of the built tree (two builds of the same pins
+print the same hash) and what uses it next.
 Exit codes: 0 built, 2 pip failed.
 """
 
@@ -61,15 +62,39 @@ def build(target: Path, requirements: Path | None = None, extra: tuple[str, ...]
     return tree_hash(target)
 
 
+def pins(requirements: Path) -> list[str]:
+    """The requirement lines of `requirements` (comments and blank lines left out)."""
+    lines = requirements.read_text(encoding="utf-8").splitlines()
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def report(target: Path, requirements: Path, digest: str) -> list[str]:
+    """What was built, where, and what to do with it."""
+    files = [p for p in target.rglob("*") if p.is_file()]
+    size_mb = sum(p.stat().st_size for p in files) / 1e6
+    shown = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
+    return [
+        f"built the waiting room's Lambda layer: {', '.join(pins(requirements))} "
+        "(aarch64 wheels, python3.12)",
+        f"  in {shown}/python: {len(files)} files, {size_mb:.1f} MB unzipped "
+        "(Lambda allows 250 MB with the function)",
+        f"  sha256 {digest} (same pins, same bytes)",
+        "  next: pulumi preview / pulumi up upload it (components/admission.py reads",
+        "  build/layers/awscrt); a new hash publishes a new layer version",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--target", type=Path, default=TARGET, help="layer directory")
     args = parser.parse_args(argv)
+    print(f"building {', '.join(pins(REQUIREMENTS))} with pip (about a minute)", file=sys.stderr)
     try:
-        print(build(args.target))
+        digest = build(args.target)
     except subprocess.CalledProcessError as exc:
         print(f"error: pip failed ({exc.returncode}) building {args.target}", file=sys.stderr)
         return 2
+    print("\n".join(report(args.target, REQUIREMENTS, digest)))
     return 0
 
 

@@ -73,3 +73,15 @@ def test_pip_failure_is_exit_2_naming_the_target(tmp_path, monkeypatch, capsys) 
     monkeypatch.setattr(layer, "PIP_FLAGS", (*layer.PIP_FLAGS, "--no-index"))
     assert layer.main(["--target", str(tmp_path / "out")]) == 2
     assert "pip failed" in capsys.readouterr().err
+
+
+def test_the_report_says_what_was_built_where_and_what_next(tmp_path, local_index) -> None:
+    requirements, offline = local_index
+    digest = layer.build(tmp_path / "a", requirements, offline)
+    lines = layer.report(tmp_path / "a", requirements, digest)
+    assert lines[0].startswith("built the waiting room's Lambda layer: tinycrt==1.0 (aarch64")
+    assert f"in {tmp_path / 'a'}/python: " in lines[1] and " MB unzipped" in lines[1]
+    assert digest in lines[2]
+    assert "pulumi up" in lines[3] and "build/layers/awscrt" in lines[4]
+    assert all(len(line) <= 100 for line in lines[:1] + lines[2:])  # [1]: the target's path
+    assert layer.pins(layer.REQUIREMENTS) == ["awscrt==0.38.1"]
