@@ -24,6 +24,7 @@ from pathlib import Path
 
 if not __package__:  # run by path (`python scripts/plan.py`): make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import scripts  # noqa: F401 - without the project's dependencies: its own interpreter
 
 from planning import clock
 from planning.calendar import CalendarError, Skipped, load_calendar, skipped

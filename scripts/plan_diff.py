@@ -37,6 +37,7 @@ from typing import Any
 
 if not __package__:  # run by path (`python scripts/plan_diff.py`): make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import scripts  # noqa: F401 - without the project's dependencies: its own interpreter
 
 from planning import clock
 from scripts.offline_cloud import ROOT, SECRET, is_secret

@@ -44,6 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 if not __package__:  # run by path (`python scripts/preflight.py`): make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import scripts  # noqa: F401 - without the project's dependencies: its own interpreter
 
 from planning import aws_facts, clock
 from planning.calendar import CalendarError, load_calendar

@@ -35,6 +35,7 @@ from botocore.parsers import ResponseParserError
 
 if not __package__:  # run as `python scripts/prescale.py`: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import scripts  # noqa: F401 - without the project's dependencies: its own interpreter
 
 from functions.prescale.levers import (
     Change,

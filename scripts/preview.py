@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 if not __package__:  # run by path (`python scripts/preview.py`): make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import scripts  # noqa: F401 - without the project's dependencies: its own interpreter
 
 from planning import clock
 from planning.settings import SETTINGS_KEY, SettingsError, load_stack_settings, parse_stack_config

@@ -24,6 +24,7 @@ from pydantic_core import PydanticUndefined
 
 if not __package__:  # run by path (`python scripts/settings_doc.py`): make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import scripts  # noqa: F401 - without the project's dependencies: its own interpreter
 
 from planning.settings import REGION_KEY, SETTINGS_KEY, Settings
 
