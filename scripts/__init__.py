@@ -8,6 +8,7 @@ with one line saying how to get it, exit 2. Never a traceback from a missing mod
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import sys
@@ -42,6 +43,21 @@ def ensure_dependencies() -> None:
         file=sys.stderr,
     )
     sys.exit(2)
+
+
+def output_dir(text: str) -> Path:
+    """An `--out` directory (argparse `type=`): absent (the script makes it) or a directory,
+    and writable where it is or would be made; else argparse refuses it, with the reason (exit
+    2). Nothing is made here: a refused run leaves nothing behind."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a directory")
+    nearest = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not nearest.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: {nearest} is a file, not a directory")
+    if not os.access(nearest, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text!r}: {nearest} is not writable")
+    return path
 
 
 ensure_dependencies()

@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--target", type=Path, default=TARGET, help="layer directory")
     args = parser.parse_args(argv)
+    if args.target.exists() and not args.target.is_dir():
+        print(f"error: --target {args.target}: is a file, not a directory", file=sys.stderr)
+        return 2
     print(f"building {', '.join(pins(REQUIREMENTS))} with pip (about a minute)", file=sys.stderr)
     try:
         digest = build(args.target)

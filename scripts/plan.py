@@ -37,6 +37,7 @@ from planning.capacity import (
 from planning.event_plan import EventPlan, PlanError, Step, plan_actions, plan_events
 from planning.settings import Settings, SettingsError, load_stack_settings
 from rehearsal.verdict import event_verdict
+from scripts import output_dir
 from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
 from scripts.plan_diff import PlanDiffError, compare, load_plan, to_markdown
 from scripts.policy import summary as policy_summary
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
     parser.add_argument(
         "--out",
-        type=Path,
+        type=output_dir,
         default=ROOT / "build",
         help="directory for plan-<stack>.json (default: build/)",
     )
@@ -256,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     run = run_offline(args.stack, stack_config(args.stack))
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: --out {args.out}: cannot make it ({exc.strerror})", file=sys.stderr)
+        return 2
     path = args.out / f"plan-{args.stack}.json"
     # The instant the plan was made at: events and scheduled actions depend on it.
     document = {**run.plan_document(), "planned_at": clock.aws_timestamp(now)}

@@ -40,6 +40,7 @@ if not __package__:  # run by path (`python scripts/plan_diff.py`): make the pro
     import scripts  # noqa: F401 - without the project's dependencies: its own interpreter
 
 from planning import clock
+from scripts import output_dir
 from scripts.offline_cloud import ROOT, SECRET, is_secret
 
 SECRET_CHANGED = "[secret, changed]"
@@ -455,7 +456,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--base", required=True, help="git ref to compare with, e.g. origin/main")
     parser.add_argument("--repo", type=Path, default=ROOT, help="git checkout (default: here)")
     parser.add_argument(
-        "--out", type=Path, default=None, help="where plans and the summary go (default: build/)"
+        "--out",
+        type=output_dir,
+        default=None,
+        help="where plans and the summary go (default: build/)",
     )
     args = parser.parse_args(argv)
     out: Path = args.out or args.repo / "build"

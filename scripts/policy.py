@@ -20,6 +20,7 @@ if not __package__:  # run by path (`python scripts/policy.py`): make the projec
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import scripts  # noqa: F401 - without the project's dependencies: its own interpreter
 
+from planning import clock
 from planning.calendar import CalendarError
 from planning.event_plan import PlanError
 from planning.settings import SettingsError, load_stack_settings
@@ -79,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         load_stack_settings(args.stack)
+        clock.now()  # a bad FLOODGATE_NOW is refused before the program runs
         run = run_offline(args.stack, stack_config(args.stack))
         verdicts = verdicts_for(run)
-    except (SettingsError, CalendarError, PlanError) as exc:
+    except (SettingsError, CalendarError, PlanError, clock.ClockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"Floodgate policy pack: stack {args.stack}")

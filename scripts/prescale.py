@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -57,6 +58,20 @@ RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
 OUTPUT_KEYS = ("asg_name", "alb_arn", "room_table", "prescale_schedule", "prescale_dlq_url")
 
 
+TARGET_FORMATS = (
+    ("asg_name", r"[^:]{1,255}", "an Auto Scaling group name (1-255 characters, no ':')"),
+    (
+        "alb_arn",
+        r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/[\w-]+/[0-9a-f]+",
+        "an Application Load Balancer ARN (arn:aws:elasticloadbalancing:<region>:<account>:"
+        "loadbalancer/app/<name>/<id>)",
+    ),
+    ("room_table", r"[A-Za-z0-9_.-]{3,255}", "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
+)
+"""What each target must look like (the AWS API references' name and ARN formats): a value
+outside them fails before any call, not as an AWS error after the other layers ran."""
+
+
 @dataclass(frozen=True)
 class JobTargets:
     """What the job acts on and checks, from `pulumi stack output --json` or the flags."""
@@ -87,9 +102,13 @@ class JobTargets:
                     raise ValueError(
                         f"--outputs {outputs_file}: {key} must be a string (got {values[key]!r})"
                     )
-        values |= {k: v for k, v in overrides.items() if v}
+        values |= {k: v for k, v in overrides.items() if v is not None}
         if not values.get("asg_name"):
             raise ValueError("asg_name missing: pass --outputs <stack outputs JSON> or --asg-name")
+        for key, pattern, allowed in TARGET_FORMATS:
+            value = values.get(key)
+            if value is not None and not re.fullmatch(pattern, value):
+                raise ValueError(f"{key} {value!r}: must be {allowed}")
         return cls(
             Targets(values["asg_name"], values.get("alb_arn"), values.get("room_table")),
             values.get("prescale_schedule"),
@@ -229,6 +248,12 @@ def run(argv: list[str] | None = None, services: Services | Clients | None = Non
             args.outputs,
             {"asg_name": args.asg_name, "alb_arn": args.alb_arn, "room_table": args.room_table},
         )
+        alb = targets.levers.alb_arn
+        if alb is not None and alb.split(":")[3] != settings.region:
+            raise ValueError(
+                f"alb_arn {alb!r}: is in {alb.split(':')[3]}; the stack's region is "
+                f"{settings.region}"
+            )
         if isinstance(services, Clients):
             services = Services(services)
         services = services or Services.for_region(settings.region)
@@ -244,10 +269,15 @@ def run(argv: list[str] | None = None, services: Services | Clients | None = Non
     found.changes += replans
     found.failures += unready
     if args.dry_run:
-        print(table(found.changes) if found.changes else "in sync: no changes")
         found.failures += [
             Failure(c.layer, c.target, RuntimeError(c.problem)) for c in found.changes if c.problem
         ]
+        if found.changes:
+            print(table(found.changes))
+        elif found.failures or found.shortfalls:
+            print("no change found, but not in sync: what failed is below")
+        else:
+            print("in sync: no changes")
     else:
         total = len(found.changes)
         for number, change in enumerate(found.changes, start=1):
@@ -264,12 +294,32 @@ def run(argv: list[str] | None = None, services: Services | Clients | None = Non
     return 1 if found.writes else 0
 
 
+ERROR_CHARS = 200
+"""A failure's message is cut to its first line and this many characters: an endpoint that
+answers with an HTML page (a proxy, a captive portal) would fill the log with it."""
+
+
+def short_error(error: BaseException) -> str:
+    """`error`'s message as one line: the HTTP status when AWS's answer carried one, then the
+    first non-empty line of the message, cut at ERROR_CHARS."""
+    text = str(error)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if len(first) > ERROR_CHARS or first != text.strip():
+        first = first[: ERROR_CHARS - 1] + "…"
+    response = getattr(error, "response", None)
+    status = (response or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return f"HTTP {status}: {first}" if status and f"{status}" not in first else first
+
+
 def _report(failures: list[Failure], shortfalls: list[Shortfall], verbose: bool) -> None:
     for failure in failures:
         error = failure.error
         aws = isinstance(error, ClientError | BotoCoreError | ResponseParserError)
         kind = "AWS call failed" if aws else type(error).__name__
-        print(f"error: {failure.layer} {failure.target}: {kind}: {error}", file=sys.stderr)
+        print(
+            f"error: {failure.layer} {failure.target}: {kind}: {short_error(error)}",
+            file=sys.stderr,
+        )
         if verbose:
             traceback.print_exception(error, file=sys.stderr)
     for short in shortfalls:

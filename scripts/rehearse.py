@@ -40,6 +40,7 @@ from rehearsal.curves import (
 )
 from rehearsal.simulate import POLICIES, Result, rehearse_all
 from rehearsal.verdict import breaches, exit_code, summary
+from scripts import output_dir
 from scripts.offline_cloud import ROOT
 from scripts.text_table import aligned
 
@@ -247,7 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\ncost by service, US$ (x floor judges the capacity: EC2, EBS and LCUs)")
     print("\n".join(f"  {line}" for line in cost_table(results)))
     found = breaches(results, settings.rehearsal)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: --out {args.out}: cannot make it ({exc.strerror})", file=sys.stderr)
+        return 2
     path = args.out / f"rehearsal-{args.stack}.json"
     doc = document(
         args.stack, plan.key if plan else None, settings, results, [str(b) for b in found], elapsed
@@ -333,7 +338,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="CSV of a real night: timestamp and concurrent_users or requests_per_minute",
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "build", help="default: build/")
+    parser.add_argument("--out", type=output_dir, default=ROOT / "build", help="default: build/")
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     return parser
 

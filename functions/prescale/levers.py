@@ -410,7 +410,10 @@ def warm_pool_changes(
         "InstanceReusePolicy": {"ReuseOnScaleIn": True},
     }
     put = lambda: clients.autoscaling.put_warm_pool(**kwargs)  # noqa: E731
-    return [Change("warm_pool", "resize", targets.asg_name, {"from": have, "to": want}, put)]
+    detail: dict[str, Any] = {"from": have, "to": want}
+    if have_prepared != prepared:  # the change may be the pool's ceiling alone
+        detail |= {"prepared_from": have_prepared, "prepared_to": prepared}
+    return [Change("warm_pool", "resize", targets.asg_name, detail, put)]
 
 
 def room_changes(

@@ -368,6 +368,10 @@ def test_warm_pool_gets_a_prepared_capacity_cap(clients, web_group) -> None:
         (["--now", "2028-10-01"], "--now: '2028-10-01' has no offset"),
         (["--outputs", "LIST"], "must be a JSON object of stack outputs (got list)"),
         (["--outputs", "NUMBER"], "asg_name must be a string (got 7)"),
+        (["--alb-arn", "web-alb"], "alb_arn 'web-alb': must be an Application Load Balancer"),
+        (["--alb-arn", ALB.replace("ca-central-1", "us-east-1")], "is in us-east-1; the stack"),
+        (["--room-table", ""], "room_table '': must be a DynamoDB table name"),
+        (["--asg-name", "a:b"], "asg_name 'a:b': must be an Auto Scaling group name"),
     ],
 )
 def test_bad_flags_are_clear_errors_naming_the_flag(tmp_path, capsys, argv, message) -> None:
@@ -380,6 +384,41 @@ def test_bad_flags_are_clear_errors_naming_the_flag(tmp_path, capsys, argv, mess
     assert run(["--stack", "prod", "--asg-name", "web", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and "FLOODGATE_NOW" not in err
+
+
+def test_a_dry_run_that_could_not_read_a_layer_never_says_in_sync(clients, capsys) -> None:
+    """The group cannot be read (and moto answers the warm pool's call with its own traceback
+    as the body, as a proxy would with an HTML page): no change was found, the run says it is
+    not in sync, and each failure is one short line."""
+    assert run(args("--dry-run", group="nope"), clients) == 2
+    captured = capsys.readouterr()
+    assert "in sync: no changes" not in captured.out
+    assert "not in sync" in captured.out and "2 failure(s); exit 2" in captured.err
+    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and "Traceback" not in captured.err
+    assert all(len(line) < 300 for line in captured.err.splitlines())
+
+
+def test_a_foreign_error_page_is_cut_to_its_status_and_first_line() -> None:
+    from botocore.exceptions import ClientError
+
+    page = "<html>\n<head><title>502 Bad Gateway</title></head>\n" + "<p>x</p>\n" * 500
+    error = ClientError(
+        {"Error": {"Code": "502", "Message": page}, "ResponseMetadata": {"HTTPStatusCode": 502}},
+        "DescribeWarmPool",
+    )
+    short = job_module.short_error(error)
+    assert short.startswith("HTTP 502: ") or "(502)" in short
+    assert "\n" not in short and len(short) <= job_module.ERROR_CHARS + len("HTTP 502: ")
+    assert job_module.short_error(RuntimeError("plain")) == "plain"
+
+
+def test_a_warm_pool_change_shows_every_field_it_puts(clients, web_group, capsys) -> None:
+    """The pool's size already right, its ceiling wrong: the dry run shows the ceiling."""
+    clients.autoscaling.put_warm_pool(AutoScalingGroupName=web_group, MinSize=12)
+    run(args("--dry-run", now="2028-10-20T00:00:00Z", group=web_group), clients)
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "warm_pool" in line]
+    assert "prepared_from None" in row and "prepared_to 24" in row
 
 
 def test_the_workflow_verifies_ahead_and_nothing_on_the_night_waits_for_it() -> None:
