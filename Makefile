@@ -56,10 +56,11 @@ unit: install $(CHROMIUM) $(NODE_STAMP)
 	node --test tests/edge/
 
 # Lint, types and tests side by side: pyright needs one core for ~50 s, which the install,
-# moto round trips and the browser leave idle (measured: 37 s less). Output a whole line at a
-# time, as it comes: pytest's progress (a line per 72 tests) shows while the suite runs.
+# moto round trips and the browser leave idle (measured: 37 s less). No output sync: make's
+# syncing (target or line) holds a command's output until it ends, five minutes of silence
+# for pytest; unsynced, its progress shows as it runs, with lint's few lines among it.
 test:
-	$(MAKE) --no-print-directory -j3 --output-sync=line lint types unit
+	$(MAKE) --no-print-directory -j3 lint types unit
 
 # The main job, offline: evaluate the stack under Pulumi's mocks, print it, write build/.
 # NOW=2028-10-01T00:00:00Z plans as of that instant (sets FLOODGATE_NOW).
