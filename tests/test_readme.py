@@ -48,3 +48,27 @@ def test_every_file_named_exists() -> None:
     names = {path.rsplit("/", 1)[-1] for path in tracked()}
     named = set(re.findall(r"[\w-]+\.(?:py|js|mjs|md|yaml|yml|ics|txt|sh|json)\b", layout()))
     assert named - {"Pulumi.<stack>.yaml"} <= names, sorted(named - names)
+
+
+def test_the_outputs_table_names_every_stack_output_once() -> None:
+    from tests.components.test_portal import EXPECTED_OUTPUTS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("**Stack outputs**", 1)[1].split("\n\n", 2)[1]
+    named = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
+    assert sorted(named) == sorted(EXPECTED_OUTPUTS)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation but hyphens dropped, spaces to
+    hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower().replace("`", "")).replace(" ", "-")
+
+
+def test_the_contents_link_every_section_in_order() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    contents = text.split("## Contents\n", 1)[1].split("\n## ", 1)[0]
+    links = re.findall(r"^- \[(.+?)\]\(#([\w-]+)\)", contents, flags=re.M)
+    sections = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    assert [title for title, _ in links] == [s for s in sections if s != "Contents"]
+    assert all(anchor == _anchor(title) for title, anchor in links)
