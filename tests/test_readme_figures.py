@@ -50,8 +50,13 @@ def quoted() -> list[str]:
     floor16 = election[("2016", "floor")]
     staged = {n: staging[(n, "configured")]["cost_vs_floor"] for n in ("event", "half-forecast")}
     f = flash["configured"]
+    assert election[("event", "reactive")]["raw_5xx"] == 0  # "passes election night too"
     return [
         f"no high-demand page at {e['cost_vs_floor']:.2f}x the floor",
+        f"passes election night too in this model, at "
+        f"{election[('event', 'reactive')]['cost_vs_floor']:.2f}x",
+        f"{nxt[('event', 'reactive')]['raw_5xx']:,.0f} raw 5xx on the next event (below) and "
+        f"{flash['reactive']['raw_5xx']:,.0f} in a flash crowd",
         f"(`static-peak`) costs {election[('event', 'static-peak')]['cost_vs_floor']:.2f}x",
         f"2016 night on the same plan {y16['cost_vs_floor']:.2f}x and half the forecast "
         f"{half['cost_vs_floor']:.2f}x",
