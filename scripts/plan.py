@@ -42,7 +42,7 @@ from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
 from scripts.plan_diff import PlanDiffError, compare, load_plan, to_markdown
 from scripts.policy import summary as policy_summary
 from scripts.policy import verdicts_for
-from scripts.text_table import aligned
+from scripts.text_table import fitted, wrapped
 
 
 def key_settings(settings: Settings) -> list[str]:
@@ -144,10 +144,9 @@ def event_table(
             )
             for p in plans
         ]
-        table = aligned(rows)
-        lines = table[:1]
-        for plan, row in zip(plans, table[1:], strict=True):
-            lines.append(row)
+        lines = [*fitted(rows), ""]
+        for plan in plans:  # each event's steps below the table: rows stay within WIDTH
+            lines += [f"{plan.key}:"]
             lines += _steps_lines("MinSize", plan.min_steps)
             lines += _steps_lines("LCUs", plan.lcu_steps)
             lines += _carried_by(plan, settings, now)
@@ -193,7 +192,7 @@ def _carried_by(plan: EventPlan, settings: Settings, now: datetime) -> list[str]
     ]
 
 
-def _steps_lines(label: str, steps: tuple[Step, ...], per_line: int = 9) -> list[str]:
+def _steps_lines(label: str, steps: tuple[Step, ...], per_line: int = 8) -> list[str]:
     """`  MinSize  11-08 00:10 8, 00:40 15, ...`: a step's date only when it changes."""
     if not steps:
         return [f"  {label:<8} unchanged"]
@@ -286,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if diff.has_changes else 0
 
     print(f"Floodgate offline plan: stack {args.stack}")
-    print("\n".join(f"  {line}" for line in key_settings(settings)))
+    print("\n".join(w for line in key_settings(settings) for w in wrapped(f"  {line}", 19)))
     print(
         f"\nUpcoming events as of {now:%Y-%m-%d %H:%M}Z "
         f"(horizon {settings.prescale.horizon_days} days):"
@@ -294,17 +293,20 @@ def main(argv: list[str] | None = None) -> int:
     calendar = load_calendar()
     horizon = now + timedelta(days=settings.prescale.horizon_days)
     not_planned = skipped(calendar, args.stack, now, horizon)
-    print("\n".join(f"  {line}" for line in event_table(plans, settings, now, not_planned)))
-    print("\n".join(f"  {line}" for line in next_event_lines(args.stack, settings, horizon)))
+    table = event_table(plans, settings, now, not_planned)
+    print("\n".join(w for line in table for w in wrapped(f"  {line}" if line else "")))
+    upcoming = next_event_lines(args.stack, settings, horizon)
+    print("\n".join(w for line in upcoming for w in wrapped(f"  {line}")))
     if plans:
         print("Rehearsal, each event's own curve, stack as configured (make rehearse for all):")
         for plan in plans:
-            print(f"  {plan.key}: {event_verdict(plan, settings)}")
+            print("\n".join(wrapped(f"  {plan.key}: {event_verdict(plan, settings)}")))
     print()
-    print("\n".join(render_tree(run)))
+    print("\n".join(w for line in render_tree(run) for w in wrapped(line)))
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     print(f"\n{len(run.registrations)} resources -> {shown}")
-    print(policy_summary(verdicts_for(run)) + " (make policy STACK=... for the table)")
+    print(policy_summary(verdicts_for(run)))
+    print("                 (make policy STACK=... for the table)")
     return 0
 
 

@@ -26,7 +26,7 @@ from planning.event_plan import PlanError
 from planning.settings import SettingsError, load_stack_settings
 from policies.offline import PlanResource, Verdict, evaluate
 from scripts.offline_cloud import OfflineRun, reveal, run_offline, stack_config
-from scripts.text_table import aligned
+from scripts.text_table import fitted
 
 
 def plan_resources(run: OfflineRun) -> list[PlanResource]:
@@ -70,7 +70,7 @@ def table(verdicts: list[Verdict], failures_only: bool = False) -> list[str]:
     rows = [("rule", "resource", "verdict", "message")] + [
         (v.rule, v.resource, "FAIL" if v.outcome == "fail" else v.outcome, v.message) for v in shown
     ]
-    return aligned(rows)
+    return fitted(rows, free_text=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,7 @@ from planning.capacity import queue_api_design, room_warm_throughput
 from planning.event_plan import PlanError, plan_events
 from planning.settings import RUNNER_CONCURRENCY, Settings, SettingsError, load_stack_settings
 from scripts.prescale import RETRIES
-from scripts.text_table import aligned
+from scripts.text_table import fitted
 
 EC2_STANDARD_VCPU_QUOTA = "L-1216C47A"
 """Service Quotas code of "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"."""
@@ -508,7 +508,7 @@ def table(checks: list[Check]) -> str:
     rows = [("check", "target", "verdict", "detail")] + [
         (c.check, c.target, c.verdict, c.detail) for c in checks
     ]
-    return "\n".join(aligned(rows))
+    return "\n".join(fitted(rows, free_text=True))
 
 
 def main(argv: list[str] | None = None, clients: Clients | None = None) -> int:

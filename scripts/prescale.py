@@ -52,7 +52,7 @@ from planning import clock
 from planning.calendar import CalendarError, load_calendar
 from planning.event_plan import PlanError, night_plan, plan_events
 from planning.settings import SettingsError, load_stack_settings
-from scripts.text_table import aligned
+from scripts.text_table import fitted
 
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
 OUTPUT_KEYS = ("asg_name", "alb_arn", "room_table", "prescale_schedule", "prescale_dlq_url")
@@ -222,7 +222,7 @@ def table(changes: list[Change]) -> str:
     rows = [("layer", "action", "target", "detail")] + [
         (c.layer, c.action, _short(c.target), _pairs(c.detail)) for c in changes
     ]
-    return "\n".join(aligned(rows))
+    return "\n".join(fitted(rows, free_text=True))
 
 
 def _short(target: str) -> str:

@@ -42,7 +42,7 @@ from rehearsal.simulate import POLICIES, Result, rehearse_all
 from rehearsal.verdict import breaches, exit_code, summary
 from scripts import output_dir
 from scripts.offline_cloud import ROOT
-from scripts.text_table import aligned
+from scripts.text_table import fitted, wrapped
 
 LOOK_AHEAD = timedelta(days=5 * 366)
 """How far ahead the default (next) event and --event are looked for: one election cycle."""
@@ -128,7 +128,7 @@ def table(results: list[Result]) -> list[str]:
             else:
                 cells.append(fmt.format(m[key]))
         rows.append((r.scenario, r.policy, *cells))
-    return aligned(rows)
+    return fitted(rows, keep=2)
 
 
 SERVICES = (
@@ -154,7 +154,7 @@ def cost_table(results: list[Result]) -> list[str]:
         cells = [f"{m[key]:,.1f}" for _, key in SERVICES]
         total = m["cost_usd"] + m["edge_cost_usd"]
         rows.append((r.scenario, r.policy, *cells, f"{m['cost_vs_floor']:.2f}", f"{total:,.0f}"))
-    return aligned(rows)
+    return fitted(rows, keep=2)
 
 
 def document(
@@ -184,6 +184,11 @@ def document(
         "breaches": found,
         "elapsed_s": round(elapsed_s, 2),
     }
+
+
+def _say(text: str) -> None:
+    """One line of the report, wrapped within the table's width."""
+    print("\n".join(wrapped(text)))
 
 
 def page_after(settings: Settings) -> dict[str, int]:
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             "no event overlapping the curve" if args.curve else "no event (evening scenarios only)"
         )
     )
-    print(
+    _say(
         f"Floodgate rehearsal: stack {args.stack}, {event}, "
         f"{settings.admission.step_s}-second steps ({elapsed:.1f} s)"
     )
@@ -281,24 +286,24 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(f"-> {_shown(chart)}")
     waits = page_after(settings)
-    print(
+    _say(
         f"failing viewers get the high-demand page at once (an overloaded instance refuses "
         f"with {model.OVERLOAD_STATUS}); after {waits['no_connection']} s if the origin accepts "
         f"no connection, {waits['silent']} s if it connects and stays silent"
     )
     p = settings.rehearsal.prices
-    print(
+    _say(
         f"prices as of {p.as_of}: ${p.instance_hour_usd}/instance-hour, "
         f"${p.lcu_hour_usd}/LCU-hour ({p.source})"
     )
-    print(
+    _say(
         f"edge $ (not in x floor): CloudFront ${p.cloudfront_https_10k_usd}/10k and WAF "
         f"${p.waf_million_usd}/M viewer requests, HTTP API ${p.http_api_million_usd}/M, Lambda "
         f"${p.lambda_million_usd}/M + ${p.lambda_arm_gb_s_usd}/GB-s, DynamoDB "
         f"${p.dynamodb_million_writes_usd}/M writes ${p.dynamodb_million_reads_usd}/M reads; "
         "no Lambda@Edge"
     )
-    print(f"verdict (configured policy): {summary(found)}")
+    _say(f"verdict (configured policy): {summary(found)}")
     for breach in found:
         print(f"  {breach}")
     return exit_code(found)

@@ -71,3 +71,22 @@ def test_a_documented_refusal_holds(
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert says in last, last
+
+
+def test_every_command_s_output_fits_100_columns(tmp_path, capsys, monkeypatch) -> None:
+    """make plan (with events inside the horizon and without), make policy, a rehearsal of two
+    nights, the pre-scale job's table: no line wider than text_table.WIDTH."""
+    from scripts.text_table import WIDTH
+
+    outputs = []
+    monkeypatch.chdir(tmp_path)  # `--out out`: the paths it prints are short, as in build/
+    for when in ("2028-10-25T00:00:00Z", "2026-12-04T00:00:00Z"):
+        monkeypatch.setenv("FLOODGATE_NOW", when)
+        plan.main(["--stack", "prod", "--out", "out"])
+        outputs.append(capsys.readouterr().out)
+    policy.main(["--stack", "pr"])
+    outputs.append(capsys.readouterr().out)
+    rehearse.main(["--stack", "prod", "--scenario", "flash-crowd", "--no-charts", "--out", "out"])
+    outputs.append(capsys.readouterr().out)
+    wide = [line for out in outputs for line in out.splitlines() if len(line) > WIDTH]
+    assert wide == []
