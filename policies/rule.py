@@ -76,6 +76,20 @@ def _message(name: str, finding: Finding, url: str) -> str:
     return f"{name}: {finding.prop} = {finding.value!r}: {finding.rule} ({url})"
 
 
+def _checked(
+    check: Callable[[Any], Iterable[Finding]],
+    subject: Any,
+    args: ResourceValidationArgs | StackValidationArgs,
+) -> list[Finding]:
+    """`check(subject)`'s findings; a check that raises DoesNotApplyError marks the rule not
+    applicable, with its reason (the engine's `not_applicable` raises: nothing is reported)."""
+    try:
+        return list(check(subject))
+    except DoesNotApplyError as na:
+        args.not_applicable(f"{NOT_APPLICABLE_PREFIX}{na.reason}")
+        raise  # not reached: not_applicable raises
+
+
 class ResourceRule(ResourceValidationPolicy):
     """A rule over resources of `types`; `check` sees one resource's inputs at a time."""
 
@@ -96,12 +110,7 @@ class ResourceRule(ResourceValidationPolicy):
                 return
             if exemption is not None and exemption.applies(args):
                 args.not_applicable(f"{EXCEPTION_PREFIX}{exemption.reason}")
-            try:
-                findings = list(check(args))
-            except DoesNotApplyError as na:
-                args.not_applicable(f"{NOT_APPLICABLE_PREFIX}{na.reason}")
-                return
-            for finding in findings:
+            for finding in _checked(check, args, args):
                 report(_message(args.name, finding, url), None)
 
         super().__init__(
@@ -118,13 +127,7 @@ class StackRule(StackValidationPolicy):
         self.group, self.doc_url = group, url
 
         def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-            view = StackView.of(args)
-            try:
-                findings = list(check(view))
-            except DoesNotApplyError as na:
-                args.not_applicable(f"{NOT_APPLICABLE_PREFIX}{na.reason}")
-                return
-            for finding in findings:
+            for finding in _checked(check, StackView.of(args), args):
                 label = finding.name or "stack"
                 report(_message(label, finding, url), finding.urn)
 

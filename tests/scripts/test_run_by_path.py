@@ -15,15 +15,7 @@ SCRIPTS = ["plan", "plan_diff", "policy", "preflight", "preview", "prescale", "r
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_a_script_runs_by_path_from_anywhere(script: str, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help"],
-        check=False,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
-    )
+    done = _run(sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
 
