@@ -26,6 +26,9 @@ from planning.shapes import DEFAULT_SHAPE, SHAPES
 from planning.yaml_file import YamlFileError, load_yaml
 
 EVENTS_FILE = STACKS_DIR / "events.yaml"
+LOOK_AHEAD = timedelta(days=5 * 366)
+"""How far ahead the commands look for "the next event" (rehearse's default and --event, plan's
+next event beyond its horizon): one election cycle."""
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _UTC_UNTIL = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
 MAX_PEAK_MULTIPLE = 1000  # 1,000x baseline is a typo, not a forecast

@@ -27,7 +27,7 @@ if not __package__:  # run by path (`python scripts/plan.py`): make the project 
     import scripts  # noqa: F401 - without the project's dependencies: its own interpreter
 
 from planning import clock
-from planning.calendar import CalendarError, Skipped, load_calendar, skipped
+from planning.calendar import LOOK_AHEAD, CalendarError, Skipped, load_calendar, skipped
 from planning.capacity import (
     admit_rate_per_s,
     origin_requests_per_s,
@@ -154,10 +154,6 @@ def event_table(
         f"not planned: {s.key} ({s.local_start:%Y-%m-%d %H:%M %Z}): {s.reason}" for s in skipped
     ]
     return lines
-
-
-LOOK_AHEAD = timedelta(days=5 * 366)
-"""How far past the horizon the next event is looked for: one election cycle."""
 
 
 def next_event_lines(stack: str, settings: Settings, after: datetime) -> list[str]:

@@ -25,7 +25,7 @@ if not __package__:  # run by path (`python scripts/rehearse.py`): make the proj
     import scripts  # noqa: F401 - without the project's dependencies: its own interpreter
 
 from planning import clock
-from planning.calendar import CalendarError, load_calendar
+from planning.calendar import LOOK_AHEAD, CalendarError, load_calendar
 from planning.event_plan import EventPlan, PlanError, plan_event
 from planning.settings import Settings, SettingsError, load_stack_settings
 from rehearsal import model
@@ -44,8 +44,6 @@ from scripts import output_dir
 from scripts.offline_cloud import ROOT
 from scripts.text_table import fitted, wrapped
 
-LOOK_AHEAD = timedelta(days=5 * 366)
-"""How far ahead the default (next) event and --event are looked for: one election cycle."""
 ZOOM_MIN = 30
 """The flash crowd's chart is drawn again over its first this many minutes."""
 COLUMNS = (
