@@ -59,7 +59,11 @@ OUTPUT_KEYS = ("asg_name", "alb_arn", "room_table", "prescale_schedule", "presca
 
 
 TARGET_FORMATS = (
-    ("asg_name", r"[^:]{1,255}", "an Auto Scaling group name (1-255 characters, no ':')"),
+    (
+        "asg_name",
+        r"[!-9;-~]{1,255}",
+        "an Auto Scaling group name (1-255 ASCII characters 33-126, no ':')",
+    ),
     (
         "alb_arn",
         r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/[\w-]+/[0-9a-f]+",
@@ -68,8 +72,13 @@ TARGET_FORMATS = (
     ),
     ("room_table", r"[A-Za-z0-9_.-]{3,255}", "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
 )
-"""What each target must look like (the AWS API references' name and ARN formats): a value
-outside them fails before any call, not as an AWS error after the other layers ran."""
+"""What each target must look like, from AWS's references: a group name "can contain any ASCII
+character 33 to 126 ... You cannot use a colon" (CreateAutoScalingGroup,
+https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_CreateAutoScalingGroup.html); a
+table name is 3-255 of a-z A-Z 0-9 _ - . (https://docs.aws.amazon.com/amazondynamodb/latest/
+developerguide/HowItWorks.NamingRulesDataTypes.html); an ALB's ARN is
+arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/app/<name>/<id>. A value outside
+them fails before any call, not as an AWS error after the other layers ran."""
 
 
 @dataclass(frozen=True)
