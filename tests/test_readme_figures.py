@@ -12,9 +12,11 @@ from functools import cache
 from pathlib import Path
 
 from functions.admission import inlet
+from planning.capacity import origin_requests_per_s
 from planning.clock import now
+from planning.event_plan import lcu_used
 from planning.settings import load_stack_settings
-from rehearsal.curves import scenario_nights
+from rehearsal.curves import FLASH_MULTIPLE, scenario_nights
 from rehearsal.simulate import rehearse_all
 from scripts.rehearse import choose_event
 
@@ -81,6 +83,25 @@ def quoted() -> list[str]:
     ]
 
 
+def planned() -> list[str]:
+    """The next event's reservation as the README words it (`make plan`'s LCU steps)."""
+    s = load_stack_settings("prod")
+    plan = choose_event(s, "prod", datetime.now(UTC), None)
+    asked, released = plan.lcu_steps[0], plan.lcu_steps[-1]
+    jump = f"{plan.occurrence.start:%H:%MZ}"
+    units = f"{asked.value} LCUs asked at {asked.at:%H:%MZ}"
+    crowd = FLASH_MULTIPLE * s.capacity.baseline_users
+    needs = lcu_used(crowd, origin_requests_per_s(crowd, s), s)
+    return [
+        f"reserved {asked.value} LCUs, asked at {asked.at:%H:%MZ} (two hours and a runner "
+        f"interval before its {jump} jump) and released at {released.at:%H:%MZ}",
+        f"{units} for its {jump} jump, released at {released.at:%H:%MZ}",
+        f"the crowd needs {needs:.0f} LCUs",
+        f"flash crowd needs {needs:.0f} LCUs against the standing "
+        f"{s.load_balancer.minimum_capacity_units}",
+    ]
+
+
 def settings_ratios() -> set[str]:
     """Ratios the README may quote from the settings: the cost budgets, the load balancer's
     growth per five minutes, the inlet's multiplicative decrease."""
@@ -95,7 +116,9 @@ def settings_ratios() -> set[str]:
 
 
 def test_every_figure_the_readme_quotes_is_what_the_command_prints() -> None:
-    phrases = quoted()
+    s = load_stack_settings("prod")
+    assert s.prescale.alb_reservation_lead_s == 2 * 3600  # "two hours"
+    phrases = quoted() + planned()
     missing = [p for p in phrases if p not in README]
     assert missing == [], "README figures that a fresh run words differently:\n" + "\n".join(
         missing
