@@ -65,7 +65,8 @@ def build(target: Path, requirements: Path | None = None, extra: tuple[str, ...]
 def pins(requirements: Path) -> list[str]:
     """The requirement lines of `requirements` (comments and blank lines left out)."""
     lines = requirements.read_text(encoding="utf-8").splitlines()
-    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+    stripped = (line.split("#", 1)[0].strip() for line in lines)
+    return [line for line in stripped if line]
 
 
 def report(target: Path, requirements: Path, digest: str) -> list[str]:

@@ -42,7 +42,7 @@ from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
 from scripts.plan_diff import PlanDiffError, compare, load_plan, to_markdown
 from scripts.policy import summary as policy_summary
 from scripts.policy import verdicts_for
-from scripts.text_table import fitted, wrapped
+from scripts.text_table import fitted, say
 
 
 def key_settings(settings: Settings) -> list[str]:
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if diff.has_changes else 0
 
     print(f"Floodgate offline plan: stack {args.stack}")
-    print("\n".join(w for line in key_settings(settings) for w in wrapped(f"  {line}", 19)))
+    say(key_settings(settings), "  ", 19)
     print(
         f"\nUpcoming events as of {now:%Y-%m-%d %H:%M}Z "
         f"(horizon {settings.prescale.horizon_days} days):"
@@ -290,15 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     horizon = now + timedelta(days=settings.prescale.horizon_days)
     not_planned = skipped(calendar, args.stack, now, horizon)
     table = event_table(plans, settings, now, not_planned)
-    print("\n".join(w for line in table for w in wrapped(f"  {line}" if line else "")))
+    say(table, "  ")
     upcoming = next_event_lines(args.stack, settings, horizon)
-    print("\n".join(w for line in upcoming for w in wrapped(f"  {line}")))
+    say(upcoming, "  ")
     if plans:
         print("Rehearsal, each event's own curve, stack as configured (make rehearse for all):")
         for plan in plans:
-            print("\n".join(wrapped(f"  {plan.key}: {event_verdict(plan, settings)}")))
+            say([f"{plan.key}: {event_verdict(plan, settings)}"], "  ")
     print()
-    print("\n".join(w for line in render_tree(run) for w in wrapped(line)))
+    say(render_tree(run))
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     print(f"\n{len(run.registrations)} resources -> {shown}")
     print(policy_summary(verdicts_for(run)))

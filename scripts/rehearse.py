@@ -42,7 +42,7 @@ from rehearsal.simulate import POLICIES, Result, rehearse_all
 from rehearsal.verdict import breaches, exit_code, summary
 from scripts import output_dir
 from scripts.offline_cloud import ROOT
-from scripts.text_table import fitted, wrapped
+from scripts.text_table import fitted, say
 
 ZOOM_MIN = 30
 """The flash crowd's chart is drawn again over its first this many minutes."""
@@ -184,11 +184,6 @@ def document(
     }
 
 
-def _say(text: str) -> None:
-    """One line of the report, wrapped within the table's width."""
-    print("\n".join(wrapped(text)))
-
-
 def page_after(settings: Settings) -> dict[str, int]:
     e = settings.edge
     return model.page_after_s(
@@ -243,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
             "no event overlapping the curve" if args.curve else "no event (evening scenarios only)"
         )
     )
-    _say(
-        f"Floodgate rehearsal: stack {args.stack}, {event}, "
-        f"{settings.admission.step_s}-second steps ({elapsed:.1f} s)"
+    say(
+        [
+            f"Floodgate rehearsal: stack {args.stack}, {event}, "
+            f"{settings.admission.step_s}-second steps ({elapsed:.1f} s)"
+        ]
     )
     print("\n".join(f"  {line}" for line in table(results)))
     print("\ncost by service, US$ (x floor judges the capacity: EC2, EBS and LCUs)")
@@ -284,24 +281,30 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(f"-> {_shown(chart)}")
     waits = page_after(settings)
-    _say(
-        f"failing viewers get the high-demand page at once (an overloaded instance refuses "
-        f"with {model.OVERLOAD_STATUS}); after {waits['no_connection']} s if the origin accepts "
-        f"no connection, {waits['silent']} s if it connects and stays silent"
+    say(
+        [
+            f"failing viewers get the high-demand page at once (an overloaded instance "
+            f"refuses with {model.OVERLOAD_STATUS}); after {waits['no_connection']} s if the "
+            f"origin accepts no connection, {waits['silent']} s if it connects and stays silent"
+        ]
     )
     p = settings.rehearsal.prices
-    _say(
-        f"prices as of {p.as_of}: ${p.instance_hour_usd}/instance-hour, "
-        f"${p.lcu_hour_usd}/LCU-hour ({p.source})"
+    say(
+        [
+            f"prices as of {p.as_of}: ${p.instance_hour_usd}/instance-hour, "
+            f"${p.lcu_hour_usd}/LCU-hour ({p.source})"
+        ]
     )
-    _say(
-        f"edge $ (not in x floor): CloudFront ${p.cloudfront_https_10k_usd}/10k and WAF "
-        f"${p.waf_million_usd}/M viewer requests, HTTP API ${p.http_api_million_usd}/M, Lambda "
-        f"${p.lambda_million_usd}/M + ${p.lambda_arm_gb_s_usd}/GB-s, DynamoDB "
-        f"${p.dynamodb_million_writes_usd}/M writes ${p.dynamodb_million_reads_usd}/M reads; "
-        "no Lambda@Edge"
+    say(
+        [
+            f"edge $ (not in x floor): CloudFront ${p.cloudfront_https_10k_usd}/10k and WAF "
+            f"${p.waf_million_usd}/M viewer requests, HTTP API ${p.http_api_million_usd}/M, Lambda "
+            f"${p.lambda_million_usd}/M + ${p.lambda_arm_gb_s_usd}/GB-s, DynamoDB "
+            f"${p.dynamodb_million_writes_usd}/M writes ${p.dynamodb_million_reads_usd}/M reads; "
+            "no Lambda@Edge"
+        ]
     )
-    _say(f"verdict (configured policy): {summary(found)}")
+    say([f"verdict (configured policy): {summary(found)}"])
     for breach in found:
         print(f"  {breach}")
     return exit_code(found)

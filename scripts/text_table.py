@@ -5,7 +5,7 @@ wrapped with a hanging indent."""
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 WIDTH = 100
 """The widest line a command prints (a terminal, a CI log, a PR comment's code block)."""
@@ -86,3 +86,9 @@ def wrapped(line: str, indent: int | None = None, width: int = WIDTH) -> list[st
         break_on_hyphens=False,
         break_long_words=False,
     ) or [line]
+
+
+def say(lines: Iterable[str], prefix: str = "", indent: int | None = None) -> None:
+    """Print each of `lines` after `prefix` (blank lines stay blank), `wrapped` at WIDTH."""
+    for line in lines:
+        print("\n".join(wrapped(f"{prefix}{line}", indent) if line else [""]))
