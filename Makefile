@@ -85,7 +85,7 @@ plan-diff: install
 	$(if $(NOW),FLOODGATE_NOW=$(NOW)) $(BIN)/python -m scripts.plan_diff --stack $(STACK) \
 		--base $(BASE) || test $$? -eq 1
 
-# Play a night through the stack before it happens (README, Rehearsal): every scenario under the
+# Play a night through the stack before it happens (README, Rehearsal; docs/rehearsal.md): every scenario under the
 # configured, reactive, static-peak and floor policies; table, build/rehearsal-<stack>.json and a
 # chart per scenario. EVENT= event name (default: the next one), SCENARIO= one scenario,
 # CURVE= a CSV of a real night. Exit 0 within the settings' budget, 1 people fail or wait beyond it,

@@ -1,4 +1,4 @@
-"""Floodgate's policy pack: every rule, in the three groups the README lists."""
+"""Floodgate's policy pack: every rule, in the three groups docs/policy-pack.md lists."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """Operator actions on the room: pin or unpin its state, rotate the signing key, revoke a visitor.
 
-Invoked directly with IAM (`lambda:InvokeFunction`, see the README's "Operating it"), never
-over HTTP. Each
-action is idempotent and ends by syncing the CloudFront KeyValueStore, so the edge follows
-within seconds.
+Invoked directly with IAM (`lambda:InvokeFunction`, see the README's "Operating an event
+night"), never over HTTP. Each action is idempotent and ends by syncing the CloudFront
+KeyValueStore, so the edge follows within seconds.
 """
 
 from __future__ import annotations
