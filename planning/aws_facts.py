@@ -178,3 +178,28 @@ ORIGIN_SHIELD_FOR: dict[str, str] = {
 # each asks the origin for an object on its own (CloudFront Developer Guide, "How CloudFront
 # works with regional edge caches": 13 of them). With Origin Shield, one asks.
 REGIONAL_EDGE_CACHES = 13
+
+# Amazon SQS quotas (SQS Developer Guide, "Amazon SQS message quotas"; SetQueueAttributes).
+SQS_MESSAGE_MAX_BYTES = 1_048_576
+"""A message, body and attributes together: 1 MiB (raised from 256 KiB in August 2025)."""
+SQS_RETENTION_S = (60, 1_209_600)
+"""MessageRetentionPeriod: one minute to 14 days."""
+SQS_VISIBILITY_TIMEOUT_S = (0, 43_200)
+"""VisibilityTimeout: 0 s to 12 hours."""
+SQS_MAX_RECEIVE_COUNT = (1, 1_000)
+"""A redrive policy's maxReceiveCount."""
+SQS_MOVE_MAX_PER_S = 500
+"""StartMessageMoveTask's MaxNumberOfMessagesPerSecond at most (SQS API Reference)."""
+# Lambda's SQS event source (Lambda Developer Guide, "Using Lambda with Amazon SQS").
+ESM_MAX_CONCURRENCY = (2, 1_000)
+"""ScalingConfig.MaximumConcurrency: 2 to 1,000 concurrent invocations per event source."""
+ESM_BATCH_SIZE = (1, 10_000)
+"""BatchSize for a standard queue (above 10 it needs a batching window)."""
+LAMBDA_TIMEOUT_S = (1, 900)
+"""A function's timeout."""
+API_GATEWAY_HTTP_PAYLOAD_BYTES = 10_485_760
+"""An HTTP API request's payload: 10 MB (API Gateway quotas for HTTP APIs)."""
+S3_PRESIGNED_PUT_MAX_BYTES = 5_368_709_120
+"""A single PUT, presigned or not: 5 GiB (S3 User Guide, "Uploading objects")."""
+DDB_TTL_DAYS_MAX = 365 * 5
+"""Floodgate's guard: receipts kept five years at most (DynamoDB TTL takes any epoch time)."""

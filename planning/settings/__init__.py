@@ -22,6 +22,7 @@ from planning.settings.base import (
 from planning.settings.capacity import CapacitySettings
 from planning.settings.edge import EdgeSettings, WafSettings
 from planning.settings.fleet import FleetSettings, ScalingSettings, WarmPoolSettings
+from planning.settings.inbox import InboxSettings
 from planning.settings.load_balancer import LoadBalancerSettings
 from planning.settings.network import NetworkSettings
 from planning.settings.prescale import RUNNER_CONCURRENCY, PrescaleSettings
@@ -46,6 +47,7 @@ __all__ = [
     "CapacitySettings",
     "EdgeSettings",
     "FleetSettings",
+    "InboxSettings",
     "LoadBalancerSettings",
     "NetworkSettings",
     "PrescaleSettings",

@@ -29,6 +29,7 @@ from planning.settings.base import (
 from planning.settings.capacity import CapacitySettings
 from planning.settings.edge import EdgeSettings, WafSettings
 from planning.settings.fleet import FleetSettings
+from planning.settings.inbox import InboxSettings
 from planning.settings.load_balancer import LoadBalancerSettings
 from planning.settings.network import NetworkSettings
 from planning.settings.prescale import PrescaleSettings
@@ -63,6 +64,9 @@ class Settings(_Model):
     """How known events become capacity before they start (planning/event_plan.py)."""
     admission: AdmissionSettings = AdmissionSettings()
     """The waiting room."""
+    inbox: InboxSettings = InboxSettings()
+    """Submissions accepted at the edge and handed to the back office at its pace (off unless
+    it names paths)."""
     rehearsal: RehearsalSettings = RehearsalSettings()
     """The budget `make rehearse` judges the configured stack against."""
     tags: dict[str, str] = {}
@@ -142,6 +146,13 @@ class Settings(_Model):
                     self.network.nat_gateways,
                     "prod needs 'per_zone' so losing a zone does not cut egress",
                 )
+        uncovered = sorted(set(self.inbox.path_patterns) - set(self.edge.write_path_patterns))
+        if uncovered:
+            raise _at(
+                "inbox.path_patterns",
+                uncovered,
+                f"must each be one of edge.write_path_patterns {self.edge.write_path_patterns}",
+            )
         return self
 
     def _edge_cache(self) -> None:

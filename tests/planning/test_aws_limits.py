@@ -27,6 +27,13 @@ LIFECYCLE_HOOK = "Amazon EC2 Auto Scaling API reference, 'PutLifecycleHook'"
 """https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutLifecycleHook.html:
 HeartbeatTimeout "The range is from 30 to 7200 seconds"."""
 
+SQS_QUEUE = "Amazon SQS API reference, 'SetQueueAttributes'"
+"""https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html:
+MessageRetentionPeriod "An integer from 60 seconds (1 minute) to 1,209,600 seconds (14 days)";
+RedrivePolicy maxReceiveCount: "When the ReceiveCount for a message exceeds the
+maxReceiveCount ... the minimum is 1, the maximum 1,000" (SQS developer guide, dead-letter
+queues)."""
+
 ROUND_ROBIN = {"load_balancer__load_balancing_algorithm": "round_robin"}
 """Slow start needs it: AWS refuses slow start with least outstanding requests."""
 
@@ -48,6 +55,10 @@ LIMITS: list[tuple[str, Any, Any, dict[str, Any], str]] = [
     ("load_balancer.slow_start_s", 30, 29, ROUND_ROBIN, TARGET_GROUP),
     ("load_balancer.slow_start_s", 900, 901, ROUND_ROBIN, TARGET_GROUP),
     ("fleet.launch_hook_timeout_s", 7200, 7201, {}, LIFECYCLE_HOOK),
+    ("inbox.retention_s", 60, 59, {}, SQS_QUEUE),
+    ("inbox.dlq_retention_s", 1_209_600, 1_209_601, {}, SQS_QUEUE),
+    ("inbox.max_receive_count", 1, 0, {}, SQS_QUEUE),
+    ("inbox.max_receive_count", 1_000, 1_001, {}, SQS_QUEUE),
 ]
 
 
