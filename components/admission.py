@@ -17,6 +17,7 @@ import pulumi_random as random
 
 from components import iam
 from components.alarms import metric_alarm
+from components.api_domain import custom_domain
 from components.service_role import service_role
 from functions.admission.room import FAULT_LOG
 from planning.capacity import (
@@ -455,49 +456,22 @@ class Admission(pulumi.ComponentResource):
         )
 
     def _declare_custom_domain(self) -> pulumi.Output[str] | None:
-        """The API's custom domain (regional, TLS 1.2) mapped to its stage, and its alias
-        record when the stack has a hosted zone; the name CloudFront uses, or None."""
-        name, s, child = self._name, self._args.settings, self._child
+        """The API's custom domain and its alias record when `api_domain_name` is set; the
+        name CloudFront uses, or None."""
+        s = self._args.settings
         if s.api_domain_name is None:
             return None
-        domain = aws.apigatewayv2.DomainName(
-            f"{name}-queue",
+        assert self._args.hosted_zone_id is not None  # settings require it
+        return custom_domain(
+            f"{self._name}-queue",
+            api=self.api,
+            stage=self.stage,
             domain_name=s.api_domain_name,
-            domain_name_configuration={
-                "certificate_arn": self._args.api_certificate_arn,
-                "endpoint_type": "REGIONAL",
-                "security_policy": "TLS_1_2",
-            },
+            certificate_arn=self._args.api_certificate_arn,
+            hosted_zone_id=self._args.hosted_zone_id,
             tags=self._args.tags,
-            opts=child,
+            opts=self._child,
         )
-        mapping = aws.apigatewayv2.ApiMapping(
-            f"{name}-queue",
-            api_id=self.api.id,
-            domain_name=domain.domain_name,
-            stage="$default",
-            opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[self.stage])
-            ),
-        )
-        target = domain.domain_name_configuration
-        # Settings require the zone: CloudFront moves to this name in the same update.
-        assert self._args.hosted_zone_id is not None
-        record = aws.route53.Record(
-            f"{name}-queue",
-            zone_id=self._args.hosted_zone_id,
-            name=s.api_domain_name,
-            type="A",
-            aliases=[
-                {
-                    "name": target.target_domain_name,
-                    "zone_id": target.hosted_zone_id,
-                    "evaluate_target_health": False,
-                }
-            ],
-            opts=child,
-        )
-        return pulumi.Output.all(mapping.domain_name, record.name).apply(lambda a: a[0])
 
     def _declare_route(self, route: str, function: aws.lambda_.Function) -> aws.apigatewayv2.Route:
         """`route` ("METHOD /path") to `function`, which API Gateway may invoke for that route

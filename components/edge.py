@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.admission import EdgeWiring
+from components.inbox import InboxWiring
 from components.private_bucket import PrivateBucket, PrivateBucketArgs
 from functions.admission.room import ORIGIN_HEADER
 from functions.admission.tokens import VISITOR_COOKIE
@@ -22,6 +23,7 @@ from planning.settings import EdgeSettings, WafSettings
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 PAGES_DIR = FUNCTIONS_DIR / "pages"
 GATE_FUNCTION = FUNCTIONS_DIR / "edge/gate.js"
+INBOX_FUNCTION = FUNCTIONS_DIR / "edge/inbox.js"
 HIGH_DEMAND_PAGE = "/high-demand/index.html"
 EXACT_FILES = ("/favicon.ico", "/robots.txt")
 """The portal's files that pass the gate (gate.js BYPASS_FILES): kept at the edge."""
@@ -39,6 +41,10 @@ PUBLIC_ORIGIN = "alb-shielded"
 """The ALB again, behind Origin Shield: the origin of what the edge caches from the ALB (public
 pages, EXACT_FILES) when a shield is set."""
 QUEUE_ORIGIN = "queue-api"
+INBOX_ORIGIN = "inbox-api"
+INBOX_HEADERS = ("Content-Type", "X-Floodgate-Receipt")
+"""What the inbox's integration maps into the message: the content type the edge checked and
+the receipt it tagged (functions/edge/inbox.js)."""
 ROOM_PATH = "/queue/room"
 """The queue API's one answer that is the same for everyone (cached 2 s, shared)."""
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
@@ -58,6 +64,8 @@ class EdgeArgs:
     """WAF for CloudFront (scope CLOUDFRONT) exists only in us-east-1."""
     admission: EdgeWiring | None = None
     """The waiting room: gate on the default behaviour, /queue/* to its API."""
+    inbox: InboxWiring | None = None
+    """The inbox: its write paths to its API through the inbox function, /inbox/* its pages."""
     tags: dict[str, str]
     ephemeral: bool = False
     """PR previews: destroy deletes the log bucket with its logs, and nothing is protected."""
@@ -86,11 +94,14 @@ class Edge(pulumi.ComponentResource):
         queue_origins, queue_behaviours = self._declare_queue_routes(
             name, args.admission, args.origin_secret
         )
+        inbox_origins, inbox_behaviours = self._declare_inbox_routes(name, args.inbox)
+        inbox_paths = set(args.inbox.path_patterns) if args.inbox else set()
         behaviour, s = self._behaviour, args.settings
         public = self._declare_public_policy() if s.public_page_patterns else None
         public_origin = PUBLIC_ORIGIN if s.origin_shield_region else ALB_ORIGIN
         ordered = [
             *queue_behaviours,
+            *inbox_behaviours,
             behaviour("/high-demand/*", PAGES_ORIGIN, READ_METHODS, static, None),
             *(behaviour(p, ALB_ORIGIN, READ_METHODS, static, None) for p in s.static_path_patterns),
             *(
@@ -107,10 +118,11 @@ class Edge(pulumi.ComponentResource):
             *(
                 behaviour(p, ALB_ORIGIN, ALL_METHODS, CACHING_DISABLED, ALL_VIEWER_EXCEPT_HOST)
                 for p in s.write_path_patterns
+                if p not in inbox_paths
             ),
         ]
         self.distribution = self._declare_distribution(
-            [*self._origins(pages), *queue_origins], ordered, logs
+            [*self._origins(pages), *queue_origins, *inbox_origins], ordered, logs
         )
         resolve_distribution_arn(self.distribution.arn)
         self.register_outputs(
@@ -184,6 +196,8 @@ class Edge(pulumi.ComponentResource):
         methods: list[str],
         cache: pulumi.Input[str],
         origin_request: pulumi.Input[str] | None,
+        functions: list[aws.cloudfront.DistributionDefaultCacheBehaviorFunctionAssociationArgsDict]
+        | None = None,
     ) -> aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict:
         """One cache behaviour. Every path that reaches the ALB passes the gate, or the room
         can be walked around. No behaviour carries a Lambda@Edge: it would run on every request
@@ -200,7 +214,11 @@ class Edge(pulumi.ComponentResource):
             "cache_policy_id": cache,
             "origin_request_policy_id": origin_request,
             "response_headers_policy_id": SECURITY_HEADERS,
-            "function_associations": self._gate if reaches_alb else [],
+            "function_associations": functions
+            if functions is not None
+            else self._gate
+            if reaches_alb
+            else [],
         }
 
     def _origins(self, pages: PrivateBucket) -> list[aws.cloudfront.DistributionOriginArgsDict]:
@@ -413,6 +431,71 @@ class Edge(pulumi.ComponentResource):
             self._behaviour("/waiting-room/*", PAGES_ORIGIN, READ_METHODS, CACHING_OPTIMIZED, None),
         ]
 
+    def _declare_inbox_routes(
+        self, name: str, inbox: InboxWiring | None
+    ) -> tuple[
+        list[aws.cloudfront.DistributionOriginArgsDict],
+        list[aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
+    ]:
+        """Each inbox path to the inbox's API through the inbox function (viewer request: the
+        post checked and its receipt tagged; viewer response: 202 and the receipt), receipts
+        to the same API uncached, and /inbox/* (the confirmation page) to the pages bucket.
+        Nothing on these paths reaches the ALB."""
+        if inbox is None:
+            return [], []
+        code = inbox_code(inbox.inline_body_max_bytes)
+        associations: list[
+            aws.cloudfront.DistributionDefaultCacheBehaviorFunctionAssociationArgsDict
+        ] = []
+        for suffix, event in (
+            ("inbox-accept", "viewer-request"),
+            ("inbox-answer", "viewer-response"),
+        ):
+            function = aws.cloudfront.Function(
+                f"{name}-{suffix}",
+                name=f"{name}-{suffix}",
+                runtime="cloudfront-js-2.0",
+                code=code,
+                comment="Inbox: check a post, tag its receipt"
+                if event == "viewer-request"
+                else "Inbox: 202 and the receipt once SQS took it",
+                key_value_store_associations=[inbox.kvs_arn],
+                publish=True,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            associations.append({"event_type": event, "function_arn": function.arn})
+        forwarded = aws.cloudfront.OriginRequestPolicy(
+            f"{name}-inbox",
+            comment="Inbox API: the content type and the receipt the edge tagged",
+            cookies_config={"cookie_behavior": "none"},
+            headers_config={
+                "header_behavior": "whitelist",
+                "headers": {"items": list(INBOX_HEADERS)},
+            },
+            query_strings_config={"query_string_behavior": "none"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        origins: list[aws.cloudfront.DistributionOriginArgsDict] = [
+            {
+                "origin_id": INBOX_ORIGIN,
+                "domain_name": inbox.api_domain,
+                "custom_origin_config": _https_origin(),
+            }
+        ]
+        accept = [
+            self._behaviour(
+                p, INBOX_ORIGIN, ALL_METHODS, CACHING_DISABLED, forwarded.id, associations
+            )
+            for p in inbox.path_patterns
+        ]
+        return origins, [
+            *accept,
+            self._behaviour(
+                "/inbox/receipts/*", INBOX_ORIGIN, READ_METHODS, CACHING_DISABLED, None
+            ),
+            self._behaviour("/inbox/*", PAGES_ORIGIN, READ_METHODS, CACHING_OPTIMIZED, None),
+        ]
+
     def _queue_cache_policy(self, suffix: str, cookies: tuple[str, ...]) -> pulumi.Output[str]:
         """The queue API's Cache-Control, at most 5 s (/queue/room is public for 2 s, the rest
         private), keyed on `cookies`: the visitor's for every per-visitor route, so not even an
@@ -429,6 +512,16 @@ def page_content_type(name: str) -> str:
     if name.endswith(".js"):
         return "text/javascript"
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def inbox_code(inline_body_max_bytes: int) -> str:
+    """inbox.js as deployed: the inline limit set, then trimmed as `gate_code` trims
+    (tests/edge/inbox_harness.mjs runs exactly this text)."""
+    text = INBOX_FUNCTION.read_text(encoding="utf-8").replace(
+        "__INLINE_MAX__", str(inline_body_max_bytes)
+    )
+    lines = (line.strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
 
 
 def gate_code() -> str:

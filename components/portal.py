@@ -17,6 +17,7 @@ from components.admission import (
     AdmissionArgs,
 )
 from components.edge import Edge, EdgeArgs
+from components.inbox import Inbox, InboxArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
@@ -60,9 +61,12 @@ class Portal(pulumi.ComponentResource):
         network, lb = self._declare_network_and_load_balancer(slots)
         fleet = self._declare_fleet(network, lb, event_plans)
         admission, wire_room = self._declare_room(fleet, lb, slots, require_layer)
-        edge = self._declare_edge(slots, us_east_1, admission)
+        topic_arn, resolve_topic_arn = pulumi.deferred_output()
+        inbox = self._declare_inbox(topic_arn)
+        edge = self._declare_edge(slots, us_east_1, admission, inbox)
         observability = self._declare_observability(lb, fleet, edge, us_east_1)
         wire_room(observability)
+        resolve_topic_arn(observability.topic.arn)
         prescale = self._declare_prescale(event_plans, now, fleet, lb, admission, observability)
 
         # What scripts (pre-scale, PR preview) and operators read from the stack.
@@ -90,7 +94,36 @@ class Portal(pulumi.ComponentResource):
                 "room_kvs_arn": admission.kvs.arn,
                 "queue_api": admission.api.api_endpoint,
             }
+        if inbox is not None:
+            self.outputs |= {
+                "inbox_queue_url": inbox.queue.url,
+                "inbox_dlq_url": inbox.dlq.url,
+                "inbox_table": inbox.table.name,
+                "inbox_api": inbox.api.api_endpoint,
+                "inbox_consumer": inbox.consumer.name,
+            }
         self.register_outputs(dict(self.outputs))
+
+    def _declare_inbox(self, topic_arn: pulumi.Output[str]) -> Inbox | None:
+        """The inbox (None unless `inbox.path_patterns` names paths), alarming on the stack's
+        topic once Observability has declared it."""
+        settings = self._settings
+        if not settings.inbox.enabled:
+            return None
+        return Inbox(
+            self._name,
+            InboxArgs(
+                settings=settings.inbox,
+                alarm_topic_arn=topic_arn,
+                log_group_retention_days=settings.admission.log_group_retention_days,
+                protect=not settings.ephemeral,
+                tags=self._tags,
+                api_certificate_arn=settings.inbox.api_certificate_arn
+                or settings.load_balancer.certificate_arn,
+                hosted_zone_id=settings.load_balancer.hosted_zone_id,
+            ),
+            opts=self._child,
+        )
 
     def _declare_prescale(
         self,
@@ -250,8 +283,10 @@ class Portal(pulumi.ComponentResource):
         slots: dict[str, random.RandomPassword],
         us_east_1: aws.Provider,
         admission: Admission | None,
+        inbox: Inbox | None,
     ) -> Edge:
-        """The distribution, sending the current slot's origin secret, gated by the room."""
+        """The distribution, sending the current slot's origin secret, gated by the room, its
+        inbox paths to the inbox."""
         settings = self._settings
         return Edge(
             self._name,
@@ -262,6 +297,7 @@ class Portal(pulumi.ComponentResource):
                 origin_secret=slots[settings.load_balancer.origin_secret_slot].result,
                 us_east_1=us_east_1,
                 admission=admission.edge if admission else None,
+                inbox=inbox.edge if inbox else None,
                 tags=self._tags,
                 ephemeral=settings.ephemeral,
             ),

@@ -197,9 +197,5 @@ ESM_BATCH_SIZE = (1, 10_000)
 """BatchSize for a standard queue (above 10 it needs a batching window)."""
 LAMBDA_TIMEOUT_S = (1, 900)
 """A function's timeout."""
-API_GATEWAY_HTTP_PAYLOAD_BYTES = 10_485_760
-"""An HTTP API request's payload: 10 MB (API Gateway quotas for HTTP APIs)."""
-S3_PRESIGNED_PUT_MAX_BYTES = 5_368_709_120
-"""A single PUT, presigned or not: 5 GiB (S3 User Guide, "Uploading objects")."""
 DDB_TTL_DAYS_MAX = 365 * 5
 """Floodgate's guard: receipts kept five years at most (DynamoDB TTL takes any epoch time)."""

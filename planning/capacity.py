@@ -167,6 +167,9 @@ TRACKING_PERIODS_S = (10, 30, 60)
 published with StorageResolution 1). Source: Amazon EC2 Auto Scaling API Reference,
 TargetTrackingMetricStat (Period: 10, 30 or 60); user guide, target tracking with
 high-resolution metrics."""
+INBOX_RECEIPT_SUFFIX = "-inbox-receipt"
+"""Name suffix of the inbox's receipt secret (components/inbox.py): Pulumi's own value, which
+nothing changes at run time (policies/apply_time.py exempts it as it does the origin secret)."""
 
 
 def demand_period_s(settings: Settings) -> int:

@@ -313,6 +313,21 @@ FORECAST_SAMPLE_MIN = 10
 """The night plan carries the forecast every this many minutes (a 12-hour window: 73 samples)."""
 
 
+def event_curve(plan: EventPlan, settings: Settings, step_s: int, pad: timedelta) -> list[float]:
+    """People on the site every `step_s` of the planned night: the event's shape from the
+    stack's baseline to its planned peak, `pad` either side (what the rehearsal's `event` night
+    plays, and what the inbox's backlog is planned on)."""
+    occurrence, baseline = plan.occurrence, settings.capacity.baseline_users
+    shape = SHAPES[occurrence.spec.shape]
+    duration = (occurrence.end - occurrence.start).total_seconds()
+    steps = int((duration + 2 * pad.total_seconds()) // step_s)
+    offset = pad.total_seconds()
+    return [
+        baseline + (plan.peak_users - baseline) * shape.level((i * step_s - offset) / duration)
+        for i in range(steps)
+    ]
+
+
 def _forecast(
     occurrence: Occurrence, peak: int, begin: datetime, end: datetime, settings: Settings
 ) -> tuple[Step, ...]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pulumi_policy import ResourceValidationArgs
 
 from planning import aws_facts
-from planning.capacity import ORIGIN_VERIFY_SUFFIX
+from planning.capacity import INBOX_RECEIPT_SUFFIX, ORIGIN_VERIFY_SUFFIX
 from policies.props import as_list, get, policy_document, statements
 from policies.rule import (
     DoesNotApplyError,
@@ -404,10 +404,12 @@ RULES = [
         tuple(RUNTIME_MANAGED),
         _runtime_managed_ignored,
         Exemption(
-            "the origin-verify secret holds Pulumi's own origin-secret slots (rewritten when a "
-            "slot rotates, as the ALB's listener rule is); nothing changes it at run time",
+            "the origin-verify secret and the inbox's receipt secret hold Pulumi's own values "
+            "(rewritten when a slot rotates, as the ALB's listener rule is, or with the edge's "
+            "copy of the receipt secret); nothing changes them at run time",
             lambda args: (
-                args.resource_type == T_SECRET_VERSION and args.name.endswith(ORIGIN_VERIFY_SUFFIX)
+                args.resource_type == T_SECRET_VERSION
+                and args.name.endswith((ORIGIN_VERIFY_SUFFIX, INBOX_RECEIPT_SUFFIX))
             ),
         ),
     ),

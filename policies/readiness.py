@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterator
 
 from pulumi_policy import ResourceValidationArgs
@@ -223,7 +224,9 @@ def _api_only_through_cloudfront(args: ResourceValidationArgs) -> Iterator[Findi
         yield Finding(
             "disableExecuteApiEndpoint",
             get(args.props, "disableExecuteApiEndpoint"),
-            "the queue API is reached only through CloudFront: set admission.api_domain_name "
+            f"the {'inbox' if args.name.endswith('-inbox') else 'queue'} API is reached only "
+            "through CloudFront: set "
+            f"{'inbox' if args.name.endswith('-inbox') else 'admission'}.api_domain_name "
             "(a custom domain) so the default endpoint is disabled",
         )
 
@@ -293,6 +296,114 @@ def _alarms_deliver(view: StackView) -> Iterator[Finding]:
 
 
 _DOCS = "https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide"
+T_QUEUE = "aws:sqs/queue:Queue"
+T_INTEGRATION = "aws:apigatewayv2/integration:Integration"
+SQS_DOCS = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide"
+
+
+def _inbox_queues(view: StackView) -> list:
+    """The inbox's queue (not its dead-letter queue); DoesNotApply without an inbox."""
+    if not view.settings.inbox.enabled:
+        raise DoesNotApplyError("no inbox (inbox.path_patterns is empty)")
+    return [q for q in view.of_type(T_QUEUE) if "-inbox" in q.name and not q.name.endswith("-dlq")]
+
+
+def _dead_letters_kept(view: StackView) -> Iterator[Finding]:
+    """Each inbox queue sends what fails to a dead-letter queue of this stack that keeps it
+    longer: a standard queue's DLQ keeps each message's original enqueue time."""
+    queues = _inbox_queues(view)
+    by_arn = {str(get(q.props, "arn")): q for q in view.of_type(T_QUEUE)}
+    for queue in queues:
+        policy = get(queue.props, "redrivePolicy")
+        try:
+            target = json.loads(policy)["deadLetterTargetArn"] if policy else None
+        except (TypeError, ValueError, KeyError):
+            target = None
+        dlq = by_arn.get(str(target))
+        if dlq is None:
+            yield Finding(
+                "redrivePolicy", policy, "the inbox queue has no dead-letter queue of this stack",
+                queue.urn, queue.name,
+            )  # fmt: skip
+            continue
+        kept = get(dlq.props, "messageRetentionSeconds", 345_600)
+        held = get(queue.props, "messageRetentionSeconds", 345_600)
+        if kept <= held:
+            yield Finding(
+                "messageRetentionSeconds",
+                kept,
+                f"the dead-letter queue must keep longer than the queue ({held} s): it keeps "
+                "each message's original enqueue time, so it would expire what it receives",
+                dlq.urn,
+                dlq.name,
+            )
+
+
+def _inbox_encrypted(view: StackView) -> Iterator[Finding]:
+    """The inbox's queues under a customer-managed key (not SQS's own alias/aws/sqs): who may
+    read a submission is the key's policy and IAM's, and CloudTrail logs each use."""
+    _inbox_queues(view)
+    for queue in view.of_type(T_QUEUE):
+        if "-inbox" not in queue.name:
+            continue
+        key = str(get(queue.props, "kmsMasterKeyId") or "")
+        if not key or key.startswith("alias/aws/"):
+            yield Finding(
+                "kmsMasterKeyId", key or None, "inbox queues use the inbox's own KMS key",
+                queue.urn, queue.name,
+            )  # fmt: skip
+
+
+def _inbox_age_alarm(view: StackView) -> Iterator[Finding]:
+    """Someone is told when a submission has waited too long: an alarm on the queue's
+    ApproximateAgeOfOldestMessage."""
+    for queue in _inbox_queues(view):
+        watched = [
+            a
+            for a in view.of_type(T_ALARM)
+            if get(a.props, "metricName") == "ApproximateAgeOfOldestMessage"
+            and get(a.props, "dimensions.QueueName") == get(queue.props, "name")
+        ]
+        if not watched:
+            yield Finding(
+                "alarms", [], "no alarm on the age of the inbox's oldest submission",
+                queue.urn, queue.name,
+            )  # fmt: skip
+
+
+def _accept_skips_the_fleet(view: StackView) -> Iterator[Finding]:
+    """Each inbox path's behaviour goes to an API whose routes put the post in SQS: no
+    synchronous dependency on the fleet (the ALB) or on a Lambda on the accept path."""
+    settings = view.settings
+    _inbox_queues(view)
+    alb_headers = _alb_headers(view)
+    for distribution in view.of_type(T_DISTRIBUTION):
+        props = dict(distribution.props)
+        to_alb = {p for p, _ in _alb_behaviours(props, alb_headers, None)}
+        patterns = {p for p, _ in behaviours(props)}
+        for pattern in settings.inbox.path_patterns:
+            if pattern in to_alb or pattern not in patterns:
+                yield Finding(
+                    f"behaviour {pattern}.targetOriginId",
+                    "the load balancer" if pattern in to_alb else None,
+                    "an inbox path goes to the inbox's API, never to the fleet",
+                    distribution.urn,
+                    distribution.name,
+                )
+    for integration in view.of_type(T_INTEGRATION):
+        if "-inbox-send" in integration.name and (
+            get(integration.props, "integrationSubtype") != "SQS-SendMessage"
+        ):
+            yield Finding(
+                "integrationSubtype",
+                get(integration.props, "integrationSubtype"),
+                "the accept route is API Gateway's SQS-SendMessage integration: nothing to "
+                "scale, throttle or fail between the edge and the queue",
+                integration.urn,
+                integration.name,
+            )
+
+
 RULES = [
     StackRule(
         "gate-on-every-origin-behaviour",
@@ -328,6 +439,34 @@ RULES = [
         "The room item every join and poll reads stays within one partition's 3,000 units/s",
         "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html",
         _room_item_within_its_partition,
+    ),
+    StackRule(
+        "inbox-dead-letters-kept-longer",
+        "readiness",
+        "The inbox queue has a dead-letter queue that keeps its messages longer than it does",
+        f"{SQS_DOCS}/sqs-dead-letter-queues.html",
+        _dead_letters_kept,
+    ),
+    StackRule(
+        "inbox-encrypted-with-its-own-key",
+        "readiness",
+        "The inbox's queues are encrypted with a customer-managed KMS key",
+        f"{SQS_DOCS}/sqs-server-side-encryption.html",
+        _inbox_encrypted,
+    ),
+    StackRule(
+        "inbox-oldest-submission-alarmed",
+        "readiness",
+        "An alarm watches the age of the inbox's oldest waiting submission",
+        f"{SQS_DOCS}/sqs-available-cloudwatch-metrics.html",
+        _inbox_age_alarm,
+    ),
+    StackRule(
+        "inbox-accept-path-skips-the-fleet",
+        "readiness",
+        "Each inbox path goes from CloudFront to SQS through API Gateway, never to the fleet",
+        "https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-aws-services-reference.html",
+        _accept_skips_the_fleet,
     ),
     ResourceRule(
         "queue-api-only-through-cloudfront",

@@ -15,9 +15,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from planning.clock import ClockError, parse_instant
-from planning.event_plan import EventPlan
+from planning.event_plan import EventPlan, event_curve
 from planning.settings import Settings
-from planning.shapes import SHAPES
 from rehearsal.stays import Kind
 
 EVENT_SCENARIOS = (
@@ -143,16 +142,7 @@ class Night:
 
 def event_night(plan: EventPlan, settings: Settings, step_s: int) -> list[float]:
     """The event's own curve: its shape scaled from baseline to its planned peak, padded."""
-    occurrence = plan.occurrence
-    shape = SHAPES[occurrence.spec.shape]
-    baseline = settings.capacity.baseline_users
-    duration = (occurrence.end - occurrence.start).total_seconds()
-    steps = int((duration + 2 * PAD.total_seconds()) // step_s)
-    offset = PAD.total_seconds()
-    return [
-        baseline + (plan.peak_users - baseline) * shape.level((i * step_s - offset) / duration)
-        for i in range(steps)
-    ]
+    return event_curve(plan, settings, step_s, PAD)
 
 
 def night_2016(plan: EventPlan, settings: Settings, step_s: int) -> list[float]:

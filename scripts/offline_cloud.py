@@ -324,10 +324,11 @@ class OfflineRun:
     def of_type(self, token: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == token]
 
-    def one(self, token: str) -> Registration:
-        found = self.of_type(token)
+    def one(self, token: str, named: str = "") -> Registration:
+        """The one `token` resource (whose name holds `named`, when given)."""
+        found = [r for r in self.of_type(token) if named in r.name]
         if len(found) != 1:
-            raise AssertionError(f"expected one {token}, found {len(found)}")
+            raise AssertionError(f"expected one {token} named *{named}*, found {len(found)}")
         return found[0]
 
     def children(self, urn: str | None) -> list[Registration]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -34,8 +35,17 @@ from planning.capacity import (
     peak_check,
     people_per_instance,
 )
-from planning.event_plan import EventPlan, PlanError, Step, plan_actions, plan_events
+from planning.event_plan import (
+    EventPlan,
+    PlanError,
+    Step,
+    event_curve,
+    plan_actions,
+    plan_events,
+)
+from planning.inbox import backlog, submissions_per_s
 from planning.settings import Settings, SettingsError, load_stack_settings
+from rehearsal.curves import PAD
 from rehearsal.verdict import event_verdict
 from scripts import output_dir
 from scripts.offline_cloud import ROOT, OfflineRun, run_offline, stack_config
@@ -66,7 +76,47 @@ def key_settings(settings: Settings) -> list[str]:
         f"{peak.instances_with_zone_lost} ({'holds' if peak.holds else 'DOES NOT HOLD'})",
         f"edge cache       {_edge_cache(settings, peak.peak_users)}",
         f"waiting room     {_room(settings)}",
+        f"inbox            {_inbox(settings)}",
     ]
+
+
+def _inbox(settings: Settings) -> str:
+    i = settings.inbox
+    if not i.enabled:
+        return "off (writes go to the fleet)"
+    peak = submissions_per_s(
+        settings.capacity.baseline_users * settings.capacity.peak_multiple, settings
+    )
+    return (
+        f"{', '.join(i.path_patterns)} into SQS at the edge (no fleet, no Lambda); "
+        f"{peak:,.1f} submissions/s at the planned peak ({i.submit_pct:g} % of visits); "
+        f"the back office drains {i.drain_per_s:g}/s ({i.consumer_concurrency} consumers x "
+        f"{i.processing_s:g} s); oldest-age alarm {i.oldest_age_alarm_s // 60} min"
+    )
+
+
+def _inbox_line(plan: EventPlan, settings: Settings) -> list[str]:
+    """The planned night's submissions against the drain: backlog, wait, time to clear."""
+    if not settings.inbox.enabled:
+        return []
+    b = backlog(event_curve(plan, settings, 60, PAD), settings)
+    if b.most_waiting == 0:
+        behind = "never behind"
+    elif math.isinf(b.clears_min):
+        behind = "NOT CLEARED within the queue's retention: raise drain_per_s"
+    else:
+        behind = (
+            f"up to {b.most_waiting:,.0f} waiting, the longest {b.longest_wait_min:,.0f} min; "
+            f"clears in {_duration(b.clears_min)}"
+        )
+    return [
+        f"  {'inbox':<8} {b.submitted:,.0f} submissions, peak {b.peak_per_s:,.1f}/s against "
+        f"{b.drain_per_s:g}/s drained: {behind}"
+    ]
+
+
+def _duration(minutes: float) -> str:
+    return f"{minutes:,.0f} min" if minutes < 120 else f"{minutes / 60:,.1f} h"
 
 
 def _edge_cache(settings: Settings, peak_users: int) -> str:
@@ -149,6 +199,7 @@ def event_table(
             lines += [f"{plan.key}:"]
             lines += _steps_lines("MinSize", plan.min_steps)
             lines += _steps_lines("LCUs", plan.lcu_steps)
+            lines += _inbox_line(plan, settings)
             lines += _carried_by(plan, settings, now)
     lines += [
         f"not planned: {s.key} ({s.local_start:%Y-%m-%d %H:%M %Z}): {s.reason}" for s in skipped

@@ -47,8 +47,11 @@ NUMBER = re.compile(r"(?<![\w.#/\-])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?!(?!x\b)\w
 """A figure in prose: `1,000`, `0.7`, `1.54` in `1.54x`; not `IPv4`, `EC2.2`, `/24`,
 `SHA-256`, `5xx` or a version's parts."""
 
-HTTP_STATUSES = ("200", "202", "302", "303", "400", "403", "404", "405", "410", "414", "416",
-                 "429", "460", "500", "501", "502", "503", "504")  # fmt: skip
+HTTP_STATUSES = tuple(
+    str(code)
+    for code in (200, 202, 302, 303, 400, 403, 404, 405, 409, 410, 411, 413, 414, 415, 416, 429,
+                 460, 500, 501, 502, 503, 504)
+)  # fmt: skip
 FACTS: dict[str, str] = {
     # The incident and the calendar.
     "17,000": "users a week before US election night 2016 (DESIGN.md; rehearsal.curves.SEED_2016)",

@@ -110,9 +110,13 @@ def test_alarms_are_wired_to_the_topics(run) -> None:
     alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
     room = [a for a in alarms if "-room-" in a.name]
     runner = [a for a in alarms if "-prescale-" in a.name]
+    inbox = [a for a in alarms if "-inbox-" in a.name]
     # 7 along the request path + the gate's fail-open; 4 room functions x 2 + 4 room alarms;
-    # 6 for the pre-scale runner (failures, two shortfalls, stopped, errors, undelivered).
-    assert (len(alarms) - len(room) - len(runner), len(room), len(runner)) == (8, 12, 6)
+    # 6 for the pre-scale runner (failures, two shortfalls, stopped, errors, undelivered); the
+    # inbox's oldest submission and dead letters where a stack has an inbox.
+    path = len(alarms) - len(room) - len(runner) - len(inbox)
+    expected_inbox = 2 if load_stack_settings(run.stack).inbox.enabled else 0
+    assert (path, len(room), len(runner), len(inbox)) == (8, 12, 6, expected_inbox)
     for alarm in alarms:
         assert alarm.inputs["alarmActions"]
         assert all(a.rsplit(":", 1)[1] in topic_names for a in alarm.inputs["alarmActions"])
@@ -191,9 +195,12 @@ def test_state_is_protected_in_every_stack_but_previews(run) -> None:
         *run.of_type("aws:cloudfront/keyValueStore:KeyValueStore"),
         *run.of_type("aws:secretsmanager/secret:Secret"),
     ]
-    assert len(stateful) == 3 + 1 + 1 + 2, "three buckets; the room's table, store, two secrets"
+    inbox = 3 if load_stack_settings(run.stack).inbox.enabled else 0
+    assert len(stateful) == 3 + 1 + 1 + 2 + inbox, (
+        "three buckets; the room's table, store, two secrets; the inbox's table, store, secret"
+    )
     assert {r.name: r.protect for r in stateful} == {r.name: keep for r in stateful}
-    table = run.one("aws:dynamodb/table:Table").inputs
+    table = run.one("aws:dynamodb/table:Table", "-room").inputs
     assert table["deletionProtectionEnabled"] is keep
 
 

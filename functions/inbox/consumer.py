@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from .receipts import ID, KEY_ATTRIBUTE, RECEIPT_ATTRIBUTE, Receipts
+from .receipts import KEY_ATTRIBUTE, RECEIPT_ATTRIBUTE, Receipts, untag
 
 BODY_KEY_ATTRIBUTE = "bodyKey"
 """The message attribute naming the S3 object of a body too large for the message."""
@@ -92,9 +92,13 @@ class Consumer:
     sqs: Any
     dlq_url: str
     s3: Any
-    bucket: str
+    bucket: str | None
+    """Where bodies too large for a message are kept (None: the stack takes none, and a message
+    naming one is kept in the dead-letter queue)."""
     lease_s: int
     clock: Callable[[], float]
+    secrets: Callable[[], list[str]]
+    """The receipt secret's values (current first): the edge tags each message with it."""
 
     def consume(self, records: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
         """Lambda's SQS event: the batch item failures to deliver again."""
@@ -108,10 +112,12 @@ class Consumer:
 
     def handle(self, record: dict[str, Any]) -> Verdict | Literal["duplicate"]:
         attributes = record.get("messageAttributes", {})
-        receipt = _attribute(attributes, RECEIPT_ATTRIBUTE)
-        if receipt is None or not ID.fullmatch(receipt):
-            # Not something the inbox accepted: keep it for an operator, never drop it.
-            self._dead_letter(record, "no receipt attribute")
+        tagged = _attribute(attributes, RECEIPT_ATTRIBUTE)
+        receipt = None if tagged is None else untag(tagged, self.secrets())
+        if receipt is None:
+            # Not a message the edge made (posted around CloudFront, or mangled): keep it for
+            # an operator, never act on it, never drop it.
+            self._dead_letter(record, "no receipt the edge made")
             return "refused"
         received_at = int(record["attributes"]["SentTimestamp"]) // 1000
         now = int(self.clock())
@@ -121,6 +127,10 @@ class Consumer:
         if claim == "busy":
             raise RetryLaterError(receipt)
         try:
+            if self.bucket is None and _attribute(attributes, BODY_KEY_ATTRIBUTE) is not None:
+                self._dead_letter(record, "a body in S3, and no bucket configured")
+                self.receipts.finish(receipt, "failed", int(self.clock()), "body not found")
+                return "refused"
             submission = Submission(
                 receipt=receipt,
                 path=_attribute(attributes, PATH_ATTRIBUTE) or "",

@@ -30,7 +30,6 @@ _cache: dict[str, Any] = {}
 @dataclass(frozen=True)
 class Config:
     table: str
-    bucket: str
     dlq_url: str
     back_office_url: str
     back_office_timeout_s: float
@@ -42,7 +41,6 @@ class Config:
     def from_env(cls, env: Mapping[str, str]) -> Config:
         names = {
             "table": "FG_INBOX_TABLE",
-            "bucket": "FG_INBOX_BUCKET",
             "dlq_url": "FG_INBOX_DLQ_URL",
             "back_office_url": "FG_BACK_OFFICE_URL",
             "back_office_timeout_s": "FG_BACK_OFFICE_TIMEOUT_S",
@@ -154,9 +152,10 @@ def consume(event: dict[str, Any], _context: object = None) -> dict[str, Any]:
         back_office=HttpBackOffice(config.back_office_url, config.back_office_timeout_s),
         sqs=_client("sqs"),
         dlq_url=config.dlq_url,
-        s3=_client("s3"),
-        bucket=config.bucket,
+        s3=None,
+        bucket=None,
         lease_s=config.lease_s,
         clock=clock,
+        secrets=lambda: _secrets(config),
     )
     return consumer.consume(event.get("Records", []))

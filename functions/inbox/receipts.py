@@ -39,7 +39,7 @@ KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 ID = re.compile(r"[0-9a-f]{32}")
 RECEIPT = re.compile(r"(?P<id>[0-9a-f]{32})\.(?P<at>\d{10})\.(?P<mac>[0-9a-f]{32})")
 RECEIPT_ATTRIBUTE = "receipt"
-"""The SQS message attribute that carries the receipt id."""
+"""The SQS message attribute that carries the receipt id, tagged by the edge (`tag`)."""
 KEY_ATTRIBUTE = "idempotencyKey"
 """The message attribute that carries the client's key, when it gave one."""
 
@@ -48,6 +48,23 @@ def receipt_id(path: str, key: str | None, request_id: str) -> str:
     """The receipt id of a submission to `path` (functions/edge/inbox.js computes the same)."""
     seed = f"fg-inbox|{path}|{key}" if key is not None else f"fg-inbox-request|{request_id}"
     return hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+def tag(receipt: str, secret: str) -> str:
+    """The receipt attribute the edge sends with the message, `<id>.<mac>`: the consumer acts
+    only on messages the edge made, not on one posted to the API around CloudFront."""
+    mac = hmac.new(secret.encode(), f"fg-inbox-id|{receipt}".encode(), "sha256")
+    return f"{receipt}.{mac.hexdigest()[:32]}"
+
+
+def untag(value: str, secrets: list[str]) -> str | None:
+    """The receipt id of an attribute `tag` made with any of `secrets`, else None."""
+    receipt = value.split(".", 1)[0]
+    if not ID.fullmatch(receipt):
+        return None
+    if any(hmac.compare_digest(tag(receipt, secret), value) for secret in secrets):
+        return receipt
+    return None
 
 
 def sign(receipt: str, received_at: int, secret: str) -> str:

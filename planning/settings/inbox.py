@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from planning import aws_facts
-from planning.settings.base import _at, _check_range, _Model
+from planning.settings.base import _at, _check_domain, _check_range, _Model
 
 
 class InboxSettings(_Model):
@@ -24,11 +24,22 @@ class InboxSettings(_Model):
     receipt id: 2xx or 409 is done, another 4xx is failed (kept in the DLQ), 5xx or a timeout
     is tried again. Required with `path_patterns`."""
     inline_body_max_bytes: int = Field(default=262_144, ge=1_024)
-    """Largest body carried in the message itself (SQS allows 1 MiB, body and attributes
-    together; each 64 KiB is billed as one request). Larger bodies go through S3."""
-    body_max_bytes: int = Field(default=10_485_760, ge=1_024)
-    """Largest submission accepted, through a presigned S3 upload above
-    `inline_body_max_bytes` (S3 takes 5 GiB in one PUT)."""
+    """Largest body the inbox accepts, carried in the message itself (SQS allows 1 MiB, body
+    and attributes together; each 64 KiB is billed as one request). The edge refuses a larger
+    one with 413 before it reaches the queue."""
+    accept_per_s: int = Field(default=2_000, ge=1, le=10_000)
+    """Submissions a second the inbox's HTTP API takes (its stage throttle, burst the same);
+    over it API Gateway answers 429 and the client tries again. The account's HTTP APIs share
+    10,000 a second per Region by default, the queue API's included (API Gateway quotas)."""
+    api_domain_name: str | None = None
+    """The name CloudFront reaches the inbox's API by: a custom domain, with the default
+    execute-api endpoint disabled, so nothing spends the accept throttle except through
+    CloudFront and its WAF. Needs `load_balancer.hosted_zone_id` (Floodgate writes its record)
+    and a certificate: `api_certificate_arn`, else the load balancer's, covering it. Unset (PR
+    previews): the endpoint stays public; the consumer still acts only on messages the edge
+    tagged."""
+    api_certificate_arn: str | None = None
+    """Regional ACM certificate covering `api_domain_name`; unset, the load balancer's."""
     retention_s: int = 345_600
     """How long the queue keeps a submission the back office has not taken (SQS: 60 s to 14
     days; default 4 days)."""
@@ -84,6 +95,11 @@ class InboxSettings(_Model):
             raise ValueError("names a path twice")
         return value
 
+    @field_validator("api_domain_name")
+    @classmethod
+    def _api_domain(cls, value: str | None) -> str | None:
+        return None if value is None else _check_domain(value)
+
     @field_validator("back_office_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -118,17 +134,6 @@ class InboxSettings(_Model):
                 self.inline_body_max_bytes,
                 f"must be at most {most} (SQS's 1 MiB message, less {INLINE_HEADROOM_BYTES} "
                 "for the attributes)",
-            )
-        if (
-            not self.inline_body_max_bytes
-            <= self.body_max_bytes
-            <= aws_facts.S3_PRESIGNED_PUT_MAX_BYTES
-        ):
-            raise _at(
-                "body_max_bytes",
-                self.body_max_bytes,
-                f"must be between inline_body_max_bytes ({self.inline_body_max_bytes}) and "
-                f"{aws_facts.S3_PRESIGNED_PUT_MAX_BYTES} (S3's single PUT)",
             )
         if self.consumer_concurrency > aws_facts.ESM_MAX_CONCURRENCY[1]:
             raise _at(

@@ -106,24 +106,8 @@ class Settings(_Model):
             )
         self._room_capacity()
         self._edge_cache()
-        if self.admission.api_domain_name and not self.load_balancer.hosted_zone_id:
-            raise _at(
-                "admission.api_domain_name",
-                self.admission.api_domain_name,
-                "needs load_balancer.hosted_zone_id: the same update that disables the API's "
-                "execute-api endpoint points CloudFront at this name, so Floodgate must write "
-                "its DNS record in that update, or every join and poll fails until it resolves",
-            )
-        api_cert = self.admission.api_certificate_arn
-        if api_cert is not None:
-            match = _ACM_ARN.match(api_cert)
-            if match is None or match["region"] != self.region:
-                raise _at(
-                    "admission.api_certificate_arn",
-                    api_cert,
-                    f"must be an ACM certificate ARN in the stack's region {self.region} (API "
-                    "Gateway's regional custom domains use certificates from their own region)",
-                )
+        for section in ("admission", "inbox"):
+            self._api_domain(section)
         hook = self.fleet.launch_hook_timeout_s
         if self.prescale.cold_launch_s > hook:
             raise _at(
@@ -154,6 +138,29 @@ class Settings(_Model):
                 f"must each be one of edge.write_path_patterns {self.edge.write_path_patterns}",
             )
         return self
+
+    def _api_domain(self, section: Literal["admission", "inbox"]) -> None:
+        """A section's API custom domain needs the hosted zone, and a certificate of the
+        stack's region."""
+        api = self.admission if section == "admission" else self.inbox
+        if api.api_domain_name and not self.load_balancer.hosted_zone_id:
+            raise _at(
+                f"{section}.api_domain_name",
+                api.api_domain_name,
+                "needs load_balancer.hosted_zone_id: the same update that disables the API's "
+                "execute-api endpoint points CloudFront at this name, so Floodgate must write "
+                "its DNS record in that update, or every request fails until it resolves",
+            )
+        cert = api.api_certificate_arn
+        if cert is not None:
+            match = _ACM_ARN.match(cert)
+            if match is None or match["region"] != self.region:
+                raise _at(
+                    f"{section}.api_certificate_arn",
+                    cert,
+                    f"must be an ACM certificate ARN in the stack's region {self.region} (API "
+                    "Gateway's regional custom domains use certificates from their own region)",
+                )
 
     def _edge_cache(self) -> None:
         """Public pages the plan counts on are ones the edge may cache, for the TTL the plan

@@ -37,7 +37,7 @@ def functions(run: OfflineRun) -> dict[str, dict]:
 
 
 def test_table_has_ttl_recovery_and_warm_throughput(run) -> None:
-    table = run.one("aws:dynamodb/table:Table").inputs
+    table = run.one("aws:dynamodb/table:Table", "-room").inputs
     assert table["billingMode"] == "PAY_PER_REQUEST"
     assert table["ttl"] == {"attributeName": "expires_at", "enabled": True}
     assert table["pointInTimeRecovery"] == {"enabled": True}
@@ -46,16 +46,16 @@ def test_table_has_ttl_recovery_and_warm_throughput(run) -> None:
 
 def test_warm_throughput_is_capped_at_the_table_quota(run, prod) -> None:
     """20,000 joins/s x 4 writes = 80,000/s, but AWS pre-warms only up to the table quota."""
-    warm = run.one("aws:dynamodb/table:Table").inputs["warmThroughput"]
+    warm = run.one("aws:dynamodb/table:Table", "-room").inputs["warmThroughput"]
     assert prod.admission.table_quota_units_per_s == 40_000
     assert warm == {"writeUnitsPerSecond": 40_000, "readUnitsPerSecond": 40_000}
 
 
 def test_room_table_is_never_replaced_by_a_plan_or_refresh(run) -> None:
     """Warm throughput never lowers: a lower value in a plan would replace the table."""
-    table = run.one("aws:dynamodb/table:Table")
+    table = run.one("aws:dynamodb/table:Table", "-room")
     assert table.protect and "warmThroughput" in table.ignore_changes
-    assert run.one("aws:cloudfront/keyValueStore:KeyValueStore").protect
+    assert run.one("aws:cloudfront/keyValueStore:KeyValueStore", "-room").protect
     keys = next(
         s
         for s in run.of_type("aws:secretsmanager/secret:Secret")
@@ -205,11 +205,11 @@ def test_service_roles_trust_only_this_account(run) -> None:
 
 
 def test_api_gateway_invokes_each_function_for_its_own_routes(run) -> None:
-    api = run.one("aws:apigatewayv2/api:Api")
+    api = run.one("aws:apigatewayv2/api:Api", "-queue")
     arns = {
         p.inputs["function"].rsplit("-", 1)[1] + " " + p.inputs["sourceArn"]
         for p in run.of_type("aws:lambda/permission:Permission")
-        if p.inputs["principal"] == "apigateway.amazonaws.com"
+        if p.inputs["principal"] == "apigateway.amazonaws.com" and "-room-" in p.inputs["function"]
     }
     base = api.outputs["executionArn"]
     assert arns == {
@@ -243,6 +243,7 @@ def test_queue_api_checks_the_value_cloudfront_sends(run) -> None:
     slots = {
         reveal(p.outputs["result"])
         for p in run.of_type("random:index/randomPassword:RandomPassword")
+        if "origin-secret" in p.name
     }
     assert set(secret.revealed()["secretString"].split(",")) == slots
     verify = next(
@@ -263,7 +264,7 @@ def test_queue_api_checks_the_value_cloudfront_sends(run) -> None:
 def test_the_queue_api_hears_the_viewers_address_and_fetch_metadata(run) -> None:
     """The per-address join limit and the cross-site check read headers CloudFront forwards
     only when an origin request policy names them; Host must stay API Gateway's own."""
-    policy = run.one("aws:cloudfront/originRequestPolicy:OriginRequestPolicy")
+    policy = run.one("aws:cloudfront/originRequestPolicy:OriginRequestPolicy", "-queue")
     headers = policy.inputs["headersConfig"]
     assert headers["headerBehavior"] == "whitelist"
     assert set(headers["headers"]["items"]) == {
@@ -305,8 +306,12 @@ def test_only_the_room_summary_is_shared_between_visitors(run) -> None:
 def test_queue_routes_answer_429_before_their_functions_throttle(run, prod) -> None:
     """API Gateway answers a Lambda throttle with 500 (which CloudFront would turn into the HTML
     page): each route's own limit stops at what its function's reserved concurrency serves."""
-    stage = run.one("aws:apigatewayv2/stage:Stage")
-    routes = {r.inputs["routeKey"]: r for r in run.of_type("aws:apigatewayv2/route:Route")}
+    stage = run.one("aws:apigatewayv2/stage:Stage", "-queue")
+    routes = {
+        r.inputs["routeKey"]: r
+        for r in run.of_type("aws:apigatewayv2/route:Route")
+        if r.inputs["apiId"] == stage.inputs["apiId"]
+    }
     limits = {s["routeKey"]: s for s in stage.inputs["routeSettings"]}
     assert set(limits) == set(routes)
     assert set(routes[k].urn for k in routes) <= set(stage.dependencies)
@@ -348,14 +353,14 @@ def test_the_queue_api_is_reached_only_through_cloudfront(run, prod) -> None:
     """Direct requests to execute-api were refused by the handlers only after spending the
     stage's throttle and the functions' concurrency: the default endpoint is off, and
     CloudFront reaches the API by its custom domain (regional, TLS 1.2)."""
-    api = run.one("aws:apigatewayv2/api:Api").inputs
+    api = run.one("aws:apigatewayv2/api:Api", "-queue").inputs
     assert api["disableExecuteApiEndpoint"] is True
-    domain = run.one("aws:apigatewayv2/domainName:DomainName").inputs
+    domain = run.one("aws:apigatewayv2/domainName:DomainName", "-queue").inputs
     assert domain["domainName"] == prod.admission.api_domain_name
     config = domain["domainNameConfiguration"]
     assert (config["endpointType"], config["securityPolicy"]) == ("REGIONAL", "TLS_1_2")
     assert config["certificateArn"] == prod.load_balancer.certificate_arn
-    mapping = run.one("aws:apigatewayv2/apiMapping:ApiMapping").inputs
+    mapping = run.one("aws:apigatewayv2/apiMapping:ApiMapping", "-queue").inputs
     assert mapping["stage"] == "$default"
     distribution = run.one("aws:cloudfront/distribution:Distribution").revealed()
     queue = next(o for o in distribution["origins"] if o["originId"] == "queue-api")

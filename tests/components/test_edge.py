@@ -263,6 +263,7 @@ def test_static_pages_are_uploaded(run) -> None:
     pages = {p.inputs["key"]: p for p in run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")}
     assert sorted(pages) == [
         HIGH_DEMAND_PAGE[1:],
+        "inbox/received.html",
         "waiting-room/closed.html",
         "waiting-room/index.html",
         "waiting-room/return.js",

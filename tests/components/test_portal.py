@@ -31,6 +31,11 @@ EXPECTED_OUTPUTS = {
     "room_admin_function",
     "room_kvs_arn",
     "queue_api",
+    "inbox_queue_url",
+    "inbox_dlq_url",
+    "inbox_table",
+    "inbox_api",
+    "inbox_consumer",
 }
 
 

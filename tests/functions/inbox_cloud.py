@@ -12,12 +12,13 @@ from typing import Any
 import boto3
 
 from functions.inbox.consumer import Consumer, Submission, Verdict, event_record
-from functions.inbox.receipts import RECEIPT_ATTRIBUTE, Receipts
+from functions.inbox.receipts import RECEIPT_ATTRIBUTE, Receipts, tag
 
 REGION = "ca-central-1"
 T0 = 1_857_000_000
 LEASE_S = 30
 KEEP_S = 30 * 86_400
+SECRET = "receipt-secret"
 
 
 @dataclass
@@ -70,11 +71,12 @@ class Inbox:
             bucket="inbox-bodies",
             lease_s=LEASE_S,
             clock=lambda: self.now[0],
+            secrets=lambda: [SECRET],
         )
 
     def send(self, receipt: str, body: str = "{}", **attributes: str) -> None:
         """What the HTTP API's SQS-SendMessage integration puts in the queue."""
-        values = {RECEIPT_ATTRIBUTE: receipt, "path": "/submit/apply", **attributes}
+        values = {RECEIPT_ATTRIBUTE: tag(receipt, SECRET), "path": "/submit/apply", **attributes}
         self.sqs.send_message(
             QueueUrl=self.queue_url,
             MessageBody=body,

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from moto import mock_aws
 
 from functions.inbox import handlers
 from functions.inbox.consumer import Submission, Verdict
-from functions.inbox.receipts import receipt_id, sign, verify
+from functions.inbox.receipts import receipt_id, sign, tag, untag, verify
 from functions.inbox.redrive import MoveTasks, redrive
-from tests.functions.inbox_cloud import LEASE_S, T0, BackOffice, Inbox, create_inbox
+from tests.functions.inbox_cloud import LEASE_S, SECRET, T0, BackOffice, Inbox, create_inbox
 
-SECRET = "receipt-secret"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -28,6 +30,13 @@ def test_the_same_key_on_the_same_path_is_the_same_receipt() -> None:
     assert one == receipt_id("/submit/apply", "key-0001-abcd", "req-2")
     assert one != receipt_id("/submit/renew", "key-0001-abcd", "req-1")
     assert receipt_id("/submit/apply", None, "req-1") != receipt_id("/submit/apply", None, "req-2")
+
+
+def test_a_tag_proves_the_edge_made_the_receipt() -> None:
+    tagged = tag("ab" * 16, SECRET)
+    assert untag(tagged, ["old", SECRET]) == "ab" * 16
+    assert untag(tagged, ["other"]) is None
+    assert untag("ab" * 16, [SECRET]) is None
 
 
 def test_a_receipt_verifies_only_with_its_secret_and_unaltered() -> None:
@@ -152,11 +161,17 @@ def test_a_live_lease_sends_the_message_back_without_a_call(inbox: Inbox) -> Non
     assert office.calls["a" * 32] == 0
 
 
-def test_a_message_without_a_receipt_is_kept_not_dropped(inbox: Inbox) -> None:
+def test_a_message_the_edge_did_not_make_is_kept_and_never_acted_on(inbox: Inbox) -> None:
+    """Posted to the API around CloudFront: no receipt, or one without the edge's tag."""
+    office = BackOffice()
     inbox.sqs.send_message(QueueUrl=inbox.queue_url, MessageBody="stray")
-    inbox.poll(inbox.consumer(BackOffice()))
-    (kept,) = inbox.sqs.receive_message(QueueUrl=inbox.dlq_url)["Messages"]
-    assert kept["Body"] == "stray"
+    forged = {"receipt": {"DataType": "String", "StringValue": tag("7" * 32, "guess")}}
+    inbox.sqs.send_message(QueueUrl=inbox.queue_url, MessageBody="forged", MessageAttributes=forged)
+    while inbox.poll(inbox.consumer(office))[0]:
+        pass
+    kept = inbox.sqs.receive_message(QueueUrl=inbox.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in kept) == ["forged", "stray"]
+    assert office.calls == {}
 
 
 def test_a_body_kept_in_s3_reaches_the_back_office_whole(inbox: Inbox) -> None:
@@ -200,7 +215,6 @@ def test_the_status_route_says_received_done_or_unknown(inbox: Inbox, monkeypatc
     )["ARN"]
     env = {
         "FG_INBOX_TABLE": inbox.table.name,
-        "FG_INBOX_BUCKET": "inbox-bodies",
         "FG_INBOX_DLQ_URL": inbox.dlq_url,
         "FG_BACK_OFFICE_URL": "https://back-office.example/submissions",
         "FG_BACK_OFFICE_TIMEOUT_S": "6",
@@ -238,3 +252,56 @@ def test_a_function_without_its_environment_names_every_missing_variable() -> No
     message = str(raised.value)
     assert "FG_INBOX_TABLE is not set" in message and "FG_RECEIPT_SECRET_ARN is not set" in message
     assert "FG_LEASE_S must be a positive number (got '-1')" in message
+
+
+def _edge(events: list[dict]) -> list[dict]:
+    """functions/edge/inbox.js, run by node on CloudFront's event shapes."""
+    done = subprocess.run(
+        ["node", str(ROOT / "tests/edge/inbox_run.mjs")],
+        input=json.dumps(events),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(done.stdout)
+
+
+def _post(event_type: str, *, key: str | None = None, request_id: str = "req-1") -> dict:
+    headers = {
+        "content-type": {"value": "application/json"},
+        "content-length": {"value": "2"},
+        "accept": {"value": "application/json"},
+    }
+    if key is not None:
+        headers["idempotency-key"] = {"value": key}
+    event = {
+        "version": "1.0",
+        "context": {"eventType": event_type, "requestId": request_id},
+        "viewer": {"ip": "198.51.100.11"},
+        "request": {"method": "POST", "uri": "/submit/apply", "querystring": {},
+                    "headers": headers, "cookies": {}},
+    }  # fmt: skip
+    if event_type == "viewer-response":
+        event["response"] = {"statusCode": 200, "headers": {}, "cookies": {}}
+    return event
+
+
+def test_the_edge_and_the_consumer_agree_on_every_receipt() -> None:
+    """The edge (JavaScript) derives and tags the id, and signs the receipt; the consumer and
+    the status route (Python) recognise each, or the consumer would dead-letter every message."""
+    tagged, keyless, answer = _edge(
+        [
+            _post("viewer-request", key="key-0001-abcd"),
+            _post("viewer-request", request_id="r-9"),
+            _post("viewer-response", key="key-0001-abcd"),
+        ]
+    )
+    expected = receipt_id("/submit/apply", "key-0001-abcd", "ignored")
+    assert tagged["headers"]["x-floodgate-receipt"]["value"] == tag(expected, SECRET)
+    assert untag(keyless["headers"]["x-floodgate-receipt"]["value"], [SECRET]) == receipt_id(
+        "/submit/apply", None, "r-9"
+    )
+    receipt = json.loads(answer["body"]["data"])["receipt"]
+    signed = verify(receipt, [SECRET])
+    assert signed is not None and signed[0] == expected

@@ -43,17 +43,6 @@ def test_an_inline_body_fits_sqs_s_one_mebibyte_message_with_its_attributes(prod
         settings_with(prod_config, inbox__inline_body_max_bytes=1_048_576 - 4_095)
 
 
-def test_a_body_above_the_inline_limit_fits_one_s3_put(prod_config) -> None:
-    """S3 user guide: a single PUT uploads at most 5 GiB (5,368,709,120 bytes)."""
-    settings_with(prod_config, inbox__body_max_bytes=5_368_709_120)
-    with pytest.raises(SettingsError, match=r"inbox\.body_max_bytes: must be between"):
-        settings_with(prod_config, inbox__body_max_bytes=5_368_709_121)
-    with pytest.raises(SettingsError, match=r"inbox\.body_max_bytes: must be between"):
-        settings_with(
-            prod_config, inbox__inline_body_max_bytes=65_536, inbox__body_max_bytes=65_535
-        )
-
-
 def test_the_drain_rate_sizes_the_consumer_within_lambda_s_event_source(prod_config) -> None:
     """Lambda developer guide, SQS event source: MaximumConcurrency is 2 to 1,000."""
     s = settings_with(prod_config, inbox__drain_per_s=0.1, inbox__processing_s=2.0)

@@ -56,6 +56,10 @@ def props(resources: Plan, token: str, match: str, change: Callable[[dict], None
     return resources
 
 
+def drop_named(resources: Plan, token: str, match: str) -> Plan:
+    return [r for r in resources if not (r.type == token and match in r.name)]
+
+
 def drop(resources: Plan, token: str) -> Plan:
     return [r for r in resources if r.type != token]
 
@@ -73,6 +77,7 @@ DIST, ACL = "aws:cloudfront/distribution:Distribution", "aws:wafv2/webAcl:WebAcl
 FN, POLICY = "aws:lambda/function:Function", "aws:autoscaling/policy:Policy"
 LB, ACTION = "aws:lb/loadBalancer:LoadBalancer", "aws:autoscaling/schedule:Schedule"
 HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
+QUEUE, ALARM = "aws:sqs/queue:Queue", "aws:cloudwatch/metricAlarm:MetricAlarm"
 EDGE_FN = "us-east-1:123456789012:function:rewrite"
 
 
@@ -108,7 +113,7 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
         p, TG, "", lambda d: d.update(slowStart=60)
     ),
     "dynamodb-warm-throughput-within-quota": lambda p: props(
-        p, TABLE, "", lambda d: d["warmThroughput"].update(writeUnitsPerSecond=60_000)
+        p, TABLE, "-room", lambda d: d["warmThroughput"].update(writeUnitsPerSecond=60_000)
     ),
     "warm-pool-caps-prepared-capacity": lambda p: props(
         p, G, "", lambda d: d["warmPool"].pop("maxGroupPreparedCapacity")
@@ -169,10 +174,20 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
         lambda d: d.get("environment", {}).get("variables", {}).update(FG_ROOM_CACHE_S="0"),
     ),
     "queue-api-only-through-cloudfront": lambda p: props(
-        p, "aws:apigatewayv2/api:Api", "", lambda d: d.update(disableExecuteApiEndpoint=False)
+        p, "aws:apigatewayv2/api:Api", "-queue", lambda d: d.update(disableExecuteApiEndpoint=False)
     ),
     "fleet-carries-peak-with-zone-lost": lambda p: props(p, G, "", lambda d: d.update(maxSize=40)),
-    "stateful-resources-protected": lambda p: edit(p, TABLE, "", protect=False),
+    "inbox-dead-letters-kept-longer": lambda p: props(
+        p, QUEUE, "inbox-dlq", lambda d: d.update(messageRetentionSeconds=345_600)
+    ),
+    "inbox-encrypted-with-its-own-key": lambda p: props(
+        p, QUEUE, "-inbox", lambda d: d.update(kmsMasterKeyId="alias/aws/sqs")
+    ),
+    "inbox-oldest-submission-alarmed": lambda p: drop_named(p, ALARM, "-inbox-oldest"),
+    "inbox-accept-path-skips-the-fleet": lambda p: props(
+        p, DIST, "", lambda d: _behaviour(d, "/submit/*").update(targetOriginId="alb")
+    ),
+    "stateful-resources-protected": lambda p: edit(p, TABLE, "-room", protect=False),
     "alarms-reach-a-topic": lambda p: props(
         p,
         "aws:cloudwatch/metricAlarm:MetricAlarm",
@@ -330,10 +345,12 @@ def test_deliberate_departures_are_shown_as_documented_exceptions() -> None:
     prod = [v for v in evaluate(plan("prod")) if v.outcome == "exception"]
     assert [(v.rule, v.resource) for v in prod] == [
         ("runtime-managed-values-ignored", "SecretVersion floodgate-prod-origin-verify"),
+        ("runtime-managed-values-ignored", "SecretVersion floodgate-prod-inbox-receipt"),
         ("fsbp-autoscaling-6-instance-types", "Group floodgate-prod"),
     ]
-    assert "Pulumi's own origin-secret slots" in prod[0].message
-    assert "warm pool" in prod[1].message
+    assert prod[0].message == prod[1].message
+    assert "hold Pulumi's own values" in prod[0].message
+    assert "warm pool" in prod[2].message
     dev = [v for v in evaluate(plan("dev")) if v.outcome == "exception"]
     assert [v.rule for v in dev] == [
         "runtime-managed-values-ignored",
@@ -366,6 +383,15 @@ def test_a_rule_with_nothing_to_hold_says_n_a_with_its_reason_not_pass() -> None
     assert na == {
         ("stateful-resources-protected", "a preview stack is destroyed with its pull request"),
         ("warm-pool-caps-prepared-capacity", "the group has no warm pool"),
+        *(
+            (rule, "no inbox (inbox.path_patterns is empty)")
+            for rule in (
+                "inbox-dead-letters-kept-longer",
+                "inbox-encrypted-with-its-own-key",
+                "inbox-oldest-submission-alarmed",
+                "inbox-accept-path-skips-the-fleet",
+            )
+        ),
     }
     assert not [v for v in pr if v.rule == "stateful-resources-protected" and v.outcome == "pass"]
     counts = summary(pr)

@@ -464,7 +464,10 @@ def test_a_changed_secret_shows_as_changed_and_never_as_its_value(
     changes = [(r.resource.type, c) for r in compare(base, head).changed for c in r.changes]
     assert {c.after for _, c in changes} == {plan_diff.SECRET_CHANGED}
     paths = {(t.split(":")[-1], c.path) for t, c in changes}
-    assert {"Distribution", "ListenerRule", "SecretVersion"} == {t for t, _ in paths}
+    # KeyvaluestoreKey: the inbox's receipt secret, as its edge function reads it.
+    assert {"Distribution", "ListenerRule", "SecretVersion", "KeyvaluestoreKey"} == {
+        t for t, _ in paths
+    }
     assert any(p.endswith("customHeaders[0].value") for t, p in paths if t == "Distribution")
     markdown = to_markdown(compare(base, head), "`main`")
     assert "[secret, changed]" in markdown and "offline-" not in markdown

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from scripts import layer, plan, plan_diff, policy, preflight, prescale, preview, rehearse
+from scripts import (
+    layer,
+    plan,
+    plan_diff,
+    policy,
+    preflight,
+    prescale,
+    preview,
+    redrive,
+    rehearse,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs/scripts.md"
@@ -24,6 +34,7 @@ ENTRIES: dict[str, Callable[[list[str]], int]] = {
     "plan_diff": plan_diff.main,
     "preview": preview.main,
     "layer": layer.main,
+    "redrive": redrive.main,
 }
 """Each operator script's entry point. settings_doc takes no input but `--check`."""
 _CELL = re.compile(r"`(.+)`")

@@ -1,0 +1,58 @@
+"""An HTTP API reached only by its custom domain: the domain, its mapping to the `$default`
+stage and its alias record. Used with `disable_execute_api_endpoint`, so nothing reaches the API
+(or spends its throttle) except by this name, which CloudFront uses."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+
+def custom_domain(
+    name: str,
+    *,
+    api: aws.apigatewayv2.Api,
+    stage: aws.apigatewayv2.Stage,
+    domain_name: str,
+    certificate_arn: pulumi.Input[str],
+    hosted_zone_id: str,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> pulumi.Output[str]:
+    """The regional custom domain (TLS 1.2) mapped to `stage`, and its alias record in
+    `hosted_zone_id` (settings require the zone: CloudFront moves to this name in the same
+    update); the name, once both exist."""
+    domain = aws.apigatewayv2.DomainName(
+        name,
+        domain_name=domain_name,
+        domain_name_configuration={
+            "certificate_arn": certificate_arn,
+            "endpoint_type": "REGIONAL",
+            "security_policy": "TLS_1_2",
+        },
+        tags=tags,
+        opts=opts,
+    )
+    mapping = aws.apigatewayv2.ApiMapping(
+        name,
+        api_id=api.id,
+        domain_name=domain.domain_name,
+        stage="$default",
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[stage])),
+    )
+    target = domain.domain_name_configuration
+    record = aws.route53.Record(
+        name,
+        zone_id=hosted_zone_id,
+        name=domain_name,
+        type="A",
+        aliases=[
+            {
+                "name": target.target_domain_name,
+                "zone_id": target.hosted_zone_id,
+                "evaluate_target_health": False,
+            }
+        ],
+        opts=opts,
+    )
+    return pulumi.Output.all(mapping.domain_name, record.name).apply(lambda a: a[0])

@@ -1,0 +1,475 @@
+"""The inbox: submissions CloudFront accepts into SQS, and a consumer that hands them to the
+back office at its pace.
+
+Accept path: CloudFront (the inbox function, functions/edge/inbox.js) -> an HTTP API route ->
+SQS-SendMessage, an API Gateway service integration: no Lambda and nothing of the fleet. Drain
+path: Lambda's SQS event source, at most `consumer_concurrency` at once, the reference
+consumer (functions/inbox/consumer.py) POSTing to `back_office_url`. The edge half (behaviours,
+the function) is components/edge.py's, from `InboxWiring`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components import iam
+from components.admission import ARCH, RUNTIME
+from components.alarms import metric_alarm
+from components.api_domain import custom_domain
+from components.service_role import service_role
+from planning.capacity import INBOX_RECEIPT_SUFFIX
+from planning.settings import InboxSettings
+from planning.settings.inbox import CONSUMER_BATCH
+
+INBOX_CODE = Path(__file__).resolve().parent.parent / "functions/inbox"
+RECEIPT_SECRET_KEY = "inbox.secret"
+"""The KeyValueStore entry the inbox function reads its secret from."""
+STATUS_ROUTE = "GET /inbox/receipts/{receipt}"
+
+
+@dataclass(frozen=True)
+class InboxWiring:
+    """What the distribution needs: the API's host, the function's store, the paths."""
+
+    api_domain: pulumi.Output[str]
+    kvs_arn: pulumi.Output[str]
+    path_patterns: list[str]
+    inline_body_max_bytes: int
+
+
+@dataclass(frozen=True)
+class InboxArgs:
+    settings: InboxSettings
+    alarm_topic_arn: pulumi.Input[str]
+    log_group_retention_days: int
+    protect: bool
+    tags: dict[str, str]
+    api_certificate_arn: pulumi.Input[str] = ""
+    """Covers `settings.api_domain_name` (needed only with it)."""
+    hosted_zone_id: str | None = None
+
+
+def api_route(pattern: str) -> str:
+    """The HTTP API route of a CloudFront path pattern: `/submit/*` -> `POST /submit/{proxy+}`
+    (a greedy path variable, the only wildcard HTTP API routes take)."""
+    if pattern.endswith("/*"):
+        return f"POST {pattern[:-1]}{{proxy+}}"
+    if "*" in pattern:
+        raise ValueError(f"{pattern!r}: a wildcard is only allowed as the last path segment")
+    return f"POST {pattern}"
+
+
+class Inbox(pulumi.ComponentResource):
+    """Queue, dead-letter queue, receipts, the accept API and the consumer.
+
+    Named outputs: `queue`, `dlq`, `table`, `api`, `consumer`, `edge` (what CloudFront needs).
+    """
+
+    queue: aws.sqs.Queue
+    dlq: aws.sqs.Queue
+    table: aws.dynamodb.Table
+    api: aws.apigatewayv2.Api
+    consumer: aws.lambda_.Function
+    edge: InboxWiring
+
+    def __init__(
+        self, name: str, args: InboxArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("floodgate:inbox:Inbox", name, None, opts)
+        self._name, self._args = f"{name}-inbox", args
+        self._child = pulumi.ResourceOptions(parent=self)
+        # A replaced queue, table or key is submissions lost: protected outside PR previews.
+        self._stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        self._account = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        self._declare_key()
+        self._declare_queues()
+        self._declare_receipts()
+        secret_arn, kvs = self._declare_receipt_secret()
+        self._declare_functions(secret_arn)
+        self._declare_api()
+        self._declare_alarms()
+        api_domain = self._declare_custom_domain()
+        self.edge = InboxWiring(
+            api_domain=api_domain
+            or self.api.api_endpoint.apply(lambda url: url.removeprefix("https://")),
+            kvs_arn=kvs.arn,
+            path_patterns=list(args.settings.path_patterns),
+            inline_body_max_bytes=args.settings.inline_body_max_bytes,
+        )
+        self.register_outputs(
+            {
+                "queue_url": self.queue.url,
+                "dlq_url": self.dlq.url,
+                "table": self.table.name,
+                "api": self.api.api_endpoint,
+                "consumer": self.consumer.name,
+            }
+        )
+
+    def _declare_key(self) -> None:
+        """The customer-managed key of the queues and the table, rotated yearly (KMS.4); the
+        account's IAM policies say who may use it (the API's role, the consumer)."""
+        self.key = aws.kms.Key(
+            self._name,
+            description="Floodgate inbox: submissions at rest",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=self._args.tags,
+            opts=self._stateful,
+        )
+
+    def _declare_queues(self) -> None:
+        """The queue and its dead-letter queue, which keeps longer: a standard queue's DLQ keeps
+        each message's original enqueue time (SQS Developer Guide, dead-letter queues)."""
+        s, name = self._args.settings, self._name
+        encrypted = {"kms_master_key_id": self.key.arn, "kms_data_key_reuse_period_seconds": 300}
+        self.dlq = aws.sqs.Queue(
+            f"{name}-dlq",
+            message_retention_seconds=s.dlq_retention_s,
+            tags=self._args.tags,
+            opts=self._stateful,
+            **encrypted,
+        )
+        self.queue = aws.sqs.Queue(
+            name,
+            message_retention_seconds=s.retention_s,
+            visibility_timeout_seconds=s.visibility_timeout_s,
+            max_message_size=1_048_576,
+            redrive_policy=self.dlq.arn.apply(
+                lambda arn: json.dumps(
+                    {"deadLetterTargetArn": arn, "maxReceiveCount": s.max_receive_count}
+                )
+            ),
+            tags=self._args.tags,
+            opts=self._stateful,
+            **encrypted,
+        )
+        # Only the inbox queue may send to its DLQ; redrive moves messages back to it.
+        aws.sqs.RedriveAllowPolicy(
+            f"{name}-dlq",
+            queue_url=self.dlq.url,
+            redrive_allow_policy=self.queue.arn.apply(
+                lambda arn: json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [arn]})
+            ),
+            opts=self._child,
+        )
+
+    def _declare_receipts(self) -> None:
+        """The receipts table: one item per submission, expiring `receipt_days` after it was
+        received (TTL `expires_at`)."""
+        self.table = aws.dynamodb.Table(
+            self._name,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="pk",
+            attributes=[{"name": "pk", "type": "S"}],
+            ttl={"attribute_name": "expires_at", "enabled": True},
+            point_in_time_recovery={"enabled": True},
+            server_side_encryption={"enabled": True, "kms_key_arn": self.key.arn},
+            deletion_protection_enabled=self._args.protect,
+            tags=self._args.tags,
+            opts=self._stateful,
+        )
+
+    def _declare_receipt_secret(self) -> tuple[pulumi.Output[str], aws.cloudfront.KeyValueStore]:
+        """The secret the edge tags and signs receipts with (256 random bits, a secret in
+        state): in Secrets Manager for the consumer and the status route, in the inbox's own
+        KeyValueStore for the edge function (a function reads one store)."""
+        name, child = f"{self._name.removesuffix('-inbox')}{INBOX_RECEIPT_SUFFIX}", self._child
+        value = random.RandomPassword(name, length=48, special=False, opts=child)
+        secret = aws.secretsmanager.Secret(
+            name,
+            description="Floodgate inbox: the receipt secret the edge and the consumer share",
+            tags=self._args.tags,
+            opts=self._stateful,
+        )
+        aws.secretsmanager.SecretVersion(
+            name, secret_id=secret.id, secret_string=value.result, opts=child
+        )
+        kvs = aws.cloudfront.KeyValueStore(
+            name, comment="Floodgate inbox: the receipt secret", opts=self._stateful
+        )
+        aws.cloudfront.KeyvaluestoreKey(
+            name,
+            key_value_store_arn=kvs.arn,
+            key=RECEIPT_SECRET_KEY,
+            value=value.result,
+            opts=child,
+        )
+        return secret.arn, kvs
+
+    def _declare_functions(self, secret_arn: pulumi.Output[str]) -> None:
+        """The status route's function and the consumer with its SQS event source (at most
+        `consumer_concurrency` at once, each batch's failures reported apart)."""
+        s, name, child = self._args.settings, self._name, self._child
+        code = pulumi.AssetArchive(
+            {
+                f"inbox/{path.name}": pulumi.FileAsset(str(path))
+                for path in sorted(INBOX_CODE.glob("*.py"))
+            }
+        )
+        environment = {
+            "FG_INBOX_TABLE": self.table.name,
+            "FG_INBOX_DLQ_URL": self.dlq.url,
+            "FG_BACK_OFFICE_URL": s.back_office_url or "",
+            "FG_BACK_OFFICE_TIMEOUT_S": str(3 * s.processing_s),
+            "FG_LEASE_S": str(s.consumer_timeout_s),
+            "FG_RECEIPT_DAYS": str(s.receipt_days),
+            "FG_RECEIPT_SECRET_ARN": secret_arn,
+        }
+        table, key = self.table.arn, self.key.arn
+        self.status = self._function(
+            "status",
+            10,
+            code,
+            environment,
+            [
+                iam.Grant(["dynamodb:GetItem"], table),
+                iam.Grant(["secretsmanager:GetSecretValue"], secret_arn),
+                iam.Grant(["kms:Decrypt"], key),
+            ],
+        )
+        self.consumer = self._function(
+            "consumer",
+            s.consumer_timeout_s,
+            code,
+            environment,
+            [
+                iam.Grant(["dynamodb:GetItem", "dynamodb:UpdateItem"], table),
+                iam.Grant(["secretsmanager:GetSecretValue"], secret_arn),
+                iam.Grant(
+                    ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                    self.queue.arn,
+                ),
+                iam.Grant(["sqs:SendMessage"], self.dlq.arn),
+                iam.Grant(["kms:Decrypt", "kms:GenerateDataKey"], key),
+            ],
+        )
+        aws.lambda_.EventSourceMapping(
+            f"{name}-consumer",
+            event_source_arn=self.queue.arn,
+            function_name=self.consumer.arn,
+            batch_size=CONSUMER_BATCH,
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config={"maximum_concurrency": s.consumer_concurrency},
+            opts=child,
+        )
+
+    def _function(
+        self,
+        label: str,
+        timeout_s: int,
+        code: pulumi.Archive,
+        environment: dict[str, pulumi.Input[str]],
+        grants: list[iam.Grant],
+    ) -> aws.lambda_.Function:
+        """One function with its log group and a role holding `grants` and its own logs."""
+        name, tags, child = self._name, self._args.tags, self._child
+        function_name = f"{name}-{label}"
+        logs = aws.cloudwatch.LogGroup(
+            function_name,
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=self._args.log_group_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        role = service_role(function_name, "lambda.amazonaws.com", tags, child, self._account)
+        own_logs = iam.Grant(
+            ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(logs.arn, ":*")
+        )
+        aws.iam.RolePolicy(
+            function_name, role=role.id, policy=iam.policy([*grants, own_logs]), opts=child
+        )
+        return aws.lambda_.Function(
+            function_name,
+            name=function_name,
+            runtime=RUNTIME,
+            architectures=[ARCH],
+            handler=f"inbox.handlers.{label if label == 'status' else 'consume'}",
+            code=code,
+            role=role.arn,
+            timeout=timeout_s,
+            memory_size=256,
+            environment={"variables": environment},
+            logging_config={"log_format": "JSON", "log_group": logs.name},
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
+        )
+
+    def _declare_api(self) -> None:
+        """The accept API: one SQS-SendMessage route per inbox path (API Gateway's role may
+        send to this queue only), the status route, a throttled `$default` stage."""
+        s, name, child = self._args.settings, self._name, self._child
+        self.api = aws.apigatewayv2.Api(
+            name,
+            protocol_type="HTTP",
+            description="Floodgate inbox: submissions into SQS, receipts",
+            # With a custom domain CloudFront uses it and the default endpoint is off: a post
+            # straight to it would spend the accept throttle real submissions need.
+            disable_execute_api_endpoint=s.api_domain_name is not None,
+            tags=self._args.tags,
+            opts=child,
+        )
+        role = service_role(
+            f"{name}-send", "apigateway.amazonaws.com", self._args.tags, child, self._account
+        )
+        aws.iam.RolePolicy(
+            f"{name}-send",
+            role=role.id,
+            policy=iam.policy(
+                [
+                    iam.Grant(["sqs:SendMessage"], self.queue.arn),
+                    iam.Grant(["kms:GenerateDataKey", "kms:Decrypt"], self.key.arn),
+                ]
+            ),
+            opts=child,
+        )
+        send = aws.apigatewayv2.Integration(
+            f"{name}-send",
+            api_id=self.api.id,
+            integration_type="AWS_PROXY",
+            integration_subtype="SQS-SendMessage",
+            credentials_arn=role.arn,
+            payload_format_version="1.0",
+            request_parameters={
+                "QueueUrl": self.queue.url,
+                "MessageBody": "$request.body",
+                "MessageAttributes": json.dumps(MESSAGE_ATTRIBUTES),
+            },
+            timeout_milliseconds=10_000,
+            opts=child,
+        )
+        routes = [
+            aws.apigatewayv2.Route(
+                f"{name}-{pattern.strip('/*').replace('/', '-') or 'root'}",
+                api_id=self.api.id,
+                route_key=api_route(pattern),
+                target=send.id.apply(lambda i: f"integrations/{i}"),
+                opts=child,
+            )
+            for pattern in s.path_patterns
+        ]
+        routes.append(self._declare_status_route())
+        access_logs = aws.cloudwatch.LogGroup(
+            f"{name}-access",
+            name=f"/floodgate/{name}/api",
+            retention_in_days=self._args.log_group_retention_days,
+            tags=self._args.tags,
+            opts=child,
+        )
+        access_format = {
+            "requestId": "$context.requestId",
+            "route": "$context.routeKey",
+            "status": "$context.status",
+            "latencyMs": "$context.responseLatency",
+            "error": "$context.integrationErrorMessage",
+        }
+        self.stage = aws.apigatewayv2.Stage(
+            name,
+            api_id=self.api.id,
+            name="$default",
+            auto_deploy=True,
+            default_route_settings={
+                "throttling_rate_limit": s.accept_per_s,
+                "throttling_burst_limit": s.accept_per_s,
+            },
+            access_log_settings={
+                "destination_arn": access_logs.arn,
+                "format": json.dumps(access_format),
+            },
+            tags=self._args.tags,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=routes)),
+        )
+
+    def _declare_custom_domain(self) -> pulumi.Output[str] | None:
+        """The API's custom domain and its record when `api_domain_name` is set, or None."""
+        s = self._args.settings
+        if s.api_domain_name is None:
+            return None
+        assert self._args.hosted_zone_id is not None  # settings require it
+        return custom_domain(
+            self._name,
+            api=self.api,
+            stage=self.stage,
+            domain_name=s.api_domain_name,
+            certificate_arn=self._args.api_certificate_arn,
+            hosted_zone_id=self._args.hosted_zone_id,
+            tags=self._args.tags,
+            opts=self._child,
+        )
+
+    def _declare_status_route(self) -> aws.apigatewayv2.Route:
+        name, child = self._name, self._child
+        integration = aws.apigatewayv2.Integration(
+            f"{name}-status",
+            api_id=self.api.id,
+            integration_type="AWS_PROXY",
+            integration_uri=self.status.invoke_arn,
+            payload_format_version="2.0",
+            timeout_milliseconds=10_000,
+            opts=child,
+        )
+        aws.lambda_.Permission(
+            f"{name}-status",
+            action="lambda:InvokeFunction",
+            function=self.status.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/GET/inbox/receipts/*"),
+            opts=child,
+        )
+        return aws.apigatewayv2.Route(
+            f"{name}-status",
+            api_id=self.api.id,
+            route_key=STATUS_ROUTE,
+            target=integration.id.apply(lambda i: f"integrations/{i}"),
+            opts=child,
+        )
+
+    def _declare_alarms(self) -> None:
+        """The oldest waiting submission older than `oldest_age_alarm_s`, and any submission in
+        the dead-letter queue, each to the alarm topic."""
+        s, name, args = self._args.settings, self._name, self._args
+        common = {"topic_arn": args.alarm_topic_arn, "tags": args.tags, "opts": self._child}
+        metric_alarm(
+            f"{name}-oldest",
+            f"A submission has waited over {s.oldest_age_alarm_s} s: the back office is "
+            "behind or the consumer is failing",
+            threshold=s.oldest_age_alarm_s,
+            comparison="GreaterThanThreshold",
+            evaluation_periods=2,
+            namespace="AWS/SQS",
+            metric_name="ApproximateAgeOfOldestMessage",
+            dimensions={"QueueName": self.queue.name},
+            statistic="Maximum",
+            period=60,
+            **common,
+        )
+        metric_alarm(
+            f"{name}-dead-letters",
+            "Submissions in the inbox's dead-letter queue: see why, then scripts/redrive.py",
+            threshold=0,
+            comparison="GreaterThanThreshold",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": self.dlq.name},
+            statistic="Maximum",
+            period=60,
+            **common,
+        )
+
+
+MESSAGE_ATTRIBUTES = {
+    "receipt": {"DataType": "String", "StringValue": "${request.header.x-floodgate-receipt}"},
+    "path": {"DataType": "String", "StringValue": "${request.path}"},
+    "contentType": {"DataType": "String", "StringValue": "${request.header.content-type}"},
+}
+"""What the integration attaches to each message (HTTP API parameter mapping, `${...}`
+interpolation): the receipt the edge tagged, the path, the content type the edge checked.
+Every one is always set by the edge, and SQS refuses an empty attribute value."""
