@@ -39,6 +39,10 @@ class Backlog:
     clears_min: float
     """Minutes from the first minute arrivals outrun the drain until nothing waits (0: never
     behind; inf: still waiting when the queue's retention runs out)."""
+    waiting: tuple[float, ...] = ()
+    """Submissions waiting at the end of each minute of the curve (the chart's line)."""
+    oldest_min: tuple[float, ...] = ()
+    """The age of the oldest waiting submission at the end of each minute, in minutes."""
 
 
 def backlog(users_per_min: Sequence[float], settings: Settings) -> Backlog:
@@ -49,6 +53,7 @@ def backlog(users_per_min: Sequence[float], settings: Settings) -> Backlog:
     behind_since: int | None = None
     clears = 0.0
     after = [float(settings.capacity.baseline_users)] * (settings.inbox.retention_s // 60)
+    series: list[float] = []
     for minute, users in enumerate([*users_per_min, *after]):
         if minute >= len(users_per_min) and waiting == 0:
             break
@@ -58,10 +63,34 @@ def backlog(users_per_min: Sequence[float], settings: Settings) -> Backlog:
         wait = max(wait, (waiting + arriving) / drain_per_min)
         waiting = max(0.0, waiting + arriving - drain_per_min)
         most = max(most, waiting)
+        if minute < len(users_per_min):
+            series.append(waiting)
         if waiting > 0 and behind_since is None:
             behind_since = minute
         if waiting == 0 and behind_since is not None:
             clears, behind_since = max(clears, minute - behind_since), None
     if behind_since is not None:
         clears = math.inf
-    return Backlog(peak, settings.inbox.drain_per_s, total, most, wait, clears)
+    return Backlog(
+        peak, settings.inbox.drain_per_s, total, most, wait, clears, tuple(series),
+        tuple(_oldest(series, users_per_min, settings)),
+    )  # fmt: skip
+
+
+def _oldest(waiting: list[float], users: Sequence[float], settings: Settings) -> list[float]:
+    """First in, first out: what waits at the end of a minute is the latest arrivals, so the
+    oldest of them arrived in the earliest minute their count reaches back to."""
+    arrived = [submissions_per_s(u, settings) * 60 for u in users[: len(waiting)]]
+    out: list[float] = []
+    since = 0  # the first minute whose arrivals may still wait
+    for minute, now in enumerate(waiting):
+        if now <= 0:
+            out.append(0.0)
+            since = minute + 1
+            continue
+        need, start = now, minute
+        while start > since and need > arrived[start]:
+            need -= arrived[start]
+            start -= 1
+        out.append(float(minute - start))
+    return out

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
+from planning.inbox import Backlog
 from rehearsal.curves import Night
 from rehearsal.simulate import Result
 
@@ -53,28 +54,34 @@ def draw(
     window: tuple[int, int] | None = None,
 ) -> Path:
     """Three panels (instances, failed requests per minute, people waiting and admitted per
-    minute; the configured room's queueing shaded): the whole night beside `zoom_window`, or
-    only minutes [from, to) of `window`, ticked every 5 minutes. Legends sit below the data."""
+    minute; the configured room's queueing shaded), and a fourth with the inbox's backlog and
+    the age of its oldest submission when the stack has an inbox: the whole night beside
+    `zoom_window`, or only minutes [from, to) of `window`, ticked every 5 minutes. Legends sit
+    below the data."""
     by_policy = {r.policy: r for r in results}
     minutes = len(next(iter(by_policy.values())).series.in_service)
     views = [window] if window is not None else [(0, minutes), zoom_window(results)]
+    inbox = by_policy["configured"].inbox if "configured" in by_policy else None
+    rows = 4 if inbox is not None else 3
     fig, grid = plt.subplots(
-        3,
+        rows,
         len(views),
-        figsize=(11 if window is not None else 16, 9.5),
+        figsize=(11 if window is not None else 16, 9.5 if rows == 3 else 12),
         sharex="col",
-        height_ratios=(3, 2, 2),
+        height_ratios=(3, 2, 2, 2)[:rows],
         squeeze=False,
     )
     local = night.start.astimezone(night.zone)
     for column, (lo, hi) in enumerate(views):
         axes = (grid[0][column], grid[1][column], grid[2][column])
         _panels(axes, by_policy, lo, hi, local, detail=window is not None or column == 1)
+        if inbox is not None:
+            _inbox_panel(grid[3][column], inbox, lo, hi)
         if len(views) > 1:
             span = "the whole night" if column == 0 else "the minutes that matter"
             axes[0].set_title(span, fontsize=10)
     zone = getattr(night.zone, "key", None) or local.strftime("UTC%z")
-    grid[2][0].set_xlabel(f"{zone} local time; shaded: the room queueing")
+    grid[rows - 1][0].set_xlabel(f"{zone} local time; shaded: the room queueing")
     handles, labels = [], []
     for axis in fig.axes:
         for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
@@ -144,6 +151,26 @@ def _panels(
         axis.grid(alpha=0.3)
         if axis.get_ylim()[1] > 1 or axis is top:
             axis.set_ylim(bottom=0)
+
+
+def _inbox_panel(axis: Axes, inbox: Backlog, lo: int, hi: int) -> None:
+    """Submissions waiting for the back office (left) and the oldest one's age (right)."""
+    hours = [m / 60 for m in range(lo, hi)]
+    waiting, oldest = inbox.waiting[lo:hi], inbox.oldest_min[lo:hi]
+    axis.plot(hours[: len(waiting)], waiting, color="#8c564b",
+              label="submissions waiting (inbox)")  # fmt: skip
+    axis.set_ylabel("submissions\nwaiting")
+    right = axis.twinx()
+    right.plot(hours[: len(oldest)], oldest, color="#17becf", linewidth=0.8,
+               label="oldest waiting, min (right)")  # fmt: skip
+    right.set_ylabel("oldest, min")
+    right.set_ylim(bottom=0)
+    if max(waiting, default=0) <= 0:
+        _empty(axis, f"the back office keeps up ({inbox.drain_per_s:g}/s)")
+        right.set_ylim(0, 1)
+    else:
+        axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
 
 
 def _empty(axis: Axes, words: str) -> None:

@@ -51,6 +51,7 @@ from planning.event_plan import (
     scheduled_actions,
     with_zone_headroom,
 )
+from planning.inbox import Backlog, backlog
 from planning.settings import Settings
 from rehearsal import model
 from rehearsal.curves import SLOW_ORIGIN_FACTOR, Night
@@ -98,6 +99,9 @@ class Result:
     """(inlet budget, people admitted) for every queueing step."""
     queue_api_limit: str = ""
     """What limited the queue API at its busiest (join function, status function, throttle)."""
+    inbox: Backlog | None = None
+    """The configured stack's inbox over the night (None: no inbox, or another policy, whose
+    writes go to the fleet)."""
 
 
 REHEARSAL_RESOURCES = {
@@ -160,6 +164,18 @@ def rehearse(night: Night, settings: Settings, policy: str) -> Result:
     return _Run(night, settings, policy).play()
 
 
+def night_backlog(night: Night, settings: Settings) -> Backlog:
+    """The night's submissions (every visit the curve wants, each submitting with the
+    settings' chance: the inbox takes them whether or not the fleet could serve the visit)
+    against the back office's drain, minute by minute."""
+    per_minute = max(1, 60 // night.step_s)
+    users = [
+        sum(night.users[i : i + per_minute]) / len(night.users[i : i + per_minute])
+        for i in range(0, len(night.users), per_minute)
+    ]
+    return backlog(users, settings)
+
+
 def rehearse_all(
     nights: list[Night],
     settings: Settings,
@@ -174,6 +190,8 @@ def rehearse_all(
             if progress:
                 progress(f"{night.scenario} / {policy}")
             result = floor if policy == "floor" else rehearse(night, settings, policy)
+            if policy == "configured" and settings.inbox.enabled:
+                result.inbox = night_backlog(night, settings)
             result.measures["cost_vs_floor"] = result.measures["cost_usd"] / max(
                 floor.measures["cost_usd"], 1e-9
             )

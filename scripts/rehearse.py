@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -155,6 +156,25 @@ def cost_table(results: list[Result]) -> list[str]:
     return fitted(rows, keep=2)
 
 
+def inbox_table(results: list[Result]) -> list[str]:
+    """The configured stack's inbox on each night: submissions, their peak against the drain,
+    the largest backlog, the oldest submission's age and the time to clear ([] without one)."""
+    rows = [("scenario", "submitted", "peak /s", "drained /s", "most waiting", "oldest min",
+             "clears")]  # fmt: skip
+    for r in results:
+        b = r.inbox
+        if b is None:
+            continue
+        clears = "never behind" if b.most_waiting == 0 else (
+            "NOT within retention" if math.isinf(b.clears_min) else f"{b.clears_min:,.0f} min"
+        )  # fmt: skip
+        rows.append((
+            r.scenario, f"{b.submitted:,.0f}", f"{b.peak_per_s:,.1f}", f"{b.drain_per_s:g}",
+            f"{b.most_waiting:,.0f}", f"{max(b.oldest_min, default=0):,.0f}", clears,
+        ))  # fmt: skip
+    return fitted(rows, keep=1) if len(rows) > 1 else []
+
+
 def document(
     stack: str,
     plan_key: str | None,
@@ -175,6 +195,22 @@ def document(
                 "policy": r.policy,
                 "measures": {k: round(v, 3) for k, v in r.measures.items()},
                 "queue_api_limit": r.queue_api_limit or None,
+                **(
+                    {
+                        "inbox": {
+                            "submitted": round(r.inbox.submitted),
+                            "peak_per_s": round(r.inbox.peak_per_s, 3),
+                            "drain_per_s": r.inbox.drain_per_s,
+                            "most_waiting": round(r.inbox.most_waiting),
+                            "oldest_min": max(r.inbox.oldest_min, default=0.0),
+                            "clears_min": None
+                            if math.isinf(r.inbox.clears_min)
+                            else r.inbox.clears_min,
+                        }
+                    }
+                    if r.inbox
+                    else {}
+                ),
             }
             for r in results
         ],
@@ -247,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(f"  {line}" for line in table(results)))
     print("\ncost by service, US$ (x floor judges the capacity: EC2, EBS and LCUs)")
     print("\n".join(f"  {line}" for line in cost_table(results)))
+    inbox = inbox_table(results)
+    if inbox:
+        print("\ninbox (configured): submissions against the back office's drain")
+        print("\n".join(f"  {line}" for line in inbox))
     found = breaches(results, settings.rehearsal)
     try:
         args.out.mkdir(parents=True, exist_ok=True)

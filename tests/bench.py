@@ -1,5 +1,5 @@
 """`make bench`: figures for the offline program, the policy pack, the event planner, the
-pre-scale job, the queue API, the plan diff, the rehearsal and the edge.
+pre-scale job, the queue API, the plan diff, the rehearsal, the edge and the inbox.
 
 Prints figures; asserts nothing (speed belongs here, not in unit tests). Targets: prod evaluates
 under mocks in < 3 s median; a year of events plans in < 1 s; a second pre-scale run makes zero
@@ -273,6 +273,33 @@ def bench_edge() -> None:
     )
 
 
+def bench_inbox(submissions: int = 5_000) -> None:
+    """The inbox on moto's server (127.0.0.1): `submissions` through the edge function and the
+    SQS-SendMessage mapping from 16 clients at once, with repeated keys and keyless posts, then
+    four consumers with one killed every 97 deliveries; accept latency and the drain rate."""
+    from tests.functions import inbox_load
+    from tests.moto_server import atomic_item_writes
+
+    atomic_item_writes()
+    with moto_thread() as url:
+        report = inbox_load.run(url, submissions, consumers=4, kill_every=97)
+    ms = report.accept_ms
+    lost = report.unique - len(report.office.effects)
+    twice = sum(n > 1 for n in report.office.calls.values())
+    resolved = sum(s == "done" for s in report.receipts.values())
+    print(f"\ninbox on moto at 127.0.0.1 ({submissions:,} submissions, {report.unique:,} unique):")
+    print(
+        f"  accept (SendMessage as the integration maps it)  p50 {statistics.median(ms):5.1f} ms"
+        f"  p99 {ms[int(len(ms) * 0.99)]:5.1f} ms  (16 clients)"
+    )
+    print(
+        f"  drain (reference consumer, 4 at once)  {report.drained / report.drain_s:6.0f} per s"
+        f"  ({report.drained:,} in {report.drain_s:.1f} s, {report.redelivered:,} redelivered)"
+    )
+    print(f"  lost {lost}, posted twice {twice}, receipts done {resolved:,} of {len(ms):,}")
+    print("  (moto's per-call cost dominates; the back office's own pace is inbox.drain_per_s)")
+
+
 def main() -> None:
     os.environ[clock.NOW_VARIABLE] = "2028-10-01T00:00:00Z"  # same schedules every run
     benches = [
@@ -284,6 +311,7 @@ def main() -> None:
         bench_plan_diff,
         bench_rehearsal,
         bench_edge,
+        bench_inbox,
     ]
     for number, bench in enumerate(benches, start=1):
         # Progress on stderr (the whole run takes minutes); the figures go to stdout.
