@@ -17,7 +17,8 @@ import pulumi_random as random
 
 from components import iam
 from components.alarms import metric_alarm
-from components.api_domain import custom_domain
+from components.http_api import access_logs, custom_domain
+from components.lambda_function import ARCH, RUNTIME, lambda_function
 from components.service_role import service_role
 from functions.admission.room import FAULT_LOG
 from planning.capacity import (
@@ -38,7 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE_DIR = ROOT / "functions/admission"
 LAYER_DIR = ROOT / "build/layers/awscrt"
 """Built by `make layer`: awscrt for SigV4A, which the KeyValueStore API requires."""
-RUNTIME, ARCH = "python3.12", "arm64"
 __all__ = ["DEMAND_METRIC", "METRIC_NAMESPACE", "Admission", "AdmissionArgs", "EdgeWiring"]
 INLET_TIMEOUT_S = 58
 FAULTS_METRIC = "QueueApiFaults"
@@ -359,43 +359,20 @@ class Admission(pulumi.ComponentResource):
         environment: dict[str, pulumi.Input[str]],
     ) -> aws.lambda_.Function:
         """One function with its log group, role and policy (its grants + its own logs)."""
-        name, tags, child = self._name, self._args.tags, self._child
-        function_name = f"{name}-room-{label}"
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-room-{label}",
-            name=f"/aws/lambda/{function_name}",
-            retention_in_days=self._args.settings.log_group_retention_days,
-            tags=tags,
-            opts=child,
-        )
-        role = service_role(
-            f"{name}-room-{label}", "lambda.amazonaws.com", tags, child, self._account
-        )
-        own_logs = iam.Grant(
-            ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(logs.arn, ":*")
-        )
-        aws.iam.RolePolicy(
-            f"{name}-room-{label}",
-            role=role.id,
-            policy=iam.policy([*spec.grants, own_logs]),
-            opts=child,
-        )
-        return aws.lambda_.Function(
-            f"{name}-room-{label}",
-            name=function_name,
-            runtime=RUNTIME,
-            architectures=[ARCH],
+        return lambda_function(
+            f"{self._name}-room-{label}",
             handler=f"admission.handlers.{spec.handler}",
             code=code,
+            timeout_s=spec.timeout_s,
+            memory_mb=spec.memory_mb,
+            environment=environment,
+            grants=spec.grants,
+            log_retention_days=self._args.settings.log_group_retention_days,
+            account=self._account,
+            tags=self._args.tags,
+            parent=self,
             layers=[layer.arn],
-            role=role.arn,
-            timeout=spec.timeout_s,
-            memory_size=spec.memory_mb,
-            reserved_concurrent_executions=spec.concurrency,
-            environment={"variables": environment},
-            logging_config={"log_format": "JSON", "log_group": logs.name},
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
+            reserved_concurrency=spec.concurrency,
         )
 
     def _declare_api(self) -> None:
@@ -412,20 +389,10 @@ class Admission(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        access_logs = aws.cloudwatch.LogGroup(
-            f"{name}-queue-access",
-            name=f"/floodgate/{name}/queue-api",
-            retention_in_days=s.log_group_retention_days,
-            tags=tags,
-            opts=child,
-        )
-        access_format = {
-            "requestId": "$context.requestId",
-            "route": "$context.routeKey",
-            "status": "$context.status",
-            "latencyMs": "$context.responseLatency",
-            "error": "$context.integrationErrorMessage",
-        }
+        logged = access_logs(
+            f"{name}-queue-access", f"/floodgate/{name}/queue-api", s.log_group_retention_days,
+            tags, child,
+        )  # fmt: skip
         routes = [self._declare_route(route, self.functions[label]) for route, label, _ in ROUTES]
         limits = self._args.queue_api.route_limits(s.api_rate_limit, s.api_burst_limit)
         self.stage = aws.apigatewayv2.Stage(
@@ -447,10 +414,7 @@ class Admission(pulumi.ComponentResource):
                 }
                 for route, _, limit in ROUTES
             ],
-            access_log_settings={
-                "destination_arn": access_logs.arn,
-                "format": json.dumps(access_format),
-            },
+            access_log_settings=logged,
             tags=tags,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=routes)),
         )

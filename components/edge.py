@@ -405,16 +405,8 @@ class Edge(pulumi.ComponentResource):
         # What the handlers read: the visitor cookie, the viewer's address (CloudFront adds
         # it only when a policy names it), Sec-Fetch-Site and Origin (cross-site joins); never
         # Host, which API Gateway needs to be its own.
-        queue_request = aws.cloudfront.OriginRequestPolicy(
-            f"{name}-queue",
-            comment="Queue API: cookies, viewer address, fetch metadata",
-            cookies_config={"cookie_behavior": "all"},
-            headers_config={
-                "header_behavior": "whitelist",
-                "headers": {"items": list(QUEUE_HEADERS)},
-            },
-            query_strings_config={"query_string_behavior": "none"},
-            opts=pulumi.ResourceOptions(parent=self),
+        queue_request = self._origin_request_policy(
+            "queue", "Queue API: cookies, viewer address, fetch metadata", QUEUE_HEADERS, "all"
         )
         origins: list[aws.cloudfront.DistributionOriginArgsDict] = [
             {
@@ -464,16 +456,8 @@ class Edge(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             associations.append({"event_type": event, "function_arn": function.arn})
-        forwarded = aws.cloudfront.OriginRequestPolicy(
-            f"{name}-inbox",
-            comment="Inbox API: the content type and the receipt the edge tagged",
-            cookies_config={"cookie_behavior": "none"},
-            headers_config={
-                "header_behavior": "whitelist",
-                "headers": {"items": list(INBOX_HEADERS)},
-            },
-            query_strings_config={"query_string_behavior": "none"},
-            opts=pulumi.ResourceOptions(parent=self),
+        forwarded = self._origin_request_policy(
+            "inbox", "Inbox API: the content type and the receipt the edge tagged", INBOX_HEADERS
         )
         origins: list[aws.cloudfront.DistributionOriginArgsDict] = [
             {
@@ -495,6 +479,20 @@ class Edge(pulumi.ComponentResource):
             ),
             self._behaviour("/inbox/*", PAGES_ORIGIN, READ_METHODS, CACHING_OPTIMIZED, None),
         ]
+
+    def _origin_request_policy(
+        self, suffix: str, comment: str, headers: tuple[str, ...], cookies: str = "none"
+    ) -> aws.cloudfront.OriginRequestPolicy:
+        """What an API origin hears: `headers` (never Host, which API Gateway needs to be its
+        own), cookies `all` or `none`, no query string."""
+        return aws.cloudfront.OriginRequestPolicy(
+            f"{self._name}-{suffix}",
+            comment=comment,
+            cookies_config={"cookie_behavior": cookies},
+            headers_config={"header_behavior": "whitelist", "headers": {"items": list(headers)}},
+            query_strings_config={"query_string_behavior": "none"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _queue_cache_policy(self, suffix: str, cookies: tuple[str, ...]) -> pulumi.Output[str]:
         """The queue API's Cache-Control, at most 5 s (/queue/room is public for 2 s, the rest

@@ -19,9 +19,9 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components import iam
-from components.admission import ARCH, RUNTIME
 from components.alarms import metric_alarm
-from components.api_domain import custom_domain
+from components.http_api import access_logs, custom_domain
+from components.lambda_function import lambda_function
 from components.service_role import service_role
 from planning.capacity import INBOX_RECEIPT_SUFFIX
 from planning.settings import InboxSettings
@@ -271,36 +271,18 @@ class Inbox(pulumi.ComponentResource):
         grants: list[iam.Grant],
     ) -> aws.lambda_.Function:
         """One function with its log group and a role holding `grants` and its own logs."""
-        name, tags, child = self._name, self._args.tags, self._child
-        function_name = f"{name}-{label}"
-        logs = aws.cloudwatch.LogGroup(
-            function_name,
-            name=f"/aws/lambda/{function_name}",
-            retention_in_days=self._args.log_group_retention_days,
-            tags=tags,
-            opts=child,
-        )
-        role = service_role(function_name, "lambda.amazonaws.com", tags, child, self._account)
-        own_logs = iam.Grant(
-            ["logs:CreateLogStream", "logs:PutLogEvents"], pulumi.Output.concat(logs.arn, ":*")
-        )
-        aws.iam.RolePolicy(
-            function_name, role=role.id, policy=iam.policy([*grants, own_logs]), opts=child
-        )
-        return aws.lambda_.Function(
-            function_name,
-            name=function_name,
-            runtime=RUNTIME,
-            architectures=[ARCH],
+        return lambda_function(
+            f"{self._name}-{label}",
             handler=f"inbox.handlers.{label if label == 'status' else 'consume'}",
             code=code,
-            role=role.arn,
-            timeout=timeout_s,
-            memory_size=256,
-            environment={"variables": environment},
-            logging_config={"log_format": "JSON", "log_group": logs.name},
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
+            timeout_s=timeout_s,
+            memory_mb=256,
+            environment=environment,
+            grants=grants,
+            log_retention_days=self._args.log_group_retention_days,
+            account=self._account,
+            tags=self._args.tags,
+            parent=self,
         )
 
     def _declare_api(self) -> None:
@@ -357,20 +339,10 @@ class Inbox(pulumi.ComponentResource):
             for pattern in s.path_patterns
         ]
         routes.append(self._declare_status_route())
-        access_logs = aws.cloudwatch.LogGroup(
-            f"{name}-access",
-            name=f"/floodgate/{name}/api",
-            retention_in_days=self._args.log_group_retention_days,
-            tags=self._args.tags,
-            opts=child,
-        )
-        access_format = {
-            "requestId": "$context.requestId",
-            "route": "$context.routeKey",
-            "status": "$context.status",
-            "latencyMs": "$context.responseLatency",
-            "error": "$context.integrationErrorMessage",
-        }
+        logged = access_logs(
+            f"{name}-access", f"/floodgate/{name}/api", self._args.log_group_retention_days,
+            self._args.tags, child,
+        )  # fmt: skip
         self.stage = aws.apigatewayv2.Stage(
             name,
             api_id=self.api.id,
@@ -380,10 +352,7 @@ class Inbox(pulumi.ComponentResource):
                 "throttling_rate_limit": s.accept_per_s,
                 "throttling_burst_limit": s.accept_per_s,
             },
-            access_log_settings={
-                "destination_arn": access_logs.arn,
-                "format": json.dumps(access_format),
-            },
+            access_log_settings=logged,
             tags=self._args.tags,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=routes)),
         )

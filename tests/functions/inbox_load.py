@@ -69,7 +69,8 @@ class Report:
     """Receipt token (as the client got it) -> the status route's answer."""
 
 
-def _edge(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def edge(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """functions/edge/inbox.js, run by node on CloudFront's event shapes."""
     done = subprocess.run(
         ["node", str(ROOT / "tests/edge/inbox_run.mjs")],
         input=json.dumps(events),
@@ -81,7 +82,9 @@ def _edge(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return json.loads(done.stdout)
 
 
-def _event(kind: str, n: int, key: str | None) -> dict[str, Any]:
+def post_event(kind: str, n: int, key: str | None) -> dict[str, Any]:
+    """A JSON post to /submit/apply as CloudFront hands it to the function, request id
+    `req-<n>`."""
     headers = {
         "content-type": {"value": "application/json"},
         "content-length": {"value": "32"},
@@ -155,8 +158,8 @@ def run(url: str, n: int, consumers: int = 4, kill_every: int = 97) -> Report:
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
     )
     keys = _keys(n)
-    tagged = _edge([_event("viewer-request", i, k) for i, k in enumerate(keys)])
-    answers = _edge([_event("viewer-response", i, k) for i, k in enumerate(keys)])
+    tagged = edge([post_event("viewer-request", i, k) for i, k in enumerate(keys)])
+    answers = edge([post_event("viewer-response", i, k) for i, k in enumerate(keys)])
     latencies: list[float] = []
 
     def accept(request: dict[str, Any]) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from moto import mock_aws
@@ -15,8 +13,7 @@ from functions.inbox.consumer import Submission, Verdict
 from functions.inbox.receipts import receipt_id, sign, tag, untag, verify
 from functions.inbox.redrive import MoveTasks, redrive
 from tests.functions.inbox_cloud import LEASE_S, SECRET, T0, BackOffice, Inbox, create_inbox
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.functions.inbox_load import edge, post_event
 
 
 @pytest.fixture
@@ -254,53 +251,20 @@ def test_a_function_without_its_environment_names_every_missing_variable() -> No
     assert "FG_LEASE_S must be a positive number (got '-1')" in message
 
 
-def _edge(events: list[dict]) -> list[dict]:
-    """functions/edge/inbox.js, run by node on CloudFront's event shapes."""
-    done = subprocess.run(
-        ["node", str(ROOT / "tests/edge/inbox_run.mjs")],
-        input=json.dumps(events),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return json.loads(done.stdout)
-
-
-def _post(event_type: str, *, key: str | None = None, request_id: str = "req-1") -> dict:
-    headers = {
-        "content-type": {"value": "application/json"},
-        "content-length": {"value": "2"},
-        "accept": {"value": "application/json"},
-    }
-    if key is not None:
-        headers["idempotency-key"] = {"value": key}
-    event = {
-        "version": "1.0",
-        "context": {"eventType": event_type, "requestId": request_id},
-        "viewer": {"ip": "198.51.100.11"},
-        "request": {"method": "POST", "uri": "/submit/apply", "querystring": {},
-                    "headers": headers, "cookies": {}},
-    }  # fmt: skip
-    if event_type == "viewer-response":
-        event["response"] = {"statusCode": 200, "headers": {}, "cookies": {}}
-    return event
-
-
 def test_the_edge_and_the_consumer_agree_on_every_receipt() -> None:
     """The edge (JavaScript) derives and tags the id, and signs the receipt; the consumer and
     the status route (Python) recognise each, or the consumer would dead-letter every message."""
-    tagged, keyless, answer = _edge(
+    tagged, keyless, answer = edge(
         [
-            _post("viewer-request", key="key-0001-abcd"),
-            _post("viewer-request", request_id="r-9"),
-            _post("viewer-response", key="key-0001-abcd"),
+            post_event("viewer-request", 1, "key-0001-abcd"),
+            post_event("viewer-request", 9, None),
+            post_event("viewer-response", 1, "key-0001-abcd"),
         ]
     )
     expected = receipt_id("/submit/apply", "key-0001-abcd", "ignored")
     assert tagged["headers"]["x-floodgate-receipt"]["value"] == tag(expected, SECRET)
     assert untag(keyless["headers"]["x-floodgate-receipt"]["value"], [SECRET]) == receipt_id(
-        "/submit/apply", None, "r-9"
+        "/submit/apply", None, "req-000009"
     )
     receipt = json.loads(answer["body"]["data"])["receipt"]
     signed = verify(receipt, [SECRET])

@@ -1,11 +1,40 @@
-"""An HTTP API reached only by its custom domain: the domain, its mapping to the `$default`
-stage and its alias record. Used with `disable_execute_api_endpoint`, so nothing reaches the API
-(or spends its throttle) except by this name, which CloudFront uses."""
+"""What Floodgate's HTTP APIs share: access logs on the `$default` stage, and a custom domain.
+
+A custom domain (the domain, its mapping to the stage, its alias record) goes with
+`disable_execute_api_endpoint`, so nothing reaches the API (or spends its throttle) except by
+this name, which CloudFront uses.
+"""
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi_aws as aws
+
+ACCESS_FORMAT = {
+    "requestId": "$context.requestId",
+    "route": "$context.routeKey",
+    "status": "$context.status",
+    "latencyMs": "$context.responseLatency",
+    "error": "$context.integrationErrorMessage",
+}
+"""One JSON line per request (FSBP APIGateway.9): the route, the status, the latency and what
+the integration said when it failed."""
+
+
+def access_logs(
+    name: str,
+    log_group: str,
+    retention_days: int,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> aws.apigatewayv2.StageAccessLogSettingsArgsDict:
+    """The stage's `access_log_settings`, into a log group of its own."""
+    group = aws.cloudwatch.LogGroup(
+        name, name=log_group, retention_in_days=retention_days, tags=tags, opts=opts
+    )
+    return {"destination_arn": group.arn, "format": json.dumps(ACCESS_FORMAT)}
 
 
 def custom_domain(
