@@ -14,10 +14,11 @@ account allows with what the stack's settings and event plan need:
   dynamodb-throughput  table-level read/write quota >= the room table's warm throughput
   alb-lcu-reservation  the ALB capacity-unit reservation quota >= the largest planned reservation
   certificate-origin   the regional ACM certificate is ISSUED and covers the origin name (and
-                       the queue API's custom domain, unless it has a certificate of its own)
+                       the queue API's and the inbox's custom domains, unless each has a
+                       certificate of its own)
   certificate-edge     the us-east-1 certificate is ISSUED and covers every edge domain name
   hosted-zone          the hosted zone exists, is public and holds the origin name and the
-                       queue API's custom domain
+                       queue API's and the inbox's custom domains
   kvs-readers          who in the account can read the signing keys: the room's KeyValueStore or
                        the signing-key secret, directly or through a group (listed, not failed:
                        docs/architecture.md says why the keys are there and what reading grants)
@@ -273,21 +274,31 @@ def _certificate(client: Any, check: str, arn: str, names: list[str], region: st
     return Check(check, arn, "ok", f"ISSUED, covers {', '.join(names)}")
 
 
+def api_domains(settings: Settings) -> list[tuple[str, str, str | None]]:
+    """(check name, custom domain, its own certificate or None: the load balancer's) of each
+    HTTP API the stack reaches by a custom domain: the queue API's and the inbox's."""
+    a, i = settings.admission, settings.inbox
+    found = []
+    if a.enabled and a.api_domain_name:
+        found.append(("certificate-queue-api", a.api_domain_name, a.api_certificate_arn))
+    if i.enabled and i.api_domain_name:
+        found.append(("certificate-inbox-api", i.api_domain_name, i.api_certificate_arn))
+    return found
+
+
 def certificates(clients: Clients, settings: Settings) -> Iterator[Check]:
-    lb, edge, a = settings.load_balancer, settings.edge, settings.admission
-    api = [a.api_domain_name] if a.enabled and a.api_domain_name else []
-    shared = a.api_certificate_arn is None
+    lb, edge = settings.load_balancer, settings.edge
+    apis = api_domains(settings)
     yield _certificate(
         clients.acm,
         "certificate-origin",
         lb.certificate_arn,
-        [lb.origin_domain_name, *(api if shared else [])],
+        [lb.origin_domain_name, *(name for _, name, cert in apis if cert is None)],
         settings.region,
     )
-    if api and a.api_certificate_arn is not None:
-        yield _certificate(
-            clients.acm, "certificate-queue-api", a.api_certificate_arn, api, settings.region
-        )
+    for check, name, cert in apis:
+        if cert is not None:
+            yield _certificate(clients.acm, check, cert, [name], settings.region)
     if edge.certificate_arn:
         yield _certificate(
             clients.acm_edge,
@@ -299,9 +310,9 @@ def certificates(clients: Clients, settings: Settings) -> Iterator[Check]:
 
 
 def hosted_zone(clients: Clients, settings: Settings) -> Iterator[Check]:
-    zone_id, a = settings.load_balancer.hosted_zone_id, settings.admission
+    zone_id = settings.load_balancer.hosted_zone_id
     names = [settings.load_balancer.origin_domain_name]
-    names += [a.api_domain_name] if a.enabled and a.api_domain_name else []
+    names += [name for _, name, _ in api_domains(settings)]
     if not zone_id:
         return
     try:

@@ -156,7 +156,10 @@ def ready(account: Account, prod_config: dict) -> Settings:
     """Prod's settings pointing at certificates that exist, are ISSUED and cover the names,
     and at an x86_64 AMI of the region (m7i.large is x86_64)."""
     origin = account.certificate(
-        account.clients.acm, "origin.portal.example.ca", "queue-origin.portal.example.ca"
+        account.clients.acm,
+        "origin.portal.example.ca",
+        "queue-origin.portal.example.ca",
+        "inbox-origin.portal.example.ca",
     )
     edge = account.certificate(account.clients.acm_edge, "portal.example.ca", "*.example.ca")
     zone = account.clients.route53.create_hosted_zone(Name="portal.example.ca", CallerReference="r")
@@ -248,6 +251,22 @@ def test_certificate_that_misses_a_name_or_is_pending_fails(account, prod_config
     assert "does not cover origin.portal.example.ca" in checks["certificate-origin"].detail
     assert checks["certificate-edge"].verdict == "FAIL"
     assert "not ISSUED" in checks["certificate-edge"].detail
+
+
+def test_the_origin_certificate_must_cover_the_inbox_s_custom_domain(account, ready) -> None:
+    """The inbox's API is reached by its own custom domain on the load balancer's certificate
+    unless it has one of its own: one that does not cover the name would fail the update."""
+    account.stub()
+    narrow = account.certificate(
+        account.clients.acm, "origin.portal.example.ca", "queue-origin.portal.example.ca"
+    )
+    lb = ready.load_balancer.model_copy(update={"certificate_arn": narrow})
+    checks = run_checks(account.clients, ready.model_copy(update={"load_balancer": lb}), 100)
+    (origin,) = [c for c in checks if c.check == "certificate-origin"]
+    assert (origin.verdict, origin.detail) == (
+        "FAIL",
+        "does not cover inbox-origin.portal.example.ca",
+    )
 
 
 def test_hosted_zone_must_exist_be_public_and_hold_the_origin(account, ready) -> None:
