@@ -19,7 +19,9 @@ class PortalSite(QueueApi):
         if path.startswith("/queue/"):
             super()._serve(method)
             return
-        if path.startswith(("/waiting-room/", "/high-demand/")):
+        if path.startswith(("/waiting-room/", "/high-demand/", "/inbox/")) and not path.startswith(
+            "/inbox/receipts/"
+        ):
             file = (PAGES_DIR / path.lstrip("/")).resolve()
             if file.is_dir():
                 file = file / "index.html"

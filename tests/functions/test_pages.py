@@ -474,3 +474,58 @@ def test_the_live_region_announces_only_what_changed(browser, site, room):
         poll_once(page)
     page.wait_for_timeout(300)
     assert page.evaluate("window.writes") == 0
+
+
+RECEIPT = f"{'a' * 32}.1857000000.{'b' * 32}"
+"""A receipt as the edge signs it (the page checks its shape; the status route its MAC)."""
+
+
+def _receipt_answers(page: Page, status: int, body: dict[str, Any]) -> None:
+    """The status route stubbed in the browser: what GET /inbox/receipts/<receipt> answers."""
+    page.route(
+        "**/inbox/receipts/*",
+        lambda route: route.fulfill(
+            status=status, content_type="application/json", body=json.dumps(body)
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "en", "fr"),
+    [
+        (200, {"status": "done", "received_at": 1_857_000_000}, "processed", "trait\u00e9"),
+        (200, {"status": "received", "received_at": 1_857_000_000}, "waiting", "en attente"),
+        (404, {"error": "unknown receipt"}, "not found", "introuvable"),
+    ],
+)
+def test_the_confirmation_page_says_what_the_receipt_says(browser, site, status, body, en, fr):
+    base, _ = site
+    page = browser.new_context(locale="en-CA").new_page()
+    _receipt_answers(page, status, body)
+    page.goto(f"{base}/inbox/received.html?receipt={RECEIPT}&lang=en")
+    until(page, "[data-status-en]", en)
+    until(page, "[data-status-fr]", fr)
+    assert RECEIPT in page.inner_text("main")
+    assert visible_headings(page) == [("H1", "en"), ("H1", "fr")]
+    assert axe_violations(page) == []
+
+
+def test_the_confirmation_page_without_a_receipt_claims_nothing(browser, site):
+    base, _ = site
+    page = browser.new_context().new_page()
+    page.goto(f"{base}/inbox/received.html")
+    until(page, "#en-title", "holds no receipt")
+    until(page, "#fr-title", "aucun re\u00e7u")
+
+
+def test_without_javascript_the_confirmation_page_says_received_in_both_languages(browser, site):
+    base, _ = site
+    url = f"{base}/inbox/received.html?receipt={RECEIPT}"
+    page = open_without_javascript(browser, url)
+    shown = page.inner_text("main")
+    assert (
+        "Your form was received" in shown and "Votre formulaire a \u00e9t\u00e9 re\u00e7u" in shown
+    )
+    assert "Status" not in shown, "no status it cannot fetch"
+    assert visible_headings(page) == [("H1", "en"), ("H1", "fr")]
+    assert axe_violations(scripts_stripped(browser, url)) == []
