@@ -6,6 +6,7 @@ mid-batch. Shared by the suite (a bounded run) and `make bench` (5,000 submissio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -22,6 +23,7 @@ from components.inbox import MESSAGE_ATTRIBUTES
 from functions.inbox import handlers
 from functions.inbox.consumer import Consumer, Submission, Verdict, event_record
 from functions.inbox.receipts import Receipts, verify
+from planning.settings.inbox import CONSUMER_BATCH
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "receipt-secret"
@@ -182,7 +184,7 @@ def run(url: str, n: int, consumers: int = 4, kill_every: int = 97) -> Report:
         while True:
             consumer.back_office = office
             got = sqs.receive_message(
-                QueueUrl=queue, MaxNumberOfMessages=5, MessageAttributeNames=["All"],
+                QueueUrl=queue, MaxNumberOfMessages=CONSUMER_BATCH, MessageAttributeNames=["All"],
                 AttributeNames=["All"], WaitTimeSeconds=0,
             ).get("Messages", [])  # fmt: skip
             if not got:
@@ -226,7 +228,11 @@ def run(url: str, n: int, consumers: int = 4, kill_every: int = 97) -> Report:
             break
         clock[0] += 6 * LEASE_S  # the visibility timeout and every lease run out
         for handle in waiting:
-            sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=handle, VisibilityTimeout=0)
+            # Invalid: its visibility timeout ran out in real time, and it was delivered again.
+            with contextlib.suppress(sqs.exceptions.ReceiptHandleIsInvalid):
+                sqs.change_message_visibility(
+                    QueueUrl=queue, ReceiptHandle=handle, VisibilityTimeout=0
+                )
     drain_s = time.perf_counter() - started
     tokens = [json.loads(a["body"]["data"])["receipt"] for a in answers]
     return Report(
