@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from components.edge import INBOX_ORIGIN, inbox_code
-from components.inbox import MESSAGE_ATTRIBUTES, api_route
+from components.edge import INBOX_FUNCTION, INBOX_ORIGIN, inbox_code
+from components.inbox import MESSAGE_ATTRIBUTES, RECEIPT_SECRET_KEY, api_route
 from planning.settings.inbox import CONSUMER_BATCH
 from scripts.offline_cloud import OfflineRun, Registration, is_secret
 from tests.helpers import stack_run
@@ -78,6 +78,8 @@ def test_the_edge_and_the_consumer_hold_the_same_receipt_secret(run) -> None:
     version = run.one("aws:secretsmanager/secretVersion:SecretVersion", "-inbox-receipt")
     edge = run.one("aws:cloudfront/keyvaluestoreKey:KeyvaluestoreKey", "-inbox-receipt")
     assert version.revealed()["secretString"] == edge.revealed()["value"]
+    assert edge.inputs["key"] == RECEIPT_SECRET_KEY
+    assert f"kvs.get('{RECEIPT_SECRET_KEY}')" in INBOX_FUNCTION.read_text(encoding="utf-8")
     assert is_secret(edge.to_json()["inputs"]["value"])
 
 
