@@ -67,6 +67,8 @@ class Report:
     drained: int
     office: Office
     redelivered: int
+    left_waiting: int
+    """Messages still in the queue when the drain's time bound ran out (0: all drained)."""
     receipts: dict[str, str]
     """Receipt token (as the client got it) -> the status route's answer."""
 
@@ -133,9 +135,9 @@ def _keys(n: int) -> list[str | None]:
     return keys
 
 
-def run(url: str, n: int, consumers: int = 4, kill_every: int = 97) -> Report:
-    """`n` submissions accepted by 16 clients at once, drained by `consumers` threads; every
-    `kill_every`-th delivery kills its consumer mid-batch."""
+def run(url: str, n: int, consumers: int = 4, kill_every: int = 97, bound_s: float = 600) -> Report:
+    """`n` submissions accepted by 16 clients at once, drained by `consumers` threads for at
+    most `bound_s`; every `kill_every`-th delivery kills its consumer mid-batch."""
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=url, **CREDENTIALS)
     dynamodb: Any = boto3.resource("dynamodb", region_name=REGION, endpoint_url=url, **CREDENTIALS)
     name = f"load-{time.monotonic_ns()}"
@@ -217,7 +219,7 @@ def run(url: str, n: int, consumers: int = 4, kill_every: int = 97) -> Report:
                     sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
 
     started = time.perf_counter()
-    deadline = started + 600
+    deadline = started + bound_s
     while time.perf_counter() < deadline:
         with ThreadPoolExecutor(consumers) as pool:
             for _ in range(consumers):
@@ -243,6 +245,16 @@ def run(url: str, n: int, consumers: int = 4, kill_every: int = 97) -> Report:
         drained=sum(office.effects.values()),
         office=office,
         redelivered=redelivered[0],
+        left_waiting=sum(
+            int(v)
+            for v in sqs.get_queue_attributes(
+                QueueUrl=queue,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"].values()
+        ),
         receipts=_statuses(url, table.name, tokens),
     )
 
