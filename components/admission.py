@@ -17,7 +17,7 @@ import pulumi_random as random
 
 from components import iam
 from components.alarms import metric_alarm
-from components.http_api import access_logs, custom_domain
+from components.http_api import access_logs, custom_domain, lambda_route
 from components.lambda_function import ARCH, RUNTIME, lambda_function
 from components.service_role import service_role
 from functions.admission.room import FAULT_LOG
@@ -438,36 +438,12 @@ class Admission(pulumi.ComponentResource):
         )
 
     def _declare_route(self, route: str, function: aws.lambda_.Function) -> aws.apigatewayv2.Route:
-        """`route` ("METHOD /path") to `function`, which API Gateway may invoke for that route
-        only (execute-api ARNs: <api>/<stage>/<METHOD>/<path>)."""
-        name, child = self._name, self._child
-        method, path = route.split(" ")
-        slug = path.rsplit("/", 1)[-1]
-        integration = aws.apigatewayv2.Integration(
-            f"{name}-queue-{slug}",
-            api_id=self.api.id,
-            integration_type="AWS_PROXY",
-            integration_uri=function.invoke_arn,
-            payload_format_version="2.0",
-            timeout_milliseconds=10_000,
-            opts=child,
-        )
-        declared = aws.apigatewayv2.Route(
-            f"{name}-queue-{slug}",
-            api_id=self.api.id,
-            route_key=route,
-            target=integration.id.apply(lambda i: f"integrations/{i}"),
-            opts=child,
-        )
-        aws.lambda_.Permission(
-            f"{name}-queue-{slug}",
-            action="lambda:InvokeFunction",
-            function=function.name,
-            principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/", method, path),
-            opts=child,
-        )
-        return declared
+        """`route` ("METHOD /path") to `function`, invoked for that route only."""
+        slug = route.rsplit("/", 1)[-1]
+        return lambda_route(
+            f"{self._name}-queue-{slug}", api=self.api, route=route, function=function,
+            opts=self._child,
+        )  # fmt: skip
 
     def _declare_inlet_schedule(self) -> None:
         """EventBridge Scheduler runs the inlet every minute (its finest rate); a late or

@@ -8,6 +8,7 @@ this name, which CloudFront uses.
 from __future__ import annotations
 
 import json
+import re
 
 import pulumi
 import pulumi_aws as aws
@@ -85,3 +86,43 @@ def custom_domain(
         opts=opts,
     )
     return pulumi.Output.all(mapping.domain_name, record.name).apply(lambda a: a[0])
+
+
+def lambda_route(
+    name: str,
+    *,
+    api: aws.apigatewayv2.Api,
+    route: str,
+    function: aws.lambda_.Function,
+    opts: pulumi.ResourceOptions,
+) -> aws.apigatewayv2.Route:
+    """`route` ("METHOD /path", path variables in braces) to `function` through a proxy
+    integration (payload 2.0, API Gateway's 10 s), which API Gateway may invoke for that route
+    only: execute-api ARNs are <api>/<stage>/<METHOD>/<path>, a variable there a wildcard."""
+    method, path = route.split(" ")
+    integration = aws.apigatewayv2.Integration(
+        name,
+        api_id=api.id,
+        integration_type="AWS_PROXY",
+        integration_uri=function.invoke_arn,
+        payload_format_version="2.0",
+        timeout_milliseconds=10_000,
+        opts=opts,
+    )
+    aws.lambda_.Permission(
+        name,
+        action="lambda:InvokeFunction",
+        function=function.name,
+        principal="apigateway.amazonaws.com",
+        source_arn=pulumi.Output.concat(
+            api.execution_arn, "/*/", method, re.sub(r"\{[^}]+\}", "*", path)
+        ),
+        opts=opts,
+    )
+    return aws.apigatewayv2.Route(
+        name,
+        api_id=api.id,
+        route_key=route,
+        target=integration.id.apply(lambda i: f"integrations/{i}"),
+        opts=opts,
+    )

@@ -20,7 +20,7 @@ import pulumi_random as random
 
 from components import iam
 from components.alarms import metric_alarm
-from components.http_api import access_logs, custom_domain
+from components.http_api import access_logs, custom_domain, lambda_route
 from components.lambda_function import lambda_function
 from components.service_role import service_role
 from planning.capacity import INBOX_RECEIPT_SUFFIX
@@ -375,31 +375,10 @@ class Inbox(pulumi.ComponentResource):
         )
 
     def _declare_status_route(self) -> aws.apigatewayv2.Route:
-        name, child = self._name, self._child
-        integration = aws.apigatewayv2.Integration(
-            f"{name}-status",
-            api_id=self.api.id,
-            integration_type="AWS_PROXY",
-            integration_uri=self.status.invoke_arn,
-            payload_format_version="2.0",
-            timeout_milliseconds=10_000,
-            opts=child,
-        )
-        aws.lambda_.Permission(
-            f"{name}-status",
-            action="lambda:InvokeFunction",
-            function=self.status.name,
-            principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/GET/inbox/receipts/*"),
-            opts=child,
-        )
-        return aws.apigatewayv2.Route(
-            f"{name}-status",
-            api_id=self.api.id,
-            route_key=STATUS_ROUTE,
-            target=integration.id.apply(lambda i: f"integrations/{i}"),
-            opts=child,
-        )
+        return lambda_route(
+            f"{self._name}-status", api=self.api, route=STATUS_ROUTE, function=self.status,
+            opts=self._child,
+        )  # fmt: skip
 
     def _declare_alarms(self) -> None:
         """The oldest waiting submission older than `oldest_age_alarm_s`, and any submission in
