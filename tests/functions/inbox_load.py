@@ -69,6 +69,9 @@ class Report:
     redelivered: int
     left_waiting: int
     """Messages still in the queue when the drain's time bound ran out (0: all drained)."""
+    dead_letters: int
+    """Messages SQS moved to the dead-letter queue (delivered `maxReceiveCount` times): kept,
+    for `scripts/redrive.py`, not lost."""
     receipts: dict[str, str]
     """Receipt token (as the client got it) -> the status route's answer."""
 
@@ -245,18 +248,16 @@ def run(url: str, n: int, consumers: int = 4, kill_every: int = 97, bound_s: flo
         drained=sum(office.effects.values()),
         office=office,
         redelivered=redelivered[0],
-        left_waiting=sum(
-            int(v)
-            for v in sqs.get_queue_attributes(
-                QueueUrl=queue,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"].values()
-        ),
+        left_waiting=_depth(sqs, queue),
+        dead_letters=_depth(sqs, dlq),
         receipts=_statuses(url, table.name, tokens),
     )
+
+
+def _depth(sqs: Any, url: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(v) for v in got.values())
 
 
 def _statuses(url: str, table: str, tokens: list[str]) -> dict[str, str]:
