@@ -17,7 +17,7 @@ import pulumi_random as random
 
 from components import iam
 from components.alarms import metric_alarm
-from components.http_api import access_logs, custom_domain, lambda_route
+from components.http_api import access_logs, lambda_route, origin_host
 from components.lambda_function import ARCH, RUNTIME, lambda_function
 from components.service_role import service_role
 from functions.admission.room import FAULT_LOG
@@ -149,10 +149,17 @@ class Admission(pulumi.ComponentResource):
         self._declare_inlet_schedule()
         self._declare_alarms()
         self.admin_function_name = self.functions["admin"].name
-        api_domain = self._declare_custom_domain()
         self.edge = EdgeWiring(
-            api_domain=api_domain
-            or self.api.api_endpoint.apply(lambda url: url.removeprefix("https://")),
+            api_domain=origin_host(
+                f"{name}-queue",
+                api=self.api,
+                stage=self.stage,
+                domain_name=args.settings.api_domain_name,
+                certificate_arn=args.api_certificate_arn,
+                hosted_zone_id=args.hosted_zone_id,
+                tags=args.tags,
+                opts=self._child,
+            ),
             kvs_arn=self.kvs.arn,
         )
         self.register_outputs(
@@ -417,24 +424,6 @@ class Admission(pulumi.ComponentResource):
             access_log_settings=logged,
             tags=tags,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=routes)),
-        )
-
-    def _declare_custom_domain(self) -> pulumi.Output[str] | None:
-        """The API's custom domain and its alias record when `api_domain_name` is set; the
-        name CloudFront uses, or None."""
-        s = self._args.settings
-        if s.api_domain_name is None:
-            return None
-        assert self._args.hosted_zone_id is not None  # settings require it
-        return custom_domain(
-            f"{self._name}-queue",
-            api=self.api,
-            stage=self.stage,
-            domain_name=s.api_domain_name,
-            certificate_arn=self._args.api_certificate_arn,
-            hosted_zone_id=self._args.hosted_zone_id,
-            tags=self._args.tags,
-            opts=self._child,
         )
 
     def _declare_route(self, route: str, function: aws.lambda_.Function) -> aws.apigatewayv2.Route:

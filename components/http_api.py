@@ -38,6 +38,28 @@ def access_logs(
     return {"destination_arn": group.arn, "format": json.dumps(ACCESS_FORMAT)}
 
 
+def origin_host(
+    name: str,
+    *,
+    api: aws.apigatewayv2.Api,
+    stage: aws.apigatewayv2.Stage,
+    domain_name: str | None,
+    certificate_arn: pulumi.Input[str],
+    hosted_zone_id: str | None,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> pulumi.Output[str]:
+    """The name CloudFront reaches `api` by: its custom domain when `domain_name` is set (with
+    the default endpoint disabled by the caller), else the execute-api endpoint's host."""
+    if domain_name is None:
+        return api.api_endpoint.apply(lambda url: url.removeprefix("https://"))
+    assert hosted_zone_id is not None  # settings require it with a custom domain
+    return custom_domain(
+        name, api=api, stage=stage, domain_name=domain_name, certificate_arn=certificate_arn,
+        hosted_zone_id=hosted_zone_id, tags=tags, opts=opts,
+    )  # fmt: skip
+
+
 def custom_domain(
     name: str,
     *,

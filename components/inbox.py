@@ -20,7 +20,7 @@ import pulumi_random as random
 
 from components import iam
 from components.alarms import metric_alarm
-from components.http_api import access_logs, custom_domain, lambda_route
+from components.http_api import access_logs, lambda_route, origin_host
 from components.lambda_function import lambda_function
 from components.service_role import service_role
 from planning.capacity import INBOX_RECEIPT_SUFFIX
@@ -96,10 +96,17 @@ class Inbox(pulumi.ComponentResource):
         self._declare_functions(secret_arn)
         self._declare_api()
         self._declare_alarms()
-        api_domain = self._declare_custom_domain()
         self.edge = InboxWiring(
-            api_domain=api_domain
-            or self.api.api_endpoint.apply(lambda url: url.removeprefix("https://")),
+            api_domain=origin_host(
+                self._name,
+                api=self.api,
+                stage=self.stage,
+                domain_name=args.settings.api_domain_name,
+                certificate_arn=args.api_certificate_arn,
+                hosted_zone_id=args.hosted_zone_id,
+                tags=args.tags,
+                opts=self._child,
+            ),
             kvs_arn=kvs.arn,
             path_patterns=list(args.settings.path_patterns),
             inline_body_max_bytes=args.settings.inline_body_max_bytes,
@@ -355,23 +362,6 @@ class Inbox(pulumi.ComponentResource):
             access_log_settings=logged,
             tags=self._args.tags,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=routes)),
-        )
-
-    def _declare_custom_domain(self) -> pulumi.Output[str] | None:
-        """The API's custom domain and its record when `api_domain_name` is set, or None."""
-        s = self._args.settings
-        if s.api_domain_name is None:
-            return None
-        assert self._args.hosted_zone_id is not None  # settings require it
-        return custom_domain(
-            self._name,
-            api=self.api,
-            stage=self.stage,
-            domain_name=s.api_domain_name,
-            certificate_arn=self._args.api_certificate_arn,
-            hosted_zone_id=self._args.hosted_zone_id,
-            tags=self._args.tags,
-            opts=self._child,
         )
 
     def _declare_status_route(self) -> aws.apigatewayv2.Route:
