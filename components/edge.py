@@ -45,6 +45,16 @@ INBOX_ORIGIN = "inbox-api"
 INBOX_HEADERS = ("Content-Type", "X-Floodgate-Receipt")
 """What the inbox's integration maps into the message: the content type the edge checked and
 the receipt it tagged (functions/edge/inbox.js)."""
+UPLOADS_ORIGIN = "inbox-uploads"
+UPLOADS_PATH = "/inbox/uploads/"
+UPLOAD_HEADERS = (
+    "Content-Type",
+    "X-Amz-Meta-Floodgate-Receipt",
+    "X-Amz-Meta-Floodgate-Path",
+    "X-Amz-Meta-Floodgate-Key",
+)
+"""What an upload's object keeps (S3 stores x-amz-meta-* as its metadata): the edge's tagged
+receipt, the path and the key (functions/edge/inbox.js)."""
 ROOM_PATH = "/queue/room"
 """The queue API's one answer that is the same for everyone (cached 2 s, shared)."""
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
@@ -89,7 +99,8 @@ class Edge(pulumi.ComponentResource):
         distribution_arn, resolve_distribution_arn = pulumi.deferred_output()
         pages, logs = self._declare_buckets(name, args, distribution_arn)
         static = self._declare_static_policy()
-        self.web_acl = _web_acl(name, args.waf, args.settings, args.tags, us_east_1)
+        uploads = args.inbox is not None and args.inbox.uploads_domain is not None
+        self.web_acl = _web_acl(name, args.waf, args.settings, uploads, args.tags, us_east_1)
         self._gate = self._declare_gate(name, args.admission)
         queue_origins, queue_behaviours = self._declare_queue_routes(
             name, args.admission, args.origin_secret
@@ -125,6 +136,8 @@ class Edge(pulumi.ComponentResource):
             [*self._origins(pages), *queue_origins, *inbox_origins], ordered, logs
         )
         resolve_distribution_arn(self.distribution.arn)
+        if args.inbox is not None and args.inbox.admit is not None:
+            args.inbox.admit(self.distribution.arn)
         self.register_outputs(
             {"domain_name": self.distribution.domain_name, "distribution_id": self.distribution.id}
         )
@@ -435,7 +448,7 @@ class Edge(pulumi.ComponentResource):
         Nothing on these paths reaches the ALB."""
         if inbox is None:
             return [], []
-        code = inbox_code(inbox.inline_body_max_bytes)
+        code = inbox_code(inbox.inline_body_max_bytes, inbox.body_max_bytes, inbox.path_patterns)
         associations: list[
             aws.cloudfront.DistributionDefaultCacheBehaviorFunctionAssociationArgsDict
         ] = []
@@ -472,6 +485,17 @@ class Edge(pulumi.ComponentResource):
             )
             for p in inbox.path_patterns
         ]
+        if inbox.uploads_domain is not None:
+            origins.append(self._uploads_origin(inbox.uploads_domain))
+            written = self._origin_request_policy(
+                "inbox-uploads", "Inbox uploads: the metadata the edge set", UPLOAD_HEADERS
+            )
+            upload = f"{UPLOADS_PATH}*"
+            accept.append(
+                self._behaviour(
+                    upload, UPLOADS_ORIGIN, ALL_METHODS, CACHING_DISABLED, written.id, associations
+                )
+            )
         return origins, [
             *accept,
             self._behaviour(
@@ -479,6 +503,26 @@ class Edge(pulumi.ComponentResource):
             ),
             self._behaviour("/inbox/*", PAGES_ORIGIN, READ_METHODS, CACHING_OPTIMIZED, None),
         ]
+
+    def _uploads_origin(
+        self, domain: pulumi.Output[str]
+    ) -> aws.cloudfront.DistributionOriginArgsDict:
+        """The uploads bucket, written through its own origin access control (OAC signs PUTs
+        to S3, and SSE-KMS: CloudFront Developer Guide, "Restrict access to an Amazon S3
+        origin")."""
+        oac = aws.cloudfront.OriginAccessControl(
+            f"{self._name}-inbox-uploads",
+            description="CloudFront writes inbox uploads",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return {
+            "origin_id": UPLOADS_ORIGIN,
+            "domain_name": domain,
+            "origin_access_control_id": oac.id,
+        }
 
     def _origin_request_policy(
         self, suffix: str, comment: str, headers: tuple[str, ...], cookies: str = "none"
@@ -512,12 +556,16 @@ def page_content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def inbox_code(inline_body_max_bytes: int) -> str:
-    """inbox.js as deployed: the inline limit set, then trimmed as `gate_code` trims
-    (tests/edge/inbox_harness.mjs runs exactly this text)."""
-    text = INBOX_FUNCTION.read_text(encoding="utf-8").replace(
-        "__INLINE_MAX__", str(inline_body_max_bytes)
-    )
+def inbox_code(inline_body_max_bytes: int, body_max_bytes: int, path_patterns: list[str]) -> str:
+    """inbox.js as deployed: its limits (bytes) and paths set, then trimmed as `gate_code`
+    trims (tests/edge/inbox_harness.mjs runs exactly this text)."""
+    text = INBOX_FUNCTION.read_text(encoding="utf-8")
+    for placeholder, value in (
+        ("__INLINE_MAX__", str(inline_body_max_bytes)),
+        ("__UPLOAD_MAX__", str(body_max_bytes)),
+        ("__PATTERNS__", json.dumps(path_patterns)),
+    ):
+        text = text.replace(placeholder, value)
     lines = (line.strip() for line in text.splitlines())
     return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
 
@@ -662,16 +710,17 @@ def _web_acl(
     name: str,
     waf: WafSettings,
     edge: EdgeSettings,
+    uploads: bool,
     tags: dict[str, str],
     opts: pulumi.ResourceOptions,
 ) -> aws.wafv2.WebAcl:
     """Per-IP rate limit, the room's join rules, AWS's common and known-bad-inputs rule sets,
-    the large-body rule, and logging."""
+    the large-body rule (`uploads`: the inbox's upload path too), and logging."""
     rules = [
         *_rate_rules(name, waf, edge),
         *_join_rules(name, waf),
         *_managed_rules(name),
-        *_large_body_rule(name, edge),
+        *_large_body_rule(name, edge, uploads),
     ]
     acl = aws.wafv2.WebAcl(
         name,
@@ -788,12 +837,18 @@ def _managed_rules(name: str) -> list[aws.wafv2.WebAclRuleArgsDict]:
     return rules
 
 
-def _large_body_rule(name: str, edge: EdgeSettings) -> list[aws.wafv2.WebAclRuleArgsDict]:
-    """Blocks the common rule set's large-body label everywhere except the write paths (none
-    when there are no write paths)."""
+def _large_body_rule(
+    name: str, edge: EdgeSettings, uploads: bool
+) -> list[aws.wafv2.WebAclRuleArgsDict]:
+    """Blocks the common rule set's large-body label everywhere except the write paths and,
+    with `uploads`, the inbox's upload path (none when there are no write paths). WAF reads at
+    most the first 16 KB of a body from CloudFront, so how large a body may be on those paths
+    is the inbox function's to say (from Content-Length, which CloudFront and S3 hold a body
+    to): inline_body_max_bytes on a write path, body_max_bytes on an upload."""
     # One regex, not an or-statement: the provider nests statements at most three deep.
-    write_paths = "|".join(re.escape(p.rstrip("*")) for p in edge.write_path_patterns)
-    if not write_paths:
+    allowed = [*edge.write_path_patterns, *([f"{UPLOADS_PATH}*"] if uploads else [])]
+    write_paths = "|".join(re.escape(p.rstrip("*")) for p in allowed)
+    if not edge.write_path_patterns:
         return []
     # Engine (camelCase) names: the SDK stops translating snake_case keys this deep (seen in
     # the offline plan), and the provider would drop them.

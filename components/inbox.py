@@ -2,7 +2,9 @@
 back office at its pace.
 
 Accept path: CloudFront (the inbox function, functions/edge/inbox.js) -> an HTTP API route ->
-SQS-SendMessage, an API Gateway service integration: no Lambda and nothing of the fleet. Drain
+SQS-SendMessage, an API Gateway service integration: no Lambda and nothing of the fleet. A body
+above the inline limit: CloudFront -> the uploads bucket (an origin access control, SSE-KMS with
+the inbox's key) -> the bucket's ObjectCreated event -> the same queue. Drain
 path: Lambda's SQS event source, at most `consumer_concurrency` at once, the reference
 consumer (functions/inbox/consumer.py) POSTing to `back_office_url`. The edge half (behaviours,
 the function) is components/edge.py's, from `InboxWiring`.
@@ -11,8 +13,10 @@ the function) is components/edge.py's, from `InboxWiring`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -22,10 +26,14 @@ from components import iam
 from components.alarms import metric_alarm
 from components.http_api import access_logs, lambda_route, origin_host
 from components.lambda_function import lambda_function
+from components.private_bucket import PrivateBucket, PrivateBucketArgs
 from components.service_role import service_role
 from planning.capacity import INBOX_RECEIPT_SUFFIX
 from planning.settings import InboxSettings
 from planning.settings.inbox import CONSUMER_BATCH
+
+UPLOAD_PREFIX = "uploads/"
+"""Where CloudFront writes an upload (functions/inbox/consumer.UPLOAD_PREFIX)."""
 
 INBOX_CODE = Path(__file__).resolve().parent.parent / "functions/inbox"
 RECEIPT_SECRET_KEY = "inbox.secret"
@@ -41,6 +49,12 @@ class InboxWiring:
     kvs_arn: pulumi.Output[str]
     path_patterns: list[str]
     inline_body_max_bytes: int
+    body_max_bytes: int
+    uploads_domain: pulumi.Output[str] | None = None
+    """The uploads bucket's regional name (None: no uploads)."""
+    admit: Callable[[pulumi.Output[str]], None] | None = None
+    """Give it the distribution's ARN: only that distribution may write uploads and use the key
+    for them (bucket and key policies, `AWS:SourceArn`)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +82,8 @@ def api_route(pattern: str) -> str:
 class Inbox(pulumi.ComponentResource):
     """Queue, dead-letter queue, receipts, the accept API and the consumer.
 
-    Named outputs: `queue`, `dlq`, `table`, `api`, `consumer`, `edge` (what CloudFront needs).
+    Named outputs: `queue`, `dlq`, `table`, `api`, `consumer`, `uploads` (the bucket, None
+    without uploads), `edge` (what CloudFront needs).
     """
 
     queue: aws.sqs.Queue
@@ -76,6 +91,7 @@ class Inbox(pulumi.ComponentResource):
     table: aws.dynamodb.Table
     api: aws.apigatewayv2.Api
     consumer: aws.lambda_.Function
+    uploads: aws.s3.Bucket | None = None
     edge: InboxWiring
 
     def __init__(
@@ -92,6 +108,7 @@ class Inbox(pulumi.ComponentResource):
         self._declare_key()
         self._declare_queues()
         self._declare_receipts()
+        admit = self._declare_uploads() if args.settings.uploads else None
         secret_arn, kvs = self._declare_receipt_secret()
         self._declare_functions(secret_arn)
         self._declare_api()
@@ -110,6 +127,9 @@ class Inbox(pulumi.ComponentResource):
             kvs_arn=kvs.arn,
             path_patterns=list(args.settings.path_patterns),
             inline_body_max_bytes=args.settings.inline_body_max_bytes,
+            body_max_bytes=args.settings.body_max_bytes if admit else 0,
+            uploads_domain=self.uploads.bucket_regional_domain_name if self.uploads else None,
+            admit=admit,
         )
         self.register_outputs(
             {
@@ -118,6 +138,7 @@ class Inbox(pulumi.ComponentResource):
                 "table": self.table.name,
                 "api": self.api.api_endpoint,
                 "consumer": self.consumer.name,
+                "uploads": self.uploads.bucket if self.uploads else None,
             }
         )
 
@@ -185,6 +206,66 @@ class Inbox(pulumi.ComponentResource):
             opts=self._stateful,
         )
 
+    def _declare_uploads(self) -> Callable[[pulumi.Output[str]], None]:
+        """The uploads bucket (private, SSE-KMS with the inbox's key, each body expiring
+        `upload_expiry_days` after it was written), its ObjectCreated events into the queue,
+        and what lets the distribution write it, once its ARN is known."""
+        s, name = self._args.settings, self._name
+        distribution, resolve = pulumi.deferred_output()
+        uploads = PrivateBucket(
+            f"{name}-uploads",
+            PrivateBucketArgs(
+                tags=self._args.tags,
+                expire_after_days=s.upload_expiry_days,
+                protect=self._args.protect,
+                force_destroy=not self._args.protect,
+                kms_key_arn=self.key.arn,
+                grants=lambda bucket: pulumi.Output.all(bucket, distribution).apply(
+                    lambda a: [_cloudfront_writes(a[0], a[1])]
+                ),
+            ),
+            opts=self._child,
+        )
+        self.uploads = uploads.bucket
+        self._declare_key_policy(distribution)
+        sent = aws.sqs.QueuePolicy(
+            f"{name}-s3",
+            queue_url=self.queue.url,
+            policy=pulumi.Output.all(self.queue.arn, uploads.bucket.arn, self._account).apply(
+                lambda a: iam.document([_s3_notifies(a[0], a[1], a[2])])
+            ),
+            opts=self._child,
+        )
+        # S3 checks the destination with a test event when this is set: the queue's policy and
+        # the key's must let it send first.
+        aws.s3.BucketNotification(
+            f"{name}-uploads",
+            bucket=uploads.bucket.id,
+            queues=[
+                {
+                    "queue_arn": self.queue.arn,
+                    "events": ["s3:ObjectCreated:*"],
+                    "filter_prefix": UPLOAD_PREFIX,
+                }
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[sent, self.key_policy]),
+        )
+        return resolve
+
+    def _declare_key_policy(self, distribution: pulumi.Output[str]) -> None:
+        """The key's policy with uploads: the account's IAM policies as the default policy
+        allows, CloudFront writing uploads for this distribution only, and S3 sending the
+        bucket's events into the encrypted queue (S3 User Guide, "Walkthrough: Configuring a
+        bucket for notifications": kms:GenerateDataKey and kms:Decrypt)."""
+        self.key_policy = aws.kms.KeyPolicy(
+            self._name,
+            key_id=self.key.id,
+            policy=pulumi.Output.all(self._account, distribution).apply(
+                lambda a: iam.document(_key_statements(a[0], a[1]))
+            ),
+            opts=self._child,
+        )
+
     def _declare_receipt_secret(self) -> tuple[pulumi.Output[str], aws.cloudfront.KeyValueStore]:
         """The secret the edge tags and signs receipts with (256 random bits, a secret in
         state): in Secrets Manager for the consumer and the status route, in the inbox's own
@@ -230,6 +311,7 @@ class Inbox(pulumi.ComponentResource):
             "FG_LEASE_S": str(s.consumer_timeout_s),
             "FG_RECEIPT_DAYS": str(s.receipt_days),
             "FG_RECEIPT_SECRET_ARN": secret_arn,
+            "FG_INBOX_BUCKET": self.uploads.bucket if self.uploads else "",
         }
         table, key = self.table.arn, self.key.arn
         self.status = self._function(
@@ -257,6 +339,7 @@ class Inbox(pulumi.ComponentResource):
                 ),
                 iam.Grant(["sqs:SendMessage"], self.dlq.arn),
                 iam.Grant(["kms:Decrypt", "kms:GenerateDataKey"], key),
+                *self._upload_grants(),
             ],
         )
         aws.lambda_.EventSourceMapping(
@@ -268,6 +351,13 @@ class Inbox(pulumi.ComponentResource):
             scaling_config={"maximum_concurrency": s.consumer_concurrency},
             opts=child,
         )
+
+    def _upload_grants(self) -> list[iam.Grant]:
+        """The consumer reads an upload (GetObject covers HeadObject) and deletes it once done."""
+        if self.uploads is None:
+            return []
+        objects = self.uploads.arn.apply(lambda arn: f"{arn}/{UPLOAD_PREFIX}*")
+        return [iam.Grant(["s3:GetObject", "s3:DeleteObject"], objects)]
 
     def _function(
         self,
@@ -411,3 +501,60 @@ MESSAGE_ATTRIBUTES = {
 """What the integration attaches to each message (HTTP API parameter mapping, `${...}`
 interpolation): the receipt the edge tagged, the path, the content type the edge checked.
 Every one is always set by the edge, and SQS refuses an empty attribute value."""
+
+
+def _cloudfront_writes(bucket_arn: str, distribution_arn: str) -> dict[str, Any]:
+    """Origin access control: only this distribution may write uploads (PUT), and only there."""
+    return {
+        "Sid": "CloudFrontWritesUploads",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": f"{bucket_arn}/{UPLOAD_PREFIX}*",
+        "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
+    }
+
+
+def _s3_notifies(queue_arn: str, bucket_arn: str, account: str) -> dict[str, Any]:
+    """The uploads bucket, and no other, sends its events into the queue."""
+    return {
+        "Sid": "UploadsBucketNotifies",
+        "Effect": "Allow",
+        "Principal": {"Service": "s3.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {
+            "ArnEquals": {"aws:SourceArn": bucket_arn},
+            "StringEquals": {"aws:SourceAccount": account},
+        },
+    }
+
+
+def _key_statements(account: str, distribution_arn: str) -> list[dict[str, Any]]:
+    """The inbox key's policy with uploads (the first statement is KMS's default policy)."""
+    return [
+        {
+            "Sid": "AccountIamPolicies",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            # SSE-KMS through an origin access control (CloudFront Developer Guide, "Restrict
+            # access to an Amazon S3 origin", SSE-KMS): the distribution encrypts what it PUTs.
+            "Sid": "CloudFrontEncryptsUploads",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
+        },
+        {
+            "Sid": "S3SendsUploadEvents",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": "*",
+        },
+    ]

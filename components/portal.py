@@ -102,6 +102,8 @@ class Portal(pulumi.ComponentResource):
                 "inbox_api": inbox.api.api_endpoint,
                 "inbox_consumer": inbox.consumer.name,
             }
+        if inbox is not None and inbox.uploads is not None:
+            self.outputs["inbox_uploads"] = inbox.uploads.bucket
         self.register_outputs(dict(self.outputs))
 
     def _declare_inbox(self, topic_arn: pulumi.Output[str]) -> Inbox | None:

@@ -26,12 +26,15 @@ class PrivateBucketArgs:
     """Policy statements allowing the bucket's writers/readers, given the bucket ARN."""
     protect: bool = False
     """Protect the bucket from deletion and replacement (every stack but PR previews)."""
+    kms_key_arn: pulumi.Input[str] | None = None
+    """Encrypt with this customer-managed key (SSE-KMS, with a bucket key); None: SSE-S3."""
 
 
 class PrivateBucket(pulumi.ComponentResource):
-    """Bucket with all public access blocked and SSE-S3 default encryption.
+    """Bucket with all public access blocked and SSE-S3 default encryption, or SSE-KMS with
+    `kms_key_arn`.
 
-    SSE-S3 rather than KMS: ALB access logs only support SSE-S3 (AWS ELB docs).
+    SSE-S3 by default: ALB access logs only support SSE-S3 (AWS ELB docs).
     """
 
     bucket: aws.s3.Bucket
@@ -50,7 +53,7 @@ class PrivateBucket(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        self._declare_lockdown()
+        self._declare_lockdown(args.kms_key_arn)
         self.ownership = aws.s3.BucketOwnershipControls(
             name,
             bucket=self.bucket.id,
@@ -72,9 +75,9 @@ class PrivateBucket(pulumi.ComponentResource):
         )
         self.register_outputs({"bucket": self.bucket.bucket})
 
-    def _declare_lockdown(self) -> None:
-        """Every public access blocked; objects encrypted with S3-managed keys (SSE-S3, with
-        a bucket key)."""
+    def _declare_lockdown(self, kms_key_arn: pulumi.Input[str] | None) -> None:
+        """Every public access blocked; objects encrypted with S3-managed keys (SSE-S3), or
+        with `kms_key_arn` (SSE-KMS), with a bucket key."""
         aws.s3.BucketPublicAccessBlock(
             self._name,
             bucket=self.bucket.id,
@@ -89,7 +92,9 @@ class PrivateBucket(pulumi.ComponentResource):
             bucket=self.bucket.id,
             rules=[
                 {
-                    "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
+                    "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}
+                    if kms_key_arn is None
+                    else {"sse_algorithm": "aws:kms", "kms_master_key_id": kms_key_arn},
                     "bucket_key_enabled": True,
                 }
             ],

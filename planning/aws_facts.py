@@ -179,6 +179,8 @@ ORIGIN_SHIELD_FOR: dict[str, str] = {
 # works with regional edge caches": 13 of them). With Origin Shield, one asks.
 REGIONAL_EDGE_CACHES = 13
 
+S3_PUT_MAX_BYTES = 5 * 1_073_741_824
+"""The largest object one PutObject uploads: 5 GiB (S3 User Guide, "Uploading objects")."""
 # Amazon SQS quotas (SQS Developer Guide, "Amazon SQS message quotas"; SetQueueAttributes).
 SQS_MESSAGE_MAX_BYTES = 1_048_576
 """A message, body and attributes together: 1 MiB (raised from 256 KiB in August 2025)."""

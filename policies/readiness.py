@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Iterator
+from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
@@ -21,7 +22,7 @@ from policies.apply_time import (
     T_TOPIC,
     behaviours,
 )
-from policies.props import as_list, get
+from policies.props import as_list, get, policy_document
 from policies.rule import (
     DoesNotApplyError,
     Exemption,
@@ -354,6 +355,47 @@ def _inbox_encrypted(view: StackView) -> Iterator[Finding]:
             )  # fmt: skip
 
 
+T_SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+T_BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+
+
+def _uploads_private(view: StackView) -> Iterator[Finding]:
+    """The uploads bucket keeps bodies under the inbox's customer-managed key (SSE-KMS), and
+    only CloudFront, for this stack's distribution (`AWS:SourceArn`), may write to it."""
+    _inbox_queues(view)
+    if not view.settings.inbox.uploads:
+        raise DoesNotApplyError("no uploads (inbox.body_max_bytes is the inline limit)")
+    for sse in view.of_type(T_SSE):
+        if not sse.name.endswith("-inbox-uploads"):
+            continue
+        rules = as_list(get(sse.props, "rules"))
+        default = (rules[0] if rules else {}).get("applyServerSideEncryptionByDefault") or {}
+        key = str(default.get("kmsMasterKeyId") or "")
+        if default.get("sseAlgorithm") != "aws:kms" or not key or key.startswith("alias/aws/"):
+            yield Finding(
+                "rules.0.applyServerSideEncryptionByDefault", default,
+                "uploads are encrypted with the inbox's own KMS key (SSE-KMS)", sse.urn, sse.name,
+            )  # fmt: skip
+    for policy in view.of_type(T_BUCKET_POLICY):
+        if not policy.name.endswith("-inbox-uploads"):
+            continue
+        statements: list[dict[str, Any]] = as_list(
+            policy_document(get(policy.props, "policy")).get("Statement")
+        ) or [{"Effect": "Allow", "Principal": "unreadable"}]
+        for statement in statements:
+            if statement.get("Effect") != "Allow":
+                continue
+            source = (statement.get("Condition") or {}).get("StringEquals", {})
+            if statement.get("Principal") != {"Service": "cloudfront.amazonaws.com"} or (
+                "AWS:SourceArn" not in source
+            ):
+                yield Finding(
+                    "policy", statement.get("Principal"),
+                    "only CloudFront, for this distribution (AWS:SourceArn), writes uploads",
+                    policy.urn, policy.name,
+                )  # fmt: skip
+
+
 def _inbox_age_alarm(view: StackView) -> Iterator[Finding]:
     """Someone is told when a submission has waited too long: an alarm on the queue's
     ApproximateAgeOfOldestMessage."""
@@ -453,6 +495,13 @@ RULES = [
         "The inbox's queues are encrypted with a customer-managed KMS key",
         f"{SQS_DOCS}/sqs-server-side-encryption.html",
         _inbox_encrypted,
+    ),
+    StackRule(
+        "inbox-uploads-private-and-encrypted",
+        "readiness",
+        "The inbox's uploads bucket is written by the distribution only, under the inbox's key",
+        f"{_DOCS}/private-content-restricting-access-to-s3.html",
+        _uploads_private,
     ),
     StackRule(
         "inbox-oldest-submission-alarmed",

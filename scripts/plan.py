@@ -91,7 +91,13 @@ def _inbox(settings: Settings) -> str:
         f"{', '.join(i.path_patterns)} into SQS at the edge (no fleet, no Lambda); "
         f"{peak:,.1f} submissions/s at the planned peak ({i.submit_pct:g} % of visits); "
         f"the back office drains {i.drain_per_s:g}/s ({i.consumer_concurrency} consumers x "
-        f"{i.processing_s:g} s); oldest-age alarm {i.oldest_age_alarm_s // 60} min"
+        f"{i.processing_s:g} s); oldest-age alarm {i.oldest_age_alarm_s // 60} min; "
+        + (
+            f"bodies to {i.inline_body_max_bytes // 1024:,} KiB in the message, to "
+            f"{i.body_max_bytes / 1_048_576:g} MiB uploaded to its bucket"
+            if i.uploads
+            else f"bodies to {i.inline_body_max_bytes // 1024:,} KiB, no uploads"
+        )
     )
 
 

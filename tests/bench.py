@@ -275,7 +275,8 @@ def bench_edge() -> None:
 
 def bench_inbox(submissions: int = 5_000) -> None:
     """The inbox on moto's server (127.0.0.1): `submissions` through the edge function and the
-    SQS-SendMessage mapping from 16 clients at once, with repeated keys and keyless posts, then
+    SQS-SendMessage mapping (one in twenty uploaded to the bucket instead) from 16 clients at
+    once, with repeated keys and keyless posts, then
     four consumers with one killed every 97 deliveries; accept latency and the drain rate."""
     from tests.functions import inbox_load
     from tests.moto_server import atomic_item_writes
@@ -300,6 +301,10 @@ def bench_inbox(submissions: int = 5_000) -> None:
         f"  lost {lost}, posted twice {twice}, still queued at the bound {report.left_waiting},"
         f" in the dead-letter queue {report.dead_letters}, receipts done {resolved:,} of"
         f" {len(ms):,} (repeated keys share a receipt)"
+    )
+    print(
+        f"  uploads {report.uploads:,} (PUT, S3's event into the queue), bodies left in the"
+        f" bucket after the drain {report.uploads_left}"
     )
     print("  (moto's per-call cost dominates; the back office's own pace is inbox.drain_per_s)")
 

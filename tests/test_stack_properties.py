@@ -60,7 +60,10 @@ def test_alb_ingress_only_from_cloudfront(run) -> None:
 
 def test_every_bucket_is_private_encrypted_and_tls_only(run) -> None:
     buckets = run.of_type("aws:s3/bucket:Bucket")
-    assert len(buckets) == 3
+    uploads = load_stack_settings(run.stack).inbox.uploads
+    # Logs, pages, CloudFront logs; and the inbox's uploads, the one with a key of its own.
+    assert len(buckets) == 3 + uploads
+    kms = {b.id for b in buckets if b.name.endswith("-inbox-uploads")}
     for bucket in buckets:
 
         def for_bucket(token: str, bucket_id: str = bucket.id) -> dict:
@@ -80,7 +83,8 @@ def test_every_bucket_is_private_encrypted_and_tls_only(run) -> None:
         sse = for_bucket(
             "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
         )
-        assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+        algorithm = sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
+        assert algorithm == ("aws:kms" if bucket.id in kms else "AES256")
         policy = json.loads(for_bucket("aws:s3/bucketPolicy:BucketPolicy")["policy"])
         assert any(
             s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -195,9 +199,11 @@ def test_state_is_protected_in_every_stack_but_previews(run) -> None:
         *run.of_type("aws:cloudfront/keyValueStore:KeyValueStore"),
         *run.of_type("aws:secretsmanager/secret:Secret"),
     ]
-    inbox = 3 if load_stack_settings(run.stack).inbox.enabled else 0
+    settings = load_stack_settings(run.stack).inbox
+    inbox = (3 if settings.enabled else 0) + settings.uploads
     assert len(stateful) == 3 + 1 + 1 + 2 + inbox, (
         "three buckets; the room's table, store, two secrets; the inbox's table, store, secret"
+        " and uploads bucket"
     )
     assert {r.name: r.protect for r in stateful} == {r.name: keep for r in stateful}
     table = run.one("aws:dynamodb/table:Table", "-room").inputs

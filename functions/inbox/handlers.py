@@ -36,6 +36,8 @@ class Config:
     lease_s: int
     receipt_days: int
     secret_arn: str
+    bucket: str | None = None
+    """The uploads bucket (FG_INBOX_BUCKET; empty or unset: the stack takes no uploads)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -67,7 +69,7 @@ class Config:
                     )
         if problems:
             raise RuntimeError("inbox function misconfigured: " + "; ".join(problems))
-        return cls(**values)
+        return cls(**values, bucket=env.get("FG_INBOX_BUCKET") or None)
 
 
 def _config() -> Config:
@@ -152,8 +154,8 @@ def consume(event: dict[str, Any], _context: object = None) -> dict[str, Any]:
         back_office=HttpBackOffice(config.back_office_url, config.back_office_timeout_s),
         sqs=_client("sqs"),
         dlq_url=config.dlq_url,
-        s3=None,
-        bucket=None,
+        s3=_client("s3") if config.bucket else None,
+        bucket=config.bucket,
         lease_s=config.lease_s,
         clock=clock,
         secrets=lambda: _secrets(config),

@@ -26,7 +26,14 @@ class InboxSettings(_Model):
     inline_body_max_bytes: int = Field(default=262_144, ge=1_024)
     """Largest body the inbox accepts, carried in the message itself (SQS allows 1 MiB, body
     and attributes together; each 64 KiB is billed as one request). The edge refuses a larger
-    one with 413 before it reaches the queue."""
+    one with 413 before it reaches the queue, naming the upload path when `body_max_bytes`
+    allows more."""
+    body_max_bytes: int = Field(default=10_485_760, ge=1_024)
+    """Largest body the inbox accepts at all. Above `inline_body_max_bytes` (and up to this) a
+    client PUTs it to `/inbox/uploads<path>`: CloudFront writes it through an origin access
+    control into a private bucket encrypted with the inbox's key, and the bucket's event puts
+    a message naming it in the same queue (no Lambda on that path either). S3 takes at most 5
+    GiB in one PUT. Equal to `inline_body_max_bytes`: no uploads, no bucket."""
     accept_per_s: int = Field(default=2_000, ge=1, le=10_000)
     """Submissions a second the inbox's HTTP API takes (its stage throttle, burst the same);
     over it API Gateway answers 429 and the client tries again. The account's HTTP APIs share
@@ -65,6 +72,17 @@ class InboxSettings(_Model):
     @property
     def enabled(self) -> bool:
         return bool(self.path_patterns)
+
+    @property
+    def uploads(self) -> bool:
+        """Bodies above the inline limit go to the uploads bucket."""
+        return self.enabled and self.body_max_bytes > self.inline_body_max_bytes
+
+    @property
+    def upload_expiry_days(self) -> int:
+        """Days an uploaded body outlives a message naming it (the consumer deletes it once
+        done; this catches the rest): past both queues' retention, whole days (S3 lifecycle)."""
+        return math.ceil(self.dlq_retention_s / 86_400) + 1
 
     @property
     def consumer_concurrency(self) -> int:
@@ -134,6 +152,18 @@ class InboxSettings(_Model):
                 self.inline_body_max_bytes,
                 f"must be at most {most} (SQS's 1 MiB message, less {INLINE_HEADROOM_BYTES} "
                 "for the attributes)",
+            )
+        if self.body_max_bytes < self.inline_body_max_bytes:
+            raise _at(
+                "body_max_bytes",
+                self.body_max_bytes,
+                f"must be at least inline_body_max_bytes ({self.inline_body_max_bytes})",
+            )
+        if self.body_max_bytes > aws_facts.S3_PUT_MAX_BYTES:
+            raise _at(
+                "body_max_bytes",
+                self.body_max_bytes,
+                f"must be at most {aws_facts.S3_PUT_MAX_BYTES} (S3 takes 5 GiB in one PUT)",
             )
         if self.consumer_concurrency > aws_facts.ESM_MAX_CONCURRENCY[1]:
             raise _at(

@@ -34,6 +34,7 @@ EXPECTED_OUTPUTS = {
     "inbox_queue_url",
     "inbox_dlq_url",
     "inbox_table",
+    "inbox_uploads",
     "inbox_api",
     "inbox_consumer",
 }

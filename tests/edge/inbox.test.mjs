@@ -95,3 +95,67 @@ test('an answer that is not the integration\u2019s 200 goes through untouched', 
   const response = await loadInbox()(accepted({}, 204));
   assert.equal(response.statusCode, 204);
 });
+
+// Bodies above the inline limit: a PUT to /inbox/uploads<path>, written to the uploads bucket.
+const upload = (options = {}) => post({ method: 'PUT', uri: '/inbox/uploads/submit/apply',
+  type: 'application/pdf', length: '5000000', ...options });
+
+test('an upload goes to the bucket as its receipt, with what the consumer needs', async () => {
+  const result = await loadInbox()(upload({ key: 'key-0001-abcd' }));
+  const tagged = result.headers['x-amz-meta-floodgate-receipt'].value;
+  const [id] = tagged.split('.');
+  assert.equal(result.uri, `/uploads/${id}`);
+  assert.equal(result.headers['x-amz-meta-floodgate-path'].value, '/submit/apply');
+  assert.equal(result.headers['x-amz-meta-floodgate-key'].value, 'key-0001-abcd');
+  assert.equal(result.headers['content-type'].value, 'application/pdf');
+  assert.equal(result.headers['x-floodgate-receipt'], undefined);
+});
+
+test('an upload is the same receipt as a post of the same key to the same path', async () => {
+  const inbox = loadInbox();
+  const put = await inbox(upload({ key: 'key-0001-abcd' }));
+  const posted = await inbox(post({ key: 'key-0001-abcd' }));
+  assert.equal(put.headers['x-amz-meta-floodgate-receipt'].value, receiptOf(posted));
+});
+
+test('a viewer cannot bring its own key or receipt metadata to an upload', async () => {
+  const result = await loadInbox()(upload({ headers: {
+    'x-amz-meta-floodgate-key': 'forged-key-1', 'x-amz-meta-floodgate-receipt': 'f'.repeat(65) } }));
+  assert.equal(result.headers['x-amz-meta-floodgate-key'], undefined);
+  assert.notEqual(result.headers['x-amz-meta-floodgate-receipt'].value, 'f'.repeat(65));
+});
+
+for (const [why, options, status] of [
+  ['an upload that is a POST', { method: 'POST' }, 405],
+  ['an upload over body_max_bytes', { length: '10485761' }, 413],
+  ['an upload without a content type', { type: null }, 415],
+  ['an upload for a path the inbox does not cover', { uri: '/inbox/uploads/account/delete' }, 404],
+  ['an upload whose path only starts like a covered one', { uri: '/inbox/uploads/renew/x' }, 404],
+  ['an upload of a path the pattern holds as text, not a wildcard', {
+    uri: '/inbox/uploads/submitX/a' }, 404],
+]) {
+  test(`${why} is refused at the edge with ${status}`, async () => {
+    const result = await loadInbox()(upload(options));
+    assert.equal(result.statusCode, status);
+    assert.equal(JSON.parse(result.body.data).received, false);
+  });
+}
+
+test('a post over the inline limit is told where the upload goes', async () => {
+  const result = await loadInbox()(post({ length: '262145' }));
+  assert.equal(result.statusCode, 413);
+  assert.match(JSON.parse(result.body.data).error, /PUT it to \/inbox\/uploads\/submit\/apply$/);
+  const inline = await loadInbox(undefined, { uploadMax: 262144 })(post({ length: '262145' }));
+  assert.equal(JSON.parse(inline.body.data).error, 'at most 262144 bytes');
+});
+
+test('once S3 stored it, the upload is answered 202 with the same receipt', async () => {
+  const inbox = loadInbox();
+  const request = await inbox(upload({ key: 'key-0001-abcd' }));
+  const [id] = request.headers['x-amz-meta-floodgate-receipt'].value.split('.');
+  for (const uri of ['/inbox/uploads/submit/apply', request.uri]) {
+    const response = await inbox({ ...accepted({ method: 'PUT', uri, key: 'key-0001-abcd' }) });
+    assert.equal(response.statusCode, 202);
+    assert.equal(JSON.parse(response.body.data).receipt.split('.')[0], id);
+  }
+});

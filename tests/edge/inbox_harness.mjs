@@ -1,5 +1,5 @@
 // Loads functions/edge/inbox.js as CloudFront would run it (components/edge.inbox_code: the
-// inline limit set, whole-line comments and indentation dropped), with an in-memory store.
+// limits and paths set, whole-line comments and indentation dropped), with an in-memory store.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -8,8 +8,11 @@ export const SOURCE = readFileSync(new URL('../../functions/edge/inbox.js', impo
   'utf8');
 export const SECRET = 'receipt-secret';
 
-export function deployed(inlineMax) {
-  const text = SOURCE.replace('__INLINE_MAX__', String(inlineMax));
+export const PATTERNS = ['/submit/*', '/renew'];
+
+export function deployed(inlineMax, uploadMax = inlineMax, patterns = PATTERNS) {
+  const text = SOURCE.replace('__INLINE_MAX__', String(inlineMax))
+    .replace('__UPLOAD_MAX__', String(uploadMax)).replace('__PATTERNS__', JSON.stringify(patterns));
   return `${text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('//'))
     .join('\n')}\n`;
 }
@@ -24,9 +27,9 @@ export function checkBody(result) {
   return result;
 }
 
-export function loadInbox(store = { 'inbox.secret': SECRET }, { logs = [], inlineMax = 262144 }
-  = {}) {
-  const body = deployed(inlineMax).replace(/^import cf from 'cloudfront';$/m, '');
+export function loadInbox(store = { 'inbox.secret': SECRET }, { logs = [], inlineMax = 262144,
+  uploadMax = 10485760 } = {}) {
+  const body = deployed(inlineMax, uploadMax).replace(/^import cf from 'cloudfront';$/m, '');
   const cf = { kvs: () => ({ get: async (key) => {
     if (!(key in store)) throw new Error('KeyNotFound');
     return store[key];

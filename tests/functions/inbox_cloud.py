@@ -19,6 +19,7 @@ T0 = 1_857_000_000
 LEASE_S = 30
 KEEP_S = 30 * 86_400
 SECRET = "receipt-secret"
+UPLOADS = "inbox-uploads"
 
 
 @dataclass
@@ -40,7 +41,7 @@ class BackOffice:
                 return verdict
         if submission.receipt not in self.bodies:
             self.effects[submission.receipt] += 1
-            self.bodies[submission.receipt] = submission.body
+            self.bodies[submission.receipt] = submission.read()
         return "done"
 
 
@@ -54,6 +55,8 @@ class Inbox:
     table: Any
     receipts: Receipts
     now: list[int]
+    test_event: dict[str, Any] = field(default_factory=dict)
+    """S3's test event for the uploads notification, as the queue received it."""
     in_flight: list[str] = field(default_factory=list)
     """Receipt handles of messages received and not deleted (failed, or the consumer died)."""
 
@@ -68,7 +71,7 @@ class Inbox:
             sqs=self.sqs,
             dlq_url=self.dlq_url,
             s3=self.s3,
-            bucket="inbox-bodies",
+            bucket=UPLOADS,
             lease_s=LEASE_S,
             clock=lambda: self.now[0],
             secrets=lambda: [SECRET],
@@ -83,6 +86,20 @@ class Inbox:
             MessageAttributes={
                 k: {"DataType": "String", "StringValue": v} for k, v in values.items()
             },
+        )
+
+    def upload(self, receipt: str, body: bytes, key: str | None = None, **meta: str) -> None:
+        """What CloudFront writes for a PUT to /inbox/uploads/submit/apply (the edge's
+        metadata, through the origin access control)."""
+        metadata = {"floodgate-receipt": tag(receipt, SECRET), "floodgate-path": "/submit/apply"}
+        if key is not None:
+            metadata["floodgate-key"] = key
+        self.s3.put_object(
+            Bucket=UPLOADS,
+            Key=f"uploads/{receipt}",
+            Body=body,
+            ContentType="application/pdf",
+            Metadata={**metadata, **meta},
         )
 
     def poll(self, consumer: Consumer, batch: int = 5) -> tuple[int, int]:
@@ -158,7 +175,25 @@ def create_inbox(name: str = "inbox", visibility_s: int = 180, max_receives: int
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
     )
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(
-            Bucket="inbox-bodies", CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
-    return Inbox(sqs, s3, queue_url, queue_arn, dlq_url, table, Receipts(table, KEEP_S), [T0])
+        s3.create_bucket(Bucket=UPLOADS, CreateBucketConfiguration={"LocationConstraint": REGION})
+    # Each object written under uploads/ is an event in the queue, as the stack's
+    # BucketNotification sets it (moto sends S3's test event first, as S3 does).
+    s3.put_bucket_notification_configuration(
+        Bucket=UPLOADS,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}},
+                }
+            ]
+        },
+    )
+    inbox = Inbox(sqs, s3, queue_url, queue_arn, dlq_url, table, Receipts(table, KEEP_S), [T0])
+    # S3 checks a new notification with a test event (moto too); kept apart for its own test.
+    (inbox.test_event,) = sqs.receive_message(QueueUrl=queue_url, AttributeNames=["All"])[
+        "Messages"
+    ]
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=inbox.test_event["ReceiptHandle"])
+    return inbox

@@ -1,6 +1,8 @@
 """The inbox under load, against moto's server on 127.0.0.1: submissions through the edge
 function (node, CloudFront's event shapes) and the HTTP API's SQS-SendMessage mapping as the
-stack declares it, then consumers draining with duplicates, redeliveries and a consumer killed
+stack declares it, one in twenty a PUT to the upload path written to the uploads bucket with
+the metadata the edge set (its event into the same queue, as the stack's BucketNotification
+sends it), then consumers draining with duplicates, redeliveries and a consumer killed
 mid-batch. Shared by the suite (a bounded run) and `make bench` (5,000 submissions, figures).
 """
 
@@ -31,6 +33,9 @@ SECRET = "receipt-secret"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 REGION = "ca-central-1"
 LEASE_S = 30
+UPLOAD_EVERY = 20
+"""One submission in this many is an upload (a body above the inline limit)."""
+META = "x-amz-meta-"
 
 
 @dataclass
@@ -74,6 +79,10 @@ class Report:
     for `scripts/redrive.py`, not lost."""
     receipts: dict[str, str]
     """Receipt token (as the client got it) -> the status route's answer."""
+    uploads: int = 0
+    """Submissions uploaded (their bodies in the bucket, their events in the queue)."""
+    uploads_left: int = 0
+    """Uploaded bodies still in the bucket after the drain (0: each deleted once done)."""
 
 
 def edge(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -89,12 +98,12 @@ def edge(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return json.loads(done.stdout)
 
 
-def post_event(kind: str, n: int, key: str | None) -> dict[str, Any]:
+def post_event(kind: str, n: int, key: str | None, upload: bool = False) -> dict[str, Any]:
     """A JSON post to /submit/apply as CloudFront hands it to the function, request id
-    `req-<n>`."""
+    `req-<n>`; with `upload`, a PDF PUT to /inbox/uploads/submit/apply."""
     headers = {
-        "content-type": {"value": "application/json"},
-        "content-length": {"value": "32"},
+        "content-type": {"value": "application/pdf" if upload else "application/json"},
+        "content-length": {"value": "2000000" if upload else "32"},
         "accept": {"value": "application/json"},
     }
     if key is not None:
@@ -103,8 +112,9 @@ def post_event(kind: str, n: int, key: str | None) -> dict[str, Any]:
         "version": "1.0",
         "context": {"eventType": kind, "requestId": f"req-{n:06d}"},
         "viewer": {"ip": "198.51.100.11"},
-        "request": {"method": "POST", "uri": "/submit/apply", "querystring": {},
-                    "headers": headers, "cookies": {}},
+        "request": {"method": "PUT" if upload else "POST",
+                    "uri": "/inbox/uploads/submit/apply" if upload else "/submit/apply",
+                    "querystring": {}, "headers": headers, "cookies": {}},
     }  # fmt: skip
     if kind == "viewer-response":
         event["response"] = {"statusCode": 200, "headers": {}, "cookies": {}}
@@ -164,15 +174,28 @@ def run(url: str, n: int, consumers: int = 4, kill_every: int = 97, bound_s: flo
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
     )
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=url, **CREDENTIALS)
+    bucket = _uploads_bucket(s3, name, queue, queue_arn, sqs)
     keys = _keys(n)
-    tagged = edge([post_event("viewer-request", i, k) for i, k in enumerate(keys)])
-    answers = edge([post_event("viewer-response", i, k) for i, k in enumerate(keys)])
+    uploads = [i % UPLOAD_EVERY == 7 for i in range(n)]
+    tagged = edge([post_event("viewer-request", i, keys[i], uploads[i]) for i in range(n)])
+    answers = edge([post_event("viewer-response", i, keys[i], uploads[i]) for i in range(n)])
     latencies: list[float] = []
 
     def accept(request: dict[str, Any]) -> None:
         started = time.perf_counter()
-        sqs.send_message(QueueUrl=queue, MessageBody='{"form":"apply"}',
-                         MessageAttributes=_attributes(request))  # fmt: skip
+        if request["uri"].startswith("/uploads/"):
+            # What CloudFront writes through the origin access control: the rewritten key, the
+            # edge's x-amz-meta-* headers as the object's metadata.
+            headers = request["headers"]
+            meta = {h[len(META) :]: v["value"] for h, v in headers.items() if h.startswith(META)}
+            s3.put_object(
+                Bucket=bucket, Key=request["uri"][1:], Body=b"%PDF-" + b"x" * 1_000,
+                ContentType=headers["content-type"]["value"], Metadata=meta,
+            )  # fmt: skip
+        else:
+            sqs.send_message(QueueUrl=queue, MessageBody='{"form":"apply"}',
+                             MessageAttributes=_attributes(request))  # fmt: skip
         latencies.append((time.perf_counter() - started) * 1000)
 
     with ThreadPoolExecutor(16) as pool:
@@ -184,7 +207,7 @@ def run(url: str, n: int, consumers: int = 4, kill_every: int = 97, bound_s: flo
     lock = threading.Lock()
 
     def consume() -> None:
-        consumer = Consumer(receipts, office, sqs, dlq, None, None, LEASE_S,
+        consumer = Consumer(receipts, office, sqs, dlq, s3, bucket, LEASE_S,
                             lambda: clock[0], lambda: [SECRET])  # fmt: skip
         while True:
             consumer.back_office = office
@@ -251,7 +274,26 @@ def run(url: str, n: int, consumers: int = 4, kill_every: int = 97, bound_s: flo
         left_waiting=_depth(sqs, queue),
         dead_letters=_depth(sqs, dlq),
         receipts=_statuses(url, table.name, tokens),
+        uploads=sum(uploads),
+        uploads_left=s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0),
     )
+
+
+def _uploads_bucket(s3: Any, name: str, queue: str, queue_arn: str, sqs: Any) -> str:
+    """The uploads bucket, its ObjectCreated events under uploads/ into `queue`; S3's test
+    event, sent as the notification is set, is left for the consumer (which deletes it)."""
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    rule = {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}}
+    s3.put_bucket_notification_configuration(
+        Bucket=name,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"], "Filter": rule}
+            ]
+        },
+    )
+    assert _depth(sqs, queue) == 1, "S3's test event"
+    return name
 
 
 def _depth(sqs: Any, url: str) -> int:

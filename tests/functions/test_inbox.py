@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from moto import mock_aws
 
 from functions.inbox import handlers
-from functions.inbox.consumer import Submission, Verdict
+from functions.inbox.consumer import Submission, Verdict, event_record
 from functions.inbox.receipts import receipt_id, sign, tag, untag, verify
 from functions.inbox.redrive import MoveTasks, redrive
-from tests.functions.inbox_cloud import LEASE_S, SECRET, T0, BackOffice, Inbox, create_inbox
+from tests.functions.inbox_cloud import (
+    LEASE_S,
+    SECRET,
+    T0,
+    UPLOADS,
+    BackOffice,
+    Inbox,
+    create_inbox,
+)
 from tests.functions.inbox_load import edge, post_event
 
 
@@ -171,13 +179,89 @@ def test_a_message_the_edge_did_not_make_is_kept_and_never_acted_on(inbox: Inbox
     assert office.calls == {}
 
 
-def test_a_body_kept_in_s3_reaches_the_back_office_whole(inbox: Inbox) -> None:
-    big = b"x" * 2_000_000
-    inbox.s3.put_object(Bucket="inbox-bodies", Key="bodies/b1", Body=big)
-    office = BackOffice()
-    inbox.send("b" * 32, body="see bodyKey", bodyKey="bodies/b1")
+def test_an_upload_reaches_the_back_office_whole_and_is_deleted_once_done(inbox: Inbox) -> None:
+    big = b"%PDF" + b"x" * 2_000_000
+    inbox.upload("b" * 32, big, key="key-0001-abcd")
+    office = BackOffice(answers=["retry"])
+    assert inbox.poll(inbox.consumer(office)) == (1, 1)  # the back office failed: kept
+    assert inbox.s3.head_object(Bucket=UPLOADS, Key="uploads/" + "b" * 32)["ContentLength"]
+    inbox.expire_visibility()
     inbox.poll(inbox.consumer(office))
-    assert office.bodies["b" * 32] == big
+    assert office.bodies["b" * 32] == big and inbox.status("b" * 32) == "done"
+    with pytest.raises(inbox.s3.exceptions.ClientError, match="404"):
+        inbox.s3.head_object(Bucket=UPLOADS, Key="uploads/" + "b" * 32)
+
+
+def test_an_upload_s_event_delivered_again_after_it_was_done_changes_nothing(
+    inbox: Inbox,
+) -> None:
+    inbox.upload("c" * 32, b"body")
+    (first,) = inbox.sqs.receive_message(QueueUrl=inbox.queue_url, VisibilityTimeout=0)["Messages"]
+    inbox.sqs.send_message(QueueUrl=inbox.queue_url, MessageBody=first["Body"])  # at least once
+    office = BackOffice()
+    while inbox.poll(inbox.consumer(office))[0]:
+        pass
+    assert office.calls == {"c" * 32: 1}
+    assert inbox.depth(inbox.dlq_url) == inbox.depth(inbox.queue_url) == 0
+
+
+def test_s3_s_test_event_is_deleted_and_never_kept(inbox: Inbox) -> None:
+    record = event_record(inbox.test_event, inbox.queue_arn)
+    assert json.loads(record["body"])["Event"] == "s3:TestEvent"
+    assert inbox.consumer(BackOffice()).handle(record) == "ignored"
+    assert inbox.depth(inbox.dlq_url) == 0
+
+
+def _forged(inbox: Inbox) -> None:
+    inbox.upload("d" * 32, b"x", **{"floodgate-receipt": "d" * 32})
+
+
+def _tag_of_another(inbox: Inbox) -> None:
+    inbox.upload("d" * 32, b"x", **{"floodgate-receipt": tag("e" * 32, SECRET)})
+
+
+def _bare(inbox: Inbox) -> None:
+    inbox.s3.put_object(Bucket=UPLOADS, Key="uploads/" + "d" * 32, Body=b"x")
+
+
+def _misnamed(inbox: Inbox) -> None:
+    inbox.s3.put_object(Bucket=UPLOADS, Key="uploads/x", Body=b"x")
+
+
+@pytest.mark.parametrize("write", [_forged, _tag_of_another, _bare, _misnamed])
+def test_an_object_the_edge_did_not_write_is_kept_and_never_acted_on(
+    inbox: Inbox, write: Callable[[Inbox], None]
+) -> None:
+    write(inbox)
+    office = BackOffice()
+    inbox.poll(inbox.consumer(office))
+    assert office.calls == {}
+    (kept,) = inbox.sqs.receive_message(QueueUrl=inbox.dlq_url, MessageAttributeNames=["All"])[
+        "Messages"
+    ]
+    assert "s3" in json.loads(kept["Body"])["Records"][0]
+
+
+def test_an_upload_gone_before_it_was_done_is_kept_for_an_operator(inbox: Inbox) -> None:
+    inbox.upload("f" * 32, b"x")
+    inbox.s3.delete_object(Bucket=UPLOADS, Key="uploads/" + "f" * 32)
+    office = BackOffice()
+    inbox.poll(inbox.consumer(office))
+    (kept,) = inbox.sqs.receive_message(QueueUrl=inbox.dlq_url, MessageAttributeNames=["All"])[
+        "Messages"
+    ]
+    assert kept["MessageAttributes"]["failure"]["StringValue"].startswith(
+        "the uploaded body is gone"
+    )
+    assert office.calls == {}
+
+
+def test_a_stack_without_uploads_keeps_an_upload_s_event(inbox: Inbox) -> None:
+    inbox.upload("a" * 32, b"x")
+    consumer = inbox.consumer(BackOffice())
+    consumer.bucket = None
+    inbox.poll(consumer)
+    assert inbox.depth(inbox.dlq_url) == 1
 
 
 def test_redrive_moves_the_dead_letters_back_once_and_repeats_safely(inbox: Inbox) -> None:

@@ -23,3 +23,4 @@ def test_concurrent_submissions_with_duplicates_and_a_killed_consumer_lose_nothi
     assert set(report.office.calls.values()) == {1}, "0 processed twice"
     assert report.redelivered > 0, "a killed consumer's batch came back"
     assert set(report.receipts.values()) == {"done"}, "every receipt resolvable"
+    assert report.uploads > 0 and report.uploads_left == 0, "each upload acted on, then deleted"

@@ -61,3 +61,20 @@ def test_the_visibility_timeout_is_six_times_the_consumer_s_timeout(prod_config)
     settings_with(prod_config, inbox__processing_s=60)
     with pytest.raises(SettingsError, match=r"inbox\.processing_s: at most 60"):
         settings_with(prod_config, inbox__processing_s=60.5)
+
+
+def test_an_upload_fits_one_s3_put_and_is_no_smaller_than_the_inline_limit(prod_config) -> None:
+    """S3 User Guide, "Uploading objects": one PutObject uploads at most 5 GiB."""
+    most = 5 * 1_073_741_824
+    assert settings_with(prod_config, inbox__body_max_bytes=most).inbox.uploads
+    with pytest.raises(SettingsError, match=r"inbox\.body_max_bytes: must be at most 5368709120"):
+        settings_with(prod_config, inbox__body_max_bytes=most + 1)
+    with pytest.raises(SettingsError, match=r"inbox\.body_max_bytes: must be at least inline"):
+        settings_with(prod_config, inbox__body_max_bytes=262_143)
+    equal = settings_with(prod_config, inbox__body_max_bytes=262_144).inbox
+    assert equal.enabled and not equal.uploads, "the inline limit itself: no uploads, no bucket"
+
+
+def test_an_uploaded_body_outlives_every_message_that_can_name_it(prod_config) -> None:
+    inbox = settings_with(prod_config, inbox__dlq_retention_s=1_209_600).inbox
+    assert inbox.upload_expiry_days * 86_400 > inbox.dlq_retention_s > inbox.retention_s

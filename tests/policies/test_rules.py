@@ -183,6 +183,14 @@ BREAKS: dict[str, Callable[[Plan], Plan]] = {
     "inbox-encrypted-with-its-own-key": lambda p: props(
         p, QUEUE, "-inbox", lambda d: d.update(kmsMasterKeyId="alias/aws/sqs")
     ),
+    "inbox-uploads-private-and-encrypted": lambda p: props(
+        p,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "-inbox-uploads",
+        lambda d: d["rules"][0].update(
+            applyServerSideEncryptionByDefault={"sseAlgorithm": "AES256"}
+        ),
+    ),
     "inbox-oldest-submission-alarmed": lambda p: drop_named(p, ALARM, "-inbox-oldest"),
     "inbox-accept-path-skips-the-fleet": lambda p: props(
         p, DIST, "", lambda d: _behaviour(d, "/submit/*").update(targetOriginId="alb")
@@ -388,6 +396,7 @@ def test_a_rule_with_nothing_to_hold_says_n_a_with_its_reason_not_pass() -> None
             for rule in (
                 "inbox-dead-letters-kept-longer",
                 "inbox-encrypted-with-its-own-key",
+                "inbox-uploads-private-and-encrypted",
                 "inbox-oldest-submission-alarmed",
                 "inbox-accept-path-skips-the-fleet",
             )
