@@ -14,7 +14,7 @@ import pulumi_aws as aws
 
 from components.admission import EdgeWiring
 from components.inbox import InboxWiring
-from components.private_bucket import PrivateBucket, PrivateBucketArgs
+from components.private_bucket import PrivateBucket, PrivateBucketArgs, cloudfront_may
 from functions.admission.room import ORIGIN_HEADER
 from functions.admission.tokens import VISITOR_COOKIE
 from planning import aws_facts
@@ -238,14 +238,6 @@ class Edge(pulumi.ComponentResource):
         """The ALB (with the origin secret), the same ALB behind Origin Shield when a shield is
         set, and the pages bucket (through an origin access control)."""
         s = self._args.settings
-        oac = aws.cloudfront.OriginAccessControl(
-            f"{self._name}-pages",
-            description="CloudFront reads the high-demand pages",
-            origin_access_control_origin_type="s3",
-            signing_behavior="always",
-            signing_protocol="sigv4",
-            opts=pulumi.ResourceOptions(parent=self),
-        )
         alb: aws.cloudfront.DistributionOriginArgsDict = {
             "origin_id": ALB_ORIGIN,
             "domain_name": self._args.origin_domain_name,
@@ -276,11 +268,12 @@ class Edge(pulumi.ComponentResource):
         return [
             alb,
             *shielded,
-            {
-                "origin_id": PAGES_ORIGIN,
-                "domain_name": pages.bucket.bucket_regional_domain_name,
-                "origin_access_control_id": oac.id,
-            },
+            self._s3_origin(
+                PAGES_ORIGIN,
+                "pages",
+                "CloudFront reads the high-demand pages",
+                pages.bucket.bucket_regional_domain_name,
+            ),
         ]
 
     def _declare_distribution(
@@ -334,7 +327,9 @@ class Edge(pulumi.ComponentResource):
             PrivateBucketArgs(
                 tags=args.tags,
                 grants=lambda bucket_arn: pulumi.Output.all(bucket_arn, distribution_arn).apply(
-                    lambda a: [_cloudfront_read(a[0], a[1])]
+                    lambda a: [
+                        cloudfront_may("CloudFrontReadsPages", "s3:GetObject", f"{a[0]}/*", a[1])
+                    ]
                 ),
                 protect=not args.ephemeral,
             ),
@@ -486,7 +481,14 @@ class Edge(pulumi.ComponentResource):
             for p in inbox.path_patterns
         ]
         if inbox.uploads_domain is not None:
-            origins.append(self._uploads_origin(inbox.uploads_domain))
+            origins.append(
+                self._s3_origin(
+                    UPLOADS_ORIGIN,
+                    "inbox-uploads",
+                    "CloudFront writes inbox uploads",
+                    inbox.uploads_domain,
+                )
+            )
             written = self._origin_request_policy(
                 "inbox-uploads", "Inbox uploads: the metadata the edge set", UPLOAD_HEADERS
             )
@@ -504,25 +506,21 @@ class Edge(pulumi.ComponentResource):
             self._behaviour("/inbox/*", PAGES_ORIGIN, READ_METHODS, CACHING_OPTIMIZED, None),
         ]
 
-    def _uploads_origin(
-        self, domain: pulumi.Output[str]
+    def _s3_origin(
+        self, origin_id: str, suffix: str, description: str, domain: pulumi.Output[str]
     ) -> aws.cloudfront.DistributionOriginArgsDict:
-        """The uploads bucket, written through its own origin access control (OAC signs PUTs
-        to S3, and SSE-KMS: CloudFront Developer Guide, "Restrict access to an Amazon S3
-        origin")."""
+        """A bucket reached through its own origin access control, which signs every request
+        (SigV4), PUTs included, and works with SSE-KMS (CloudFront Developer Guide, "Restrict
+        access to an Amazon S3 origin")."""
         oac = aws.cloudfront.OriginAccessControl(
-            f"{self._name}-inbox-uploads",
-            description="CloudFront writes inbox uploads",
+            f"{self._name}-{suffix}",
+            description=description,
             origin_access_control_origin_type="s3",
             signing_behavior="always",
             signing_protocol="sigv4",
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return {
-            "origin_id": UPLOADS_ORIGIN,
-            "domain_name": domain,
-            "origin_access_control_id": oac.id,
-        }
+        return {"origin_id": origin_id, "domain_name": domain, "origin_access_control_id": oac.id}
 
     def _origin_request_policy(
         self, suffix: str, comment: str, headers: tuple[str, ...], cookies: str = "none"
@@ -588,18 +586,6 @@ def _https_origin(**extra: Any) -> aws.cloudfront.DistributionOriginCustomOrigin
         **extra,
     }
     return cast(aws.cloudfront.DistributionOriginCustomOriginConfigArgsDict, config)
-
-
-def _cloudfront_read(bucket_arn: str, distribution_arn: str) -> dict[str, Any]:
-    """Origin access control: only this distribution may read the pages."""
-    return {
-        "Sid": "CloudFrontReadsPages",
-        "Effect": "Allow",
-        "Principal": {"Service": "cloudfront.amazonaws.com"},
-        "Action": "s3:GetObject",
-        "Resource": f"{bucket_arn}/*",
-        "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
-    }
 
 
 BODY_SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"

@@ -26,7 +26,7 @@ from components import iam
 from components.alarms import metric_alarm
 from components.http_api import access_logs, lambda_route, origin_host
 from components.lambda_function import lambda_function
-from components.private_bucket import PrivateBucket, PrivateBucketArgs
+from components.private_bucket import PrivateBucket, PrivateBucketArgs, cloudfront_may
 from components.service_role import service_role
 from planning.capacity import INBOX_RECEIPT_SUFFIX
 from planning.settings import InboxSettings
@@ -221,7 +221,14 @@ class Inbox(pulumi.ComponentResource):
                 force_destroy=not self._args.protect,
                 kms_key_arn=self.key.arn,
                 grants=lambda bucket: pulumi.Output.all(bucket, distribution).apply(
-                    lambda a: [_cloudfront_writes(a[0], a[1])]
+                    lambda a: [
+                        cloudfront_may(
+                            "CloudFrontWritesUploads",
+                            "s3:PutObject",
+                            f"{a[0]}/{UPLOAD_PREFIX}*",
+                            a[1],
+                        )
+                    ]
                 ),
             ),
             opts=self._child,
@@ -501,18 +508,6 @@ MESSAGE_ATTRIBUTES = {
 """What the integration attaches to each message (HTTP API parameter mapping, `${...}`
 interpolation): the receipt the edge tagged, the path, the content type the edge checked.
 Every one is always set by the edge, and SQS refuses an empty attribute value."""
-
-
-def _cloudfront_writes(bucket_arn: str, distribution_arn: str) -> dict[str, Any]:
-    """Origin access control: only this distribution may write uploads (PUT), and only there."""
-    return {
-        "Sid": "CloudFrontWritesUploads",
-        "Effect": "Allow",
-        "Principal": {"Service": "cloudfront.amazonaws.com"},
-        "Action": "s3:PutObject",
-        "Resource": f"{bucket_arn}/{UPLOAD_PREFIX}*",
-        "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
-    }
 
 
 def _s3_notifies(queue_arn: str, bucket_arn: str, account: str) -> dict[str, Any]:

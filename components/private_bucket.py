@@ -113,6 +113,19 @@ class PrivateBucket(pulumi.ComponentResource):
         )
 
 
+def cloudfront_may(sid: str, action: str, objects: str, distribution_arn: str) -> dict[str, Any]:
+    """Origin access control: only the distribution `distribution_arn` may `action` on
+    `objects` (an ARN pattern), by the `AWS:SourceArn` condition CloudFront signs with."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": action,
+        "Resource": objects,
+        "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
+    }
+
+
 def _statements(bucket_arn: str, grants: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The bucket's grants, then HTTPS only for everyone."""
     deny_plain_http = {
