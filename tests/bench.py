@@ -285,7 +285,7 @@ def bench_inbox(submissions: int = 5_000) -> None:
     with moto_thread() as url:
         report = inbox_load.run(url, submissions, consumers=4, kill_every=97, bound_s=3_600)
     ms = report.accept_ms
-    lost = report.unique - len(report.office.effects) - report.left_waiting - report.dead_letters
+    not_done = report.unique - len(report.office.effects)
     twice = sum(n > 1 for n in report.office.calls.values())
     resolved = sum(s == "done" for s in report.receipts.values())
     print(f"\ninbox on moto at 127.0.0.1 ({submissions:,} submissions, {report.unique:,} unique):")
@@ -298,7 +298,8 @@ def bench_inbox(submissions: int = 5_000) -> None:
         f"  ({report.drained:,} in {report.drain_s:.1f} s, {report.redelivered:,} redelivered)"
     )
     print(
-        f"  lost {lost}, posted twice {twice}, still queued at the bound {report.left_waiting},"
+        f"  receipts not done {not_done}, posted twice {twice}, messages still queued at the"
+        f" bound {report.left_waiting},"
         f" in the dead-letter queue {report.dead_letters}, receipts done {resolved:,} of"
         f" {len(ms):,} (repeated keys share a receipt)"
     )
