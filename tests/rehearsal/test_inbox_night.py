@@ -43,6 +43,8 @@ def test_the_night_s_backlog_is_the_plan_s(election) -> None:
     assert played is not None
     assert played.submitted == pytest.approx(planned.submitted, rel=0.01)
     assert played.most_waiting == pytest.approx(planned.most_waiting, rel=0.01)
+    assert round(played.longest_wait_min) == round(planned.longest_wait_min)
+    assert played.clears_min == pytest.approx(planned.clears_min, abs=1)
     assert played.most_waiting > 0, "election night outruns prod's 10/s back office"
 
 
@@ -50,6 +52,9 @@ def test_the_table_json_and_chart_show_the_backlog(election, tmp_path: Path, mon
     s, plan, nights, results = election
     (header, row) = inbox_table(results)
     assert header.split()[:2] == ["scenario", "submitted"] and row.startswith("event")
+    played = next(r for r in results if r.policy == "configured").inbox
+    assert played is not None
+    assert f"{played.longest_wait_min:,.0f} min" in row, "the table's wait is the plan's"
     rows: Any = document("prod", plan.key, s, results, [], 0.0)["results"]
     configured = next(r for r in rows if r["policy"] == "configured")
     assert configured["inbox"]["most_waiting"] > 0
