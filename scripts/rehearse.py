@@ -166,10 +166,13 @@ def inbox_table(results: list[Result]) -> list[str]:
         b = r.inbox
         if b is None:
             continue
-        clears = "never behind" if b.most_waiting == 0 else (
-            "NOT within retention" if math.isinf(b.clears_min) else f"{b.clears_min:,.0f} min"
-        )  # fmt: skip
-        wait = "under 1 min" if b.most_waiting == 0 else f"{b.longest_wait_min:,.0f} min"
+        if b.most_waiting == 0:
+            wait, clears = "under 1 min", "never behind"
+        else:
+            wait = f"{b.longest_wait_min:,.0f} min"
+            clears = "NOT within retention" if math.isinf(b.clears_min) else (
+                f"{b.clears_min:,.0f} min"
+            )  # fmt: skip
         rows.append((
             r.scenario, f"{b.submitted:,.0f}", f"{b.peak_per_s:,.1f}", f"{b.drain_per_s:g}",
             f"{b.most_waiting:,.0f}", wait, clears,
